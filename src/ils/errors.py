@@ -1,0 +1,107 @@
+"""The one exception root of ILS and its specific subclasses.
+
+Every error we raise on purpose derives from :class:`ILSError`, so callers (the CLI,
+the web layer, the runner) can tell our clear, user-facing failures from bugs. The
+messages never carry payload contents: payloads may reference patients, and messages
+end up in logs and in the monitoring API.
+"""
+
+from __future__ import annotations
+
+
+class ILSError(Exception):
+    """Root of every error ILS raises deliberately."""
+
+
+class ConfigurationError(ILSError):
+    """Settings that cannot work (unknown queue key, bad URL, eviction policy refused)."""
+
+
+class JobSystemError(ILSError):
+    """Root of the job system's errors."""
+
+
+class UnknownQueueError(JobSystemError):
+    """A queue key that is not in the catalogue."""
+
+    def __init__(self, queue: str) -> None:
+        super().__init__(f"unknown queue {queue!r}")
+        self.queue = queue
+
+
+class UnknownJobTypeError(JobSystemError):
+    """A (queue, job name) pair with no payload model registered."""
+
+    def __init__(self, queue: str, name: str) -> None:
+        super().__init__(f"unknown job type {name!r} on queue {queue!r}")
+        self.queue = queue
+        self.name = name
+
+
+class InvalidPayloadError(JobSystemError):
+    """A payload or helper argument that fails validation; nothing was queued.
+
+    ``problems`` lists ``field: reason`` strings without the offending values, so the
+    error is safe to log and to show.
+    """
+
+    def __init__(self, queue: str, name: str, problems: list[str]) -> None:
+        detail = "; ".join(problems) if problems else "invalid payload"
+        super().__init__(f"invalid {queue}/{name} job: {detail}")
+        self.queue = queue
+        self.name = name
+        self.problems = problems
+
+
+class PayloadTooLargeError(InvalidPayloadError):
+    """A payload whose JSON is larger than the configured limit (64 KiB by default)."""
+
+    def __init__(self, queue: str, name: str, size: int, limit: int) -> None:
+        super().__init__(queue, name, [f"payload is {size} bytes, the limit is {limit}"])
+        self.size = size
+        self.limit = limit
+
+
+class JobNotFoundError(JobSystemError):
+    """A job id that the store does not hold (or no longer holds)."""
+
+    def __init__(self, queue: str, job_id: str) -> None:
+        super().__init__(f"job {job_id!r} not found in queue {queue!r}")
+        self.queue = queue
+        self.job_id = job_id
+
+
+class InvalidJobStateError(JobSystemError):
+    """An operation the job's current state does not allow (retry a waiting job...)."""
+
+    def __init__(self, queue: str, job_id: str, state: str, operation: str) -> None:
+        super().__init__(f"cannot {operation} job {job_id!r} of queue {queue!r}: it is {state}")
+        self.queue = queue
+        self.job_id = job_id
+        self.state = state
+        self.operation = operation
+
+
+class LockLostError(JobSystemError):
+    """The worker no longer holds the job's lock (it expired and another took it)."""
+
+    def __init__(self, queue: str, job_id: str) -> None:
+        super().__init__(f"lock lost for job {job_id!r} of queue {queue!r}")
+        self.queue = queue
+        self.job_id = job_id
+
+
+class StoreUnavailableError(JobSystemError):
+    """The job store cannot be reached right now (Redis down, database locked)."""
+
+
+class JobFailedError(ILSError):
+    """Raised by a handler for a failure worth retrying, with a clear reason."""
+
+
+class PermanentJobError(JobFailedError):
+    """Raised by a handler when retrying cannot help: the job fails at once.
+
+    Missing data (order deleted), a refusal that will not change (no such mailbox) or a
+    job type without a handler are permanent.
+    """

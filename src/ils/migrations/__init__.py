@@ -1,0 +1,53 @@
+"""Alembic migrations of the app database, run by ``ils db upgrade`` and at first start.
+
+The Alembic configuration is built in code (no ``alembic.ini`` to keep in step), and
+the migration runs on a connection we open, so SQLite and PostgreSQL go through the
+same path as the running app.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection
+
+from ils.database import create_engine
+
+SCRIPT_LOCATION = Path(__file__).parent
+
+
+def alembic_config(connection: Connection | None = None) -> Config:
+    """An Alembic config pointing at our scripts, optionally bound to a connection."""
+    config = Config()
+    config.set_main_option("script_location", str(SCRIPT_LOCATION))
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+async def upgrade_database(url: str, revision: str = "head") -> None:
+    """Bring the database at ``url`` to ``revision`` (the newest by default)."""
+    engine = create_engine(url)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(
+                lambda sync_conn: command.upgrade(alembic_config(sync_conn), revision)
+            )
+    finally:
+        await engine.dispose()
+
+
+async def current_revision(url: str) -> str | None:
+    """The revision the database at ``url`` is at, ``None`` when never migrated."""
+    from alembic.runtime.migration import MigrationContext
+
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as conn:
+            return await conn.run_sync(
+                lambda sync_conn: MigrationContext.configure(sync_conn).get_current_revision()
+            )
+    finally:
+        await engine.dispose()

@@ -1,0 +1,1 @@
+"""The job system: queue catalogue, job types, stores, producer, runner and helpers."""

@@ -1,0 +1,187 @@
+"""The one job-store interface every part of ILS talks to.
+
+Two implementations exist: ``stores.redis.RedisJobStore`` (BullMQ's Lua scripts on
+Redis, compatible with the platform's Node BullMQ service) and
+``stores.local.LocalJobStore`` (tables in the app database, SQLite or PostgreSQL).
+The runner, the producer and the monitoring API only see this class, and one contract
+test suite (``tests/queue/test_store_contract.py``) holds both to the same behaviour.
+
+Queues are named by their catalogue key (``"email"``), never by the Redis name.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from typing import Any
+
+from ils.queue.model import ClaimedJob, Fetch, JobRecord, JobState, NewJob, StoreHealth
+
+
+class JobStore(abc.ABC):
+    """Durable storage and state machine of jobs, for producers, workers and admins."""
+
+    #: ``"redis"`` or ``"local"``: shown in records, health and the monitoring API.
+    kind: str
+
+    # -- producers -----------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def add(self, queue: str, job: NewJob) -> str:
+        """Add one job and return its id.
+
+        A job with ``delay_ms > 0`` starts ``delayed``; otherwise ``waiting`` (or
+        ``paused`` when the queue is paused). Attempts, back-off and retention default
+        to the queue's catalogue values. An existing ``job_id`` adds nothing.
+        """
+
+    @abc.abstractmethod
+    async def add_bulk(self, queue: str, jobs: Sequence[NewJob]) -> list[str]:
+        """Add several jobs atomically (all or none); ids in the order given."""
+
+    # -- monitoring and operations ---------------------------------------------------
+
+    @abc.abstractmethod
+    async def counts(self, queue: str) -> dict[JobState, int]:
+        """The number of jobs in every state of ``COUNTED_STATES`` (zeros included).
+
+        Waiting jobs of a paused queue count as ``paused``, not ``waiting``.
+        """
+
+    @abc.abstractmethod
+    async def list_jobs(
+        self, queue: str, state: JobState, *, offset: int = 0, limit: int = 50
+    ) -> list[JobRecord]:
+        """A page of the jobs in ``state``, newest first (by creation time)."""
+
+    @abc.abstractmethod
+    async def get_job(self, queue: str, job_id: str) -> JobRecord | None:
+        """One job in full, logs included; ``None`` when the store does not hold it."""
+
+    @abc.abstractmethod
+    async def retry_job(self, queue: str, job_id: str) -> None:
+        """Send a failed job back to ``waiting`` with its attempts reset.
+
+        Raises ``JobNotFoundError`` or ``InvalidJobStateError`` (job not failed).
+        """
+
+    @abc.abstractmethod
+    async def retry_failed(self, queue: str) -> int:
+        """Send every failed job back to ``waiting``; returns how many."""
+
+    @abc.abstractmethod
+    async def remove_job(self, queue: str, job_id: str) -> None:
+        """Delete a job and its logs.
+
+        Raises ``JobNotFoundError``, or ``InvalidJobStateError`` for an active job
+        (its worker holds the lock).
+        """
+
+    @abc.abstractmethod
+    async def clean(
+        self, queue: str, state: JobState, *, older_than_ms: int = 0, limit: int = 0
+    ) -> int:
+        """Delete jobs in ``state`` (one of ``CLEANABLE_STATES``) older than the grace.
+
+        Age is measured from the finish time for finished jobs and the creation time
+        otherwise. ``limit`` 0 means no limit. Returns how many were deleted.
+        """
+
+    @abc.abstractmethod
+    async def pause(self, queue: str) -> None:
+        """Stop handing out jobs of ``queue`` (active ones finish)."""
+
+    @abc.abstractmethod
+    async def resume(self, queue: str) -> None:
+        """Hand out jobs of ``queue`` again."""
+
+    @abc.abstractmethod
+    async def is_paused(self, queue: str) -> bool:
+        """Whether ``queue`` is paused."""
+
+    @abc.abstractmethod
+    async def promote(self, queue: str, job_id: str) -> None:
+        """Make a delayed job waiting now.
+
+        Raises ``JobNotFoundError`` or ``InvalidJobStateError`` (job not delayed).
+        """
+
+    @abc.abstractmethod
+    async def oldest_waiting_ms(self, queue: str) -> int | None:
+        """Creation time (epoch ms) of the oldest waiting job, ``None`` when none wait."""
+
+    @abc.abstractmethod
+    async def health(self) -> StoreHealth:
+        """Reachability, round-trip latency and store facts (memory, eviction policy)."""
+
+    # -- workers -------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def fetch(self, queue: str, token: str) -> Fetch:
+        """Claim the next job for the worker identified by ``token``.
+
+        Takes the most urgent due job (priority 0 first, then 1, 2, ...; FIFO within a
+        priority), locks it for the queue's lock duration, marks it ``active``,
+        increments its started attempts and counts it against the queue's global rate
+        limit. Due delayed jobs become waiting first. Returns no job when the queue is
+        paused, empty or rate limited (see ``Fetch``).
+        """
+
+    @abc.abstractmethod
+    async def complete(
+        self, queue: str, job: ClaimedJob, result: Any, *, fetch_next: bool = False
+    ) -> Fetch | None:
+        """Mark a claimed job completed with its JSON-able ``result``.
+
+        Applies the completed retention (age and count). With ``fetch_next``, claims
+        the next job in the same round trip (token reused) and returns it, else
+        ``None``. Raises ``LockLostError`` when the token no longer holds the lock.
+        """
+
+    @abc.abstractmethod
+    async def fail(
+        self,
+        queue: str,
+        job: ClaimedJob,
+        reason: str,
+        stacktrace: str | None,
+        *,
+        retry: bool = True,
+    ) -> JobState:
+        """Record a failed attempt of a claimed job and return its new state.
+
+        When ``retry`` and attempts remain, the job becomes ``delayed`` for the
+        exponential back-off (``backoff * 2**(attempts_made-1)``; ``waiting`` when that
+        is 0); otherwise ``failed`` with the failed retention applied. ``reason`` and
+        ``stacktrace`` are stored (stack traces accumulate, one per attempt).
+        Raises ``LockLostError`` when the token no longer holds the lock.
+        """
+
+    @abc.abstractmethod
+    async def extend_locks(self, queue: str, jobs: Sequence[ClaimedJob]) -> list[str]:
+        """Extend the locks of running jobs by the lock duration; returns ids whose lock
+        was already lost."""
+
+    @abc.abstractmethod
+    async def recover_stalled(self, queue: str) -> list[str]:
+        """Move active jobs whose lock expired (their worker died) back to waiting.
+
+        A job that stalled more than ``max_stalled_count`` times fails instead, with the
+        reason "job stalled more than allowable limit". Returns the ids handled.
+        """
+
+    @abc.abstractmethod
+    async def update_progress(self, queue: str, job: ClaimedJob, progress: Any) -> None:
+        """Store a running job's progress (a number 0-100 or a small JSON object)."""
+
+    @abc.abstractmethod
+    async def add_log(self, queue: str, job: ClaimedJob, line: str) -> None:
+        """Append a log line to a running job."""
+
+    @abc.abstractmethod
+    async def wait_for_work(self, queue: str, timeout_ms: int) -> None:
+        """Return when a job of ``queue`` may be ready, or after ``timeout_ms``."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Release connections. The store is unusable afterwards."""

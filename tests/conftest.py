@@ -1,0 +1,174 @@
+"""Shared fixtures: the real Redis and PostgreSQL servers of this machine, and stores.
+
+Tests that need a server fail (they do not skip) when it is unreachable, so a CI run
+without Redis or PostgreSQL goes red. ``ILS_TEST_ALLOW_MISSING_SERVICES=1`` turns the
+failure into a skip for a developer machine without them.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from urllib.parse import urlparse
+
+import pytest
+from redis.asyncio import Redis
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from ils.clock import Clock, SystemClock
+from ils.database import create_engine
+from ils.migrations import upgrade_database
+from ils.queue.catalogue import Catalogue, build_catalogue
+from ils.queue.store import JobStore
+from ils.queue.stores.local import LocalJobStore
+from ils.queue.stores.redis import RedisJobStore
+from ils.settings import Settings
+
+REDIS_URL = os.environ.get("ILS_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+PG_ADMIN_URL = os.environ.get(
+    "ILS_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+)
+STORE_KINDS = ("redis", "sqlite", "postgres")
+
+
+def _reachable(url: str, default_port: int) -> bool:
+    parsed = urlparse(url.replace("+asyncpg", ""))
+    try:
+        with socket.create_connection((parsed.hostname or "127.0.0.1", parsed.port or default_port), 1):
+            return True
+    except OSError:
+        return False
+
+
+def _missing(service: str) -> None:
+    message = f"{service} is not reachable; start it (see .ci/run)"
+    if os.environ.get("ILS_TEST_ALLOW_MISSING_SERVICES") == "1":
+        pytest.skip(message)
+    pytest.fail(message)
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """The Redis server of this machine (fails the test when it is down)."""
+    if not _reachable(REDIS_URL, 6379):
+        _missing("Redis")
+    return REDIS_URL
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url() -> str:
+    """The PostgreSQL server of this machine (fails the test when it is down)."""
+    if not _reachable(PG_ADMIN_URL, 5432):
+        _missing("PostgreSQL")
+    return PG_ADMIN_URL
+
+
+@pytest.fixture
+async def pg_url(pg_admin_url: str) -> AsyncIterator[str]:
+    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
+    name = f"ils_t_{uuid.uuid4().hex[:12]}"
+    admin = create_async_engine(pg_admin_url, isolation_level="AUTOCOMMIT")
+    async with admin.connect() as conn:
+        await conn.execute(text(f'CREATE DATABASE "{name}"'))
+    base = pg_admin_url.rsplit("/", 1)[0]
+    try:
+        yield f"{base}/{name}"
+    finally:
+        async with admin.connect() as conn:
+            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        await admin.dispose()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: os.PathLike[str]) -> str:
+    """A SQLite database file in the test's temporary directory."""
+    return f"sqlite+aiosqlite:///{tmp_path}/ils.db"
+
+
+@pytest.fixture
+def redis_prefix() -> str:
+    """A key prefix of its own for each test, so tests never see each other's queues."""
+    return f"ilstest-{uuid.uuid4().hex[:10]}"
+
+
+async def delete_prefix(url: str, prefix: str) -> None:
+    """Delete every key under ``prefix`` (test clean-up)."""
+    client = Redis.from_url(url)
+    try:
+        keys = [key async for key in client.scan_iter(match=f"{prefix}:*", count=1000)]
+        if keys:
+            await client.delete(*keys)
+    finally:
+        await client.aclose()
+
+
+StoreFactory = Callable[..., Awaitable[JobStore]]
+
+
+@pytest.fixture
+def test_catalogue() -> Catalogue:
+    """The real catalogue with test-friendly timings on every queue."""
+    fast = {"backoff_delay_ms": 50, "lock_duration_ms": 1000, "stalled_interval_ms": 500}
+    return build_catalogue(Settings(queues={key: fast for key in ("email", "pdf", "notification", "ai", "oma", "scheduled")}))
+
+
+@pytest.fixture(params=STORE_KINDS)
+async def make_store(request: pytest.FixtureRequest) -> AsyncIterator[StoreFactory]:
+    """Builds stores of one kind (the test runs once per kind: redis, sqlite, postgres).
+
+    Call ``await make_store(catalogue, clock=..., max_stalled_count=...)``; every store
+    made shares one database or Redis prefix, like processes of one deployment.
+    """
+    kind: str = request.param
+    made: list[JobStore] = []
+    cleanup: list[Callable[[], Awaitable[None]]] = []
+    if kind == "redis":
+        url = request.getfixturevalue("redis_url")
+        prefix = request.getfixturevalue("redis_prefix")
+        cleanup.append(lambda: delete_prefix(url, prefix))
+
+        async def factory(catalogue: Catalogue, clock: Clock | None = None, max_stalled_count: int = 1) -> JobStore:
+            store = RedisJobStore(url, catalogue, prefix=prefix, max_stalled_count=max_stalled_count)
+            made.append(store)
+            return store
+    else:
+        url = request.getfixturevalue("sqlite_url" if kind == "sqlite" else "pg_url")
+        await upgrade_database(url)
+        engines = []
+
+        async def factory(catalogue: Catalogue, clock: Clock | None = None, max_stalled_count: int = 1) -> JobStore:
+            engine = create_engine(url)
+            engines.append(engine)
+            store = LocalJobStore(
+                engine, catalogue, clock=clock or SystemClock(),
+                max_stalled_count=max_stalled_count, poll_interval_ms=20,
+            )
+            made.append(store)
+            return store
+
+        async def dispose() -> None:
+            for engine in engines:
+                await engine.dispose()
+
+        cleanup.append(dispose)
+    try:
+        yield factory
+    finally:
+        for store in made:
+            await store.close()
+        for step in cleanup:
+            await step()
+
+
+@pytest.fixture
+async def store(make_store: StoreFactory, test_catalogue: Catalogue) -> JobStore:
+    """One store of the kind under test, with the test catalogue."""
+    return await make_store(test_catalogue)
+
+
+@pytest.fixture
+def anyio_backend() -> Iterator[str]:
+    yield "asyncio"
