@@ -14,6 +14,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from urllib.parse import urlparse
 
 import pytest
+from ils.queue.stores.local import LocalJobStore
+from ils.queue.stores.redis import RedisJobStore
 from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -23,8 +25,6 @@ from ils.database import create_engine
 from ils.migrations import upgrade_database
 from ils.queue.catalogue import Catalogue, build_catalogue
 from ils.queue.store import JobStore
-from ils.queue.stores.local import LocalJobStore
-from ils.queue.stores.redis import RedisJobStore
 from ils.settings import Settings
 
 REDIS_URL = os.environ.get("ILS_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -37,7 +37,9 @@ STORE_KINDS = ("redis", "sqlite", "postgres")
 def _reachable(url: str, default_port: int) -> bool:
     parsed = urlparse(url.replace("+asyncpg", ""))
     try:
-        with socket.create_connection((parsed.hostname or "127.0.0.1", parsed.port or default_port), 1):
+        with socket.create_connection(
+            (parsed.hostname or "127.0.0.1", parsed.port or default_port), 1
+        ):
             return True
     except OSError:
         return False
@@ -112,7 +114,11 @@ StoreFactory = Callable[..., Awaitable[JobStore]]
 def test_catalogue() -> Catalogue:
     """The real catalogue with test-friendly timings on every queue."""
     fast = {"backoff_delay_ms": 50, "lock_duration_ms": 1000, "stalled_interval_ms": 500}
-    return build_catalogue(Settings(queues={key: fast for key in ("email", "pdf", "notification", "ai", "oma", "scheduled")}))
+    return build_catalogue(
+        Settings(
+            queues=dict.fromkeys(("email", "pdf", "notification", "ai", "oma", "scheduled"), fast)
+        )
+    )
 
 
 @pytest.fixture(params=STORE_KINDS)
@@ -130,8 +136,12 @@ async def make_store(request: pytest.FixtureRequest) -> AsyncIterator[StoreFacto
         prefix = request.getfixturevalue("redis_prefix")
         cleanup.append(lambda: delete_prefix(url, prefix))
 
-        async def factory(catalogue: Catalogue, clock: Clock | None = None, max_stalled_count: int = 1) -> JobStore:
-            store = RedisJobStore(url, catalogue, prefix=prefix, max_stalled_count=max_stalled_count)
+        async def factory(
+            catalogue: Catalogue, clock: Clock | None = None, max_stalled_count: int = 1
+        ) -> JobStore:
+            store = RedisJobStore(
+                url, catalogue, prefix=prefix, max_stalled_count=max_stalled_count
+            )
             made.append(store)
             return store
     else:
@@ -139,12 +149,17 @@ async def make_store(request: pytest.FixtureRequest) -> AsyncIterator[StoreFacto
         await upgrade_database(url)
         engines = []
 
-        async def factory(catalogue: Catalogue, clock: Clock | None = None, max_stalled_count: int = 1) -> JobStore:
+        async def factory(
+            catalogue: Catalogue, clock: Clock | None = None, max_stalled_count: int = 1
+        ) -> JobStore:
             engine = create_engine(url)
             engines.append(engine)
             store = LocalJobStore(
-                engine, catalogue, clock=clock or SystemClock(),
-                max_stalled_count=max_stalled_count, poll_interval_ms=20,
+                engine,
+                catalogue,
+                clock=clock or SystemClock(),
+                max_stalled_count=max_stalled_count,
+                poll_interval_ms=20,
             )
             made.append(store)
             return store
@@ -171,4 +186,94 @@ async def store(make_store: StoreFactory, test_catalogue: Catalogue) -> JobStore
 
 @pytest.fixture
 def anyio_backend() -> Iterator[str]:
-    yield "asyncio"
+    return "asyncio"
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """In CI a skipped test is a failure: Redis, PostgreSQL or Node must not go missing."""
+    if os.environ.get("CI") != "true":
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = reporter.stats.get("skipped", []) if reporter is not None else []
+    if skipped and exitstatus == 0:
+        reporter.write_line(f"CI: {len(skipped)} test(s) skipped; failing the run", red=True)
+        session.exitstatus = 1
+
+
+class RedisServer:
+    """A Redis server of the test's own (AOF on, like production), stoppable at will."""
+
+    def __init__(self, directory: str, port: int, *extra: str) -> None:
+        self.directory = directory
+        self.port = port
+        self.extra = extra
+        self.url = f"redis://127.0.0.1:{port}/0"
+
+    def start(self) -> None:
+        import subprocess
+
+        subprocess.run(
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                self.directory,
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+                "--save",
+                "",
+                "--daemonize",
+                "yes",
+                "--logfile",
+                f"{self.directory}/redis.log",
+                *self.extra,
+            ],
+            check=True,
+        )
+        self._wait(up=True)
+
+    def stop(self) -> None:
+        import subprocess
+
+        subprocess.run(
+            ["redis-cli", "-p", str(self.port), "shutdown"], check=False, capture_output=True
+        )
+        self._wait(up=False)
+
+    def _wait(self, *, up: bool) -> None:
+        import time
+
+        for _ in range(200):
+            if _reachable(self.url, self.port) == up:
+                return
+            time.sleep(0.02)
+        raise RuntimeError(f"redis on {self.port} did not {'start' if up else 'stop'}")
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def own_redis(tmp_path: os.PathLike[str]) -> Iterator[RedisServer]:
+    """A private Redis server for tests that stop it (never the machine's own)."""
+    import shutil
+
+    if shutil.which("redis-server") is None:
+        _missing("redis-server")
+    directory = os.path.join(str(tmp_path), "redis")
+    os.makedirs(directory)
+    server = RedisServer(directory, free_port())
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -11,6 +11,8 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Connection
 
 from ils.database import create_engine
@@ -41,8 +43,6 @@ async def upgrade_database(url: str, revision: str = "head") -> None:
 
 async def current_revision(url: str) -> str | None:
     """The revision the database at ``url`` is at, ``None`` when never migrated."""
-    from alembic.runtime.migration import MigrationContext
-
     engine = create_engine(url)
     try:
         async with engine.connect() as conn:
@@ -51,3 +51,8 @@ async def current_revision(url: str) -> str | None:
             )
     finally:
         await engine.dispose()
+
+
+def head_revision() -> str | None:
+    """The newest revision of our migration scripts."""
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()

@@ -1,0 +1,5 @@
+"""``python -m ils`` runs the CLI."""
+
+from ils.cli import main
+
+main()

@@ -1,0 +1,210 @@
+"""The ``ils`` command: worker, demo, db and jobs. Settings are loaded here, once."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.table import Table
+
+from ils.errors import ILSError
+from ils.migrations import current_revision, head_revision, upgrade_database
+from ils.queue.model import COUNTED_STATES, JobState
+from ils.queue.service import build_registry, install_signal_handlers, load_registrar, run_workers
+from ils.queue.system import JobSystem
+from ils.settings import Settings, load_settings
+from ils.workers import register_all
+
+T = TypeVar("T")
+
+app = typer.Typer(help="ILS: the background job system of an optical-lab platform.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+db_app = typer.Typer(help="The app database.", no_args_is_help=True)
+jobs_app = typer.Typer(help="Look at and steer jobs.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(jobs_app, name="jobs")
+
+
+def _setup_logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(message)s",
+        datefmt="[%X]",
+        handlers=[RichHandler(console=Console(stderr=True), show_path=False)],
+    )
+
+
+def _run(make: Callable[[Settings], Awaitable[T]]) -> T:
+    """Load settings once, run ``make`` and turn our errors into a clean exit."""
+    settings = load_settings()
+    _setup_logging(settings)
+    try:
+        return asyncio.run(make(settings))
+    except ILSError as exc:
+        Console(stderr=True).print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+
+
+def _split(value: str) -> list[str]:
+    return [part.strip() for part in value.split(",") if part.strip()]
+
+
+@app.command()
+def worker(
+    queues: Annotated[str, typer.Option(help="Queue keys to work, comma-separated (all when empty).")] = "",
+    handlers: Annotated[list[str] | None, typer.Option(help="Extra handler registrars, package.module:function.")] = None,
+) -> None:
+    """Run workers for some or all queues until SIGTERM (running jobs get a grace period)."""
+
+    async def main(settings: Settings) -> None:
+        system = await JobSystem.open(settings)
+        try:
+            registrars = [register_all, *(load_registrar(spec) for spec in handlers or [])]
+            registry = build_registry(system, registrars)
+            stop = asyncio.Event()
+            install_signal_handlers(stop)
+            await run_workers(system, _split(queues), registry, stop=stop)
+        finally:
+            await system.close()
+
+    _run(main)
+
+
+@app.command()
+def demo(
+    rounds: Annotated[int, typer.Option(min=1, max=50, help="How many of each job type.")] = 1,
+) -> None:
+    """Queue every job type through the helpers and run them on the embedded default."""
+    from ils.demo import run_demo
+
+    _run(lambda settings: run_demo(settings, rounds, Console()))
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Migrate the app database to the newest revision."""
+
+    async def main(settings: Settings) -> None:
+        await upgrade_database(settings.effective_database_url)
+        revision = await current_revision(settings.effective_database_url)
+        Console().print(f"database at revision {revision}")
+
+    _run(main)
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Show the database's revision and the newest one."""
+
+    async def main(settings: Settings) -> None:
+        current = await current_revision(settings.effective_database_url)
+        Console().print(f"current: {current or 'none'}, newest: {head_revision()}")
+
+    _run(main)
+
+
+def _with_system(action: Callable[[JobSystem], Awaitable[T]]) -> T:
+    async def main(settings: Settings) -> T:
+        system = await JobSystem.open(settings)
+        try:
+            return await action(system)
+        finally:
+            await system.close()
+
+    return _run(main)
+
+
+@jobs_app.command("stats")
+def jobs_stats(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """Counts of every queue by state (get_queue_stats)."""
+    stats: dict[str, Any] = _with_system(lambda system: system.stats())
+    if as_json:
+        typer.echo(json.dumps(stats, indent=2))
+        return
+    table = Table(title=f"ILS queues ({stats['mode']} mode, redis in use: {stats['redis']})")
+    table.add_column("queue")
+    for state in COUNTED_STATES:
+        table.add_column(state.value, justify="right")
+    for key, counts in stats.items():
+        if isinstance(counts, dict):
+            table.add_row(key, *(str(counts[s.value]) for s in COUNTED_STATES))
+    Console().print(table)
+
+
+@jobs_app.command("list")
+def jobs_list(
+    queue: str,
+    state: Annotated[JobState, typer.Option(help="State to list.")] = JobState.FAILED,
+    limit: Annotated[int, typer.Option(min=1, max=500)] = 20,
+) -> None:
+    """List a queue's jobs in one state, newest first."""
+
+    async def action(system: JobSystem) -> None:
+        table = Table(title=f"{queue}: {state.value}")
+        for column in ("store", "id", "name", "attempts", "created", "reason"):
+            table.add_column(column)
+        for store in system.reachable_stores():
+            for record in await store.list_jobs(queue, state, limit=limit):
+                table.add_row(store.kind, record.id, record.name,
+                              f"{record.attempts_made}/{record.attempts}",
+                              str(record.created_at_ms), record.failed_reason or "")
+        Console().print(table)
+
+    _with_system(action)
+
+
+@jobs_app.command("retry")
+def jobs_retry(
+    queue: str,
+    job_id: Annotated[str | None, typer.Argument(help="Job to retry; all failed when omitted.")] = None,
+) -> None:
+    """Retry one failed job, or every failed job of a queue."""
+
+    async def action(system: JobSystem) -> str:
+        if job_id is None:
+            total = 0
+            for store in system.reachable_stores():
+                total += await store.retry_failed(queue)
+            return f"{total} failed job(s) sent back to waiting"
+        for store in system.reachable_stores():
+            if await store.get_job(queue, job_id) is not None:
+                await store.retry_job(queue, job_id)
+                return f"job {job_id} sent back to waiting"
+        raise typer.BadParameter(f"no job {job_id!r} in queue {queue!r}")
+
+    Console().print(_with_system(action))
+
+
+@jobs_app.command("pause")
+def jobs_pause(queue: str) -> None:
+    """Pause a queue (running jobs finish; no new ones start)."""
+
+    async def action(system: JobSystem) -> None:
+        for store in system.reachable_stores():
+            await store.pause(queue)
+
+    _with_system(action)
+    Console().print(f"queue {queue} paused")
+
+
+@jobs_app.command("resume")
+def jobs_resume(queue: str) -> None:
+    """Resume a paused queue."""
+
+    async def action(system: JobSystem) -> None:
+        for store in system.reachable_stores():
+            await store.resume(queue)
+
+    _with_system(action)
+    Console().print(f"queue {queue} resumed")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,125 @@
+"""Enqueue: validate, size-check, and hand a job to the right store without blocking.
+
+Every job gets its id here, before any store sees it. If Redis times out after it did
+accept the job, the local copy made by the fallback carries the same id, so handlers
+that key their side effects on the job id (a sent e-mail, a stored notification) do
+the work once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from dataclasses import replace
+
+from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from ils.clock import Clock
+from ils.errors import InvalidPayloadError, PayloadTooLargeError, StoreUnavailableError
+from ils.queue.gate import RedisGate
+from ils.queue.jobtypes import JobTypes
+from ils.queue.model import JobOptions, JobRef, NewJob
+from ils.queue.outbox import Outbox
+from ils.queue.store import JobStore
+
+MAX_PRIORITY = 2_097_152  # BullMQ's lowest priority
+MAX_DELAY_MS = 365 * 24 * 3600 * 1000
+
+
+def new_job_id() -> str:
+    """A fresh job id; never all digits (BullMQ refuses integer-like custom ids)."""
+    while True:
+        job_id = uuid.uuid4().hex
+        if not job_id.isdigit():
+            return job_id
+
+
+def _check_options(queue: str, name: str, options: JobOptions) -> None:
+    problems = []
+    if not 0 <= options.priority <= MAX_PRIORITY:
+        problems.append(f"priority: must be between 0 and {MAX_PRIORITY}")
+    if not 0 <= options.delay_ms <= MAX_DELAY_MS:
+        problems.append("delay_ms: must be between 0 and one year")
+    if options.attempts is not None and not 1 <= options.attempts <= 100:
+        problems.append("attempts: must be between 1 and 100")
+    if options.backoff_delay_ms is not None and options.backoff_delay_ms < 0:
+        problems.append("backoff_delay_ms: must not be negative")
+    if problems:
+        raise InvalidPayloadError(queue, name, problems)
+
+
+class Producer:
+    """The single way jobs enter the system (helpers, the outbox relay, the CLI)."""
+
+    def __init__(
+        self,
+        job_types: JobTypes,
+        engine: AsyncEngine,
+        local: JobStore,
+        redis: JobStore | None,
+        gate: RedisGate | None,
+        clock: Clock,
+        *,
+        max_payload_bytes: int,
+        redis_timeout_ms: int,
+    ) -> None:
+        self.job_types = job_types
+        self.local = local
+        self.redis = redis
+        self.gate = gate
+        self.max_payload_bytes = max_payload_bytes
+        self.redis_timeout_s = redis_timeout_ms / 1000
+        self.outbox = Outbox(engine, self.deliver, clock)
+
+    def prepare(self, queue: str, name: str, payload: BaseModel, options: JobOptions) -> NewJob:
+        """Check type, payload and options; the job as a store will receive it."""
+        job_type = self.job_types.get(queue, name)
+        if not isinstance(payload, job_type.model):
+            raise InvalidPayloadError(
+                queue, name, [f"payload: expected {job_type.model.__name__}"]
+            )
+        _check_options(queue, name, options)
+        data = payload.model_dump(mode="json", by_alias=True)
+        size = len(json.dumps(data, separators=(",", ":")).encode())
+        if size > self.max_payload_bytes:
+            raise PayloadTooLargeError(queue, name, size, self.max_payload_bytes)
+        if options.job_id is None:
+            options = replace(options, job_id=new_job_id())
+        return NewJob(name, data, options)
+
+    async def enqueue(
+        self,
+        queue: str,
+        name: str,
+        payload: BaseModel,
+        options: JobOptions,
+        *,
+        session: AsyncSession | None = None,
+    ) -> JobRef:
+        """Queue a job. With ``session``, it is recorded in that transaction and handed
+        to a store after commit; a rollback queues nothing."""
+        job = self.prepare(queue, name, payload, options)
+        if session is not None:
+            return self.outbox.record(session, queue, job)
+        store = await self.deliver(queue, job)
+        assert job.options.job_id is not None
+        return JobRef(queue=queue, name=name, job_id=job.options.job_id, store=store)
+
+    async def deliver(self, queue: str, job: NewJob) -> str:
+        """Add to Redis when it is up, else to the local store; returns the store kind.
+
+        Redis gets at most ``redis_enqueue_timeout_ms``; a failure opens the gate, so the
+        next calls skip Redis entirely until the probe sees it back.
+        """
+        if self.redis is not None and self.gate is not None and self.gate.up:
+            try:
+                async with asyncio.timeout(self.redis_timeout_s):
+                    await self.redis.add(queue, job)
+                return self.redis.kind
+            except (StoreUnavailableError, TimeoutError) as exc:
+                self.gate.mark_down(type(exc).__name__)
+                self.gate.start_probing()
+        await self.local.add(queue, job)
+        return self.local.kind

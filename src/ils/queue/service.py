@@ -1,0 +1,99 @@
+"""Running workers in a process: load handlers, start the runner, stop on a signal."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import signal
+from collections.abc import Callable, Sequence
+
+from ils.errors import ConfigurationError
+from ils.queue.registry import HandlerRegistry
+from ils.queue.runner import JobListener, Runner
+from ils.queue.system import JobSystem
+
+Registrar = Callable[[HandlerRegistry], None]
+
+
+def load_registrar(spec: str) -> Registrar:
+    """Import ``package.module:function``, a function that registers handlers."""
+    module_name, _, attr = spec.partition(":")
+    if not module_name or not attr:
+        raise ConfigurationError(f"handler spec {spec!r} must look like package.module:function")
+    try:
+        module = importlib.import_module(module_name)
+        registrar = getattr(module, attr)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigurationError(f"cannot load handlers from {spec!r}: {exc}") from None
+    if not callable(registrar):
+        raise ConfigurationError(f"{spec!r} is not a function")
+    return registrar  # type: ignore[no-any-return]
+
+
+def build_registry(system: JobSystem, registrars: Sequence[Registrar]) -> HandlerRegistry:
+    """A registry with the handlers of ``registrars`` (the CLI passes the built-in
+    ``ils.workers.register_all`` first: ``queue`` never imports ``workers``)."""
+    registry = HandlerRegistry(system.job_types)
+    for registrar in registrars:
+        registrar(registry)
+    return registry
+
+
+def describe(system: JobSystem, runner: Runner, registry: HandlerRegistry) -> list[str]:
+    """Start-up lines: mode, and which queues this process works with which handlers."""
+    if system.redis is None:
+        mode = "local mode (jobs in the app database)"
+    elif system.redis_in_use:
+        mode = "Redis mode"
+    else:
+        mode = "Redis mode, DEGRADED: Redis unreachable, using the local store until it is back"
+    lines = [f"ILS workers {runner.worker_id}: {mode}"]
+    seen = set()
+    for consumer in runner.consumers:
+        key = consumer.queue
+        if key in seen:
+            continue
+        seen.add(key)
+        config = consumer.config
+        limit = (
+            f"{config.rate_limit.max}/{config.rate_limit.duration_ms}ms"
+            if config.rate_limit
+            else "no limit"
+        )
+        handled = registry.registered(key)
+        lines.append(
+            f"  {key} ({config.name}): concurrency {config.concurrency}, {limit}, "
+            f"handlers: {', '.join(handled) if handled else 'none yet'}"
+        )
+    return lines
+
+
+async def run_workers(
+    system: JobSystem,
+    queue_keys: Sequence[str],
+    registry: HandlerRegistry,
+    *,
+    stop: asyncio.Event,
+    listeners: Sequence[JobListener] = (),
+) -> None:
+    """Run consumers for ``queue_keys`` until ``stop`` is set, then shut down gracefully."""
+    logger = logging.getLogger("ils.worker")
+    configs = system.catalogue.select(list(queue_keys))
+    runner = Runner(system.stores(), configs, registry, listeners=listeners, logger=logger)
+    system.start_background()
+    runner.start()
+    for line in describe(system, runner, registry):
+        logger.info(line)
+    await stop.wait()
+    logger.info("stopping: no new jobs; %d running get %.0fs to finish", runner.active,
+                system.settings.shutdown_grace_s)
+    await runner.stop(system.settings.shutdown_grace_s)
+    logger.info("workers stopped")
+
+
+def install_signal_handlers(stop: asyncio.Event) -> None:
+    """SIGTERM and SIGINT set ``stop`` (a second signal is left to the default)."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)

@@ -1,0 +1,237 @@
+"""The job system of one process, composed from settings: stores, gate, producer, helpers.
+
+Composition roots (the CLI, the web app, test fixtures) call :meth:`JobSystem.open`
+once and pass the object down; nothing here is a module global.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from ils.clock import Clock, SystemClock
+from ils.database import create_engine
+from ils.errors import ConfigurationError
+from ils.migrations import current_revision, head_revision, upgrade_database
+from ils.queue.catalogue import Catalogue, build_catalogue
+from ils.queue.gate import RedisGate
+from ils.queue.helpers import JobHelpers
+from ils.queue.jobtypes import JobTypes, default_job_types
+from ils.queue.model import COUNTED_STATES, JobOptions, JobRef, JobState
+from ils.queue.producer import Producer
+from ils.queue.store import JobStore
+from ils.queue.stores.local import LocalJobStore
+from ils.queue.stores.redis import RedisJobStore
+from ils.settings import Settings
+
+EVICTION_SAFE = "noeviction"
+
+
+@dataclass(frozen=True, slots=True)
+class RedisPolicy:
+    """Redis's eviction policy and whether it is safe for a queue."""
+
+    policy: str | None
+
+    @property
+    def safe(self) -> bool:
+        return self.policy is None or self.policy == EVICTION_SAFE
+
+
+class JobSystem:
+    """Everything a process needs to produce, run and watch jobs."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        catalogue: Catalogue,
+        job_types: JobTypes,
+        engine: AsyncEngine,
+        local: LocalJobStore,
+        redis: RedisJobStore | None,
+        gate: RedisGate | None,
+        producer: Producer,
+    ) -> None:
+        self.settings = settings
+        self.catalogue = catalogue
+        self.job_types = job_types
+        self.engine = engine
+        self.local = local
+        self.redis = redis
+        self.gate = gate
+        self.producer = producer
+        self.helpers = JobHelpers(self, job_types)
+        self.logger = logging.getLogger("ils.jobs")
+        self._background: list[asyncio.Task[None]] = []
+
+    @classmethod
+    async def open(cls, settings: Settings, *, clock: Clock | None = None) -> JobSystem:
+        """Build the system; migrate the embedded database, check Redis's policy."""
+        clock = clock or SystemClock()
+        catalogue = build_catalogue(settings)
+        job_types = default_job_types()
+        url = settings.effective_database_url
+        await ensure_schema(settings)
+        engine = create_engine(url)
+        local = LocalJobStore(
+            engine,
+            catalogue,
+            clock=clock,
+            max_stalled_count=settings.max_stalled_count,
+            poll_interval_ms=settings.local_poll_interval_ms,
+        )
+        redis: RedisJobStore | None = None
+        gate: RedisGate | None = None
+        if settings.redis_url is not None:
+            redis = RedisJobStore(
+                settings.redis_url,
+                catalogue,
+                prefix=settings.redis_prefix,
+                max_stalled_count=settings.max_stalled_count,
+                connect_timeout_ms=settings.redis_connect_timeout_ms,
+            )
+            store = redis
+
+            async def ping() -> bool:
+                return (await store.health()).reachable
+
+            gate = RedisGate(ping, clock, settings.redis_probe_interval_s)
+        producer = Producer(
+            job_types,
+            engine,
+            local,
+            redis,
+            gate,
+            clock,
+            max_payload_bytes=settings.max_payload_bytes,
+            redis_timeout_ms=settings.redis_enqueue_timeout_ms,
+        )
+        system = cls(settings, catalogue, job_types, engine, local, redis, gate, producer)
+        await system._connect_redis()
+        return system
+
+    async def _connect_redis(self) -> None:
+        if self.gate is None or self.redis is None:
+            return
+        if not await self.gate.check():
+            self.gate.start_probing()
+            return
+        policy = await self.redis_policy()
+        if policy.safe:
+            return
+        message = (
+            f"Redis maxmemory-policy is {policy.policy!r}: under memory pressure Redis will "
+            "silently delete queue keys (jobs lost). Set maxmemory-policy noeviction."
+        )
+        if self.settings.redis_require_noeviction:
+            await self.close()
+            raise ConfigurationError(message)
+        self.logger.warning("!" * 20 + " " + message + " " + "!" * 20)
+
+    async def redis_policy(self) -> RedisPolicy:
+        """Redis's ``maxmemory-policy`` (``None`` when unknown)."""
+        if self.redis is None:
+            return RedisPolicy(None)
+        health = await self.redis.health()
+        policy = health.details.get("maxmemory_policy")
+        return RedisPolicy(str(policy) if policy else None)
+
+    @property
+    def mode(self) -> str:
+        """``redis`` when Redis is configured, else ``local``."""
+        return "redis" if self.redis is not None else "local"
+
+    @property
+    def redis_in_use(self) -> bool:
+        """Whether new jobs go to Redis right now."""
+        return self.gate is not None and self.gate.up
+
+    def stores(self) -> list[JobStore]:
+        """Every store jobs may be in: Redis first, then the local store (in Redis mode
+        it holds what was queued while Redis was down)."""
+        return [self.redis, self.local] if self.redis is not None else [self.local]
+
+    def reachable_stores(self) -> list[JobStore]:
+        """The stores worth asking now (Redis is skipped while the gate is open)."""
+        if self.redis is not None and self.redis_in_use:
+            return [self.redis, self.local]
+        return [self.local]
+
+    # -- the JobSink the helpers use -----------------------------------------------
+
+    async def enqueue(
+        self,
+        queue: str,
+        name: str,
+        payload: BaseModel,
+        options: JobOptions,
+        *,
+        session: AsyncSession | None = None,
+    ) -> JobRef:
+        """Queue a job (see :meth:`Producer.enqueue`); the helpers call this."""
+        return await self.producer.enqueue(queue, name, payload, options, session=session)
+
+    async def counts(self, queue: str) -> dict[str, int]:
+        """A queue's counts by state, summed over the reachable stores."""
+        totals = dict.fromkeys((s.value for s in COUNTED_STATES), 0)
+        for store in self.reachable_stores():
+            for state, value in (await store.counts(queue)).items():
+                totals[JobState(state).value] += value
+        return totals
+
+    async def stats(self) -> dict[str, Any]:
+        """``get_queue_stats()`` of jobs.md: counts of every queue and the mode."""
+        result: dict[str, Any] = {"redis": self.redis_in_use, "mode": self.mode}
+        for key in self.catalogue:
+            result[key] = await self.counts(key)
+        return result
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def start_background(self) -> None:
+        """Start the outbox sweep (relays what a crash or an outage left behind)."""
+        if not self._background:
+            self._background.append(
+                asyncio.create_task(
+                    self.producer.outbox.sweep_forever(self.settings.outbox_sweep_interval_s),
+                    name="outbox-sweep",
+                )
+            )
+
+    async def close(self) -> None:
+        """Stop background work and release connections."""
+        for task in self._background:
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        self._background.clear()
+        await self.producer.outbox.drain_tasks()
+        if self.gate is not None:
+            await self.gate.close()
+        if self.redis is not None:
+            await self.redis.close()
+        await self.local.close()
+        await self.engine.dispose()
+
+
+async def ensure_schema(settings: Settings) -> None:
+    """Migrate the embedded default on first start; elsewhere insist on ``ils db upgrade``.
+
+    Production databases are migrated deliberately, not by whichever process starts
+    first; the embedded SQLite file belongs to this installation alone.
+    """
+    url = settings.effective_database_url
+    if not settings.database_url:
+        await upgrade_database(url)
+        return
+    current = await current_revision(url)
+    head = head_revision()
+    if current != head:
+        raise ConfigurationError(
+            f"the database is at revision {current or 'none'}, the code needs {head}: "
+            "run `ils db upgrade`"
+        )

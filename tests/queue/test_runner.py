@@ -1,0 +1,318 @@
+"""The runner drives handlers over both modes: results, failures, limits, shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ils.errors import JobFailedError, PermanentJobError
+from ils.queue.jobtypes_email import OrderConfirmationEmail
+from ils.queue.model import JobOptions, JobState, NewJob
+from ils.queue.registry import HandlerRegistry, JobContext
+from ils.queue.runner import JobOutcome, Runner
+from ils.queue.system import JobSystem
+from ils.settings import Settings
+from tests.conftest import delete_prefix
+
+FAST = {"backoff_delay_ms": 100, "lock_duration_ms": 1000, "stalled_interval_ms": 300}
+
+SystemFactory = Callable[..., Awaitable[JobSystem]]
+
+
+@pytest.fixture(params=["local", "redis"])
+async def make_system(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[SystemFactory]:
+    """Builds job systems in local mode or Redis mode (one data dir / prefix per test)."""
+    systems: list[JobSystem] = []
+    redis_args: dict[str, Any] = {}
+    if request.param == "redis":
+        redis_args = {
+            "redis_url": request.getfixturevalue("redis_url"),
+            "redis_prefix": request.getfixturevalue("redis_prefix"),
+        }
+
+    async def factory(**queues: dict[str, Any]) -> JobSystem:
+        overrides = {key: {**FAST, **queues.get(key, {})} for key in ("email", "pdf")}
+        settings = Settings(
+            data_dir=tmp_path, queues=overrides, local_poll_interval_ms=20, **redis_args
+        )
+        system = await JobSystem.open(settings)
+        systems.append(system)
+        return system
+
+    yield factory
+    for system in systems:
+        await system.close()
+    if redis_args:
+        await delete_prefix(redis_args["redis_url"], redis_args["redis_prefix"])
+
+
+async def wait_until(check: Callable[[], Awaitable[bool]], timeout: float = 10.0) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if await check():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("condition not met in time")
+
+
+async def job_state(system: JobSystem, job_id: str) -> JobState | None:
+    for store in system.stores():
+        record = await store.get_job("email", job_id)
+        if record is not None:
+            return record.state
+    return None
+
+
+def runner_for(
+    system: JobSystem, registry: HandlerRegistry, outcomes: list[JobOutcome] | None = None
+) -> Runner:
+    listeners = [outcomes.append] if outcomes is not None else []
+    return Runner(system.stores(), [system.catalogue["email"]], registry, listeners=listeners)
+
+
+async def test_handler_gets_validated_payload_and_result_is_stored(
+    make_system: SystemFactory,
+) -> None:
+    system = await make_system()
+    registry = HandlerRegistry(system.job_types)
+    seen: list[Any] = []
+
+    async def handler(payload: OrderConfirmationEmail, ctx: JobContext) -> dict[str, Any]:
+        seen.append(payload)
+        await ctx.progress(50)
+        await ctx.log("rendered")
+        return {"orderId": payload.order_id, "attempt": ctx.attempt}
+
+    registry.register("email", "order-confirmation", handler)
+    ref = await system.helpers.queue_order_confirmation_email("ord-1", "usr-1")
+    runner = runner_for(system, registry)
+    runner.start()
+    try:
+        await wait_until(lambda: _is(system, ref.job_id, JobState.COMPLETED))
+    finally:
+        await runner.stop(5)
+    assert isinstance(seen[0], OrderConfirmationEmail)
+    assert seen[0].order_id == "ord-1"
+    record = await _record(system, ref.job_id)
+    assert record.result == {"orderId": "ord-1", "attempt": 1}
+    assert record.progress == 50
+    assert record.logs == ["rendered"]
+
+
+async def _is(system: JobSystem, job_id: str, state: JobState) -> bool:
+    return await job_state(system, job_id) is state
+
+
+async def _record(system: JobSystem, job_id: str) -> Any:
+    for store in system.stores():
+        record = await store.get_job("email", job_id)
+        if record is not None:
+            return record
+    raise AssertionError("job not found")
+
+
+async def test_permanent_error_fails_at_once(make_system: SystemFactory) -> None:
+    system = await make_system()
+    registry = HandlerRegistry(system.job_types)
+    calls = 0
+
+    async def handler(payload: Any, ctx: JobContext) -> None:
+        nonlocal calls
+        calls += 1
+        raise PermanentJobError("order ord-1 no longer exists")
+
+    registry.register("email", "order-confirmation", handler)
+    ref = await system.helpers.queue_order_confirmation_email("ord-1", "usr-1")
+    runner = runner_for(system, registry)
+    runner.start()
+    try:
+        await wait_until(lambda: _is(system, ref.job_id, JobState.FAILED))
+    finally:
+        await runner.stop(5)
+    record = await _record(system, ref.job_id)
+    assert calls == 1
+    assert record.attempts_made == 1
+    assert record.failed_reason == "order ord-1 no longer exists"
+
+
+async def test_retryable_error_retries_with_growing_backoff(make_system: SystemFactory) -> None:
+    system = await make_system(email={"attempts": 4, "backoff_delay_ms": 150})
+    registry = HandlerRegistry(system.job_types)
+    started: list[float] = []
+
+    async def handler(payload: Any, ctx: JobContext) -> None:
+        started.append(time.monotonic())
+        raise JobFailedError(f"smtp 451 on attempt {ctx.attempt}")
+
+    registry.register("email", "order-confirmation", handler)
+    ref = await system.helpers.queue_order_confirmation_email("ord-1", "usr-1")
+    runner = runner_for(system, registry)
+    runner.start()
+    try:
+        await wait_until(lambda: _is(system, ref.job_id, JobState.FAILED), timeout=15)
+    finally:
+        await runner.stop(5)
+    record = await _record(system, ref.job_id)
+    assert len(started) == 4
+    assert record.attempts_made == 4
+    assert record.failed_reason == "smtp 451 on attempt 4"
+    gaps = [b - a for a, b in itertools.pairwise(started)]
+    for gap, expected in zip(gaps, (0.15, 0.3, 0.6), strict=True):
+        assert gap >= expected * 0.9
+    assert gaps[0] < gaps[1] < gaps[2]
+
+
+async def test_job_without_handler_fails_clearly_and_worker_goes_on(
+    make_system: SystemFactory,
+) -> None:
+    system = await make_system()
+    registry = HandlerRegistry(system.job_types)
+    done: list[str] = []
+
+    async def handler(payload: Any, ctx: JobContext) -> None:
+        done.append(ctx.job_id)
+
+    registry.register("email", "order-shipment", handler)
+    orphan = await system.helpers.queue_order_confirmation_email("ord-1", "usr-1")
+    handled = await system.helpers.queue_shipment_notification_email("ord-1", "usr-1", "1Z9", "UPS")
+    runner = runner_for(system, registry)
+    runner.start()
+    try:
+        await wait_until(lambda: _is(system, handled.job_id, JobState.COMPLETED))
+        await wait_until(lambda: _is(system, orphan.job_id, JobState.FAILED))
+    finally:
+        await runner.stop(5)
+    record = await _record(system, orphan.job_id)
+    assert record.attempts_made == 1
+    assert "no handler" in record.failed_reason
+    assert "order-confirmation" in record.failed_reason
+
+
+async def test_invalid_payload_from_another_producer_fails_without_leaking(
+    make_system: SystemFactory,
+) -> None:
+    system = await make_system()
+    registry = HandlerRegistry(system.job_types)
+
+    async def handler(payload: Any, ctx: JobContext) -> None:
+        raise AssertionError("must not run")
+
+    registry.register("email", "order-confirmation", handler)
+    store = system.stores()[0]
+    secret = "Jane Doe, DOB 1970-01-01"
+    job_id = await store.add(
+        "email",
+        NewJob(
+            "order-confirmation", {"type": "order-confirmation", "orderId": secret, "userId": "u"}
+        ),
+    )
+    runner = runner_for(system, registry)
+    runner.start()
+    try:
+        await wait_until(lambda: _is(system, job_id, JobState.FAILED))
+    finally:
+        await runner.stop(5)
+    record = await _record(system, job_id)
+    assert record.attempts_made == 1
+    assert "orderId" in record.failed_reason
+    assert secret not in record.failed_reason
+    assert all(secret not in trace for trace in record.stacktrace)
+
+
+async def test_concurrency_is_respected(make_system: SystemFactory) -> None:
+    system = await make_system(email={"concurrency": 3})
+    registry = HandlerRegistry(system.job_types)
+    running = 0
+    peak = 0
+
+    async def handler(payload: Any, ctx: JobContext) -> None:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await asyncio.sleep(0.15)
+        running -= 1
+
+    registry.register("email", "order-confirmation", handler)
+    refs = [await system.helpers.queue_order_confirmation_email(f"o{i}", "u") for i in range(9)]
+    outcomes: list[JobOutcome] = []
+    runner = runner_for(system, registry, outcomes)
+    runner.start()
+    started = time.monotonic()
+    try:
+        await wait_until(lambda: _all_done(outcomes, len(refs)))
+    finally:
+        await runner.stop(5)
+    assert peak == 3
+    assert time.monotonic() - started >= 0.4  # three rounds of 0.15 s
+
+
+async def _all_done(outcomes: list[JobOutcome], n: int) -> bool:
+    return len([o for o in outcomes if o.state is JobState.COMPLETED]) >= n
+
+
+async def test_stop_lets_running_jobs_finish(make_system: SystemFactory) -> None:
+    system = await make_system()
+    registry = HandlerRegistry(system.job_types)
+    started = asyncio.Event()
+
+    async def handler(payload: Any, ctx: JobContext) -> None:
+        started.set()
+        await asyncio.sleep(0.5)
+
+    registry.register("email", "order-confirmation", handler)
+    first = await system.helpers.queue_order_confirmation_email("o1", "u")
+    runner = runner_for(system, registry)
+    runner.start()
+    await asyncio.wait_for(started.wait(), 10)
+    second = await system.helpers.queue_order_confirmation_email("o2", "u")
+    await runner.stop(5)
+    assert await job_state(system, first.job_id) is JobState.COMPLETED
+    assert await job_state(system, second.job_id) is JobState.WAITING
+
+
+async def test_abandoned_job_is_recovered_by_another_worker(make_system: SystemFactory) -> None:
+    system = await make_system()
+    slow = HandlerRegistry(system.job_types)
+    quick = HandlerRegistry(system.job_types)
+    started = asyncio.Event()
+
+    async def hang(payload: Any, ctx: JobContext) -> None:
+        started.set()
+        await asyncio.sleep(60)
+
+    async def finish(payload: Any, ctx: JobContext) -> str:
+        return "recovered"
+
+    slow.register("email", "order-confirmation", hang)
+    quick.register("email", "order-confirmation", finish)
+    ref = await system.helpers.queue_order_confirmation_email("o1", "u")
+    first = runner_for(system, slow)
+    first.start()
+    await asyncio.wait_for(started.wait(), 10)
+    await first.stop(0.1)  # grace too short: the job is abandoned, still locked
+    assert await job_state(system, ref.job_id) is JobState.ACTIVE
+    second = runner_for(system, quick)
+    second.start()
+    try:
+        await wait_until(lambda: _is(system, ref.job_id, JobState.COMPLETED), timeout=15)
+    finally:
+        await second.stop(5)
+    assert (await _record(system, ref.job_id)).result == "recovered"
+
+
+async def test_enqueue_with_options_validation(make_system: SystemFactory) -> None:
+    system = await make_system()
+    payload = OrderConfirmationEmail(order_id="o1", user_id="u1")
+    from ils.errors import InvalidPayloadError
+
+    with pytest.raises(InvalidPayloadError):
+        await system.enqueue("email", "order-confirmation", payload, JobOptions(priority=-1))
+    assert (await system.counts("email"))["waiting"] == 0
