@@ -1,0 +1,442 @@
+"""The Redis job store: real BullMQ jobs, shared both ways with the Node BullMQ service.
+
+Jobs are written and moved only by BullMQ's own Lua scripts (through the ``bullmq``
+3.4.4 package, wrapped in ``redis_bull``), so queue names, job names, payload JSON,
+priorities, attempts, back-off and retention mean the same to a Node ``Worker`` as to
+ours. We own the worker loop: the Python ``Worker``'s run loop ignores rate limits
+after the first window, so each fetch is one atomic ``moveToActive`` carrying the
+queue's limiter and lock duration, and completion/failure call ``moveToFinished`` /
+``moveToDelayed`` / ``retryJob`` directly with our own retry decision.
+
+Only this module and its ``redis_*`` helpers import ``bullmq``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from redis.asyncio import Redis
+
+from ils.errors import (
+    InvalidPayloadError,
+    JobNotFoundError,
+    JobSystemError,
+    LockLostError,
+    StoreUnavailableError,
+)
+from ils.queue.catalogue import Catalogue
+from ils.queue.model import (
+    CLEANABLE_STATES,
+    ClaimedJob,
+    Fetch,
+    JobRecord,
+    JobState,
+    NewJob,
+    StoreHealth,
+)
+from ils.queue.store import JobStore
+from ils.queue.stores import redis_admin
+from ils.queue.stores.redis_bull import (
+    JOB_NOT_EXIST,
+    LOCK_LOST_CODES,
+    BullQueue,
+    NextJob,
+    make_client,
+    unavailable_guard,
+)
+from ils.queue.stores.redis_codec import (
+    attempts_of,
+    bull_options,
+    decode_options,
+    failure_fields,
+    keep_jobs,
+    next_stacktrace,
+    now_ms,
+    record_from_hash,
+    retry_delay_ms,
+    validate_new_job,
+)
+
+# Claimed jobs whose options we keep in memory between fetch and finish (saves a read).
+MAX_REMEMBERED_CLAIMS = 10_000
+# Deferred-failure jobs (stalled too often) one fetch may fail before giving up for now.
+MAX_DEFERRED_PER_FETCH = 100
+# Extra time granted to a BZPOPMIN round trip beyond its own server-side timeout.
+BLOCK_GRACE_S = 1.0
+
+
+class RedisJobStore(JobStore):
+    """:class:`JobStore` over BullMQ queues in Redis (see the module docstring)."""
+
+    kind = "redis"
+
+    def __init__(
+        self,
+        redis_url: str,
+        catalogue: Catalogue,
+        *,
+        prefix: str = "bull",
+        max_stalled_count: int = 1,
+        connect_timeout_ms: int = 500,
+    ) -> None:
+        self._url = redis_url
+        self._catalogue = catalogue
+        self._prefix = prefix
+        self._max_stalled_count = max_stalled_count
+        self._connect_timeout_ms = connect_timeout_ms
+        self._client: Redis | None = None
+        self._blocking: Redis | None = None
+        self._queues: dict[str, BullQueue] = {}
+        self._claims: dict[tuple[str, str, str], dict[str, Any]] = {}
+        self._closed = False
+
+    # -- connections -------------------------------------------------------------------
+
+    def _shared(self) -> Redis:
+        if self._closed:
+            raise StoreUnavailableError("redis store is closed")
+        if self._client is None:
+            self._client = make_client(self._url, self._connect_timeout_ms)
+        return self._client
+
+    def _blocking_client(self) -> Redis:
+        """A client of its own for BZPOPMIN, so waiting never holds up other commands."""
+        if self._closed:
+            raise StoreUnavailableError("redis store is closed")
+        if self._blocking is None:
+            self._blocking = make_client(self._url, self._connect_timeout_ms, blocking=True)
+        return self._blocking
+
+    def _bull(self, queue: str) -> BullQueue:
+        config = self._catalogue[queue]  # UnknownQueueError for a key not in the catalogue
+        bull = self._queues.get(queue)
+        if bull is None:
+            bull = self._queues[queue] = BullQueue(config, self._shared(), self._prefix)
+        return bull
+
+    async def close(self) -> None:
+        """Close both clients; a pending ``wait_for_work`` returns at once."""
+        self._closed = True
+        self._queues.clear()
+        self._claims.clear()
+        for client in (self._blocking, self._client):
+            if client is not None:
+                await client.aclose()
+        self._client = self._blocking = None
+
+    # -- producers -----------------------------------------------------------------------
+
+    async def add(self, queue: str, job: NewJob) -> str:
+        bull = self._bull(queue)
+        validate_new_job(queue, job)
+        _check_json(queue, job)
+        with unavailable_guard():
+            return await bull.add(job.name, job.data, bull_options(bull.config, job))
+
+    async def add_bulk(self, queue: str, jobs: Sequence[NewJob]) -> list[str]:
+        bull = self._bull(queue)
+        for job in jobs:
+            validate_new_job(queue, job)
+            _check_json(queue, job)
+        if not jobs:
+            return []
+        with unavailable_guard():
+            return await bull.add_bulk(
+                [(job.name, job.data, bull_options(bull.config, job)) for job in jobs]
+            )
+
+    # -- workers -------------------------------------------------------------------------
+
+    async def fetch(self, queue: str, token: str) -> Fetch:
+        bull = self._bull(queue)
+        with unavailable_guard():
+            return await self._claimed(bull, await bull.move_to_active(token), token)
+
+    async def _claimed(self, bull: BullQueue, nxt: NextJob, token: str) -> Fetch:
+        """Turn a script's fetch reply into a :class:`Fetch`, failing flagged jobs.
+
+        A job BullMQ's stalled check flagged (``defa``) is failed here, as BullMQ's
+        Worker does when it receives one, and the next job is fetched in the same call.
+        """
+        for _ in range(MAX_DEFERRED_PER_FETCH):
+            if nxt.data is None or nxt.job_id is None:
+                return _no_job(nxt)
+            if "defa" not in nxt.data:
+                record = record_from_hash(bull.config.key, nxt.job_id, nxt.data, JobState.ACTIVE)
+                self._remember(bull, nxt.job_id, token, decode_options(nxt.data.get("opts")))
+                return Fetch(ClaimedJob(record, token))
+            nxt = await self._fail_deferred(bull, nxt.job_id, nxt.data, token, fetch_next=True)
+        return Fetch(None, 0)
+
+    async def _fail_deferred(
+        self, bull: BullQueue, job_id: str, raw: dict[str, str], token: str, *, fetch_next: bool
+    ) -> NextJob:
+        opts = decode_options(raw.get("opts"))
+        reason = raw["defa"]
+        previous = json.loads(raw.get("stacktrace") or "[]")
+        outcome = await bull.finish(
+            job_id,
+            raw.get("name", ""),
+            opts,
+            int(raw.get("atm") or 0),
+            token,
+            completed=False,
+            value=reason,
+            keep=opts.get("removeOnFail", keep_jobs(bull.config.keep_failed)),
+            fetch_next=fetch_next,
+            fields=failure_fields(reason, previous),
+        )
+        return outcome if isinstance(outcome, NextJob) else NextJob(None, None, 0, 0)
+
+    def _remember(self, bull: BullQueue, job_id: str, token: str, opts: dict[str, Any]) -> None:
+        if len(self._claims) >= MAX_REMEMBERED_CLAIMS:
+            self._claims.pop(next(iter(self._claims)))
+        self._claims[(bull.config.key, job_id, token)] = opts
+
+    async def _opts(self, bull: BullQueue, job: ClaimedJob, *, forget: bool) -> dict[str, Any]:
+        """The claimed job's BullMQ options: remembered from fetch, else read again."""
+        key = (bull.config.key, job.id, job.token)
+        opts = self._claims.pop(key, None) if forget else self._claims.get(key)
+        if opts is None:
+            opts = decode_options(await bull.job_opts(job.id))
+        return opts
+
+    async def complete(
+        self, queue: str, job: ClaimedJob, result: Any, *, fetch_next: bool = False
+    ) -> Fetch | None:
+        bull = self._bull(queue)
+        with unavailable_guard():
+            opts = await self._opts(bull, job, forget=True)
+            outcome = await bull.finish(
+                job.id,
+                job.record.name,
+                opts,
+                job.record.attempts_made,
+                job.token,
+                completed=True,
+                value=result,
+                keep=opts.get("removeOnComplete", keep_jobs(bull.config.keep_completed)),
+                fetch_next=fetch_next,
+            )
+            if isinstance(outcome, int):
+                raise _finish_error(queue, job.id, outcome)
+            return await self._claimed(bull, outcome, job.token) if fetch_next else None
+
+    async def fail(
+        self,
+        queue: str,
+        job: ClaimedJob,
+        reason: str,
+        stacktrace: str | None,
+        *,
+        retry: bool = True,
+    ) -> JobState:
+        bull = self._bull(queue)
+        with unavailable_guard():
+            opts = await self._opts(bull, job, forget=True)
+            made = job.record.attempts_made
+            traces = next_stacktrace(job.record.stacktrace, stacktrace, opts)
+            fields = failure_fields(reason, traces)
+            if retry and made + 1 < attempts_of(opts):
+                delay = retry_delay_ms(opts, made + 1, bull.config)
+                if delay > 0:
+                    code = await bull.move_to_delayed(job.id, job.token, delay, fields, now_ms())
+                    state = JobState.DELAYED
+                else:
+                    code = await bull.retry_now(job.id, job.token, bool(opts.get("lifo")), fields)
+                    state = JobState.WAITING
+            else:
+                outcome = await bull.finish(
+                    job.id,
+                    job.record.name,
+                    opts,
+                    made,
+                    job.token,
+                    completed=False,
+                    value=reason,
+                    keep=opts.get("removeOnFail", keep_jobs(bull.config.keep_failed)),
+                    fetch_next=False,
+                    fields=fields,
+                )
+                code = outcome if isinstance(outcome, int) else 0
+                state = JobState.FAILED
+        if code < 0:
+            raise _finish_error(queue, job.id, code)
+        return state
+
+    async def extend_locks(self, queue: str, jobs: Sequence[ClaimedJob]) -> list[str]:
+        bull = self._bull(queue)
+        if not jobs:
+            return []
+        with unavailable_guard():
+            return await bull.extend_locks([j.id for j in jobs], [j.token for j in jobs])
+
+    async def recover_stalled(self, queue: str) -> list[str]:
+        """Run one pass of BullMQ's stalled check (``moveStalledJobsToWait``).
+
+        BullMQ needs two passes: a pass first moves the active jobs whose lock is gone
+        and that the previous pass marked, then marks every active job as a suspect
+        (a lock extension clears the mark). A pass runs at most once per
+        ``stalled_interval_ms`` across all processes (Node's workers included), so
+        a dead worker's job returns to waiting between one and two intervals after
+        its lock expired; calls in between return ``[]``. Jobs over
+        ``max_stalled_count`` are failed here rather than at their next fetch.
+        """
+        bull = self._bull(queue)
+        with unavailable_guard():
+            moved = await bull.move_stalled_to_wait(self._max_stalled_count)
+            for job_id in moved:
+                token = f"ils-stalled-{uuid.uuid4().hex}"
+                if await bull.claim_deferred_failure(job_id, token):
+                    raw = await bull.job_hash(job_id)
+                    await self._fail_deferred(bull, job_id, raw, token, fetch_next=False)
+        return moved
+
+    async def update_progress(self, queue: str, job: ClaimedJob, progress: Any) -> None:
+        bull = self._bull(queue)
+        with unavailable_guard():
+            code = await bull.update_progress(job.id, progress)
+        if code == JOB_NOT_EXIST:
+            raise JobNotFoundError(queue, job.id)
+
+    async def add_log(self, queue: str, job: ClaimedJob, line: str) -> None:
+        bull = self._bull(queue)
+        with unavailable_guard():
+            opts = await self._opts(bull, job, forget=False)
+            await bull.add_log(job.id, line, int(opts.get("keepLogs") or 0))
+
+    async def wait_for_work(self, queue: str, timeout_ms: int) -> None:
+        """Block on the queue's BullMQ marker (BZPOPMIN) on the blocking client.
+
+        The marker holds ``0`` when a job is ready and a delayed job's due time
+        otherwise; popping a future due time keeps waiting until then, unless a job is
+        added first. Popping consumes the marker, so the caller must fetch next; a
+        cancelled or closed wait returns promptly (redis-py drops the connection).
+        """
+        marker = self._bull(queue).keys["marker"]
+        deadline = now_ms() + max(timeout_ms, 0)
+        while not self._closed:
+            remaining_s = (deadline - now_ms()) / 1000
+            if remaining_s <= 0:
+                return
+            try:
+                popped = await self._pop_marker(marker, remaining_s)
+            except StoreUnavailableError:
+                if self._closed:
+                    return
+                raise
+            if popped is None or popped <= now_ms():
+                return
+            deadline = min(deadline, popped)
+
+    async def _pop_marker(self, marker: str, timeout_s: float) -> int | None:
+        client = self._blocking_client()
+        with unavailable_guard():
+            reply = await asyncio.wait_for(
+                client.bzpopmin(marker, max(timeout_s, 0.001)), timeout_s + BLOCK_GRACE_S
+            )
+        return None if not reply else int(float(reply[2]))
+
+    # -- monitoring and operations (bodies in redis_admin) -------------------------------
+
+    async def counts(self, queue: str) -> dict[JobState, int]:
+        bull = self._bull(queue)
+        with unavailable_guard():
+            return await redis_admin.counts(bull)
+
+    async def list_jobs(
+        self, queue: str, state: JobState, *, offset: int = 0, limit: int = 50
+    ) -> list[JobRecord]:
+        bull = self._bull(queue)
+        with unavailable_guard():
+            return await redis_admin.list_jobs(bull, state, offset, limit)
+
+    async def get_job(self, queue: str, job_id: str) -> JobRecord | None:
+        bull = self._bull(queue)
+        with unavailable_guard():
+            return await redis_admin.get_job(bull, job_id)
+
+    async def retry_job(self, queue: str, job_id: str) -> None:
+        bull = self._bull(queue)
+        with unavailable_guard():
+            await redis_admin.retry_job(bull, job_id)
+
+    async def retry_failed(self, queue: str) -> int:
+        bull = self._bull(queue)
+        with unavailable_guard():
+            return await redis_admin.retry_failed(bull)
+
+    async def remove_job(self, queue: str, job_id: str) -> None:
+        bull = self._bull(queue)
+        with unavailable_guard():
+            await redis_admin.remove_job(bull, job_id)
+
+    async def clean(
+        self, queue: str, state: JobState, *, older_than_ms: int = 0, limit: int = 0
+    ) -> int:
+        if state not in CLEANABLE_STATES:
+            raise ValueError(f"cannot clean {state.value} jobs")
+        bull = self._bull(queue)
+        with unavailable_guard():
+            return await redis_admin.clean(bull, state, older_than_ms, limit)
+
+    async def pause(self, queue: str) -> None:
+        bull = self._bull(queue)
+        with unavailable_guard():
+            await bull.pause(True)
+
+    async def resume(self, queue: str) -> None:
+        bull = self._bull(queue)
+        with unavailable_guard():
+            await bull.pause(False)
+
+    async def is_paused(self, queue: str) -> bool:
+        bull = self._bull(queue)
+        with unavailable_guard():
+            return await bull.is_paused()
+
+    async def promote(self, queue: str, job_id: str) -> None:
+        bull = self._bull(queue)
+        with unavailable_guard():
+            await redis_admin.promote(bull, job_id)
+
+    async def oldest_waiting_ms(self, queue: str) -> int | None:
+        bull = self._bull(queue)
+        with unavailable_guard():
+            return await redis_admin.oldest_waiting_ms(bull)
+
+    async def health(self) -> StoreHealth:
+        """PING latency and INFO facts; never raises (an outage is a result)."""
+        try:
+            client = self._shared()
+        except Exception as err:  # closed store or unusable URL: still a report
+            return StoreHealth(self.kind, False, None, {"prefix": self._prefix}, error=str(err))
+        return await redis_admin.health(client, self.kind, self._prefix)
+
+
+def _no_job(nxt: NextJob) -> Fetch:
+    if nxt.limit_until_ms > 0:
+        return Fetch(None, nxt.limit_until_ms, rate_limited=True)
+    if nxt.delay_until_ms > 0:
+        return Fetch(None, max(nxt.delay_until_ms - now_ms(), 1))
+    return Fetch(None, 0)
+
+
+def _finish_error(queue: str, job_id: str, code: int) -> JobSystemError:
+    if code in LOCK_LOST_CODES:
+        return LockLostError(queue, job_id)
+    return JobSystemError(
+        f"BullMQ refused to finish job {job_id!r} of queue {queue!r} (code {code})"
+    )
+
+
+def _check_json(queue: str, job: NewJob) -> None:
+    """Refuse a payload BullMQ could not store as JSON, naming no value."""
+    try:
+        json.dumps(job.data, allow_nan=False)
+    except (TypeError, ValueError):
+        raise InvalidPayloadError(queue, job.name, ["data: must be JSON-serialisable"]) from None
