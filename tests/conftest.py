@@ -14,17 +14,15 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from urllib.parse import urlparse
 
 import pytest
-from ils.queue.stores.local import LocalJobStore
-from ils.queue.stores.redis import RedisJobStore
 from redis.asyncio import Redis
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from ils.clock import Clock, SystemClock
 from ils.database import create_engine
 from ils.migrations import upgrade_database
 from ils.queue.catalogue import Catalogue, build_catalogue
 from ils.queue.store import JobStore
+from ils.queue.stores.local import LocalJobStore
+from ils.queue.stores.redis import RedisJobStore
 from ils.settings import Settings
 
 REDIS_URL = os.environ.get("ILS_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -68,20 +66,44 @@ def pg_admin_url() -> str:
     return PG_ADMIN_URL
 
 
+def _psql(admin_url: str, sql: str) -> None:
+    """Run one statement as the admin user with ``psql`` (fixtures here are synchronous,
+    so they can be requested from inside async fixtures)."""
+    import subprocess
+
+    parsed = urlparse(admin_url.replace("+asyncpg", ""))
+    subprocess.run(
+        [
+            "psql",
+            "-h",
+            parsed.hostname or "127.0.0.1",
+            "-p",
+            str(parsed.port or 5432),
+            "-U",
+            parsed.username or "postgres",
+            "-d",
+            parsed.path.lstrip("/") or "test",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-qc",
+            sql,
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+
+
 @pytest.fixture
-async def pg_url(pg_admin_url: str) -> AsyncIterator[str]:
+def pg_url(pg_admin_url: str) -> Iterator[str]:
     """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
     name = f"ils_t_{uuid.uuid4().hex[:12]}"
-    admin = create_async_engine(pg_admin_url, isolation_level="AUTOCOMMIT")
-    async with admin.connect() as conn:
-        await conn.execute(text(f'CREATE DATABASE "{name}"'))
+    _psql(pg_admin_url, f'CREATE DATABASE "{name}"')
     base = pg_admin_url.rsplit("/", 1)[0]
     try:
         yield f"{base}/{name}"
     finally:
-        async with admin.connect() as conn:
-            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        await admin.dispose()
+        _psql(pg_admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture

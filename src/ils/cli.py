@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -23,8 +23,11 @@ from ils.workers import register_all
 
 T = TypeVar("T")
 
-app = typer.Typer(help="ILS: the background job system of an optical-lab platform.",
-                  no_args_is_help=True, pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="ILS: the background job system of an optical-lab platform.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
 db_app = typer.Typer(help="The app database.", no_args_is_help=True)
 jobs_app = typer.Typer(help="Look at and steer jobs.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
@@ -40,7 +43,7 @@ def _setup_logging(settings: Settings) -> None:
     )
 
 
-def _run(make: Callable[[Settings], Awaitable[T]]) -> T:
+def _run(make: Callable[[Settings], Coroutine[Any, Any, T]]) -> T:
     """Load settings once, run ``make`` and turn our errors into a clean exit."""
     settings = load_settings()
     _setup_logging(settings)
@@ -57,8 +60,12 @@ def _split(value: str) -> list[str]:
 
 @app.command()
 def worker(
-    queues: Annotated[str, typer.Option(help="Queue keys to work, comma-separated (all when empty).")] = "",
-    handlers: Annotated[list[str] | None, typer.Option(help="Extra handler registrars, package.module:function.")] = None,
+    queues: Annotated[
+        str, typer.Option(help="Queue keys to work, comma-separated (all when empty).")
+    ] = "",
+    handlers: Annotated[
+        list[str] | None, typer.Option(help="Extra handler registrars, package.module:function.")
+    ] = None,
 ) -> None:
     """Run workers for some or all queues until SIGTERM (running jobs get a grace period)."""
 
@@ -109,7 +116,7 @@ def db_current() -> None:
     _run(main)
 
 
-def _with_system(action: Callable[[JobSystem], Awaitable[T]]) -> T:
+def _with_system(action: Callable[[JobSystem], Coroutine[Any, Any, T]]) -> T:
     async def main(settings: Settings) -> T:
         system = await JobSystem.open(settings)
         try:
@@ -121,7 +128,9 @@ def _with_system(action: Callable[[JobSystem], Awaitable[T]]) -> T:
 
 
 @jobs_app.command("stats")
-def jobs_stats(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+def jobs_stats(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
     """Counts of every queue by state (get_queue_stats)."""
     stats: dict[str, Any] = _with_system(lambda system: system.stats())
     if as_json:
@@ -151,9 +160,14 @@ def jobs_list(
             table.add_column(column)
         for store in system.reachable_stores():
             for record in await store.list_jobs(queue, state, limit=limit):
-                table.add_row(store.kind, record.id, record.name,
-                              f"{record.attempts_made}/{record.attempts}",
-                              str(record.created_at_ms), record.failed_reason or "")
+                table.add_row(
+                    store.kind,
+                    record.id,
+                    record.name,
+                    f"{record.attempts_made}/{record.attempts}",
+                    str(record.created_at_ms),
+                    record.failed_reason or "",
+                )
         Console().print(table)
 
     _with_system(action)
@@ -162,7 +176,9 @@ def jobs_list(
 @jobs_app.command("retry")
 def jobs_retry(
     queue: str,
-    job_id: Annotated[str | None, typer.Argument(help="Job to retry; all failed when omitted.")] = None,
+    job_id: Annotated[
+        str | None, typer.Argument(help="Job to retry; all failed when omitted.")
+    ] = None,
 ) -> None:
     """Retry one failed job, or every failed job of a queue."""
 

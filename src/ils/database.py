@@ -20,6 +20,10 @@ NAMING_CONVENTION = {
 }
 
 
+# Execution option marking a read-only transaction (SQLite then begins deferred).
+READ_ONLY_OPTION = "ils_read_only"
+
+
 class Base(DeclarativeBase):
     """Declarative base of every table, so Alembic sees one metadata."""
 
@@ -59,7 +63,12 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # Reads ask for READ_ONLY_OPTION and begin deferred: under WAL they never wait
+        # for a writer, and a poll never holds up an enqueue.
+        if conn.get_execution_options().get(READ_ONLY_OPTION):
+            conn.exec_driver_sql("BEGIN")
+        else:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
 

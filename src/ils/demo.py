@@ -42,7 +42,9 @@ async def queue_samples(helpers: JobHelpers, n: int) -> list[JobRef]:
         await helpers.queue_shipment_notification_email(f"ord-{n}", "usr-1", f"1Z{n:08d}", "UPS"),
         await helpers.queue_purchase_order_email(f"po-{n}", "sup-1"),
         await helpers.queue_marketplace_connection_email(f"con-{n}", "cmp-1", "cmp-2"),
-        await helpers.queue_general_notification_email("usr-1", "Lab closed Friday", "See you Monday."),
+        await helpers.queue_general_notification_email(
+            "usr-1", "Lab closed Friday", "See you Monday."
+        ),
         await helpers.queue_daily_briefing_email("usr-1", "cmp-1", day),
         await helpers.queue_order_sheet_pdf(f"ord-{n}"),
         await helpers.queue_invoice_pdf(f"inv-{n}"),
@@ -51,13 +53,19 @@ async def queue_samples(helpers: JobHelpers, n: int) -> list[JobRef]:
         await helpers.queue_examination_form_pdf(f"exm-{n}"),
         await helpers.queue_system_notification("usr-1", "Maintenance", "Tonight 22:00", "high"),
         await helpers.queue_order_notification("usr-1", f"ord-{n}", "in_production", "Surfacing"),
-        await helpers.queue_ai_insight_notification("usr-1", "forecast", "Demand up", "Single vision +12%"),
-        await helpers.queue_marketplace_notification("usr-1", f"con-{n}", "request", "Clear View Lab"),
+        await helpers.queue_ai_insight_notification(
+            "usr-1", "forecast", "Demand up", "Single vision +12%"
+        ),
+        await helpers.queue_marketplace_notification(
+            "usr-1", f"con-{n}", "request", "Clear View Lab"
+        ),
         await helpers.queue_daily_briefing("cmp-1", day),
         await helpers.queue_demand_forecast("cmp-1", 30),
         await helpers.queue_anomaly_detection("cmp-1", "revenue"),
         await helpers.queue_insight_generation("cmp-1", "revenue", "2026-11-01", "2026-11-27"),
-        await helpers.queue_chat_response("usr-1", "cmp-1", f"cnv-{n}", "How many orders are overdue?"),
+        await helpers.queue_chat_response(
+            "usr-1", "cmp-1", f"cnv-{n}", "How many orders are overdue?"
+        ),
         await helpers.queue_oma_file(f"ord-{n}", f"fil-{n}"),
     ]
 
@@ -65,7 +73,7 @@ async def queue_samples(helpers: JobHelpers, n: int) -> list[JobRef]:
 async def _pending(system: JobSystem) -> int:
     stats = await system.stats()
     busy = (JobState.WAITING, JobState.ACTIVE, JobState.DELAYED, JobState.PAUSED)
-    total = sum(stats[key][s.value] for key in system.catalogue for s in busy)
+    total = sum(int(stats[key][s.value]) for key in system.catalogue for s in busy)
     return total + await system.producer.outbox.pending()
 
 
@@ -81,25 +89,33 @@ async def run_demo(settings: Settings, rounds: int, console: Console) -> None:
             echoed.append(f"{job_type.queue}/{job_type.name}")
     runner = Runner(system.stores(), list(system.catalogue.values()), registry)
     try:
-        console.print(f"[bold]ILS demo[/bold]: {system.mode} mode, database "
-                      f"{settings.effective_database_url}")
+        console.print(
+            f"[bold]ILS demo[/bold]: {system.mode} mode, database {settings.effective_database_url}"
+        )
         if echoed:
-            console.print(f"echo handlers stand in for {len(echoed)} job types without a "
-                          "real handler yet")
+            console.print(
+                f"echo handlers stand in for {len(echoed)} job types without a real handler yet"
+            )
         started = time.monotonic()
         refs: list[JobRef] = []
         for n in range(rounds):
             refs += await queue_samples(system.helpers, n)
         sessions = session_factory(system.engine)
         async with sessions() as session, session.begin():
-            refs.append(await system.helpers.queue_order_notification(
-                "usr-1", "ord-tx", "confirmed", "Committed with its order", session=session))
+            refs.append(
+                await system.helpers.queue_order_notification(
+                    "usr-1", "ord-tx", "confirmed", "Committed with its order", session=session
+                )
+            )
         async with sessions() as session:
             await system.helpers.queue_order_notification(
-                "usr-1", "ord-rolled-back", "confirmed", "Never queued", session=session)
+                "usr-1", "ord-rolled-back", "confirmed", "Never queued", session=session
+            )
             await session.rollback()
-        console.print(f"queued {len(refs)} jobs (+1 in a rolled-back transaction, not queued) "
-                      f"in {1000 * (time.monotonic() - started):.0f} ms")
+        console.print(
+            f"queued {len(refs)} jobs (+1 in a rolled-back transaction, not queued) "
+            f"in {1000 * (time.monotonic() - started):.0f} ms"
+        )
         system.start_background()
         runner.start()
         deadline = time.monotonic() + DEMO_TIMEOUT_S

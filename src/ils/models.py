@@ -5,5 +5,5 @@ Alembic's environment and the migration check import this one module.
 
 from __future__ import annotations
 
-import ils.queue.outbox  # noqa: F401
+import ils.queue.outbox
 import ils.queue.stores.local_schema  # noqa: F401

@@ -223,7 +223,8 @@ async def test_redis_stopped_while_enqueueing(tmp_path: Path, own_redis: RedisSe
             durations.append(time.perf_counter() - t0)
             await asyncio.sleep(0.01)
         assert stopped_at is not None and restarted_at is not None
-        assert max(durations) < 0.050, sorted(durations)[-5:]
+        slow = [(i, round(d * 1000, 1), refs[i].store) for i, d in enumerate(durations) if d > 0.02]
+        assert max(durations) < 0.050, slow
         by_store = Counter(ref.store for ref in refs)
         assert by_store["redis"] >= 150 and by_store["local"] >= 50, by_store
         wanted = {ref.job_id for ref in refs}

@@ -77,9 +77,7 @@ class Producer:
         """Check type, payload and options; the job as a store will receive it."""
         job_type = self.job_types.get(queue, name)
         if not isinstance(payload, job_type.model):
-            raise InvalidPayloadError(
-                queue, name, [f"payload: expected {job_type.model.__name__}"]
-            )
+            raise InvalidPayloadError(queue, name, [f"payload: expected {job_type.model.__name__}"])
         _check_options(queue, name, options)
         data = payload.model_dump(mode="json", by_alias=True)
         size = len(json.dumps(data, separators=(",", ":")).encode())

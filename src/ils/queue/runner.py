@@ -205,7 +205,9 @@ class QueueConsumer:
         try:
             await self.store.wait_for_work(self.queue, timeout)
         except Exception as exc:
-            self.logger.warning("queue %s: waiting for work failed: %s", self.queue, failure_reason(exc))
+            self.logger.warning(
+                "queue %s: waiting for work failed: %s", self.queue, failure_reason(exc)
+            )
             await asyncio.sleep(STORE_RETRY_S)
 
     def _launch(self, claimed: ClaimedJob) -> None:

@@ -86,8 +86,11 @@ async def run_workers(
     for line in describe(system, runner, registry):
         logger.info(line)
     await stop.wait()
-    logger.info("stopping: no new jobs; %d running get %.0fs to finish", runner.active,
-                system.settings.shutdown_grace_s)
+    logger.info(
+        "stopping: no new jobs; %d running get %.0fs to finish",
+        runner.active,
+        system.settings.shutdown_grace_s,
+    )
     await runner.stop(system.settings.shutdown_grace_s)
     logger.info("workers stopped")
 
