@@ -41,6 +41,7 @@ def _setup_logging(settings: Settings) -> None:
         datefmt="[%X]",
         handlers=[RichHandler(console=Console(stderr=True), show_path=False)],
     )
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 def _run(make: Callable[[Settings], Coroutine[Any, Any, T]]) -> T:

@@ -87,7 +87,9 @@ async def run_demo(settings: Settings, rounds: int, console: Console) -> None:
         if registry.lookup(job_type.queue, job_type.name) is None:
             registry.register(job_type.queue, job_type.name, _echo)
             echoed.append(f"{job_type.queue}/{job_type.name}")
-    runner = Runner(system.stores(), list(system.catalogue.values()), registry)
+    runner = Runner(
+        system.stores(), list(system.catalogue.values()), registry, gates=system.gates()
+    )
     try:
         console.print(
             f"[bold]ILS demo[/bold]: {system.mode} mode, database {settings.effective_database_url}"

@@ -232,3 +232,20 @@ async def test_redis_stopped_while_enqueueing(tmp_path: Path, own_redis: RedisSe
     finally:
         deploy.stop_all()
         await system.close()
+
+
+async def test_sigterm_finishes_running_jobs_and_claims_no_more(
+    deployment: Deployment, producer: JobSystem
+) -> None:
+    deployment.env.update({"ILS_TEST_SLEEP_S": "1.0", "ILS_QUEUES__EMAIL__CONCURRENCY": "1"})
+    refs = await enqueue_many(producer, 3)
+    worker = deployment.start_worker()
+    await wait_for(lambda: any(e == "start" for *_, e in deployment.events()), 30, deployment)
+    worker.send_signal(signal.SIGTERM)
+    assert await asyncio.to_thread(worker.wait, 15) == 0
+    done = deployment.done_ids()
+    assert done == {refs[0].job_id}
+    counts = await producer.counts("email")
+    assert counts["completed"] == 1
+    assert counts["waiting"] == 2
+    assert counts["active"] == 0

@@ -16,19 +16,27 @@ import contextlib
 import logging
 import traceback
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel
 
-from ils.errors import ILSError, InvalidPayloadError, LockLostError, PermanentJobError
+from ils.errors import (
+    ILSError,
+    InvalidPayloadError,
+    LockLostError,
+    PermanentJobError,
+    StoreUnavailableError,
+)
 from ils.queue.catalogue import QueueConfig
+from ils.queue.gate import RedisGate
 from ils.queue.model import ClaimedJob, Fetch, JobState
 from ils.queue.registry import HandlerRegistry
 from ils.queue.store import JobStore
 
 STORE_RETRY_S = 1.0
+GATE_WAIT_S = 0.2
 IDLE_BLOCK_MS = 5_000
 
 JobListener = Callable[["JobOutcome"], Awaitable[None] | None]
@@ -102,6 +110,9 @@ class QueueConsumer:
     worker_id: str
     listeners: Sequence[JobListener] = ()
     logger: logging.Logger = field(default_factory=lambda: logging.getLogger("ils.worker"))
+    # For the Redis store: while the gate is open (Redis down) the consumer waits for
+    # the probe instead of hammering a dead server and the log.
+    gate: RedisGate | None = None
     _running: dict[str, tuple[ClaimedJob, asyncio.Task[None]]] = field(default_factory=dict)
     _slots: asyncio.Semaphore = field(init=False)
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
@@ -168,6 +179,9 @@ class QueueConsumer:
 
     async def _feed(self) -> None:
         while not self._stopping.is_set():
+            if self.gate is not None and not self.gate.up:
+                await asyncio.sleep(GATE_WAIT_S)
+                continue
             await self._slots.acquire()
             if self._stopping.is_set():
                 self._slots.release()
@@ -175,6 +189,15 @@ class QueueConsumer:
             self._in_fetch = True
             try:
                 fetched = await self.store.fetch(self.queue, self._token())
+            except StoreUnavailableError as exc:
+                self._slots.release()
+                if self.gate is not None:
+                    self.gate.mark_down(str(exc))
+                    self.gate.start_probing()
+                else:
+                    self.logger.warning("queue %s: %s", self.queue, exc)
+                    await asyncio.sleep(STORE_RETRY_S)
+                continue
             except ILSError as exc:
                 self._slots.release()
                 self.logger.warning(
@@ -329,7 +352,7 @@ class QueueConsumer:
         while True:
             await asyncio.sleep(interval)
             running = [claimed for claimed, _ in self._running.values()]
-            if not running:
+            if not running or (self.gate is not None and not self.gate.up):
                 continue
             try:
                 lost = await self.store.extend_locks(self.queue, running)
@@ -344,6 +367,9 @@ class QueueConsumer:
     async def _sweep_stalled(self) -> None:
         interval = self.config.stalled_interval_ms / 1000
         while True:
+            if self.gate is not None and not self.gate.up:
+                await asyncio.sleep(interval)
+                continue
             try:
                 recovered = await self.store.recover_stalled(self.queue)
             except Exception as exc:
@@ -369,11 +395,21 @@ class Runner:
         *,
         listeners: Sequence[JobListener] = (),
         logger: logging.Logger | None = None,
+        gates: Mapping[str, RedisGate | None] | None = None,
     ) -> None:
         self.worker_id = uuid.uuid4().hex[:12]
         self.logger = logger or logging.getLogger("ils.worker")
+        gates = gates or {}
         self.consumers = [
-            QueueConsumer(store, config, registry, self.worker_id, listeners, self.logger)
+            QueueConsumer(
+                store,
+                config,
+                registry,
+                self.worker_id,
+                listeners,
+                self.logger,
+                gate=gates.get(store.kind),
+            )
             for store in stores
             for config in queues
         ]

@@ -80,7 +80,14 @@ async def run_workers(
     """Run consumers for ``queue_keys`` until ``stop`` is set, then shut down gracefully."""
     logger = logging.getLogger("ils.worker")
     configs = system.catalogue.select(list(queue_keys))
-    runner = Runner(system.stores(), configs, registry, listeners=listeners, logger=logger)
+    runner = Runner(
+        system.stores(),
+        configs,
+        registry,
+        listeners=listeners,
+        logger=logger,
+        gates=system.gates(),
+    )
     system.start_background()
     runner.start()
     for line in describe(system, runner, registry):

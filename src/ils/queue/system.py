@@ -156,6 +156,10 @@ class JobSystem:
         it holds what was queued while Redis was down)."""
         return [self.redis, self.local] if self.redis is not None else [self.local]
 
+    def gates(self) -> dict[str, RedisGate | None]:
+        """The gate of each store kind, for the runner (only Redis has one)."""
+        return {"redis": self.gate} if self.gate is not None else {}
+
     def reachable_stores(self) -> list[JobStore]:
         """The stores worth asking now (Redis is skipped while the gate is open)."""
         if self.redis is not None and self.redis_in_use:
