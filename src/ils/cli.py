@@ -147,6 +147,15 @@ def jobs_stats(
     Console().print(table)
 
 
+@jobs_app.command("health")
+def jobs_health() -> None:
+    """Overall status (ok, degraded, down), the stores and each queue's oldest job, as JSON."""
+    health: dict[str, Any] = _with_system(lambda system: system.health())
+    typer.echo(json.dumps(health, indent=2))
+    if health["status"] != "ok":
+        raise typer.Exit(1)
+
+
 @jobs_app.command("list")
 def jobs_list(
     queue: str,

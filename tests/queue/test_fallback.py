@@ -36,6 +36,12 @@ async def test_redis_down_at_start_uses_local_store(tmp_path: Path) -> None:
         assert stats["redis"] is False
         assert stats["mode"] == "redis"
         assert stats["email"]["waiting"] == 20
+        health = await system.health()
+        assert health["status"] == "degraded"
+        assert health["stores"]["redis"]["reachable"] is False
+        assert health["stores"]["local"]["reachable"] is True
+        assert health["queues"]["email"]["counts"]["waiting"] == 20
+        assert health["queues"]["email"]["oldest_waiting_age_s"] >= 0
     finally:
         await system.close()
 
@@ -83,3 +89,17 @@ async def test_eviction_policy_refused_when_required(tmp_path: Path) -> None:
             )
     finally:
         server.stop()
+
+
+async def test_health_ok_in_both_modes(tmp_path: Path, redis_url: str, redis_prefix: str) -> None:
+    for extra in ({}, {"redis_url": redis_url, "redis_prefix": redis_prefix}):
+        system = await JobSystem.open(Settings(data_dir=tmp_path, **extra))  # type: ignore[arg-type]
+        try:
+            health = await system.health()
+            assert health["status"] == "ok"
+            assert health["mode"] == ("redis" if extra else "local")
+            if extra:
+                assert health["stores"]["redis"]["eviction_safe"] is True
+                assert health["stores"]["redis"]["latency_ms"] >= 0
+        finally:
+            await system.close()

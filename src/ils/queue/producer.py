@@ -66,6 +66,7 @@ class Producer:
         redis_timeout_ms: int,
     ) -> None:
         self.job_types = job_types
+        self.clock = clock
         self.local = local
         self.redis = redis
         self.gate = gate

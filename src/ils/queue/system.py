@@ -16,13 +16,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from ils.clock import Clock, SystemClock
 from ils.database import create_engine
-from ils.errors import ConfigurationError
+from ils.errors import ConfigurationError, ILSError
 from ils.migrations import current_revision, head_revision, upgrade_database
 from ils.queue.catalogue import Catalogue, build_catalogue
 from ils.queue.gate import RedisGate
 from ils.queue.helpers import JobHelpers
 from ils.queue.jobtypes import JobTypes, default_job_types
-from ils.queue.model import COUNTED_STATES, JobOptions, JobRef, JobState
+from ils.queue.model import COUNTED_STATES, JobOptions, JobRef, JobState, StoreHealth
 from ils.queue.producer import Producer
 from ils.queue.store import JobStore
 from ils.queue.stores.local import LocalJobStore
@@ -41,6 +41,15 @@ class RedisPolicy:
     @property
     def safe(self) -> bool:
         return self.policy is None or self.policy == EVICTION_SAFE
+
+
+def _store_health(health: StoreHealth) -> dict[str, Any]:
+    return {
+        "reachable": health.reachable,
+        "latency_ms": None if health.latency_ms is None else round(health.latency_ms, 3),
+        "error": health.error,
+        **health.details,
+    }
 
 
 class JobSystem:
@@ -194,6 +203,56 @@ class JobSystem:
         for key in self.catalogue:
             result[key] = await self.counts(key)
         return result
+
+    async def health(self) -> dict[str, Any]:
+        """Overall status and the facts behind it (the body of ``/api/queue/health``).
+
+        ``ok``: every configured store answers. ``degraded``: Redis is configured but
+        unreachable (jobs go to the local store), or the local store fails while Redis
+        works. ``down``: no store can take jobs.
+        """
+        local = await self.local.health()
+        stores: dict[str, Any] = {"local": _store_health(local)}
+        redis_ok = True
+        if self.redis is not None:
+            redis = await self.redis.health()
+            redis_ok = redis.reachable
+            stores["redis"] = _store_health(redis)
+            policy = redis.details.get("maxmemory_policy")
+            stores["redis"]["eviction_safe"] = policy in (None, EVICTION_SAFE)
+        if local.reachable and redis_ok:
+            status = "ok"
+        elif local.reachable or (self.redis is not None and redis_ok):
+            status = "degraded"
+        else:
+            status = "down"
+        now = self.producer.clock.now_ms()
+        queues: dict[str, Any] = {}
+        for key in self.catalogue:
+            oldest = await self._oldest_waiting(key)
+            queues[key] = {
+                "counts": await self.counts(key) if status != "down" else None,
+                "oldest_waiting_age_s": None if oldest is None else max(now - oldest, 0) / 1000,
+            }
+        return {
+            "status": status,
+            "mode": self.mode,
+            "redis": self.redis_in_use,
+            "stores": stores,
+            "outbox_pending": await self.producer.outbox.pending() if local.reachable else None,
+            "queues": queues,
+        }
+
+    async def _oldest_waiting(self, queue: str) -> int | None:
+        oldest: list[int] = []
+        for store in self.reachable_stores():
+            try:
+                found = await store.oldest_waiting_ms(queue)
+            except ILSError:
+                continue
+            if found is not None:
+                oldest.append(found)
+        return min(oldest) if oldest else None
 
     # -- lifecycle -------------------------------------------------------------------
 
