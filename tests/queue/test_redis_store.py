@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 import time
 import uuid
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import bullmq
@@ -32,7 +30,6 @@ from tests.conftest import delete_prefix
 
 pytestmark = pytest.mark.redis
 Q = "email"
-NODE_DIR = Path(__file__).resolve().parents[1] / "interop" / "node"
 DATA = {"type": "order-confirmation", "orderId": "o-1", "userId": "u-1"}
 
 
@@ -368,61 +365,3 @@ def test_script_errors_are_not_outages() -> None:
 
 
 # -- Node BullMQ 6.x, both ways -----------------------------------------------------------
-
-
-async def _node(script: str, *args: str) -> Any:
-    if shutil.which("node") is None or not (NODE_DIR / "node_modules" / "bullmq").exists():
-        pytest.skip("the Node BullMQ peer is not installed (see tests/interop/node)")
-    proc = await asyncio.create_subprocess_exec(
-        "node",
-        str(NODE_DIR / script),
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), 60)
-    assert proc.returncode == 0, err.decode()
-    return json.loads(out.decode().strip().splitlines()[-1])
-
-
-@pytest.mark.node
-async def test_node_job_is_processed_by_the_store(
-    rstore: RedisJobStore, redis_url: str, redis_prefix: str
-) -> None:
-    added = await _node(
-        "add_job.mjs",
-        redis_url,
-        redis_prefix,
-        "emails",
-        "order-confirmation",
-        json.dumps(DATA),
-        "2",
-    )
-    claimed = await claim(rstore)
-    assert claimed.id == added["id"]
-    assert (claimed.record.name, claimed.record.data) == ("order-confirmation", DATA)
-    assert (claimed.record.priority, claimed.record.attempts) == (2, 3)
-    assert await rstore.fail(Q, claimed, "retry me", None) is JobState.DELAYED
-    record = await rstore.get_job(Q, claimed.id)
-    assert record is not None
-    assert 4_000 < (await rstore.fetch(Q, "t")).wait_ms <= 5_000  # Node's own back-off
-    await rstore.promote(Q, claimed.id)
-    await rstore.complete(Q, await claim(rstore), {"ok": True})
-    done = await rstore.get_job(Q, claimed.id)
-    assert done is not None
-    assert (done.state, done.result, done.attempts_made) == (JobState.COMPLETED, {"ok": True}, 2)
-
-
-@pytest.mark.node
-async def test_store_job_is_processed_by_a_node_worker(
-    rstore: RedisJobStore, redis_url: str, redis_prefix: str
-) -> None:
-    job_id = await rstore.add(Q, NewJob("order-confirmation", DATA, JobOptions(priority=1)))
-    seen = await _node("consume_one.mjs", redis_url, redis_prefix, "emails", "1", "10000")
-    assert seen == [
-        {"id": job_id, "name": "order-confirmation", "data": DATA, "priority": 1, "attempts": 3}
-    ]
-    record = await rstore.get_job(Q, job_id)
-    assert record is not None
-    assert record.state is JobState.COMPLETED
-    assert record.result == {"processedBy": "node"}
