@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import MetaData, event
+from sqlalchemy import Connection, Engine, MetaData, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.ext.asyncio import AsyncSession as AsyncSession
@@ -20,8 +20,11 @@ NAMING_CONVENTION = {
 }
 
 
-# Execution option marking a read-only transaction (SQLite then begins deferred).
+# Execution option (or connection ``info`` key) marking a read-only transaction:
+# SQLite then begins deferred.
 READ_ONLY_OPTION = "ils_read_only"
+# Seconds a SQLite writer waits for another process's write lock.
+SQLITE_BUSY_TIMEOUT_S = 30
 
 
 class Base(DeclarativeBase):
@@ -35,41 +38,46 @@ def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
-def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
-    """An async engine for ``url``, tuned for a job store shared by several processes.
+def configure_sqlite(engine: Engine) -> None:
+    """Settings every SQLite connection of ILS gets, whichever engine opened it.
 
-    SQLite gets WAL (readers never block the writer), a busy timeout (writers from
-    other processes wait instead of failing) and ``BEGIN IMMEDIATE`` transactions, so a
+    WAL (readers never block the writer), a busy timeout (writers from other
+    processes wait instead of failing), and ``BEGIN IMMEDIATE`` transactions, so a
     read-then-write such as claiming a job takes the write lock up front and cannot
-    deadlock on a lock upgrade.
+    deadlock on a lock upgrade. A transaction marked read-only (``READ_ONLY_OPTION``
+    as an execution option or in the connection's ``info``) begins deferred instead:
+    under WAL it neither waits for nor holds up a writer, so a poll never delays an
+    enqueue.
     """
-    if not is_sqlite(url):
-        return create_async_engine(url, echo=echo, pool_pre_ping=True)
-    database = make_url(url).database
-    if database and database != ":memory:":
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30})
 
-    @event.listens_for(engine.sync_engine, "connect")
+    @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Take transaction control from the driver so "begin" below decides.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_S * 1000}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
-    @event.listens_for(engine.sync_engine, "begin")
-    def _on_begin(conn: Any) -> None:
-        # Reads ask for READ_ONLY_OPTION and begin deferred: under WAL they never wait
-        # for a writer, and a poll never holds up an enqueue.
-        if conn.get_execution_options().get(READ_ONLY_OPTION):
-            conn.exec_driver_sql("BEGIN")
-        else:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        read_only = conn.info.get(READ_ONLY_OPTION) or conn.get_execution_options().get(
+            READ_ONLY_OPTION
+        )
+        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
+
+def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
+    """An async engine for ``url``; SQLite files get :func:`configure_sqlite`."""
+    if not is_sqlite(url):
+        return create_async_engine(url, echo=echo)
+    database = make_url(url).database
+    if database and database != ":memory:":
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_async_engine(url, echo=echo, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
+    configure_sqlite(engine.sync_engine)
     return engine
 
 

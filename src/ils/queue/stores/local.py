@@ -1,0 +1,345 @@
+"""The local job store: jobs in the app database (SQLite or PostgreSQL).
+
+It is what runs when Redis is not configured, and what takes jobs when Redis is down,
+so it keeps BullMQ's behaviour (priorities, delays, back-off, rate limits, locks,
+stalled-job recovery, retention) and the contract suite holds it to the Redis store's.
+
+Where the rest lives: tables in ``local_schema``; claiming, the rate limiter and
+retention in ``local_claim``; how a transaction runs (a thread for a SQLite file) in
+``local_tx``; monitoring and admin operations in ``local_admin``. Every operation is
+one short transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Connection, exists, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from ils.clock import Clock, SystemClock
+from ils.errors import JobNotFoundError, LockLostError
+from ils.queue.catalogue import Catalogue, QueueConfig
+from ils.queue.model import ClaimedJob, Fetch, JobState, NewJob
+from ils.queue.store import JobStore
+from ils.queue.stores.local_admin import LocalAdmin
+from ils.queue.stores.local_claim import (
+    HOLDING,
+    RetentionSchedule,
+    claim,
+    complete,
+    holding_params,
+    prune,
+    read_switches,
+)
+from ils.queue.stores.local_sql import (
+    ACTIVE,
+    COMPLETED,
+    DELAYED,
+    FAILED,
+    INSERT_JOB,
+    JOBS,
+    LOGS,
+    STALLED_REASON,
+    WAITING,
+    check_new_job,
+    json_value,
+    new_job_values,
+    shown_state,
+)
+from ils.queue.stores.local_tx import runner_for
+
+
+class LocalJobStore(LocalAdmin, JobStore):
+    """The job store on the app database; one instance per process is enough.
+
+    Args:
+        engine: the app database. A SQLite file is opened again by a private
+            synchronous engine for speed (see ``local_tx``); PostgreSQL is used as is.
+        catalogue: the queues; queue arguments are its keys.
+        clock: time source of every timestamp, lock, delay and window.
+        max_stalled_count: how many times a job may lose its worker and go back to
+            waiting before it fails.
+        poll_interval_ms: how often ``wait_for_work`` looks for jobs added by other
+            processes (jobs added by this one wake it at once).
+    """
+
+    kind = "local"
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        catalogue: Catalogue,
+        *,
+        clock: Clock | None = None,
+        max_stalled_count: int = 1,
+        poll_interval_ms: int = 100,
+    ) -> None:
+        self._engine = engine
+        self._runner = runner_for(engine)
+        self._catalogue = catalogue
+        self._clock = clock or SystemClock()
+        self._dialect = engine.dialect.name
+        self._max_stalled = max_stalled_count
+        self._poll_s = max(poll_interval_ms, 1) / 1000
+        self._wakeups = {}
+        self._retention = RetentionSchedule()
+        self._closed = False
+
+    # -- producers -------------------------------------------------------------------
+
+    async def add(self, queue: str, job: NewJob) -> str:
+        return (await self.add_bulk(queue, [job]))[0]
+
+    async def add_bulk(self, queue: str, jobs: Sequence[NewJob]) -> list[str]:
+        config = self._config(queue)
+        for job in jobs:
+            check_new_job(queue, job)
+        if not jobs:
+            return []
+        now = self._now()
+        rows = [new_job_values(config, job, now) for job in jobs]
+        await self._run(lambda conn: conn.execute(INSERT_JOB, rows))
+        self._notify(queue)
+        return [row["id"] for row in rows]
+
+    # -- workers ---------------------------------------------------------------------
+
+    async def fetch(self, queue: str, token: str) -> Fetch:
+        config = self._config(queue)
+        now = self._now()
+        return await self._run(lambda conn: claim(conn, config, token, now))
+
+    async def complete(
+        self, queue: str, job: ClaimedJob, result: Any, *, fetch_next: bool = False
+    ) -> Fetch | None:
+        config = self._config(queue)
+        json_value(result, queue, job.record.name, "result")
+        now = self._now()
+        plan = self._retention.plan(queue, COMPLETED, config.keep_completed, now)
+
+        def body(conn: Connection) -> Fetch | None:
+            if not complete(conn, queue, job, result, now):
+                raise LockLostError(queue, job.id)
+            prune(conn, queue, COMPLETED, config.keep_completed, now, plan)
+            return claim(conn, config, job.token, now) if fetch_next else None
+
+        return await self._run(body)
+
+    async def fail(
+        self,
+        queue: str,
+        job: ClaimedJob,
+        reason: str,
+        stacktrace: str | None,
+        *,
+        retry: bool = True,
+    ) -> JobState:
+        config = self._config(queue)
+        now = self._now()
+        plan = self._retention.plan(queue, FAILED, config.keep_failed, now)
+
+        def body(conn: Connection) -> JobState:
+            state = _record_failure(conn, config, job, str(reason), stacktrace, retry, now)
+            if state == FAILED:
+                prune(conn, queue, FAILED, config.keep_failed, now, plan)
+            paused = state == WAITING and read_switches(conn, queue).paused
+            return shown_state(state, paused)
+
+        shown = await self._run(body)
+        if shown is not JobState.FAILED:
+            self._notify(queue)
+        return shown
+
+    async def extend_locks(self, queue: str, jobs: Sequence[ClaimedJob]) -> list[str]:
+        config = self._config(queue)
+        if not jobs:
+            return []
+        by_token: dict[str, list[str]] = {}
+        for job in jobs:
+            by_token.setdefault(job.token, []).append(job.id)
+        now = self._now()
+
+        def body(conn: Connection) -> set[tuple[str, str]]:
+            kept: set[tuple[str, str]] = set()
+            for token, ids in by_token.items():
+                extended = conn.execute(
+                    update(JOBS)
+                    .where(
+                        JOBS.c.queue == queue,
+                        JOBS.c.id.in_(ids),
+                        JOBS.c.state == ACTIVE,
+                        JOBS.c.lock_token == token,
+                        JOBS.c.lock_until_ms >= now,
+                    )
+                    .values(lock_until_ms=now + config.lock_duration_ms)
+                    .returning(JOBS.c.id)
+                )
+                kept.update((token, job_id) for job_id in extended.scalars())
+            return kept
+
+        kept = await self._run(body)
+        return [job.id for job in jobs if (job.token, job.id) not in kept]
+
+    async def recover_stalled(self, queue: str) -> list[str]:
+        config = self._config(queue)
+        now = self._now()
+        handled, requeued = await self._run(
+            lambda conn: _recover(conn, config, self._max_stalled, now)
+        )
+        if requeued:
+            self._notify(queue)
+        return handled
+
+    async def update_progress(self, queue: str, job: ClaimedJob, progress: Any) -> None:
+        self._config(queue)
+        json_value(progress, queue, job.record.name, "progress")
+
+        def body(conn: Connection) -> None:
+            updated = conn.execute(
+                update(JOBS)
+                .where(JOBS.c.queue == queue, JOBS.c.id == job.id)
+                .values(progress=progress)
+            )
+            if updated.rowcount != 1:
+                raise JobNotFoundError(queue, job.id)
+
+        await self._run(body)
+
+    async def add_log(self, queue: str, job: ClaimedJob, line: str) -> None:
+        self._config(queue)
+
+        def body(conn: Connection) -> None:
+            seq = conn.scalar(select(JOBS.c.seq).where(JOBS.c.queue == queue, JOBS.c.id == job.id))
+            if seq is None:
+                raise JobNotFoundError(queue, job.id)
+            conn.execute(insert(LOGS).values(job_seq=seq, line=str(line)))
+
+        await self._run(body)
+
+    async def wait_for_work(self, queue: str, timeout_ms: int) -> None:
+        """Return when a job may be claimable, or after ``timeout_ms``.
+
+        Jobs added, retried, promoted or resumed by this process wake the waiters at
+        once; other processes' jobs are seen by polling every ``poll_interval_ms``;
+        a delayed job coming due ends the wait at its due time.
+        """
+        self._config(queue)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max(timeout_ms, 0) / 1000
+        while not self._closed:
+            wakeup = self._wakeups.setdefault(queue, asyncio.Event())
+            ready_in = await self._run(
+                lambda conn: _ready_in_s(conn, queue, self._now()), readonly=True
+            )
+            remaining = deadline - loop.time()
+            if ready_in == 0 or remaining <= 0:
+                return
+            nap = min(self._poll_s, remaining, remaining if ready_in is None else ready_in)
+            try:
+                await asyncio.wait_for(wakeup.wait(), nap)
+                return
+            except TimeoutError:
+                continue
+
+    async def close(self) -> None:
+        """Wake every waiter and release the store's connections."""
+        self._closed = True
+        for queue in list(self._wakeups):
+            self._notify(queue)
+        await self._runner.close()
+        await self._engine.dispose()
+
+
+def _record_failure(
+    conn: Connection,
+    config: QueueConfig,
+    job: ClaimedJob,
+    reason: str,
+    stacktrace: str | None,
+    retry: bool,
+    now: int,
+) -> str:
+    """Record a failed attempt; returns the stored state it leads to.
+
+    The job's own attempts and back-off are read under the lock (they were fixed at
+    add time), so the decision does not trust the worker's copy of the record.
+    """
+    held = conn.execute(
+        select(JOBS.c.attempts, JOBS.c.attempts_made, JOBS.c.backoff_delay_ms, JOBS.c.stacktrace)
+        .where(*HOLDING)
+        .with_for_update(),
+        holding_params(config.key, job, now),
+    ).first()
+    if held is None:
+        raise LockLostError(config.key, job.id)
+    made = held.attempts_made + 1
+    traces = list(held.stacktrace or [])
+    if stacktrace is not None:
+        traces.append(str(stacktrace))
+    values: dict[str, Any] = {
+        "attempts_made": made,
+        "failed_reason": reason,
+        "stacktrace": traces,
+        "lock_token": None,
+        "lock_until_ms": None,
+    }
+    if retry and made < held.attempts:
+        backoff = config.backoff_ms(made, held.backoff_delay_ms)
+        state = DELAYED if backoff > 0 else WAITING
+        values.update(state=state, run_at_ms=now + backoff, delay_ms=backoff)
+    else:
+        state = FAILED
+        values.update(state=FAILED, finished_at_ms=now)
+    conn.execute(update(JOBS).where(*HOLDING).values(values), holding_params(config.key, job, now))
+    return state
+
+
+def _recover(
+    conn: Connection, config: QueueConfig, max_stalled: int, now: int
+) -> tuple[list[str], bool]:
+    """Requeue or fail the active jobs whose lock expired; (ids handled, any requeued)."""
+    queue = config.key
+    stalled = conn.execute(
+        select(JOBS.c.seq, JOBS.c.id, JOBS.c.stalled_count)
+        .where(JOBS.c.queue == queue, JOBS.c.state == ACTIVE, JOBS.c.lock_until_ms < now)
+        .with_for_update(skip_locked=True)
+    ).all()
+    back = [row.seq for row in stalled if row.stalled_count < max_stalled]
+    out = [row.seq for row in stalled if row.stalled_count >= max_stalled]
+    released = {"lock_token": None, "lock_until_ms": None}
+    if back:
+        conn.execute(
+            update(JOBS)
+            .where(JOBS.c.seq.in_(back))
+            .values(state=WAITING, stalled_count=JOBS.c.stalled_count + 1, **released)
+        )
+    if out:
+        conn.execute(
+            update(JOBS)
+            .where(JOBS.c.seq.in_(out))
+            .values(
+                state=FAILED,
+                stalled_count=JOBS.c.stalled_count + 1,
+                attempts_made=JOBS.c.attempts_made + 1,
+                failed_reason=STALLED_REASON,
+                finished_at_ms=now,
+                **released,
+            )
+        )
+        prune(conn, queue, FAILED, config.keep_failed, now)
+    return [row.id for row in stalled], bool(back)
+
+
+def _ready_in_s(conn: Connection, queue: str, now: int) -> float | None:
+    """Seconds until a job of ``queue`` can be claimed: 0 now, ``None`` not known."""
+    if read_switches(conn, queue).paused:
+        return None
+    if conn.scalar(select(exists().where(JOBS.c.queue == queue, JOBS.c.state == WAITING))):
+        return 0
+    next_due = conn.scalar(
+        select(func.min(JOBS.c.run_at_ms)).where(JOBS.c.queue == queue, JOBS.c.state == DELAYED)
+    )
+    return None if next_due is None else max(int(next_due) - now, 0) / 1000
