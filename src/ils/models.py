@@ -5,5 +5,13 @@ Alembic's environment and the migration check import this one module.
 
 from __future__ import annotations
 
+import ils.domain.billing
+import ils.domain.clinical
+import ils.domain.companies
+import ils.domain.content
+import ils.domain.marketplace
+import ils.domain.numbering
+import ils.domain.orders
+import ils.domain.supply
 import ils.queue.outbox
 import ils.queue.stores.local_schema  # noqa: F401
