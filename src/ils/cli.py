@@ -1,4 +1,4 @@
-"""The ``ils`` command: worker, demo, db and jobs. Settings are loaded here, once."""
+"""The ``ils`` command: serve, worker, demo, db and jobs. Settings are loaded here, once."""
 
 from __future__ import annotations
 
@@ -82,6 +82,60 @@ def worker(
             await system.close()
 
     _run(main)
+
+
+def _drop_query_string(record: logging.LogRecord) -> bool:
+    """Keep query strings (search terms, names) out of uvicorn's access log."""
+    args = record.args
+    if isinstance(args, tuple) and len(args) == 5 and isinstance(args[2], str):
+        record.args = (args[0], args[1], args[2].split("?", 1)[0], args[3], args[4])
+    return True
+
+
+@app.command()
+def serve(
+    host: Annotated[
+        str | None, typer.Option(help="Address to listen on (ILS_HOST, 127.0.0.1).")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(min=1, max=65535, help="Port to listen on (ILS_PORT, 8000).")
+    ] = None,
+    no_workers: Annotated[
+        bool,
+        typer.Option("--no-workers", help="Do not run workers in this process (run `ils worker`)."),
+    ] = False,
+) -> None:
+    """Serve the web app and API with uvicorn; workers run in-process unless told not to."""
+    import uvicorn
+
+    from ils.web.app import create_app
+
+    settings = load_settings()
+    _setup_logging(settings)
+    logging.getLogger("uvicorn.access").addFilter(_drop_query_string)
+    start_workers = settings.start_workers and not no_workers
+    config = uvicorn.Config(
+        create_app(settings, start_workers=start_workers),
+        host=host or settings.host,
+        port=port or settings.port,
+        lifespan="on",
+        # Our logging setup (above) formats uvicorn's records too.
+        log_config=None,
+        log_level=settings.log_level.lower(),
+        server_header=False,
+    )
+    server = uvicorn.Server(config)
+    logging.getLogger("ils.web").info(
+        "ILS web on http://%s:%d (workers %s)",
+        config.host,
+        config.port,
+        "in this process" if start_workers else "off",
+    )
+    server.run()
+    if not server.started:
+        # The lifespan failed (database not migrated, Redis policy refused...); uvicorn
+        # has logged why.
+        raise typer.Exit(2)
 
 
 @app.command()

@@ -6,11 +6,16 @@ Environment variables use the ``ILS_`` prefix; nested values use ``__``, for exa
 
 from __future__ import annotations
 
+import contextlib
+import os
+import secrets
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from ils.errors import ConfigurationError
 
 
 class QueueOverride(BaseModel):
@@ -67,6 +72,16 @@ class Settings(BaseSettings):
     shutdown_grace_s: float = Field(default=30.0, ge=0)
     outbox_sweep_interval_s: float = Field(default=2.0, gt=0)
     log_level: str = "INFO"
+    # The web app (``ils serve``). An empty secret key means: generate one on first
+    # start and keep it in ``data_dir/secret_key`` (see :func:`resolve_secret_key`).
+    secret_key: str = Field(default="", repr=False)
+    session_ttl_hours: float = Field(default=12, gt=0)
+    # Production serves HTTPS: set it so browsers never send the session in clear text.
+    cookie_secure: bool = False
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    # Run the workers inside the web process; off when they run as ``ils worker``.
+    start_workers: bool = True
 
     @field_validator("redis_url")
     @classmethod
@@ -82,6 +97,39 @@ class Settings(BaseSettings):
     def redis_configured(self) -> bool:
         """Redis mode is chosen by setting ``ILS_REDIS_URL``; unset means local mode."""
         return self.redis_url is not None
+
+
+SECRET_KEY_FILE = "secret_key"  # noqa: S105 (a file name, not a secret)
+
+
+def resolve_secret_key(settings: Settings) -> str:
+    """The key that signs session cookies: the configured one, else the installation's own.
+
+    A generated key is written once to ``data_dir/secret_key`` (mode 0600) and read back
+    on every later start, so sessions survive restarts and every process of one
+    installation (several ``ils serve`` behind a balancer on one host) agrees on it.
+    The file is published with an exclusive link, so two processes starting at once
+    still end up with the same key.
+    """
+    if settings.secret_key:
+        return settings.secret_key
+    path = settings.data_dir / SECRET_KEY_FILE
+    if not path.exists():
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        draft = settings.data_dir / f".{SECRET_KEY_FILE}.{secrets.token_hex(8)}"
+        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secrets.token_urlsafe(48) + "\n")
+            # When another process won the race, its key is the one to use.
+            with contextlib.suppress(FileExistsError):
+                os.link(draft, path)
+        finally:
+            draft.unlink(missing_ok=True)
+    key = path.read_text().strip()
+    if not key:
+        raise ConfigurationError(f"{path} is empty: delete it or set ILS_SECRET_KEY")
+    return key
 
 
 def load_settings(**overrides: Any) -> Settings:

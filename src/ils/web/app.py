@@ -1,0 +1,130 @@
+"""The web app factory: one composition root for ``ils serve`` and the tests.
+
+``create_app`` builds nothing at import time and keeps no module globals: the lifespan
+opens the job system from the settings it was given, keeps what requests need in one
+:class:`~ils.web.state.WebState` on ``app.state.ils``, and closes it all on shutdown.
+The workers run in-process through the same ``run_workers`` as ``ils worker``, so the
+two ways of running them cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Sequence
+from datetime import timedelta
+
+from argon2 import PasswordHasher
+from fastapi import FastAPI
+
+from ils import __version__
+from ils.clock import Clock, SystemClock
+from ils.database import session_factory
+from ils.queue.service import Registrar, build_registry, run_workers
+from ils.queue.system import JobSystem
+from ils.settings import Settings, resolve_secret_key
+from ils.web.errors import install_error_handlers
+from ils.web.routers import OPENAPI_TAGS, include_routers
+from ils.web.security import CookieSigner, Passwords, SessionManager
+from ils.web.state import WebState
+from ils.workers import register_all
+
+
+def job_system_mode(system: JobSystem) -> str:
+    """How jobs are stored right now, in the words ``ils worker`` uses."""
+    if system.redis is None:
+        return "local mode (jobs in the app database)"
+    if system.redis_in_use:
+        return "Redis mode"
+    return "Redis mode, DEGRADED: Redis unreachable, using the local store until it is back"
+
+
+def _log_worker_crash(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logging.getLogger("ils.web").error(
+            "in-process workers stopped with an error", exc_info=task.exception()
+        )
+
+
+def create_app(
+    settings: Settings,
+    *,
+    start_workers: bool | None = None,
+    clock: Clock | None = None,
+    password_hasher: PasswordHasher | None = None,
+    registrars: Sequence[Registrar] = (),
+) -> FastAPI:
+    """The ILS web app for ``settings``.
+
+    Args:
+        settings: Loaded once by the caller (``ils serve``, a test fixture).
+        start_workers: Run workers for every queue in this process; ``None`` follows
+            ``settings.start_workers``. Off when workers run as ``ils worker``.
+        clock: Time for session expiry and the job system (tests pass a manual one).
+        password_hasher: argon2 parameters; tests pass cheap ones (the default costs
+            about 64 MiB and a few hundred milliseconds per sign-in, by design).
+        registrars: Handler registrars after ``ils.workers.register_all``, like
+            ``ils worker --handlers``.
+
+    Returns:
+        The app; its lifespan must run (uvicorn does; tests use
+        ``app.router.lifespan_context(app)``) before it answers requests.
+    """
+    workers = settings.start_workers if start_workers is None else start_workers
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        logger = logging.getLogger("ils.web")
+        the_clock = clock or SystemClock()
+        signer = CookieSigner(resolve_secret_key(settings))
+        system = await JobSystem.open(settings, clock=the_clock)
+        stop = asyncio.Event()
+        worker_task: asyncio.Task[None] | None = None
+        try:
+            # The dummy hash of Passwords costs a real hash: not on the event loop.
+            passwords = await asyncio.to_thread(Passwords, password_hasher)
+            app.state.ils = WebState(
+                settings=settings,
+                system=system,
+                sessions=session_factory(system.engine),
+                passwords=passwords,
+                auth=SessionManager(signer, timedelta(hours=settings.session_ttl_hours), the_clock),
+                clock=the_clock,
+                workers=workers,
+            )
+            system.start_background()
+            if workers:
+                registry = build_registry(system, [register_all, *registrars])
+                worker_task = asyncio.create_task(
+                    run_workers(system, [], registry, stop=stop), name="ils-workers"
+                )
+                # run_workers starts everything before its first await: one turn of the
+                # loop tells whether it started or failed.
+                await asyncio.sleep(0)
+                if worker_task.done():
+                    worker_task.result()
+                worker_task.add_done_callback(_log_worker_crash)
+            logger.info(
+                "ILS web: job system in %s; workers %s",
+                job_system_mode(system),
+                "run in this process" if workers else "not started here (run `ils worker`)",
+            )
+            yield
+        finally:
+            if worker_task is not None and not worker_task.done():
+                stop.set()  # running jobs get settings.shutdown_grace_s to finish
+                await asyncio.gather(worker_task, return_exceptions=True)
+            app.state.ils = None
+            await system.close()
+
+    app = FastAPI(
+        title="ILS",
+        version=__version__,
+        summary="The optical-lab platform: orders, invoices, examinations, marketplace.",
+        lifespan=lifespan,
+        openapi_tags=list(OPENAPI_TAGS),
+    )
+    install_error_handlers(app)
+    include_routers(app)
+    return app

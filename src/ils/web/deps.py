@@ -1,0 +1,238 @@
+"""FastAPI dependencies for the routers: database session, job system, signed-in user.
+
+How a router uses them::
+
+    from ils.domain.companies import CompanyKind, Role, User
+    from ils.web.deps import SessionDep, SystemDep, require_roles, scoped_get
+
+    PracticeStaff = Annotated[User, Depends(require_roles(
+        Role.ADMIN, Role.COMPANY_ADMIN, Role.STAFF, kinds=[CompanyKind.PRACTICE]))]
+
+    @router.post("", status_code=201)
+    async def create_order(
+        body: OrderIn, user: PracticeStaff, session: SessionDep, system: SystemDep
+    ) -> OrderOut:
+        patient = await scoped_get(session, Patient, body.patient_id, user.company_id)
+        order = Order(...)
+        session.add(order)
+        await session.flush()
+        await system.helpers.queue_order_confirmation_email(..., session=session)
+        return OrderOut.model_validate(order)
+
+The aliases: ``SessionDep`` (the request's ``AsyncSession``), ``SystemDep`` (the
+:class:`~ils.queue.system.JobSystem`), ``SettingsDep``, ``StateDep`` (everything the
+lifespan built), ``CurrentAuth`` (session row, user, company), ``CurrentUser``,
+``CurrentCompany``, ``ManagerUser`` (platform_admin, admin, company_admin). Helpers:
+``require_roles(*roles, kinds=...)``, ``scoped_get(...)``, ``not_found()``.
+
+The rules these dependencies enforce, so routers need not repeat them:
+
+* ``SessionDep`` is one ``AsyncSession`` per request. It commits when the handler
+  returns and rolls back when anything raises (``HTTPException`` included), so a failed
+  request writes nothing and, because jobs queued with ``session=session`` go through
+  the outbox in that same transaction, queues nothing either. Raise errors, never
+  return an error response, or the commit still happens. Call ``await session.flush()``
+  where a constraint may fail (unique numbers...) to turn it into a clean 409 rather
+  than a 500 at commit. The commit runs before the response is sent, so a client that
+  got 2xx knows the data is stored. GET handlers only read: on SQLite their
+  transaction is read-only (deferred), so reads never wait for writers.
+* ``CurrentUser`` / ``CurrentAuth`` / ``CurrentCompany`` answer 401 ``{"detail": "not
+  signed in"}`` without a genuine, unexpired session of an active user of an active
+  company, and 403 ``{"detail": "CSRF token missing or wrong"}`` for POST, PUT, PATCH
+  and DELETE whose ``X-CSRF-Token`` header does not match the session. Every route
+  that changes data must depend on one of them (or on ``require_roles``), which is how
+  it gets the CSRF check.
+* ``require_roles`` answers 403 for other roles (and other company kinds when given).
+* ``scoped_get`` answers 404 for a record of another company, never 403: the API does
+  not reveal that a record exists.
+
+A dependency of your own with ``yield`` that takes ``SessionDep`` must be declared with
+``Depends(..., scope="function")`` too (FastAPI refuses request-scoped generators on
+function-scoped ones).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from typing import Annotated, Any, TypeVar
+
+from fastapi import Depends, HTTPException, Request
+from sqlalchemy import inspect as sa_inspect
+from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ils.database import READ_ONLY_OPTION, Base
+from ils.domain.companies import MANAGER_ROLES, Company, CompanyKind, Role, User
+from ils.queue.system import JobSystem
+from ils.settings import Settings
+from ils.web.security import CSRF_HEADER, SESSION_COOKIE, SessionAuth, csrf_matches
+from ils.web.state import WebState
+
+ModelT = TypeVar("ModelT", bound=Base)
+
+#: Methods that only read: their SQLite transactions do not take the write lock.
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+#: Methods that change state and therefore need the CSRF header.
+CSRF_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+NOT_SIGNED_IN = "not signed in"
+CSRF_REFUSED = "CSRF token missing or wrong"
+NOT_ALLOWED = "not allowed for your role"
+NOT_FOUND = "not found"
+
+
+def get_state(request: Request) -> WebState:
+    """The lifespan's :class:`WebState` (fails loudly when the lifespan did not run)."""
+    state = getattr(request.app.state, "ils", None)
+    if not isinstance(state, WebState):
+        raise RuntimeError("the app's lifespan has not run: use create_app and start it")
+    return state
+
+
+StateDep = Annotated[WebState, Depends(get_state)]
+
+
+def get_system(state: StateDep) -> JobSystem:
+    """The job system: ``system.helpers.queue_...(..., session=session)`` to enqueue."""
+    return state.system
+
+
+def get_settings(state: StateDep) -> Settings:
+    """The settings the app was created with."""
+    return state.settings
+
+
+SystemDep = Annotated[JobSystem, Depends(get_system)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+async def get_session(request: Request, state: StateDep) -> AsyncIterator[AsyncSession]:
+    """One transaction per request: commit on success, roll back on any exception.
+
+    On SQLite a GET, HEAD or OPTIONS request reads in a deferred transaction instead of
+    taking the write lock (``BEGIN IMMEDIATE``), so reads never queue behind writers
+    or the workers' claims. Such handlers must not write.
+    """
+    async with state.sessions() as session:
+        if request.method in READ_METHODS and state.system.engine.dialect.name == "sqlite":
+            await session.connection(execution_options={READ_ONLY_OPTION: True})
+        try:
+            yield session
+        except BaseException:
+            await session.rollback()
+            raise
+        await session.commit()
+
+
+# scope="function": the commit runs when the handler returns, before the response is
+# sent (the default "request" scope would commit after the client already has a 200).
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+
+
+async def get_auth(request: Request, state: StateDep, session: SessionDep) -> SessionAuth:
+    """The request's session, user and company; 401 without one, 403 on a CSRF miss."""
+    auth = await state.auth.find(session, request.cookies.get(SESSION_COOKIE))
+    if auth is None:
+        raise HTTPException(401, NOT_SIGNED_IN)
+    if request.method in CSRF_METHODS and not csrf_matches(
+        auth.session.csrf_token, request.headers.get(CSRF_HEADER)
+    ):
+        raise HTTPException(403, CSRF_REFUSED)
+    return auth
+
+
+CurrentAuth = Annotated[SessionAuth, Depends(get_auth)]
+
+
+def get_current_user(auth: CurrentAuth) -> User:
+    """The signed-in user (loaded in the request's session)."""
+    return auth.user
+
+
+def get_current_company(auth: CurrentAuth) -> Company:
+    """The signed-in user's company: the scope of every query."""
+    return auth.company
+
+
+CurrentUser = Annotated[User, Depends(get_current_user)]
+CurrentCompany = Annotated[Company, Depends(get_current_company)]
+
+
+def require_roles(
+    *roles: Role, kinds: Iterable[CompanyKind] = ()
+) -> Callable[[SessionAuth], Awaitable[User]]:
+    """A dependency returning the signed-in user if their role (and company kind) may.
+
+    ``platform_admin`` always passes the role check: the roles table lets it do
+    everything in its own company. No ``roles`` means any role; no ``kinds`` means any
+    company kind. Use it as ``Annotated[User, Depends(require_roles(Role.STAFF, ...))]``.
+
+    Args:
+        roles: The roles allowed (besides ``platform_admin``).
+        kinds: The company kinds allowed, for "practice staff" or "lab admin" rules.
+
+    Returns:
+        The dependency; it raises 401 (not signed in), 403 (CSRF, role or kind).
+    """
+    allowed_roles = frozenset(roles) | {Role.PLATFORM_ADMIN} if roles else None
+    allowed_kinds = frozenset(kinds)
+
+    async def check(auth: CurrentAuth) -> User:
+        if allowed_roles is not None and auth.user.role not in allowed_roles:
+            raise HTTPException(403, NOT_ALLOWED)
+        if allowed_kinds and auth.company.kind not in allowed_kinds:
+            raise HTTPException(403, NOT_ALLOWED)
+        return auth.user
+
+    return check
+
+
+#: platform_admin, admin or company_admin of any company kind (marketplace decisions...).
+ManagerUser = Annotated[User, Depends(require_roles(*MANAGER_ROLES))]
+
+
+def not_found() -> HTTPException:
+    """The one 404 of the API (``raise not_found()``): same body whether the record is
+    missing or belongs to another company."""
+    return HTTPException(404, NOT_FOUND)
+
+
+async def scoped_get(
+    session: AsyncSession,
+    model: type[ModelT],
+    record_id: str,
+    company_id: str,
+    *,
+    owners: Sequence[str] = ("company_id",),
+    for_update: bool = False,
+) -> ModelT:
+    """The ``model`` row with id ``record_id`` that belongs to ``company_id``, or 404.
+
+    Args:
+        session: The request's session.
+        model: A domain model with an ``id`` primary key.
+        record_id: The id from the path or body.
+        company_id: The signed-in user's company (``user.company_id``).
+        owners: Columns any of which may hold ``company_id``: an order is visible to
+            its practice and its lab, ``owners=("company_id", "lab_id")``; an invoice
+            to issuer and customer, ``("company_id", "customer_id")``.
+        for_update: Lock the row (``SELECT ... FOR UPDATE`` on PostgreSQL) before a
+            read-modify-write such as a status change.
+
+    Raises:
+        HTTPException: 404 ``{"detail": "not found"}``, for a missing id and for
+            another company's record alike.
+    """
+    mapper = sa_inspect(model)
+    columns: list[Any] = []
+    for name in owners:
+        if name not in mapper.columns:
+            raise ValueError(f"{model.__name__} has no column {name!r}")
+        columns.append(mapper.columns[name])
+    primary_key = mapper.primary_key[0]
+    query = select(model).where(primary_key == record_id, or_(*(c == company_id for c in columns)))
+    if for_update:
+        query = query.with_for_update()
+    row = await session.scalar(query)
+    if row is None:
+        raise not_found()
+    return row

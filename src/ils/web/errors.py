@@ -1,0 +1,225 @@
+"""Every error leaves the API as small JSON that never repeats what the client sent.
+
+Request bodies carry prescriptions and patient details, and error bodies end up in
+browser consoles, proxies and logs. So validation errors name the field and the rule
+but drop FastAPI's ``input`` echo, our :class:`~ils.errors.ILSError` subclasses map to
+fitting status codes with their (value-free) messages, and anything unexpected answers
+500 ``{"detail": "internal error"}`` while the traceback goes to the log with the
+method and route only, never the query string, headers or body.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError, ValidationException
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+from sqlalchemy.exc import DBAPIError
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ils.domain.orders import InvalidTransitionError
+from ils.errors import (
+    ConfigurationError,
+    ILSError,
+    InvalidJobStateError,
+    InvalidPayloadError,
+    JobNotFoundError,
+    StoreUnavailableError,
+    UnknownQueueError,
+)
+
+# Where FastAPI says a value came from; the client knows, so the field name suffices.
+_SOURCES = frozenset({"body", "query", "path", "header", "cookie"})
+_VALUE_ERROR_PREFIXES = ("Value error, ", "Assertion failed, ")
+INTERNAL_ERROR = "internal error"
+
+
+def field_name(loc: Sequence[Any]) -> str:
+    """``("body", "right", "sphere")`` → ``"right.sphere"``; the body itself → ``"body"``."""
+    parts = [str(part) for part in loc]
+    if len(parts) > 1 and parts[0] in _SOURCES:
+        parts = parts[1:]
+    return ".".join(parts) or "body"
+
+
+def clean_message(message: str) -> str:
+    """pydantic's message without its ``Value error, `` prefix (our validators' text
+    reads as a sentence of its own)."""
+    for prefix in _VALUE_ERROR_PREFIXES:
+        if message.startswith(prefix):
+            return message[len(prefix) :]
+    return message
+
+
+def validation_details(errors: Sequence[Any]) -> list[dict[str, str]]:
+    """``[{"field", "message"}]`` from pydantic errors: no ``input``, no ``ctx``."""
+    details = []
+    for error in errors:
+        loc = error.get("loc", ())
+        field = "body" if error.get("type") == "json_invalid" else field_name(loc)
+        details.append({"field": field, "message": clean_message(str(error.get("msg", "")))})
+    return details
+
+
+def payload_details(problems: Sequence[str]) -> list[dict[str, str]]:
+    """``InvalidPayloadError.problems`` (``"field: reason"``) in the same shape."""
+    details = []
+    for problem in problems:
+        field, sep, message = problem.partition(": ")
+        details.append(
+            {"field": field, "message": message} if sep else {"field": "", "message": problem}
+        )
+    return details
+
+
+def status_for(exc: ILSError) -> int:
+    """The HTTP status of one of our errors reaching a route.
+
+    ``InvalidPayloadError`` 422 (field list like a validation error),
+    ``JobNotFoundError`` and ``UnknownQueueError`` 404, ``InvalidJobStateError`` and the
+    order lifecycle's ``InvalidTransitionError`` 409 (the request conflicts with the
+    record's state), ``StoreUnavailableError`` and ``ConfigurationError`` 503 (ours, not
+    the client's; retrying later may work), any other ``ILSError`` 400.
+    """
+    if isinstance(exc, InvalidPayloadError):
+        return 422
+    if isinstance(exc, JobNotFoundError | UnknownQueueError):
+        return 404
+    if isinstance(exc, InvalidJobStateError | InvalidTransitionError):
+        return 409
+    if isinstance(exc, StoreUnavailableError | ConfigurationError):
+        return 503
+    return 400
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    return JSONResponse({"detail": validation_details(exc.errors())}, status_code=422)
+
+
+async def _ils_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ILSError)
+    status = status_for(exc)
+    if isinstance(exc, InvalidPayloadError):
+        return JSONResponse({"detail": payload_details(exc.problems)}, status_code=status)
+    if isinstance(exc, ConfigurationError):
+        # Configuration messages may name hosts and URLs: keep them in the log.
+        logging.getLogger("ils.web").error("configuration error: %s", exc)
+        return JSONResponse({"detail": "service unavailable"}, status_code=status)
+    return JSONResponse({"detail": str(exc)}, status_code=status)
+
+
+def value_free_summary(exc: BaseException) -> str | None:
+    """A description of ``exc`` without the data its own text would quote, or ``None``
+    when its text is safe to log as it is.
+
+    A driver's message quotes the offending values (PostgreSQL: ``Key (email)=(...)
+    already exists``) and SQLAlchemy's adds the SQL parameters; pydantic's and FastAPI's
+    validation errors print every ``input_value``. For those, only types, fields,
+    constraint and statement are kept.
+    """
+    if isinstance(exc, DBAPIError):
+        orig = exc.orig
+        cause = orig.__cause__ if orig is not None else None
+        constraint = getattr(orig, "constraint_name", None) or getattr(
+            cause, "constraint_name", None
+        )
+        return (
+            f"{type(exc).__name__} ({type(cause or orig).__name__}"
+            f"{f', constraint {constraint}' if constraint else ''}), "
+            f"statement: {(exc.statement or '')[:500]}"
+        )
+    if isinstance(exc, ValidationError | ValidationException):
+        errors = exc.errors()
+        fields = "; ".join(
+            f"{field_name(error.get('loc', ()))}: {error.get('type')}" for error in errors[:20]
+        )
+        return f"{type(exc).__name__} ({len(errors)} errors): {fields}"
+    return None
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and the exceptions it was raised from or during, innermost first."""
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in chain and len(chain) < 10:
+        chain.append(current)
+        if isinstance(current, DBAPIError):
+            break  # its causes are the driver's errors, summed up by value_free_summary
+        current = current.__cause__ or (
+            None if current.__suppress_context__ else current.__context__
+        )
+    return chain[::-1]
+
+
+def log_internal_error(logger: logging.Logger, where: str, exc: BaseException) -> None:
+    """Log ``exc`` with its stack; values quoted by known exceptions (anywhere in the
+    chain of causes) are left out."""
+    chain = _chain(exc)
+    summaries = [value_free_summary(link) for link in chain]
+    if all(summary is None for summary in summaries):
+        logger.error("internal error in %s", where, exc_info=exc)
+        return
+    parts = []
+    for link, summary in zip(chain, summaries, strict=True):
+        stack = "".join(traceback.format_tb(link.__traceback__))
+        text = summary if summary is not None else f"{type(link).__name__}: {link}"
+        parts.append(f"Traceback (most recent call last):\n{stack}{text}")
+    logger.error(
+        "internal error in %s: %s\n%s",
+        where,
+        summaries[-1] or type(exc).__name__,
+        "\n\nwhich led to:\n".join(parts),
+    )
+
+
+def _route_of(scope: Scope) -> str:
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    return str(path) if path else str(scope.get("path", "?"))
+
+
+class InternalErrorMiddleware:
+    """Turns an unexpected exception into 500 ``{"detail": "internal error"}``.
+
+    A plain ASGI middleware rather than an ``Exception`` handler: Starlette re-raises
+    after calling such a handler, so the server would log the error a second time,
+    with its own formatting (and database values, see :func:`log_internal_error`).
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.logger = logging.getLogger("ils.web")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            log_internal_error(self.logger, f"{scope.get('method')} {_route_of(scope)}", exc)
+            if started:
+                raise  # too late for a response of our own; the server closes the connection
+            response = JSONResponse({"detail": INTERNAL_ERROR}, status_code=500)
+            await response(scope, receive, send)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register the handlers and the catch-all middleware on ``app``."""
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(ILSError, _ils_error)
+    app.add_middleware(InternalErrorMiddleware)

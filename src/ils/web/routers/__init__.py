@@ -1,0 +1,36 @@
+"""The API routers, all included by :func:`include_routers` (called by ``create_app``).
+
+Adding a router: write ``routers/<area>.py`` with ``router = APIRouter(prefix="/api/<area>",
+tags=["<area>"])``, import it here, add one ``app.include_router`` line below and, for
+the OpenAPI page, a tag to ``OPENAPI_TAGS``. Nothing else needs to know about it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+
+from ils.web.routers import auth, billing, clinical, marketplace, orders, purchasing
+
+#: Tag descriptions shown on ``/docs``, in display order.
+OPENAPI_TAGS: tuple[dict[str, Any], ...] = (
+    {"name": "auth", "description": "Sign in and out; who is signed in."},
+    # --- API routers (issue 3): add their tags here ---
+    {"name": "orders", "description": "Lens orders from practices to labs, their lifecycle."},
+    {"name": "billing", "description": "Labs' invoices to practices, VAT totals, payments."},
+    {"name": "clinical", "description": "A practice's patients and eye examinations."},
+    {"name": "purchasing", "description": "Labs' purchase orders to suppliers."},
+    {"name": "marketplace", "description": "Connections between practices, labs, suppliers."},
+)
+
+
+def include_routers(app: FastAPI) -> None:
+    """Mount every router on ``app``."""
+    app.include_router(auth.router)
+    # --- API routers (issue 3): include them here ---
+    app.include_router(orders.router)
+    app.include_router(billing.router)
+    app.include_router(clinical.router)
+    app.include_router(purchasing.router)
+    app.include_router(marketplace.router)

@@ -1,0 +1,171 @@
+"""Request and response bodies of patients and examinations.
+
+A refraction uses the same rules as a lens order (:mod:`ils.web.schemas.prescription`),
+so a practice can copy an examination's result into an order without a value that one
+accepts and the other refuses.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Annotated, Final
+
+from pydantic import AwareDatetime, EmailStr, Field, StringConstraints, field_validator
+
+from ils.domain.clinical import Examination
+from ils.web.schemas.common import InputModel, Line64, Line100, Notes, OutputModel, RecordId
+from ils.web.schemas.prescription import Refraction, stepped
+
+EARLIEST_BIRTH: Final = date(1900, 1, 1)
+
+# Snellen (6/6, 20/40, 6/7.5) or the low-vision notations: counts fingers, hand
+# movements, perceives light, no perception of light.
+VisualAcuity = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True,
+        max_length=16,
+        pattern=r"^(\d{1,2}(\.\d{1,2})?/\d{1,3}(\.\d{1,2})?|CF|HM|PL|NPL)$",
+    ),
+]
+Phone = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True, min_length=3, max_length=32, pattern=r"^[0-9+()\-. ]+$"
+    ),
+]
+# Corneal curvature: 30-60 D covers every cornea, keratoconus included.
+Keratometry = Annotated[Decimal, stepped("30", "60", "0.01", "D")]
+KAxis = Annotated[int, Field(ge=0, le=180)]
+Iop = Annotated[Decimal, stepped("0", "80", "0.01", "mmHg")]
+
+
+class PatientCreate(InputModel):
+    """A new patient of the signed-in practice."""
+
+    first_name: Line100
+    last_name: Line100
+    reference: Line64 | None = Field(
+        default=None, description="The practice's own patient number, unique per practice."
+    )
+    date_of_birth: date | None = None
+    email: EmailStr | None = None
+    phone: Phone | None = None
+
+    @field_validator("date_of_birth")
+    @classmethod
+    def _plausible_birth(cls, born: date | None) -> date | None:
+        """Catch typed-in years (1880, 2208) early; today's date is the router's check."""
+        if born is not None and born < EARLIEST_BIRTH:
+            raise ValueError("must be after 1900-01-01")
+        return born
+
+
+class PatientOut(OutputModel):
+    """A patient, only ever shown to their own practice."""
+
+    id: str
+    reference: str | None
+    first_name: str
+    last_name: str
+    date_of_birth: date | None
+    email: str | None
+    phone: str | None
+    created_at: datetime
+
+
+class ExaminationEye(InputModel):
+    """One eye's findings; any may be missing (an eye not examined, a test not done)."""
+
+    va: VisualAcuity | None = Field(default=None, description="Snellen (6/6) or CF/HM/PL/NPL.")
+    refraction: Refraction | None = None
+    k1: Keratometry | None = None
+    k2: Keratometry | None = None
+    k_axis: KAxis | None = None
+    iop: Iop | None = Field(default=None, description="Intraocular pressure, mmHg.")
+
+
+class ExaminationCreate(InputModel):
+    """An examination of one of the practice's patients by the signed-in user."""
+
+    patient_id: RecordId
+    examined_at: AwareDatetime | None = Field(default=None, description="Default: now.")
+    right: ExaminationEye = Field(default_factory=ExaminationEye)
+    left: ExaminationEye = Field(default_factory=ExaminationEye)
+    slit_lamp_notes: Notes | None = None
+    fundus_notes: Notes | None = None
+    recommendations: Notes | None = None
+
+
+class RefractionOut(OutputModel):
+    """A refraction as stored."""
+
+    sphere: Decimal | None
+    cylinder: Decimal | None
+    axis: int | None
+    add: Decimal | None
+
+
+class ExaminationEyeOut(OutputModel):
+    """One eye's findings as stored."""
+
+    va: str | None
+    refraction: RefractionOut | None
+    k1: Decimal | None
+    k2: Decimal | None
+    k_axis: int | None
+    iop: Decimal | None
+
+
+class ExaminationOut(OutputModel):
+    """An examination with both eyes' findings."""
+
+    id: str
+    patient_id: str
+    examiner_id: str | None
+    examined_at: datetime
+    right: ExaminationEyeOut
+    left: ExaminationEyeOut
+    slit_lamp_notes: str | None
+    fundus_notes: str | None
+    recommendations: str | None
+    created_at: datetime
+
+    @classmethod
+    def build(cls, exam: Examination) -> ExaminationOut:
+        """From the flat row (``right_sphere``, ``va_right``, ``iop_left`` ...)."""
+
+        def eye(side: str) -> ExaminationEyeOut:
+            sphere = getattr(exam, f"{side}_sphere")
+            refraction = (
+                None
+                if sphere is None
+                else RefractionOut(
+                    sphere=sphere,
+                    cylinder=getattr(exam, f"{side}_cylinder"),
+                    axis=getattr(exam, f"{side}_axis"),
+                    add=getattr(exam, f"{side}_add"),
+                )
+            )
+            return ExaminationEyeOut(
+                va=getattr(exam, f"va_{side}"),
+                refraction=refraction,
+                k1=getattr(exam, f"{side}_k1"),
+                k2=getattr(exam, f"{side}_k2"),
+                k_axis=getattr(exam, f"{side}_k_axis"),
+                iop=getattr(exam, f"iop_{side}"),
+            )
+
+        return cls(
+            id=exam.id,
+            patient_id=exam.patient_id,
+            examiner_id=exam.examiner_id,
+            examined_at=exam.examined_at,
+            right=eye("right"),
+            left=eye("left"),
+            slit_lamp_notes=exam.slit_lamp_notes,
+            fundus_notes=exam.fundus_notes,
+            recommendations=exam.recommendations,
+            created_at=exam.created_at,
+        )

@@ -1,0 +1,280 @@
+"""Request and response bodies of ``/api/orders``.
+
+The request nests the prescription per eye (``right``, ``left``), the lens and the
+frame, as an order form reads; the table stores them flat with ``right_`` / ``left_``
+/ ``lens_`` / ``frame_`` prefixes, and :mod:`ils.web.services.orders` maps between the
+two. A lab sees an order's prescription (it grinds the lens) but only the patient's id:
+names and contact details stay with the practice.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Annotated, Final
+
+from pydantic import AfterValidator, Field, ValidationInfo, field_validator, model_validator
+
+from ils.domain.orders import LENS_INDEXES, LensDesign, Order, OrderStatus, PrismBase
+from ils.web.schemas.common import (
+    InputModel,
+    Line64,
+    Line100,
+    Notes,
+    OutputModel,
+    RecordId,
+)
+from ils.web.schemas.prescription import (
+    EyePrescription,
+    PdBinocular,
+    PdMonocular,
+    SegHeight,
+    stepped,
+)
+
+#: Designs with a reading portion: they cannot be made without an add.
+MULTIFOCAL: Final = frozenset({LensDesign.BIFOCAL, LensDesign.PROGRESSIVE, LensDesign.OFFICE})
+MAX_COATINGS: Final = 10
+MAX_PRICE_CENTS: Final = 100_000_000
+
+
+def _known_index(value: Decimal) -> Decimal:
+    """Only the indexes labs make; anything else would be silently substituted."""
+    if value not in LENS_INDEXES:
+        choices = ", ".join(f"{v:.2f}" for v in sorted(LENS_INDEXES))
+        raise ValueError(f"must be one of {choices}")
+    return value
+
+
+LensIndex = Annotated[Decimal, AfterValidator(_known_index)]
+# Boxed frame sizes in millimetres: wide enough for any frame, narrow enough to catch
+# a value typed in centimetres or inches.
+FrameSize = Annotated[Decimal, stepped("10", "100", "0.01", "mm")]
+Bridge = Annotated[Decimal, stepped("5", "40", "0.01", "mm")]
+
+
+class LensIn(InputModel):
+    """The lens ordered."""
+
+    design: LensDesign
+    material: Line64 | None = None
+    index: LensIndex | None = Field(default=None, description="1.50, 1.53 ... 1.74")
+    coatings: list[Line64] = Field(default_factory=list, max_length=MAX_COATINGS)
+    tint: Line64 | None = None
+
+    @field_validator("coatings")
+    @classmethod
+    def _distinct(cls, coatings: list[str]) -> list[str]:
+        """A coating listed twice is a form error, not two coats."""
+        if len(set(coatings)) != len(coatings):
+            raise ValueError("must not repeat a coating")
+        return coatings
+
+
+class FrameIn(InputModel):
+    """The frame the lenses go into; box sizes let the lab edge the lens."""
+
+    brand: Line100 | None = None
+    model: Line100 | None = None
+    colour: Line64 | None = None
+    box_a: FrameSize | None = None
+    box_b: FrameSize | None = None
+    dbl: Bridge | None = None
+    ed: FrameSize | None = None
+
+
+class OrderCreate(InputModel):
+    """A new order: whose patient, which lab, the prescription, lens and frame.
+
+    At least one pupillary distance is needed to centre the lenses: binocular, or both
+    monocular ones. Multifocal designs need an add on both eyes.
+    """
+
+    patient_id: RecordId
+    lab_id: RecordId
+    lens: LensIn
+    right: EyePrescription
+    left: EyePrescription
+    pd_binocular: PdBinocular | None = Field(
+        default=None, description="Millimetres, 40..80 in 0.5 steps."
+    )
+    pd_right: PdMonocular | None = Field(
+        default=None, description="Millimetres, 20..40 in 0.5 steps."
+    )
+    pd_left: PdMonocular | None = Field(
+        default=None, description="Millimetres, 20..40 in 0.5 steps."
+    )
+    seg_height_right: SegHeight | None = Field(
+        default=None, description="Segment / fitting height, millimetres 10..40."
+    )
+    seg_height_left: SegHeight | None = Field(
+        default=None, description="Segment / fitting height, millimetres 10..40."
+    )
+    frame: FrameIn | None = None
+    due_date: date | None = None
+    price_cents: int | None = Field(default=None, ge=0, le=MAX_PRICE_CENTS)
+    notes: Notes | None = None
+
+    @field_validator("right", "left")
+    @classmethod
+    def _add_for_multifocal(cls, eye: EyePrescription, info: ValidationInfo) -> EyePrescription:
+        """A bifocal or progressive without an add cannot be made."""
+        lens = info.data.get("lens")
+        if isinstance(lens, LensIn) and lens.design in MULTIFOCAL and eye.add is None:
+            raise ValueError(f"add is required for {lens.design.value} lenses")
+        return eye
+
+    @model_validator(mode="after")
+    def _some_pd(self) -> OrderCreate:
+        """The lab centres the lenses on the PD: binocular or both monocular values."""
+        has_mono = self.pd_right is not None and self.pd_left is not None
+        if self.pd_binocular is None and not has_mono:
+            raise ValueError("pd_binocular, or both pd_right and pd_left, is required")
+        return self
+
+
+class StatusChangeIn(InputModel):
+    """A move of the order's lifecycle (``shipped`` goes through ``/ship``)."""
+
+    status: OrderStatus
+    note: Notes | None = None
+
+
+class ShipIn(InputModel):
+    """Shipping details the practice gets by e-mail."""
+
+    tracking_number: Line64
+    carrier: Line64 | None = None
+
+
+class EyeOut(OutputModel):
+    """One eye of an order's prescription."""
+
+    sphere: Decimal | None
+    cylinder: Decimal | None
+    axis: int | None
+    add: Decimal | None
+    prism: Decimal | None
+    prism_base: PrismBase | None
+
+
+class LensOut(OutputModel):
+    """The lens of an order."""
+
+    design: LensDesign
+    material: str | None
+    index: Decimal | None
+    coatings: list[str]
+    tint: str | None
+
+
+class FrameOut(OutputModel):
+    """The frame of an order."""
+
+    brand: str | None
+    model: str | None
+    colour: str | None
+    box_a: Decimal | None
+    box_b: Decimal | None
+    dbl: Decimal | None
+    ed: Decimal | None
+
+
+class StatusChangeOut(OutputModel):
+    """One entry of the status history (``from_status`` is empty for the creation)."""
+
+    from_status: OrderStatus | None
+    to_status: OrderStatus
+    changed_by: str | None
+    changed_at: datetime
+    note: str | None
+
+
+class OrderSummary(OutputModel):
+    """An order in a list: enough to find it, no prescription."""
+
+    id: str
+    number: str
+    company_id: str = Field(description="The ordering practice.")
+    lab_id: str
+    patient_id: str
+    status: OrderStatus
+    lens_design: LensDesign
+    due_date: date | None
+    tracking_number: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class OrderOut(OrderSummary):
+    """One order with its prescription, history and what the viewer may do next."""
+
+    created_by: str | None
+    right: EyeOut
+    left: EyeOut
+    pd_binocular: Decimal | None
+    pd_right: Decimal | None
+    pd_left: Decimal | None
+    seg_height_right: Decimal | None
+    seg_height_left: Decimal | None
+    lens: LensOut
+    frame: FrameOut
+    carrier: str | None
+    price_cents: int | None
+    notes: str | None
+    held_from_status: OrderStatus | None
+    status_history: list[StatusChangeOut]
+    next_statuses: list[OrderStatus] = Field(
+        description="Statuses the viewer's side may move the order to with /status."
+    )
+
+    @classmethod
+    def build(
+        cls, order: Order, history: list[StatusChangeOut], next_statuses: list[OrderStatus]
+    ) -> OrderOut:
+        """From the flat row, nesting eyes, lens and frame back into the form's shape."""
+
+        def eye(side: str) -> EyeOut:
+            return EyeOut(
+                sphere=getattr(order, f"{side}_sphere"),
+                cylinder=getattr(order, f"{side}_cylinder"),
+                axis=getattr(order, f"{side}_axis"),
+                add=getattr(order, f"{side}_add"),
+                prism=getattr(order, f"{side}_prism"),
+                prism_base=getattr(order, f"{side}_prism_base"),
+            )
+
+        summary = OrderSummary.model_validate(order).model_dump()
+        return cls(
+            **summary,
+            created_by=order.created_by,
+            right=eye("right"),
+            left=eye("left"),
+            pd_binocular=order.pd_binocular,
+            pd_right=order.pd_right,
+            pd_left=order.pd_left,
+            seg_height_right=order.seg_height_right,
+            seg_height_left=order.seg_height_left,
+            lens=LensOut(
+                design=order.lens_design,
+                material=order.lens_material,
+                index=order.lens_index,
+                coatings=list(order.coatings or []),
+                tint=order.tint,
+            ),
+            frame=FrameOut(
+                brand=order.frame_brand,
+                model=order.frame_model,
+                colour=order.frame_colour,
+                box_a=order.frame_box_a,
+                box_b=order.frame_box_b,
+                dbl=order.frame_dbl,
+                ed=order.frame_ed,
+            ),
+            carrier=order.carrier,
+            price_cents=order.price_cents,
+            notes=order.notes,
+            held_from_status=order.held_from_status,
+            status_history=history,
+            next_statuses=next_statuses,
+        )

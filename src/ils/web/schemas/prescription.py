@@ -1,0 +1,145 @@
+"""Prescription fields with the clinical ranges and steps of docs/platform.md.
+
+A lens is ground to the numbers a practice sends, so the API refuses anything a
+phoropter could not have produced (0.3 D, axis 0, a cylinder without an axis) before
+it reaches the lab. Values are ``Decimal``: a dioptre of 0.25 must stay 0.25 on its way
+to ``Fixed2`` columns, never become 0.2499999. Error messages name the rule and never
+quote the rejected value, because 422 bodies end up in logs and a prescription is
+patient data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Annotated, Final
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+
+from ils.domain.orders import PrismBase
+
+ZERO: Final = Decimal("0.00")
+# Fixed2 columns store hundredths: a finer value would be silently rounded.
+HUNDREDTH: Final = Decimal("0.01")
+AXIS_MAX: Final = 180
+ADD_LOW: Final = "0.75"
+ADD_HIGH: Final = "4"
+
+
+def _signed(value: Decimal) -> str:
+    """A limit as opticians write it: ``+30.00``, ``-10.00``, ``0.00``."""
+    return f"{value:+.2f}" if value else "0.00"
+
+
+def stepped_check(
+    low: str, high: str, step: str, unit: str, *, signed: bool = False
+) -> Callable[[Decimal], Decimal]:
+    """A check keeping a ``Decimal`` within ``low..high`` on multiples of ``step``.
+
+    One validator per rule (rather than ``ge``/``le``/``multiple_of``) gives one message
+    stating the whole rule, so a client learns the range and the step from one error.
+    """
+    lo, hi, st = Decimal(low), Decimal(high), Decimal(step)
+    fmt = _signed if signed else (lambda v: f"{v:.2f}")
+    step_text = f" in {st:.2f} {unit} steps" if st > HUNDREDTH else f" {unit}"
+    rule = f"must be between {fmt(lo)} and {fmt(hi)}{step_text}"
+
+    def check(value: Decimal) -> Decimal:
+        if not lo <= value <= hi or value % st != 0:
+            raise ValueError(rule)
+        return value.quantize(HUNDREDTH)
+
+    return check
+
+
+def stepped(low: str, high: str, step: str, unit: str, *, signed: bool = False) -> AfterValidator:
+    """:func:`stepped_check` as a pydantic validator for ``Annotated`` field types."""
+    return AfterValidator(stepped_check(low, high, step, unit, signed=signed))
+
+
+Sphere = Annotated[Decimal, stepped("-30", "30", "0.25", "D", signed=True)]
+Cylinder = Annotated[Decimal, stepped("-10", "10", "0.25", "D", signed=True)]
+Prism = Annotated[Decimal, stepped("0", "10", "0.25", "prism dioptre")]
+PdBinocular = Annotated[Decimal, stepped("40", "80", "0.5", "mm")]
+PdMonocular = Annotated[Decimal, stepped("20", "40", "0.5", "mm")]
+SegHeight = Annotated[Decimal, stepped("10", "40", "0.01", "mm")]
+
+
+def _check_axis(axis: int) -> int:
+    """Axes run 1..180 (0 and 180 are the same meridian; opticians write 180)."""
+    if not 1 <= axis <= AXIS_MAX:
+        raise ValueError(f"must be whole degrees from 1 to {AXIS_MAX}")
+    return axis
+
+
+Axis = Annotated[int, AfterValidator(_check_axis)]
+# Not an Annotated type: 0 must reach the Refraction validator that reads it as "no add".
+_check_add: Final = stepped_check(ADD_LOW, ADD_HIGH, "0.25", "D", signed=True)
+
+
+class Refraction(BaseModel):
+    """One eye's refraction: sphere, cylinder with its axis, reading addition.
+
+    A zero cylinder has no axis: one sent anyway is dropped, since axis without
+    cylinder is meaningless and storing it would suggest an astigmatic correction.
+    An add of zero means "no add" (single vision), as practice software sends it.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    sphere: Sphere = Field(description="Dioptres, -30.00..+30.00 in 0.25 steps (0 = plano).")
+    cylinder: Cylinder = Field(default=ZERO, description="Dioptres, -10.00..+10.00 in 0.25 steps.")
+    axis: Axis | None = Field(
+        default=None,
+        validate_default=True,
+        description="Degrees 1..180; required when cylinder is not zero.",
+    )
+    add: Decimal | None = Field(
+        default=None,
+        validate_default=True,
+        description="Reading addition, +0.75..+4.00 in 0.25 steps; absent or 0 for none.",
+    )
+
+    @field_validator("axis")
+    @classmethod
+    def _axis_with_cylinder(cls, axis: int | None, info: ValidationInfo) -> int | None:
+        """Require an axis with a cylinder; drop one sent with a zero cylinder."""
+        if "cylinder" not in info.data:  # the cylinder itself failed: one error is enough
+            return axis
+        if info.data["cylinder"] == ZERO:
+            return None
+        if axis is None:
+            raise ValueError("is required when cylinder is not zero")
+        return axis
+
+    @field_validator("add")
+    @classmethod
+    def _add_range(cls, add: Decimal | None) -> Decimal | None:
+        """Treat 0 as no add; otherwise +0.75..+4.00 in 0.25 steps."""
+        if add is None or add == ZERO:
+            return None
+        return _check_add(add)
+
+
+class EyePrescription(Refraction):
+    """One eye of a lens order: the refraction plus prism and its base."""
+
+    prism: Prism | None = Field(default=None, description="Prism dioptres, 0..10 in 0.25 steps.")
+    prism_base: PrismBase | None = Field(
+        default=None,
+        validate_default=True,
+        description="Base direction; required when prism is not zero.",
+    )
+
+    @field_validator("prism_base")
+    @classmethod
+    def _base_with_prism(cls, base: PrismBase | None, info: ValidationInfo) -> PrismBase | None:
+        """A prism needs a base direction to be ground; no prism, no base."""
+        if "prism" not in info.data:
+            return base
+        prism = info.data["prism"]
+        if prism is None or prism == ZERO:
+            return None
+        if base is None:
+            raise ValueError("is required when prism is not zero")
+        return base

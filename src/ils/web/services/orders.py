@@ -1,0 +1,325 @@
+"""Order use cases: create, list, show, move through the lifecycle, ship.
+
+Each function does the whole of one request inside the request's transaction: the
+rows, the status history and the jobs (queued with ``session=``), so the request
+either happens completely or not at all. The routers only wire HTTP to these.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from typing import Final
+
+from fastapi import HTTPException
+from sqlalchemy import Select, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ils.domain.clinical import Patient
+from ils.domain.companies import Company, CompanyKind, Role, User
+from ils.domain.numbering import NumberKind, allocate_number
+from ils.domain.orders import (
+    InvalidTransitionError,
+    Order,
+    OrderStatus,
+    OrderStatusChange,
+    Side,
+    next_statuses,
+)
+from ils.queue.system import JobSystem
+from ils.web.deps import NOT_ALLOWED, scoped_get
+from ils.web.schemas.orders import OrderCreate, OrderOut, StatusChangeOut
+from ils.web.schemas.prescription import EyePrescription
+from ils.web.services.common import (
+    active_company,
+    active_user_ids,
+    field_error,
+    local_date,
+    query_error,
+    zone_of,
+)
+
+#: Practice roles that place and cancel orders (lab_tech belongs to labs).
+PRACTICE_ORDER_ROLES: Final = frozenset(
+    {Role.PLATFORM_ADMIN, Role.ADMIN, Role.COMPANY_ADMIN, Role.STAFF}
+)
+#: Moves that are commercial decisions, not production steps: not for lab_tech, whose
+#: role is "change production status, ship" (docs/platform.md, roles).
+_NOT_PRODUCTION: Final = frozenset({OrderStatus.CANCELLED, OrderStatus.DELIVERED})
+ORDER_OWNERS: Final = ("company_id", "lab_id")
+
+
+def may_move(role: Role, side: Side, from_status: OrderStatus, to_status: OrderStatus) -> bool:
+    """Whether ``role`` on ``side`` may ask for this move at all (the lifecycle decides
+    separately whether the move exists). False answers 403, an impossible move 409."""
+    if side == Side.PRACTICE:
+        return role in PRACTICE_ORDER_ROLES
+    if role != Role.LAB_TECH:
+        return True
+    accepting = from_status == OrderStatus.SUBMITTED and to_status == OrderStatus.ACCEPTED
+    return to_status not in _NOT_PRODUCTION and not accepting
+
+
+def statuses_for(order: Order, side: Side, role: Role) -> list[OrderStatus]:
+    """The ``/status`` moves the viewer may make now (the UI's buttons)."""
+    return [
+        to
+        for to in next_statuses(order.status, side, held_from=order.held_from_status)
+        if may_move(role, side, order.status, to)
+    ]
+
+
+def _eye_columns(prefix: str, eye: EyePrescription) -> dict[str, object]:
+    return {
+        f"{prefix}_sphere": eye.sphere,
+        f"{prefix}_cylinder": eye.cylinder,
+        f"{prefix}_axis": eye.axis,
+        f"{prefix}_add": eye.add,
+        f"{prefix}_prism": eye.prism,
+        f"{prefix}_prism_base": eye.prism_base,
+    }
+
+
+def _order_columns(body: OrderCreate) -> dict[str, object]:
+    """The flat columns of the nested request."""
+    frame = body.frame
+    return {
+        **_eye_columns("right", body.right),
+        **_eye_columns("left", body.left),
+        "pd_binocular": body.pd_binocular,
+        "pd_right": body.pd_right,
+        "pd_left": body.pd_left,
+        "seg_height_right": body.seg_height_right,
+        "seg_height_left": body.seg_height_left,
+        "lens_design": body.lens.design,
+        "lens_material": body.lens.material,
+        "lens_index": body.lens.index,
+        "coatings": list(body.lens.coatings),
+        "tint": body.lens.tint,
+        "frame_brand": frame.brand if frame else None,
+        "frame_model": frame.model if frame else None,
+        "frame_colour": frame.colour if frame else None,
+        "frame_box_a": frame.box_a if frame else None,
+        "frame_box_b": frame.box_b if frame else None,
+        "frame_dbl": frame.dbl if frame else None,
+        "frame_ed": frame.ed if frame else None,
+        "due_date": body.due_date,
+        "price_cents": body.price_cents,
+        "notes": body.notes,
+    }
+
+
+def status_label(status: OrderStatus) -> str:
+    """``in_production`` → ``in production``, for notification texts."""
+    return status.value.replace("_", " ")
+
+
+async def create_order(
+    session: AsyncSession,
+    system: JobSystem,
+    user: User,
+    practice: Company,
+    body: OrderCreate,
+    now: datetime,
+) -> Order:
+    """Create the order, its first history entry and its jobs.
+
+    Queues the order-confirmation e-mail to ``user``, the order sheet and lab work
+    ticket PDFs, and an order notification to every active user of the lab.
+
+    Raises:
+        RequestValidationError: ``patient_id`` is not a patient of this practice,
+            ``lab_id`` is not an active lab, or ``due_date`` has passed (422; nothing
+            written, nothing queued).
+    """
+    patient = await session.scalar(
+        select(Patient.id).where(Patient.id == body.patient_id, Patient.company_id == practice.id)
+    )
+    if patient is None:
+        raise field_error("patient_id", "must be a patient of your practice")
+    lab = await active_company(
+        session, body.lab_id, [CompanyKind.LAB], field="lab_id", rule="must be an active lab"
+    )
+    today = local_date(practice, now)
+    if body.due_date is not None and body.due_date < today:
+        raise field_error("due_date", "must not be in the past")
+    # Numbers allocate late: the counter row stays locked until this transaction ends.
+    number = await allocate_number(session, NumberKind.ORDER, year=today.year)
+    order = Order(
+        number=number,
+        company_id=practice.id,
+        lab_id=lab.id,
+        patient_id=body.patient_id,
+        created_by=user.id,
+        status=OrderStatus.SUBMITTED,
+        **_order_columns(body),
+    )
+    session.add(order)
+    session.add(
+        OrderStatusChange(
+            order=order,
+            from_status=None,
+            to_status=OrderStatus.SUBMITTED,
+            changed_by=user.id,
+            changed_at=now,
+        )
+    )
+    await session.flush()
+    helpers = system.helpers
+    await helpers.queue_order_confirmation_email(order.id, user.id, session=session)
+    await helpers.queue_order_sheet_pdf(order.id, session=session)
+    await helpers.queue_lab_work_ticket_pdf(order.id, session=session)
+    message = f"New order {order.number} from {practice.name}"
+    for recipient in await active_user_ids(session, lab.id):
+        await helpers.queue_order_notification(
+            recipient, order.id, OrderStatus.SUBMITTED.value, message, session=session
+        )
+    return order
+
+
+async def order_history(session: AsyncSession, order_id: str) -> list[OrderStatusChange]:
+    """The order's status history, oldest first."""
+    rows = await session.scalars(
+        select(OrderStatusChange)
+        .where(OrderStatusChange.order_id == order_id)
+        .order_by(OrderStatusChange.changed_at)
+    )
+    return list(rows.all())
+
+
+async def order_out(session: AsyncSession, order: Order, user: User) -> OrderOut:
+    """The response for ``order`` as ``user`` sees it (history and their next moves)."""
+    side = order.side_of(user.company_id)
+    history = [
+        StatusChangeOut.model_validate(row) for row in await order_history(session, order.id)
+    ]
+    moves = statuses_for(order, side, user.role) if side is not None else []
+    return OrderOut.build(order, history, moves)
+
+
+@dataclass(frozen=True)
+class OrderFilters:
+    """The filters of ``GET /api/orders``; dates are the viewer's local calendar days."""
+
+    status: OrderStatus | None = None
+    patient_id: str | None = None
+    created_from: date | None = None
+    created_to: date | None = None
+
+
+def _filtered(company: Company, filters: OrderFilters) -> Select[tuple[Order]]:
+    if (
+        filters.created_from is not None
+        and filters.created_to is not None
+        and filters.created_from > filters.created_to
+    ):
+        raise query_error("created_to", "must not be before created_from")
+    query = select(Order).where(or_(Order.company_id == company.id, Order.lab_id == company.id))
+    if filters.status is not None:
+        query = query.where(Order.status == filters.status)
+    if filters.patient_id is not None:
+        query = query.where(Order.patient_id == filters.patient_id)
+    zone = zone_of(company)
+    if filters.created_from is not None:
+        start = datetime.combine(filters.created_from, time.min, zone)
+        query = query.where(Order.created_at >= start)
+    if filters.created_to is not None:
+        end = datetime.combine(filters.created_to + timedelta(days=1), time.min, zone)
+        query = query.where(Order.created_at < end)
+    return query
+
+
+async def list_orders(
+    session: AsyncSession, company: Company, filters: OrderFilters, limit: int, offset: int
+) -> tuple[list[Order], int]:
+    """A page of the orders the company placed or makes, newest first, and the total."""
+    query = _filtered(company, filters)
+    total = await session.scalar(select(func.count()).select_from(query.subquery()))
+    rows = await session.scalars(
+        query.order_by(Order.created_at.desc(), Order.id).limit(limit).offset(offset)
+    )
+    return list(rows.all()), int(total or 0)
+
+
+async def _notify_side(
+    session: AsyncSession, system: JobSystem, order: Order, company_id: str, message: str
+) -> None:
+    for recipient in await active_user_ids(session, company_id):
+        await system.helpers.queue_order_notification(
+            recipient, order.id, order.status.value, message, session=session
+        )
+
+
+async def change_status(
+    session: AsyncSession,
+    system: JobSystem,
+    user: User,
+    order_id: str,
+    to_status: OrderStatus,
+    note: str | None,
+    now: datetime,
+) -> Order:
+    """Move the order and tell the other side's users.
+
+    Raises:
+        HTTPException: 404 for an order of neither side, 403 for a role that may not
+            make such moves, 409 for a move the lifecycle does not allow now.
+    """
+    order = await scoped_get(
+        session, Order, order_id, user.company_id, owners=ORDER_OWNERS, for_update=True
+    )
+    side = order.side_of(user.company_id)
+    assert side is not None  # scoped_get found it through one of the two sides
+    if not may_move(user.role, side, order.status, to_status):
+        raise HTTPException(403, NOT_ALLOWED)
+    try:
+        change = order.change_status(to_status, side, changed_by=user.id, note=note, at=now)
+    except InvalidTransitionError as exc:
+        raise HTTPException(409, str(exc)) from None
+    session.add(change)
+    await session.flush()
+    other = order.lab_id if side == Side.PRACTICE else order.company_id
+    message = f"Order {order.number} is now {status_label(to_status)}"
+    await _notify_side(session, system, order, other, message)
+    return order
+
+
+async def ship(
+    session: AsyncSession,
+    system: JobSystem,
+    user: User,
+    order_id: str,
+    tracking_number: str,
+    carrier: str | None,
+    now: datetime,
+) -> Order:
+    """Ship the order: ``quality_check`` → ``shipped`` with tracking details.
+
+    Queues the shipment e-mail to the user who placed the order and an order
+    notification to the practice's users.
+
+    Raises:
+        HTTPException: 404 for an order not made by the user's lab, 409 when the order
+            is not through quality check.
+    """
+    order = await scoped_get(
+        session, Order, order_id, user.company_id, owners=("lab_id",), for_update=True
+    )
+    try:
+        change = order.change_status(
+            OrderStatus.SHIPPED, Side.LAB, changed_by=user.id, via_ship=True, at=now
+        )
+    except InvalidTransitionError as exc:
+        raise HTTPException(409, str(exc)) from None
+    order.tracking_number = tracking_number
+    order.carrier = carrier
+    session.add(change)
+    await session.flush()
+    if order.created_by is not None:
+        await system.helpers.queue_shipment_notification_email(
+            order.id, order.created_by, tracking_number, carrier, session=session
+        )
+    via = f" with {carrier}" if carrier else ""
+    message = f"Order {order.number} has shipped{via}, tracking {tracking_number}"
+    await _notify_side(session, system, order, order.company_id, message)
+    return order

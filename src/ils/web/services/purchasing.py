@@ -1,0 +1,118 @@
+"""Purchase-order use cases: a lab orders from a supplier's catalogue.
+
+The purchase order goes out by e-mail at once, so it is created ``sent`` rather than
+``draft``; the e-mail job is queued in the same transaction as the order.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ils.domain.companies import Company, CompanyKind, User
+from ils.domain.numbering import NumberKind, allocate_number
+from ils.domain.supply import Product, PurchaseOrder, PurchaseOrderLine, PurchaseOrderStatus
+from ils.queue.system import JobSystem
+from ils.web.schemas.supply import PurchaseOrderCreate, PurchaseOrderLineOut, PurchaseOrderOut
+from ils.web.services.common import active_company, field_error, local_date
+
+
+async def create_purchase_order(
+    session: AsyncSession,
+    system: JobSystem,
+    user: User,
+    lab: Company,
+    body: PurchaseOrderCreate,
+    now: datetime,
+) -> tuple[PurchaseOrder, dict[str, Product]]:
+    """Create the PO at catalogue prices and queue the purchase-order e-mail.
+
+    Returns:
+        The purchase order and its products by id (for the response).
+
+    Raises:
+        RequestValidationError: ``supplier_id`` is not an active supplier, or a line's
+            product is not in that supplier's catalogue (422 ``lines.N.product_id``).
+    """
+    supplier = await active_company(
+        session,
+        body.supplier_id,
+        [CompanyKind.SUPPLIER],
+        field="supplier_id",
+        rule="must be an active supplier",
+    )
+    wanted = [line.product_id for line in body.lines]
+    found = await session.scalars(
+        select(Product).where(Product.id.in_(wanted), Product.company_id == supplier.id)
+    )
+    products = {product.id: product for product in found}
+    for index, product_id in enumerate(wanted):
+        if product_id not in products:
+            raise field_error(f"lines.{index}.product_id", "must be a product of the supplier")
+    today = local_date(lab, now)
+    expected_on = body.expected_on
+    if expected_on is None:
+        expected_on = today + timedelta(days=max(p.lead_time_days for p in products.values()))
+    elif expected_on < today:
+        raise field_error("expected_on", "must not be in the past")
+    number = await allocate_number(
+        session, NumberKind.PURCHASE_ORDER, year=today.year, company_id=lab.id
+    )
+    po = PurchaseOrder(
+        number=number,
+        company_id=lab.id,
+        supplier_id=supplier.id,
+        status=PurchaseOrderStatus.SENT,
+        created_by=user.id,
+        expected_on=expected_on,
+        lines=[
+            PurchaseOrderLine(
+                product_id=line.product_id,
+                quantity=line.quantity,
+                unit_price_cents=products[line.product_id].unit_price_cents,
+            )
+            for line in body.lines
+        ],
+    )
+    session.add(po)
+    await session.flush()
+    await system.helpers.queue_purchase_order_email(po.id, supplier.id, session=session)
+    return po, products
+
+
+async def products_of(session: AsyncSession, po: PurchaseOrder) -> dict[str, Product]:
+    """The products of the PO's lines, by id (one query, not one per line)."""
+    ids = [line.product_id for line in po.lines]
+    rows = await session.scalars(select(Product).where(Product.id.in_(ids)))
+    return {product.id: product for product in rows}
+
+
+def purchase_order_out(po: PurchaseOrder, products: dict[str, Product]) -> PurchaseOrderOut:
+    """The response for ``po``, lines by SKU (the table keeps no line order, and a
+    stable order lets lab and supplier read the same list)."""
+    lines = sorted(po.lines, key=lambda line: (products[line.product_id].sku, line.id))
+    return PurchaseOrderOut(
+        id=po.id,
+        number=po.number,
+        company_id=po.company_id,
+        supplier_id=po.supplier_id,
+        status=po.status,
+        created_by=po.created_by,
+        expected_on=po.expected_on,
+        lines=[
+            PurchaseOrderLineOut(
+                id=line.id,
+                product_id=line.product_id,
+                sku=products[line.product_id].sku,
+                name=products[line.product_id].name,
+                quantity=line.quantity,
+                unit_price_cents=line.unit_price_cents,
+                total_cents=line.quantity * line.unit_price_cents,
+            )
+            for line in lines
+        ],
+        total_cents=po.total_cents(),
+        created_at=po.created_at,
+    )

@@ -1,0 +1,39 @@
+"""What the app's lifespan builds once and every request reaches through ``app.state``.
+
+One object instead of loose attributes, so a dependency gets everything typed from a
+single place and nothing lives in a module global (architecture.md, rule 6).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from ils.clock import Clock
+from ils.queue.system import JobSystem
+from ils.settings import Settings
+from ils.web.security import Passwords, SessionManager
+
+
+@dataclass(frozen=True, slots=True)
+class WebState:
+    """The process's long-lived objects, made by ``create_app``'s lifespan.
+
+    Attributes:
+        settings: The settings the app was created with.
+        system: The job system (stores, helpers, outbox).
+        sessions: Makes the per-request database session (on ``system.engine``).
+        passwords: argon2id hashing, off the event loop.
+        auth: Signed cookies and server-side sessions.
+        clock: The injected clock (session expiry).
+        workers: Whether this process runs workers too.
+    """
+
+    settings: Settings
+    system: JobSystem
+    sessions: async_sessionmaker[AsyncSession]
+    passwords: Passwords
+    auth: SessionManager
+    clock: Clock
+    workers: bool

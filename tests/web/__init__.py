@@ -1,0 +1,1 @@
+"""Tests of the web app (fixtures in conftest.py)."""

@@ -1,0 +1,230 @@
+"""Patients and examinations over HTTP, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from ils.domain.clinical import Examination, Patient
+from ils.domain.companies import CompanyKind, Role
+from ils.web.state import WebState
+from tests.web.api_support import World, all_jobs, build_world, count, errors_of, queued
+from tests.web.conftest import DbMaker, Factory, SignedIn
+
+PRACTICE, LAB = CompanyKind.PRACTICE, CompanyKind.LAB
+
+EXAM: dict[str, Any] = {
+    "examined_at": "2026-03-02T09:30:00Z",
+    "right": {
+        "va": "6/6",
+        "refraction": {"sphere": -1.25, "cylinder": -0.5, "axis": 90, "add": 1.75},
+        "k1": 43.25,
+        "k2": 44.0,
+        "k_axis": 90,
+        "iop": 15,
+    },
+    "left": {"va": "6/9", "refraction": {"sphere": "-1.00"}, "iop": 16.5},
+    "slit_lamp_notes": "Clear.",
+    "recommendations": "Review in two years.",
+}
+
+
+@pytest.fixture
+async def world(factory: Factory, signed_in: SignedIn) -> World:
+    """A practice (admin, company_admin, staff, lab_tech) and a lab (staff)."""
+    return await build_world(
+        factory,
+        signed_in,
+        {
+            PRACTICE: (Role.ADMIN, Role.COMPANY_ADMIN, Role.STAFF, Role.LAB_TECH),
+            LAB: (Role.STAFF,),
+        },
+    )
+
+
+async def add_patient(client: httpx.AsyncClient, **fields: Any) -> dict[str, Any]:
+    body = {"first_name": "Ada", "last_name": "Lovelace", **fields}
+    response = await client.post("/api/patients", json=body)
+    assert response.status_code == 201, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
+# -- patients ------------------------------------------------------------------------
+
+
+async def test_add_and_list_patients(world: World, signed_in: SignedIn) -> None:
+    staff = world.client(PRACTICE)
+    ada = await add_patient(
+        staff,
+        reference="P-001",
+        date_of_birth="1980-12-10",
+        email="ada@example.com",
+        phone="+44 20 7946 0000",
+    )
+    assert (ada["reference"], ada["date_of_birth"], ada["email"]) == (
+        "P-001",
+        "1980-12-10",
+        "ada@example.com",
+    )
+    await add_patient(world.client(PRACTICE, Role.ADMIN), first_name="Grace", last_name="Hopper")
+    await add_patient(staff, first_name="Alan", last_name="Turing", reference="P-003")
+
+    page = (await staff.get("/api/patients")).json()
+    assert page["total"] == 3
+    assert [p["last_name"] for p in page["items"]] == ["Hopper", "Lovelace", "Turing"]
+    assert [
+        p["last_name"] for p in (await staff.get("/api/patients?search=tur")).json()["items"]
+    ] == ["Turing"]
+    by_reference = (await staff.get("/api/patients", params={"search": "P-00"})).json()
+    assert by_reference["total"] == 2
+    assert (await staff.get("/api/patients", params={"search": "%"})).json()["total"] == 0
+    second = (await staff.get("/api/patients", params={"limit": 1, "offset": 1})).json()
+    assert [p["last_name"] for p in second["items"]] == ["Lovelace"]
+
+    other, _ = await signed_in(Role.ADMIN, PRACTICE)
+    assert (await other.get("/api/patients")).json()["total"] == 0
+
+
+async def test_patient_rules(
+    world: World, db: DbMaker, client: httpx.AsyncClient, signed_in: SignedIn
+) -> None:
+    staff = world.client(PRACTICE)
+    body = {"first_name": "Ada", "last_name": "Lovelace"}
+    assert (await client.post("/api/patients", json=body)).status_code == 401
+    assert (await client.get("/api/patients")).status_code == 401
+    for forbidden in (world.client(PRACTICE, Role.LAB_TECH), world.client(LAB)):
+        assert (await forbidden.post("/api/patients", json=body)).status_code == 403
+        assert (await forbidden.get("/api/patients")).status_code == 403
+
+    await add_patient(staff, reference="P-1")
+    duplicate = await staff.post("/api/patients", json={**body, "reference": "P-1"})
+    assert duplicate.status_code == 409
+    other, _ = await signed_in(Role.STAFF, PRACTICE)
+    assert (await other.post("/api/patients", json={**body, "reference": "P-1"})).status_code == 201
+
+    for bad, field in (
+        ({"first_name": "Ada"}, "last_name"),
+        ({**body, "email": "not-an-address"}, "email"),
+        ({**body, "date_of_birth": "2999-01-01"}, "date_of_birth"),
+        ({**body, "date_of_birth": "1850-01-01"}, "date_of_birth"),
+        ({**body, "phone": "call me"}, "phone"),
+        ({**body, "first_name": "A\nB"}, "first_name"),
+        ({**body, "nickname": "Countess"}, "nickname"),
+    ):
+        assert field in errors_of(await staff.post("/api/patients", json=bad)), bad
+    assert await count(db, Patient) == 2
+
+
+# -- examinations --------------------------------------------------------------------
+
+
+async def test_record_and_read_an_examination(world: World, state: WebState) -> None:
+    staff = world.client(PRACTICE)
+    patient = await add_patient(staff)
+
+    response = await staff.post("/api/examinations", json={**EXAM, "patient_id": patient["id"]})
+
+    assert response.status_code == 201, response.text
+    exam = response.json()
+    assert exam["patient_id"] == patient["id"]
+    assert exam["examiner_id"] == world.user(PRACTICE).id
+    assert exam["examined_at"].startswith("2026-03-02T09:30:00")
+    assert exam["right"] == {
+        "va": "6/6",
+        "refraction": {"sphere": "-1.25", "cylinder": "-0.50", "axis": 90, "add": "1.75"},
+        "k1": "43.25",
+        "k2": "44.00",
+        "k_axis": 90,
+        "iop": "15.00",
+    }
+    assert exam["left"]["refraction"] == {
+        "sphere": "-1.00",
+        "cylinder": "0.00",
+        "axis": None,
+        "add": None,
+    }
+    assert exam["left"]["iop"] == "16.50"
+    forms = await queued(state, "pdf", "examination-form")
+    assert [job.data for job in forms] == [
+        {"type": "examination-form", "examinationId": exam["id"]}
+    ]
+
+    again = await world.client(PRACTICE, Role.COMPANY_ADMIN).get(f"/api/examinations/{exam['id']}")
+    assert again.status_code == 200
+    assert again.json() == exam
+
+
+async def test_an_examination_defaults_to_now_with_no_findings(world: World) -> None:
+    staff = world.client(PRACTICE)
+    patient = await add_patient(staff)
+    response = await staff.post("/api/examinations", json={"patient_id": patient["id"]})
+    assert response.status_code == 201, response.text
+    exam = response.json()
+    assert exam["right"]["refraction"] is None
+    assert exam["examined_at"]
+
+
+def _right(**refraction: Any) -> dict[str, Any]:
+    return {"right": {"refraction": refraction}}
+
+
+BAD_EXAMS: list[tuple[str, dict[str, Any], str]] = [
+    ("sphere 0.3", _right(sphere=0.3), "right.refraction.sphere"),
+    ("axis 0", _right(sphere=-1, cylinder=-1, axis=0), "right.refraction.axis"),
+    ("axis missing", _right(sphere=-1, cylinder=-1), "right.refraction.axis"),
+    ("add 5", _right(sphere=1, add=5), "right.refraction.add"),
+    ("VA 7", {"left": {"va": "7"}}, "left.va"),
+    ("IOP 90", {"left": {"iop": 90}}, "left.iop"),
+    ("K 70", {"left": {"k1": 70}}, "left.k1"),
+    ("naive time", {"examined_at": "2026-03-02T09:30:00"}, "examined_at"),
+    ("future", {"examined_at": "2999-03-02T09:30:00Z"}, "examined_at"),
+]
+
+
+@pytest.mark.parametrize(("case", "changes", "field"), BAD_EXAMS, ids=[c[0] for c in BAD_EXAMS])
+async def test_bad_examinations_answer_422(
+    world: World, state: WebState, db: DbMaker, case: str, changes: dict[str, Any], field: str
+) -> None:
+    staff = world.client(PRACTICE)
+    patient = await add_patient(staff)
+    response = await staff.post("/api/examinations", json={"patient_id": patient["id"], **changes})
+    assert field in errors_of(response)
+    assert await count(db, Examination) == 0
+    assert await all_jobs(state) == 0
+
+
+async def test_examination_of_an_unknown_or_foreign_patient_answers_422(
+    world: World, state: WebState, db: DbMaker, signed_in: SignedIn
+) -> None:
+    other, _ = await signed_in(Role.STAFF, PRACTICE)
+    foreign = await add_patient(other)
+    for patient_id in ("0" * 32, foreign["id"]):
+        response = await world.client(PRACTICE).post(
+            "/api/examinations", json={**EXAM, "patient_id": patient_id}
+        )
+        assert list(errors_of(response)) == ["patient_id"]
+    assert await count(db, Examination) == 0
+    assert await all_jobs(state) == 0
+
+
+async def test_examination_access(
+    world: World, signed_in: SignedIn, client: httpx.AsyncClient
+) -> None:
+    staff = world.client(PRACTICE)
+    patient = await add_patient(staff)
+    body = {**EXAM, "patient_id": patient["id"]}
+    exam = (await staff.post("/api/examinations", json=body)).json()
+    path = f"/api/examinations/{exam['id']}"
+
+    assert (await client.post("/api/examinations", json=body)).status_code == 401
+    assert (await client.get(path)).status_code == 401
+    for forbidden in (world.client(PRACTICE, Role.LAB_TECH), world.client(LAB)):
+        assert (await forbidden.post("/api/examinations", json=body)).status_code == 403
+        assert (await forbidden.get(path)).status_code == 403
+    other, _ = await signed_in(Role.ADMIN, PRACTICE)
+    response = await other.get(path)
+    assert (response.status_code, response.json()) == (404, {"detail": "not found"})
+    assert (await staff.get(f"/api/examinations/{'0' * 32}")).status_code == 404
