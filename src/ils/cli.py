@@ -106,14 +106,18 @@ def serve(
     ] = False,
 ) -> None:
     """Serve the web app and API with uvicorn; workers run in-process unless told not to."""
+    settings = load_settings()
+    _setup_logging(settings)
+    _serve(settings, host, port, start_workers=settings.start_workers and not no_workers)
+
+
+def _serve(settings: Settings, host: str | None, port: int | None, *, start_workers: bool) -> None:
+    """Run uvicorn with our app until SIGTERM / Ctrl-C (shared by serve and demo)."""
     import uvicorn
 
     from ils.web.app import create_app
 
-    settings = load_settings()
-    _setup_logging(settings)
     logging.getLogger("uvicorn.access").addFilter(_drop_query_string)
-    start_workers = settings.start_workers and not no_workers
     config = uvicorn.Config(
         create_app(settings, start_workers=start_workers),
         host=host or settings.host,
@@ -140,10 +144,32 @@ def serve(
 
 @app.command()
 def demo(
+    host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
+    port: Annotated[int | None, typer.Option(min=1, max=65535, help="Port to listen on.")] = None,
+    no_serve: Annotated[
+        bool, typer.Option("--no-serve", help="Build the network and print sign-ins, then stop.")
+    ] = False,
+) -> None:
+    """Build the demo network (once), print how to sign in, and start the server."""
+    from datetime import date
+
+    from ils.demo_setup import prepare_demo
+
+    async def build(settings: Settings) -> Settings:
+        await prepare_demo(settings, Console(), today=date.today())
+        return settings
+
+    settings = _run(build)
+    if not no_serve:
+        _serve(settings, host, port, start_workers=settings.start_workers)
+
+
+@jobs_app.command("demo")
+def jobs_demo(
     rounds: Annotated[int, typer.Option(min=1, max=50, help="How many of each job type.")] = 1,
 ) -> None:
-    """Queue every job type through the helpers and run them on the embedded default."""
-    from ils.demo import run_demo
+    """Queue every job type through the helpers and run them (no web, no demo data)."""
+    from ils.jobs_demo import run_demo
 
     _run(lambda settings: run_demo(settings, rounds, Console()))
 

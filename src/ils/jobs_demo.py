@@ -1,4 +1,4 @@
-"""``ils demo``: every job type queued through its helper and run, on this machine.
+"""``ils jobs demo``: every job type queued through its helper and run, on this machine.
 
 The handlers of most queues arrive in later releases, so the demo registers an echo
 handler (it logs the job's identifiers and completes) for each job type that has no

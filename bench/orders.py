@@ -1,0 +1,191 @@
+"""``POST /api/orders`` under concurrent clients, on the real server.
+
+Builds the demo network in a fresh data directory (embedded default: SQLite, local job
+store), starts ``ils serve`` (workers in-process, as in production) on a free port,
+signs in as a practice's staff user and has ``--clients`` concurrent clients create
+``--orders`` orders in all. Each order also queues its four jobs in the same
+transaction. Prints latency p50/p99, requests per second and errors.
+
+    .venv/bin/python bench/orders.py [--clients 50] [--orders 2000] [--postgres URL]
+
+Target (issue 3): p99 under 50 ms, zero errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import httpx
+from rich.console import Console
+from sqlalchemy import select
+
+from ils.database import create_engine, session_factory
+from ils.demo_setup import CREDENTIALS_FILE, prepare_demo
+from ils.domain.clinical import Patient
+from ils.domain.companies import Company, CompanyKind
+from ils.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+PRACTICE = "Brightside Opticians"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def ids(settings: Settings) -> tuple[str, list[str]]:
+    engine = create_engine(settings.effective_database_url)
+    try:
+        async with session_factory(engine)() as session:
+            lab = await session.scalar(select(Company.id).where(Company.kind == CompanyKind.LAB))
+            practice = await session.scalar(select(Company.id).where(Company.name == PRACTICE))
+            patients = list(
+                await session.scalars(select(Patient.id).where(Patient.company_id == practice))
+            )
+    finally:
+        await engine.dispose()
+    assert lab is not None
+    return lab, patients
+
+
+def order_body(lab_id: str, patients: list[str], rng: random.Random) -> dict[str, Any]:
+    return {
+        "patient_id": rng.choice(patients),
+        "lab_id": lab_id,
+        "lens": {
+            "design": "progressive",
+            "material": "CR-39",
+            "index": "1.60",
+            "coatings": ["anti-reflection"],
+        },
+        "right": {"sphere": "-2.25", "cylinder": "-0.75", "axis": 90, "add": "2.00"},
+        "left": {"sphere": "-2.00", "cylinder": "0.00", "add": "2.00"},
+        "pd_binocular": "63.0",
+        "frame": {"box_a": "52.00", "box_b": "38.00", "dbl": "18.00", "ed": "55.00"},
+        "price_cents": 12900,
+    }
+
+
+async def wait_ready(base: str, proc: subprocess.Popen[bytes]) -> None:
+    async with httpx.AsyncClient(base_url=base) as client:
+        for _ in range(300):
+            if proc.poll() is not None:
+                raise RuntimeError("the server exited during start-up")
+            try:
+                await client.get("/api/auth/me")
+                return
+            except httpx.TransportError:
+                await asyncio.sleep(0.1)
+    raise RuntimeError("the server did not start")
+
+
+async def sign_in(base: str, email: str, password: str) -> tuple[httpx.Cookies, str]:
+    async with httpx.AsyncClient(base_url=base) as client:
+        response = await client.post(
+            "/api/auth/sign-in", json={"email": email, "password": password}
+        )
+        response.raise_for_status()
+        return client.cookies, str(response.json()["csrf_token"])
+
+
+async def load(
+    base: str,
+    cookies: httpx.Cookies,
+    csrf: str,
+    lab: str,
+    patients: list[str],
+    clients: int,
+    orders: int,
+) -> tuple[list[float], int, float]:
+    latencies: list[float] = []
+    errors = 0
+    remaining = orders
+    rng = random.Random(3)
+
+    async def client_loop() -> None:
+        nonlocal remaining, errors
+        limits = httpx.Limits(max_connections=1)
+        async with httpx.AsyncClient(
+            base_url=base,
+            cookies=cookies,
+            limits=limits,
+            headers={"X-CSRF-Token": csrf},
+            timeout=30,
+        ) as client:
+            while remaining > 0:
+                remaining -= 1
+                body = order_body(lab, patients, rng)
+                start = time.perf_counter()
+                try:
+                    response = await client.post("/api/orders", json=body)
+                    ok = response.status_code == 201
+                except httpx.HTTPError:
+                    ok = False
+                latencies.append(time.perf_counter() - start)
+                errors += 0 if ok else 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client_loop() for _ in range(clients)))
+    return latencies, errors, time.perf_counter() - started
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--orders", type=int, default=2000)
+    parser.add_argument("--postgres", help="an empty, migrated PostgreSQL database URL")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        env_db = {"ILS_DATABASE_URL": args.postgres} if args.postgres else {}
+        settings = Settings(data_dir=Path(tmp), database_url=args.postgres or "")
+        await prepare_demo(settings, Console(quiet=True), today=date.today())
+        credentials = json.loads((Path(tmp) / CREDENTIALS_FILE).read_text())
+        lab, patients = await ids(settings)
+        port = free_port()
+        env = {**os.environ, "ILS_DATA_DIR": tmp, "ILS_LOG_LEVEL": "WARNING", **env_db}
+        proc = subprocess.Popen(  # noqa: ASYNC220 (started once, before the measurement)
+            [sys.executable, "-m", "ils", "serve", "--port", str(port)], cwd=ROOT, env=env
+        )
+        base = f"http://127.0.0.1:{port}"
+        try:
+            await wait_ready(base, proc)
+            cookies, csrf = await sign_in(base, "staff@brightside.example", credentials["password"])
+            await load(base, cookies, csrf, lab, patients, args.clients, args.clients)  # warm-up
+            latencies, errors, elapsed = await load(
+                base, cookies, csrf, lab, patients, args.clients, args.orders
+            )
+        finally:
+            proc.terminate()
+            proc.wait(30)
+    database = "PostgreSQL" if args.postgres else "SQLite"
+    print(
+        f"POST /api/orders, {args.clients} concurrent clients, {args.orders} orders, "
+        f"{database}, local job store, workers in the server process"
+    )
+    p50, p99 = 1000 * pct(latencies, 0.5), 1000 * pct(latencies, 0.99)
+    print(f"  latency p50 {p50:.1f} ms   p99 {p99:.1f} ms   max {1000 * max(latencies):.1f} ms")
+    rate = len(latencies) / elapsed
+    print(f"  {rate:.0f} requests/s, {errors} errors (target: p99 < 50 ms, 0 errors)")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
