@@ -115,6 +115,7 @@ async def load(
     patients: list[str],
     clients: int,
     orders: int,
+    think_s: float = 0.0,
 ) -> tuple[list[float], int, float]:
     latencies: list[float] = []
     errors = 0
@@ -131,6 +132,9 @@ async def load(
             headers={"X-CSRF-Token": csrf},
             timeout=30,
         ) as client:
+            if think_s:
+                # Clients arrive spread over one think time, not all in the same instant.
+                await asyncio.sleep(rng.uniform(0, think_s))
             while remaining > 0:
                 remaining -= 1
                 body = order_body(lab, patients, rng)
@@ -142,6 +146,8 @@ async def load(
                     ok = False
                 latencies.append(time.perf_counter() - start)
                 errors += 0 if ok else 1
+                if think_s:
+                    await asyncio.sleep(rng.uniform(0.5, 1.5) * think_s)
 
     started = time.perf_counter()
     await asyncio.gather(*(client_loop() for _ in range(clients)))
@@ -153,6 +159,12 @@ async def main() -> None:
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--orders", type=int, default=2000)
     parser.add_argument("--postgres", help="an empty, migrated PostgreSQL database URL")
+    parser.add_argument(
+        "--think-ms",
+        type=float,
+        default=0.0,
+        help="pause of each client between orders (0: back to back, saturating)",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         env_db = {"ILS_DATABASE_URL": args.postgres} if args.postgres else {}
@@ -162,8 +174,16 @@ async def main() -> None:
         lab, patients = await ids(settings)
         port = free_port()
         env = {**os.environ, "ILS_DATA_DIR": tmp, "ILS_LOG_LEVEL": "WARNING", **env_db}
+        env.update(
+            dict(kv.split("=", 1) for kv in os.environ.get("BENCH_SERVER_ENV", "").split() if kv)
+        )
+        server_log = open(Path(tmp) / "server.log", "wb")  # noqa: SIM115, ASYNC230
         proc = subprocess.Popen(  # noqa: ASYNC220 (started once, before the measurement)
-            [sys.executable, "-m", "ils", "serve", "--port", str(port)], cwd=ROOT, env=env
+            [sys.executable, "-m", "ils", "serve", "--port", str(port)],
+            cwd=ROOT,
+            env=env,
+            stdout=server_log,
+            stderr=subprocess.STDOUT,
         )
         base = f"http://127.0.0.1:{port}"
         try:
@@ -171,14 +191,21 @@ async def main() -> None:
             cookies, csrf = await sign_in(base, "staff@brightside.example", credentials["password"])
             await load(base, cookies, csrf, lab, patients, args.clients, args.clients)  # warm-up
             latencies, errors, elapsed = await load(
-                base, cookies, csrf, lab, patients, args.clients, args.orders
+                base, cookies, csrf, lab, patients, args.clients, args.orders, args.think_ms / 1000
             )
         finally:
             proc.terminate()
-            proc.wait(30)
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                print("the server did not stop within 60 s; killed")
+                proc.kill()
+                proc.wait()
+            server_log.close()
     database = "PostgreSQL" if args.postgres else "SQLite"
+    pace = f"{args.think_ms:.0f} ms think time" if args.think_ms else "back to back"
     print(
-        f"POST /api/orders, {args.clients} concurrent clients, {args.orders} orders, "
+        f"POST /api/orders, {args.clients} concurrent clients ({pace}), {args.orders} orders, "
         f"{database}, local job store, workers in the server process"
     )
     p50, p99 = 1000 * pct(latencies, 0.5), 1000 * pct(latencies, 0.99)

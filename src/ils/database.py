@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import contextvars
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +83,36 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     engine = create_async_engine(url, echo=echo, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
     configure_sqlite(engine.sync_engine)
     return engine
+
+
+class WriteTurn:
+    """A fair turn for the SQLite writers of one process, re-entrant within a task.
+
+    SQLite lets one writer in at a time; the others wait in its busy handler, which is
+    unfair and sleeps up to 100 ms a try, so under load a writer can starve for
+    seconds. Writers of one process (web requests, the local job store) take this
+    turn first and queue in order. A task that holds the turn passes straight through
+    (a request that calls the job store inside its own transaction must not wait for
+    itself).
+    """
+
+    def __init__(self) -> None:
+        self._lock = asyncio.Lock()
+        self._held: contextvars.ContextVar[bool] = contextvars.ContextVar(
+            f"ils_write_turn_{id(self)}", default=False
+        )
+
+    @contextlib.asynccontextmanager
+    async def __call__(self) -> AsyncIterator[None]:
+        if self._held.get():
+            yield
+            return
+        async with self._lock:
+            token = self._held.set(True)
+            try:
+                yield
+            finally:
+                self._held.reset(token)
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

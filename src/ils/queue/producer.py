@@ -23,6 +23,7 @@ from ils.queue.jobtypes import JobTypes
 from ils.queue.model import JobOptions, JobRef, NewJob
 from ils.queue.outbox import Outbox
 from ils.queue.store import JobStore
+from ils.queue.stores.local import LocalJobStore
 
 MAX_PRIORITY = 2_097_152  # BullMQ's lowest priority
 MAX_DELAY_MS = 365 * 24 * 3600 * 1000
@@ -57,7 +58,7 @@ class Producer:
         self,
         job_types: JobTypes,
         engine: AsyncEngine,
-        local: JobStore,
+        local: LocalJobStore,
         redis: JobStore | None,
         gate: RedisGate | None,
         clock: Clock,
@@ -97,13 +98,18 @@ class Producer:
         *,
         session: AsyncSession | None = None,
     ) -> JobRef:
-        """Queue a job. With ``session``, it is recorded in that transaction and handed
-        to a store after commit; a rollback queues nothing."""
+        """Queue a job. With ``session``, it is part of that transaction: written to the
+        jobs table directly in local mode, or to the outbox and handed to Redis after
+        commit in Redis mode. A rollback queues nothing either way."""
         job = self.prepare(queue, name, payload, options)
+        assert job.options.job_id is not None
+        if session is not None and self.redis is None:
+            # Local mode: the jobs table is in the same database as the caller's rows.
+            await self.local.add_in_session(session, queue, [job])
+            return JobRef(queue=queue, name=name, job_id=job.options.job_id, store=self.local.kind)
         if session is not None:
             return self.outbox.record(session, queue, job)
         store = await self.deliver(queue, job)
-        assert job.options.job_id is not None
         return JobRef(queue=queue, name=name, job_id=job.options.job_id, store=store)
 
     async def deliver(self, queue: str, job: NewJob) -> str:

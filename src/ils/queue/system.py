@@ -15,7 +15,7 @@ from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from ils.clock import Clock, SystemClock
-from ils.database import create_engine
+from ils.database import WriteTurn, create_engine
 from ils.errors import ConfigurationError, ILSError
 from ils.migrations import current_revision, head_revision, upgrade_database
 from ils.queue.catalogue import Catalogue, build_catalogue
@@ -76,6 +76,9 @@ class JobSystem:
         self.producer = producer
         self.helpers = JobHelpers(self, job_types)
         self.logger = logging.getLogger("ils.jobs")
+        #: On SQLite, every write transaction of this process (the local store's and the
+        #: web requests') takes this turn first, so writers queue fairly in-process.
+        self.write_turn = WriteTurn()
         self._background: list[asyncio.Task[None]] = []
 
     @classmethod
@@ -87,12 +90,14 @@ class JobSystem:
         url = settings.effective_database_url
         await ensure_schema(settings)
         engine = create_engine(url)
+        write_turn = WriteTurn()
         local = LocalJobStore(
             engine,
             catalogue,
             clock=clock,
             max_stalled_count=settings.max_stalled_count,
             poll_interval_ms=settings.local_poll_interval_ms,
+            write_turn=write_turn,
         )
         redis: RedisJobStore | None = None
         gate: RedisGate | None = None
@@ -120,7 +125,11 @@ class JobSystem:
             max_payload_bytes=settings.max_payload_bytes,
             redis_timeout_ms=settings.redis_enqueue_timeout_ms,
         )
+        # Opens the first pooled connection now: the first fallback enqueue must not pay
+        # for a database connect (tens of ms on PostgreSQL).
+        await local.health()
         system = cls(settings, catalogue, job_types, engine, local, redis, gate, producer)
+        system.write_turn = write_turn
         await system._connect_redis()
         return system
 

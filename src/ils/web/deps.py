@@ -53,6 +53,7 @@ function-scoped ones).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from typing import Annotated, Any, TypeVar
 
@@ -112,8 +113,15 @@ async def get_session(request: Request, state: StateDep) -> AsyncIterator[AsyncS
     taking the write lock (``BEGIN IMMEDIATE``), so reads never queue behind writers
     or the workers' claims. Such handlers must not write.
     """
-    async with state.sessions() as session:
-        if request.method in READ_METHODS and state.system.engine.dialect.name == "sqlite":
+    sqlite = state.system.engine.dialect.name == "sqlite"
+    reading = request.method in READ_METHODS
+    # A write request on SQLite queues for the process's write turn (shared with the
+    # local job store) instead of racing for the file lock in SQLite's busy handler.
+    turn: contextlib.AbstractAsyncContextManager[object] = (
+        state.system.write_turn() if sqlite and not reading else contextlib.nullcontext()
+    )
+    async with turn, state.sessions() as session:
+        if sqlite and reading:
             await session.connection(execution_options={READ_ONLY_OPTION: True})
         try:
             yield session

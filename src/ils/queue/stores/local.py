@@ -16,10 +16,12 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, exists, func, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import Connection, event, exists, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.orm import Session
 
 from ils.clock import Clock, SystemClock
+from ils.database import WriteTurn
 from ils.errors import JobNotFoundError, LockLostError
 from ils.queue.catalogue import Catalogue, QueueConfig
 from ils.queue.model import ClaimedJob, Fetch, JobState, NewJob
@@ -76,9 +78,10 @@ class LocalJobStore(LocalAdmin, JobStore):
         clock: Clock | None = None,
         max_stalled_count: int = 1,
         poll_interval_ms: int = 100,
+        write_turn: WriteTurn | None = None,
     ) -> None:
         self._engine = engine
-        self._runner = runner_for(engine)
+        self._runner = runner_for(engine, write_turn)
         self._catalogue = catalogue
         self._clock = clock or SystemClock()
         self._dialect = engine.dialect.name
@@ -94,16 +97,47 @@ class LocalJobStore(LocalAdmin, JobStore):
         return (await self.add_bulk(queue, [job]))[0]
 
     async def add_bulk(self, queue: str, jobs: Sequence[NewJob]) -> list[str]:
-        config = self._config(queue)
-        for job in jobs:
-            check_new_job(queue, job)
-        if not jobs:
+        rows = self._rows(queue, jobs)
+        if not rows:
             return []
-        now = self._now()
-        rows = [new_job_values(config, job, now) for job in jobs]
         await self._run(lambda conn: conn.execute(INSERT_JOB, rows))
         self._notify(queue)
         return [row["id"] for row in rows]
+
+    async def add_in_session(
+        self, session: AsyncSession, queue: str, jobs: Sequence[NewJob]
+    ) -> list[str]:
+        """Add jobs inside the caller's transaction: they exist exactly when it commits.
+
+        This is transactional enqueue in local mode: the jobs table lives in the app
+        database, so no outbox and no relay are needed (one insert instead of an outbox
+        row plus a relay's claim, add and delete). Workers of this process are woken
+        after the commit.
+        """
+        rows = self._rows(queue, jobs)
+        if not rows:
+            return []
+        await session.execute(INSERT_JOB, rows)
+        info = session.sync_session.info
+        if "ils_local_wakeups" not in info:
+            # Once per session (sessions are short-lived, the hook goes with them).
+            info["ils_local_wakeups"] = set()
+            event.listen(session.sync_session, "after_commit", self._wake_after_commit)
+        info["ils_local_wakeups"].add(queue)
+        return [row["id"] for row in rows]
+
+    def _wake_after_commit(self, sync_session: Session) -> None:
+        pending: set[str] = sync_session.info["ils_local_wakeups"]
+        for queue in pending:
+            self._notify(queue)
+        pending.clear()
+
+    def _rows(self, queue: str, jobs: Sequence[NewJob]) -> list[dict[str, Any]]:
+        config = self._config(queue)
+        for job in jobs:
+            check_new_job(queue, job)
+        now = self._now()
+        return [new_job_values(config, job, now) for job in jobs]
 
     # -- workers ---------------------------------------------------------------------
 

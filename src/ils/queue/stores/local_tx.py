@@ -19,17 +19,24 @@ run one of two ways:
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import Connection, Engine, create_engine
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ils.database import READ_ONLY_OPTION, SQLITE_BUSY_TIMEOUT_S, configure_sqlite
+from ils.database import READ_ONLY_OPTION, SQLITE_BUSY_TIMEOUT_S, WriteTurn, configure_sqlite
 
 T = TypeVar("T")
+
+#: SQLite's own wait for the write lock on the store's connections (then we retry).
+SHORT_BUSY_TIMEOUT_MS = 5
+#: Pause between our tries for the write lock.
+BUSY_RETRY_S = 0.0005
 
 
 class TxRunner(Protocol):
@@ -69,21 +76,40 @@ class SQLiteThreadRunner:
     check or an idle worker's poll never queues behind writes.
     """
 
-    def __init__(self, url: URL) -> None:
+    def __init__(self, url: URL, write_turn: WriteTurn | None = None) -> None:
         self._engine = sqlite_sync_engine(url, connections=2)
+        # Shared with the app's own write transactions on the same file (see
+        # ``JobSystem.write_turn``): writers of one process then queue in order here
+        # instead of racing in SQLite's busy handler, which is unfair and sleeps up to
+        # 100 ms a try, so under load one writer could starve for seconds.
+        self._write_turn = write_turn or WriteTurn()
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ils-local-write")
         self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ils-local-read")
 
     async def run(self, body: Callable[[Connection], T], *, readonly: bool = False) -> T:
         loop = asyncio.get_running_loop()
-        thread = self._reader if readonly else self._writer
-        return await loop.run_in_executor(thread, self._transaction, body, readonly)
+        if readonly:
+            return await loop.run_in_executor(self._reader, self._transaction, body, True)
+        async with self._write_turn():
+            return await loop.run_in_executor(self._writer, self._transaction, body, False)
 
     def _transaction(self, body: Callable[[Connection], T], readonly: bool) -> T:
-        with self._engine.connect() as conn:
-            conn.info[READ_ONLY_OPTION] = readonly
-            with conn.begin():
-                return body(conn)
+        deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_S
+        while True:
+            with self._engine.connect() as conn:
+                conn.info[READ_ONLY_OPTION] = readonly
+                try:
+                    transaction = conn.begin()
+                except OperationalError as exc:
+                    if "locked" not in str(exc.orig) or time.monotonic() > deadline:
+                        raise
+                    # Another process holds the write lock: ask again very soon. SQLite's
+                    # own busy handler backs off to 100 ms sleeps, and a worker process
+                    # that writes often can then keep a producer waiting for long.
+                    time.sleep(BUSY_RETRY_S)
+                    continue
+                with transaction:
+                    return body(conn)
 
     async def close(self) -> None:
         """Let queued transactions finish, then stop the threads and close the file."""
@@ -95,13 +121,13 @@ class SQLiteThreadRunner:
         self._engine.dispose()
 
 
-def runner_for(engine: AsyncEngine) -> TxRunner:
+def runner_for(engine: AsyncEngine, write_turn: WriteTurn | None = None) -> TxRunner:
     """The fastest runner that sees the same database as ``engine``."""
     url = engine.url
     database = url.database or ""
     in_file = database not in ("", ":memory:") and not database.startswith("file:")
     if engine.dialect.name == "sqlite" and in_file:
-        return SQLiteThreadRunner(url)
+        return SQLiteThreadRunner(url, write_turn)
     return AsyncEngineRunner(engine)
 
 
@@ -119,4 +145,11 @@ def sqlite_sync_engine(url: URL, connections: int = 1) -> Engine:
     )
 
     configure_sqlite(engine)
+
+    @event.listens_for(engine, "connect")
+    def _short_busy_wait(dbapi_connection: Any, _record: Any) -> None:
+        # After configure_sqlite's listener: BEGIN IMMEDIATE gives up after a few ms and
+        # ``SQLiteThreadRunner._transaction`` retries at a fine step instead.
+        dbapi_connection.execute(f"PRAGMA busy_timeout={SHORT_BUSY_TIMEOUT_MS}")
+
     return engine
