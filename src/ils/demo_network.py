@@ -9,6 +9,7 @@ forecasting and anomaly jobs have something real to find.
 
 from __future__ import annotations
 
+import math
 import random
 import secrets
 from collections.abc import Callable
@@ -474,7 +475,7 @@ class NetworkBuilder:
 
     def _poisson(self, mean: float) -> int:
         # Knuth's method: small means only, which is all the demo needs.
-        limit, k, p = pow(2.718281828459045, -mean), 0, 1.0
+        limit, k, p = math.exp(-mean), 0, 1.0
         while True:
             p *= self.rng.random()
             if p <= limit:

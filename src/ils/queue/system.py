@@ -22,7 +22,7 @@ from ils.queue.catalogue import Catalogue, build_catalogue
 from ils.queue.gate import RedisGate
 from ils.queue.helpers import JobHelpers
 from ils.queue.jobtypes import JobTypes, default_job_types
-from ils.queue.model import COUNTED_STATES, JobOptions, JobRef, JobState, StoreHealth
+from ils.queue.model import COUNTED_STATES, JobOptions, JobRef, StoreHealth
 from ils.queue.producer import Producer
 from ils.queue.store import JobStore
 from ils.queue.stores.local import LocalJobStore
@@ -76,9 +76,6 @@ class JobSystem:
         self.producer = producer
         self.helpers = JobHelpers(self, job_types)
         self.logger = logging.getLogger("ils.jobs")
-        #: On SQLite, every write transaction of this process (the local store's and the
-        #: web requests') takes this turn first, so writers queue fairly in-process.
-        self.write_turn = WriteTurn()
         self._background: list[asyncio.Task[None]] = []
 
     @classmethod
@@ -90,14 +87,12 @@ class JobSystem:
         url = settings.effective_database_url
         await ensure_schema(settings)
         engine = create_engine(url)
-        write_turn = WriteTurn()
         local = LocalJobStore(
             engine,
             catalogue,
             clock=clock,
             max_stalled_count=settings.max_stalled_count,
             poll_interval_ms=settings.local_poll_interval_ms,
-            write_turn=write_turn,
         )
         redis: RedisJobStore | None = None
         gate: RedisGate | None = None
@@ -129,7 +124,6 @@ class JobSystem:
         # for a database connect (tens of ms on PostgreSQL).
         await local.health()
         system = cls(settings, catalogue, job_types, engine, local, redis, gate, producer)
-        system.write_turn = write_turn
         await system._connect_redis()
         return system
 
@@ -174,6 +168,12 @@ class JobSystem:
         it holds what was queued while Redis was down)."""
         return [self.redis, self.local] if self.redis is not None else [self.local]
 
+    @property
+    def write_turn(self) -> WriteTurn:
+        """On SQLite, every write transaction of this process (the local store's and the
+        web requests') takes this turn first, so writers queue fairly in-process."""
+        return self.local.write_turn
+
     def gates(self) -> dict[str, RedisGate | None]:
         """The gate of each store kind, for the runner (only Redis has one)."""
         return {"redis": self.gate} if self.gate is not None else {}
@@ -203,7 +203,7 @@ class JobSystem:
         totals = dict.fromkeys((s.value for s in COUNTED_STATES), 0)
         for store in self.reachable_stores():
             for state, value in (await store.counts(queue)).items():
-                totals[JobState(state).value] += value
+                totals[state.value] += value
         return totals
 
     async def stats(self) -> dict[str, Any]:

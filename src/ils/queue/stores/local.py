@@ -81,7 +81,10 @@ class LocalJobStore(LocalAdmin, JobStore):
         write_turn: WriteTurn | None = None,
     ) -> None:
         self._engine = engine
-        self._runner = runner_for(engine, write_turn)
+        #: The process's turn for SQLite writers; the web app's write requests take it
+        #: too (``JobSystem.write_turn``), so writers of one process queue in order.
+        self.write_turn = write_turn or WriteTurn()
+        self._runner = runner_for(engine, self.write_turn)
         self._catalogue = catalogue
         self._clock = clock or SystemClock()
         self._dialect = engine.dialect.name
