@@ -6,6 +6,8 @@ row and relays it to Redis after commit. Both: a rollback queues nothing.
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -108,3 +110,23 @@ async def test_relaying_twice_makes_one_job(system: JobSystem) -> None:
     await system.producer.deliver("email", job)
     await system.producer.deliver("email", job)
     assert (await system.counts("email"))["waiting"] == 1
+
+
+async def test_idle_sweep_and_restart_take_no_write_lock(tmp_path: Path) -> None:
+    """Another process holding SQLite's write lock does not stall an idle outbox sweep
+    or a process starting on a current schema (a worker starting beside busy
+    producers used to hold that lock for hundreds of milliseconds)."""
+    settings = Settings(data_dir=tmp_path, redis_url="redis://127.0.0.1:1/0")
+    first = await JobSystem.open(settings)
+    await first.close()
+    other_process = sqlite3.connect(tmp_path / "ils.db", isolation_level=None)
+    other_process.execute("BEGIN IMMEDIATE")
+    try:
+        second = await asyncio.wait_for(JobSystem.open(settings), 10)
+        try:
+            assert await asyncio.wait_for(second.producer.outbox.relay(), 2) == 0
+        finally:
+            await second.close()
+    finally:
+        other_process.execute("ROLLBACK")
+        other_process.close()

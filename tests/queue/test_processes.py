@@ -248,13 +248,11 @@ async def test_redis_stopped_while_enqueueing(tmp_path: Path, own_redis: RedisSe
             await asyncio.sleep(0.01)
         assert stopped_at is not None and restarted_at is not None
         slow = [(i, round(d * 1000, 1), refs[i].store) for i, d in enumerate(durations) if d > 0.05]
-        # The issue asks for every call under 50 ms. Measured on this machine, one to
-        # three local-store adds right after Redis drops take 60-400 ms (the worker
-        # process holds SQLite's write lock that long then); that is not met yet and is
-        # reported, so the test holds what is true today: no call fails, at most 5 of
-        # 300 take 50 ms or more, none takes a second.
-        assert len(slow) <= 5, slow
-        assert max(durations) < 1.0, slow
+        # Every call, including the local-store adds right after Redis drops and those
+        # made while the worker process starts beside the producer (it used to hold
+        # SQLite's write lock for 150-400 ms while its migration check imported the
+        # models).
+        assert slow == [], slow
         by_store = Counter(ref.store for ref in refs)
         assert by_store["redis"] >= 150 and by_store["local"] >= 50, by_store
         wanted = {ref.job_id for ref in refs}

@@ -15,7 +15,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection
 
-from ils.database import create_engine
+from ils.database import READ_ONLY_OPTION, create_engine
 
 SCRIPT_LOCATION = Path(__file__).parent
 
@@ -30,7 +30,14 @@ def alembic_config(connection: Connection | None = None) -> Config:
 
 
 async def upgrade_database(url: str, revision: str = "head") -> None:
-    """Bring the database at ``url`` to ``revision`` (the newest by default)."""
+    """Bring the database at ``url`` to ``revision`` (the newest by default).
+
+    The models are imported before the transaction opens: on SQLite the migration
+    holds the file's only write lock, and importing every mapped class under it kept
+    other processes' writes waiting for a few hundred milliseconds.
+    """
+    import ils.models  # noqa: F401  (what env.py imports, loaded outside the lock)
+
     engine = create_engine(url)
     try:
         async with engine.begin() as conn:
@@ -46,6 +53,8 @@ async def current_revision(url: str) -> str | None:
     engine = create_engine(url)
     try:
         async with engine.connect() as conn:
+            # A read: on SQLite it takes no write lock (see ``configure_sqlite``).
+            conn = await conn.execution_options(**{READ_ONLY_OPTION: True})
             return await conn.run_sync(
                 lambda sync_conn: MigrationContext.configure(sync_conn).get_current_revision()
             )

@@ -17,14 +17,26 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Integer, String, delete, event, func, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Connection,
+    Integer,
+    String,
+    delete,
+    event,
+    func,
+    select,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from ils.clock import Clock
-from ils.database import Base, session_factory
+from ils.database import Base
 from ils.errors import ILSError
 from ils.queue.model import JobOptions, JobRef, NewJob
+from ils.queue.stores.local_tx import TxRunner
 
 OUTBOX_ID_PREFIX = "tx-"
 RELAY_BATCH = 200
@@ -69,8 +81,11 @@ Deliver = Callable[[str, NewJob], Awaitable[str]]
 class Outbox:
     """Records jobs in a caller's session and relays them after commit."""
 
-    def __init__(self, engine: AsyncEngine, deliver: Deliver, clock: Clock) -> None:
-        self._sessions = session_factory(engine)
+    def __init__(self, transactions: TxRunner, deliver: Deliver, clock: Clock) -> None:
+        # The local store's transaction runner: each relay step is one short
+        # transaction with no await inside, so the write lock (SQLite's is one per
+        # file) is never held while this process's event loop is busy elsewhere.
+        self._transactions = transactions
         self._deliver = deliver
         self._clock = clock
         self._lock = asyncio.Lock()
@@ -137,34 +152,49 @@ class Outbox:
 
     async def _claim_batch(self) -> list[OutboxRow]:
         now = self._clock.now_ms()
-        async with self._sessions() as session, session.begin():
-            rows = list(
-                (
-                    await session.scalars(
+        unclaimed = OutboxRow.claimed_until_ms < now
+        # A read first: the sweep of an idle process then takes no write lock at all.
+        waiting = await self._transactions.run(
+            lambda conn: conn.scalar(select(OutboxRow.id).where(unclaimed).limit(1)),
+            readonly=True,
+        )
+        if waiting is None:
+            return []
+
+        def claim(conn: Connection) -> list[OutboxRow]:
+            with Session(bind=conn, expire_on_commit=False) as session:
+                rows = list(
+                    session.scalars(
                         select(OutboxRow)
-                        .where(OutboxRow.claimed_until_ms < now)
+                        .where(unclaimed)
                         .order_by(OutboxRow.created_at_ms)
                         .limit(RELAY_BATCH)
                         .with_for_update(skip_locked=True)
-                    )
-                ).all()
-            )
-            if rows:
-                await session.execute(
-                    update(OutboxRow)
-                    .where(OutboxRow.id.in_([r.id for r in rows]))
-                    .values(claimed_until_ms=now + CLAIM_MS)
+                    ).all()
                 )
-            return rows
+                if rows:
+                    conn.execute(
+                        update(OutboxRow)
+                        .where(OutboxRow.id.in_([r.id for r in rows]))
+                        .values(claimed_until_ms=now + CLAIM_MS)
+                    )
+                session.expunge_all()
+                return rows
+
+        return await self._transactions.run(claim)
 
     async def _delete(self, row_id: str) -> None:
-        async with self._sessions() as session, session.begin():
-            await session.execute(delete(OutboxRow).where(OutboxRow.id == row_id))
+        await self._transactions.run(
+            lambda conn: conn.execute(delete(OutboxRow).where(OutboxRow.id == row_id))
+        )
 
     async def pending(self) -> int:
         """Rows not yet relayed (for health and tests)."""
-        async with self._sessions() as session:
-            return int(await session.scalar(select(func.count()).select_from(OutboxRow)) or 0)
+        count = await self._transactions.run(
+            lambda conn: conn.scalar(select(func.count()).select_from(OutboxRow)),
+            readonly=True,
+        )
+        return int(count or 0)
 
     async def drain_tasks(self) -> None:
         """Wait for relays started by commits (shutdown and tests)."""

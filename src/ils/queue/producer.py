@@ -14,7 +14,7 @@ import uuid
 from dataclasses import replace
 
 from pydantic import BaseModel
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from ils.clock import Clock
 from ils.errors import InvalidPayloadError, PayloadTooLargeError, StoreUnavailableError
@@ -57,7 +57,6 @@ class Producer:
     def __init__(
         self,
         job_types: JobTypes,
-        engine: AsyncEngine,
         local: LocalJobStore,
         redis: JobStore | None,
         gate: RedisGate | None,
@@ -73,7 +72,7 @@ class Producer:
         self.gate = gate
         self.max_payload_bytes = max_payload_bytes
         self.redis_timeout_s = redis_timeout_ms / 1000
-        self.outbox = Outbox(engine, self.deliver, clock)
+        self.outbox = Outbox(local.transactions, self.deliver, clock)
 
     def prepare(self, queue: str, name: str, payload: BaseModel, options: JobOptions) -> NewJob:
         """Check type, payload and options; the job as a store will receive it."""

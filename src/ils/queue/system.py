@@ -112,7 +112,6 @@ class JobSystem:
             gate = RedisGate(ping, clock, settings.redis_probe_interval_s)
         producer = Producer(
             job_types,
-            engine,
             local,
             redis,
             gate,
@@ -297,13 +296,16 @@ async def ensure_schema(settings: Settings) -> None:
     first; the embedded SQLite file belongs to this installation alone.
     """
     url = settings.effective_database_url
+    current = await current_revision(url)
+    head = head_revision()
+    if current == head:
+        # Nothing to do, and nothing locked: a worker starting beside busy producers
+        # must not take SQLite's write lock just to find the schema current.
+        return
     if not settings.database_url:
         await upgrade_database(url)
         return
-    current = await current_revision(url)
-    head = head_revision()
-    if current != head:
-        raise ConfigurationError(
-            f"the database is at revision {current or 'none'}, the code needs {head}: "
-            "run `ils db upgrade`"
-        )
+    raise ConfigurationError(
+        f"the database is at revision {current or 'none'}, the code needs {head}: "
+        "run `ils db upgrade`"
+    )

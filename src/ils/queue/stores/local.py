@@ -51,7 +51,7 @@ from ils.queue.stores.local_sql import (
     new_job_values,
     shown_state,
 )
-from ils.queue.stores.local_tx import runner_for
+from ils.queue.stores.local_tx import TxRunner, runner_for
 
 
 class LocalJobStore(LocalAdmin, JobStore):
@@ -93,6 +93,12 @@ class LocalJobStore(LocalAdmin, JobStore):
         self._wakeups = {}
         self._retention = RetentionSchedule()
         self._closed = False
+
+    @property
+    def transactions(self) -> TxRunner:
+        """How this store runs a transaction; the outbox relay uses it too, so its
+        writes take the same short, await-free path to the write lock."""
+        return self._runner
 
     # -- producers -------------------------------------------------------------------
 
