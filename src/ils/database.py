@@ -15,6 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 from sqlalchemy.ext.asyncio import AsyncSession as AsyncSession
 from sqlalchemy.orm import DeclarativeBase
 
+from ils.sqlite_inline import DRIVER as INLINE_DRIVER
+from ils.sqlite_inline import INLINE_BUSY_TIMEOUT_MS, begin_immediate
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -42,7 +45,7 @@ def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
-def configure_sqlite(engine: Engine) -> None:
+def configure_sqlite(engine: Engine, *, inline: bool = False) -> None:
     """Settings every SQLite connection of ILS gets, whichever engine opened it.
 
     WAL (readers never block the writer), a busy timeout (writers from other
@@ -52,7 +55,12 @@ def configure_sqlite(engine: Engine) -> None:
     as an execution option or in the connection's ``info``) begins deferred instead:
     under WAL it neither waits for nor holds up a writer, so a poll never delays an
     enqueue.
+
+    ``inline`` marks the async engine's own driver (:mod:`ils.sqlite_inline`), which
+    runs on the event loop: SQLite's busy wait is kept to a millisecond there and the
+    write lock is awaited instead (``begin_immediate``).
     """
+    busy_timeout_ms = INLINE_BUSY_TIMEOUT_MS if inline else SQLITE_BUSY_TIMEOUT_S * 1000
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -61,7 +69,7 @@ def configure_sqlite(engine: Engine) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_S * 1000}")
+        cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
@@ -70,18 +78,28 @@ def configure_sqlite(engine: Engine) -> None:
         read_only = conn.info.get(READ_ONLY_OPTION) or conn.get_execution_options().get(
             READ_ONLY_OPTION
         )
-        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+        if read_only:
+            conn.exec_driver_sql("BEGIN")
+        elif inline:
+            begin_immediate(conn.connection.dbapi_connection, SQLITE_BUSY_TIMEOUT_S)  # type: ignore[arg-type]
+        else:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
-    """An async engine for ``url``; SQLite files get :func:`configure_sqlite`."""
+    """An async engine for ``url``; SQLite files get :func:`configure_sqlite`.
+
+    SQLite runs on our inline driver whatever driver the URL names (``aiosqlite`` in
+    older settings): see :mod:`ils.sqlite_inline` for why.
+    """
     if not is_sqlite(url):
         return create_async_engine(url, echo=echo)
-    database = make_url(url).database
+    sqlite_url = make_url(url).set(drivername=f"sqlite+{INLINE_DRIVER}")
+    database = sqlite_url.database
     if database and database != ":memory:":
         Path(database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_async_engine(url, echo=echo, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
-    configure_sqlite(engine.sync_engine)
+    engine = create_async_engine(sqlite_url, echo=echo)
+    configure_sqlite(engine.sync_engine, inline=True)
     return engine
 
 
