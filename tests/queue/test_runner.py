@@ -16,6 +16,7 @@ from ils.queue.jobtypes_email import OrderConfirmationEmail
 from ils.queue.model import JobOptions, JobState, NewJob
 from ils.queue.registry import HandlerRegistry, JobContext
 from ils.queue.runner import JobOutcome, Runner
+from ils.queue.service import run_workers
 from ils.queue.system import JobSystem
 from ils.settings import Settings
 from tests.conftest import delete_prefix
@@ -194,6 +195,37 @@ async def test_job_without_handler_fails_clearly_and_worker_goes_on(
     assert record.attempts_made == 1
     assert "no handler" in record.failed_reason
     assert "order-confirmation" in record.failed_reason
+
+
+async def test_queue_without_handlers_is_left_to_other_workers(
+    make_system: SystemFactory,
+) -> None:
+    """run_workers claims nothing from a queue it has no handler for (a Node service or
+    another worker process may have one): the job stays waiting, untouched."""
+    system = await make_system()
+    registry = HandlerRegistry(system.job_types)
+    done: list[str] = []
+
+    async def handler(payload: Any, ctx: JobContext) -> None:
+        done.append(ctx.job_id)
+
+    registry.register("email", "order-shipment", handler)
+    pdf = await system.helpers.queue_order_sheet_pdf("ord-1")
+    email = await system.helpers.queue_shipment_notification_email("ord-1", "usr-1", "1Z9", "UPS")
+    stop = asyncio.Event()
+    workers = asyncio.create_task(run_workers(system, ["email", "pdf"], registry, stop=stop))
+    try:
+        await wait_until(lambda: _is(system, email.job_id, JobState.COMPLETED))
+        await asyncio.sleep(0.3)  # several poll intervals of an (absent) pdf consumer
+    finally:
+        stop.set()
+        await workers
+    record = None
+    for store in system.stores():
+        record = record or await store.get_job("pdf", pdf.job_id)
+    assert record is not None
+    assert record.state == JobState.WAITING
+    assert record.attempts_made == 0
 
 
 async def test_invalid_payload_from_another_producer_fails_without_leaking(

@@ -61,10 +61,10 @@ def describe(system: JobSystem, runner: Runner, registry: HandlerRegistry) -> li
             if config.rate_limit
             else "no limit"
         )
-        handled = registry.registered(key)
+        handled = registry.registered(key)  # never empty: see run_workers
         lines.append(
             f"  {key} ({config.name}): concurrency {config.concurrency}, {limit}, "
-            f"handlers: {', '.join(handled) if handled else 'none yet'}"
+            f"handlers: {', '.join(handled)}"
         )
     return lines
 
@@ -80,6 +80,12 @@ async def run_workers(
     """Run consumers for ``queue_keys`` until ``stop`` is set, then shut down gracefully."""
     logger = logging.getLogger("ils.worker")
     configs = system.catalogue.select(list(queue_keys))
+    # A queue this process has no handler for is left to workers that have one (another
+    # process, a Node BullMQ service): claiming its jobs here could only fail them.
+    idle = [c.key for c in configs if not registry.registered(c.key)]
+    configs = [c for c in configs if registry.registered(c.key)]
+    if idle:
+        logger.info("no handlers here for %s: their jobs wait for a worker that has", idle)
     runner = Runner(
         system.stores(),
         configs,
