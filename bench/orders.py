@@ -117,40 +117,56 @@ async def load(
     orders: int,
     think_s: float = 0.0,
 ) -> tuple[list[float], int, float]:
+    """Latencies of ``orders`` orders placed by ``clients`` clients, and errors, seconds.
+
+    Each client keeps one connection, as a browser does. Before the measurement every
+    client places one order (opening its connection, warming the server's caches); with
+    a think time those first orders are spread over one think time, so the measured
+    phase starts in the steady state rather than with every client arriving at once.
+    """
     latencies: list[float] = []
     errors = 0
     remaining = orders
     rng = random.Random(3)
+    warmed = asyncio.Barrier(clients + 1)
+    measuring = asyncio.Event()
+
+    async def place(client: httpx.AsyncClient) -> bool:
+        try:
+            response = await client.post("/api/orders", json=order_body(lab, patients, rng))
+        except httpx.HTTPError:
+            return False
+        return response.status_code == 201
 
     async def client_loop() -> None:
         nonlocal remaining, errors
-        limits = httpx.Limits(max_connections=1)
         async with httpx.AsyncClient(
             base_url=base,
             cookies=cookies,
-            limits=limits,
+            limits=httpx.Limits(max_connections=1),
             headers={"X-CSRF-Token": csrf},
             timeout=30,
         ) as client:
-            if think_s:
-                # Clients arrive spread over one think time, not all in the same instant.
-                await asyncio.sleep(rng.uniform(0, think_s))
+            await asyncio.sleep(rng.uniform(0, think_s))
+            if not await place(client):
+                raise RuntimeError("warm-up order failed")
+            await warmed.wait()
+            await measuring.wait()
+            await asyncio.sleep(rng.uniform(0, think_s))
             while remaining > 0:
                 remaining -= 1
-                body = order_body(lab, patients, rng)
                 start = time.perf_counter()
-                try:
-                    response = await client.post("/api/orders", json=body)
-                    ok = response.status_code == 201
-                except httpx.HTTPError:
-                    ok = False
+                ok = await place(client)
                 latencies.append(time.perf_counter() - start)
                 errors += 0 if ok else 1
                 if think_s:
                     await asyncio.sleep(rng.uniform(0.5, 1.5) * think_s)
 
+    tasks = [asyncio.create_task(client_loop()) for _ in range(clients)]
+    await warmed.wait()
     started = time.perf_counter()
-    await asyncio.gather(*(client_loop() for _ in range(clients)))
+    measuring.set()
+    await asyncio.gather(*tasks)
     return latencies, errors, time.perf_counter() - started
 
 
@@ -189,7 +205,6 @@ async def main() -> None:
         try:
             await wait_ready(base, proc)
             cookies, csrf = await sign_in(base, "staff@brightside.example", credentials["password"])
-            await load(base, cookies, csrf, lab, patients, args.clients, args.clients)  # warm-up
             latencies, errors, elapsed = await load(
                 base, cookies, csrf, lab, patients, args.clients, args.orders, args.think_ms / 1000
             )

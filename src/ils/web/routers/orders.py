@@ -60,8 +60,10 @@ async def create_order(
     Queues: order-confirmation e-mail (to you), order-sheet and lab-work-ticket PDFs,
     an order notification to each active user of the lab.
     """
-    order = await service.create_order(session, system, user, company, body, now_utc(state.clock))
-    return await service.order_out(session, order, user)
+    order, submitted = await service.create_order(
+        session, system, user, company, body, now_utc(state.clock)
+    )
+    return await service.order_out(session, order, user, [submitted])
 
 
 @router.get("", summary="List orders", responses=error_responses(401, 403))

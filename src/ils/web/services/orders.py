@@ -7,6 +7,7 @@ either happens completely or not at all. The routers only wire HTTP to these.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Final
@@ -121,8 +122,9 @@ async def create_order(
     practice: Company,
     body: OrderCreate,
     now: datetime,
-) -> Order:
-    """Create the order, its first history entry and its jobs.
+) -> tuple[Order, OrderStatusChange]:
+    """Create the order, its first history entry and its jobs; returns both rows
+    (the history of a new order is that entry: no need to read it back).
 
     Queues the order-confirmation e-mail to ``user``, the order sheet and lab work
     ticket PDFs, and an order notification to every active user of the lab.
@@ -155,15 +157,14 @@ async def create_order(
         **_order_columns(body),
     )
     session.add(order)
-    session.add(
-        OrderStatusChange(
-            order=order,
-            from_status=None,
-            to_status=OrderStatus.SUBMITTED,
-            changed_by=user.id,
-            changed_at=now,
-        )
+    submitted = OrderStatusChange(
+        order=order,
+        from_status=None,
+        to_status=OrderStatus.SUBMITTED,
+        changed_by=user.id,
+        changed_at=now,
     )
+    session.add(submitted)
     await session.flush()
     helpers = system.helpers
     await helpers.queue_order_confirmation_email(order.id, user.id, session=session)
@@ -174,7 +175,7 @@ async def create_order(
         await helpers.queue_order_notification(
             recipient, order.id, OrderStatus.SUBMITTED.value, message, session=session
         )
-    return order
+    return order, submitted
 
 
 async def order_history(session: AsyncSession, order_id: str) -> list[OrderStatusChange]:
@@ -187,12 +188,18 @@ async def order_history(session: AsyncSession, order_id: str) -> list[OrderStatu
     return list(rows.all())
 
 
-async def order_out(session: AsyncSession, order: Order, user: User) -> OrderOut:
-    """The response for ``order`` as ``user`` sees it (history and their next moves)."""
+async def order_out(
+    session: AsyncSession,
+    order: Order,
+    user: User,
+    history_rows: Sequence[OrderStatusChange] | None = None,
+) -> OrderOut:
+    """The response for ``order`` as ``user`` sees it (history and their next moves);
+    ``history_rows`` when the caller already holds the whole history."""
     side = order.side_of(user.company_id)
-    history = [
-        StatusChangeOut.model_validate(row) for row in await order_history(session, order.id)
-    ]
+    if history_rows is None:
+        history_rows = await order_history(session, order.id)
+    history = [StatusChangeOut.model_validate(row) for row in history_rows]
     moves = statuses_for(order, side, user.role) if side is not None else []
     return OrderOut.build(order, history, moves)
 
