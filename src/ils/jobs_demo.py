@@ -81,7 +81,7 @@ async def run_demo(settings: Settings, rounds: int, console: Console) -> None:
     """Queue, run and report."""
     system = await JobSystem.open(settings)
     registry = HandlerRegistry(system.job_types)
-    register_all(registry)
+    register_all(registry, system)
     echoed = []
     for job_type in system.job_types:
         if registry.lookup(job_type.queue, job_type.name) is None:

@@ -17,6 +17,7 @@ from typing import Any
 
 from ils.errors import JobFailedError
 from ils.queue.registry import HandlerRegistry, JobContext
+from ils.queue.system import JobSystem
 
 
 def _record(ctx: JobContext, event: str) -> None:
@@ -45,7 +46,8 @@ async def recording_handler(payload: Any, ctx: JobContext) -> dict[str, Any]:
     return {"pid": os.getpid(), "type": type(payload).__name__}
 
 
-def register(registry: HandlerRegistry) -> None:
+def register(registry: HandlerRegistry, system: JobSystem) -> None:
     """Register the recording handler for every job type."""
+    del system
     for job_type in registry.job_types:
         registry.register(job_type.queue, job_type.name, recording_handler)

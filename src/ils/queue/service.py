@@ -13,7 +13,9 @@ from ils.queue.registry import HandlerRegistry
 from ils.queue.runner import JobListener, Runner
 from ils.queue.system import JobSystem
 
-Registrar = Callable[[HandlerRegistry], None]
+#: Registers handlers on a registry. Handlers get what they need (settings, the app
+#: database, the helpers for follow-up jobs, the clock) from the job system.
+Registrar = Callable[[HandlerRegistry, JobSystem], None]
 
 
 def load_registrar(spec: str) -> Registrar:
@@ -36,7 +38,7 @@ def build_registry(system: JobSystem, registrars: Sequence[Registrar]) -> Handle
     ``ils.workers.register_all`` first: ``queue`` never imports ``workers``)."""
     registry = HandlerRegistry(system.job_types)
     for registrar in registrars:
-        registrar(registry)
+        registrar(registry, system)
     return registry
 
 
