@@ -26,8 +26,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import cast
 
-from sqlalchemy import BigInteger, CheckConstraint, Integer, String, update
+from sqlalchemy import BigInteger, CheckConstraint, Integer, String, Table, bindparam, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
@@ -75,6 +76,21 @@ class NumberSequence(Base):
     next_value: Mapped[int] = mapped_column(BigInteger)
 
 
+_SEQUENCES = cast(Table, NumberSequence.__table__)
+#: Built once (a Core statement with bound parameters): building it per call cost as
+#: much as the rest of an order's inserts.
+BUMP_SEQUENCE = (
+    update(_SEQUENCES)
+    .where(
+        _SEQUENCES.c.scope == bindparam("b_scope"),
+        _SEQUENCES.c.kind == bindparam("b_kind"),
+        _SEQUENCES.c.year == bindparam("b_year"),
+    )
+    .values(next_value=_SEQUENCES.c.next_value + 1)
+    .returning(_SEQUENCES.c.next_value)
+)
+
+
 def format_number(kind: NumberKind, year: int, value: int) -> str:
     """``ORD-2026-000001`` style; a value past the digits simply gets longer."""
     return f"{kind.value}-{year:04d}-{value:0{FORMATS[kind].digits}d}"
@@ -100,28 +116,19 @@ async def allocate_value(
             per-company kind.
     """
     scope = _scope(kind, company_id)
-    bump = (
-        update(NumberSequence)
-        .where(
-            NumberSequence.scope == scope,
-            NumberSequence.kind == kind.value,
-            NumberSequence.year == year,
-        )
-        .values(next_value=NumberSequence.next_value + 1)
-        .returning(NumberSequence.next_value)
-        .execution_options(synchronize_session=False)
-    )
-    taken = (await session.execute(bump)).scalar_one_or_none()
+    params = {"b_scope": scope, "b_kind": kind.value, "b_year": year}
+    connection = await session.connection()
+    taken = (await connection.execute(BUMP_SEQUENCE, params)).scalar_one_or_none()
     if taken is None:
-        dialect = session.get_bind().dialect.name
+        dialect = connection.dialect.name
         insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        await session.execute(
+        await connection.execute(
             insert(NumberSequence)
             .values(scope=scope, kind=kind.value, year=year, next_value=1)
             .on_conflict_do_nothing(index_elements=["scope", "kind", "year"])
         )
-        taken = (await session.execute(bump)).scalar_one()
-    return taken - 1
+        taken = (await connection.execute(BUMP_SEQUENCE, params)).scalar_one()
+    return int(taken) - 1
 
 
 async def allocate_number(

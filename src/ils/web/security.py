@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ils.clock import Clock
@@ -91,6 +91,15 @@ class Passwords:
 
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+#: Every authenticated request runs this; built once, not per request.
+SESSION_WITH_USER = (
+    select(UserSession, User, Company)
+    .join(User, User.id == UserSession.user_id)
+    .join(Company, Company.id == User.company_id)
+    .where(UserSession.id == bindparam("session_id"))
+)
 
 
 def session_id_of(token: str) -> str:
@@ -192,12 +201,7 @@ class SessionManager:
         if token is None:
             return None
         found = (
-            await db.execute(
-                select(UserSession, User, Company)
-                .join(User, User.id == UserSession.user_id)
-                .join(Company, Company.id == User.company_id)
-                .where(UserSession.id == session_id_of(token))
-            )
+            await db.execute(SESSION_WITH_USER, {"session_id": session_id_of(token)})
         ).one_or_none()
         if found is None:
             return None
