@@ -145,6 +145,7 @@ async def create_order(
     today = local_date(practice, now)
     if body.due_date is not None and body.due_date < today:
         raise field_error("due_date", "must not be in the past")
+    recipients = await active_user_ids(session, lab.id)
     # Numbers allocate late: the counter row stays locked until this transaction ends.
     number = await allocate_number(session, NumberKind.ORDER, year=today.year)
     order = Order(
@@ -171,7 +172,7 @@ async def create_order(
     await helpers.queue_order_sheet_pdf(order.id, session=session)
     await helpers.queue_lab_work_ticket_pdf(order.id, session=session)
     message = f"New order {order.number} from {practice.name}"
-    for recipient in await active_user_ids(session, lab.id):
+    for recipient in recipients:
         await helpers.queue_order_notification(
             recipient, order.id, OrderStatus.SUBMITTED.value, message, session=session
         )
