@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,6 +78,7 @@ class JobSystem:
         self.helpers = JobHelpers(self, job_types)
         self.logger = logging.getLogger("ils.jobs")
         self._background: list[asyncio.Task[None]] = []
+        self._closers: list[Callable[[], Awaitable[None]]] = []
 
     @classmethod
     async def open(cls, settings: Settings, *, clock: Clock | None = None) -> JobSystem:
@@ -274,8 +276,25 @@ class JobSystem:
                 )
             )
 
+    @property
+    def clock(self) -> Clock:
+        """The clock everything of this system tells time by (injected in tests)."""
+        return self.producer.clock
+
+    def on_close(self, closer: Callable[[], Awaitable[None]]) -> None:
+        """Run ``closer`` when the system closes, before its connections go: how the
+        workers' own resources (an SMTP pool, a process pool) end with the process.
+        Closers run newest first, like a stack of contexts."""
+        self._closers.append(closer)
+
     async def close(self) -> None:
-        """Stop background work and release connections."""
+        """Stop background work, run the closers, release connections."""
+        while self._closers:
+            closer = self._closers.pop()
+            try:
+                await closer()
+            except Exception:
+                logging.getLogger("ils.system").exception("a closer failed at shutdown")
         for task in self._background:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
