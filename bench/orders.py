@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -34,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -50,6 +52,8 @@ from ils.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 PRACTICE = "Brightside Opticians"
+#: The route of ``bench/inline_orders_app.py``: the order's e-mail and PDFs in the request.
+INLINE_PATH = "/api/bench/orders-inline"
 
 
 def free_port() -> int:
@@ -96,6 +100,28 @@ def order_body(lab_id: str, patients: list[str], rng: random.Random) -> dict[str
     }
 
 
+@contextlib.asynccontextmanager
+async def server(command: list[str], env: dict[str, str], log: Path) -> AsyncIterator[str]:
+    """Run ``command`` (a server on a free port) until the block ends; yields its URL."""
+    port = free_port()
+    with log.open("ab") as out:
+        proc = subprocess.Popen(  # noqa: ASYNC220 (started once, before the measurement)
+            [*command, "--port", str(port)], cwd=ROOT, env=env, stdout=out, stderr=out
+        )
+        base = f"http://127.0.0.1:{port}"
+        try:
+            await wait_ready(base, proc)
+            yield base
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                print("the server did not stop within 60 s; killed")
+                proc.kill()
+                proc.wait()
+
+
 async def wait_ready(base: str, proc: subprocess.Popen[bytes]) -> None:
     async with httpx.AsyncClient(base_url=base) as client:
         for _ in range(300):
@@ -127,6 +153,7 @@ async def load(
     clients: int,
     orders: int,
     think_s: float = 0.0,
+    path: str = "/api/orders",
 ) -> tuple[list[float], int, float]:
     """Latencies of ``orders`` orders placed by ``clients`` clients, and errors, seconds.
 
@@ -144,7 +171,7 @@ async def load(
 
     async def place(client: httpx.AsyncClient) -> bool:
         try:
-            response = await client.post("/api/orders", json=order_body(lab, patients, rng))
+            response = await client.post(path, json=order_body(lab, patients, rng))
         except httpx.HTTPError:
             return False
         return response.status_code == 201
@@ -192,6 +219,9 @@ async def main() -> None:
         default=1000.0,
         help="mean pause of each client between orders in the paced run",
     )
+    parser.add_argument(
+        "--no-inline", action="store_true", help="skip the run with the work inside the request"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         env_db = {"ILS_DATABASE_URL": args.postgres} if args.postgres else {}
@@ -199,45 +229,35 @@ async def main() -> None:
         await prepare_demo(settings, Console(quiet=True), today=date.today())
         credentials = json.loads((Path(tmp) / CREDENTIALS_FILE).read_text())
         lab, patients = await ids(settings)
-        port = free_port()
         env = {**os.environ, "ILS_DATA_DIR": tmp, "ILS_LOG_LEVEL": "WARNING", **env_db}
         env.update(
             dict(kv.split("=", 1) for kv in os.environ.get("BENCH_SERVER_ENV", "").split() if kv)
         )
-        server_log = open(Path(tmp) / "server.log", "wb")  # noqa: SIM115, ASYNC230
-        proc = subprocess.Popen(  # noqa: ASYNC220 (started once, before the measurement)
-            [sys.executable, "-m", "ils", "serve", "--port", str(port)],
-            cwd=ROOT,
-            env=env,
-            stdout=server_log,
-            stderr=subprocess.STDOUT,
-        )
-        base = f"http://127.0.0.1:{port}"
-        try:
-            await wait_ready(base, proc)
-            cookies, csrf = await sign_in(base, "staff@brightside.example", credentials["password"])
-            runs = [
-                (f"paced, {args.think_ms:.0f} ms think time", args.think_ms / 1000),
-                ("saturating, back to back", 0.0),
+        log = Path(tmp) / "server.log"
+        email = "staff@brightside.example"
+        password = credentials["password"]
+        clients, orders, think = args.clients, args.orders, args.think_ms / 1000
+        results = []
+        async with server([sys.executable, "-m", "ils", "serve"], env, log) as base:
+            cookies, csrf = await sign_in(base, email, password)
+            for label, pause in (
+                (f"queued, paced ({args.think_ms:.0f} ms think)", think),
+                ("queued, saturating (back to back)", 0.0),
+            ):
+                run = await load(base, cookies, csrf, lab, patients, clients, orders, pause)
+                results.append((label, *run))
+        if not args.no_inline:
+            # The same orders with the e-mail and the two PDFs done inside the request.
+            inline = [
+                *(sys.executable, "-m", "uvicorn", "--app-dir", str(ROOT / "bench")),
+                *("--factory", "inline_orders_app:make_app", "--log-level", "warning"),
             ]
-            results = [
-                (
-                    label,
-                    *await load(
-                        base, cookies, csrf, lab, patients, args.clients, args.orders, think
-                    ),
+            async with server(inline, env, log) as base:
+                cookies, csrf = await sign_in(base, email, password)
+                run = await load(
+                    base, cookies, csrf, lab, patients, clients, orders, think, INLINE_PATH
                 )
-                for label, think in runs
-            ]
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(60)
-            except subprocess.TimeoutExpired:
-                print("the server did not stop within 60 s; killed")
-                proc.kill()
-                proc.wait()
-            server_log.close()
+                results.append((f"inline work, paced ({args.think_ms:.0f} ms think)", *run))
     database = "PostgreSQL" if args.postgres else "SQLite"
     print(
         f"POST /api/orders, {args.clients} concurrent clients, {args.orders} orders a run, "
@@ -247,12 +267,19 @@ async def main() -> None:
         p50, p99 = 1000 * pct(latencies, 0.5), 1000 * pct(latencies, 0.99)
         rate = len(latencies) / elapsed
         print(
-            f"  {label:<32} p50 {p50:7.1f} ms  p99 {p99:7.1f} ms  "
+            f"  {label:<36} p50 {p50:7.1f} ms  p99 {p99:7.1f} ms  "
             f"max {1000 * max(latencies):7.1f} ms  {rate:5.0f} requests/s  {errors} errors"
         )
     _, paced, paced_errors, _ = results[0]
     met = 1000 * pct(paced, 0.99) < 50 and paced_errors == 0
-    print(f"  target (paced run): p99 < 50 ms, 0 errors: {'met' if met else 'NOT met'}")
+    print(f"  target (queued, paced): p99 < 50 ms, 0 errors: {'met' if met else 'NOT met'}")
+    if len(results) > 2:
+        _, inline, _, _ = results[2]
+        print(
+            "  inline / queued, paced: "
+            f"p50 {pct(inline, 0.5) / pct(paced, 0.5):.1f}x  "
+            f"p99 {pct(inline, 0.99) / pct(paced, 0.99):.1f}x"
+        )
 
 
 if __name__ == "__main__":

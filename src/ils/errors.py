@@ -105,3 +105,30 @@ class PermanentJobError(JobFailedError):
     Missing data (order deleted), a refusal that will not change (no such mailbox) or a
     job type without a handler are permanent.
     """
+
+
+class MailDeliveryError(JobFailedError):
+    """A delivery problem that may pass (4xx reply, connection lost, timeout): retried.
+
+    ``code`` is the SMTP reply code when the server gave one. ``unconfirmed`` is true
+    when the message content had been handed over (DATA) and no reply came back, so
+    whether the server accepted it is unknown.
+    """
+
+    def __init__(self, message: str, *, code: int | None = None, unconfirmed: bool = False):
+        super().__init__(message)
+        self.code = code
+        self.unconfirmed = unconfirmed
+
+
+class MailRefusedError(PermanentJobError):
+    """The mail server refused for good (5xx: no such mailbox, sender not allowed...)."""
+
+    def __init__(self, message: str, *, code: int | None = None):
+        super().__init__(message)
+        self.code = code
+
+
+class MailDataMissingError(PermanentJobError):
+    """What an e-mail is about, or its recipient, is gone (order deleted, user without
+    an e-mail address, no briefing for that day): retrying cannot bring it back."""

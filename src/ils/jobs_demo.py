@@ -5,18 +5,39 @@ handler (it logs the job's identifiers and completes) for each job type that has
 real handler yet, and says so. Everything else is the real job system: helpers with
 validation, the transactional outbox (a committed and a rolled-back transaction), the
 store of the configured mode, the runner with each queue's concurrency and limits.
+
+Real handlers load what their job names from the database, so the demo first makes
+the few records its e-mail jobs are about (a sample lab, practice, supplier and their
+order, purchase order, connection request and briefing; once, under fixed ids). The
+e-mails then really go out: as ``.eml`` files under ``data_dir/mail`` by default.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ils.database import session_factory
+from ils.domain.clinical import Patient
+from ils.domain.companies import Company, CompanyKind, Role, User
+from ils.domain.content import AIResult, AIResultKind
+from ils.domain.marketplace import Connection
+from ils.domain.orders import LensDesign, Order
+from ils.domain.supply import (
+    Product,
+    ProductCategory,
+    PurchaseOrder,
+    PurchaseOrderLine,
+    PurchaseOrderStatus,
+)
 from ils.queue.helpers import JobHelpers
 from ils.queue.model import COUNTED_STATES, JobRef, JobState
 from ils.queue.registry import HandlerRegistry, JobContext
@@ -26,6 +47,113 @@ from ils.settings import Settings
 from ils.workers import register_all
 
 DEMO_TIMEOUT_S = 300.0
+DEMO_DAY = date(2026, 11, 28)
+#: No password verifies against it: the sample users cannot sign in.
+NO_SIGN_IN = "!sample-user-of-ils-jobs-demo"
+
+
+@dataclass(frozen=True, slots=True)
+class Samples:
+    """Ids of the records the sample e-mail jobs are about."""
+
+    lab: str = "sample-lab"
+    practice: str = "sample-practice"
+    supplier: str = "sample-supplier"
+    user: str = "sample-practice-user"
+    lab_user: str = "sample-lab-user"
+    order: str = "sample-order"
+    purchase_order: str = "sample-po"
+    connection: str = "sample-connection"
+
+
+def _sample_rows(ids: Samples) -> list[list[Any]]:
+    """The sample records, in insert order (each list one flush)."""
+    lab = Company(
+        id=ids.lab, kind=CompanyKind.LAB, name="Sample Lab (ils jobs demo)", email="lab@ils.example"
+    )
+    practice = Company(id=ids.practice, kind=CompanyKind.PRACTICE, name="Sample Practice")
+    supplier = Company(
+        id=ids.supplier, kind=CompanyKind.SUPPLIER, name="Sample Supplier", email="po@ils.example"
+    )
+    users = [
+        User(id=ids.user, company_id=ids.practice, email="practice@ils.example",
+             name="Sample Optometrist", password_hash=NO_SIGN_IN, role=Role.STAFF),
+        User(id=ids.lab_user, company_id=ids.lab, email="lab-admin@ils.example",
+             name="Sample Lab Admin", password_hash=NO_SIGN_IN, role=Role.ADMIN),
+        Patient(id="sample-patient", company_id=ids.practice, reference="S-1",
+                first_name="Sample", last_name="Patient"),
+        Product(id="sample-product", company_id=ids.supplier, sku="LB-150", name="1.50 blank",
+                category=ProductCategory.LENS_BLANK, unit_price_cents=900),
+    ]  # fmt: skip
+    work = [
+        Order(id=ids.order, number="ORD-DEMO-000001", company_id=ids.practice, lab_id=ids.lab,
+              patient_id="sample-patient", created_by=ids.user, right_sphere=Decimal("-1.25"),
+              left_sphere=Decimal("-1.00"), lens_design=LensDesign.SINGLE_VISION,
+              lens_index=Decimal("1.50"), tracking_number="1Z0000000000000001", carrier="UPS"),
+        PurchaseOrder(id=ids.purchase_order, number="PO-DEMO-00001", company_id=ids.lab,
+                      supplier_id=ids.supplier, status=PurchaseOrderStatus.SENT,
+                      lines=[PurchaseOrderLine(product_id="sample-product", quantity=20,
+                                               unit_price_cents=900)]),
+        Connection(id=ids.connection, requester_id=ids.practice, target_id=ids.lab,
+                   message="We would like to order from you."),
+        AIResult(company_id=ids.practice, kind=AIResultKind.BRIEFING, day=DEMO_DAY,
+                 payload={"summary": "A quiet day: one order placed.",
+                          "metrics": {"orders": 1}},
+                 created_at=datetime(2026, 11, 28, 8, tzinfo=UTC)),
+    ]  # fmt: skip
+    return [[lab, practice, supplier], users, work]
+
+
+async def ensure_samples(sessions: async_sessionmaker[AsyncSession]) -> Samples:
+    """Make the sample records unless an earlier demo run made them."""
+    ids = Samples()
+    async with sessions() as session, session.begin():
+        if await session.get(Company, ids.lab) is not None:
+            return ids
+        for rows in _sample_rows(ids):
+            session.add_all(rows)
+            await session.flush()
+    return ids
+
+
+#: The invoice (with a payment) and examination the sample PDF jobs render.
+SAMPLE_INVOICE = "sample-invoice"
+SAMPLE_EXAMINATION = "sample-examination"
+
+
+async def ensure_document_samples(sessions: async_sessionmaker[AsyncSession], ids: Samples) -> None:
+    """Make the invoice and examination of the sample PDF jobs unless they exist
+    (checked on their own: a database from an older demo run has the rest)."""
+    from ils.domain.billing import Invoice, InvoiceLine, Payment, PaymentMethod, VatTreatment
+    from ils.domain.clinical import Examination
+
+    async with sessions() as session, session.begin():
+        if await session.get(Invoice, SAMPLE_INVOICE) is not None:
+            return
+        lines = [
+            InvoiceLine(position=0, description="Single vision lenses 1.50, pair", quantity=1,
+                        unit_price_cents=4_500, vat_treatment=VatTreatment.STANDARD,
+                        vat_rate_bp=2000),
+            InvoiceLine(position=1, description="Dispensing", quantity=1, unit_price_cents=2_000,
+                        vat_treatment=VatTreatment.EXEMPT, vat_rate_bp=0),
+        ]  # fmt: skip
+        session.add(
+            Invoice(id=SAMPLE_INVOICE, number="INV-DEMO-00001", company_id=ids.lab,
+                    customer_id=ids.practice, order_id=ids.order, issued_on=DEMO_DAY,
+                    due_on=date(2026, 12, 28), lines=lines)
+        )  # fmt: skip
+        session.add(
+            Examination(id=SAMPLE_EXAMINATION, company_id=ids.practice,
+                        patient_id="sample-patient", examiner_id=ids.user,
+                        examined_at=datetime(2026, 11, 27, 10, tzinfo=UTC), va_right="6/6",
+                        va_left="6/6", right_sphere=Decimal("-1.25"),
+                        left_sphere=Decimal("-1.00"), recommendations="Review in 2 years.")
+        )  # fmt: skip
+        await session.flush()
+        session.add(
+            Payment(invoice_id=SAMPLE_INVOICE, company_id=ids.lab, amount_cents=3_000,
+                    method=PaymentMethod.CARD, received_at=datetime(2026, 11, 28, 12, tzinfo=UTC))
+        )  # fmt: skip
 
 
 async def _echo(payload: Any, ctx: JobContext) -> dict[str, Any]:
@@ -34,23 +162,24 @@ async def _echo(payload: Any, ctx: JobContext) -> dict[str, Any]:
     return {"echo": True, "handler": "demo"}
 
 
-async def queue_samples(helpers: JobHelpers, n: int) -> list[JobRef]:
-    """One job of every type in jobs.md, with sample identifiers."""
-    day = "2026-11-28"
+async def queue_samples(helpers: JobHelpers, n: int, ids: Samples | None = None) -> list[JobRef]:
+    """One job of every type in jobs.md; the e-mails are about the sample records."""
+    day = DEMO_DAY.isoformat()
+    ids = ids or Samples()
     return [
-        await helpers.queue_order_confirmation_email(f"ord-{n}", "usr-1"),
-        await helpers.queue_shipment_notification_email(f"ord-{n}", "usr-1", f"1Z{n:08d}", "UPS"),
-        await helpers.queue_purchase_order_email(f"po-{n}", "sup-1"),
-        await helpers.queue_marketplace_connection_email(f"con-{n}", "cmp-1", "cmp-2"),
+        await helpers.queue_order_confirmation_email(ids.order, ids.user),
+        await helpers.queue_shipment_notification_email(ids.order, ids.user, f"1Z{n:08d}", "UPS"),
+        await helpers.queue_purchase_order_email(ids.purchase_order, ids.supplier),
+        await helpers.queue_marketplace_connection_email(ids.connection, ids.practice, ids.lab),
         await helpers.queue_general_notification_email(
-            "usr-1", "Lab closed Friday", "See you Monday."
+            ids.user, "Lab closed Friday", "See you Monday."
         ),
-        await helpers.queue_daily_briefing_email("usr-1", "cmp-1", day),
-        await helpers.queue_order_sheet_pdf(f"ord-{n}"),
-        await helpers.queue_invoice_pdf(f"inv-{n}"),
-        await helpers.queue_receipt_pdf(f"inv-{n}"),
-        await helpers.queue_lab_work_ticket_pdf(f"ord-{n}"),
-        await helpers.queue_examination_form_pdf(f"exm-{n}"),
+        await helpers.queue_daily_briefing_email(ids.user, ids.practice, day),
+        await helpers.queue_order_sheet_pdf(ids.order),
+        await helpers.queue_invoice_pdf(SAMPLE_INVOICE),
+        await helpers.queue_receipt_pdf(SAMPLE_INVOICE),
+        await helpers.queue_lab_work_ticket_pdf(ids.order),
+        await helpers.queue_examination_form_pdf(SAMPLE_EXAMINATION),
         await helpers.queue_system_notification("usr-1", "Maintenance", "Tonight 22:00", "high"),
         await helpers.queue_order_notification("usr-1", f"ord-{n}", "in_production", "Surfacing"),
         await helpers.queue_ai_insight_notification(
@@ -99,10 +228,12 @@ async def run_demo(settings: Settings, rounds: int, console: Console) -> None:
                 f"echo handlers stand in for {len(echoed)} job types without a real handler yet"
             )
         started = time.monotonic()
+        sessions = session_factory(system.engine)
+        samples = await ensure_samples(sessions)
+        await ensure_document_samples(sessions, samples)
         refs: list[JobRef] = []
         for n in range(rounds):
-            refs += await queue_samples(system.helpers, n)
-        sessions = session_factory(system.engine)
+            refs += await queue_samples(system.helpers, n, samples)
         async with sessions() as session, session.begin():
             refs.append(
                 await system.helpers.queue_order_notification(
@@ -125,6 +256,8 @@ async def run_demo(settings: Settings, rounds: int, console: Console) -> None:
             await asyncio.sleep(0.25)
         await runner.stop(settings.shutdown_grace_s)
         console.print(await _report(system))
+        if not settings.smtp.configured:
+            console.print(f"e-mails written as .eml files to {settings.mail_dir}")
         console.print(f"done in {time.monotonic() - started:.1f} s")
     finally:
         await runner.stop(0)

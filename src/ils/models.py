@@ -9,6 +9,7 @@ import ils.domain.billing
 import ils.domain.clinical
 import ils.domain.companies
 import ils.domain.content
+import ils.domain.mail
 import ils.domain.marketplace
 import ils.domain.numbering
 import ils.domain.orders

@@ -10,9 +10,9 @@ import contextlib
 import os
 import secrets
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ils.errors import ConfigurationError
@@ -38,6 +38,80 @@ class QueueOverride(BaseModel):
     keep_completed_count: int | None = Field(default=None, ge=0)
     keep_failed_age_s: int | None = Field(default=None, ge=0)
     keep_failed_count: int | None = Field(default=None, ge=0)
+
+
+#: How the SMTP connection is protected: ``tls`` from the first byte (port 465),
+#: ``starttls`` upgraded after the greeting (port 587), ``none`` for a local relay.
+SmtpSecurity = Literal["none", "starttls", "tls"]
+
+#: The usual port of each security mode, used when ``port`` is not set.
+SMTP_DEFAULT_PORTS: dict[str, int] = {"none": 25, "starttls": 587, "tls": 465}
+
+
+class SmtpSettings(BaseModel):
+    """Where the e-mail worker sends (``ILS_SMTP__HOST``, ``ILS_SMTP__PORT``, ...).
+
+    Without a host nothing leaves the machine: the worker writes each message as an
+    ``.eml`` file under ``data_dir/mail`` instead, so the embedded default and
+    ``ils demo`` work offline and a person can open what would have been sent.
+    """
+
+    model_config = {"extra": "forbid"}
+
+    host: str | None = None
+    port: int | None = Field(default=None, ge=1, le=65535)
+    username: str | None = None
+    password: SecretStr | None = None
+    security: SmtpSecurity = "starttls"
+    # Certificates are checked unless told otherwise (a relay with a self-signed one).
+    validate_certs: bool = True
+    # Seconds for connecting and for each SMTP command.
+    timeout_s: float = Field(default=30.0, gt=0)
+    from_address: str = "no-reply@localhost"
+    from_name: str = "ILS"
+    # The right-hand side of Message-IDs; the domain of ``from_address`` when unset.
+    message_id_domain: str | None = None
+    # A pooled connection idle longer than this is checked with NOOP before reuse
+    # (servers drop idle clients after a few minutes; RFC 5321 suggests 5).
+    idle_check_s: float = Field(default=30.0, ge=0)
+    # Some servers refuse more than ~100 messages on one connection: reconnect then.
+    max_messages_per_connection: int = Field(default=100, ge=1)
+    # Connections kept per process; the e-mail queue's concurrency when unset.
+    pool_size: int | None = Field(default=None, ge=1, le=100)
+
+    @field_validator("host", "username")
+    @classmethod
+    def _blank_is_unset(cls, value: str | None) -> str | None:
+        return value or None
+
+    @property
+    def configured(self) -> bool:
+        """Whether mail goes to a real server (else to ``.eml`` files)."""
+        return self.host is not None
+
+    @property
+    def effective_port(self) -> int:
+        """The configured port, or the usual one of the security mode."""
+        return self.port or SMTP_DEFAULT_PORTS[self.security]
+
+
+class PdfSettings(BaseModel):
+    """The PDF worker (``ILS_PDF__POOL_SIZE``, ``ILS_PDF__DOCUMENTS_DIR``, ...).
+
+    Rendering is CPU work done in worker processes, so a slow document never holds up
+    the event loop (lock renewal, other queues). The pool starts with the first
+    document, not with the process.
+    """
+
+    model_config = {"extra": "forbid"}
+
+    # Render processes; ``min(CPUs, the pdf queue's concurrency)`` when unset, since
+    # more processes than running jobs would only sit idle.
+    pool_size: int | None = Field(default=None, ge=1, le=64)
+    # Where generated documents are stored; ``data_dir/documents`` when unset.
+    documents_dir: Path | None = None
+    # Seconds one render may take before the job fails (and is retried).
+    render_timeout_s: float = Field(default=120.0, gt=0)
 
 
 def default_database_url(data_dir: Path) -> str:
@@ -82,6 +156,10 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=1, le=65535)
     # Run the workers inside the web process; off when they run as ``ils worker``.
     start_workers: bool = True
+    # Where people reach the platform: the base of every link in e-mails.
+    public_url: str = "http://127.0.0.1:8000"
+    smtp: SmtpSettings = Field(default_factory=SmtpSettings)
+    pdf: PdfSettings = Field(default_factory=PdfSettings)
 
     @field_validator("redis_url")
     @classmethod
@@ -92,6 +170,26 @@ class Settings(BaseSettings):
     def effective_database_url(self) -> str:
         """The database URL, defaulting to the SQLite file under ``data_dir``."""
         return self.database_url or default_database_url(self.data_dir)
+
+    @field_validator("public_url")
+    @classmethod
+    def _plain_base_url(cls, value: str) -> str:
+        """Links are built as ``public_url + "/orders/..."``: no trailing slash, and only
+        http(s), since the value ends up in every e-mail's ``href``."""
+        value = value.strip().rstrip("/")
+        if not value.startswith(("http://", "https://")) or any(c.isspace() for c in value):
+            raise ValueError("must be an http:// or https:// URL without spaces")
+        return value
+
+    @property
+    def mail_dir(self) -> Path:
+        """Where the file transport writes ``.eml`` files (no SMTP host configured)."""
+        return self.data_dir / "mail"
+
+    @property
+    def documents_dir(self) -> Path:
+        """Where the PDF worker stores documents (``var/documents`` by default)."""
+        return self.pdf.documents_dir or self.data_dir / "documents"
 
     @property
     def redis_configured(self) -> bool:

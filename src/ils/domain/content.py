@@ -98,13 +98,25 @@ class Notification(IdMixin, CreatedAtMixin, Base):
 class Document(IdMixin, CreatedAtMixin, Base):
     """A generated PDF, versioned per subject (order, invoice or examination).
 
-    The file lives in storage at ``path``; ``sha256`` and ``size_bytes`` let a download
-    check it has not changed.
+    The file lives in storage at ``path`` (a storage key, relative to the storage
+    root); ``sha256`` and ``size_bytes`` let a download check it has not changed.
+    ``job_id`` is unique, so a retried job finds the row its earlier attempt wrote
+    instead of adding a version; the unique ``(subject, kind, version)`` indexes make
+    two regenerations racing for the same next version fail rather than both win.
     """
 
     __tablename__ = "documents"
     __table_args__ = (
         Index("ix_documents_company_kind", "company_id", "kind"),
+        Index("uq_documents_order_kind_version", "order_id", "kind", "version", unique=True),
+        Index("uq_documents_invoice_kind_version", "invoice_id", "kind", "version", unique=True),
+        Index(
+            "uq_documents_examination_kind_version",
+            "examination_id",
+            "kind",
+            "version",
+            unique=True,
+        ),
         CheckConstraint("version >= 1", name="version_positive"),
         CheckConstraint("size_bytes >= 0", name="size_non_negative"),
     )
@@ -125,7 +137,9 @@ class Document(IdMixin, CreatedAtMixin, Base):
     path: Mapped[str] = mapped_column(String(PATH_LENGTH))
     sha256: Mapped[str] = mapped_column(String(SHA256_LENGTH))
     size_bytes: Mapped[int] = mapped_column(BigInteger)
-    job_id: Mapped[str | None] = mapped_column(String(JOB_ID_LENGTH), index=True)
+    job_id: Mapped[str | None] = mapped_column(String(JOB_ID_LENGTH), index=True, unique=True)
+    #: The download name, e.g. ``invoice-INV-2026-00012-v2.pdf``.
+    filename: Mapped[str | None] = mapped_column(String(200))
 
 
 class AIResult(IdMixin, CreatedAtMixin, Base):

@@ -229,6 +229,11 @@ class Order(IdMixin, TimestampMixin, Base):
     frame_box_b: Mapped[Decimal | None] = mapped_column(Fixed2())
     frame_dbl: Mapped[Decimal | None] = mapped_column(Fixed2())
     frame_ed: Mapped[Decimal | None] = mapped_column(Fixed2())
+    #: The traced shape of the right lens: ``[[x, y], ...]`` in millimetres around its
+    #: boxing centre, x towards the wearer's left as seen from the front (nasal for the
+    #: right lens), y up, in drawing order. The left lens is its mirror image. Filled
+    #: from an OMA/VCA tracing file (the OMA worker); drawn on the lab work ticket.
+    frame_outline: Mapped[list[list[float]] | None] = mapped_column(JSON)
 
     due_date: Mapped[date | None] = mapped_column(Date)
     tracking_number: Mapped[str | None] = mapped_column(String(64))

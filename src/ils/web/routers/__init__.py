@@ -11,7 +11,16 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from ils.web.routers import auth, billing, clinical, marketplace, orders, purchasing
+from ils.web.routers import (
+    auth,
+    billing,
+    clinical,
+    documents,
+    mail,
+    marketplace,
+    orders,
+    purchasing,
+)
 
 #: Tag descriptions shown on ``/docs``, in display order.
 OPENAPI_TAGS: tuple[dict[str, Any], ...] = (
@@ -22,6 +31,8 @@ OPENAPI_TAGS: tuple[dict[str, Any], ...] = (
     {"name": "clinical", "description": "A practice's patients and eye examinations."},
     {"name": "purchasing", "description": "Labs' purchase orders to suppliers."},
     {"name": "marketplace", "description": "Connections between practices, labs, suppliers."},
+    {"name": "documents", "description": "Generated PDFs: download, versions of a subject."},
+    {"name": "mail", "description": "The sent-mail log of the e-mail worker (admins)."},
 )
 
 
@@ -34,3 +45,5 @@ def include_routers(app: FastAPI) -> None:
     app.include_router(clinical.router)
     app.include_router(purchasing.router)
     app.include_router(marketplace.router)
+    app.include_router(mail.router)
+    app.include_router(documents.router)

@@ -1,0 +1,133 @@
+"""Generated documents (``/api/documents``): download a PDF, list a subject's versions.
+
+Who may: any user of the company that owns the document (the practice for order
+sheets and examination forms, the lab for work tickets, invoices and receipts);
+examination forms are clinical records, so not ``lab_tech``. Another company's
+document answers 404, as every record of the API does.
+
+The bytes come from the document storage (``ils.workers.pdf.storage``) and are
+checked against the recorded sha256 before they are sent: a file changed or damaged
+on disk is refused, not handed out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from datetime import datetime
+from typing import Annotated, Final
+
+from fastapi import APIRouter, HTTPException, Query, Response
+from pydantic import computed_field
+from sqlalchemy import or_, select
+
+from ils.domain.companies import Role
+from ils.domain.content import Document
+from ils.web.deps import CurrentUser, SessionDep, SettingsDep, not_found, scoped_get
+from ils.web.schemas.common import OutputModel, RecordId, error_responses
+from ils.workers.pdf.data import DocumentKind
+from ils.workers.pdf.storage import LocalDocumentStorage
+
+router = APIRouter(prefix="/api/documents", tags=["documents"])
+
+#: Kinds holding clinical data, which production roles do not read.
+CLINICAL_KINDS: Final = frozenset({DocumentKind.EXAMINATION_FORM.value})
+CLINICAL_EXCLUDED_ROLES: Final = frozenset({Role.LAB_TECH})
+MAX_VERSIONS: Final = 200
+
+logger = logging.getLogger("ils.web.documents")
+
+
+class DocumentOut(OutputModel):
+    """A stored version of a document (the file is at ``download_url``)."""
+
+    id: str
+    kind: str
+    version: int
+    order_id: str | None
+    invoice_id: str | None
+    examination_id: str | None
+    filename: str | None
+    size_bytes: int
+    sha256: str
+    created_at: datetime
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def download_url(self) -> str:
+        """Where the PDF of this version is downloaded."""
+        return f"/api/documents/{self.id}"
+
+
+def _may_read(kind: str, role: Role) -> bool:
+    return kind not in CLINICAL_KINDS or role not in CLINICAL_EXCLUDED_ROLES
+
+
+@router.get(
+    "",
+    summary="Versions of a subject's documents",
+    responses=error_responses(401),
+)
+async def list_documents(
+    user: CurrentUser,
+    session: SessionDep,
+    subject: Annotated[RecordId, Query(description="An order, invoice or examination id.")],
+    kind: DocumentKind | None = None,
+) -> list[DocumentOut]:
+    """Your company's documents of ``subject`` (newest version first), optionally of
+    one ``kind``; an unknown subject or another company's lists nothing."""
+    query = select(Document).where(
+        Document.company_id == user.company_id,
+        or_(
+            Document.order_id == subject,
+            Document.invoice_id == subject,
+            Document.examination_id == subject,
+        ),
+    )
+    if kind is not None:
+        query = query.where(Document.kind == kind.value)
+    rows = await session.scalars(
+        query.order_by(Document.kind, Document.version.desc()).limit(MAX_VERSIONS)
+    )
+    return [DocumentOut.model_validate(row) for row in rows if _may_read(row.kind, user.role)]
+
+
+@router.get(
+    "/{document_id}",
+    summary="Download a document (PDF)",
+    response_class=Response,
+    responses={
+        200: {"content": {"application/pdf": {}}, "description": "the PDF"},
+        **error_responses(401, 403, 404),
+    },
+)
+async def download_document(
+    document_id: str, user: CurrentUser, session: SessionDep, settings: SettingsDep
+) -> Response:
+    """The PDF, as an attachment named after the document (``invoice-INV-...-v2.pdf``)."""
+    document = await scoped_get(session, Document, document_id, user.company_id)
+    if not _may_read(document.kind, user.role):
+        raise HTTPException(403, "not allowed for your role")
+    storage = LocalDocumentStorage(settings.documents_dir)
+    try:
+        content = await storage.get(document.path)
+    except (FileNotFoundError, ValueError):
+        logger.error("document %s: file %s is missing", document.id, document.path)
+        raise not_found() from None
+    if (
+        len(content) != document.size_bytes
+        or hashlib.sha256(content).hexdigest() != document.sha256
+    ):
+        logger.error("document %s: file does not match its checksum", document.id)
+        raise HTTPException(500, "the stored document is damaged")
+    filename = document.filename or f"{document.kind}-{document.id}.pdf"
+    return Response(
+        content=content,
+        media_type="application/pdf",
+        headers={
+            "Content-Disposition": f'attachment; filename="{filename}"',
+            "Cache-Control": "private, no-store",
+            "X-Content-Type-Options": "nosniff",
+            "ETag": f'"{document.sha256}"',
+        },
+    )

@@ -1,0 +1,200 @@
+"""The e-mail job handlers: draft, check the log, render, send, record.
+
+One :class:`EmailWorker` per process serves all six job types; it owns the transport
+(the SMTP connection pool) so connections outlive single jobs.
+
+For each message of a job:
+
+1. open its row in the message log (``pending`` on the first attempt);
+2. a row already ``sent`` is not sent again: the retry completes without a copy;
+3. otherwise render, compose with the job's stable Message-ID, and send; the row
+   turns ``sending`` just before the content goes and ``sent`` on the server's 250.
+
+The exactly-once policy for the one window no protocol closes (the process dies, or
+the connection drops, after the content went out and before ``sent`` is recorded):
+the row stays ``sending`` and the retry sends the message again, with the same
+Message-ID. We prefer a possible duplicate that receiving servers and mail clients
+can recognise (same Message-ID) to an order confirmation or purchase order that is
+silently never delivered. The window is the server's reply to DATA plus one commit;
+a crash anywhere else (before the content, or after ``sent`` was recorded and before
+the job completed) yields exactly one copy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from pydantic import BaseModel
+from sqlalchemy.exc import SQLAlchemyError
+
+from ils.clock import Clock
+from ils.domain.mail import MailState
+from ils.errors import ILSError, MailDeliveryError, PermanentJobError
+from ils.queue.registry import Handler, JobContext
+from ils.settings import Settings
+from ils.workers.email.compose import compose, message_id_domain, message_key
+from ils.workers.email.content import ContentBuilder
+from ils.workers.email.drafts import MailDraft, Skip
+from ils.workers.email.links import PlatformLinks
+from ils.workers.email.log import MailDatabase, MessageLog, NewMessage
+from ils.workers.email.render import Renderer
+from ils.workers.email.transport import Transport
+
+#: Pauses before trying again to record a message the server accepted. Giving up
+#: there means resending on the retry, so a database hiccup gets a few seconds.
+RECORD_SENT_RETRIES_S: Final = (0.2, 1.0, 3.0)
+
+logger = logging.getLogger("ils.workers.email")
+
+
+class EmailWorker:
+    """Sends the e-mails of the ``email`` queue for one process."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        db: MailDatabase,
+        transport: Transport,
+        clock: Clock,
+        *,
+        renderer: Renderer | None = None,
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.log = MessageLog(db, clock)
+        self.transport = transport
+        self.clock = clock
+        self.renderer = renderer or Renderer()
+        self.content = ContentBuilder(PlatformLinks(settings.public_url))
+        self.domain = message_id_domain(settings.smtp)
+
+    def handler(self, name: str) -> Handler:
+        """The handler of job ``name`` for the registry."""
+
+        async def handle(payload: BaseModel, ctx: JobContext) -> dict[str, Any]:
+            return await self.run(name, payload, ctx)
+
+        handle.__name__ = f"send_{name.replace('-', '_')}_email"
+        return handle
+
+    async def close(self) -> None:
+        """Release the transport's connections."""
+        await self.transport.close()
+
+    async def run(self, name: str, payload: BaseModel, ctx: JobContext) -> dict[str, Any]:
+        """Send every message of one job; the result lists their Message-IDs and states.
+
+        Raises:
+            MailDataMissingError: a record or recipient is gone (permanent).
+            MailRefusedError: the server refused a message for good (permanent).
+            PermanentJobError: several messages of the job failed for good.
+            MailDeliveryError: a message could not go this time (retried).
+        """
+        async with self.db.read() as session:
+            built = await self.content.build(session, name, payload)
+        if isinstance(built, Skip):
+            await ctx.log(f"nothing sent: {built.reason}")
+            return {"messages": [], "skipped": built.reason}
+        payload_json = payload.model_dump_json(by_alias=True)
+        results: list[dict[str, str]] = []
+        errors: list[ILSError] = []
+        for draft in built:
+            try:
+                results.append(await self._deliver(name, payload_json, draft, ctx))
+            except (PermanentJobError, MailDeliveryError) as exc:
+                # The other recipients of the job still get theirs.
+                errors.append(exc)
+        transient = [exc for exc in errors if isinstance(exc, MailDeliveryError)]
+        if transient:
+            raise transient[0]  # a retry skips the messages sent now
+        if len(errors) == 1:
+            raise errors[0]
+        if errors:
+            raise PermanentJobError("; ".join(str(exc) for exc in errors))
+        return {"messages": results, "transport": self.transport.kind}
+
+    async def _deliver(
+        self, name: str, payload_json: str, draft: MailDraft, ctx: JobContext
+    ) -> dict[str, str]:
+        key = message_key(ctx.queue, ctx.job_id, name, payload_json, draft.recipient.slot)
+        message_id = f"<{key}@{self.domain}>"
+        logged = await self.log.open(
+            NewMessage(
+                message_id=message_id,
+                job_id=ctx.job_id,
+                queue=ctx.queue,
+                job_name=name,
+                slot=draft.recipient.slot,
+                company_id=draft.company_id,
+                recipient_company_id=draft.recipient.company_id,
+                recipient=draft.recipient.address,
+                subject=draft.subject,
+                transport=self.transport.kind,
+            )
+        )
+        if logged.state is MailState.SENT:
+            await ctx.log(f"{message_id} was sent by an earlier attempt: not sent again")
+            return {"messageId": message_id, "state": "already-sent"}
+        if logged.state is MailState.SENDING:
+            logger.warning(
+                "job %s: message %s was being sent when an earlier attempt stopped; whether "
+                "the server took it is unknown, so it is sent again with the same Message-ID",
+                ctx.job_id,
+                message_id,
+            )
+            await ctx.log(f"{message_id}: outcome of an earlier send unknown; sending again")
+        context = {
+            **draft.context,
+            "brand": draft.brand,
+            "platform": {"name": self.settings.smtp.from_name, "url": self.settings.public_url},
+            "recipient_name": draft.recipient.name,
+            "subject": draft.subject,
+        }
+        body = self.renderer.render(draft.template, context)
+        handed_over = False
+
+        async def before_data() -> None:
+            nonlocal handed_over
+            await self.log.mark_sending(message_id)
+            handed_over = True
+
+        try:
+            mail = compose(
+                draft,
+                body,
+                config=self.settings.smtp,
+                message_id=message_id,
+                date=datetime.fromtimestamp(self.clock.now_ms() / 1000, UTC),
+                file_stem=f"{logged.created_at:%Y%m%d-%H%M%S}-{name}-{key[:12]}",
+                job_ref=f"{ctx.queue}/{name}/{ctx.job_id}",
+            )
+            accepted = await self.transport.send(mail, before_data)
+        except PermanentJobError as exc:
+            await self.log.mark_failed(message_id, str(exc))
+            raise
+        except MailDeliveryError as exc:
+            # Unknown outcome: stays "sending". Refused with a 4xx after DATA: "pending".
+            # Failed before this attempt handed anything over: the row keeps its state
+            # (an earlier attempt's unknown outcome stays visible).
+            state = (
+                MailState.SENDING if exc.unconfirmed else MailState.PENDING if handed_over else None
+            )
+            await self.log.mark_deferred(message_id, str(exc), state=state)
+            raise
+        await self._record_sent(message_id, accepted.reply)
+        logger.info("job %s: %s sent (%s)", ctx.job_id, message_id, self.transport.kind)
+        return {"messageId": message_id, "state": "sent"}
+
+    async def _record_sent(self, message_id: str, reply: str) -> None:
+        for pause in (*RECORD_SENT_RETRIES_S, None):
+            try:
+                await self.log.mark_sent(message_id, reply)
+                return
+            except (SQLAlchemyError, ILSError):
+                if pause is None:
+                    raise
+                logger.warning("recording %s as sent failed; trying again", message_id)
+                await asyncio.sleep(pause)

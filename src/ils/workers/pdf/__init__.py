@@ -1,0 +1,64 @@
+"""The PDF worker: order sheets, lab work tickets, invoices, receipts, examination forms.
+
+Modules, one concern each:
+
+* ``data``: what each document prints, as plain picklable values; ``load`` reads the
+  records (by the id the job carries) into them and refuses missing or inconsistent
+  data (:class:`~ils.workers.pdf.errors.DocumentDataError`, permanent).
+* ``layout`` (letterhead, footer with "Page n of m", tables, checklists), ``fmt``
+  (how values print), and one module per document: ``ticket`` (with ``shape``, the
+  frame outline, and ``prescription``), ``order_sheet``, ``billing`` (invoice and
+  receipt), ``examination``; ``render`` dispatches by kind.
+* ``pool``: rendering in a process pool, off the event loop.
+* ``storage``: files by key (local directory ``data_dir/documents`` for now).
+* ``generate``: load → render → store → record, versioned and idempotent per job;
+  the ``generate_*`` functions for callers outside the queue.
+* ``handlers``: the five job handlers.
+
+The render pool belongs to the process's job system: it starts with the first
+document and is shut down when the system closes (its engine is disposed), or by
+``PdfWorker.close()``.
+"""
+
+from __future__ import annotations
+
+from ils.queue.registry import HandlerRegistry
+from ils.queue.system import JobSystem
+from ils.workers.pdf.generate import (
+    DocumentGenerator,
+    generate_examination_form,
+    generate_invoice,
+    generate_lab_work_ticket,
+    generate_order_sheet,
+    generate_receipt,
+)
+from ils.workers.pdf.handlers import JOBS, PdfWorker
+
+QUEUE = "pdf"
+
+__all__ = [
+    "JOBS",
+    "QUEUE",
+    "DocumentGenerator",
+    "PdfWorker",
+    "generate_examination_form",
+    "generate_invoice",
+    "generate_lab_work_ticket",
+    "generate_order_sheet",
+    "generate_receipt",
+    "register",
+]
+
+
+def register(registry: HandlerRegistry, system: JobSystem) -> PdfWorker:
+    """Register the five PDF handlers; returns the worker (its pool stops when the
+    system closes; no process starts before the first document)."""
+    worker = PdfWorker(DocumentGenerator.for_system(system))
+
+    async def close() -> None:
+        worker.close()
+
+    system.on_close(close)
+    for name in JOBS:
+        registry.register(QUEUE, name, worker.handler(name))
+    return worker

@@ -1,0 +1,289 @@
+"""Making one document: load, render off the loop, store the file, record the row.
+
+:class:`DocumentGenerator` is what the job handlers call, and what code outside the
+queue (a request, bench/orders.py's comparison) can call too, through the five
+functions at the end of this module.
+
+The rules it keeps:
+
+* **A retried job makes no second version.** With a ``job_id`` the row of an earlier
+  attempt is returned as it is (no render); ``documents.job_id`` is unique, so two
+  attempts racing (a lock that expired) cannot both insert.
+* **Regenerating makes a new version**: version = the subject's highest version of
+  that kind plus one, checked by the unique ``(subject, kind, version)`` index; a
+  regeneration that lost the race renders again with the next number.
+* **No partial or orphaned file on failure.** Missing data fails before anything is
+  written; the file is written atomically (temp file, rename) and removed again if
+  its row cannot be recorded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import AsyncIterator, Callable
+from typing import Any, Final
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from ils.clock import Clock, SystemClock
+from ils.database import READ_ONLY_OPTION, session_factory
+from ils.domain.content import Document
+from ils.domain.types import new_id
+from ils.queue.system import JobSystem
+from ils.workers.pdf.data import DocumentKind, DocumentMeta
+from ils.workers.pdf.errors import DocumentDataError, DocumentVersionConflict
+from ils.workers.pdf.load import LOADERS, SUBJECT_COLUMN, Loaded, generated_at, with_meta
+from ils.workers.pdf.pool import ProcessPoolRenderer, Renderer
+from ils.workers.pdf.storage import DocumentStorage, LocalDocumentStorage
+
+#: Renders tried when regenerations keep racing for the same version.
+VERSION_ATTEMPTS: Final = 5
+
+WriteTurnFactory = Callable[[], contextlib.AbstractAsyncContextManager[Any]]
+
+logger = logging.getLogger("ils.workers.pdf")
+
+
+def default_pool_size(system: JobSystem) -> int:
+    """``ILS_PDF__POOL_SIZE``, else the smaller of CPUs and the pdf queue's concurrency."""
+    configured = system.settings.pdf.pool_size
+    if configured is not None:
+        return configured
+    return max(1, min(os.cpu_count() or 1, system.catalogue["pdf"].concurrency))
+
+
+class DocumentGenerator:
+    """Generates and records documents on one database and one storage."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        storage: DocumentStorage,
+        renderer: Renderer,
+        *,
+        write_turn: WriteTurnFactory | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self.sessions = session_factory(engine)
+        self.sqlite = engine.dialect.name == "sqlite"
+        self.storage = storage
+        self.renderer = renderer
+        self.clock = clock or SystemClock()
+        self._write_turn = write_turn if self.sqlite else None
+
+    @classmethod
+    def for_system(
+        cls, system: JobSystem, *, renderer: Renderer | None = None
+    ) -> DocumentGenerator:
+        """A generator on the job system's database and settings.
+
+        Without ``renderer`` it renders in a new process pool (sized by
+        :func:`default_pool_size`, started with the first document): :meth:`close` it.
+        """
+        settings = system.settings
+        return cls(
+            system.engine,
+            LocalDocumentStorage(settings.documents_dir),
+            renderer
+            or ProcessPoolRenderer(
+                default_pool_size(system), timeout_s=settings.pdf.render_timeout_s
+            ),
+            write_turn=system.write_turn,
+            clock=system.producer.clock,
+        )
+
+    def close(self) -> None:
+        """Stop the renderer's processes (idempotent; a later render starts them again)."""
+        self.renderer.close()
+
+    @contextlib.asynccontextmanager
+    async def _read(self) -> AsyncIterator[AsyncSession]:
+        async with self.sessions() as session:
+            if self.sqlite:
+                await session.connection(execution_options={READ_ONLY_OPTION: True})
+            yield session
+
+    @contextlib.asynccontextmanager
+    async def _write(self) -> AsyncIterator[AsyncSession]:
+        turn = self._write_turn() if self._write_turn else contextlib.nullcontext()
+        async with turn, self.sessions() as session, session.begin():
+            yield session
+
+    async def generate(
+        self, kind: DocumentKind | str, subject_id: str, *, job_id: str | None = None
+    ) -> Document:
+        """The document of ``kind`` for ``subject_id``: a new version, or with a
+        ``job_id`` already seen, the version that job made.
+
+        Raises:
+            DocumentDataError: the subject is missing or inconsistent (permanent).
+            DocumentRenderError, DocumentStorageError, DocumentVersionConflict: worth
+                retrying.
+        """
+        kind = DocumentKind(kind)
+        for attempt in range(1, VERSION_ATTEMPTS + 1):
+            try:
+                return await self._generate_once(kind, subject_id, job_id)
+            except DocumentVersionConflict:
+                if attempt == VERSION_ATTEMPTS:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def _generate_once(
+        self, kind: DocumentKind, subject_id: str, job_id: str | None
+    ) -> Document:
+        column = getattr(Document, SUBJECT_COLUMN[kind])
+        async with self._read() as session:
+            if job_id is not None:
+                done = await self._by_job(session, job_id)
+                if done is not None:
+                    return _same_subject(done, kind, subject_id, job_id)
+            loaded = await LOADERS[kind](session, subject_id)
+            version = await self._next_version(session, column, kind, subject_id)
+        meta = DocumentMeta(version, generated_at(self.clock.now_ms(), loaded.time_zone))
+        pdf = await self.renderer.render(kind.value, with_meta(loaded.data, meta))
+        document_id = new_id()
+        key = f"{loaded.company_id}/{kind.value}/{subject_id}/{document_id}.pdf"
+        stored = await self.storage.put(key, pdf)
+        try:
+            document, created = await self._record(
+                document_id,
+                kind,
+                subject_id,
+                column,
+                version,
+                loaded,
+                stored.key,
+                stored.sha256,
+                stored.size_bytes,
+                job_id,
+            )
+        except BaseException:
+            await self.storage.delete(key)
+            raise
+        if not created:
+            # Another attempt of this job recorded its file first: ours is not needed.
+            await self.storage.delete(key)
+        return document
+
+    async def _record(
+        self,
+        document_id: str,
+        kind: DocumentKind,
+        subject_id: str,
+        column: Any,
+        version: int,
+        loaded: Loaded,
+        key: str,
+        sha256: str,
+        size_bytes: int,
+        job_id: str | None,
+    ) -> tuple[Document, bool]:
+        """Insert the row; ``(row, False)`` when an attempt of the same job won."""
+        document = Document(
+            id=document_id,
+            company_id=loaded.company_id,
+            kind=kind.value,
+            version=version,
+            path=key,
+            sha256=sha256,
+            size_bytes=size_bytes,
+            job_id=job_id,
+            filename=download_name(kind, loaded.number, version),
+            **{SUBJECT_COLUMN[kind]: subject_id},
+        )
+        try:
+            async with self._write() as session:
+                if job_id is not None and await self._by_job(session, job_id) is not None:
+                    raise _JobAlreadyRecorded
+                if await self._next_version(session, column, kind, subject_id) != version:
+                    raise DocumentVersionConflict(f"{kind.value} version {version} was taken")
+                session.add(document)
+        except (IntegrityError, _JobAlreadyRecorded):
+            # An attempt of the same job that won the race is the answer; any other
+            # winner took our version number: render again with the next one.
+            if job_id is not None:
+                async with self._read() as session:
+                    done = await self._by_job(session, job_id)
+                if done is not None:
+                    return _same_subject(done, kind, subject_id, job_id), False
+            raise DocumentVersionConflict(f"{kind.value} version {version} was taken") from None
+        return document, True
+
+    @staticmethod
+    async def _by_job(session: AsyncSession, job_id: str) -> Document | None:
+        found: Document | None = await session.scalar(
+            select(Document).where(Document.job_id == job_id)
+        )
+        return found
+
+    @staticmethod
+    async def _next_version(
+        session: AsyncSession, column: Any, kind: DocumentKind, subject_id: str
+    ) -> int:
+        highest = await session.scalar(
+            select(func.max(Document.version)).where(
+                column == subject_id, Document.kind == kind.value
+            )
+        )
+        return int(highest or 0) + 1
+
+
+class _JobAlreadyRecorded(Exception):
+    """Internal: the job's row appeared while this attempt rendered."""
+
+
+def _same_subject(document: Document, kind: DocumentKind, subject_id: str, job_id: str) -> Document:
+    """The row of ``job_id``, checked to be the same document (a job id reused for
+    another subject would otherwise silently answer with the wrong file)."""
+    if document.kind != kind.value or getattr(document, SUBJECT_COLUMN[kind]) != subject_id:
+        raise DocumentDataError(f"job id {job_id} already made another document")
+    return document
+
+
+def download_name(kind: DocumentKind, number: str, version: int) -> str:
+    """``invoice-INV-2026-00012-v2.pdf``: kind, printed number, version; safe characters."""
+    safe = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in number)[:80]
+    return f"{kind.value.replace('_', '-')}-{safe}-v{version}.pdf"
+
+
+# -- one function per document, for callers outside the queue ---------------------
+
+
+async def generate_order_sheet(
+    generator: DocumentGenerator, order_id: str, *, job_id: str | None = None
+) -> Document:
+    """The order sheet of ``order_id`` (owned by the ordering practice)."""
+    return await generator.generate(DocumentKind.ORDER_SHEET, order_id, job_id=job_id)
+
+
+async def generate_lab_work_ticket(
+    generator: DocumentGenerator, order_id: str, *, job_id: str | None = None
+) -> Document:
+    """The lab work ticket of ``order_id`` (owned by the lab)."""
+    return await generator.generate(DocumentKind.LAB_WORK_TICKET, order_id, job_id=job_id)
+
+
+async def generate_invoice(
+    generator: DocumentGenerator, invoice_id: str, *, job_id: str | None = None
+) -> Document:
+    """The invoice ``invoice_id`` (owned by the issuing lab)."""
+    return await generator.generate(DocumentKind.INVOICE, invoice_id, job_id=job_id)
+
+
+async def generate_receipt(
+    generator: DocumentGenerator, invoice_id: str, *, job_id: str | None = None
+) -> Document:
+    """The receipt of the latest payment of ``invoice_id`` (owned by the issuer)."""
+    return await generator.generate(DocumentKind.RECEIPT, invoice_id, job_id=job_id)
+
+
+async def generate_examination_form(
+    generator: DocumentGenerator, examination_id: str, *, job_id: str | None = None
+) -> Document:
+    """The examination form of ``examination_id`` (owned by the practice)."""
+    return await generator.generate(DocumentKind.EXAMINATION_FORM, examination_id, job_id=job_id)

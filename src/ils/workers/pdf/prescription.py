@@ -1,0 +1,67 @@
+"""The prescription table and lens / frame fields shared by the ticket and order sheet."""
+
+from __future__ import annotations
+
+from ils.workers.pdf import fmt
+from ils.workers.pdf.data import EyePrescription, OrderFacts
+from ils.workers.pdf.layout import Column, Sheet
+
+RX_COLUMNS = (
+    Column("Eye", 0.8),
+    Column("Sphere", 1, "right"),
+    Column("Cylinder", 1, "right"),
+    Column("Axis", 0.8, "right"),
+    Column("Add", 0.9, "right"),
+    Column("Prism / base", 1.5, "right"),
+    Column("PD", 0.8, "right"),
+    Column("Seg / fit ht", 1.1, "right"),
+)
+
+
+def rx_row(label: str, eye: EyePrescription) -> list[str]:
+    """One eye's row of the prescription table."""
+    return [
+        label,
+        fmt.dioptres(eye.sphere),
+        fmt.dioptres(eye.cylinder),
+        fmt.axis(eye.axis),
+        fmt.dioptres(eye.add),
+        fmt.prism(eye.prism, eye.prism_base),
+        fmt.mm(eye.pd),
+        fmt.mm(eye.height),
+    ]
+
+
+def draw_prescription(sheet: Sheet, order: OrderFacts) -> None:
+    """Right then left eye, the way every lab form lists them, and the binocular PD."""
+    sheet.heading("Prescription")
+    sheet.table(RX_COLUMNS, [rx_row("R", order.right), rx_row("L", order.left)], size=9.5)
+    if order.pd_binocular is not None:
+        sheet.space(1.5 * 2.83)
+        sheet.fields([("Binocular PD (mm)", fmt.mm(order.pd_binocular))], columns=2)
+
+
+def lens_fields(order: OrderFacts) -> list[tuple[str, str]]:
+    """Design, material, index, coatings, tint."""
+    lens = order.lens
+    return [
+        ("Design", fmt.words(lens.design)),
+        ("Material", fmt.words(lens.material)),
+        ("Index", fmt.plain(lens.index)),
+        ("Tint", fmt.words(lens.tint) if lens.tint else "None"),
+        ("Coatings", ", ".join(fmt.words(c) for c in lens.coatings) or "None"),
+    ]
+
+
+def frame_fields(order: OrderFacts) -> list[tuple[str, str]]:
+    """The frame and its boxed measurements in millimetres."""
+    frame = order.frame
+    name = " ".join(v for v in (frame.brand, frame.model) if v) or fmt.BLANK
+    return [
+        ("Frame", name),
+        ("Colour", fmt.words(frame.colour)),
+        ("A (box width)", fmt.mm(frame.box_a)),
+        ("B (box depth)", fmt.mm(frame.box_b)),
+        ("DBL (bridge)", fmt.mm(frame.dbl)),
+        ("ED", fmt.mm(frame.ed)),
+    ]

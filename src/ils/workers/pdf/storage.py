@@ -1,0 +1,119 @@
+"""Where document files live: an interface, and the local-directory implementation.
+
+The worker and the download route only use :class:`DocumentStorage`, so an object
+store can replace the directory later without touching them. Keys are relative,
+slash-separated and made of safe characters (the worker builds them from ids); a key
+that could climb out of the root is refused.
+
+Local writes are atomic: the bytes go to a temporary file in the same directory,
+are flushed to disk, and are renamed over the final name, so a reader (or a crash)
+never sees half a PDF under a real key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import re
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from ils.workers.pdf.errors import DocumentStorageError
+
+_KEY_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+@dataclass(frozen=True, slots=True)
+class StoredObject:
+    """What storage holds under a key: its checksum and size."""
+
+    key: str
+    sha256: str
+    size_bytes: int
+
+
+class DocumentStorage(Protocol):
+    """Documents by key. Implementations raise :class:`DocumentStorageError`."""
+
+    async def put(self, key: str, data: bytes) -> StoredObject:
+        """Store ``data`` under ``key`` atomically (all or nothing); replaces any."""
+        ...
+
+    async def get(self, key: str) -> bytes:
+        """The bytes under ``key``; ``FileNotFoundError`` when there are none."""
+        ...
+
+    async def delete(self, key: str) -> None:
+        """Remove ``key``; nothing happens when it is not there."""
+        ...
+
+
+def check_key(key: str) -> list[str]:
+    """The parts of ``key`` after checking each is a safe name (no ``..``, no ``/`` at
+    either end, no hidden files).
+
+    Raises:
+        ValueError: the key is not one this storage makes.
+    """
+    parts = key.split("/")
+    if not parts or any(not _KEY_PART.match(part) for part in parts):
+        raise ValueError(f"bad storage key {key!r}")
+    return parts
+
+
+class LocalDocumentStorage:
+    """Files under one directory (``var/documents`` by default)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def path(self, key: str) -> Path:
+        """The file of ``key`` under the root."""
+        return self.root.joinpath(*check_key(key))
+
+    async def put(self, key: str, data: bytes) -> StoredObject:
+        target = self.path(key)
+        try:
+            await asyncio.to_thread(_write_atomically, target, data)
+        except OSError as exc:
+            raise DocumentStorageError(f"cannot store document {key}: {exc.strerror}") from exc
+        return StoredObject(key, hashlib.sha256(data).hexdigest(), len(data))
+
+    async def get(self, key: str) -> bytes:
+        path = self.path(key)
+        try:
+            return await asyncio.to_thread(path.read_bytes)
+        except FileNotFoundError:
+            raise
+        except OSError as exc:
+            raise DocumentStorageError(f"cannot read document {key}: {exc.strerror}") from exc
+
+    async def delete(self, key: str) -> None:
+        path = self.path(key)
+        try:
+            await asyncio.to_thread(path.unlink, True)
+        except OSError as exc:
+            raise DocumentStorageError(f"cannot delete document {key}: {exc.strerror}") from exc
+
+
+def _write_atomically(target: Path, data: bytes) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temp = target.with_name(f".{target.name}.{secrets.token_hex(6)}.tmp")
+    try:
+        with open(temp, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, target)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    # The rename itself must survive a power cut: sync the directory entry too.
+    directory = os.open(target.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
