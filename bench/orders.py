@@ -154,13 +154,14 @@ async def load(
     orders: int,
     think_s: float = 0.0,
     path: str = "/api/orders",
+    settle_s: float = 5.0,
 ) -> tuple[list[float], int, float]:
     """Latencies of ``orders`` orders placed by ``clients`` clients, and errors, seconds.
 
     Each client keeps one connection, as a browser does. Before the measurement every
     client places one order (opening its connection, warming the server's caches); with
-    a think time those first orders are spread over one think time, so the measured
-    phase starts in the steady state rather than with every client arriving at once.
+    a think time those first orders are spread over one think time, and the measurement
+    starts ``settle_s`` later, in the steady state rather than in the start-up.
     """
     latencies: list[float] = []
     errors = 0
@@ -202,6 +203,9 @@ async def load(
 
     tasks = [asyncio.create_task(client_loop()) for _ in range(clients)]
     await warmed.wait()
+    # The warm-up's jobs start the workers' lazy parts (the PDF process pool, template
+    # compilation): a burst of CPU that belongs to start-up, not to the steady state.
+    await asyncio.sleep(settle_s)
     started = time.perf_counter()
     measuring.set()
     await asyncio.gather(*tasks)
@@ -218,6 +222,12 @@ async def main() -> None:
         type=float,
         default=1000.0,
         help="mean pause of each client between orders in the paced run",
+    )
+    parser.add_argument(
+        "--worker-processes",
+        type=int,
+        default=0,
+        help="run the workers as this many `ils worker` processes (0: inside the server)",
     )
     parser.add_argument(
         "--no-inline", action="store_true", help="skip the run with the work inside the request"
@@ -238,7 +248,18 @@ async def main() -> None:
         password = credentials["password"]
         clients, orders, think = args.clients, args.orders, args.think_ms / 1000
         results = []
-        async with server([sys.executable, "-m", "ils", "serve"], env, log) as base:
+        serve = [sys.executable, "-m", "ils", "serve"]
+        workers: list[subprocess.Popen[bytes]] = []
+        if args.worker_processes:
+            serve.append("--no-workers")
+            with log.open("ab") as out:
+                workers = [
+                    subprocess.Popen(  # noqa: ASYNC220 (started once, before the measurement)
+                        [sys.executable, "-m", "ils", "worker"], cwd=ROOT, env=env, stdout=out
+                    )
+                    for _ in range(args.worker_processes)
+                ]
+        async with server(serve, env, log) as base:
             cookies, csrf = await sign_in(base, email, password)
             for label, pause in (
                 (f"queued, paced ({args.think_ms:.0f} ms think)", think),
@@ -246,6 +267,9 @@ async def main() -> None:
             ):
                 run = await load(base, cookies, csrf, lab, patients, clients, orders, pause)
                 results.append((label, *run))
+        for worker in workers:
+            worker.terminate()
+            worker.wait(60)
         if not args.no_inline:
             # The same orders with the e-mail and the two PDFs done inside the request.
             inline = [
@@ -261,7 +285,12 @@ async def main() -> None:
     database = "PostgreSQL" if args.postgres else "SQLite"
     print(
         f"POST /api/orders, {args.clients} concurrent clients, {args.orders} orders a run, "
-        f"{database}, local job store, workers in the server process"
+        f"{database}, local job store, "
+        + (
+            f"workers in {args.worker_processes} separate process(es)"
+            if args.worker_processes
+            else "workers in the server process"
+        )
     )
     for label, latencies, errors, elapsed in results:
         p50, p99 = 1000 * pct(latencies, 0.5), 1000 * pct(latencies, 0.99)
