@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from ils.queue.model import JobRef, JobState
+from ils.queue.model import JobRecord, JobRef, JobState
 from ils.queue.system import JobSystem
 from ils.settings import Settings
 from tests.conftest import RedisServer, delete_prefix
@@ -129,6 +129,22 @@ async def enqueue_many(system: JobSystem, n: int) -> list[JobRef]:
     ]
 
 
+async def completed_jobs(system: JobSystem, expected: int) -> list[JobRecord]:
+    """The email queue's completed jobs, once ``expected`` of them have committed (or
+    after five seconds): a handler records "done" before the runner commits."""
+    records: list[JobRecord] = []
+    for _ in range(100):
+        records = [
+            record
+            for store in system.stores()
+            for record in await store.list_jobs("email", JobState.COMPLETED, limit=500)
+        ]
+        if len(records) >= expected:
+            break
+        await asyncio.sleep(0.05)
+    return records
+
+
 async def wait_for(check: Any, timeout: float, deploy: Deployment) -> None:
     end = time.monotonic() + timeout
     while time.monotonic() < end:
@@ -159,12 +175,8 @@ async def test_sigkill_mid_jobs_loses_nothing(deployment: Deployment, producer: 
     deployment.start_worker()
     wanted = {ref.job_id for ref in refs}
     await wait_for(lambda: wanted <= deployment.done_ids(), 60, deployment)
-    # The handler records "done" before the runner commits the completion.
-    for _ in range(100):
-        counts = await producer.counts("email")
-        if counts["completed"] == 40:
-            break
-        await asyncio.sleep(0.05)
+    await completed_jobs(producer, 40)
+    counts = await producer.counts("email")
     assert counts["completed"] == 40
     assert counts["failed"] == counts["waiting"] == counts["active"] == 0
     starts = Counter(j for _, j, _, _, e in deployment.events() if e == "start")
@@ -203,17 +215,9 @@ async def test_global_rate_limit_across_two_processes(
     starts = sorted(ts for ts, _, _, _, e in deployment.events() if e == "start")
     assert len(starts) == 200
     claimed: list[int] = []
-    # The handler records "done" before the runner commits the completion: wait for it.
-    for _ in range(100):
-        claimed = [
-            record.processed_at_ms
-            for store in producer.stores()
-            for record in await store.list_jobs("email", JobState.COMPLETED, limit=500)
-            if record.processed_at_ms is not None
-        ]
-        if len(claimed) == 200:
-            break
-        await asyncio.sleep(0.05)
+    for record in await completed_jobs(producer, 200):
+        assert record.processed_at_ms is not None
+        claimed.append(record.processed_at_ms)
     claimed.sort()
     assert len(claimed) == 200
     # From the first claim to the last job done: 20 windows of 10.
