@@ -14,6 +14,7 @@ from rich.logging import RichHandler
 from rich.table import Table
 
 from ils.errors import ILSError
+from ils.heap import freeze_start_up_heap
 from ils.migrations import current_revision, head_revision, upgrade_database
 from ils.queue.model import COUNTED_STATES, JobState
 from ils.queue.service import build_registry, install_signal_handlers, load_registrar, run_workers
@@ -75,6 +76,7 @@ def worker(
         try:
             registrars = [register_all, *(load_registrar(spec) for spec in handlers or [])]
             registry = build_registry(system, registrars)
+            freeze_start_up_heap()
             stop = asyncio.Event()
             install_signal_handlers(stop)
             await run_workers(system, _split(queues), registry, stop=stop)
@@ -119,7 +121,7 @@ def _serve(settings: Settings, host: str | None, port: int | None, *, start_work
 
     logging.getLogger("uvicorn.access").addFilter(_drop_query_string)
     config = uvicorn.Config(
-        create_app(settings, start_workers=start_workers),
+        create_app(settings, start_workers=start_workers, on_started=freeze_start_up_heap),
         host=host or settings.host,
         port=port or settings.port,
         lifespan="on",

@@ -112,6 +112,9 @@ class PdfSettings(BaseModel):
     documents_dir: Path | None = None
     # Seconds one render may take before the job fails (and is retried).
     render_timeout_s: float = Field(default=120.0, gt=0)
+    # How much lower the render processes' CPU priority is (``nice``; 0: the same as
+    # the worker's), so that requests and job bookkeeping win the cores from drawing.
+    render_nice: int = Field(default=10, ge=0, le=19)
 
 
 def default_database_url(data_dir: Path) -> str:

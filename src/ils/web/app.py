@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import timedelta
 
 from argon2 import PasswordHasher
@@ -20,7 +20,7 @@ from fastapi import FastAPI
 
 from ils import __version__
 from ils.clock import Clock, SystemClock
-from ils.database import session_factory
+from ils.database import create_numbering_engine, session_factory
 from ils.queue.service import Registrar, build_registry, run_workers
 from ils.queue.system import JobSystem
 from ils.settings import Settings, resolve_secret_key
@@ -54,6 +54,7 @@ def create_app(
     clock: Clock | None = None,
     password_hasher: PasswordHasher | None = None,
     registrars: Sequence[Registrar] = (),
+    on_started: Callable[[], None] | None = None,
 ) -> FastAPI:
     """The ILS web app for ``settings``.
 
@@ -66,6 +67,8 @@ def create_app(
             about 64 MiB and a few hundred milliseconds per sign-in, by design).
         registrars: Handler registrars after ``ils.workers.register_all``, like
             ``ils worker --handlers``.
+        on_started: Called once the lifespan has started everything, before the
+            first request (``ils serve`` freezes its start-up heap there).
 
     Returns:
         The app; its lifespan must run (uvicorn does; tests use
@@ -79,6 +82,7 @@ def create_app(
         the_clock = clock or SystemClock()
         signer = CookieSigner(resolve_secret_key(settings))
         system = await JobSystem.open(settings, clock=the_clock)
+        numbering = create_numbering_engine(system.engine)
         stop = asyncio.Event()
         worker_task: asyncio.Task[None] | None = None
         try:
@@ -92,6 +96,7 @@ def create_app(
                 auth=SessionManager(signer, timedelta(hours=settings.session_ttl_hours), the_clock),
                 clock=the_clock,
                 workers=workers,
+                numbering=numbering,
             )
             system.start_background()
             if workers:
@@ -110,12 +115,16 @@ def create_app(
                 job_system_mode(system),
                 "run in this process" if workers else "not started here (run `ils worker`)",
             )
+            if on_started is not None:
+                on_started()
             yield
         finally:
             if worker_task is not None and not worker_task.done():
                 stop.set()  # running jobs get settings.shutdown_grace_s to finish
                 await asyncio.gather(worker_task, return_exceptions=True)
             app.state.ils = None
+            if numbering is not None:
+                await numbering.dispose()
             await system.close()
 
     app = FastAPI(

@@ -90,7 +90,9 @@ class DocumentGenerator:
             LocalDocumentStorage(settings.documents_dir),
             renderer
             or ProcessPoolRenderer(
-                default_pool_size(system), timeout_s=settings.pdf.render_timeout_s
+                default_pool_size(system),
+                timeout_s=settings.pdf.render_timeout_s,
+                nice=settings.pdf.render_nice,
             ),
             write_turn=system.write_turn,
             clock=system.producer.clock,
