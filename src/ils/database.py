@@ -103,6 +103,22 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     return engine
 
 
+def create_numbering_engine(engine: AsyncEngine) -> AsyncEngine | None:
+    """PostgreSQL: a second engine, with a small pool of its own, for order numbers.
+
+    Order numbers are taken in short transactions of their own while the request's
+    transaction is open (see :mod:`ils.domain.numbering`). Taking that connection
+    from the request's pool could deadlock: with every connection held by a request
+    waiting for a second one, none is ever returned. A number's transaction waits
+    on nothing but one row lock held for one statement, so its own pool always
+    drains. SQLite serializes writers anyway and gets ``None`` (numbers are counted
+    in the request's transaction there).
+    """
+    if engine.dialect.name != "postgresql":
+        return None
+    return create_async_engine(engine.url, pool_size=5, max_overflow=10)
+
+
 class WriteTurn:
     """A fair turn for the SQLite writers of one process, re-entrant within a task.
 

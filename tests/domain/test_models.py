@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError, StatementError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 import ils.models  # noqa: F401  (every table on the metadata)
-from ils.database import Base, create_engine, session_factory
+from ils.database import Base, create_engine, create_numbering_engine, session_factory
 from ils.domain.billing import (
     Invoice,
     InvoiceLine,
@@ -340,14 +340,19 @@ async def test_numbers_are_scoped_and_rolled_back_with_the_transaction(
 ) -> None:
     async with sessions() as session, session.begin():
         world = await seed(session)
+    lab = world.lab.id
     async with sessions() as session:
         async with session.begin():
             assert await allocate_number(session, NumberKind.ORDER, year=2026) == "ORD-2026-000001"
+            first = await allocate_number(session, NumberKind.INVOICE, year=2026, company_id=lab)
+            assert first == "INV-2026-00001"
         async with session.begin():
-            await allocate_number(session, NumberKind.ORDER, year=2026)
+            # Invoice numbers are gapless: a rolled-back invoice gives its number back.
+            await allocate_number(session, NumberKind.INVOICE, year=2026, company_id=lab)
             await session.rollback()
         async with session.begin():
-            assert await allocate_number(session, NumberKind.ORDER, year=2026) == "ORD-2026-000002"
+            again = await allocate_number(session, NumberKind.INVOICE, year=2026, company_id=lab)
+            assert again == "INV-2026-00002"
             assert await allocate_number(session, NumberKind.ORDER, year=2027) == "ORD-2027-000001"
             for company in (world.lab, world.practice):
                 assert (
@@ -360,6 +365,52 @@ async def test_numbers_are_scoped_and_rolled_back_with_the_transaction(
                 await allocate_number(session, NumberKind.INVOICE, year=2026)
             with pytest.raises(ValueError, match="platform-wide"):
                 await allocate_number(session, NumberKind.ORDER, year=2026, company_id="x")
+
+
+async def test_an_open_order_transaction_does_not_hold_up_the_next_order_number(
+    pg_url: str,
+) -> None:
+    """On PostgreSQL order numbers come from their own short transaction (gaps allowed).
+
+    With the counter bumped inside the order's transaction, the second allocation
+    below waited for the first transaction to end: every order queued behind the one
+    before it until its commit. (SQLite serializes all write transactions anyway.)
+    """
+    await upgrade_database(pg_url)
+    engine = create_engine(pg_url)
+    own = create_numbering_engine(engine)
+    assert own is not None
+    sessions = session_factory(engine)
+
+    async def order_number(session: AsyncSession) -> str:
+        return await allocate_number(session, NumberKind.ORDER, year=2026, own_engine=own)
+
+    try:
+        async with sessions() as first, first.begin():
+            assert await order_number(first) == "ORD-2026-000001"
+            async with sessions() as second, second.begin():
+                taken = await asyncio.wait_for(order_number(second), timeout=5)
+                assert taken == "ORD-2026-000002"
+            await first.rollback()
+        # The rolled-back order's number is not handed out again (a gap, by design).
+        async with sessions() as third, third.begin():
+            assert await order_number(third) == "ORD-2026-000003"
+
+        # More open transactions than the request pool has connections (5 + 10): each
+        # still gets its number, from the numbering engine's own pool.
+        async def hold_and_number() -> str:
+            async with sessions() as session, session.begin():
+                await session.connection()
+                await asyncio.sleep(0.05)
+                return await order_number(session)
+
+        numbers = await asyncio.wait_for(
+            asyncio.gather(*(hold_and_number() for _ in range(15))), timeout=20
+        )
+        assert len(set(numbers)) == 15
+    finally:
+        await own.dispose()
+        await engine.dispose()
 
 
 async def test_history_is_stored_with_a_new_order(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from ils.clock import Clock
 from ils.queue.system import JobSystem
@@ -28,6 +28,7 @@ class WebState:
         auth: Signed cookies and server-side sessions.
         clock: The injected clock (session expiry).
         workers: Whether this process runs workers too.
+        numbering: PostgreSQL's engine for order numbers (``None`` on SQLite).
     """
 
     settings: Settings
@@ -37,3 +38,4 @@ class WebState:
     auth: SessionManager
     clock: Clock
     workers: bool
+    numbering: AsyncEngine | None = None

@@ -61,7 +61,7 @@ async def create_order(
     an order notification to each active user of the lab.
     """
     order, submitted = await service.create_order(
-        session, system, user, company, body, now_utc(state.clock)
+        session, system, user, company, body, now_utc(state.clock), state.numbering
     )
     return await service.order_out(session, order, user, [submitted])
 

@@ -14,7 +14,7 @@ from typing import Final
 
 from fastapi import HTTPException
 from sqlalchemy import Select, func, or_, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from ils.domain.clinical import Patient
 from ils.domain.companies import Company, CompanyKind, Role, User
@@ -122,6 +122,7 @@ async def create_order(
     practice: Company,
     body: OrderCreate,
     now: datetime,
+    numbering: AsyncEngine | None = None,
 ) -> tuple[Order, OrderStatusChange]:
     """Create the order, its first history entry and its jobs; returns both rows
     (the history of a new order is that entry: no need to read it back).
@@ -146,8 +147,8 @@ async def create_order(
     if body.due_date is not None and body.due_date < today:
         raise field_error("due_date", "must not be in the past")
     recipients = await active_user_ids(session, lab.id)
-    # Numbers allocate late: the counter row stays locked until this transaction ends.
-    number = await allocate_number(session, NumberKind.ORDER, year=today.year)
+    # Late, once the checks have passed: a number taken by a failed order is a gap.
+    number = await allocate_number(session, NumberKind.ORDER, year=today.year, own_engine=numbering)
     order = Order(
         number=number,
         company_id=practice.id,
