@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from typing import Protocol
 
 
@@ -33,3 +34,8 @@ class ManualClock:
     def advance(self, ms: int) -> None:
         """Move time forward by ``ms`` milliseconds."""
         self._now += ms
+
+
+def utc_now(clock: Clock) -> datetime:
+    """The clock's time as an aware UTC datetime."""
+    return datetime.fromtimestamp(clock.now_ms() / 1000, UTC)

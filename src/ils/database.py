@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -152,3 +152,36 @@ class WriteTurn:
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     """Sessions that keep loaded objects usable after commit."""
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+WriteTurnFactory = Callable[[], contextlib.AbstractAsyncContextManager[Any]]
+
+
+class Transactions:
+    """Short read and write transactions for code outside a request (workers, streams).
+
+    On SQLite a read begins deferred (it neither takes nor waits for the write lock)
+    and every write first takes the process's write turn (``JobSystem.write_turn``),
+    as the job store and web requests do, so writers queue in order instead of
+    spinning in SQLite's busy handler. On PostgreSQL both are plain transactions.
+    """
+
+    def __init__(self, engine: AsyncEngine, write_turn: WriteTurnFactory | None = None) -> None:
+        self.sessions = session_factory(engine)
+        self.sqlite = engine.dialect.name == "sqlite"
+        self._write_turn = write_turn if self.sqlite else None
+
+    @contextlib.asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncSession]:
+        """A session that only reads."""
+        async with self.sessions() as session:
+            if self.sqlite:
+                await session.connection(execution_options={READ_ONLY_OPTION: True})
+            yield session
+
+    @contextlib.asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncSession]:
+        """A session in a transaction committed on exit (rolled back on error)."""
+        turn = self._write_turn() if self._write_turn else contextlib.nullcontext()
+        async with turn, self.sessions() as session, session.begin():
+            yield session

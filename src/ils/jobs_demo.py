@@ -54,7 +54,7 @@ NO_SIGN_IN = "!sample-user-of-ils-jobs-demo"
 
 @dataclass(frozen=True, slots=True)
 class Samples:
-    """Ids of the records the sample e-mail jobs are about."""
+    """Ids of the records the sample e-mail, PDF and notification jobs are about."""
 
     lab: str = "sample-lab"
     practice: str = "sample-practice"
@@ -163,7 +163,9 @@ async def _echo(payload: Any, ctx: JobContext) -> dict[str, Any]:
 
 
 async def queue_samples(helpers: JobHelpers, n: int, ids: Samples | None = None) -> list[JobRef]:
-    """One job of every type in jobs.md; the e-mails are about the sample records."""
+    """One job of every type in jobs.md that has a helper (``urgent-notification-email``
+    is queued by the notification worker itself); e-mails, PDFs and notifications are
+    about the sample records."""
     day = DEMO_DAY.isoformat()
     ids = ids or Samples()
     return [
@@ -180,13 +182,15 @@ async def queue_samples(helpers: JobHelpers, n: int, ids: Samples | None = None)
         await helpers.queue_receipt_pdf(SAMPLE_INVOICE),
         await helpers.queue_lab_work_ticket_pdf(ids.order),
         await helpers.queue_examination_form_pdf(SAMPLE_EXAMINATION),
-        await helpers.queue_system_notification("usr-1", "Maintenance", "Tonight 22:00", "high"),
-        await helpers.queue_order_notification("usr-1", f"ord-{n}", "in_production", "Surfacing"),
+        await helpers.queue_system_notification(ids.user, "Maintenance", "Tonight 22:00", "high"),
+        await helpers.queue_order_notification(
+            ids.lab_user, ids.order, "in_production", "Surfacing"
+        ),
         await helpers.queue_ai_insight_notification(
-            "usr-1", "forecast", "Demand up", "Single vision +12%"
+            ids.user, "forecast", "Demand up", "Single vision +12%"
         ),
         await helpers.queue_marketplace_notification(
-            "usr-1", f"con-{n}", "request", "Clear View Lab"
+            ids.lab_user, ids.connection, "request", "Sample Practice"
         ),
         await helpers.queue_daily_briefing("cmp-1", day),
         await helpers.queue_demand_forecast("cmp-1", 30),
@@ -237,12 +241,16 @@ async def run_demo(settings: Settings, rounds: int, console: Console) -> None:
         async with sessions() as session, session.begin():
             refs.append(
                 await system.helpers.queue_order_notification(
-                    "usr-1", "ord-tx", "confirmed", "Committed with its order", session=session
+                    samples.user,
+                    samples.order,
+                    "confirmed",
+                    "Committed with its order",
+                    session=session,
                 )
             )
         async with sessions() as session:
             await system.helpers.queue_order_notification(
-                "usr-1", "ord-rolled-back", "confirmed", "Never queued", session=session
+                samples.user, samples.order, "confirmed", "Never queued", session=session
             )
             await session.rollback()
         console.print(

@@ -117,6 +117,22 @@ class PdfSettings(BaseModel):
     render_nice: int = Field(default=10, ge=0, le=19)
 
 
+class NotificationSettings(BaseModel):
+    """In-app notifications (``ILS_NOTIFICATIONS__URGENT_EMAIL_AFTER_S``, ...)."""
+
+    model_config = {"extra": "forbid"}
+
+    # An urgent notification still unread this long after it was stored is also
+    # sent as an e-mail.
+    urgent_email_after_s: float = Field(default=900.0, ge=0)
+    # How often a web process with live streams looks in the database for
+    # notifications it was not signalled about (another process's workers in local
+    # mode; a signal lost while Redis restarted). Within a second, as promised.
+    stream_poll_s: float = Field(default=0.5, gt=0, le=60)
+    # A comment line on an idle stream this often keeps proxies from closing it.
+    stream_heartbeat_s: float = Field(default=15.0, gt=0)
+
+
 def default_database_url(data_dir: Path) -> str:
     """The embedded default: a SQLite file under the data directory."""
     return f"sqlite+aiosqlite:///{data_dir / 'ils.db'}"
@@ -163,6 +179,7 @@ class Settings(BaseSettings):
     public_url: str = "http://127.0.0.1:8000"
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)
     pdf: PdfSettings = Field(default_factory=PdfSettings)
+    notifications: NotificationSettings = Field(default_factory=NotificationSettings)
 
     @field_validator("redis_url")
     @classmethod

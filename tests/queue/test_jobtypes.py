@@ -46,6 +46,7 @@ notification  system-notification       3 5  type userId title message priority 
 notification  order-notification        2 5  type userId orderId status message
 notification  ai-insight-notification   3 3  type userId insightType title summary detailUrl
 notification  marketplace-notification  2 3  type userId connectionId action companyName
+notification  urgent-notification-email 1 3  type notificationId
 ai            daily-briefing            3 -  type companyId date userIds
 ai            demand-forecast           3 -  type companyId forecastDays productIds
 ai            anomaly-detection         2 -  type companyId metricType timeRange
@@ -113,6 +114,9 @@ TS_JSON: dict[tuple[str, str], str] = {
     ("notification", "marketplace-notification"): (
         '{"type":"marketplace-notification","userId":"$B","connectionId":"$A",'
         '"action":"accepted","companyName":"Clear Vision Labs Ltd"}'
+    ),
+    ("notification", "urgent-notification-email"): (
+        '{"type":"urgent-notification-email","notificationId":"$A"}'
     ),
     ("ai", "daily-briefing"): (
         '{"type":"daily-briefing","companyId":"42","date":"2026-11-03","userIds":null}'
@@ -190,7 +194,7 @@ def test_catalogue_is_exactly_jobs_md(types: JobTypes) -> None:
     got = {(jt.queue, jt.name): (jt.priority, jt.attempts) for jt in types}
     want = {key: (priority, attempts) for key, (_, priority, attempts) in JOBS_MD.items()}
     assert got == want
-    assert len(types) == 21
+    assert len(types) == 22
 
 
 def test_for_queue_lists_the_queue_types_in_jobs_md_order(types: JobTypes) -> None:

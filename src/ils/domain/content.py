@@ -43,11 +43,13 @@ PATH_LENGTH = 500
 
 
 class NotificationPriority(StrEnum):
-    """How prominently the UI shows a notification."""
+    """How prominently the UI shows a notification; ``urgent`` ones are also e-mailed
+    when left unread (jobs.md maps them to job priorities 1-4)."""
 
-    LOW = "low"
-    NORMAL = "normal"
+    URGENT = "urgent"
     HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
 
 
 class AIResultKind(StrEnum):
@@ -77,6 +79,7 @@ class Notification(IdMixin, CreatedAtMixin, Base):
     __table_args__ = (
         Index("ix_notifications_user_read", "user_id", "read_at"),
         Index("ix_notifications_company_created", "company_id", "created_at"),
+        Index("ix_notifications_user_created", "user_id", "created_at"),
     )
 
     company_id: Mapped[str] = mapped_column(String(ID_LENGTH), ForeignKey("companies.id"))
@@ -85,13 +88,16 @@ class Notification(IdMixin, CreatedAtMixin, Base):
     )
     kind: Mapped[str] = mapped_column(String(32))
     priority: Mapped[NotificationPriority] = mapped_column(
-        StrEnumType(NotificationPriority, 8), default=NotificationPriority.NORMAL
+        StrEnumType(NotificationPriority, 8), default=NotificationPriority.MEDIUM
     )
     title: Mapped[str] = mapped_column(String(200))
     message: Mapped[str] = mapped_column(Text)
-    #: A path inside the app (``/orders/<id>``), never an external URL.
-    link: Mapped[str | None] = mapped_column(String(500))
+    #: A path inside the app (``/orders/<id>``) or an http(s) URL (checked by the
+    #: job payload's ``Link`` type).
+    link: Mapped[str | None] = mapped_column(String(2000))
     read_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    #: When this urgent notification, still unread, was also sent as an e-mail.
+    emailed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     job_id: Mapped[str | None] = mapped_column(String(JOB_ID_LENGTH), unique=True)
 
 

@@ -45,6 +45,7 @@ from ils.queue.jobtypes_notification import (
     NotificationInsightType,
     OrderNotification,
     SystemNotification,
+    UrgentNotificationEmail,
 )
 from ils.queue.jobtypes_pdf import (
     ExaminationFormPdf,
@@ -210,6 +211,7 @@ def default_job_types() -> JobTypes:
             JobType("notification", "order-notification", OrderNotification, 2, 5),
             JobType("notification", "ai-insight-notification", AiInsightNotification, 3, 3),
             JobType("notification", "marketplace-notification", MarketplaceNotification, 2, 3),
+            JobType("notification", "urgent-notification-email", UrgentNotificationEmail, 1, 3),
             # ai
             JobType("ai", "daily-briefing", DailyBriefingJob, 3),
             JobType("ai", "demand-forecast", DemandForecast, 3),

@@ -74,3 +74,12 @@ class MarketplaceNotification(JobPayload):
     connection_id: Identifier
     action: MarketplaceAction
     company_name: CompanyName
+
+
+class UrgentNotificationEmail(JobPayload):
+    """Check, some minutes after an urgent notification was stored, whether its user
+    has read it; if not, send it as an e-mail. Enqueued (delayed) by the notification
+    worker itself, with no helper: producers queue the notification, not this."""
+
+    type: Literal["urgent-notification-email"] = "urgent-notification-email"
+    notification_id: Identifier

@@ -20,6 +20,7 @@ from ils.database import WriteTurn, create_engine
 from ils.errors import ConfigurationError, ILSError
 from ils.migrations import current_revision, head_revision, upgrade_database
 from ils.queue.catalogue import Catalogue, build_catalogue
+from ils.queue.events import EventBus, LocalEventBus, RedisEventBus
 from ils.queue.gate import RedisGate
 from ils.queue.helpers import JobHelpers
 from ils.queue.jobtypes import JobTypes, default_job_types
@@ -66,6 +67,7 @@ class JobSystem:
         redis: RedisJobStore | None,
         gate: RedisGate | None,
         producer: Producer,
+        events: EventBus | None = None,
     ) -> None:
         self.settings = settings
         self.catalogue = catalogue
@@ -75,6 +77,8 @@ class JobSystem:
         self.redis = redis
         self.gate = gate
         self.producer = producer
+        #: Signals to other processes (new notifications for live streams).
+        self.events: EventBus = events or LocalEventBus()
         self.helpers = JobHelpers(self, job_types)
         self.logger = logging.getLogger("ils.jobs")
         self._background: list[asyncio.Task[None]] = []
@@ -124,7 +128,16 @@ class JobSystem:
         # Opens the first pooled connection now: the first fallback enqueue must not pay
         # for a database connect (tens of ms on PostgreSQL).
         await local.health()
-        system = cls(settings, catalogue, job_types, engine, local, redis, gate, producer)
+        events: EventBus = (
+            RedisEventBus(
+                settings.redis_url,
+                prefix=settings.redis_prefix,
+                timeout_ms=settings.redis_connect_timeout_ms,
+            )
+            if settings.redis_url is not None
+            else LocalEventBus()
+        )
+        system = cls(settings, catalogue, job_types, engine, local, redis, gate, producer, events)
         await system._connect_redis()
         return system
 
@@ -300,6 +313,7 @@ class JobSystem:
         await asyncio.gather(*self._background, return_exceptions=True)
         self._background.clear()
         await self.producer.outbox.drain_tasks()
+        await self.events.close()
         if self.gate is not None:
             await self.gate.close()
         if self.redis is not None:

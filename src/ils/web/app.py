@@ -20,11 +20,12 @@ from fastapi import FastAPI
 
 from ils import __version__
 from ils.clock import Clock, SystemClock
-from ils.database import create_numbering_engine, session_factory
+from ils.database import Transactions, create_numbering_engine, session_factory
 from ils.queue.service import Registrar, build_registry, run_workers
 from ils.queue.system import JobSystem
 from ils.settings import Settings, resolve_secret_key
 from ils.web.errors import install_error_handlers
+from ils.web.live import NotificationHub
 from ils.web.routers import OPENAPI_TAGS, include_routers
 from ils.web.security import CookieSigner, Passwords, SessionManager
 from ils.web.state import WebState
@@ -83,6 +84,11 @@ def create_app(
         signer = CookieSigner(resolve_secret_key(settings))
         system = await JobSystem.open(settings, clock=the_clock)
         numbering = create_numbering_engine(system.engine)
+        hub = NotificationHub(
+            system.events,
+            Transactions(system.engine, system.write_turn),
+            settings.notifications,
+        )
         stop = asyncio.Event()
         worker_task: asyncio.Task[None] | None = None
         try:
@@ -96,6 +102,7 @@ def create_app(
                 auth=SessionManager(signer, timedelta(hours=settings.session_ttl_hours), the_clock),
                 clock=the_clock,
                 workers=workers,
+                notifications=hub,
                 numbering=numbering,
             )
             system.start_background()
@@ -123,6 +130,7 @@ def create_app(
                 stop.set()  # running jobs get settings.shutdown_grace_s to finish
                 await asyncio.gather(worker_task, return_exceptions=True)
             app.state.ils = None
+            await hub.close()
             if numbering is not None:
                 await numbering.dispose()
             await system.close()

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from ils.clock import Clock
 from ils.queue.system import JobSystem
 from ils.settings import Settings
+from ils.web.live import NotificationHub
 from ils.web.security import Passwords, SessionManager
 
 
@@ -28,6 +29,7 @@ class WebState:
         auth: Signed cookies and server-side sessions.
         clock: The injected clock (session expiry).
         workers: Whether this process runs workers too.
+        notifications: Wakes this process's live notification streams.
         numbering: PostgreSQL's engine for order numbers (``None`` on SQLite).
     """
 
@@ -38,4 +40,5 @@ class WebState:
     auth: SessionManager
     clock: Clock
     workers: bool
+    notifications: NotificationHub
     numbering: AsyncEngine | None = None

@@ -18,6 +18,7 @@ from ils.web.routers import (
     documents,
     mail,
     marketplace,
+    notifications,
     orders,
     purchasing,
 )
@@ -33,6 +34,7 @@ OPENAPI_TAGS: tuple[dict[str, Any], ...] = (
     {"name": "marketplace", "description": "Connections between practices, labs, suppliers."},
     {"name": "documents", "description": "Generated PDFs: download, versions of a subject."},
     {"name": "mail", "description": "The sent-mail log of the e-mail worker (admins)."},
+    {"name": "notifications", "description": "My in-app notifications, and their live stream."},
 )
 
 
@@ -47,3 +49,4 @@ def include_routers(app: FastAPI) -> None:
     app.include_router(marketplace.router)
     app.include_router(mail.router)
     app.include_router(documents.router)
+    app.include_router(notifications.router)

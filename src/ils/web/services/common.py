@@ -9,14 +9,14 @@ lookup. Like every other error it rolls the request's transaction back.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ils.clock import Clock
+from ils.clock import Clock, utc_now
 from ils.domain.companies import Company, CompanyKind, Role, User
 
 
@@ -41,7 +41,7 @@ def query_error(field: str, message: str) -> RequestValidationError:
 
 def now_utc(clock: Clock) -> datetime:
     """The app clock's time as an aware UTC datetime (tests move the clock, not sleep)."""
-    return datetime.fromtimestamp(clock.now_ms() / 1000, UTC)
+    return utc_now(clock)
 
 
 def zone_of(company: Company) -> ZoneInfo:

@@ -18,45 +18,20 @@ SQLite's busy handler; reads run in deferred transactions that take no lock.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from ils.clock import Clock
-from ils.database import READ_ONLY_OPTION, session_factory
+from ils.database import Transactions
 from ils.domain.mail import REPLY_LENGTH, SUBJECT_LENGTH, MailMessage, MailState
 
-WriteTurnFactory = Callable[[], contextlib.AbstractAsyncContextManager[Any]]
-
-
-class MailDatabase:
-    """Read and write transactions of the e-mail worker on the app database."""
-
-    def __init__(self, engine: AsyncEngine, write_turn: WriteTurnFactory | None = None) -> None:
-        self.sessions = session_factory(engine)
-        self.sqlite = engine.dialect.name == "sqlite"
-        self._write_turn = write_turn if self.sqlite else None
-
-    @contextlib.asynccontextmanager
-    async def read(self) -> AsyncIterator[AsyncSession]:
-        """A session that only reads (on SQLite: a deferred, lock-free transaction)."""
-        async with self.sessions() as session:
-            if self.sqlite:
-                await session.connection(execution_options={READ_ONLY_OPTION: True})
-            yield session
-
-    @contextlib.asynccontextmanager
-    async def write(self) -> AsyncIterator[AsyncSession]:
-        """A session in a transaction committed on exit (rolled back on error)."""
-        turn = self._write_turn() if self._write_turn else contextlib.nullcontext()
-        async with turn, self.sessions() as session, session.begin():
-            yield session
+#: The e-mail worker's transactions on the app database (see ``Transactions``).
+MailDatabase = Transactions
 
 
 @dataclass(frozen=True, slots=True)

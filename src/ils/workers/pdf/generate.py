@@ -19,10 +19,8 @@ The rules it keeps:
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator, Callable
 from typing import Any, Final
 
 from sqlalchemy import func, select
@@ -30,7 +28,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from ils.clock import Clock, SystemClock
-from ils.database import READ_ONLY_OPTION, session_factory
+from ils.database import Transactions, WriteTurnFactory
 from ils.domain.content import Document
 from ils.domain.types import new_id
 from ils.queue.system import JobSystem
@@ -42,8 +40,6 @@ from ils.workers.pdf.storage import DocumentStorage, LocalDocumentStorage
 
 #: Renders tried when regenerations keep racing for the same version.
 VERSION_ATTEMPTS: Final = 5
-
-WriteTurnFactory = Callable[[], contextlib.AbstractAsyncContextManager[Any]]
 
 logger = logging.getLogger("ils.workers.pdf")
 
@@ -68,12 +64,10 @@ class DocumentGenerator:
         write_turn: WriteTurnFactory | None = None,
         clock: Clock | None = None,
     ) -> None:
-        self.sessions = session_factory(engine)
-        self.sqlite = engine.dialect.name == "sqlite"
+        self.db = Transactions(engine, write_turn)
         self.storage = storage
         self.renderer = renderer
         self.clock = clock or SystemClock()
-        self._write_turn = write_turn if self.sqlite else None
 
     @classmethod
     def for_system(
@@ -102,19 +96,6 @@ class DocumentGenerator:
         """Stop the renderer's processes (idempotent; a later render starts them again)."""
         self.renderer.close()
 
-    @contextlib.asynccontextmanager
-    async def _read(self) -> AsyncIterator[AsyncSession]:
-        async with self.sessions() as session:
-            if self.sqlite:
-                await session.connection(execution_options={READ_ONLY_OPTION: True})
-            yield session
-
-    @contextlib.asynccontextmanager
-    async def _write(self) -> AsyncIterator[AsyncSession]:
-        turn = self._write_turn() if self._write_turn else contextlib.nullcontext()
-        async with turn, self.sessions() as session, session.begin():
-            yield session
-
     async def generate(
         self, kind: DocumentKind | str, subject_id: str, *, job_id: str | None = None
     ) -> Document:
@@ -139,7 +120,7 @@ class DocumentGenerator:
         self, kind: DocumentKind, subject_id: str, job_id: str | None
     ) -> Document:
         column = getattr(Document, SUBJECT_COLUMN[kind])
-        async with self._read() as session:
+        async with self.db.read() as session:
             if job_id is not None:
                 done = await self._by_job(session, job_id)
                 if done is not None:
@@ -199,7 +180,7 @@ class DocumentGenerator:
             **{SUBJECT_COLUMN[kind]: subject_id},
         )
         try:
-            async with self._write() as session:
+            async with self.db.write() as session:
                 if job_id is not None and await self._by_job(session, job_id) is not None:
                     raise _JobAlreadyRecorded
                 if await self._next_version(session, column, kind, subject_id) != version:
@@ -209,7 +190,7 @@ class DocumentGenerator:
             # An attempt of the same job that won the race is the answer; any other
             # winner took our version number: render again with the next one.
             if job_id is not None:
-                async with self._read() as session:
+                async with self.db.read() as session:
                     done = await self._by_job(session, job_id)
                 if done is not None:
                     return _same_subject(done, kind, subject_id, job_id), False

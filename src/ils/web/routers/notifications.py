@@ -1,0 +1,175 @@
+"""The signed-in user's in-app notifications (``/api/notifications``) and live stream.
+
+Any role may: each user sees, marks and deletes only their own notifications (and
+only those of their current company); anyone else's id answers 404 like an unknown
+one. ``GET /api/notifications/stream`` is a Server-Sent Events stream of new
+notifications (see :mod:`ils.web.live`); it ends when the session does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated, Final
+
+from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi.responses import StreamingResponse
+from sqlalchemy import Select, func, select, update
+
+from ils.domain.companies import User
+from ils.domain.content import Notification, NotificationPriority
+from ils.web.deps import CurrentUser, SessionDep, StateDep, not_found
+from ils.web.live import NotificationStream, notification_out
+from ils.web.schemas.common import DEFAULT_LIMIT, MAX_LIMIT, Page, RecordId, error_responses
+from ils.web.schemas.notifications import MarkedOut, NotificationOut, UnreadCountOut
+from ils.web.security import SESSION_COOKIE
+from ils.web.services.common import now_utc
+
+router = APIRouter(prefix="/api/notifications", tags=["notifications"])
+
+KIND_PATTERN: Final = r"^(system|order|ai-insight|marketplace)$"
+#: Response headers of the stream: no caching, no proxy buffering.
+STREAM_HEADERS: Final = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+def _mine(user: User) -> Select[tuple[Notification]]:
+    return select(Notification).where(
+        Notification.user_id == user.id, Notification.company_id == user.company_id
+    )
+
+
+async def _one(session: SessionDep, user: User, notification_id: str) -> Notification:
+    row = await session.scalar(_mine(user).where(Notification.id == notification_id))
+    if row is None:
+        raise not_found()
+    return row
+
+
+@router.get("", summary="List my notifications", responses=error_responses(401))
+async def list_notifications(
+    user: CurrentUser,
+    session: SessionDep,
+    unread: Annotated[bool | None, Query(description="Only unread (true) or read (false).")] = None,
+    kind: Annotated[str | None, Query(pattern=KIND_PATTERN)] = None,
+    priority: NotificationPriority | None = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> Page[NotificationOut]:
+    """Unread first, then newest first."""
+    query = _mine(user)
+    if unread is not None:
+        query = query.where(
+            Notification.read_at.is_(None) if unread else Notification.read_at.is_not(None)
+        )
+    if kind is not None:
+        query = query.where(Notification.kind == kind)
+    if priority is not None:
+        query = query.where(Notification.priority == priority)
+    total = await session.scalar(select(func.count()).select_from(query.subquery()))
+    rows = await session.scalars(
+        query.order_by(
+            Notification.read_at.is_not(None),
+            Notification.created_at.desc(),
+            Notification.id.desc(),
+        )
+        .limit(limit)
+        .offset(offset)
+    )
+    items = [notification_out(row) for row in rows]
+    return Page[NotificationOut](items=items, total=int(total or 0), limit=limit, offset=offset)
+
+
+@router.get(
+    "/unread-count", summary="Count my unread notifications", responses=error_responses(401)
+)
+async def unread_count(user: CurrentUser, session: SessionDep) -> UnreadCountOut:
+    """For the badge on the bell."""
+    query = _mine(user).where(Notification.read_at.is_(None))
+    total = await session.scalar(select(func.count()).select_from(query.subquery()))
+    return UnreadCountOut(unread=int(total or 0))
+
+
+@router.get(
+    "/stream",
+    summary="Live stream of my new notifications (Server-Sent Events)",
+    response_class=StreamingResponse,
+    responses={
+        200: {"content": {"text/event-stream": {}}, "description": "notification events"},
+        **error_responses(401),
+    },
+)
+async def stream(
+    request: Request,
+    user: CurrentUser,
+    state: StateDep,
+    last_event_id: Annotated[str | None, Header(max_length=64)] = None,
+) -> StreamingResponse:
+    """Each event is ``event: notification``, ``id:`` the notification's id, ``data:``
+    the notification as JSON. Reconnecting with ``Last-Event-ID`` replays what came
+    after that event. A comment line every ``ILS_NOTIFICATIONS__STREAM_HEARTBEAT_S``
+    keeps idle connections open; the stream ends when the session does."""
+    settings = state.settings.notifications
+    db = state.notifications.db
+    live = NotificationStream(state.notifications, db, settings, user.id, user.company_id)
+    await live.start_at(last_event_id)
+    cookie = request.cookies.get(SESSION_COOKIE)
+
+    async def signed_in() -> bool:
+        async with db.read() as session:
+            return await state.auth.find(session, cookie) is not None
+
+    async def body() -> AsyncIterator[str]:
+        async for chunk in live.events():
+            # Heartbeats are when the session is checked again (signed out, expired).
+            if chunk.startswith(": keep-alive") and not await signed_in():
+                return
+            yield chunk
+
+    return StreamingResponse(body(), media_type="text/event-stream", headers=STREAM_HEADERS)
+
+
+@router.post(
+    "/read-all", summary="Mark all my notifications read", responses=error_responses(401, 403)
+)
+async def mark_all_read(user: CurrentUser, session: SessionDep, state: StateDep) -> MarkedOut:
+    """Returns how many were unread."""
+    result = await session.execute(
+        update(Notification)
+        .where(
+            Notification.user_id == user.id,
+            Notification.company_id == user.company_id,
+            Notification.read_at.is_(None),
+        )
+        .values(read_at=now_utc(state.clock))
+    )
+    return MarkedOut(marked=int(getattr(result, "rowcount", 0) or 0))
+
+
+@router.post(
+    "/{notification_id}/read",
+    summary="Mark one notification read",
+    responses=error_responses(401, 403, 404),
+)
+async def mark_read(
+    notification_id: RecordId, user: CurrentUser, session: SessionDep, state: StateDep
+) -> NotificationOut:
+    """Idempotent: reading it again keeps the first time."""
+    row = await _one(session, user, notification_id)
+    if row.read_at is None:
+        row.read_at = now_utc(state.clock)
+        await session.flush()
+    return notification_out(row)
+
+
+@router.delete(
+    "/{notification_id}",
+    status_code=204,
+    summary="Delete one notification",
+    responses=error_responses(401, 403, 404),
+)
+async def delete_notification(
+    notification_id: RecordId, user: CurrentUser, session: SessionDep
+) -> Response:
+    """Gone for good (an urgent one is then never e-mailed)."""
+    row = await _one(session, user, notification_id)
+    await session.delete(row)
+    return Response(status_code=204)

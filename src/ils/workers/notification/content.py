@@ -1,0 +1,167 @@
+"""What each notification job stores, after checking who it is for.
+
+A payload names a user and, for order and marketplace notifications, the record the
+notification is about. Before anything is stored the worker checks, from the
+database, that the user exists and is active and that the record is one the user's
+company takes part in (the order's practice or lab, the connection's requester or
+target): a job with a stale or forged id fails for good instead of showing one
+company's order to another's staff.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+from pydantic import BaseModel
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ils.domain.companies import Company, User
+from ils.domain.content import NotificationPriority
+from ils.domain.marketplace import Connection
+from ils.domain.orders import Order
+from ils.errors import PermanentJobError
+from ils.queue.jobtypes_notification import (
+    AiInsightNotification,
+    MarketplaceNotification,
+    OrderNotification,
+    SystemNotification,
+)
+
+#: The ``kind`` stored for each job name (the API filters on it).
+KINDS: Final[dict[str, str]] = {
+    "system-notification": "system",
+    "order-notification": "order",
+    "ai-insight-notification": "ai-insight",
+    "marketplace-notification": "marketplace",
+}
+
+MARKETPLACE_TITLES: Final[dict[str, str]] = {
+    "request": "Connection request from {company}",
+    "accepted": "{company} accepted your connection request",
+    "rejected": "{company} declined your connection request",
+}
+
+INSIGHT_TITLES: Final[dict[str, str]] = {
+    "briefing": "Daily briefing",
+    "forecast": "Demand forecast",
+    "anomaly": "Anomaly detected",
+    "recommendation": "Recommendation",
+}
+
+
+class NotificationTargetError(PermanentJobError):
+    """The user or the record of a notification job is missing or not theirs."""
+
+
+@dataclass(frozen=True, slots=True)
+class Draft:
+    """One notification, ready to store for ``user_id`` of ``company_id``."""
+
+    company_id: str
+    user_id: str
+    kind: str
+    priority: NotificationPriority
+    title: str
+    message: str
+    link: str | None
+
+
+async def active_user(session: AsyncSession, user_id: str) -> User:
+    """The user a notification is for; fails the job if missing or deactivated."""
+    user = await session.scalar(select(User).where(User.id == user_id))
+    if user is None or not user.is_active:
+        raise NotificationTargetError(f"user {user_id} does not exist or is not active")
+    return user
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
+
+async def draft(session: AsyncSession, name: str, payload: BaseModel) -> Draft:
+    """The notification job ``name`` stores for ``payload``.
+
+    Raises:
+        NotificationTargetError: the user, order or connection is missing, or the
+            user's company has no part in the order or connection.
+    """
+    kind = KINDS[name]
+    user = await active_user(session, payload.user_id)  # type: ignore[attr-defined]
+    match payload:
+        case SystemNotification():
+            priority = NotificationPriority(payload.priority)
+            return Draft(
+                user.company_id,
+                user.id,
+                kind,
+                priority,
+                payload.title,
+                payload.message,
+                payload.action_url,
+            )
+        case OrderNotification():
+            order = await session.scalar(select(Order).where(Order.id == payload.order_id))
+            if order is None or user.company_id not in (order.company_id, order.lab_id):
+                raise NotificationTargetError(
+                    f"order {payload.order_id} is not an order of user {user.id}'s company"
+                )
+            status = payload.status.replace("_", " ")
+            return Draft(
+                user.company_id,
+                user.id,
+                kind,
+                NotificationPriority.HIGH,
+                _clip(f"Order {order.number}: {status}", 200),
+                payload.message,
+                f"/orders/{order.id}",
+            )
+        case AiInsightNotification():
+            return Draft(
+                user.company_id,
+                user.id,
+                kind,
+                NotificationPriority.MEDIUM,
+                _clip(f"{INSIGHT_TITLES[payload.insight_type]}: {payload.title}", 200),
+                payload.summary,
+                payload.detail_url,
+            )
+        case MarketplaceNotification():
+            connection = await session.scalar(
+                select(Connection).where(Connection.id == payload.connection_id)
+            )
+            if connection is None or user.company_id not in (
+                connection.requester_id,
+                connection.target_id,
+            ):
+                raise NotificationTargetError(
+                    f"connection {payload.connection_id} does not involve user {user.id}'s company"
+                )
+            other_id = (
+                connection.target_id
+                if user.company_id == connection.requester_id
+                else connection.requester_id
+            )
+            # The name is the other company's as stored now, not as the payload says.
+            other = await session.scalar(select(Company.name).where(Company.id == other_id))
+            company = other or payload.company_name
+            title = MARKETPLACE_TITLES[payload.action].format(company=company)
+            return Draft(
+                user.company_id,
+                user.id,
+                kind,
+                NotificationPriority.HIGH,
+                _clip(title, 200),
+                _marketplace_message(payload.action, company),
+                f"/marketplace/connections/{connection.id}",
+            )
+    raise TypeError(f"{name} has no notification content ({type(payload).__name__})")
+
+
+def _marketplace_message(action: str, company: str) -> str:
+    if action == "request":
+        return f"{company} would like to connect with your company on the marketplace."
+    if action == "accepted":
+        return f"You are now connected with {company} on the marketplace."
+    return f"{company} declined to connect on the marketplace."

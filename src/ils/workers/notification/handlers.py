@@ -1,0 +1,148 @@
+"""The ``notification`` queue's handlers: store once, signal live streams, escalate.
+
+* A notification job stores one row for its user, with the job's id in the unique
+  ``job_id`` column: a retry (after a crash between commit and completion) finds
+  the row and stores nothing twice.
+* After the commit it publishes ``notifications`` → the user's id on the job
+  system's event bus; web processes holding that user's live stream read the row.
+* An ``urgent`` notification also queues, in the same transaction, a delayed
+  ``urgent-notification-email`` job; when it runs and the notification is still
+  unread, it queues the e-mail and marks the row, again in one transaction, so the
+  e-mail goes once however often the job is retried.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from pydantic import BaseModel
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ils.clock import utc_now
+from ils.database import Transactions
+from ils.domain.content import Notification, NotificationPriority
+from ils.domain.types import new_id
+from ils.queue.jobtypes_notification import UrgentNotificationEmail
+from ils.queue.model import JobOptions
+from ils.queue.registry import Handler, JobContext
+from ils.queue.system import JobSystem
+from ils.workers.notification.content import draft
+
+#: The event-bus channel of new notifications; each message is a user id.
+CHANNEL: Final = "notifications"
+URGENT_EMAIL_JOB: Final = "urgent-notification-email"
+#: E-mail subjects are one line of at most this many characters (jobs.md helpers).
+SUBJECT_LIMIT: Final = 200
+
+
+def urgent_email_job_id(notification_id: str) -> str:
+    """One escalation job per notification: adding it twice adds nothing."""
+    return f"urgent-email-{notification_id}"
+
+
+class NotificationWorker:
+    """Handlers of the ``notification`` queue for one process."""
+
+    def __init__(self, system: JobSystem) -> None:
+        self.system = system
+        self.db = Transactions(system.engine, system.write_turn)
+        self.settings = system.settings.notifications
+
+    def handler(self, name: str) -> Handler:
+        """The handler of notification job ``name``."""
+
+        async def handle(payload: BaseModel, ctx: JobContext) -> dict[str, Any]:
+            return await self.store(name, payload, ctx)
+
+        handle.__name__ = f"store_{name.replace('-', '_')}"
+        return handle
+
+    async def store(self, name: str, payload: BaseModel, ctx: JobContext) -> dict[str, Any]:
+        """Store the job's notification (once) and signal the user's live streams."""
+        async with self.db.write() as session:
+            existing = await session.scalar(
+                select(Notification).where(Notification.job_id == ctx.job_id)
+            )
+            if existing is not None:
+                notification, created = existing, False
+            else:
+                notification, created = await self._insert(session, name, payload, ctx), True
+        # Signalled again on a retry too: the first attempt may have died before it.
+        await self.system.events.publish(CHANNEL, notification.user_id or "")
+        await ctx.log(
+            f"{'stored' if created else 'already stored'} {notification.kind} notification "
+            f"{notification.id} ({notification.priority})"
+        )
+        return {"notificationId": notification.id, "created": created}
+
+    async def _insert(
+        self, session: AsyncSession, name: str, payload: BaseModel, ctx: JobContext
+    ) -> Notification:
+        content = await draft(session, name, payload)
+        notification = Notification(
+            id=new_id(),
+            company_id=content.company_id,
+            user_id=content.user_id,
+            kind=content.kind,
+            priority=content.priority,
+            title=content.title,
+            message=content.message,
+            link=content.link,
+            job_id=ctx.job_id,
+            created_at=utc_now(self.system.clock),
+        )
+        session.add(notification)
+        await session.flush()
+        if content.priority is NotificationPriority.URGENT:
+            await self.system.enqueue(
+                "notification",
+                URGENT_EMAIL_JOB,
+                UrgentNotificationEmail(notification_id=notification.id),
+                JobOptions(
+                    priority=1,
+                    attempts=3,
+                    delay_ms=round(self.settings.urgent_email_after_s * 1000),
+                    job_id=urgent_email_job_id(notification.id),
+                ),
+                session=session,
+            )
+        return notification
+
+    async def escalate(self, payload: BaseModel, ctx: JobContext) -> dict[str, Any]:
+        """E-mail an urgent notification its user has not read (once)."""
+        if not isinstance(payload, UrgentNotificationEmail):
+            raise TypeError(f"expected UrgentNotificationEmail, not {type(payload).__name__}")
+        async with self.db.write() as session:
+            notification = await session.scalar(
+                select(Notification).where(Notification.id == payload.notification_id)
+            )
+            if notification is None or notification.user_id is None:
+                outcome = "deleted"
+            elif notification.read_at is not None:
+                outcome = "read"
+            elif notification.emailed_at is not None:
+                outcome = "already e-mailed"
+            else:
+                await self._email(session, notification)
+                outcome = "e-mailed"
+        await ctx.log(f"urgent notification {payload.notification_id}: {outcome}")
+        return {"notificationId": payload.notification_id, "outcome": outcome}
+
+    async def _email(self, session: AsyncSession, notification: Notification) -> None:
+        user_id = notification.user_id
+        if user_id is None:
+            return
+        link = notification.link or "/notifications"
+        if link.startswith("/"):
+            link = self.system.settings.public_url.rstrip("/") + link
+        content = f"{notification.message}\n\nOpen: {link}"
+        subject = f"Urgent: {notification.title}".replace("\n", " ")[:SUBJECT_LIMIT]
+        await self.system.helpers.queue_general_notification_email(
+            user_id, subject, content, session=session
+        )
+        await session.execute(
+            update(Notification)
+            .where(Notification.id == notification.id)
+            .values(emailed_at=utc_now(self.system.clock))
+        )
