@@ -21,6 +21,7 @@ from ils.web.routers import (
     notifications,
     orders,
     purchasing,
+    queues,
 )
 
 #: Tag descriptions shown on ``/docs``, in display order.
@@ -35,6 +36,7 @@ OPENAPI_TAGS: tuple[dict[str, Any], ...] = (
     {"name": "documents", "description": "Generated PDFs: download, versions of a subject."},
     {"name": "mail", "description": "The sent-mail log of the e-mail worker (admins)."},
     {"name": "notifications", "description": "My in-app notifications, and their live stream."},
+    {"name": "queues", "description": "Queue monitoring: stats, health, options (admins)."},
 )
 
 
@@ -50,3 +52,4 @@ def include_routers(app: FastAPI) -> None:
     app.include_router(mail.router)
     app.include_router(documents.router)
     app.include_router(notifications.router)
+    app.include_router(queues.router)

@@ -1,0 +1,74 @@
+"""The queue monitoring API of jobs.md: ``/api/queue/stats``, ``/health``, ``/info``.
+
+Who may: platform_admin, admin and company_admin (401 without a session, 403 for the
+other roles). The bodies are the job system's own (``JobSystem.stats`` and
+``JobSystem.health``), so ``ils jobs stats`` and this API cannot disagree. Counts
+are of the whole queue: they say how busy the system is and name no company's jobs.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends
+
+from ils.domain.companies import MANAGER_ROLES, User
+from ils.queue.catalogue import QueueConfig
+from ils.web.deps import SystemDep, require_roles
+from ils.web.schemas.common import error_responses
+
+router = APIRouter(prefix="/api/queue", tags=["queues"])
+
+QueueViewer = Annotated[User, Depends(require_roles(*MANAGER_ROLES))]
+
+
+def queue_info(config: QueueConfig) -> dict[str, Any]:
+    """A queue's options as configured (catalogue defaults plus ``ILS_QUEUES``)."""
+    limit = config.rate_limit
+    return {
+        "name": config.name,
+        "description": config.description,
+        "concurrency": config.concurrency,
+        "rate_limit": None
+        if limit is None
+        else {"max": limit.max, "duration_ms": limit.duration_ms},
+        "attempts": config.attempts,
+        "backoff": {"type": "exponential", "delay_ms": config.backoff_delay_ms},
+        "lock_duration_ms": config.lock_duration_ms,
+        "retention": {
+            "completed": {
+                "age_s": config.keep_completed.age_s,
+                "count": config.keep_completed.count,
+            },
+            "failed": {"age_s": config.keep_failed.age_s, "count": config.keep_failed.count},
+        },
+    }
+
+
+@router.get("/stats", summary="Counts of every queue by state", responses=error_responses(401, 403))
+async def stats(user: QueueViewer, system: SystemDep) -> dict[str, Any]:
+    """``{"redis": bool, "mode": "redis"|"local", "<queue>": {"waiting": n, ...}, ...}``."""
+    return await system.stats()
+
+
+@router.get(
+    "/health", summary="Overall status and what it rests on", responses=error_responses(401, 403)
+)
+async def health(user: QueueViewer, system: SystemDep) -> dict[str, Any]:
+    """``status`` is ``ok``, ``degraded`` (Redis configured but unreachable: jobs go to
+    the local store) or ``down``; then each store's reachability and latency, Redis's
+    eviction policy and memory, each queue's counts and oldest waiting job's age."""
+    return await system.health()
+
+
+@router.get(
+    "/info", summary="Each queue's options, health and stats", responses=error_responses(401, 403)
+)
+async def info(user: QueueViewer, system: SystemDep) -> dict[str, Any]:
+    """Per queue: description, concurrency, rate limit, attempts, back-off, retention;
+    plus the health and stats bodies."""
+    return {
+        "queues": {key: queue_info(config) for key, config in system.catalogue.items()},
+        "health": await system.health(),
+        "stats": await system.stats(),
+    }

@@ -1,0 +1,74 @@
+"""``/api/queue/stats``, ``/health`` and ``/info`` (jobs.md), on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import httpx
+
+from ils.domain.companies import CompanyKind, Role
+from ils.web.state import WebState
+from tests.web.conftest import SignedIn
+
+QUEUES = ("email", "pdf", "notification", "ai", "oma", "scheduled")
+STATES = {"waiting", "active", "completed", "failed", "delayed", "paused"}
+PATHS = ("/api/queue/stats", "/api/queue/health", "/api/queue/info")
+
+
+async def test_401_without_a_session_403_for_staff_and_lab_techs(
+    client: httpx.AsyncClient, signed_in: SignedIn
+) -> None:
+    for path in PATHS:
+        assert (await client.get(path)).status_code == 401
+    for role, kind in ((Role.STAFF, CompanyKind.PRACTICE), (Role.LAB_TECH, CompanyKind.LAB)):
+        user_client, _ = await signed_in(role, kind)
+        for path in PATHS:
+            response = await user_client.get(path)
+            assert response.status_code == 403, (role, path)
+
+
+async def test_stats_count_what_was_queued_for_every_admin_role(
+    signed_in: SignedIn, state: WebState
+) -> None:
+    helpers = state.system.helpers
+    await helpers.queue_order_sheet_pdf("order-1")
+    await helpers.queue_order_sheet_pdf("order-2")
+    await helpers.queue_system_notification("user-1", "Hello", "World", "urgent")
+    for role in (Role.PLATFORM_ADMIN, Role.ADMIN, Role.COMPANY_ADMIN):
+        admin, _ = await signed_in(role, CompanyKind.LAB)
+        response = await admin.get("/api/queue/stats")
+        assert response.status_code == 200
+        body = response.json()
+        assert (body["redis"], body["mode"]) == (False, "local")
+        assert set(body) == {"redis", "mode", *QUEUES}
+        assert all(set(body[queue]) == STATES for queue in QUEUES)
+        assert body["pdf"]["waiting"] == 2
+        assert body["notification"]["waiting"] == 1
+        assert body["email"]["waiting"] == 0
+
+
+async def test_health_and_info(signed_in: SignedIn, state: WebState) -> None:
+    await state.system.helpers.queue_invoice_pdf("invoice-1")
+    admin, _ = await signed_in(Role.ADMIN, CompanyKind.LAB)
+    health = (await admin.get("/api/queue/health")).json()
+    assert health["status"] == "ok"
+    assert health["stores"]["local"]["reachable"] is True
+    assert health["queues"]["pdf"]["counts"]["waiting"] == 1
+    assert health["queues"]["pdf"]["oldest_waiting_age_s"] >= 0
+    assert health["queues"]["email"]["oldest_waiting_age_s"] is None
+
+    info = (await admin.get("/api/queue/info")).json()
+    assert set(info["queues"]) == set(QUEUES)
+    email = info["queues"]["email"]
+    assert email["name"] == "emails"
+    assert email["concurrency"] == 5
+    assert email["rate_limit"] == {"max": 100, "duration_ms": 60_000}
+    assert email["attempts"] == 3
+    assert email["backoff"] == {"type": "exponential", "delay_ms": 5_000}
+    assert email["retention"]["completed"] == {"age_s": 86_400, "count": 1_000}
+    assert email["retention"]["failed"] == {"age_s": 7 * 86_400, "count": 5_000}
+    assert info["queues"]["oma"]["rate_limit"] is None
+    assert info["queues"]["scheduled"]["retention"]["completed"] == {
+        "age_s": 7 * 86_400,
+        "count": 100,
+    }
+    assert info["stats"]["pdf"]["waiting"] == 1
+    assert info["health"]["status"] == "ok"
