@@ -92,7 +92,7 @@ async def run_workers(
         system.stores(),
         configs,
         registry,
-        listeners=listeners,
+        listeners=[system.metrics.observe, *listeners],
         logger=logger,
         gates=system.gates(),
     )

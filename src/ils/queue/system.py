@@ -24,6 +24,7 @@ from ils.queue.events import EventBus, LocalEventBus, RedisEventBus
 from ils.queue.gate import RedisGate
 from ils.queue.helpers import JobHelpers
 from ils.queue.jobtypes import JobTypes, default_job_types
+from ils.queue.metrics import JobMetrics
 from ils.queue.model import COUNTED_STATES, JobOptions, JobRef, StoreHealth
 from ils.queue.producer import Producer
 from ils.queue.store import JobStore
@@ -79,6 +80,8 @@ class JobSystem:
         self.producer = producer
         #: Signals to other processes (new notifications for live streams).
         self.events: EventBus = events or LocalEventBus()
+        #: Prometheus metrics (``/metrics``); the workers of this process feed them.
+        self.metrics = JobMetrics()
         self.helpers = JobHelpers(self, job_types)
         self.logger = logging.getLogger("ils.jobs")
         self._background: list[asyncio.Task[None]] = []

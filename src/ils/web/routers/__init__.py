@@ -18,6 +18,7 @@ from ils.web.routers import (
     documents,
     mail,
     marketplace,
+    metrics,
     notifications,
     orders,
     purchasing,
@@ -53,3 +54,4 @@ def include_routers(app: FastAPI) -> None:
     app.include_router(documents.router)
     app.include_router(notifications.router)
     app.include_router(queues.router)
+    app.include_router(metrics.router)

@@ -1,0 +1,101 @@
+"""Prometheus metrics of the job system, on a registry of its own (no module global).
+
+Two kinds of figures:
+
+* From the stores, read at scrape time (:meth:`JobMetrics.refresh`): jobs by queue
+  and state, summed over every process (the stores are shared), and whether the
+  Redis fallback is in use.
+* From this process's workers, counted as jobs finish (:meth:`JobMetrics.observe`,
+  a runner listener): completed and failed totals, processing time and the delay
+  from enqueue to start. Each process counts its own; Prometheus sums the scrapes.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Final
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from ils.queue.model import COUNTED_STATES, JobState
+from ils.queue.runner import JobOutcome
+
+if TYPE_CHECKING:
+    from ils.queue.system import JobSystem
+
+#: The text exposition format's media type.
+CONTENT_TYPE: Final = CONTENT_TYPE_LATEST
+#: Seconds: from a no-op job (milliseconds) to a slow AI job (minutes).
+PROCESSING_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+#: Seconds from enqueue to start: rate limits and delays make minutes normal.
+DELAY_BUCKETS: Final = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
+
+
+class JobMetrics:
+    """The job system's metrics and their exposition."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.jobs = Gauge(
+            "ils_jobs",
+            "Jobs by queue and state, over all processes (read from the stores).",
+            ["queue", "state"],
+            registry=self.registry,
+        )
+        self.completed = Counter(
+            "ils_jobs_completed",
+            "Jobs this process completed.",
+            ["queue"],
+            registry=self.registry,
+        )
+        self.failed = Counter(
+            "ils_jobs_failed",
+            "Job attempts that failed in this process, by whether the job will retry.",
+            ["queue", "final"],
+            registry=self.registry,
+        )
+        self.processing = Histogram(
+            "ils_job_processing_seconds",
+            "How long handlers of this process ran, per attempt.",
+            ["queue"],
+            buckets=PROCESSING_BUCKETS,
+            registry=self.registry,
+        )
+        self.start_delay = Histogram(
+            "ils_job_start_delay_seconds",
+            "From enqueue to the first start of a job (delays and rate limits included).",
+            ["queue"],
+            buckets=DELAY_BUCKETS,
+            registry=self.registry,
+        )
+        self.fallback = Gauge(
+            "ils_fallback_in_use",
+            "1 while Redis is configured but unreachable and jobs go to the local store.",
+            registry=self.registry,
+        )
+
+    def observe(self, outcome: JobOutcome) -> None:
+        """Count one finished attempt (a runner listener)."""
+        queue = outcome.queue
+        self.processing.labels(queue).observe(outcome.duration_s)
+        if outcome.attempt == 1 and outcome.started_at_ms >= outcome.created_at_ms > 0:
+            delay_s = (outcome.started_at_ms - outcome.created_at_ms) / 1000
+            self.start_delay.labels(queue).observe(delay_s)
+        if outcome.state is JobState.COMPLETED:
+            self.completed.labels(queue).inc()
+        else:
+            final = "true" if outcome.state is JobState.FAILED else "false"
+            self.failed.labels(queue, final).inc()
+
+    async def refresh(self, system: JobSystem) -> None:
+        """Read the store-wide gauges now (called before each scrape)."""
+        for queue in system.catalogue:
+            counts = await system.counts(queue)
+            for state in COUNTED_STATES:
+                self.jobs.labels(queue, state.value).set(counts[state.value])
+        in_fallback = system.redis is not None and not system.redis_in_use
+        self.fallback.set(1 if in_fallback else 0)
+
+    def render(self) -> bytes:
+        """The exposition of every metric."""
+        return generate_latest(self.registry)

@@ -1,0 +1,84 @@
+"""``GET /metrics``: store-wide job counts and this process's worker figures."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from typing import Any
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from ils.errors import PermanentJobError
+from ils.queue.registry import HandlerRegistry
+from ils.queue.runner import Runner
+from ils.web.state import WebState
+
+
+def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    found = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            found[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return found
+
+
+def value(found: dict[Any, float], name: str, **labels: str) -> float:
+    return found[(name, tuple(sorted(labels.items())))]
+
+
+async def test_metrics_count_jobs_by_state_and_what_workers_did(
+    client: httpx.AsyncClient, state: WebState
+) -> None:
+    system = state.system
+    helpers = system.helpers
+    await helpers.queue_order_sheet_pdf("order-1")
+    await helpers.queue_order_sheet_pdf("order-2")
+    await helpers.queue_invoice_pdf("invoice-1")
+
+    response = await client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    before = samples(response.text)
+    assert value(before, "ils_jobs", queue="pdf", state="waiting") == 3
+    assert value(before, "ils_jobs", queue="email", state="waiting") == 0
+    assert value(before, "ils_fallback_in_use") == 0
+
+    async def sheet(payload: Any, ctx: Any) -> dict[str, bool]:
+        await asyncio.sleep(0.02)
+        return {"ok": True}
+
+    async def invoice(payload: Any, ctx: Any) -> None:
+        raise PermanentJobError("no lines")
+
+    registry = HandlerRegistry(system.job_types)
+    registry.register("pdf", "order-sheet", sheet)
+    registry.register("pdf", "invoice", invoice)
+    runner = Runner(
+        system.stores(),
+        [system.catalogue["pdf"]],
+        registry,
+        listeners=[system.metrics.observe],
+    )
+    runner.start()
+    try:
+        for _ in range(500):
+            counts = await system.counts("pdf")
+            if counts["completed"] == 2 and counts["failed"] == 1:
+                break
+            await asyncio.sleep(0.02)
+    finally:
+        await runner.stop(5)
+
+    after = samples((await client.get("/metrics")).text)
+    assert value(after, "ils_jobs", queue="pdf", state="waiting") == 0
+    assert value(after, "ils_jobs", queue="pdf", state="completed") == 2
+    assert value(after, "ils_jobs", queue="pdf", state="failed") == 1
+    assert value(after, "ils_jobs_completed_total", queue="pdf") == 2
+    assert value(after, "ils_jobs_failed_total", queue="pdf", final="true") == 1
+    assert value(after, "ils_job_processing_seconds_count", queue="pdf") == 3
+    # Two handlers slept 20 ms each.
+    assert value(after, "ils_job_processing_seconds_sum", queue="pdf") >= 0.04
+    assert value(after, "ils_job_start_delay_seconds_count", queue="pdf") == 3
+    # No ids or payload text in the exposition.
+    assert not re.search(r"order-1|invoice-1", (await client.get("/metrics")).text)
