@@ -31,6 +31,7 @@ from ils.database import create_engine, session_factory
 from ils.domain.companies import Company, CompanyKind, Role, User
 from ils.domain.content import Notification
 from ils.queue.system import JobSystem
+from ils.migrations import upgrade_database
 from ils.settings import Settings
 from ils.web.security import CSRF_HEADER
 from tests.conftest import delete_prefix, free_port
@@ -160,7 +161,7 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait()
 
 
-@pytest.fixture(params=["local", "redis"])
+@pytest.fixture(params=["local", "redis", "postgres"])
 async def platform(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Platform]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ILS_")}
     env.update(
@@ -173,9 +174,13 @@ async def platform(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncItera
     if request.param == "redis":
         env["ILS_REDIS_URL"] = request.getfixturevalue("redis_url")
         env["ILS_REDIS_PREFIX"] = request.getfixturevalue("redis_prefix")
+    if request.param == "postgres":
+        env["ILS_DATABASE_URL"] = request.getfixturevalue("pg_url")
+        await upgrade_database(env["ILS_DATABASE_URL"])
     settings = Settings(
         _env_file=None,
         data_dir=tmp_path / "var",
+        database_url=env.get("ILS_DATABASE_URL", ""),
         redis_url=env.get("ILS_REDIS_URL"),
         redis_prefix=env.get("ILS_REDIS_PREFIX", "bull"),
     )
@@ -246,14 +251,16 @@ async def test_reconnecting_with_last_event_id_replays_what_was_missed(
     platform: Platform,
 ) -> None:
     async with platform.stream("ann") as first:
-        await platform.notify(platform.ann, "seen")
-        await first.wait_for(1)
-        last_id = str(first.events[0]["id"])
+        await platform.notify(platform.ann, "seen 1")
+        await platform.notify(platform.ann, "seen 2")
+        await first.wait_for(2)
+        assert first.titles() == ["seen 1", "seen 2"]
+        last_id = str(first.events[1]["id"])
     # Disconnected: two more arrive, and one for Bob.
     await platform.notify(platform.ann, "missed 1")
     await platform.notify(platform.bob, "not Ann's")
     await platform.notify(platform.ann, "missed 2")
-    await platform.stored(4)
+    await platform.stored(5)
     async with platform.stream("ann", last_event_id=last_id) as again:
         await again.wait_for(2)
         assert again.titles() == ["missed 1", "missed 2"]
@@ -273,6 +280,24 @@ async def test_reconnecting_with_last_event_id_replays_what_was_missed(
         await platform.notify(platform.bob, "Bob's")
         await bob.wait_for(1)
         assert bob.titles() == ["Bob's"]
+
+
+async def test_more_browsers_connecting_at_once_than_the_pool_has_connections(
+    platform: Platform,
+) -> None:
+    """60 streams opened together (the pool holds 15): each is answered, none waits
+    for a second connection while holding one."""
+    client = platform.clients["ann"]
+
+    async def connect() -> int:
+        async with client.stream("GET", "/api/notifications/stream") as response:
+            async for line in response.aiter_lines():
+                if line.startswith("retry:"):
+                    break
+            return response.status_code
+
+    codes = await asyncio.wait_for(asyncio.gather(*(connect() for _ in range(60))), 40)
+    assert codes == [200] * 60
 
 
 async def test_the_stream_needs_a_session(platform: Platform) -> None:

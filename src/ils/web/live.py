@@ -32,7 +32,7 @@ from typing import Final
 
 from sqlalchemy import ColumnElement, and_, func, or_, select
 
-from ils.database import Transactions
+from ils.database import AsyncSession, Transactions
 from ils.domain.content import Notification
 from ils.queue.events import EventBus, Subscription
 from ils.settings import NotificationSettings
@@ -191,45 +191,51 @@ class NotificationStream:
             Notification.company_id == self._company_id,
         )
 
-    async def start_at(self, last_event_id: str | None) -> None:
+    async def start_at(self, session: AsyncSession, last_event_id: str | None) -> None:
         """Place the cursor: after ``last_event_id`` if it is one of the user's
-        notifications, else after the newest one (only new ones are sent)."""
-        async with self._db.read() as session:
-            last = None
-            if last_event_id:
-                last = await session.scalar(
-                    select(Notification).where(Notification.id == last_event_id, *self._mine())
-                )
-            if last is not None:
-                self._cursor = last.created_at
-                # Rows at or before the last one seen, in (created_at, id) order.
-                rows = await session.execute(
-                    select(Notification.id, Notification.created_at).where(
-                        *self._mine(),
-                        Notification.created_at >= last.created_at,
-                        or_(
-                            Notification.created_at < last.created_at,
-                            and_(
-                                Notification.created_at == last.created_at,
-                                Notification.id <= last.id,
-                            ),
-                        ),
-                    )
-                )
-                self._sent = dict(rows.tuples().all())
-                return
-            newest = await session.scalar(
-                select(func.max(Notification.created_at)).where(*self._mine())
+        notifications, else after the newest one (only new ones are sent).
+
+        Reads in the request's own session: a second connection taken while the
+        request holds one could exhaust the pool when many browsers reconnect at
+        once (each holding one, all waiting for another; bench/notifications.py
+        found it with 100 streams opened together).
+        """
+        last = None
+        if last_event_id:
+            last = await session.scalar(
+                select(Notification).where(Notification.id == last_event_id, *self._mine())
             )
-            self._cursor = newest
-            if newest is not None:
-                since = newest - timedelta(seconds=LATE_COMMIT_S)
-                rows = await session.execute(
-                    select(Notification.id, Notification.created_at).where(
-                        *self._mine(), Notification.created_at >= since
-                    )
+        if last is not None:
+            self._cursor = last.created_at
+            # Rows of the window at or before the last one seen, in (created_at, id)
+            # order: the browser had them; only what came after is replayed.
+            rows = await session.execute(
+                select(Notification.id, Notification.created_at).where(
+                    *self._mine(),
+                    Notification.created_at >= last.created_at - timedelta(seconds=LATE_COMMIT_S),
+                    or_(
+                        Notification.created_at < last.created_at,
+                        and_(
+                            Notification.created_at == last.created_at,
+                            Notification.id <= last.id,
+                        ),
+                    ),
                 )
-                self._sent = dict(rows.tuples().all())
+            )
+            self._sent = dict(rows.tuples().all())
+            return
+        newest = await session.scalar(
+            select(func.max(Notification.created_at)).where(*self._mine())
+        )
+        self._cursor = newest
+        if newest is not None:
+            since = newest - timedelta(seconds=LATE_COMMIT_S)
+            rows = await session.execute(
+                select(Notification.id, Notification.created_at).where(
+                    *self._mine(), Notification.created_at >= since
+                )
+            )
+            self._sent = dict(rows.tuples().all())
 
     async def _unsent(self) -> list[Notification]:
         async with self._db.read() as session:

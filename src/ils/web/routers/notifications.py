@@ -100,6 +100,7 @@ async def unread_count(user: CurrentUser, session: SessionDep) -> UnreadCountOut
 async def stream(
     request: Request,
     user: CurrentUser,
+    session: SessionDep,
     state: StateDep,
     last_event_id: Annotated[str | None, Header(max_length=64)] = None,
 ) -> StreamingResponse:
@@ -110,7 +111,7 @@ async def stream(
     settings = state.settings.notifications
     db = state.notifications.db
     live = NotificationStream(state.notifications, db, settings, user.id, user.company_id)
-    await live.start_at(last_event_id)
+    await live.start_at(session, last_event_id)
     cookie = request.cookies.get(SESSION_COOKIE)
 
     async def signed_in() -> bool:
