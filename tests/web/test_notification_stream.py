@@ -30,8 +30,8 @@ from sqlalchemy import func, select
 from ils.database import create_engine, session_factory
 from ils.domain.companies import Company, CompanyKind, Role, User
 from ils.domain.content import Notification
-from ils.queue.system import JobSystem
 from ils.migrations import upgrade_database
+from ils.queue.system import JobSystem
 from ils.settings import Settings
 from ils.web.security import CSRF_HEADER
 from tests.conftest import delete_prefix, free_port
