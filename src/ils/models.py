@@ -5,6 +5,7 @@ Alembic's environment and the migration check import this one module.
 
 from __future__ import annotations
 
+import ils.domain.audit
 import ils.domain.billing
 import ils.domain.clinical
 import ils.domain.companies

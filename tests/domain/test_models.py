@@ -52,7 +52,7 @@ DOMAIN_TABLES = {
     "order_status_changes", "invoices", "invoice_lines", "payments", "products",
     "stock_levels", "daily_sales", "purchase_orders", "purchase_order_lines",
     "connections", "notifications", "documents", "ai_results", "conversations",
-    "messages", "uploaded_files", "number_sequences", "mail_messages",
+    "messages", "uploaded_files", "number_sequences", "mail_messages", "audit_log",
 }  # fmt: skip
 S = OrderStatus
 

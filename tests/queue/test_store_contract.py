@@ -67,6 +67,19 @@ async def test_add_and_get_round_trip(store: JobStore) -> None:
     assert record.finished_at_ms in (None, 0)
 
 
+async def test_the_company_a_job_was_made_for_comes_back(store: JobStore) -> None:
+    stamped = await store.add(Q, job(1, company_id="c" * 32))
+    unstamped = await store.add(Q, job(2))
+    one = await store.get_job(Q, stamped)
+    other = await store.get_job(Q, unstamped)
+    assert one is not None and other is not None
+    assert (one.company_id, other.company_id) == ("c" * 32, None)
+    # The payload stays exactly what was queued (the company is not in it).
+    assert one.data == {"type": "order-confirmation", "orderId": "o1", "userId": "u1"}
+    listed = {record.id: record.company_id for record in await store.list_jobs(Q, JobState.WAITING)}
+    assert listed == {stamped: "c" * 32, unstamped: None}
+
+
 async def test_counts_cover_every_state(store: JobStore) -> None:
     counts = await store.counts(Q)
     assert set(counts) == set(COUNTED_STATES)

@@ -51,6 +51,10 @@ class JobOptions:
     attempts: int | None = None
     backoff_delay_ms: int | None = None
     job_id: str | None = None
+    #: The company the job was made for: a ``company_admin`` sees and operates on
+    #: their company's jobs only. Stamped by the producer from the request's session
+    #: when not given; ``None`` for platform-wide work.
+    company_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +89,7 @@ class JobRecord:
     finished_at_ms: int | None
     logs: list[str] = field(default_factory=list)
     store: str = ""
+    company_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -58,6 +58,7 @@ class OutboxRow(Base):
     backoff_delay_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     created_at_ms: Mapped[int] = mapped_column(BigInteger, index=True)
     claimed_until_ms: Mapped[int] = mapped_column(BigInteger, default=0)
+    company_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
     def to_new_job(self) -> NewJob:
         """The job this row stands for, with the row id as its (idempotent) job id."""
@@ -70,6 +71,7 @@ class OutboxRow(Base):
                 attempts=self.attempts,
                 backoff_delay_ms=self.backoff_delay_ms,
                 job_id=self.id,
+                company_id=self.company_id,
             ),
         )
 
@@ -106,6 +108,7 @@ class Outbox:
                 delay_ms=options.delay_ms,
                 attempts=options.attempts,
                 backoff_delay_ms=options.backoff_delay_ms,
+                company_id=options.company_id,
                 created_at_ms=self._clock.now_ms(),
                 claimed_until_ms=0,
             )

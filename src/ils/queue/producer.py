@@ -37,6 +37,11 @@ def new_job_id() -> str:
             return job_id
 
 
+#: ``session.info`` key of the company a request acts for: jobs enqueued in that
+#: session without an explicit ``company_id`` are stamped with it.
+COMPANY_INFO_KEY = "ils_company_id"
+
+
 def _check_options(queue: str, name: str, options: JobOptions) -> None:
     problems = []
     if not 0 <= options.priority <= MAX_PRIORITY:
@@ -100,6 +105,10 @@ class Producer:
         """Queue a job. With ``session``, it is part of that transaction: written to the
         jobs table directly in local mode, or to the outbox and handed to Redis after
         commit in Redis mode. A rollback queues nothing either way."""
+        if options.company_id is None and session is not None:
+            company_id = session.info.get(COMPANY_INFO_KEY)
+            if isinstance(company_id, str):
+                options = replace(options, company_id=company_id)
         job = self.prepare(queue, name, payload, options)
         assert job.options.job_id is not None
         if session is not None and self.redis is None:

@@ -64,6 +64,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ils.database import READ_ONLY_OPTION, Base
 from ils.domain.companies import MANAGER_ROLES, Company, CompanyKind, Role, User
+from ils.queue.producer import COMPANY_INFO_KEY
 from ils.queue.system import JobSystem
 from ils.settings import Settings
 from ils.web.security import CSRF_HEADER, SESSION_COOKIE, SessionAuth, csrf_matches
@@ -145,6 +146,8 @@ async def get_auth(request: Request, state: StateDep, session: SessionDep) -> Se
         auth.session.csrf_token, request.headers.get(CSRF_HEADER)
     ):
         raise HTTPException(403, CSRF_REFUSED)
+    # Jobs this request queues are made for the signed-in user's company.
+    session.info[COMPANY_INFO_KEY] = auth.company.id
     return auth
 
 

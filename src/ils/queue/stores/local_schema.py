@@ -45,6 +45,7 @@ JOB_ID_LENGTH = 255
 QUEUE_KEY_LENGTH = 64
 JOB_NAME_LENGTH = 255
 TOKEN_LENGTH = 255
+COMPANY_ID_LENGTH = 64
 
 
 class JobRow(Base):
@@ -59,6 +60,8 @@ class JobRow(Base):
         Index("ix_ils_jobs_due", "queue", "state", "run_at_ms"),
         # retention and clean of finished jobs, newest first.
         Index("ix_ils_jobs_finished", "queue", "state", "finished_at_ms", "seq"),
+        # a company's jobs by state, newest first (the monitoring API's scoped lists).
+        Index("ix_ils_jobs_company", "queue", "company_id", "state", "seq"),
     )
 
     seq: Mapped[int] = mapped_column(SEQ_TYPE, primary_key=True, autoincrement=True)
@@ -84,6 +87,7 @@ class JobRow(Base):
     created_at_ms: Mapped[int] = mapped_column(BigInteger)
     processed_at_ms: Mapped[int | None] = mapped_column(BigInteger)
     finished_at_ms: Mapped[int | None] = mapped_column(BigInteger)
+    company_id: Mapped[str | None] = mapped_column(String(COMPANY_ID_LENGTH))
 
 
 class JobLogRow(Base):

@@ -19,6 +19,7 @@ from ils.errors import InvalidPayloadError
 from ils.queue.catalogue import QueueConfig
 from ils.queue.model import JobRecord, JobState, NewJob
 from ils.queue.stores.local_schema import (
+    COMPANY_ID_LENGTH,
     JOB_ID_LENGTH,
     JOB_NAME_LENGTH,
     JobLogRow,
@@ -109,6 +110,10 @@ def check_new_job(queue: str, job: NewJob) -> None:
         not isinstance(opts.job_id, str) or not 0 < len(opts.job_id) <= JOB_ID_LENGTH
     ):
         problems.append(f"job_id: must be 1-{JOB_ID_LENGTH} characters")
+    if opts.company_id is not None and (
+        not isinstance(opts.company_id, str) or not 0 < len(opts.company_id) <= COMPANY_ID_LENGTH
+    ):
+        problems.append(f"company_id: must be 1-{COMPANY_ID_LENGTH} characters")
     name = job.name if isinstance(job.name, str) else "?"
     if problems:
         raise InvalidPayloadError(queue, name, problems)
@@ -127,6 +132,7 @@ def new_job_values(config: QueueConfig, job: NewJob, now: int) -> dict[str, Any]
         "queue": config.key,
         "name": job.name,
         "data": job.data,
+        "company_id": opts.company_id,
         "state": DELAYED if opts.delay_ms > 0 else WAITING,
         "priority": opts.priority,
         "attempts": config.attempts if opts.attempts is None else opts.attempts,
@@ -190,6 +196,7 @@ def record_from_row(row: Row[Any], paused: bool, logs: list[str] | None = None) 
         finished_at_ms=row.finished_at_ms,
         logs=logs or [],
         store="local",
+        company_id=row.company_id,
     )
 
 

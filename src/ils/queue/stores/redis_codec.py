@@ -99,7 +99,15 @@ def bull_options(config: QueueConfig, job: NewJob) -> dict[str, Any]:
         opts["delay"] = options.delay_ms
     if options.job_id is not None:
         opts["jobId"] = options.job_id
+    if options.company_id is not None:
+        # Stored with the job's options (BullMQ keeps keys it does not know), so the
+        # payload stays exactly the TypeScript service's.
+        opts[COMPANY_OPTION] = options.company_id
     return opts
+
+
+#: The job option that carries the company a job was made for.
+COMPANY_OPTION = "ilsCompanyId"
 
 
 def decode_options(raw: str | None) -> dict[str, Any]:
@@ -191,6 +199,7 @@ def record_from_hash(
         finished_at_ms=_int(raw.get("finishedOn"), 0) or None,
         logs=list(logs or []),
         store="redis",
+        company_id=str(opts[COMPANY_OPTION]) if opts.get(COMPANY_OPTION) else None,
     )
 
 

@@ -22,6 +22,7 @@ from ils.web.routers import (
     notifications,
     orders,
     purchasing,
+    queue_jobs,
     queues,
 )
 
@@ -54,4 +55,5 @@ def include_routers(app: FastAPI) -> None:
     app.include_router(documents.router)
     app.include_router(notifications.router)
     app.include_router(queues.router)
+    app.include_router(queue_jobs.router)
     app.include_router(metrics.router)

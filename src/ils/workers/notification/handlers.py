@@ -25,6 +25,7 @@ from ils.domain.content import Notification, NotificationPriority
 from ils.domain.types import new_id
 from ils.queue.jobtypes_notification import UrgentNotificationEmail
 from ils.queue.model import JobOptions
+from ils.queue.producer import COMPANY_INFO_KEY
 from ils.queue.registry import Handler, JobContext
 from ils.queue.system import JobSystem
 from ils.workers.notification.content import draft
@@ -104,6 +105,7 @@ class NotificationWorker:
                     attempts=3,
                     delay_ms=round(self.settings.urgent_email_after_s * 1000),
                     job_id=urgent_email_job_id(notification.id),
+                    company_id=content.company_id,
                 ),
                 session=session,
             )
@@ -137,6 +139,7 @@ class NotificationWorker:
         if link.startswith("/"):
             link = self.system.settings.public_url.rstrip("/") + link
         content = f"{notification.message}\n\nOpen: {link}"
+        session.info[COMPANY_INFO_KEY] = notification.company_id
         subject = f"Urgent: {notification.title}".replace("\n", " ")[:SUBJECT_LIMIT]
         await self.system.helpers.queue_general_notification_email(
             user_id, subject, content, session=session

@@ -1,0 +1,133 @@
+"""Bodies of the job operations API (``/api/queue/{queue}/...``) and the audit log."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from ils.queue.model import JobRecord, JobState
+from ils.web.schemas.common import OutputModel
+
+
+def _time(ms: int | None) -> datetime | None:
+    return None if not ms else datetime.fromtimestamp(ms / 1000, UTC)
+
+
+class JobSummaryOut(BaseModel):
+    """A job in a list: enough to find it, not its payload."""
+
+    id: str
+    name: str
+    state: JobState
+    store: str = Field(description="redis, or local (the app database).")
+    priority: int
+    attempts_made: int
+    attempts: int
+    created_at: datetime | None
+    processed_at: datetime | None
+    finished_at: datetime | None
+    failed_reason: str | None
+
+    @classmethod
+    def of(cls, job: JobRecord) -> JobSummaryOut:
+        return cls(
+            id=job.id,
+            name=job.name,
+            state=job.state,
+            store=job.store,
+            priority=job.priority,
+            attempts_made=job.attempts_made,
+            attempts=job.attempts,
+            created_at=_time(job.created_at_ms),
+            processed_at=_time(job.processed_at_ms),
+            finished_at=_time(job.finished_at_ms),
+            failed_reason=job.failed_reason,
+        )
+
+
+class JobDetailOut(JobSummaryOut):
+    """One job in full."""
+
+    queue: str
+    company_id: str | None
+    data: dict[str, Any] = Field(description="The payload (identifiers, never patient data).")
+    options: dict[str, Any]
+    progress: Any
+    result: Any
+    stacktrace: list[str]
+    logs: list[str]
+
+    @classmethod
+    def of(cls, job: JobRecord) -> JobDetailOut:
+        return cls(
+            **JobSummaryOut.of(job).model_dump(),
+            queue=job.queue,
+            company_id=job.company_id,
+            data=job.data,
+            options={
+                "priority": job.priority,
+                "attempts": job.attempts,
+                "backoff": {"type": "exponential", "delay_ms": job.backoff_delay_ms},
+                "delay_ms": job.delay_ms,
+            },
+            progress=job.progress,
+            result=job.result,
+            stacktrace=job.stacktrace,
+            logs=job.logs,
+        )
+
+
+class JobPage(BaseModel):
+    """A page of jobs; ``truncated`` when a search stopped before the end."""
+
+    items: list[JobSummaryOut]
+    total: int
+    limit: int
+    offset: int
+    truncated: bool = False
+
+
+class CountOut(BaseModel):
+    """How many jobs an operation changed."""
+
+    count: int
+
+
+class CleanIn(BaseModel):
+    """Delete finished or stuck jobs of one state older than a grace."""
+
+    state: Literal["completed", "failed", "delayed", "waiting", "paused"]
+    older_than_s: int = Field(default=0, ge=0, le=365 * 86_400)
+    limit: int = Field(default=0, ge=0, le=100_000, description="0: no limit.")
+
+
+class BulkIn(BaseModel):
+    """Retry or remove chosen jobs at once."""
+
+    action: Literal["retry", "remove"]
+    job_ids: list[str] = Field(min_length=1, max_length=500)
+
+
+class BulkOut(BaseModel):
+    """What a bulk operation did to each job."""
+
+    done: list[str]
+    skipped: dict[str, str] = Field(description="Job id → why it was left alone.")
+
+
+class AuditOut(OutputModel):
+    """One audited operation."""
+
+    id: str
+    at: datetime
+    user_id: str
+    user_email: str
+    company_id: str
+    action: str
+    queue: str
+    job_id: str | None
+    detail: dict[str, Any]
+    ip: str | None
+    user_agent: str | None

@@ -1,0 +1,161 @@
+"""Finding and operating on jobs for the monitoring API, scoped and audited.
+
+Scope: a ``platform_admin`` sees every job; an ``admin`` or ``company_admin`` sees
+the jobs made for their company (``JobRecord.company_id``, stamped when a request of
+that company queued them) and nothing else: another company's job answers 404 as
+an unknown one does. Jobs of both stores are shown (Redis, and the local store that
+holds what was queued while Redis was down).
+
+Search and company filters page through the stores' newest-first lists and keep
+the matches, looking at most :data:`SCAN_LIMIT` jobs per store: enough for the
+retention defaults (1,000 completed, 5,000 failed kept per queue); the answer says
+when the scan stopped early.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Final
+
+from fastapi import Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ils.domain.audit import AuditEntry
+from ils.domain.companies import Role, User
+from ils.queue.model import JobRecord, JobState
+from ils.queue.store import JobStore
+from ils.queue.system import JobSystem
+
+#: Jobs looked at per store when a search or a company filter applies.
+SCAN_LIMIT: Final = 10_000
+SCAN_PAGE: Final = 500
+#: Roles that see and operate on every company's jobs.
+PLATFORM_ROLES: Final = frozenset({Role.PLATFORM_ADMIN})
+
+
+def sees_all(user: User) -> bool:
+    """Whether ``user`` sees every company's jobs."""
+    return user.role in PLATFORM_ROLES
+
+
+def visible(user: User, job: JobRecord) -> bool:
+    """Whether ``user`` may see and act on ``job``."""
+    return sees_all(user) or (job.company_id is not None and job.company_id == user.company_id)
+
+
+def matches(job: JobRecord, text: str) -> bool:
+    """Case-insensitive match on the job's name, id or payload text."""
+    needle = text.casefold()
+    if needle in job.name.casefold() or needle in job.id.casefold():
+        return True
+    return needle in json.dumps(job.data, ensure_ascii=False).casefold()
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    """One page of jobs, the total matching and whether a scan stopped early."""
+
+    jobs: list[JobRecord]
+    total: int
+    truncated: bool
+
+
+async def _scan(
+    store: JobStore, queue: str, state: JobState, user: User, text: str | None
+) -> tuple[list[JobRecord], bool]:
+    found: list[JobRecord] = []
+    offset = 0
+    while offset < SCAN_LIMIT:
+        page = await store.list_jobs(queue, state, offset=offset, limit=SCAN_PAGE)
+        found += [job for job in page if visible(user, job) and (not text or matches(job, text))]
+        if len(page) < SCAN_PAGE:
+            return found, False
+        offset += SCAN_PAGE
+    return found, True
+
+
+async def find_jobs(
+    system: JobSystem,
+    queue: str,
+    state: JobState,
+    user: User,
+    *,
+    text: str | None,
+    offset: int,
+    limit: int,
+) -> Found:
+    """A page of the jobs ``user`` may see in ``state``, newest first."""
+    stores = system.reachable_stores()
+    if sees_all(user) and not text:
+        # No filter: each store pages by itself; merge the heads.
+        jobs: list[JobRecord] = []
+        total = 0
+        for store in stores:
+            jobs += await store.list_jobs(queue, state, offset=0, limit=offset + limit)
+            total += (await store.counts(queue))[state]
+        jobs.sort(key=lambda job: (job.created_at_ms, job.id), reverse=True)
+        return Found(jobs[offset : offset + limit], total, False)
+    matched: list[JobRecord] = []
+    truncated = False
+    for store in stores:
+        found, cut = await _scan(store, queue, state, user, text)
+        matched += found
+        truncated = truncated or cut
+    matched.sort(key=lambda job: (job.created_at_ms, job.id), reverse=True)
+    return Found(matched[offset : offset + limit], len(matched), truncated)
+
+
+async def find_job(system: JobSystem, queue: str, job_id: str, user: User) -> JobRecord | None:
+    """The job ``user`` may see, from whichever store holds it."""
+    for store in system.reachable_stores():
+        job = await store.get_job(queue, job_id)
+        if job is not None:
+            return job if visible(user, job) else None
+    return None
+
+
+def store_of(system: JobSystem, job: JobRecord) -> JobStore:
+    """The store that holds ``job``."""
+    for store in system.stores():
+        if store.kind == job.store:
+            return store
+    raise LookupError(job.store)
+
+
+def audit(
+    session: AsyncSession,
+    request: Request,
+    user: User,
+    now: datetime,
+    action: str,
+    queue: str,
+    job_id: str | None = None,
+    **detail: Any,
+) -> None:
+    """Record one operation in the request's transaction."""
+    client = request.client.host if request.client else None
+    agent = request.headers.get("user-agent")
+    session.add(
+        AuditEntry(
+            at=now,
+            user_id=user.id,
+            user_email=user.email,
+            company_id=user.company_id,
+            action=action,
+            queue=queue,
+            job_id=job_id,
+            detail=detail,
+            ip=client,
+            user_agent=agent[:300] if agent else None,
+        )
+    )
+
+
+async def visible_jobs_in(
+    system: JobSystem, queue: str, state: JobState, user: User
+) -> Sequence[JobRecord]:
+    """Every job in ``state`` that ``user`` may act on (bulk operations of a company)."""
+    return (await find_jobs(system, queue, state, user, text=None, offset=0, limit=SCAN_LIMIT)).jobs
