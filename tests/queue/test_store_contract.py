@@ -221,6 +221,22 @@ async def test_fail_without_retry_is_final(store: JobStore) -> None:
     assert record.failed_reason == "recipient refused"
 
 
+async def test_finished_since_lists_completed_and_failed_finish_times(store: JobStore) -> None:
+    before = int(time.time() * 1000) - 1
+    for n in range(3):
+        await store.add(Q, job(n))
+    first = await claim(store)
+    await store.complete(Q, first, {"ok": True}, fetch_next=False)
+    second = await claim(store)
+    await store.complete(Q, second, None, fetch_next=False)
+    third = await claim(store)
+    await store.fail(Q, third, "no", None, retry=False)
+    found = await store.finished_since(Q, before)
+    assert sorted(state.value for state, _ in found) == ["completed", "completed", "failed"]
+    assert all(before <= at <= time.time() * 1000 + 1 for _, at in found)
+    assert await store.finished_since(Q, int(time.time() * 1000) + 60_000) == []
+
+
 async def test_fail_with_retry_delays_by_backoff(store: JobStore) -> None:
     job_id = await store.add(Q, job(1, backoff_delay_ms=60_000))
     claimed = await claim(store)

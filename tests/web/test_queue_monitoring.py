@@ -72,3 +72,35 @@ async def test_health_and_info(signed_in: SignedIn, state: WebState) -> None:
     }
     assert info["stats"]["pdf"]["waiting"] == 1
     assert info["health"]["status"] == "ok"
+
+
+async def test_throughput_counts_finished_jobs_per_minute(
+    signed_in: SignedIn, state: WebState
+) -> None:
+    system = state.system
+    for n in range(3):
+        await system.helpers.queue_order_sheet_pdf(f"order-{n}")
+    store = system.local
+    for outcome in ("done", "done", "failed"):
+        fetched = await store.fetch("pdf", f"token-{outcome}")
+        assert fetched.job is not None
+        if outcome == "done":
+            await store.complete("pdf", fetched.job, None, fetch_next=False)
+        else:
+            await store.fail("pdf", fetched.job, "broken", None, retry=False)
+    admin, _ = await signed_in(Role.ADMIN, CompanyKind.LAB)
+    response = await admin.get("/api/queue/pdf/throughput")
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["queue"], body["bucket_s"]) == ("pdf", 60)
+    points = body["points"]
+    assert len(points) == 60
+    assert points == sorted(points, key=lambda point: point["at"])
+    assert sum(point["completed"] for point in points) == 2
+    assert sum(point["failed"] for point in points) == 1
+    assert points[-1]["completed"] + points[-2]["completed"] == 2  # this minute (or the last)
+    short = await admin.get("/api/queue/email/throughput?minutes=5")
+    assert [p["completed"] for p in short.json()["points"]] == [0] * 5
+    assert (await admin.get("/api/queue/sms/throughput")).status_code == 404
+    staff, _ = await signed_in(Role.STAFF, CompanyKind.PRACTICE)
+    assert (await staff.get("/api/queue/pdf/throughput")).status_code == 403

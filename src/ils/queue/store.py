@@ -111,6 +111,12 @@ class JobStore(abc.ABC):
         """Creation time (epoch ms) of the oldest waiting job, ``None`` when none wait."""
 
     @abc.abstractmethod
+    async def finished_since(self, queue: str, since_ms: int) -> list[tuple[JobState, int]]:
+        """``(completed | failed, finish time in epoch ms)`` of the jobs kept that
+        finished at or after ``since_ms`` (the dashboard's per-minute chart; jobs
+        already removed by retention are not counted)."""
+
+    @abc.abstractmethod
     async def health(self) -> StoreHealth:
         """Reachability, round-trip latency and store facts (memory, eviction policy)."""
 

@@ -25,7 +25,7 @@ from ils.queue.gate import RedisGate
 from ils.queue.helpers import JobHelpers
 from ils.queue.jobtypes import JobTypes, default_job_types
 from ils.queue.metrics import JobMetrics
-from ils.queue.model import COUNTED_STATES, JobOptions, JobRef, StoreHealth
+from ils.queue.model import COUNTED_STATES, JobOptions, JobRef, JobState, StoreHealth
 from ils.queue.producer import Producer
 from ils.queue.store import JobStore
 from ils.queue.stores.local import LocalJobStore
@@ -268,6 +268,23 @@ class JobSystem:
             "outbox_pending": await self.producer.outbox.pending() if local.reachable else None,
             "queues": queues,
         }
+
+    async def throughput(self, queue: str, *, minutes: int = 60) -> list[dict[str, int]]:
+        """Completed and failed jobs per minute over the last ``minutes``, oldest first
+        (``{"minute_ms": start, "completed": n, "failed": n}``), from the jobs the
+        stores still keep."""
+        now = self.clock.now_ms()
+        first = (now // 60_000 - minutes + 1) * 60_000
+        buckets = {first + 60_000 * n: [0, 0] for n in range(minutes)}
+        for store in self.reachable_stores():
+            for state, at in await store.finished_since(queue, first):
+                bucket = buckets.get(at - at % 60_000)
+                if bucket is not None:
+                    bucket[0 if state is JobState.COMPLETED else 1] += 1
+        return [
+            {"minute_ms": start, "completed": done, "failed": failed}
+            for start, (done, failed) in buckets.items()
+        ]
 
     async def _oldest_waiting(self, queue: str) -> int | None:
         oldest: list[int] = []

@@ -29,6 +29,7 @@ from ils.queue.model import (
 )
 from ils.queue.stores.local_claim import read_switches
 from ils.queue.stores.local_sql import (
+    COMPLETED,
     DELAYED,
     FAILED,
     JOBS,
@@ -153,6 +154,21 @@ class LocalAdmin:
                 .limit(1)
             )
             return None if oldest is None else int(oldest)
+
+        return await self._run(body, readonly=True)
+
+    async def finished_since(self, queue: str, since_ms: int) -> list[tuple[JobState, int]]:
+        self._config(queue)
+
+        def body(conn: Connection) -> list[tuple[JobState, int]]:
+            rows = conn.execute(
+                select(JOBS.c.state, JOBS.c.finished_at_ms).where(
+                    JOBS.c.queue == queue,
+                    JOBS.c.state.in_((COMPLETED, FAILED)),
+                    JOBS.c.finished_at_ms >= since_ms,
+                )
+            )
+            return [(JobState(state), int(at)) for state, at in rows]
 
         return await self._run(body, readonly=True)
 

@@ -409,6 +409,11 @@ class RedisJobStore(JobStore):
         with unavailable_guard():
             return await redis_admin.oldest_waiting_ms(bull)
 
+    async def finished_since(self, queue: str, since_ms: int) -> list[tuple[JobState, int]]:
+        bull = self._bull(queue)
+        with unavailable_guard():
+            return await redis_admin.finished_since(bull, since_ms)
+
     async def health(self) -> StoreHealth:
         """PING latency and INFO facts; never raises (an outage is a result)."""
         try:

@@ -186,6 +186,15 @@ async def oldest_waiting_ms(bull: BullQueue) -> int | None:
     return min(known) if known else None
 
 
+async def finished_since(bull: BullQueue, since_ms: int) -> list[tuple[JobState, int]]:
+    """From BullMQ's completed and failed sets, scored by finish time."""
+    found: list[tuple[JobState, int]] = []
+    for state, key in ((JobState.COMPLETED, "completed"), (JobState.FAILED, "failed")):
+        scores = await bull.finish_times(bull.keys[key], since_ms)
+        found += [(state, at) for at in scores]
+    return found
+
+
 async def health(client: Redis, kind: str, prefix: str) -> StoreHealth:
     """PING round trip and INFO facts; an outage is a result, never an exception."""
     try:

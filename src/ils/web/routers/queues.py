@@ -8,13 +8,15 @@ are of the whole queue: they say how busy the system is and name no company's jo
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Path, Query
 
 from ils.domain.companies import MANAGER_ROLES, User
+from ils.errors import UnknownQueueError
 from ils.queue.catalogue import QueueConfig
-from ils.web.deps import SystemDep, require_roles
+from ils.web.deps import SystemDep, not_found, require_roles
 from ils.web.schemas.common import error_responses
 
 router = APIRouter(prefix="/api/queue", tags=["queues"])
@@ -42,6 +44,39 @@ def queue_info(config: QueueConfig) -> dict[str, Any]:
             },
             "failed": {"age_s": config.keep_failed.age_s, "count": config.keep_failed.count},
         },
+    }
+
+
+@router.get(
+    "/{queue}/throughput",
+    summary="Completed and failed jobs per minute, last hour",
+    responses=error_responses(401, 403, 404),
+)
+async def throughput(
+    queue: Annotated[str, Path(max_length=64)],
+    user: QueueViewer,
+    system: SystemDep,
+    minutes: Annotated[int, Query(ge=1, le=24 * 60)] = 60,
+) -> dict[str, Any]:
+    """For the dashboard's charts: one point per minute, oldest first, counted from
+    the finished jobs the stores keep (retention: 1,000 completed per queue by
+    default, so a busier queue's older minutes undercount)."""
+    try:
+        key = system.catalogue[queue].key
+    except UnknownQueueError:
+        raise not_found() from None
+    points = await system.throughput(key, minutes=minutes)
+    return {
+        "queue": key,
+        "bucket_s": 60,
+        "points": [
+            {
+                "at": datetime.fromtimestamp(point["minute_ms"] / 1000, UTC).isoformat(),
+                "completed": point["completed"],
+                "failed": point["failed"],
+            }
+            for point in points
+        ],
     }
 
 
