@@ -221,8 +221,9 @@ async def test_fail_without_retry_is_final(store: JobStore) -> None:
     assert record.failed_reason == "recipient refused"
 
 
-async def test_finished_since_lists_completed_and_failed_finish_times(store: JobStore) -> None:
-    before = int(time.time() * 1000) - 1
+async def test_finished_per_minute_counts_completed_and_failed(store: JobStore) -> None:
+    now = int(time.time() * 1000)
+    since = now - now % 60_000 - 60_000  # the previous minute and this one
     for n in range(3):
         await store.add(Q, job(n))
     first = await claim(store)
@@ -231,10 +232,11 @@ async def test_finished_since_lists_completed_and_failed_finish_times(store: Job
     await store.complete(Q, second, None, fetch_next=False)
     third = await claim(store)
     await store.fail(Q, third, "no", None, retry=False)
-    found = await store.finished_since(Q, before)
-    assert sorted(state.value for state, _ in found) == ["completed", "completed", "failed"]
-    assert all(before <= at <= time.time() * 1000 + 1 for _, at in found)
-    assert await store.finished_since(Q, int(time.time() * 1000) + 60_000) == []
+    found = await store.finished_per_minute(Q, since, since + 180_000)
+    totals = {state: sum(count for s, _, count in found if s is state) for state in JobState}
+    assert (totals[JobState.COMPLETED], totals[JobState.FAILED]) == (2, 1)
+    assert all(start in (since, since + 60_000, since + 120_000) for _, start, _ in found)
+    assert await store.finished_per_minute(Q, since - 600_000, since) == []
 
 
 async def test_fail_with_retry_delays_by_backoff(store: JobStore) -> None:

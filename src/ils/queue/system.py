@@ -275,12 +275,13 @@ class JobSystem:
         stores still keep."""
         now = self.clock.now_ms()
         first = (now // 60_000 - minutes + 1) * 60_000
+        end = first + 60_000 * minutes
         buckets = {first + 60_000 * n: [0, 0] for n in range(minutes)}
         for store in self.reachable_stores():
-            for state, at in await store.finished_since(queue, first):
-                bucket = buckets.get(at - at % 60_000)
+            for state, start, count in await store.finished_per_minute(queue, first, end):
+                bucket = buckets.get(start)
                 if bucket is not None:
-                    bucket[0 if state is JobState.COMPLETED else 1] += 1
+                    bucket[0 if state is JobState.COMPLETED else 1] += count
         return [
             {"minute_ms": start, "completed": done, "failed": failed}
             for start, (done, failed) in buckets.items()

@@ -157,18 +157,29 @@ class LocalAdmin:
 
         return await self._run(body, readonly=True)
 
-    async def finished_since(self, queue: str, since_ms: int) -> list[tuple[JobState, int]]:
+    async def finished_per_minute(
+        self, queue: str, since_ms: int, until_ms: int
+    ) -> list[tuple[JobState, int, int]]:
         self._config(queue)
+        minute = ((JOBS.c.finished_at_ms - since_ms) // 60_000).label("minute")
 
-        def body(conn: Connection) -> list[tuple[JobState, int]]:
-            rows = conn.execute(
-                select(JOBS.c.state, JOBS.c.finished_at_ms).where(
-                    JOBS.c.queue == queue,
-                    JOBS.c.state.in_((COMPLETED, FAILED)),
-                    JOBS.c.finished_at_ms >= since_ms,
+        def body(conn: Connection) -> list[tuple[JobState, int, int]]:
+            found: list[tuple[JobState, int, int]] = []
+            for state in (COMPLETED, FAILED):
+                rows = conn.execute(
+                    select(minute, func.count())
+                    .where(
+                        JOBS.c.queue == queue,
+                        JOBS.c.state == state,
+                        JOBS.c.finished_at_ms >= since_ms,
+                        JOBS.c.finished_at_ms < until_ms,
+                    )
+                    .group_by(minute)
                 )
-            )
-            return [(JobState(state), int(at)) for state, at in rows]
+                found += [
+                    (JobState(state), since_ms + int(n) * 60_000, int(count)) for n, count in rows
+                ]
+            return found
 
         return await self._run(body, readonly=True)
 

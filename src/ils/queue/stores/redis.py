@@ -409,10 +409,12 @@ class RedisJobStore(JobStore):
         with unavailable_guard():
             return await redis_admin.oldest_waiting_ms(bull)
 
-    async def finished_since(self, queue: str, since_ms: int) -> list[tuple[JobState, int]]:
+    async def finished_per_minute(
+        self, queue: str, since_ms: int, until_ms: int
+    ) -> list[tuple[JobState, int, int]]:
         bull = self._bull(queue)
         with unavailable_guard():
-            return await redis_admin.finished_since(bull, since_ms)
+            return await redis_admin.finished_per_minute(bull, since_ms, until_ms)
 
     async def health(self) -> StoreHealth:
         """PING latency and INFO facts; never raises (an outage is a result)."""

@@ -186,12 +186,22 @@ async def oldest_waiting_ms(bull: BullQueue) -> int | None:
     return min(known) if known else None
 
 
-async def finished_since(bull: BullQueue, since_ms: int) -> list[tuple[JobState, int]]:
-    """From BullMQ's completed and failed sets, scored by finish time."""
-    found: list[tuple[JobState, int]] = []
-    for state, key in ((JobState.COMPLETED, "completed"), (JobState.FAILED, "failed")):
-        scores = await bull.finish_times(bull.keys[key], since_ms)
-        found += [(state, at) for at in scores]
+async def finished_per_minute(
+    bull: BullQueue, since_ms: int, until_ms: int
+) -> list[tuple[JobState, int, int]]:
+    """``ZCOUNT`` per minute on BullMQ's completed and failed sets (scored by finish
+    time), all in one round trip."""
+    starts = list(range(since_ms, until_ms, 60_000))
+    keys = [(JobState.COMPLETED, bull.keys["completed"]), (JobState.FAILED, bull.keys["failed"])]
+    counts = await bull.count_in_ranges(
+        [(key, start, min(start + 60_000, until_ms)) for _, key in keys for start in starts]
+    )
+    found: list[tuple[JobState, int, int]] = []
+    for index, (state, _) in enumerate(keys):
+        for offset, start in enumerate(starts):
+            count = counts[index * len(starts) + offset]
+            if count:
+                found.append((state, start, count))
     return found
 
 

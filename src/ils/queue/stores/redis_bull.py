@@ -289,12 +289,12 @@ class BullQueue:
                 pipe.hgetall(self.job_key(job_id))
             return [dict(raw) for raw in await pipe.execute()]
 
-    async def finish_times(self, key: str, since_ms: int) -> list[int]:
-        """Scores (finish times, epoch ms) of a finished set at or after ``since_ms``."""
-        pairs: Sequence[Any] = await self._client.zrangebyscore(
-            key, since_ms, "+inf", withscores=True
-        )
-        return [int(pair[1]) for pair in pairs]
+    async def count_in_ranges(self, ranges: Sequence[tuple[str, int, int]]) -> list[int]:
+        """``ZCOUNT key start (end`` for each range, in one round trip."""
+        async with self._client.pipeline(transaction=False) as pipe:
+            for key, start, end in ranges:
+                pipe.zcount(key, start, f"({end}")
+            return [int(count) for count in await pipe.execute()]
 
     async def timestamps(self, job_ids: Sequence[str]) -> list[int]:
         """Creation times (epoch ms) of several jobs in one round trip; 0 when gone."""
