@@ -52,7 +52,9 @@ class JobStore(abc.ABC):
     async def list_jobs(
         self, queue: str, state: JobState, *, offset: int = 0, limit: int = 50
     ) -> list[JobRecord]:
-        """A page of the jobs in ``state``, newest first (by creation time)."""
+        """A page of the jobs in ``state``, newest first: completed and failed jobs by
+        finish time (what an operator looks for, and what both stores index), the
+        others by creation time."""
 
     @abc.abstractmethod
     async def get_job(self, queue: str, job_id: str) -> JobRecord | None:

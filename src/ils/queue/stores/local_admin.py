@@ -111,10 +111,17 @@ class LocalAdmin:
             stored = stored_state(wanted, paused)
             if stored is None or limit <= 0:
                 return []
+            # Finished jobs newest finished first, through their index; the others
+            # newest created first.
+            order = (
+                (JOBS.c.finished_at_ms.desc(), JOBS.c.seq.desc())
+                if wanted in FINISHED_STATES
+                else (JOBS.c.created_at_ms.desc(), JOBS.c.seq.desc())
+            )
             rows = conn.execute(
                 select(JOBS)
                 .where(JOBS.c.queue == queue, JOBS.c.state == stored)
-                .order_by(JOBS.c.created_at_ms.desc(), JOBS.c.seq.desc())
+                .order_by(*order)
                 .offset(max(offset, 0))
                 .limit(limit)
             )

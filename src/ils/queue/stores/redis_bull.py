@@ -289,6 +289,13 @@ class BullQueue:
                 pipe.hgetall(self.job_key(job_id))
             return [dict(raw) for raw in await pipe.execute()]
 
+    async def newest_finished(self, key: str, offset: int, limit: int) -> list[str]:
+        """Ids of a finished set, latest finish first, one page."""
+        if limit <= 0:
+            return []
+        ids = await self._client.zrevrange(key, max(offset, 0), max(offset, 0) + limit - 1)
+        return [job_id.decode() if isinstance(job_id, bytes) else str(job_id) for job_id in ids]
+
     async def count_in_ranges(self, ranges: Sequence[tuple[str, int, int]]) -> list[int]:
         """``ZCOUNT key start (end`` for each range, in one round trip."""
         async with self._client.pipeline(transaction=False) as pipe:

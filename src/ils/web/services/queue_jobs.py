@@ -54,6 +54,11 @@ def matches(job: JobRecord, text: str) -> bool:
     return needle in json.dumps(job.data, ensure_ascii=False).casefold()
 
 
+def newest_first(job: JobRecord) -> tuple[int, int, str]:
+    """The stores' order: finished jobs by finish time, the others by creation time."""
+    return (job.finished_at_ms or 0, job.created_at_ms, job.id)
+
+
 @dataclass(frozen=True, slots=True)
 class Found:
     """One page of jobs, the total matching and whether a scan stopped early."""
@@ -96,7 +101,7 @@ async def find_jobs(
         for store in stores:
             jobs += await store.list_jobs(queue, state, offset=0, limit=offset + limit)
             total += (await store.counts(queue))[state]
-        jobs.sort(key=lambda job: (job.created_at_ms, job.id), reverse=True)
+        jobs.sort(key=newest_first, reverse=True)
         return Found(jobs[offset : offset + limit], total, False)
     matched: list[JobRecord] = []
     truncated = False
@@ -104,7 +109,7 @@ async def find_jobs(
         found, cut = await _scan(store, queue, state, user, text)
         matched += found
         truncated = truncated or cut
-    matched.sort(key=lambda job: (job.created_at_ms, job.id), reverse=True)
+    matched.sort(key=newest_first, reverse=True)
     return Found(matched[offset : offset + limit], len(matched), truncated)
 
 
