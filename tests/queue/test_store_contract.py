@@ -80,6 +80,17 @@ async def test_the_company_a_job_was_made_for_comes_back(store: JobStore) -> Non
     assert listed == {stamped: "c" * 32, unstamped: None}
 
 
+async def test_a_companys_jobs_page_and_count(store: JobStore) -> None:
+    ids = [await store.add(Q, job(n, company_id="a" if n % 2 else "b")) for n in range(5)]
+    page, total, truncated = await store.list_company_jobs(Q, JobState.WAITING, "a", limit=1)
+    assert (total, truncated) == (2, False)
+    assert [record.id for record in page] == [ids[3]]  # newest first
+    rest, _, _ = await store.list_company_jobs(Q, JobState.WAITING, "a", offset=1, limit=5)
+    assert [record.id for record in rest] == [ids[1]]
+    assert (await store.list_company_jobs(Q, JobState.FAILED, "a"))[1] == 0
+    assert (await store.list_company_jobs(Q, JobState.WAITING, "zzz"))[:2] == ([], 0)
+
+
 async def test_counts_cover_every_state(store: JobStore) -> None:
     counts = await store.counts(Q)
     assert set(counts) == set(COUNTED_STATES)

@@ -56,6 +56,34 @@ class JobStore(abc.ABC):
         finish time (what an operator looks for, and what both stores index), the
         others by creation time."""
 
+    async def list_company_jobs(
+        self,
+        queue: str,
+        state: JobState,
+        company_id: str,
+        *,
+        offset: int = 0,
+        limit: int = 50,
+        scan_limit: int = 10_000,
+    ) -> tuple[list[JobRecord], int, bool]:
+        """A page of one company's jobs in ``state`` (the order of :meth:`list_jobs`),
+        how many there are, and whether the count stopped at ``scan_limit``.
+
+        This default pages through :meth:`list_jobs` and keeps the company's, looking
+        at ``scan_limit`` jobs at most (the Redis store: BullMQ has no index by
+        company). The local store answers from its index instead.
+        """
+        found: list[JobRecord] = []
+        looked = 0
+        page_size = 500
+        while looked < scan_limit:
+            page = await self.list_jobs(queue, state, offset=looked, limit=page_size)
+            found += [job for job in page if job.company_id == company_id]
+            looked += page_size
+            if len(page) < page_size:
+                return found[offset : offset + limit], len(found), False
+        return found[offset : offset + limit], len(found), True
+
     @abc.abstractmethod
     async def get_job(self, queue: str, job_id: str) -> JobRecord | None:
         """One job in full, logs included; ``None`` when the store does not hold it."""

@@ -129,6 +129,43 @@ class LocalAdmin:
 
         return await self._run(body, readonly=True)
 
+    async def list_company_jobs(
+        self,
+        queue: str,
+        state: JobState,
+        company_id: str,
+        *,
+        offset: int = 0,
+        limit: int = 50,
+        scan_limit: int = 10_000,
+    ) -> tuple[list[JobRecord], int, bool]:
+        """From the (queue, company_id, state) index: exact, whatever the queue holds."""
+        self._config(queue)
+        wanted = JobState(state)
+
+        def body(conn: Connection) -> tuple[list[JobRecord], int, bool]:
+            paused = read_switches(conn, queue).paused
+            stored = stored_state(wanted, paused)
+            if stored is None:
+                return [], 0, False
+            where = (
+                JOBS.c.queue == queue,
+                JOBS.c.company_id == company_id,
+                JOBS.c.state == stored,
+            )
+            total = conn.scalar(select(func.count()).select_from(JOBS).where(*where)) or 0
+            order = (
+                (JOBS.c.finished_at_ms.desc(), JOBS.c.seq.desc())
+                if wanted in FINISHED_STATES
+                else (JOBS.c.created_at_ms.desc(), JOBS.c.seq.desc())
+            )
+            rows = conn.execute(
+                select(JOBS).where(*where).order_by(*order).offset(max(offset, 0)).limit(limit)
+            )
+            return [record_from_row(row, paused) for row in rows], int(total), False
+
+        return await self._run(body, readonly=True)
+
     async def get_job(self, queue: str, job_id: str) -> JobRecord | None:
         self._config(queue)
 

@@ -103,6 +103,20 @@ async def find_jobs(
             total += (await store.counts(queue))[state]
         jobs.sort(key=newest_first, reverse=True)
         return Found(jobs[offset : offset + limit], total, False)
+    if not text:
+        # One company's jobs: each store pages them itself (the local store by index).
+        jobs = []
+        total = 0
+        truncated = False
+        for store in stores:
+            page, count, cut = await store.list_company_jobs(
+                queue, state, user.company_id, offset=0, limit=offset + limit
+            )
+            jobs += page
+            total += count
+            truncated = truncated or cut
+        jobs.sort(key=newest_first, reverse=True)
+        return Found(jobs[offset : offset + limit], total, truncated)
     matched: list[JobRecord] = []
     truncated = False
     for store in stores:
