@@ -91,6 +91,22 @@ async def test_a_companys_jobs_page_and_count(store: JobStore) -> None:
     assert (await store.list_company_jobs(Q, JobState.WAITING, "zzz"))[:2] == ([], 0)
 
 
+async def test_search_by_name_id_and_payload_text(store: JobStore) -> None:
+    ids = [await store.add(Q, job(n, company_id="a" if n % 2 else "b")) for n in range(4)]
+    # orderId "o3" is in job 3's payload only; wildcards are taken literally.
+    page, total, _ = await store.search_jobs(Q, JobState.WAITING, '"O3"')
+    assert ([record.id for record in page], total) == ([ids[3]], 1)
+    assert (await store.search_jobs(Q, JobState.WAITING, "ORDER-confirmation"))[1] == 4
+    # By id (Redis ids are counters, so other jobs may match the digits too).
+    assert ids[2] in [
+        record.id for record in (await store.search_jobs(Q, JobState.WAITING, ids[2]))[0]
+    ]
+    assert (await store.search_jobs(Q, JobState.WAITING, "o%"))[1] == 0
+    mine, count, _ = await store.search_jobs(Q, JobState.WAITING, "order", company_id="a")
+    assert (sorted(record.id for record in mine), count) == (sorted([ids[1], ids[3]]), 2)
+    assert (await store.search_jobs(Q, JobState.FAILED, "order"))[1] == 0
+
+
 async def test_counts_cover_every_state(store: JobStore) -> None:
     counts = await store.counts(Q)
     assert set(counts) == set(COUNTED_STATES)

@@ -12,6 +12,7 @@ Queues are named by their catalogue key (``"email"``), never by the Redis name.
 from __future__ import annotations
 
 import abc
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -81,6 +82,41 @@ class JobStore(abc.ABC):
             found += [job for job in page if job.company_id == company_id]
             looked += page_size
             if len(page) < page_size:
+                return found[offset : offset + limit], len(found), False
+        return found[offset : offset + limit], len(found), True
+
+    async def search_jobs(
+        self,
+        queue: str,
+        state: JobState,
+        text: str,
+        *,
+        company_id: str | None = None,
+        offset: int = 0,
+        limit: int = 50,
+        scan_limit: int = 10_000,
+    ) -> tuple[list[JobRecord], int, bool]:
+        """Jobs in ``state`` whose name, id or payload contains ``text`` (any case),
+        optionally of one company: a page, how many match, and whether the search
+        stopped at ``scan_limit`` jobs. This default scans :meth:`list_jobs` pages
+        (the Redis store); the local store searches in SQL."""
+        needle = text.casefold()
+        found: list[JobRecord] = []
+        looked = 0
+        while looked < scan_limit:
+            page = await self.list_jobs(queue, state, offset=looked, limit=500)
+            found += [
+                job
+                for job in page
+                if (company_id is None or job.company_id == company_id)
+                and (
+                    needle in job.name.casefold()
+                    or needle in job.id.casefold()
+                    or needle in json.dumps(job.data, ensure_ascii=False).casefold()
+                )
+            ]
+            looked += 500
+            if len(page) < 500:
                 return found[offset : offset + limit], len(found), False
         return found[offset : offset + limit], len(found), True
 

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Connection, delete, func, select, update
+from sqlalchemy import ColumnElement, Connection, Text, cast, delete, func, or_, select, update
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -153,6 +153,52 @@ class LocalAdmin:
                 JOBS.c.company_id == company_id,
                 JOBS.c.state == stored,
             )
+            total = conn.scalar(select(func.count()).select_from(JOBS).where(*where)) or 0
+            order = (
+                (JOBS.c.finished_at_ms.desc(), JOBS.c.seq.desc())
+                if wanted in FINISHED_STATES
+                else (JOBS.c.created_at_ms.desc(), JOBS.c.seq.desc())
+            )
+            rows = conn.execute(
+                select(JOBS).where(*where).order_by(*order).offset(max(offset, 0)).limit(limit)
+            )
+            return [record_from_row(row, paused) for row in rows], int(total), False
+
+        return await self._run(body, readonly=True)
+
+    async def search_jobs(
+        self,
+        queue: str,
+        state: JobState,
+        text: str,
+        *,
+        company_id: str | None = None,
+        offset: int = 0,
+        limit: int = 50,
+        scan_limit: int = 10_000,
+    ) -> tuple[list[JobRecord], int, bool]:
+        """In SQL: ``LIKE`` on the name, the id and the payload's JSON text (any case,
+        wildcards in ``text`` taken literally); exact over the whole queue."""
+        self._config(queue)
+        wanted = JobState(state)
+        needle = text.casefold()
+
+        def body(conn: Connection) -> tuple[list[JobRecord], int, bool]:
+            paused = read_switches(conn, queue).paused
+            stored = stored_state(wanted, paused)
+            if stored is None:
+                return [], 0, False
+            where = [
+                JOBS.c.queue == queue,
+                JOBS.c.state == stored,
+                or_(
+                    func.lower(JOBS.c.name).contains(needle, autoescape=True),
+                    func.lower(JOBS.c.id).contains(needle, autoescape=True),
+                    func.lower(cast(JOBS.c.data, Text)).contains(needle, autoescape=True),
+                ),
+            ]
+            if company_id is not None:
+                where.append(JOBS.c.company_id == company_id)
             total = conn.scalar(select(func.count()).select_from(JOBS).where(*where)) or 0
             order = (
                 (JOBS.c.finished_at_ms.desc(), JOBS.c.seq.desc())

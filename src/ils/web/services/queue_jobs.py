@@ -6,15 +6,15 @@ that company queued them) and nothing else: another company's job answers 404 as
 an unknown one does. Jobs of both stores are shown (Redis, and the local store that
 holds what was queued while Redis was down).
 
-Search and company filters page through the stores' newest-first lists and keep
-the matches, looking at most :data:`SCAN_LIMIT` jobs per store: enough for the
-retention defaults (1,000 completed, 5,000 failed kept per queue); the answer says
-when the scan stopped early.
+Company lists and searches are the stores' own (``list_company_jobs``,
+``search_jobs``): the local store answers from SQL over the whole queue; the Redis
+store, which has no index by company or text, scans at most :data:`SCAN_LIMIT` jobs
+(more than the retention defaults keep: 1,000 completed, 5,000 failed per queue)
+and the answer says when it stopped early.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -31,7 +31,6 @@ from ils.queue.system import JobSystem
 
 #: Jobs looked at per store when a search or a company filter applies.
 SCAN_LIMIT: Final = 10_000
-SCAN_PAGE: Final = 500
 #: Roles that see and operate on every company's jobs.
 PLATFORM_ROLES: Final = frozenset({Role.PLATFORM_ADMIN})
 
@@ -46,14 +45,6 @@ def visible(user: User, job: JobRecord) -> bool:
     return sees_all(user) or (job.company_id is not None and job.company_id == user.company_id)
 
 
-def matches(job: JobRecord, text: str) -> bool:
-    """Case-insensitive match on the job's name, id or payload text."""
-    needle = text.casefold()
-    if needle in job.name.casefold() or needle in job.id.casefold():
-        return True
-    return needle in json.dumps(job.data, ensure_ascii=False).casefold()
-
-
 def newest_first(job: JobRecord) -> tuple[int, int, str]:
     """The stores' order: finished jobs by finish time, the others by creation time."""
     return (job.finished_at_ms or 0, job.created_at_ms, job.id)
@@ -66,20 +57,6 @@ class Found:
     jobs: list[JobRecord]
     total: int
     truncated: bool
-
-
-async def _scan(
-    store: JobStore, queue: str, state: JobState, user: User, text: str | None
-) -> tuple[list[JobRecord], bool]:
-    found: list[JobRecord] = []
-    offset = 0
-    while offset < SCAN_LIMIT:
-        page = await store.list_jobs(queue, state, offset=offset, limit=SCAN_PAGE)
-        found += [job for job in page if visible(user, job) and (not text or matches(job, text))]
-        if len(page) < SCAN_PAGE:
-            return found, False
-        offset += SCAN_PAGE
-    return found, True
 
 
 async def find_jobs(
@@ -118,13 +95,18 @@ async def find_jobs(
         jobs.sort(key=newest_first, reverse=True)
         return Found(jobs[offset : offset + limit], total, truncated)
     matched: list[JobRecord] = []
+    total = 0
     truncated = False
+    company = None if sees_all(user) else user.company_id
     for store in stores:
-        found, cut = await _scan(store, queue, state, user, text)
-        matched += found
+        page, count, cut = await store.search_jobs(
+            queue, state, text, company_id=company, offset=0, limit=offset + limit
+        )
+        matched += page
+        total += count
         truncated = truncated or cut
     matched.sort(key=newest_first, reverse=True)
-    return Found(matched[offset : offset + limit], len(matched), truncated)
+    return Found(matched[offset : offset + limit], total, truncated)
 
 
 async def find_job(system: JobSystem, queue: str, job_id: str, user: User) -> JobRecord | None:
