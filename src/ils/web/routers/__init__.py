@@ -11,6 +11,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from ils.web.dashboard.routes import build_router as build_dashboard_router
 from ils.web.routers import (
     auth,
     billing,
@@ -57,3 +58,4 @@ def include_routers(app: FastAPI) -> None:
     app.include_router(queues.router)
     app.include_router(queue_jobs.router)
     app.include_router(metrics.router)
+    app.include_router(build_dashboard_router())

@@ -1,0 +1,239 @@
+"""The admin dashboard's pages: overview, a queue's jobs, one job, the audit log.
+
+Why it is built this way:
+
+* Pages are rendered on the server from the same service functions and bodies as the
+  JSON API (``ils.web.services.queue_jobs``, ``JobSummaryOut``, ``JobDetailOut``,
+  ``AuditOut``), so the dashboard shows what the API answers, scoped the same way: a
+  company_admin opening another company's job gets the 404 of a job that does not
+  exist.
+* The browser script only refreshes numbers (``/api/queue/stats``, ``/health``,
+  ``/{queue}/throughput``) and sends actions to the API with the session's CSRF token;
+  it never turns data into markup (see :mod:`ils.web.dashboard.pages` for escaping,
+  the Content-Security-Policy and refusals as pages).
+* No module globals: :func:`build_router` makes the Jinja environment, the static
+  files and the route class once per app (``include_routers`` runs per ``create_app``).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Final
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
+from fastapi.responses import HTMLResponse, RedirectResponse
+from sqlalchemy import func, select
+
+from ils.domain.audit import AuditEntry
+from ils.domain.companies import MANAGER_ROLES, Role
+from ils.errors import UnknownQueueError
+from ils.queue.model import COUNTED_STATES, JobState
+from ils.queue.system import JobSystem
+from ils.web.dashboard.pages import HOME_PATH, Pages, page_route, part, safe_next
+from ils.web.deps import NOT_ALLOWED, CurrentAuth, SessionDep, SystemDep, not_found
+from ils.web.schemas.common import DEFAULT_LIMIT, MAX_LIMIT
+from ils.web.schemas.queues import AuditOut, JobDetailOut, JobSummaryOut
+from ils.web.security import SessionAuth
+from ils.web.services import queue_jobs as service
+
+#: How often the overview asks for counts: a count is never more than about 2 s old.
+STATS_REFRESH_MS: Final = 2_000
+#: Health pings every store: a little slower than the counts.
+HEALTH_REFRESH_MS: Final = 5_000
+THROUGHPUT_MINUTES: Final = 60
+
+
+# -- who may ------------------------------------------------------------------------------
+
+
+async def manager(auth: CurrentAuth) -> SessionAuth:
+    """The signed-in manager's session (platform_admin, admin, company_admin): the
+    pages need the session itself, for the CSRF token the script sends back."""
+    if auth.user.role not in MANAGER_ROLES:
+        raise HTTPException(403, NOT_ALLOWED)
+    return auth
+
+
+Manager = Annotated[SessionAuth, Depends(manager)]
+QueueKey = Annotated[str, Path(max_length=64)]
+JobId = Annotated[str, Path(max_length=255)]
+Offset = Annotated[int, Query(ge=0)]
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
+
+
+def _queue_key(system: JobSystem, queue: str) -> str:
+    try:
+        return system.catalogue[queue].key
+    except UnknownQueueError:
+        raise not_found() from None
+
+
+def _paging(
+    base: str, params: dict[str, Any], offset: int, limit: int, total: int
+) -> dict[str, Any]:
+    """Previous and next links of a paged list (``None`` at either end)."""
+
+    def link(at: int) -> str:
+        query = {key: value for key, value in params.items() if value}
+        query.update(offset=at, limit=limit)
+        return f"{base}?{urlencode(query)}"
+
+    return {
+        "first": offset + 1 if total else 0,
+        "last": min(offset + limit, total),
+        "total": total,
+        "previous": link(max(offset - limit, 0)) if offset > 0 else None,
+        "next": link(offset + limit) if offset + limit < total else None,
+    }
+
+
+class Dashboard:
+    """The page handlers; bound methods, so they share one :class:`Pages`."""
+
+    def __init__(self, pages: Pages) -> None:
+        self.pages = pages
+
+    async def home(self) -> RedirectResponse:
+        """``/admin`` is the overview."""
+        return RedirectResponse(HOME_PATH, status_code=303)
+
+    async def sign_in(
+        self, next_path: Annotated[str | None, Query(alias="next", max_length=500)] = None
+    ) -> HTMLResponse:
+        """The sign-in form; its script posts to ``/api/auth/sign-in``, whose cookies
+        the pages then use."""
+        return self.pages.render(
+            "sign_in.html", auth=None, title="Sign in", next_path=safe_next(next_path)
+        )
+
+    async def overview(self, auth: Manager, system: SystemDep) -> HTMLResponse:
+        """Every queue's counts, chart and oldest waiting job, and the health panel;
+        the first numbers come with the page, the script refreshes them."""
+        stats = await system.stats()
+        health = await system.health()
+        queues = [
+            {
+                "key": key,
+                "description": config.description,
+                "counts": stats.get(key) or {},
+                "oldest_waiting_age_s": health["queues"].get(key, {}).get("oldest_waiting_age_s"),
+            }
+            for key, config in system.catalogue.items()
+        ]
+        return self.pages.render(
+            "overview.html",
+            auth=auth,
+            title="Queues",
+            section="queues",
+            queues=queues,
+            states=[state.value for state in COUNTED_STATES],
+            health=health,
+            stats_ms=STATS_REFRESH_MS,
+            health_ms=HEALTH_REFRESH_MS,
+            minutes=THROUGHPUT_MINUTES,
+        )
+
+    async def queue(
+        self,
+        queue: QueueKey,
+        auth: Manager,
+        system: SystemDep,
+        state: JobState = JobState.WAITING,
+        search: Annotated[str | None, Query(max_length=200)] = None,
+        offset: Offset = 0,
+        limit: Limit = DEFAULT_LIMIT,
+    ) -> HTMLResponse:
+        """A queue's jobs in one state, newest first, with search, paging and the bulk
+        actions; the list is the one ``GET /api/queue/{queue}/jobs`` answers."""
+        key = _queue_key(system, queue)
+        text = (search or "").strip()
+        found = await service.find_jobs(
+            system, key, state, auth.user, text=text or None, offset=offset, limit=limit
+        )
+        base = f"{HOME_PATH}/{part(key)}"
+        return self.pages.render(
+            "queue.html",
+            auth=auth,
+            title=f"{key} · {state.value}",
+            section="queues",
+            queue=key,
+            description=system.catalogue[key].description,
+            state=state.value,
+            states=[s.value for s in COUNTED_STATES],
+            search=text,
+            jobs=[JobSummaryOut.of(job) for job in found.jobs],
+            truncated=found.truncated,
+            paging=_paging(
+                base, {"state": state.value, "search": text}, offset, limit, found.total
+            ),
+            platform_admin=auth.user.role == Role.PLATFORM_ADMIN,
+        )
+
+    async def job(
+        self, queue: QueueKey, job_id: JobId, auth: Manager, system: SystemDep
+    ) -> HTMLResponse:
+        """One job in full, as ``GET /api/queue/{queue}/jobs/{id}`` gives it, with the
+        actions its state allows."""
+        key = _queue_key(system, queue)
+        record = await service.find_job(system, key, job_id, auth.user)
+        if record is None:
+            raise not_found()
+        job = JobDetailOut.of(record)
+        return self.pages.render(
+            "job.html",
+            auth=auth,
+            title=f"Job {job.id}",
+            section="queues",
+            queue=key,
+            job=job,
+            can_retry=job.state is JobState.FAILED,
+            can_promote=job.state is JobState.DELAYED,
+            can_remove=job.state is not JobState.ACTIVE,
+        )
+
+    async def audit(
+        self,
+        auth: Manager,
+        session: SessionDep,
+        offset: Offset = 0,
+        limit: Limit = DEFAULT_LIMIT,
+    ) -> HTMLResponse:
+        """The audit log, newest first: a platform_admin reads every entry, others
+        their company's (as ``GET /api/queue/audit``)."""
+        query = select(AuditEntry)
+        if not service.sees_all(auth.user):
+            query = query.where(AuditEntry.company_id == auth.user.company_id)
+        total = int(await session.scalar(select(func.count()).select_from(query.subquery())) or 0)
+        rows = await session.scalars(
+            query.order_by(AuditEntry.at.desc(), AuditEntry.id.desc()).limit(limit).offset(offset)
+        )
+        return self.pages.render(
+            "audit.html",
+            auth=auth,
+            title="Audit log",
+            section="audit",
+            entries=[AuditOut.model_validate(row) for row in rows],
+            paging=_paging("/admin/audit", {}, offset, limit, total),
+        )
+
+    async def static(self, name: Annotated[str, Path(max_length=64)], request: Request) -> Response:
+        """The script and the stylesheet, from the package: no CDN, nothing else."""
+        return self.pages.asset(name, request)
+
+
+def build_router() -> APIRouter:
+    """The dashboard's routes (left out of the OpenAPI page: they answer HTML)."""
+    pages = Pages()
+    dashboard = Dashboard(pages)
+    router = APIRouter(prefix="/admin", route_class=page_route(pages), include_in_schema=False)
+    for path, endpoint in (
+        ("/sign-in", dashboard.sign_in),
+        ("/queues", dashboard.overview),
+        ("/queues/{queue}", dashboard.queue),
+        ("/queues/{queue}/jobs/{job_id}", dashboard.job),
+        ("/audit", dashboard.audit),
+    ):
+        router.add_api_route(path, endpoint, methods=["GET"], response_class=HTMLResponse)
+    router.add_api_route("", dashboard.home, methods=["GET"])
+    router.add_api_route("/static/{name}", dashboard.static, methods=["GET"])
+    return router
