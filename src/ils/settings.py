@@ -163,6 +163,9 @@ class Settings(BaseSettings):
     max_stalled_count: int = Field(default=1, ge=0)
     max_payload_bytes: int = Field(default=64 * 1024, ge=256)
     shutdown_grace_s: float = Field(default=30.0, ge=0)
+    # How often a worker process records that it is alive; the health body counts a
+    # worker as connected for three of these.
+    worker_heartbeat_s: float = Field(default=10.0, gt=0, le=300)
     outbox_sweep_interval_s: float = Field(default=2.0, gt=0)
     log_level: str = "INFO"
     # The web app (``ils serve``). An empty secret key means: generate one on first

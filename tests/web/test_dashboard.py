@@ -141,7 +141,11 @@ async def test_overview_shows_counts_and_health(signed_in: SignedIn, state: WebS
     assert 'data-field="outbox_pending"' in page
     assert 'data-field="stores.local.reachable"' in page
     assert 'data-field="queues.pdf.oldest_waiting_age_s"' in page
-    assert "Workers connected" not in page  # not in the health body (yet)
+    # No worker process runs in this test: none connected, none per queue.
+    assert re.search(
+        r'<dt>Workers connected</dt>\s*<dd data-field="workers" data-format="count">0<', page
+    )
+    assert re.search(r'data-field="queues\.pdf\.workers" data-format="int">0<', page)
     assert "Redis is not configured" in page
 
 

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+from typing import Any
+
 import httpx
 
 from ils.domain.companies import CompanyKind, Role
+from ils.queue.registry import HandlerRegistry
+from ils.queue.service import run_workers
 from ils.web.state import WebState
 from tests.web.conftest import SignedIn
 
@@ -104,3 +110,38 @@ async def test_throughput_counts_finished_jobs_per_minute(
     assert (await admin.get("/api/queue/sms/throughput")).status_code == 404
     staff, _ = await signed_in(Role.STAFF, CompanyKind.PRACTICE)
     assert (await staff.get("/api/queue/pdf/throughput")).status_code == 403
+
+
+async def test_health_counts_connected_workers_per_queue(
+    signed_in: SignedIn, state: WebState
+) -> None:
+    system = state.system
+    registry = HandlerRegistry(system.job_types)
+
+    async def noop(payload: Any, ctx: Any) -> None:
+        return None
+
+    registry.register("pdf", "order-sheet", noop)
+    registry.register("email", "order-confirmation", noop)
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_workers(system, ["pdf", "email"], registry, stop=stop))
+    admin, _ = await signed_in(Role.ADMIN, CompanyKind.LAB)
+    try:
+        for _ in range(200):
+            health = (await admin.get("/api/queue/health")).json()
+            if health["workers"]:
+                break
+            await asyncio.sleep(0.02)
+        (worker,) = health["workers"]
+        assert sorted(worker["queues"]) == ["email", "pdf"]
+        assert worker["pid"] == os.getpid() and worker["host"]
+        assert health["queues"]["pdf"]["workers"] == 1
+        assert health["queues"]["email"]["workers"] == 1
+        assert health["queues"]["ai"]["workers"] == 0
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
+    # A worker that stopped cleanly is gone at once.
+    health = (await admin.get("/api/queue/health")).json()
+    assert health["workers"] == []
+    assert health["queues"]["pdf"]["workers"] == 0

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import logging
+import os
 import signal
+import socket
 from collections.abc import Callable, Sequence
 
-from ils.errors import ConfigurationError
+from ils.errors import ConfigurationError, ILSError
 from ils.queue.registry import HandlerRegistry
 from ils.queue.runner import JobListener, Runner
 from ils.queue.system import JobSystem
@@ -100,7 +103,16 @@ async def run_workers(
     runner.start()
     for line in describe(system, runner, registry):
         logger.info(line)
-    await stop.wait()
+    heartbeat = asyncio.create_task(
+        _heartbeat(system, runner.worker_id, [c.key for c in configs]), name="ils-heartbeat"
+    )
+    try:
+        await stop.wait()
+    finally:
+        heartbeat.cancel()
+        await asyncio.gather(heartbeat, return_exceptions=True)
+        with contextlib.suppress(ILSError):
+            await system.local.forget_worker(runner.worker_id)
     logger.info(
         "stopping: no new jobs; %d running get %.0fs to finish",
         runner.active,
@@ -108,6 +120,19 @@ async def run_workers(
     )
     await runner.stop(system.settings.shutdown_grace_s)
     logger.info("workers stopped")
+
+
+async def _heartbeat(system: JobSystem, worker_id: str, queues: list[str]) -> None:
+    """Record every ``worker_heartbeat_s`` that this process works ``queues`` (the
+    health body's "workers connected"); a missed beat is only logged."""
+    started = system.clock.now_ms()
+    host = socket.gethostname()
+    while True:
+        try:
+            await system.local.record_worker(worker_id, host, os.getpid(), queues, started)
+        except ILSError as exc:
+            logging.getLogger("ils.worker").warning("worker heartbeat not recorded: %s", exc)
+        await asyncio.sleep(system.settings.worker_heartbeat_s)
 
 
 def install_signal_handlers(stop: asyncio.Event) -> None:

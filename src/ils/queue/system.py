@@ -253,12 +253,14 @@ class JobSystem:
         else:
             status = "down"
         now = self.producer.clock.now_ms()
+        workers = await self._live_workers(now) if local.reachable else []
         queues: dict[str, Any] = {}
         for key in self.catalogue:
             oldest = await self._oldest_waiting(key)
             queues[key] = {
                 "counts": await self.counts(key) if status != "down" else None,
                 "oldest_waiting_age_s": None if oldest is None else max(now - oldest, 0) / 1000,
+                "workers": sum(1 for worker in workers if key in worker["queues"]),
             }
         return {
             "status": status,
@@ -266,6 +268,7 @@ class JobSystem:
             "redis": self.redis_in_use,
             "stores": stores,
             "outbox_pending": await self.producer.outbox.pending() if local.reachable else None,
+            "workers": workers,
             "queues": queues,
         }
 
@@ -285,6 +288,25 @@ class JobSystem:
         return [
             {"minute_ms": start, "completed": done, "failed": failed}
             for start, (done, failed) in buckets.items()
+        ]
+
+    async def _live_workers(self, now: int) -> list[dict[str, Any]]:
+        """Worker processes that recorded a heartbeat within three intervals."""
+        window_ms = int(3 * self.settings.worker_heartbeat_s * 1000)
+        try:
+            rows = await self.local.live_workers(now - window_ms)
+        except ILSError:
+            return []
+        return [
+            {
+                "id": row["worker_id"],
+                "host": row["host"],
+                "pid": row["pid"],
+                "queues": list(row["queues"]),
+                "started_at_ms": row["started_at_ms"],
+                "seen_s_ago": max(now - row["seen_at_ms"], 0) / 1000,
+            }
+            for row in rows
         ]
 
     async def _oldest_waiting(self, queue: str) -> int | None:

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, Connection, Text, cast, delete, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -35,6 +36,7 @@ from ils.queue.stores.local_sql import (
     JOBS,
     LOGS,
     WAITING,
+    WORKERS,
     record_from_row,
     shown_state,
     stored_state,
@@ -80,6 +82,51 @@ class LocalAdmin:
         event = self._wakeups.pop(queue, None)
         if event is not None:
             event.set()
+
+    # -- worker heartbeats ---------------------------------------------------------------
+
+    async def record_worker(
+        self, worker_id: str, host: str, pid: int, queues: list[str], started_at_ms: int
+    ) -> None:
+        """Say that worker ``worker_id`` is alive now (an upsert)."""
+        values = {
+            "worker_id": worker_id,
+            "host": host[:255],
+            "pid": pid,
+            "queues": queues,
+            "started_at_ms": started_at_ms,
+            "seen_at_ms": self._now(),
+        }
+        insert = postgresql.insert if self._dialect == "postgresql" else sqlite.insert
+        statement = (
+            insert(WORKERS)
+            .values(values)
+            .on_conflict_do_update(
+                index_elements=["worker_id"],
+                set_={"seen_at_ms": values["seen_at_ms"], "queues": queues},
+            )
+        )
+        await self._run(lambda conn: conn.execute(statement))
+
+    async def forget_worker(self, worker_id: str) -> None:
+        """A worker that stopped cleanly leaves the list at once."""
+        await self._run(
+            lambda conn: conn.execute(delete(WORKERS).where(WORKERS.c.worker_id == worker_id))
+        )
+
+    async def live_workers(self, seen_since_ms: int) -> list[dict[str, Any]]:
+        """Workers seen at or after ``seen_since_ms``; older rows are deleted."""
+
+        def body(conn: Connection) -> list[dict[str, Any]]:
+            conn.execute(delete(WORKERS).where(WORKERS.c.seen_at_ms < seen_since_ms - 3_600_000))
+            rows = conn.execute(
+                select(WORKERS)
+                .where(WORKERS.c.seen_at_ms >= seen_since_ms)
+                .order_by(WORKERS.c.started_at_ms)
+            )
+            return [dict(row._mapping) for row in rows]
+
+        return await self._run(body)
 
     # -- monitoring --------------------------------------------------------------------
 

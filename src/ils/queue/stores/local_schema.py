@@ -102,6 +102,20 @@ class JobLogRow(Base):
     line: Mapped[str] = mapped_column(Text)
 
 
+class WorkerRow(Base):
+    """A worker process that said it was alive (both modes: every worker has the app
+    database). Rows older than a few heartbeats are workers that died or stopped."""
+
+    __tablename__ = "ils_workers"
+
+    worker_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    queues: Mapped[Any] = mapped_column(JSON, nullable=False)
+    started_at_ms: Mapped[int] = mapped_column(BigInteger)
+    seen_at_ms: Mapped[int] = mapped_column(BigInteger, index=True)
+
+
 class QueueStateRow(Base):
     """Per-queue switches shared by every process: pause and the rate-limit window.
 

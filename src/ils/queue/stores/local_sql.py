@@ -25,11 +25,13 @@ from ils.queue.stores.local_schema import (
     JobLogRow,
     JobRow,
     QueueStateRow,
+    WorkerRow,
 )
 
 JOBS: Table = JobRow.__table__  # type: ignore[assignment]
 LOGS: Table = JobLogRow.__table__  # type: ignore[assignment]
 QUEUES: Table = QueueStateRow.__table__  # type: ignore[assignment]
+WORKERS: Table = WorkerRow.__table__  # type: ignore[assignment]
 
 #: BullMQ refuses priorities above 2**21; so do we, so both stores accept the same jobs.
 MAX_PRIORITY = 2_097_152
