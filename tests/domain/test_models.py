@@ -131,7 +131,8 @@ async def test_downgrade_to_the_job_store_removes_exactly_the_domain_tables(url:
             after = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
     finally:
         await engine.dispose()
-    assert before - after == DOMAIN_TABLES
+    # ils_workers (0008) is the job store's, but added after 0002: it goes too.
+    assert before - after == DOMAIN_TABLES | {"ils_workers"}
     await upgrade_database(url)
 
 
