@@ -162,6 +162,8 @@ async def fill_redis(url: str, prefix: str, companies: list[str], count: int) ->
                         },
                     )
                     pipe.zadd(f"{base}:completed", {job_id: finished})
+                    # The company index RedisJobStore.add keeps beside BullMQ's keys.
+                    pipe.zadd(f"{base}:ils:company:{opts['ilsCompanyId']}", {job_id: finished})
                 await pipe.execute()
     finally:
         await client.aclose()

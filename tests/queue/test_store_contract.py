@@ -91,6 +91,25 @@ async def test_a_companys_jobs_page_and_count(store: JobStore) -> None:
     assert (await store.list_company_jobs(Q, JobState.WAITING, "zzz"))[:2] == ([], 0)
 
 
+async def test_a_companys_finished_jobs_newest_finished_first(store: JobStore) -> None:
+    for n in range(4):
+        await store.add(Q, job(n, company_id="a" if n % 2 else "b"))
+    finished = []
+    for _ in range(4):
+        claimed = await claim(store)
+        await store.complete(Q, claimed, None, fetch_next=False)
+        finished.append(claimed.id)
+        await asyncio.sleep(0.005)  # distinct finish times
+    page, total, truncated = await store.list_company_jobs(Q, JobState.COMPLETED, "a")
+    ours = [job_id for job_id in finished if job_id in {record.id for record in page}]
+    assert (total, truncated) == (2, False)
+    assert [record.id for record in page] == list(reversed(ours))
+    assert all(record.company_id == "a" for record in page)
+    second, _, _ = await store.list_company_jobs(Q, JobState.COMPLETED, "a", offset=1, limit=1)
+    assert [record.id for record in second] == [page[1].id]
+    assert (await store.list_company_jobs(Q, JobState.FAILED, "a"))[1] == 0
+
+
 async def test_search_by_name_id_and_payload_text(store: JobStore) -> None:
     ids = [await store.add(Q, job(n, company_id="a" if n % 2 else "b")) for n in range(4)]
     # orderId "o3" is in job 3's payload only; wildcards are taken literally.

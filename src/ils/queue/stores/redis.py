@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -28,7 +29,7 @@ from ils.errors import (
     LockLostError,
     StoreUnavailableError,
 )
-from ils.queue.catalogue import Catalogue
+from ils.queue.catalogue import Catalogue, QueueConfig
 from ils.queue.model import (
     CLEANABLE_STATES,
     ClaimedJob,
@@ -67,6 +68,12 @@ MAX_REMEMBERED_CLAIMS = 10_000
 MAX_DEFERRED_PER_FETCH = 100
 # Extra time granted to a BZPOPMIN round trip beyond its own server-side timeout.
 BLOCK_GRACE_S = 1.0
+
+
+def company_index_cap(config: QueueConfig) -> int:
+    """How many ids a company set keeps: every job retention could still hold, and
+    room for the unfinished ones."""
+    return config.keep_completed.count + config.keep_failed.count + 10_000
 
 
 class RedisJobStore(JobStore):
@@ -135,7 +142,19 @@ class RedisJobStore(JobStore):
         validate_new_job(queue, job)
         _check_json(queue, job)
         with unavailable_guard():
-            return await bull.add(job.name, job.data, bull_options(bull.config, job))
+            job_id = await bull.add(job.name, job.data, bull_options(bull.config, job))
+            await self._index_companies(bull, [(job, job_id)])
+            return job_id
+
+    async def _index_companies(self, bull: BullQueue, added: Sequence[tuple[NewJob, str]]) -> None:
+        """Remember the company's jobs in a sorted set beside BullMQ's keys (BullMQ has
+        no index by company), bounded to what retention could still hold."""
+        stamped = [
+            (job.options.company_id, job_id) for job, job_id in added if job.options.company_id
+        ]
+        if stamped:
+            now_ms = time.time_ns() // 1_000_000
+            await bull.index_companies(stamped, now_ms, company_index_cap(bull.config))
 
     async def add_bulk(self, queue: str, jobs: Sequence[NewJob]) -> list[str]:
         bull = self._bull(queue)
@@ -145,9 +164,11 @@ class RedisJobStore(JobStore):
         if not jobs:
             return []
         with unavailable_guard():
-            return await bull.add_bulk(
+            ids = await bull.add_bulk(
                 [(job.name, job.data, bull_options(bull.config, job)) for job in jobs]
             )
+            await self._index_companies(bull, list(zip(jobs, ids, strict=True)))
+            return ids
 
     # -- workers -------------------------------------------------------------------------
 
@@ -354,6 +375,30 @@ class RedisJobStore(JobStore):
         bull = self._bull(queue)
         with unavailable_guard():
             return await redis_admin.list_jobs(bull, state, offset, limit)
+
+    async def list_company_jobs(
+        self,
+        queue: str,
+        state: JobState,
+        company_id: str,
+        *,
+        offset: int = 0,
+        limit: int = 50,
+        scan_limit: int = 10_000,
+    ) -> tuple[list[JobRecord], int, bool]:
+        """Finished and delayed jobs from the company index (their sets are scored, so
+        membership is one ``ZSCORE`` each, pipelined); the short active and waiting
+        lists by the default scan."""
+        if state not in (JobState.COMPLETED, JobState.FAILED, JobState.DELAYED):
+            return await super().list_company_jobs(
+                queue, state, company_id, offset=offset, limit=limit, scan_limit=scan_limit
+            )
+        bull = self._bull(queue)
+        with unavailable_guard():
+            page, total = await redis_admin.list_company_jobs(
+                bull, state, company_id, offset, limit
+            )
+        return page, total, False
 
     async def get_job(self, queue: str, job_id: str) -> JobRecord | None:
         bull = self._bull(queue)

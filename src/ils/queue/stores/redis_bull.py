@@ -296,6 +296,36 @@ class BullQueue:
         ids = await self._client.zrevrange(key, max(offset, 0), max(offset, 0) + limit - 1)
         return [job_id.decode() if isinstance(job_id, bytes) else str(job_id) for job_id in ids]
 
+    def company_key(self, company_id: str) -> str:
+        """The sorted set of a company's job ids (scored by when they were added)."""
+        base = self.keys["completed"].rsplit(":", 1)[0]
+        return f"{base}:ils:company:{company_id}"
+
+    async def index_companies(
+        self, stamped: Sequence[tuple[str, str]], now_ms: int, cap: int
+    ) -> None:
+        """Add ``(company, job id)`` pairs to the company sets, each kept to ``cap``."""
+        async with self._client.pipeline(transaction=False) as pipe:
+            for company_id, job_id in stamped:
+                key = self.company_key(company_id)
+                pipe.zadd(key, {job_id: now_ms})
+                pipe.zremrangebyrank(key, 0, -(cap + 1))
+            await pipe.execute()
+
+    async def company_job_ids(self, company_id: str) -> list[str]:
+        """Every job id in a company's set."""
+        ids = await self._client.zrange(self.company_key(company_id), 0, -1)
+        return [job_id.decode() if isinstance(job_id, bytes) else str(job_id) for job_id in ids]
+
+    async def scores(self, key: str, members: Sequence[str]) -> list[float | None]:
+        """``ZSCORE`` of each member in one round trip (``None``: not in the set)."""
+        if not members:
+            return []
+        async with self._client.pipeline(transaction=False) as pipe:
+            for member in members:
+                pipe.zscore(key, member)
+            return [None if score is None else float(score) for score in await pipe.execute()]
+
     async def count_in_ranges(self, ranges: Sequence[tuple[str, int, int]]) -> list[int]:
         """``ZCOUNT key start (end`` for each range, in one round trip."""
         async with self._client.pipeline(transaction=False) as pipe:
