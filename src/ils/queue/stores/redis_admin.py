@@ -201,21 +201,15 @@ async def list_company_jobs(
     bull: BullQueue, state: JobState, company_id: str, offset: int, limit: int
 ) -> tuple[list[JobRecord], int]:
     """One company's jobs in a scored state (completed, failed, delayed), newest first
-    by that score, and how many there are."""
-    ids = await bull.company_job_ids(company_id)
-    scores = await bull.scores(bull.keys[state.value], ids)
-    ranked = sorted(
-        ((score, job_id) for job_id, score in zip(ids, scores, strict=True) if score is not None),
-        reverse=True,
-    )
-    page = [job_id for _, job_id in ranked[max(offset, 0) : max(offset, 0) + max(limit, 0)]]
+    by that score, and how many there are: intersected in Redis, one page returned."""
+    page, total = await bull.company_page(bull.keys[state.value], company_id, offset, limit)
     hashes = await bull.job_hashes(page)
     records = [
         record_from_hash(bull.config.key, job_id, raw, state)
         for job_id, raw in zip(page, hashes, strict=True)
         if raw
     ]
-    return records, len(ranked)
+    return records, total
 
 
 async def finished_per_minute(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -312,19 +313,22 @@ class BullQueue:
                 pipe.zremrangebyrank(key, 0, -(cap + 1))
             await pipe.execute()
 
-    async def company_job_ids(self, company_id: str) -> list[str]:
-        """Every job id in a company's set."""
-        ids = await self._client.zrange(self.company_key(company_id), 0, -1)
-        return [job_id.decode() if isinstance(job_id, bytes) else str(job_id) for job_id in ids]
-
-    async def scores(self, key: str, members: Sequence[str]) -> list[float | None]:
-        """``ZSCORE`` of each member in one round trip (``None``: not in the set)."""
-        if not members:
-            return []
-        async with self._client.pipeline(transaction=False) as pipe:
-            for member in members:
-                pipe.zscore(key, member)
-            return [None if score is None else float(score) for score in await pipe.execute()]
+    async def company_page(
+        self, state_key: str, company_id: str, offset: int, limit: int
+    ) -> tuple[list[str], int]:
+        """A page of the company's ids that are in ``state_key`` (a set scored by finish
+        or due time), highest score first, and their number: ``ZINTERSTORE`` into a
+        scratch key (weights 0 and 1 keep the state's score), read, delete, atomically."""
+        scratch = f"{self.company_key(company_id)}:scratch:{uuid.uuid4().hex}"
+        start = max(offset, 0)
+        async with self._client.pipeline(transaction=True) as pipe:
+            pipe.zinterstore(scratch, {self.company_key(company_id): 0, state_key: 1})
+            pipe.zrevrange(scratch, start, start + max(limit, 1) - 1)
+            pipe.zcard(scratch)
+            pipe.delete(scratch)
+            _, ids, total, _ = await pipe.execute()
+        page = [job_id.decode() if isinstance(job_id, bytes) else str(job_id) for job_id in ids]
+        return (page if limit > 0 else []), int(total)
 
     async def count_in_ranges(self, ranges: Sequence[tuple[str, int, int]]) -> list[int]:
         """``ZCOUNT key start (end`` for each range, in one round trip."""

@@ -91,17 +91,35 @@ async def find_jobs(
         jobs.sort(key=newest_first, reverse=True)
         return Found(jobs[offset : offset + limit], total, False)
     if not text:
-        # One company's jobs: each store pages them itself (the local store by index).
-        jobs = []
-        total = 0
-        truncated = False
+        # One company's jobs: each store pages them itself (by index). As above, page
+        # the one store that holds them directly.
+        counted: list[tuple[JobStore, int, bool]] = []
         for store in stores:
-            page, count, cut = await store.list_company_jobs(
-                queue, state, user.company_id, offset=0, limit=offset + limit
+            _, count, cut = await store.list_company_jobs(
+                queue, state, user.company_id, offset=0, limit=0
             )
-            jobs += page
-            total += count
-            truncated = truncated or cut
+            counted.append((store, count, cut))
+        holding = [store for store, count, _ in counted if count]
+        total = sum(count for _, count, _ in counted)
+        truncated = any(cut for _, _, cut in counted)
+        if len(holding) <= 1:
+            page = (
+                (
+                    await holding[0].list_company_jobs(
+                        queue, state, user.company_id, offset=offset, limit=limit
+                    )
+                )[0]
+                if holding
+                else []
+            )
+            return Found(page, total, truncated)
+        jobs = []
+        for store in holding:
+            jobs += (
+                await store.list_company_jobs(
+                    queue, state, user.company_id, offset=0, limit=offset + limit
+                )
+            )[0]
         jobs.sort(key=newest_first, reverse=True)
         return Found(jobs[offset : offset + limit], total, truncated)
     matched: list[JobRecord] = []
