@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import abc
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ils.queue.model import ClaimedJob, Fetch, JobRecord, JobState, NewJob, StoreHealth
+
+#: Jobs read per round of a scan (``JobStore._scan``).
+SCAN_PAGE = 500
 
 
 class JobStore(abc.ABC):
@@ -74,16 +77,9 @@ class JobStore(abc.ABC):
         at ``scan_limit`` jobs at most (the Redis store: BullMQ has no index by
         company). The local store answers from its index instead.
         """
-        found: list[JobRecord] = []
-        looked = 0
-        page_size = 500
-        while looked < scan_limit:
-            page = await self.list_jobs(queue, state, offset=looked, limit=page_size)
-            found += [job for job in page if job.company_id == company_id]
-            looked += page_size
-            if len(page) < page_size:
-                return found[offset : offset + limit], len(found), False
-        return found[offset : offset + limit], len(found), True
+        return await self._scan(
+            queue, state, lambda job: job.company_id == company_id, offset, limit, scan_limit
+        )
 
     async def search_jobs(
         self,
@@ -101,22 +97,37 @@ class JobStore(abc.ABC):
         stopped at ``scan_limit`` jobs. This default scans :meth:`list_jobs` pages
         (the Redis store); the local store searches in SQL."""
         needle = text.casefold()
+
+        def matches(job: JobRecord) -> bool:
+            if company_id is not None and job.company_id != company_id:
+                return False
+            return (
+                needle in job.name.casefold()
+                or needle in job.id.casefold()
+                or needle in json.dumps(job.data, ensure_ascii=False).casefold()
+            )
+
+        return await self._scan(queue, state, matches, offset, limit, scan_limit)
+
+    async def _scan(
+        self,
+        queue: str,
+        state: JobState,
+        keep: Callable[[JobRecord], bool],
+        offset: int,
+        limit: int,
+        scan_limit: int,
+    ) -> tuple[list[JobRecord], int, bool]:
+        """Page through :meth:`list_jobs`, keeping what ``keep`` accepts, looking at
+        ``scan_limit`` jobs at most: the page, how many were kept, and whether the scan
+        stopped before the end."""
         found: list[JobRecord] = []
         looked = 0
         while looked < scan_limit:
-            page = await self.list_jobs(queue, state, offset=looked, limit=500)
-            found += [
-                job
-                for job in page
-                if (company_id is None or job.company_id == company_id)
-                and (
-                    needle in job.name.casefold()
-                    or needle in job.id.casefold()
-                    or needle in json.dumps(job.data, ensure_ascii=False).casefold()
-                )
-            ]
-            looked += 500
-            if len(page) < 500:
+            page = await self.list_jobs(queue, state, offset=looked, limit=SCAN_PAGE)
+            found += [job for job in page if keep(job)]
+            looked += SCAN_PAGE
+            if len(page) < SCAN_PAGE:
                 return found[offset : offset + limit], len(found), False
         return found[offset : offset + limit], len(found), True
 

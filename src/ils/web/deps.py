@@ -64,6 +64,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ils.database import READ_ONLY_OPTION, Base
 from ils.domain.companies import MANAGER_ROLES, Company, CompanyKind, Role, User
+from ils.errors import UnknownQueueError
 from ils.queue.producer import COMPANY_INFO_KEY
 from ils.queue.system import JobSystem
 from ils.settings import Settings
@@ -205,6 +206,14 @@ def not_found() -> HTTPException:
     """The one 404 of the API (``raise not_found()``): same body whether the record is
     missing or belongs to another company."""
     return HTTPException(404, NOT_FOUND)
+
+
+def queue_key(system: JobSystem, queue: str) -> str:
+    """The catalogue key of ``queue`` from a URL; an unknown queue is the API's 404."""
+    try:
+        return system.catalogue[queue].key
+    except UnknownQueueError:
+        raise not_found() from None
 
 
 async def scoped_get(

@@ -51,6 +51,14 @@ UNAVAILABLE = (OperationalError, InterfaceError, OSError)
 HEALTH_TIMEOUT_S = 5.0
 
 
+def newest_first(state: JobState) -> tuple[ColumnElement[Any], ...]:
+    """The order of every job list: finished jobs newest finished first, through their
+    index; the others newest created first."""
+    if state in FINISHED_STATES:
+        return (JOBS.c.finished_at_ms.desc(), JOBS.c.seq.desc())
+    return (JOBS.c.created_at_ms.desc(), JOBS.c.seq.desc())
+
+
 class LocalAdmin:
     """Transactions, wake-ups and the admin operations of the local store."""
 
@@ -158,13 +166,7 @@ class LocalAdmin:
             stored = stored_state(wanted, paused)
             if stored is None or limit <= 0:
                 return []
-            # Finished jobs newest finished first, through their index; the others
-            # newest created first.
-            order = (
-                (JOBS.c.finished_at_ms.desc(), JOBS.c.seq.desc())
-                if wanted in FINISHED_STATES
-                else (JOBS.c.created_at_ms.desc(), JOBS.c.seq.desc())
-            )
+            order = newest_first(wanted)
             rows = conn.execute(
                 select(JOBS)
                 .where(JOBS.c.queue == queue, JOBS.c.state == stored)
@@ -187,31 +189,9 @@ class LocalAdmin:
         scan_limit: int = 10_000,
     ) -> tuple[list[JobRecord], int, bool]:
         """From the (queue, company_id, state) index: exact, whatever the queue holds."""
-        self._config(queue)
-        wanted = JobState(state)
-
-        def body(conn: Connection) -> tuple[list[JobRecord], int, bool]:
-            paused = read_switches(conn, queue).paused
-            stored = stored_state(wanted, paused)
-            if stored is None:
-                return [], 0, False
-            where = (
-                JOBS.c.queue == queue,
-                JOBS.c.company_id == company_id,
-                JOBS.c.state == stored,
-            )
-            total = conn.scalar(select(func.count()).select_from(JOBS).where(*where)) or 0
-            order = (
-                (JOBS.c.finished_at_ms.desc(), JOBS.c.seq.desc())
-                if wanted in FINISHED_STATES
-                else (JOBS.c.created_at_ms.desc(), JOBS.c.seq.desc())
-            )
-            rows = conn.execute(
-                select(JOBS).where(*where).order_by(*order).offset(max(offset, 0)).limit(limit)
-            )
-            return [record_from_row(row, paused) for row in rows], int(total), False
-
-        return await self._run(body, readonly=True)
+        return await self._filtered_page(
+            queue, state, [JOBS.c.company_id == company_id], offset, limit
+        )
 
     async def search_jobs(
         self,
@@ -226,34 +206,44 @@ class LocalAdmin:
     ) -> tuple[list[JobRecord], int, bool]:
         """In SQL: ``LIKE`` on the name, the id and the payload's JSON text (any case,
         wildcards in ``text`` taken literally); exact over the whole queue."""
+        needle = text.casefold()
+        where: list[ColumnElement[bool]] = [
+            or_(
+                func.lower(JOBS.c.name).contains(needle, autoescape=True),
+                func.lower(JOBS.c.id).contains(needle, autoescape=True),
+                func.lower(cast(JOBS.c.data, Text)).contains(needle, autoescape=True),
+            )
+        ]
+        if company_id is not None:
+            where.append(JOBS.c.company_id == company_id)
+        return await self._filtered_page(queue, state, where, offset, limit)
+
+    async def _filtered_page(
+        self,
+        queue: str,
+        state: JobState,
+        where: list[ColumnElement[bool]],
+        offset: int,
+        limit: int,
+    ) -> tuple[list[JobRecord], int, bool]:
+        """A page of the jobs in ``state`` that also match ``where``, newest first, and
+        how many match (exact: SQL sees the whole queue, so never truncated)."""
         self._config(queue)
         wanted = JobState(state)
-        needle = text.casefold()
 
         def body(conn: Connection) -> tuple[list[JobRecord], int, bool]:
             paused = read_switches(conn, queue).paused
             stored = stored_state(wanted, paused)
             if stored is None:
                 return [], 0, False
-            where = [
-                JOBS.c.queue == queue,
-                JOBS.c.state == stored,
-                or_(
-                    func.lower(JOBS.c.name).contains(needle, autoescape=True),
-                    func.lower(JOBS.c.id).contains(needle, autoescape=True),
-                    func.lower(cast(JOBS.c.data, Text)).contains(needle, autoescape=True),
-                ),
-            ]
-            if company_id is not None:
-                where.append(JOBS.c.company_id == company_id)
-            total = conn.scalar(select(func.count()).select_from(JOBS).where(*where)) or 0
-            order = (
-                (JOBS.c.finished_at_ms.desc(), JOBS.c.seq.desc())
-                if wanted in FINISHED_STATES
-                else (JOBS.c.created_at_ms.desc(), JOBS.c.seq.desc())
-            )
+            matching = [JOBS.c.queue == queue, JOBS.c.state == stored, *where]
+            total = conn.scalar(select(func.count()).select_from(JOBS).where(*matching)) or 0
             rows = conn.execute(
-                select(JOBS).where(*where).order_by(*order).offset(max(offset, 0)).limit(limit)
+                select(JOBS)
+                .where(*matching)
+                .order_by(*newest_first(wanted))
+                .offset(max(offset, 0))
+                .limit(limit)
             )
             return [record_from_row(row, paused) for row in rows], int(total), False
 

@@ -26,11 +26,9 @@ from sqlalchemy import func, select
 
 from ils.domain.audit import AuditEntry
 from ils.domain.companies import MANAGER_ROLES, Role
-from ils.errors import UnknownQueueError
 from ils.queue.model import COUNTED_STATES, JobState
-from ils.queue.system import JobSystem
 from ils.web.dashboard.pages import HOME_PATH, Pages, page_route, part, safe_next
-from ils.web.deps import NOT_ALLOWED, CurrentAuth, SessionDep, SystemDep, not_found
+from ils.web.deps import NOT_ALLOWED, CurrentAuth, SessionDep, SystemDep, not_found, queue_key
 from ils.web.schemas.common import DEFAULT_LIMIT, MAX_LIMIT
 from ils.web.schemas.queues import AuditOut, JobDetailOut, JobSummaryOut
 from ils.web.security import SessionAuth
@@ -59,13 +57,6 @@ QueueKey = Annotated[str, Path(max_length=64)]
 JobId = Annotated[str, Path(max_length=255)]
 Offset = Annotated[int, Query(ge=0)]
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
-
-
-def _queue_key(system: JobSystem, queue: str) -> str:
-    try:
-        return system.catalogue[queue].key
-    except UnknownQueueError:
-        raise not_found() from None
 
 
 def _paging(
@@ -145,7 +136,7 @@ class Dashboard:
     ) -> HTMLResponse:
         """A queue's jobs in one state, newest first, with search, paging and the bulk
         actions; the list is the one ``GET /api/queue/{queue}/jobs`` answers."""
-        key = _queue_key(system, queue)
+        key = queue_key(system, queue)
         text = (search or "").strip()
         found = await service.find_jobs(
             system, key, state, auth.user, text=text or None, offset=offset, limit=limit
@@ -174,7 +165,7 @@ class Dashboard:
     ) -> HTMLResponse:
         """One job in full, as ``GET /api/queue/{queue}/jobs/{id}`` gives it, with the
         actions its state allows."""
-        key = _queue_key(system, queue)
+        key = queue_key(system, queue)
         record = await service.find_job(system, key, job_id, auth.user)
         if record is None:
             raise not_found()

@@ -15,10 +15,10 @@ from sqlalchemy import func, select
 
 from ils.domain.audit import AuditEntry
 from ils.domain.companies import MANAGER_ROLES, Role, User
-from ils.errors import InvalidJobStateError, JobNotFoundError, UnknownQueueError
+from ils.errors import InvalidJobStateError, JobNotFoundError
 from ils.queue.model import JobRecord, JobState
 from ils.queue.system import JobSystem
-from ils.web.deps import SessionDep, StateDep, SystemDep, not_found, require_roles
+from ils.web.deps import SessionDep, StateDep, SystemDep, not_found, queue_key, require_roles
 from ils.web.schemas.common import DEFAULT_LIMIT, MAX_LIMIT, Page, error_responses
 from ils.web.schemas.queues import (
     AuditOut,
@@ -44,13 +44,6 @@ CONFLICT: Final[dict[int | str, dict[str, Any]]] = {
 }
 
 
-def _queue(system: JobSystem, queue: str) -> str:
-    try:
-        return system.catalogue[queue].key
-    except UnknownQueueError:
-        raise not_found() from None
-
-
 async def _release(session: SessionDep) -> None:
     """End the request's transaction before the store works.
 
@@ -63,7 +56,7 @@ async def _release(session: SessionDep) -> None:
 
 
 async def _job(system: JobSystem, queue: str, job_id: str, user: User) -> JobRecord:
-    job = await service.find_job(system, _queue(system, queue), job_id, user)
+    job = await service.find_job(system, queue_key(system, queue), job_id, user)
     if job is None:
         raise not_found()
     return job
@@ -108,7 +101,13 @@ async def list_jobs(
 ) -> JobPage:
     """Newest first."""
     found = await service.find_jobs(
-        system, _queue(system, queue), state, user, text=search or None, offset=offset, limit=limit
+        system,
+        queue_key(system, queue),
+        state,
+        user,
+        text=search or None,
+        offset=offset,
+        limit=limit,
     )
     return JobPage(
         items=[JobSummaryOut.of(job) for job in found.jobs],
@@ -149,6 +148,25 @@ async def _operate(
     return job
 
 
+async def _act(
+    action: str,
+    queue: str,
+    job_id: str,
+    user: User,
+    system: JobSystem,
+    session: SessionDep,
+    request: Request,
+    state: StateDep,
+) -> JobRecord:
+    """One job's operation as a route does it: release the request's transaction, act
+    on the job, audit it."""
+    await _release(session)
+    job = await _operate(action, queue, job_id, user, system)
+    detail = {"name": job.name} if action == "remove" else {}
+    service.audit(session, request, user, now_utc(state.clock), action, job.queue, job.id, **detail)
+    return job
+
+
 @router.post(
     "/{queue}/jobs/{job_id}/retry",
     summary="Retry a failed job",
@@ -164,9 +182,7 @@ async def retry_job(
     state: StateDep,
 ) -> JobDetailOut:
     """Back to waiting with its attempts reset; 409 unless it failed."""
-    await _release(session)
-    job = await _operate("retry", queue, job_id, user, system)
-    service.audit(session, request, user, now_utc(state.clock), "retry", job.queue, job.id)
+    await _act("retry", queue, job_id, user, system, session, request, state)
     return JobDetailOut.of(await _job(system, queue, job_id, user))
 
 
@@ -185,9 +201,7 @@ async def promote_job(
     state: StateDep,
 ) -> JobDetailOut:
     """Waiting now instead of at its due time; 409 unless it is delayed."""
-    await _release(session)
-    job = await _operate("promote", queue, job_id, user, system)
-    service.audit(session, request, user, now_utc(state.clock), "promote", job.queue, job.id)
+    await _act("promote", queue, job_id, user, system, session, request, state)
     return JobDetailOut.of(await _job(system, queue, job_id, user))
 
 
@@ -207,11 +221,7 @@ async def remove_job(
     state: StateDep,
 ) -> Response:
     """Deleted with its logs; 409 while a worker runs it."""
-    await _release(session)
-    job = await _operate("remove", queue, job_id, user, system)
-    service.audit(
-        session, request, user, now_utc(state.clock), "remove", job.queue, job.id, name=job.name
-    )
+    await _act("remove", queue, job_id, user, system, session, request, state)
     return Response(status_code=204)
 
 
@@ -232,7 +242,7 @@ async def bulk(
     """Each job is handled on its own: one that cannot be (not found, not failed,
     running) is skipped with the reason, the others are done."""
     await _release(session)
-    key = _queue(system, queue)
+    key = queue_key(system, queue)
     done: list[str] = []
     skipped: dict[str, str] = {}
     for job_id in dict.fromkeys(body.job_ids):
@@ -265,7 +275,7 @@ async def retry_failed(
 ) -> CountOut:
     """A platform_admin retries the whole queue's; others their company's."""
     await _release(session)
-    key = _queue(system, queue)
+    key = queue_key(system, queue)
     count = 0
     if service.sees_all(user):
         for store in system.reachable_stores():
@@ -297,7 +307,7 @@ async def clean(
 ) -> CountOut:
     """Completed or failed jobs by finish time, others by creation time."""
     await _release(session)
-    key = _queue(system, queue)
+    key = queue_key(system, queue)
     wanted = JobState(body.state)
     count = 0
     if service.sees_all(user):
@@ -332,7 +342,7 @@ async def _switch(
     request: Request,
     state: StateDep,
 ) -> Response:
-    key = _queue(system, queue)
+    key = queue_key(system, queue)
     await _release(session)
     for store in system.reachable_stores():
         await (store.pause(key) if action == "pause" else store.resume(key))

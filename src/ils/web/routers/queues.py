@@ -14,9 +14,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query
 
 from ils.domain.companies import MANAGER_ROLES, User
-from ils.errors import UnknownQueueError
 from ils.queue.catalogue import QueueConfig
-from ils.web.deps import SystemDep, not_found, require_roles
+from ils.web.deps import SystemDep, queue_key, require_roles
 from ils.web.schemas.common import error_responses
 
 router = APIRouter(prefix="/api/queue", tags=["queues"])
@@ -61,10 +60,7 @@ async def throughput(
     """For the dashboard's charts: one point per minute, oldest first, counted from
     the finished jobs the stores keep (retention: 1,000 completed per queue by
     default, so a busier queue's older minutes undercount)."""
-    try:
-        key = system.catalogue[queue].key
-    except UnknownQueueError:
-        raise not_found() from None
+    key = queue_key(system, queue)
     points = await system.throughput(key, minutes=minutes)
     return {
         "queue": key,

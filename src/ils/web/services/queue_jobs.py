@@ -15,7 +15,7 @@ and the answer says when it stopped early.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
@@ -59,6 +59,12 @@ class Found:
     truncated: bool
 
 
+#: A page of jobs, how many match, and whether a scan stopped early.
+Paged = tuple[list[JobRecord], int, bool]
+#: Asks one store for ``(offset, limit)`` of the jobs a request wants.
+Fetch = Callable[[JobStore, int, int], Awaitable[Paged]]
+
+
 async def find_jobs(
     system: JobSystem,
     queue: str,
@@ -71,70 +77,57 @@ async def find_jobs(
 ) -> Found:
     """A page of the jobs ``user`` may see in ``state``, newest first."""
     stores = system.reachable_stores()
-    if sees_all(user) and not text:
-        # No filter. Usually one store holds the state's jobs (the local store only
-        # holds what was queued while Redis was down): page it directly; else merge
-        # the heads of both.
-        sizes = [(store, (await store.counts(queue))[state]) for store in stores]
-        holding = [store for store, size in sizes if size]
-        total = sum(size for _, size in sizes)
-        if len(holding) <= 1:
-            page = (
-                await holding[0].list_jobs(queue, state, offset=offset, limit=limit)
-                if holding
-                else []
+    if text:
+        company = None if sees_all(user) else user.company_id
+
+        async def searched(store: JobStore, start: int, size: int) -> Paged:
+            return await store.search_jobs(
+                queue, state, text, company_id=company, offset=start, limit=size
             )
-            return Found(page, total, False)
-        jobs: list[JobRecord] = []
-        for store in holding:
-            jobs += await store.list_jobs(queue, state, offset=0, limit=offset + limit)
-        jobs.sort(key=newest_first, reverse=True)
-        return Found(jobs[offset : offset + limit], total, False)
-    if not text:
-        # One company's jobs: each store pages them itself (by index). As above, page
-        # the one store that holds them directly.
-        counted: list[tuple[JobStore, int, bool]] = []
-        for store in stores:
-            _, count, cut = await store.list_company_jobs(
-                queue, state, user.company_id, offset=0, limit=0
-            )
-            counted.append((store, count, cut))
-        holding = [store for store, count, _ in counted if count]
-        total = sum(count for _, count, _ in counted)
-        truncated = any(cut for _, _, cut in counted)
-        if len(holding) <= 1:
-            page = (
-                (
-                    await holding[0].list_company_jobs(
-                        queue, state, user.company_id, offset=offset, limit=limit
-                    )
-                )[0]
-                if holding
-                else []
-            )
-            return Found(page, total, truncated)
-        jobs = []
-        for store in holding:
-            jobs += (
-                await store.list_company_jobs(
-                    queue, state, user.company_id, offset=0, limit=offset + limit
-                )
-            )[0]
-        jobs.sort(key=newest_first, reverse=True)
-        return Found(jobs[offset : offset + limit], total, truncated)
-    matched: list[JobRecord] = []
+
+        return await _merged(stores, searched, offset, limit)
+    if sees_all(user):
+
+        async def listed(store: JobStore, start: int, size: int) -> Paged:
+            total = (await store.counts(queue))[state]
+            page = await store.list_jobs(queue, state, offset=start, limit=size) if size else []
+            return page, total, False
+
+        return await _one_or_merged(stores, listed, offset, limit)
+
+    async def company_listed(store: JobStore, start: int, size: int) -> Paged:
+        return await store.list_company_jobs(
+            queue, state, user.company_id, offset=start, limit=size
+        )
+
+    return await _one_or_merged(stores, company_listed, offset, limit)
+
+
+async def _one_or_merged(stores: list[JobStore], fetch: Fetch, offset: int, limit: int) -> Found:
+    """Usually one store holds the jobs (the local store only holds what was queued
+    while Redis was down): count in each (``limit`` 0), then page that one directly;
+    otherwise merge the heads of both."""
+    counted = [(store, *(await fetch(store, 0, 0))[1:]) for store in stores]
+    holding = [store for store, count, _ in counted if count]
+    if len(holding) > 1:
+        return await _merged(holding, fetch, offset, limit)
+    page = (await fetch(holding[0], offset, limit))[0] if holding else []
+    total = sum(count for _, count, _ in counted)
+    return Found(page, total, any(cut for _, _, cut in counted))
+
+
+async def _merged(stores: list[JobStore], fetch: Fetch, offset: int, limit: int) -> Found:
+    """Each store's first ``offset + limit`` jobs, merged newest first, then the page."""
+    jobs: list[JobRecord] = []
     total = 0
     truncated = False
-    company = None if sees_all(user) else user.company_id
     for store in stores:
-        page, count, cut = await store.search_jobs(
-            queue, state, text, company_id=company, offset=0, limit=offset + limit
-        )
-        matched += page
+        page, count, cut = await fetch(store, 0, offset + limit)
+        jobs += page
         total += count
         truncated = truncated or cut
-    matched.sort(key=newest_first, reverse=True)
-    return Found(matched[offset : offset + limit], total, truncated)
+    jobs.sort(key=newest_first, reverse=True)
+    return Found(jobs[offset : offset + limit], total, truncated)
 
 
 async def find_job(system: JobSystem, queue: str, job_id: str, user: User) -> JobRecord | None:
