@@ -23,6 +23,7 @@ from tests.web.api_support import (
     count,
     errors_of,
     move,
+    order_body,
     order_world,
     patient_of,
     place,
@@ -210,6 +211,37 @@ async def test_unknown_ids_in_the_body_answer_422(
     assert await count(db, Order) == 0
     assert await count(db, NumberSequence) == 0
     assert await all_jobs(state) == 0
+
+
+async def test_a_remake_names_an_order_of_the_same_patient_and_lab(
+    world: World, factory: Factory, db: DbMaker, signed_in: SignedIn
+) -> None:
+    original = await place(world)
+    remake = await place(world, remake_of_id=original["id"])
+    assert remake["remake_of_id"] == original["id"]
+    assert original["remake_of_id"] is None
+
+    staff = world.client(PRACTICE)
+    second_patient = await patient_of(factory, world.practice)
+    other_lab = await factory.company(LAB)
+    before = await count(db, Order)
+    for changes in (
+        {"remake_of_id": "0" * 32},
+        {"remake_of_id": original["id"], "patient_id": second_patient.id},
+        {"remake_of_id": original["id"], "lab_id": other_lab.id},
+    ):
+        response = await staff.post("/api/orders", json=body_for(world, **changes))
+        assert list(errors_of(response)) == ["remake_of_id"], changes
+    # Another practice cannot point at this practice's order.
+    stranger_practice = await factory.company(PRACTICE)
+    stranger, _ = await signed_in(Role.ADMIN, PRACTICE, company=stranger_practice)
+    own_patient = await patient_of(factory, stranger_practice)
+    response = await stranger.post(
+        "/api/orders",
+        json=order_body(own_patient.id, world.lab.id, remake_of_id=original["id"]),
+    )
+    assert list(errors_of(response)) == ["remake_of_id"]
+    assert await count(db, Order) == before
 
 
 async def test_a_failure_after_writing_and_queueing_leaves_nothing(

@@ -240,6 +240,11 @@ class Order(IdMixin, TimestampMixin, Base):
     carrier: Mapped[str | None] = mapped_column(String(64))
     price_cents: Mapped[int | None] = mapped_column(BigInteger)
     notes: Mapped[str | None] = mapped_column(Text)
+    #: The earlier order this one makes again (a remake: wrong power, breakage,
+    #: non-adapt); the remake rate of the insights counts these.
+    remake_of_id: Mapped[str | None] = mapped_column(
+        String(ID_LENGTH), ForeignKey("orders.id"), index=True
+    )
 
     company: Mapped[Company] = relationship(foreign_keys=[company_id])
     lab: Mapped[Company] = relationship(foreign_keys=[lab_id])

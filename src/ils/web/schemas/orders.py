@@ -114,6 +114,10 @@ class OrderCreate(InputModel):
     due_date: date | None = None
     price_cents: int | None = Field(default=None, ge=0, le=MAX_PRICE_CENTS)
     notes: Notes | None = None
+    remake_of_id: RecordId | None = Field(
+        default=None,
+        description="The earlier order of the same patient and lab this order makes again.",
+    )
 
     @field_validator("right", "left")
     @classmethod
@@ -202,6 +206,7 @@ class OrderSummary(OutputModel):
     lens_design: LensDesign
     due_date: date | None
     tracking_number: str | None
+    remake_of_id: str | None
     created_at: datetime
     updated_at: datetime
 

@@ -107,6 +107,7 @@ def _order_columns(body: OrderCreate) -> dict[str, object]:
         "due_date": body.due_date,
         "price_cents": body.price_cents,
         "notes": body.notes,
+        "remake_of_id": body.remake_of_id,
     }
 
 
@@ -132,8 +133,9 @@ async def create_order(
 
     Raises:
         RequestValidationError: ``patient_id`` is not a patient of this practice,
-            ``lab_id`` is not an active lab, or ``due_date`` has passed (422; nothing
-            written, nothing queued).
+            ``lab_id`` is not an active lab, ``due_date`` has passed, or
+            ``remake_of_id`` is not an order of the same practice, patient and lab
+            (422; nothing written, nothing queued).
     """
     patient = await session.scalar(
         select(Patient.id).where(Patient.id == body.patient_id, Patient.company_id == practice.id)
@@ -146,6 +148,8 @@ async def create_order(
     today = local_date(practice, now)
     if body.due_date is not None and body.due_date < today:
         raise field_error("due_date", "must not be in the past")
+    if body.remake_of_id is not None:
+        await _check_remake(session, body, practice.id)
     recipients = await active_user_ids(session, lab.id)
     # Late, once the checks have passed: a number taken by a failed order is a gap.
     number = await allocate_number(session, NumberKind.ORDER, year=today.year, own_engine=numbering)
@@ -178,6 +182,17 @@ async def create_order(
             recipient, order.id, OrderStatus.SUBMITTED.value, message, session=session
         )
     return order, submitted
+
+
+async def _check_remake(session: AsyncSession, body: OrderCreate, practice_id: str) -> None:
+    """A remake redoes an order of this practice, for the same patient, at the same lab."""
+    original = await session.scalar(
+        select(Order).where(Order.id == body.remake_of_id, Order.company_id == practice_id)
+    )
+    if original is None:
+        raise field_error("remake_of_id", "must be an order of your practice")
+    if original.patient_id != body.patient_id or original.lab_id != body.lab_id:
+        raise field_error("remake_of_id", "must be an order of the same patient and lab")
 
 
 async def order_history(session: AsyncSession, order_id: str) -> list[OrderStatusChange]:
