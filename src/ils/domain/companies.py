@@ -7,8 +7,9 @@ of the API is scoped to that company.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import Boolean, CheckConstraint, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -54,6 +55,15 @@ class PaperSize(StrEnum):
     LETTER = "Letter"
 
 
+def zone_named(name: str) -> ZoneInfo:
+    """The zone called ``name``; UTC if this machine does not know it, so one bad
+    setting cannot break every request or job of that company."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
 class Company(IdMixin, TimestampMixin, Base):
     """A practice, lab or supplier: the tenant every other record belongs to."""
 
@@ -79,6 +89,16 @@ class Company(IdMixin, TimestampMixin, Base):
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
 
     users: Mapped[list[User]] = relationship(back_populates="company")
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The company's time zone (see :func:`zone_named`)."""
+        return zone_named(self.time_zone)
+
+    def local_date(self, moment: datetime) -> date:
+        """The calendar date at ``moment`` where the company is: invoices, due dates and
+        briefings are dated in the company's zone, not the server's."""
+        return moment.astimezone(self.zone).date()
 
 
 class User(IdMixin, TimestampMixin, Base):

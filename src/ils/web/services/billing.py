@@ -27,7 +27,7 @@ from ils.domain.orders import Order, OrderStatus
 from ils.queue.system import JobSystem
 from ils.web.deps import scoped_get
 from ils.web.schemas.billing import InvoiceCreate, PaymentCreate
-from ils.web.services.common import field_error, local_date
+from ils.web.services.common import field_error
 
 
 async def create_invoice(
@@ -55,7 +55,7 @@ async def create_invoice(
     )
     if existing is not None:
         raise HTTPException(409, "the order is already invoiced")
-    issued_on = body.issued_on or local_date(lab, now)
+    issued_on = body.issued_on or lab.local_date(now)
     number = await allocate_number(
         session, NumberKind.INVOICE, year=issued_on.year, company_id=lab.id
     )

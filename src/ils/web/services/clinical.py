@@ -18,7 +18,7 @@ from ils.domain.clinical import Examination, Patient
 from ils.domain.companies import Company, User
 from ils.queue.system import JobSystem
 from ils.web.schemas.clinical import ExaminationCreate, ExaminationEye, PatientCreate
-from ils.web.services.common import field_error, local_date
+from ils.web.services.common import field_error
 
 #: Clocks of practice PCs drift; an examination "a minute from now" is not an error.
 CLOCK_SKEW: Final = timedelta(minutes=5)
@@ -34,7 +34,7 @@ async def create_patient(
         RequestValidationError: a date of birth after today (in the practice's zone).
         HTTPException: 409 when the practice already uses ``reference``.
     """
-    if body.date_of_birth is not None and body.date_of_birth > local_date(practice, now):
+    if body.date_of_birth is not None and body.date_of_birth > practice.local_date(now):
         raise field_error("date_of_birth", "must not be in the future")
     if body.reference is not None:
         taken = await session.scalar(

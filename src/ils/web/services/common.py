@@ -9,8 +9,7 @@ lookup. Like every other error it rolls the request's transaction back.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import date, datetime
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from datetime import datetime
 
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy import select
@@ -42,21 +41,6 @@ def query_error(field: str, message: str) -> RequestValidationError:
 def now_utc(clock: Clock) -> datetime:
     """The app clock's time as an aware UTC datetime (tests move the clock, not sleep)."""
     return utc_now(clock)
-
-
-def zone_of(company: Company) -> ZoneInfo:
-    """The company's time zone; UTC if the stored name is unknown to this machine, so
-    one bad setting cannot break every request of that company."""
-    try:
-        return ZoneInfo(company.time_zone)
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo("UTC")
-
-
-def local_date(company: Company, moment: datetime) -> date:
-    """The calendar date at ``moment`` where ``company`` is: invoices and due dates are
-    dated in the issuer's zone, not the server's."""
-    return moment.astimezone(zone_of(company)).date()
 
 
 async def active_company(

@@ -35,9 +35,7 @@ from ils.web.services.common import (
     active_company,
     active_user_ids,
     field_error,
-    local_date,
     query_error,
-    zone_of,
 )
 
 #: Practice roles that place and cancel orders (lab_tech belongs to labs).
@@ -145,7 +143,7 @@ async def create_order(
     lab = await active_company(
         session, body.lab_id, [CompanyKind.LAB], field="lab_id", rule="must be an active lab"
     )
-    today = local_date(practice, now)
+    today = practice.local_date(now)
     if body.due_date is not None and body.due_date < today:
         raise field_error("due_date", "must not be in the past")
     if body.remake_of_id is not None:
@@ -243,7 +241,7 @@ def _filtered(company: Company, filters: OrderFilters) -> Select[tuple[Order]]:
         query = query.where(Order.status == filters.status)
     if filters.patient_id is not None:
         query = query.where(Order.patient_id == filters.patient_id)
-    zone = zone_of(company)
+    zone = company.zone
     if filters.created_from is not None:
         start = datetime.combine(filters.created_from, time.min, zone)
         query = query.where(Order.created_at >= start)

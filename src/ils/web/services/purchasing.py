@@ -16,7 +16,7 @@ from ils.domain.numbering import NumberKind, allocate_number
 from ils.domain.supply import Product, PurchaseOrder, PurchaseOrderLine, PurchaseOrderStatus
 from ils.queue.system import JobSystem
 from ils.web.schemas.supply import PurchaseOrderCreate, PurchaseOrderLineOut, PurchaseOrderOut
-from ils.web.services.common import active_company, field_error, local_date
+from ils.web.services.common import active_company, field_error
 
 
 async def create_purchase_order(
@@ -51,7 +51,7 @@ async def create_purchase_order(
     for index, product_id in enumerate(wanted):
         if product_id not in products:
             raise field_error(f"lines.{index}.product_id", "must be a product of the supplier")
-    today = local_date(lab, now)
+    today = lab.local_date(now)
     expected_on = body.expected_on
     if expected_on is None:
         expected_on = today + timedelta(days=max(p.lead_time_days for p in products.values()))

@@ -15,14 +15,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from ils.domain.billing import Invoice
 from ils.domain.clinical import Examination, Patient
-from ils.domain.companies import Company
+from ils.domain.companies import Company, zone_named
 from ils.domain.orders import Order, OrderStatus
 from ils.workers.pdf.data import (
     DocumentData,
@@ -68,23 +67,15 @@ class Loaded:
     time_zone: str
 
 
-def zone(name: str) -> ZoneInfo:
-    """The company's zone; UTC for a name this machine does not know."""
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo("UTC")
-
-
 def local_time(moment: datetime, time_zone: str) -> str:
     """``28 Nov 2026 14:03 GMT`` in the company's zone."""
-    local = moment.astimezone(zone(time_zone))
+    local = moment.astimezone(zone_named(time_zone))
     return f"{local.day} {local:%b %Y %H:%M %Z}".strip()
 
 
 def local_day(moment: datetime, time_zone: str) -> date:
     """The company's calendar day of ``moment``."""
-    return moment.astimezone(zone(time_zone)).date()
+    return moment.astimezone(zone_named(time_zone)).date()
 
 
 def letterhead(company: Company) -> Letterhead:
