@@ -37,6 +37,12 @@ from ils.domain.supply import DailySale, Product, ProductCategory, StockLevel
 from ils.domain.types import new_id
 
 LAB_NAME = "Clear View Lens Lab"
+#: Share of orders that remake an earlier order of the same practice and patient.
+REMAKE_SHARE = 0.04
+#: Orders up to this many days old may still be in production past their due date
+#: (seven days after ordering), with this probability: the briefing's overdue list.
+LATE_WINDOW_DAYS = 12
+LATE_SHARE = 0.1
 WEEKDAY_FACTOR = (1.25, 1.1, 1.0, 1.0, 1.2, 0.55, 0.15)  # Monday .. Sunday
 FIRST_NAMES = (
     "Amelia",
@@ -134,6 +140,9 @@ class NetworkBuilder:
         self.password_hash = password_hash
         self.step = step
         self.accounts: list[DemoAccount] = []
+        #: Orders placed so far per practice, as (order id, patient id): remakes
+        #: pick one of them.
+        self._placed: dict[str, list[tuple[str, str]]] = {}
 
     async def build(self) -> list[DemoAccount]:
         lab, practices, supplier = self._companies()
@@ -354,12 +363,18 @@ class NetworkBuilder:
         created = self._moment(age_days)
         status = self._status_for_age(age_days)
         design = self.rng.choice(list(LensDesign))
+        placed = self._placed.setdefault(practice.id, [])
+        # About one order in 25 remakes an earlier one (a power or fitting problem).
+        remake_of, patient_id = None, self.rng.choice(patients).id
+        if placed and self.rng.random() < REMAKE_SHARE:
+            remake_of, patient_id = self.rng.choice(placed)
         order = Order(
             id=new_id(),  # set now, so the whole history is flushed in one go
             number=await allocate_number(self.session, NumberKind.ORDER, year=created.year),
             company_id=practice.id,
             lab_id=lab.id,
-            patient_id=self.rng.choice(patients).id,
+            patient_id=patient_id,
+            remake_of_id=remake_of,
             created_by=users[-1].id,
             status=status,
             lens_design=design,
@@ -383,6 +398,7 @@ class NetworkBuilder:
             created_at=created,
             updated_at=created,
         )
+        placed.append((order.id, patient_id))
         if status in (OrderStatus.SHIPPED, OrderStatus.DELIVERED):
             order.tracking_number = f"1Z{self.rng.randint(10**8, 10**9 - 1)}"
             order.carrier = "Royal Mail"
@@ -459,7 +475,9 @@ class NetworkBuilder:
         if age_days > 14:
             return OrderStatus.CANCELLED if self.rng.random() < 0.03 else OrderStatus.DELIVERED
         if age_days > 7:
-            return OrderStatus.SHIPPED
+            # A few orders run late: still in production after their due date.
+            late = age_days <= LATE_WINDOW_DAYS and self.rng.random() < LATE_SHARE
+            return OrderStatus.IN_PRODUCTION if late else OrderStatus.SHIPPED
         if age_days > 4:
             return self.rng.choice((OrderStatus.IN_PRODUCTION, OrderStatus.QUALITY_CHECK))
         if age_days > 1:

@@ -133,6 +133,48 @@ class NotificationSettings(BaseModel):
     stream_heartbeat_s: float = Field(default=15.0, gt=0)
 
 
+class AISettings(BaseModel):
+    """The AI worker (``ILS_AI__LLM_BASE_URL``, ``ILS_AI__FORECAST_HISTORY_DAYS``, ...).
+
+    Everything the worker computes comes from statistics on the company's own data;
+    a language model is optional and only phrases chat answers from the facts the
+    worker retrieved. Without ``llm_base_url`` the answer is built from those facts
+    directly, so the platform works offline.
+    """
+
+    model_config = {"extra": "forbid"}
+
+    # An OpenAI-compatible endpoint (``.../v1``; it receives ``POST /chat/completions``).
+    llm_base_url: str | None = None
+    llm_model: str = "gpt-4o-mini"
+    llm_api_key: SecretStr | None = Field(default=None, repr=False)
+    # A slow model must not eat the job's 2-minute lock: past this, the answer is
+    # the one built from the facts.
+    llm_timeout_s: float = Field(default=20.0, gt=0, le=100)
+    # Days of sales history a demand forecast fits on.
+    forecast_history_days: int = Field(default=365, ge=28, le=3650)
+    # Products fitted per call to the CPU pool; progress is reported after each.
+    forecast_batch: int = Field(default=50, ge=1, le=1000)
+    # Forecasting processes; one keeps a small machine's cores for requests.
+    pool_size: int = Field(default=1, ge=1, le=64)
+    # Seconds one batch may take in the pool before the job fails (and is retried).
+    compute_timeout_s: float = Field(default=100.0, gt=0)
+    # Robust z-score above which a value is an anomaly, and above which the
+    # company's admins are notified of it.
+    anomaly_threshold: float = Field(default=3.5, gt=0)
+    anomaly_notify_score: float = Field(default=5.0, gt=0)
+
+    @field_validator("llm_base_url")
+    @classmethod
+    def _http_base(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        value = value.strip().rstrip("/")
+        if not value.startswith(("http://", "https://")) or any(c.isspace() for c in value):
+            raise ValueError("must be an http:// or https:// URL without spaces")
+        return value
+
+
 def default_database_url(data_dir: Path) -> str:
     """The embedded default: a SQLite file under the data directory."""
     return f"sqlite+aiosqlite:///{data_dir / 'ils.db'}"
@@ -183,6 +225,7 @@ class Settings(BaseSettings):
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)
     pdf: PdfSettings = Field(default_factory=PdfSettings)
     notifications: NotificationSettings = Field(default_factory=NotificationSettings)
+    ai: AISettings = Field(default_factory=AISettings)
 
     @field_validator("redis_url")
     @classmethod

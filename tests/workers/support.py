@@ -313,9 +313,10 @@ class FakeContext:
     attempt: int = 1
     store: str = "local"
     lines: list[str] = field(default_factory=list)
+    progressed: list[Any] = field(default_factory=list)
 
     async def progress(self, value: Any) -> None:
-        del value
+        self.progressed.append(value)
 
     async def log(self, line: str) -> None:
         self.lines.append(line)

@@ -187,7 +187,7 @@ class Conversation(IdMixin, TimestampMixin, Base):
 
 
 class Message(IdMixin, CreatedAtMixin, Base):
-    """One chat message; deleted with its conversation."""
+    """One chat message; deleted with its conversation. Answers carry their job's id."""
 
     __tablename__ = "messages"
     __table_args__ = (Index("ix_messages_conversation_created", "conversation_id", "created_at"),)
@@ -197,6 +197,9 @@ class Message(IdMixin, CreatedAtMixin, Base):
     )
     role: Mapped[MessageRole] = mapped_column(StrEnumType(MessageRole, 16))
     content: Mapped[str] = mapped_column(Text)
+    #: The chat-response job that wrote this answer (unique: a retried job finds its
+    #: answer instead of adding a second one).
+    job_id: Mapped[str | None] = mapped_column(String(JOB_ID_LENGTH), unique=True)
 
     conversation: Mapped[Conversation] = relationship(back_populates="messages")
 

@@ -13,6 +13,7 @@ from fastapi import FastAPI
 
 from ils.web.dashboard.routes import build_router as build_dashboard_router
 from ils.web.routers import (
+    ai,
     auth,
     billing,
     clinical,
@@ -39,6 +40,7 @@ OPENAPI_TAGS: tuple[dict[str, Any], ...] = (
     {"name": "documents", "description": "Generated PDFs: download, versions of a subject."},
     {"name": "mail", "description": "The sent-mail log of the e-mail worker (admins)."},
     {"name": "notifications", "description": "My in-app notifications, and their live stream."},
+    {"name": "ai", "description": "AI briefings, forecasts, anomalies, insights and chat."},
     {"name": "queues", "description": "Queue monitoring: stats, health, options (admins)."},
 )
 
@@ -55,6 +57,7 @@ def include_routers(app: FastAPI) -> None:
     app.include_router(mail.router)
     app.include_router(documents.router)
     app.include_router(notifications.router)
+    app.include_router(ai.router)
     app.include_router(queues.router)
     app.include_router(queue_jobs.router)
     app.include_router(metrics.router)

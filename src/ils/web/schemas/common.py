@@ -40,8 +40,9 @@ def _bounded(max_length: int) -> StringConstraints:
 Line64 = Annotated[str, _bounded(64), _LINE]
 Line100 = Annotated[str, _bounded(100), _LINE]
 Line500 = Annotated[str, _bounded(500), _LINE]
-# Multi-line notes.
+# Multi-line notes, and chat questions (the AI job's message limit).
 Notes = Annotated[str, _bounded(5000), _TEXT]
+ChatText = Annotated[str, _bounded(4000), _TEXT]
 
 
 class InputModel(BaseModel):
@@ -90,6 +91,7 @@ _ERROR_TEXTS: Final = {
     403: "not allowed for your role or company (or CSRF token missing or wrong)",
     404: "not found, or another company's record",
     409: "not possible in the record's current state",
+    429: "too many requests of this kind just now; try again shortly",
 }
 
 

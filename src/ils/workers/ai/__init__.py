@@ -1,0 +1,77 @@
+"""The AI worker: forecasts, anomalies, insights, daily briefings and chat answers.
+
+Everything is computed from the company's own data with statistics (statsmodels and
+numpy); a language model, when one is configured, only phrases chat answers from the
+facts the worker retrieved. Modules, one concern each:
+
+* ``facts`` (one company-scoped query per figure), ``series`` (metrics per local day,
+  week or month), ``stored`` (reading earlier results back);
+* ``forecast`` and ``demand_methods`` (demand classes, Holt-Winters, Croston/SBA/TSB,
+  intervals, reorder suggestions), ``demand`` (the forecast job's reading, batches
+  for the CPU pool, and stored shape);
+* ``anomaly`` (robust seasonal baseline and scores), ``anomaly_scan`` (which periods
+  a run reads and reports);
+* ``insights`` and ``briefing`` (findings and the morning briefing, in sentences
+  with their numbers);
+* ``chat`` with ``chat_questions``, ``chat_periods``, ``chat_orders`` and
+  ``chat_answers`` (rules that understand a question and answer it from facts),
+  ``language_model`` (the optional OpenAI-compatible endpoint);
+* ``results`` (company checks, idempotent storing, notifying managers) and
+  ``handlers`` (the five jobs).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from ils.queue.registry import HandlerRegistry
+from ils.queue.system import JobSystem
+from ils.workers.ai.demand import warm_up
+from ils.workers.ai.handlers import CHAT_CHANNEL, AIWorker, InlineOffload, Offload
+from ils.workers.ai.language_model import LanguageModel, OpenAICompatibleModel
+from ils.workers.cpu import CpuPool
+
+QUEUE: Final = "ai"
+
+__all__ = ["CHAT_CHANNEL", "QUEUE", "AIWorker", "InlineOffload", "register"]
+
+
+def register(
+    registry: HandlerRegistry,
+    system: JobSystem,
+    *,
+    offload: Offload | None = None,
+    language_model: LanguageModel | None = None,
+) -> AIWorker:
+    """Register the five AI handlers.
+
+    Forecasts are fitted in a CPU pool that starts with the first forecast and stops
+    when the job system closes; the language model is the configured
+    OpenAI-compatible endpoint, if any. Tests pass their own of either.
+    """
+    settings = system.settings.ai
+    pool: CpuPool | None = None
+    if offload is None:
+        pool = CpuPool(
+            settings.pool_size,
+            timeout_s=settings.compute_timeout_s,
+            warm_up=warm_up,
+            what="forecasting",
+        )
+    # Only what is made here is closed here; the caller closes what it passed in.
+    own_model = None if language_model else OpenAICompatibleModel.from_settings(settings)
+    worker = AIWorker(system, offload or pool or InlineOffload(), language_model or own_model)
+
+    async def close() -> None:
+        if pool is not None:
+            pool.close()
+        if own_model is not None:
+            await own_model.close()
+
+    system.on_close(close)
+    registry.register(QUEUE, "daily-briefing", worker.daily_briefing)
+    registry.register(QUEUE, "demand-forecast", worker.demand_forecast)
+    registry.register(QUEUE, "anomaly-detection", worker.anomaly_detection)
+    registry.register(QUEUE, "insight-generation", worker.insight_generation)
+    registry.register(QUEUE, "chat-response", worker.chat_response)
+    return worker

@@ -1,0 +1,142 @@
+"""The anomaly-detection job's plan: which series to read, which periods to report.
+
+``timeRange`` picks the grain: days (weekly seasonality removed), weeks or months
+(no seasonality: a year of weeks is too little to learn a yearly pattern from). The
+detector looks at a long history so it knows what normal is, but only the most
+recent complete periods are reported: the nightly run reports yesterday, and the
+days before it only if an earlier run missed them (results already stored for a
+metric and period are not stored or announced twice).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any, Final
+
+import numpy as np
+
+from ils.workers.ai.anomaly import Anomaly, describe, detect_anomalies
+from ils.workers.ai.facts import Period, money, short_date
+from ils.workers.ai.series import (
+    METRIC_LABELS,
+    MONEY_METRICS,
+    FloatArray,
+    Granularity,
+    Metric,
+    aggregate,
+    month_start,
+    week_start,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Grain:
+    """How one ``timeRange`` is scanned."""
+
+    history_days: int
+    report_periods: int
+    season: int
+    min_history: int
+
+
+GRAINS: Final[dict[str, Grain]] = {
+    # Half a year of days (26 weekly cycles); the last 7 days are reported.
+    "daily": Grain(history_days=182, report_periods=7, season=7, min_history=28),
+    # Two years of weeks; the last 4 complete weeks.
+    "weekly": Grain(history_days=728, report_periods=4, season=1, min_history=12),
+    # Three years of months; the last 3 complete months.
+    "monthly": Grain(history_days=1096, report_periods=3, season=1, min_history=12),
+}
+
+
+def scan_window(today: date, granularity: Granularity) -> Period:
+    """The history to read: complete periods only, ending before ``today``.
+
+    A week or month still running would look like a drop, so weekly scans end on the
+    last Sunday before today and monthly ones at the end of the previous month.
+    """
+    grain = GRAINS[granularity]
+    end = today - timedelta(days=1)
+    if granularity == "weekly":
+        end = week_start(today) - timedelta(days=1)
+    elif granularity == "monthly":
+        end = month_start(today) - timedelta(days=1)
+    start = end - timedelta(days=grain.history_days - 1)
+    if granularity == "weekly":
+        start = week_start(start + timedelta(days=6))
+    elif granularity == "monthly":
+        start = month_start(start.replace(day=28) + timedelta(days=4))
+    return Period(start, end)
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    """An anomaly of a metric at a period start date, ready to store."""
+
+    day: date
+    anomaly: Anomaly
+    explanation: str
+
+    def payload(self, metric: Metric, granularity: Granularity) -> dict[str, Any]:
+        """The stored JSON (values in the metric's unit: cents for revenue)."""
+        return {
+            "metric": metric,
+            "timeRange": granularity,
+            "period": self.day.isoformat(),
+            "value": round(self.anomaly.value, 2),
+            "expected": round(self.anomaly.expected, 2),
+            "score": round(self.anomaly.score, 2),
+            "direction": self.anomaly.direction,
+            "explanation": self.explanation,
+        }
+
+
+def period_label(day: date, granularity: Granularity) -> str:
+    """``Tue 3 Nov 2026``, ``the week of 2 Nov 2026`` or ``Nov 2026``."""
+    if granularity == "weekly":
+        return f"the week of {short_date(day)}"
+    if granularity == "monthly":
+        return f"{day:%B %Y}"
+    return f"{day:%a} {short_date(day)}"
+
+
+def value_format(metric: Metric) -> Callable[[float], str]:
+    """How values of ``metric`` print: money for revenue, whole numbers otherwise."""
+    if metric in MONEY_METRICS:
+        return money
+    return lambda value: f"{value:,.0f}"
+
+
+def find_recent(
+    daily: FloatArray,
+    window: Period,
+    metric: Metric,
+    granularity: Granularity,
+    threshold: float,
+) -> list[Found]:
+    """Anomalies in the last reported periods of the window's series."""
+    grain = GRAINS[granularity]
+    starts, values = aggregate(daily, window, granularity)
+    if not np.any(values):
+        return []
+    anomalies = detect_anomalies(
+        values, season=grain.season, threshold=threshold, min_history=grain.min_history
+    )
+    first_reported = len(values) - grain.report_periods
+    fmt = value_format(metric)
+    return [
+        Found(
+            starts[a.index],
+            a,
+            describe(
+                a,
+                metric=METRIC_LABELS[metric],
+                period=period_label(starts[a.index], granularity),
+                fmt=fmt,
+            ),
+        )
+        for a in anomalies
+        if a.index >= first_reported
+    ]
