@@ -1,14 +1,14 @@
 """``ils jobs demo``: every job type queued through its helper and run, on this machine.
 
-The handlers of most queues arrive in later releases, so the demo registers an echo
-handler (it logs the job's identifiers and completes) for each job type that has no
-real handler yet, and says so. Everything else is the real job system: helpers with
+The demo registers an echo handler (it logs the job's identifiers and completes) for
+each job type that has no real handler yet, and says so. Everything else is the real job system: helpers with
 validation, the transactional outbox (a committed and a rolled-back transaction), the
 store of the configured mode, the runner with each queue's concurrency and limits.
 
 Real handlers load what their job names from the database, so the demo first makes
-the few records its e-mail jobs are about (a sample lab, practice, supplier and their
-order, purchase order, connection request and briefing; once, under fixed ids). The
+the few records its jobs are about (a sample lab, practice, supplier and their order,
+purchase order, connection request, briefing, invoice, examination, chat question and
+tracing file; once, under fixed ids). The
 e-mails then really go out: as ``.eml`` files under ``data_dir/mail`` by default.
 """
 
@@ -156,6 +156,51 @@ async def ensure_document_samples(sessions: async_sessionmaker[AsyncSession], id
         )  # fmt: skip
 
 
+#: The conversation, question and tracing file of the sample chat and OMA jobs.
+SAMPLE_CONVERSATION = "sample-conversation"
+SAMPLE_QUESTION = "sample-question"
+SAMPLE_TRACING = "sample-tracing"
+
+
+def sample_tracing(radius_mm: float = 25.0, points: int = 360) -> bytes:
+    """A small DCS tracing file: a round lens of ``radius_mm``, both eyes, format 1."""
+    radii = ";".join([str(round(radius_mm * 100))] * 10)
+    data = ["REQ=FIL", "JOB=DEMO-1", "DO=B", f"CIRC={2 * 3.14159265 * radius_mm:.2f}"]
+    for eye in ("R", "L"):
+        data.append(f"TRCFMT=1;{points};E;{eye};F")
+        data += [f"R={radii}"] * (points // 10)
+    return ("\r\n".join(data) + "\r\n").encode("ascii")
+
+
+async def ensure_ai_and_tracing_samples(
+    settings: Settings, system: JobSystem, ids: Samples
+) -> None:
+    """Make the conversation, question and uploaded tracing file of the sample chat
+    and OMA jobs unless they exist (a database from an older demo run has the rest)."""
+    from ils.domain.content import Conversation, Message, MessageRole, UploadedFile
+    from ils.storage import LocalFileStorage
+
+    sessions = session_factory(system.engine)
+    async with sessions() as session, session.begin():
+        if await session.get(Conversation, SAMPLE_CONVERSATION) is not None:
+            return
+        session.add(Conversation(id=SAMPLE_CONVERSATION, company_id=ids.practice, user_id=ids.user))
+        await session.flush()
+        session.add(
+            Message(id=SAMPLE_QUESTION, conversation_id=SAMPLE_CONVERSATION,
+                    role=MessageRole.USER, content="How many orders are overdue?")
+        )  # fmt: skip
+        stored = await LocalFileStorage(settings.uploads_dir).put(
+            f"{ids.lab}/{SAMPLE_TRACING}.oma", sample_tracing()
+        )
+        session.add(
+            UploadedFile(id=SAMPLE_TRACING, company_id=ids.lab, order_id=ids.order,
+                         filename="demo.oma", content_type="application/vnd.vca-dcs",
+                         size_bytes=stored.size_bytes, sha256=stored.sha256, path=stored.key,
+                         uploaded_by=ids.lab_user)
+        )  # fmt: skip
+
+
 async def _echo(payload: Any, ctx: JobContext) -> dict[str, Any]:
     """Stand-in for a handler that does not exist yet: it records that it ran."""
     await ctx.log(f"demo echo handler ran {type(payload).__name__} (attempt {ctx.attempt})")
@@ -164,8 +209,7 @@ async def _echo(payload: Any, ctx: JobContext) -> dict[str, Any]:
 
 async def queue_samples(helpers: JobHelpers, n: int, ids: Samples | None = None) -> list[JobRef]:
     """One job of every type in jobs.md that has a helper (``urgent-notification-email``
-    is queued by the notification worker itself); e-mails, PDFs and notifications are
-    about the sample records."""
+    is queued by the notification worker itself), each about the sample records."""
     day = DEMO_DAY.isoformat()
     ids = ids or Samples()
     return [
@@ -192,14 +236,14 @@ async def queue_samples(helpers: JobHelpers, n: int, ids: Samples | None = None)
         await helpers.queue_marketplace_notification(
             ids.lab_user, ids.connection, "request", "Sample Practice"
         ),
-        await helpers.queue_daily_briefing("cmp-1", day),
-        await helpers.queue_demand_forecast("cmp-1", 30),
-        await helpers.queue_anomaly_detection("cmp-1", "revenue"),
-        await helpers.queue_insight_generation("cmp-1", "revenue", "2026-11-01", "2026-11-27"),
+        await helpers.queue_daily_briefing(ids.lab, day),
+        await helpers.queue_demand_forecast(ids.lab, 30),
+        await helpers.queue_anomaly_detection(ids.lab, "revenue"),
+        await helpers.queue_insight_generation(ids.lab, "revenue", "2026-11-01", "2026-11-27"),
         await helpers.queue_chat_response(
-            "usr-1", "cmp-1", f"cnv-{n}", "How many orders are overdue?"
+            ids.user, ids.practice, SAMPLE_CONVERSATION, SAMPLE_QUESTION
         ),
-        await helpers.queue_oma_file(f"ord-{n}", f"fil-{n}"),
+        await helpers.queue_oma_file(ids.order, SAMPLE_TRACING),
     ]
 
 
@@ -235,6 +279,7 @@ async def run_demo(settings: Settings, rounds: int, console: Console) -> None:
         sessions = session_factory(system.engine)
         samples = await ensure_samples(sessions)
         await ensure_document_samples(sessions, samples)
+        await ensure_ai_and_tracing_samples(settings, system, samples)
         refs: list[JobRef] = []
         for n in range(rounds):
             refs += await queue_samples(system.helpers, n, samples)

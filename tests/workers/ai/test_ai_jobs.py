@@ -14,11 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ils.clock import ManualClock
 from ils.database import session_factory
+from ils.domain.billing import Invoice, InvoiceLine
 from ils.domain.content import AIResult, AIResultKind, Conversation, Message, MessageRole
 from ils.domain.orders import Order
 from ils.domain.supply import StockLevel
@@ -236,6 +237,19 @@ async def test_a_metric_without_data_finds_nothing(env: Env) -> None:
     )
     assert result["found"] == 0
     assert await env.results(AIResultKind.ANOMALY) == []
+
+
+async def test_a_new_companys_first_sales_are_not_anomalies(env: Env) -> None:
+    # Keep only the last ten days of invoices: the spike yesterday has no history.
+    async with env.sessions() as session, session.begin():
+        old = select(Invoice.id).where(Invoice.issued_on < TODAY - timedelta(days=10))
+        await session.execute(delete(InvoiceLine).where(InvoiceLine.invoice_id.in_(old)))
+        await session.execute(delete(Invoice).where(Invoice.issued_on < TODAY - timedelta(days=10)))
+    result = await env.run(
+        "anomaly-detection", company_id=env.planted.lab.id, metric_type="revenue"
+    )
+    assert result["found"] == 0
+    assert await env.jobs("notification", "ai-insight-notification") == []
 
 
 async def test_weekly_and_monthly_scans_read_complete_periods(env: Env) -> None:

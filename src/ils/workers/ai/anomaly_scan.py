@@ -119,12 +119,14 @@ def find_recent(
     """Anomalies in the last reported periods of the window's series."""
     grain = GRAINS[granularity]
     starts, values = aggregate(daily, window, granularity)
-    if not np.any(values):
+    first_reported = len(values) - grain.report_periods
+    # A company's first sales are not anomalies: without enough periods with data
+    # before the reported ones there is no normal to compare with.
+    if np.count_nonzero(values[:first_reported]) < grain.min_history // 2:
         return []
     anomalies = detect_anomalies(
         values, season=grain.season, threshold=threshold, min_history=grain.min_history
     )
-    first_reported = len(values) - grain.report_periods
     fmt = value_format(metric)
     return [
         Found(

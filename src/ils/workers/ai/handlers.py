@@ -260,27 +260,22 @@ class AIWorker:
         """Build, store and send the company's briefing for the day (once per job)."""
         job = _expect(payload, DailyBriefingJob)
         day = date.fromisoformat(job.date)
-        async with self.db.write() as session:
+        async with self.db.read() as session:
             company = await load_company(session, job.company_id)
-            done = await session.scalar(
-                select(AIResult).where(
-                    AIResult.job_id == ctx.job_id, AIResult.company_id == company.id
-                )
-            )
+            done = await self._briefing_of_job(session, company, ctx.job_id)
             if done is not None:
                 # An earlier attempt committed: its e-mails and notifications are queued.
-                return {"resultId": done.id, "recipients": None, "again": True}
+                return {"resultId": done, "recipients": None, "again": True}
             users = await recipients(session, company, job.user_ids)
-            await ctx.progress(30)
             briefing = await build_briefing(session, company, day)
+        # Progress is written by the job store: never while holding the write lock.
+        await ctx.progress(60)
+        async with self.db.write() as session:
+            company = await load_company(session, job.company_id)
+            stored = [(day, None, briefing.payload())]
             (row,) = await replace_results(
-                session,
-                company,
-                AIResultKind.BRIEFING,
-                ctx.job_id,
-                [(day, None, briefing.payload())],
+                session, company, AIResultKind.BRIEFING, ctx.job_id, stored
             )
-            await ctx.progress(70)
             for user in users:
                 await self.system.helpers.queue_daily_briefing_email(
                     user.id, company.id, day, session=session
@@ -296,6 +291,14 @@ class AIWorker:
             )
         await ctx.log(f"briefing for {day}: {len(users)} recipients")
         return {"resultId": row.id, "recipients": len(users)}
+
+    async def _briefing_of_job(
+        self, session: AsyncSession, company: Company, job_id: str
+    ) -> str | None:
+        found: str | None = await session.scalar(
+            select(AIResult.id).where(AIResult.job_id == job_id, AIResult.company_id == company.id)
+        )
+        return found
 
     # -- chat ---------------------------------------------------------------------------
 
