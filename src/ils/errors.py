@@ -132,3 +132,8 @@ class MailRefusedError(PermanentJobError):
 class MailDataMissingError(PermanentJobError):
     """What an e-mail is about, or its recipient, is gone (order deleted, user without
     an e-mail address, no briefing for that day): retrying cannot bring it back."""
+
+
+class StorageError(JobFailedError):
+    """A file could not be written or read (disk full, object store down): a job that
+    meets it is retried."""

@@ -175,6 +175,18 @@ class AISettings(BaseModel):
         return value
 
 
+class OmaSettings(BaseModel):
+    """Lens-tracing files (``ILS_OMA__MAX_UPLOAD_BYTES``, ``ILS_OMA__UPLOADS_DIR``)."""
+
+    model_config = {"extra": "forbid"}
+
+    # A tracing of 1,000 points per eye is about 11 KB; a megabyte is far beyond any
+    # real file, and refusing more keeps a request from filling memory or disk.
+    max_upload_bytes: int = Field(default=1_048_576, ge=1024, le=64 * 1_048_576)
+    # Where uploaded files are stored; ``data_dir/uploads`` when unset.
+    uploads_dir: Path | None = None
+
+
 def default_database_url(data_dir: Path) -> str:
     """The embedded default: a SQLite file under the data directory."""
     return f"sqlite+aiosqlite:///{data_dir / 'ils.db'}"
@@ -226,6 +238,7 @@ class Settings(BaseSettings):
     pdf: PdfSettings = Field(default_factory=PdfSettings)
     notifications: NotificationSettings = Field(default_factory=NotificationSettings)
     ai: AISettings = Field(default_factory=AISettings)
+    oma: OmaSettings = Field(default_factory=OmaSettings)
 
     @field_validator("redis_url")
     @classmethod
@@ -256,6 +269,11 @@ class Settings(BaseSettings):
     def documents_dir(self) -> Path:
         """Where the PDF worker stores documents (``var/documents`` by default)."""
         return self.pdf.documents_dir or self.data_dir / "documents"
+
+    @property
+    def uploads_dir(self) -> Path:
+        """Where uploaded files (tracing files) are stored (``var/uploads`` by default)."""
+        return self.oma.uploads_dir or self.data_dir / "uploads"
 
     @property
     def redis_configured(self) -> bool:

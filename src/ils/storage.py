@@ -1,13 +1,14 @@
-"""Where document files live: an interface, and the local-directory implementation.
+"""Where files live (generated documents, uploaded tracing files): an interface, and
+the local-directory implementation.
 
-The worker and the download route only use :class:`DocumentStorage`, so an object
-store can replace the directory later without touching them. Keys are relative,
+Workers and routes only use :class:`FileStorage`, so an object store can replace the
+directory later without touching them. Keys are relative,
 slash-separated and made of safe characters (the worker builds them from ids); a key
 that could climb out of the root is refused.
 
 Local writes are atomic: the bytes go to a temporary file in the same directory,
 are flushed to disk, and are renamed over the final name, so a reader (or a crash)
-never sees half a PDF under a real key.
+never sees half a file under a real key.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from ils.workers.pdf.errors import DocumentStorageError
+from ils.errors import StorageError
 
 _KEY_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
@@ -35,8 +36,8 @@ class StoredObject:
     size_bytes: int
 
 
-class DocumentStorage(Protocol):
-    """Documents by key. Implementations raise :class:`DocumentStorageError`."""
+class FileStorage(Protocol):
+    """Files by key. Implementations raise :class:`StorageError`."""
 
     async def put(self, key: str, data: bytes) -> StoredObject:
         """Store ``data`` under ``key`` atomically (all or nothing); replaces any."""
@@ -64,7 +65,7 @@ def check_key(key: str) -> list[str]:
     return parts
 
 
-class LocalDocumentStorage:
+class LocalFileStorage:
     """Files under one directory (``var/documents`` by default)."""
 
     def __init__(self, root: Path) -> None:
@@ -79,7 +80,7 @@ class LocalDocumentStorage:
         try:
             await asyncio.to_thread(_write_atomically, target, data)
         except OSError as exc:
-            raise DocumentStorageError(f"cannot store document {key}: {exc.strerror}") from exc
+            raise StorageError(f"cannot store document {key}: {exc.strerror}") from exc
         return StoredObject(key, hashlib.sha256(data).hexdigest(), len(data))
 
     async def get(self, key: str) -> bytes:
@@ -89,14 +90,14 @@ class LocalDocumentStorage:
         except FileNotFoundError:
             raise
         except OSError as exc:
-            raise DocumentStorageError(f"cannot read document {key}: {exc.strerror}") from exc
+            raise StorageError(f"cannot read document {key}: {exc.strerror}") from exc
 
     async def delete(self, key: str) -> None:
         path = self.path(key)
         try:
             await asyncio.to_thread(path.unlink, True)
         except OSError as exc:
-            raise DocumentStorageError(f"cannot delete document {key}: {exc.strerror}") from exc
+            raise StorageError(f"cannot delete document {key}: {exc.strerror}") from exc
 
 
 def _write_atomically(target: Path, data: bytes) -> None:

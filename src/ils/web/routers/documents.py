@@ -23,10 +23,10 @@ from sqlalchemy import or_, select
 
 from ils.domain.companies import Role
 from ils.domain.content import Document
+from ils.storage import LocalFileStorage
 from ils.web.deps import CurrentUser, SessionDep, SettingsDep, not_found, scoped_get
 from ils.web.schemas.common import OutputModel, RecordId, error_responses
 from ils.workers.pdf.data import DocumentKind
-from ils.workers.pdf.storage import LocalDocumentStorage
 
 router = APIRouter(prefix="/api/documents", tags=["documents"])
 
@@ -108,7 +108,7 @@ async def download_document(
     document = await scoped_get(session, Document, document_id, user.company_id)
     if not _may_read(document.kind, user.role):
         raise HTTPException(403, "not allowed for your role")
-    storage = LocalDocumentStorage(settings.documents_dir)
+    storage = LocalFileStorage(settings.documents_dir)
     try:
         content = await storage.get(document.path)
     except (FileNotFoundError, ValueError):

@@ -10,7 +10,8 @@ Modules, one concern each:
   frame outline, and ``prescription``), ``order_sheet``, ``billing`` (invoice and
   receipt), ``examination``; ``render`` dispatches by kind.
 * ``pool``: rendering in a process pool, off the event loop.
-* ``storage``: files by key (local directory ``data_dir/documents`` for now).
+* files are stored by key through :mod:`ils.storage` (local directory
+  ``data_dir/documents`` for now).
 * ``generate``: load → render → store → record, versioned and idempotent per job;
   the ``generate_*`` functions for callers outside the queue.
 * ``handlers``: the five job handlers.

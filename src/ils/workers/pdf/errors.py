@@ -17,10 +17,6 @@ class DocumentRenderError(JobFailedError):
     """Rendering did not finish (the render process died, or took too long): retried."""
 
 
-class DocumentStorageError(JobFailedError):
-    """The file could not be written or read (disk full, object store down): retried."""
-
-
 class DocumentVersionConflict(JobFailedError):
     """Another version of the same document was stored while this one was rendered;
     rendering again picks the next free version."""

@@ -32,11 +32,11 @@ from ils.database import Transactions, WriteTurnFactory
 from ils.domain.content import Document
 from ils.domain.types import new_id
 from ils.queue.system import JobSystem
+from ils.storage import FileStorage, LocalFileStorage
 from ils.workers.pdf.data import DocumentKind, DocumentMeta
 from ils.workers.pdf.errors import DocumentDataError, DocumentVersionConflict
 from ils.workers.pdf.load import LOADERS, SUBJECT_COLUMN, Loaded, generated_at, with_meta
 from ils.workers.pdf.pool import ProcessPoolRenderer, Renderer
-from ils.workers.pdf.storage import DocumentStorage, LocalDocumentStorage
 
 #: Renders tried when regenerations keep racing for the same version.
 VERSION_ATTEMPTS: Final = 5
@@ -58,7 +58,7 @@ class DocumentGenerator:
     def __init__(
         self,
         engine: AsyncEngine,
-        storage: DocumentStorage,
+        storage: FileStorage,
         renderer: Renderer,
         *,
         write_turn: WriteTurnFactory | None = None,
@@ -81,7 +81,7 @@ class DocumentGenerator:
         settings = system.settings
         return cls(
             system.engine,
-            LocalDocumentStorage(settings.documents_dir),
+            LocalFileStorage(settings.documents_dir),
             renderer
             or ProcessPoolRenderer(
                 default_pool_size(system),
@@ -104,7 +104,7 @@ class DocumentGenerator:
 
         Raises:
             DocumentDataError: the subject is missing or inconsistent (permanent).
-            DocumentRenderError, DocumentStorageError, DocumentVersionConflict: worth
+            DocumentRenderError, StorageError, DocumentVersionConflict: worth
                 retrying.
         """
         kind = DocumentKind(kind)
