@@ -87,8 +87,9 @@ def test_jobs_demo_runs_every_job_type(tmp_path: Path) -> None:
     counts = json.loads(stats.stdout)
     assert counts["mode"] == "local"
     queues = ("email", "pdf", "notification", "ai", "oma")
-    # 21 job types + 1 in a transaction + the daily briefing's e-mail and notification.
-    assert sum(counts[q]["completed"] for q in queues) == 24
+    # 21 job types + 1 in a transaction + what jobs queue: the daily briefing's e-mail
+    # and notification, the tracing's lab work ticket and its uploader's notification.
+    assert sum(counts[q]["completed"] for q in queues) == 26
     assert all(counts[q]["failed"] == 0 for q in queues)
 
 

@@ -1,8 +1,9 @@
 """``ils jobs demo``: every job type queued through its helper and run, on this machine.
 
-The demo registers an echo handler (it logs the job's identifiers and completes) for
-each job type that has no real handler yet, and says so. Everything else is the real job system: helpers with
-validation, the transactional outbox (a committed and a rolled-back transaction), the
+Every job type runs its real handler; should one ever lack a handler, the demo
+registers an echo handler for it (it logs the job's identifiers and completes) and
+says so. Everything else is the real job system too: helpers with validation, the
+transactional outbox (a committed and a rolled-back transaction), the
 store of the configured mode, the runner with each queue's concurrency and limits.
 
 Real handlers load what their job names from the database, so the demo first makes

@@ -61,6 +61,16 @@ class AIResultKind(StrEnum):
     INSIGHT = "insight"
 
 
+class TracingStatus(StrEnum):
+    """What checking an uploaded lens-tracing file found."""
+
+    OK = "ok"
+    WARNINGS = "warnings"
+    ERRORS = "errors"
+    #: The file could not be read at all (its one finding says why).
+    UNREADABLE = "unreadable"
+
+
 class MessageRole(StrEnum):
     """Who wrote a chat message."""
 
@@ -225,3 +235,32 @@ class UploadedFile(IdMixin, CreatedAtMixin, Base):
     uploaded_by: Mapped[str | None] = mapped_column(
         String(ID_LENGTH), ForeignKey("users.id"), index=True
     )
+
+
+class OrderTracing(IdMixin, CreatedAtMixin, Base):
+    """The result of processing one uploaded tracing file (OMA/VCA) for an order.
+
+    ``document`` is the parsed file as ``[[label, [fields...]], ...]`` (every record,
+    vendor ones included, so it can be written back); ``measurements`` per eye
+    (``R``/``L``: boxing A and B, ED, circumference, in mm); ``findings`` the checks'
+    results (``severity``, ``code``, ``message``); ``outline`` the right lens's shape
+    as also copied to ``orders.frame_outline`` for the lab work ticket. ``job_id`` is
+    unique: a retried job finds its row instead of adding another. The newest row of
+    an order is its current tracing.
+    """
+
+    __tablename__ = "order_tracings"
+    __table_args__ = (Index("ix_order_tracings_order_created", "order_id", "created_at"),)
+
+    order_id: Mapped[str] = mapped_column(
+        String(ID_LENGTH), ForeignKey("orders.id", ondelete="CASCADE")
+    )
+    file_id: Mapped[str] = mapped_column(
+        String(ID_LENGTH), ForeignKey("uploaded_files.id", ondelete="CASCADE"), index=True
+    )
+    status: Mapped[TracingStatus] = mapped_column(StrEnumType(TracingStatus, 16))
+    document: Mapped[list[Any] | None] = mapped_column(JSON)
+    measurements: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    findings: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    outline: Mapped[list[list[float]] | None] = mapped_column(JSON)
+    job_id: Mapped[str | None] = mapped_column(String(JOB_ID_LENGTH), unique=True)

@@ -26,6 +26,7 @@ from ils.web.routers import (
     purchasing,
     queue_jobs,
     queues,
+    tracing,
 )
 
 #: Tag descriptions shown on ``/docs``, in display order.
@@ -40,6 +41,7 @@ OPENAPI_TAGS: tuple[dict[str, Any], ...] = (
     {"name": "documents", "description": "Generated PDFs: download, versions of a subject."},
     {"name": "mail", "description": "The sent-mail log of the e-mail worker (admins)."},
     {"name": "notifications", "description": "My in-app notifications, and their live stream."},
+    {"name": "tracing", "description": "Lens-tracing files (OMA/VCA) of an order."},
     {"name": "ai", "description": "AI briefings, forecasts, anomalies, insights and chat."},
     {"name": "queues", "description": "Queue monitoring: stats, health, options (admins)."},
 )
@@ -58,6 +60,7 @@ def include_routers(app: FastAPI) -> None:
     app.include_router(documents.router)
     app.include_router(notifications.router)
     app.include_router(ai.router)
+    app.include_router(tracing.router)
     app.include_router(queues.router)
     app.include_router(queue_jobs.router)
     app.include_router(metrics.router)

@@ -1,0 +1,241 @@
+"""The ``oma`` queue's handler: read an uploaded tracing file and attach it to the order.
+
+1. Load the order and the file record (the file must be one uploaded for that order
+   by one of its two companies) and the bytes from storage.
+2. Parse, decode the tracing of each eye, measure, and check against what the file
+   declares and what the order says (frame sizes, prescription).
+3. Store the result on the order in one transaction: an ``order_tracings`` row, the
+   right lens's outline in ``orders.frame_outline`` (the lab work ticket draws it,
+   and is queued again to do so), and a notification to whoever uploaded the file.
+
+A file that cannot be read fails the job at once (retrying a bad file never helps)
+with a reason a lab technician understands, after storing that reason as the order's
+tracing result so the web app can show it. Messages and logs name lines and record
+labels, never values: a tracing file may carry the prescription.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from pydantic import BaseModel
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ils.clock import utc_now
+from ils.database import Transactions
+from ils.domain.content import OrderTracing, TracingStatus, UploadedFile
+from ils.domain.orders import Order
+from ils.errors import PermanentJobError
+from ils.queue.jobtypes import ProcessOmaFile
+from ils.queue.producer import COMPANY_INFO_KEY
+from ils.queue.registry import JobContext
+from ils.queue.system import JobSystem
+from ils.storage import FileStorage, LocalFileStorage
+from ils.workers.oma.checks import Finding, OrderFrame, OrderRx, check, status
+from ils.workers.oma.measure import Measurements, measure_set, ticket_outline
+from ils.workers.oma.records import Eye, OmaDocument, OmaError, parse
+from ils.workers.oma.tracing import tracings
+
+
+class OmaDataError(PermanentJobError):
+    """The job names an order or file that does not exist, or do not belong together."""
+
+
+def _mm(value: Decimal | None) -> float | None:
+    return None if value is None else float(value)
+
+
+def order_frame(order: Order) -> OrderFrame:
+    """The order's frame data as the checks compare it."""
+    return OrderFrame(
+        box_a=_mm(order.frame_box_a),
+        box_b=_mm(order.frame_box_b),
+        ed=_mm(order.frame_ed),
+        dbl=_mm(order.frame_dbl),
+    )
+
+
+def order_rx(order: Order) -> dict[str, OrderRx]:
+    """The order's prescription per eye (``R``, ``L``)."""
+    return {
+        "R": OrderRx(_mm(order.right_sphere), _mm(order.right_cylinder), order.right_axis),
+        "L": OrderRx(_mm(order.left_sphere), _mm(order.left_cylinder), order.left_axis),
+    }
+
+
+def _finding_json(finding: Finding) -> dict[str, str]:
+    return {"severity": finding.severity, "code": finding.code, "message": finding.message}
+
+
+@dataclass(frozen=True, slots=True)
+class Processed:
+    """What reading one file gave: the parsed records, per-eye results, findings, and
+    the outline the lab work ticket draws (``None`` without a readable tracing)."""
+
+    doc: OmaDocument
+    measured: dict[Eye, Measurements]
+    findings: list[Finding]
+    outline: list[list[float]] | None
+
+
+def process(data: bytes, order: Order) -> Processed:
+    """Parse, decode, measure and check ``data`` against ``order`` (pure; raises
+    :class:`OmaError` for a file that cannot be read)."""
+    doc = parse(data)
+    traced = tracings(doc)
+    # A dataset that does not read (truncated, wrong counts) fails the file: measuring
+    # the other eye alone would hide that the file needs sending again.
+    traced.raise_if_errors()
+    measured = measure_set(traced)
+    findings = check(doc, traced, measured, order_frame(order), order_rx(order))
+    return Processed(doc, measured, findings, ticket_outline(traced))
+
+
+class OmaWorker:
+    """The handler of ``process-oma-file`` for one process."""
+
+    def __init__(self, system: JobSystem, storage: FileStorage | None = None) -> None:
+        self.system = system
+        self.db = Transactions(system.engine, system.write_turn)
+        self.storage = storage or LocalFileStorage(system.settings.uploads_dir)
+
+    async def process_file(self, payload: BaseModel, ctx: JobContext) -> dict[str, Any]:
+        """Read, check and attach the file; fails for good on an unreadable file."""
+        if not isinstance(payload, ProcessOmaFile):
+            raise TypeError(f"expected ProcessOmaFile, not {type(payload).__name__}")
+        async with self.db.read() as session:
+            order, upload = await self._load(session, payload)
+            path, order_id = upload.path, order.id
+            uploader = (upload.uploaded_by, upload.company_id)
+        data = await self.storage.get(path)
+        try:
+            result = process(data, order)
+        except OmaError as error:
+            await self._store_unreadable(payload, uploader, order_id, ctx, str(error))
+            await ctx.log(f"file {payload.file_id} unreadable: {error}")
+            raise
+        row_status = TracingStatus(status(result.findings))
+        tracing_id = await self._store(payload, uploader, result, row_status, ctx)
+        counts = {s: sum(f.severity == s for f in result.findings) for s in ("error", "warning")}
+        await ctx.log(
+            f"file {payload.file_id}: {row_status.value}, eyes {sorted(result.measured)}, "
+            f"{counts['error']} errors, {counts['warning']} warnings"
+        )
+        return {
+            "tracingId": tracing_id,
+            "status": row_status.value,
+            "eyes": sorted(result.measured),
+            "errors": counts["error"],
+            "warnings": counts["warning"],
+        }
+
+    async def _load(
+        self, session: AsyncSession, payload: ProcessOmaFile
+    ) -> tuple[Order, UploadedFile]:
+        order = await session.get(Order, payload.order_id)
+        upload = await session.get(UploadedFile, payload.file_id)
+        if order is None or upload is None:
+            raise OmaDataError(f"order {payload.order_id} or file {payload.file_id} not found")
+        if upload.order_id != order.id or upload.company_id not in (order.company_id, order.lab_id):
+            raise OmaDataError(f"file {payload.file_id} was not uploaded for order {order.id}")
+        return order, upload
+
+    async def _store(
+        self,
+        payload: ProcessOmaFile,
+        uploader: tuple[str | None, str],
+        result: Processed,
+        row_status: TracingStatus,
+        ctx: JobContext,
+    ) -> str:
+        shape = result.outline
+        async with self.db.write() as session:
+            existing = await session.scalar(
+                select(OrderTracing).where(OrderTracing.job_id == ctx.job_id)
+            )
+            if existing is not None:
+                return existing.id  # an earlier attempt committed everything
+            order = await session.get(Order, payload.order_id)
+            if order is None:
+                raise OmaDataError(f"order {payload.order_id} not found")
+            row = OrderTracing(
+                order_id=order.id,
+                file_id=payload.file_id,
+                status=row_status,
+                document=[[r.label, list(r.fields)] for r in result.doc.records],
+                measurements={eye: m.as_dict() for eye, m in result.measured.items()},
+                findings=[_finding_json(f) for f in result.findings],
+                outline=shape,
+                job_id=ctx.job_id,
+                created_at=utc_now(self.system.clock),
+            )
+            session.add(row)
+            session.info[COMPANY_INFO_KEY] = order.lab_id
+            if shape is not None:
+                order.frame_outline = shape
+                await self.system.helpers.queue_lab_work_ticket_pdf(order.id, session=session)
+            await self._tell_uploader(session, uploader, order, row_status, len(result.findings))
+            await session.flush()
+            return row.id
+
+    async def _store_unreadable(
+        self,
+        payload: ProcessOmaFile,
+        uploader: tuple[str | None, str],
+        order_id: str,
+        ctx: JobContext,
+        reason: str,
+    ) -> None:
+        async with self.db.write() as session:
+            existing = await session.scalar(
+                select(OrderTracing.id).where(OrderTracing.job_id == ctx.job_id)
+            )
+            order = await session.get(Order, order_id)
+            if existing is not None or order is None:
+                return
+            session.add(
+                OrderTracing(
+                    order_id=order_id,
+                    file_id=payload.file_id,
+                    status=TracingStatus.UNREADABLE,
+                    document=None,
+                    measurements={},
+                    findings=[{"severity": "error", "code": "unreadable", "message": reason}],
+                    outline=None,
+                    job_id=ctx.job_id,
+                    created_at=utc_now(self.system.clock),
+                )
+            )
+            await self._tell_uploader(session, uploader, order, TracingStatus.UNREADABLE, 1)
+
+    async def _tell_uploader(
+        self,
+        session: AsyncSession,
+        uploader: tuple[str | None, str],
+        order: Order,
+        row_status: TracingStatus,
+        findings: int,
+    ) -> None:
+        user_id, company_id = uploader
+        if user_id is None:
+            return
+        # The notification is the uploader's company's job (the monitoring API's scope).
+        session.info[COMPANY_INFO_KEY] = company_id
+        titles = {
+            TracingStatus.OK: "Tracing checked: no problems",
+            TracingStatus.WARNINGS: "Tracing checked: warnings",
+            TracingStatus.ERRORS: "Tracing checked: errors to correct",
+            TracingStatus.UNREADABLE: "Tracing file could not be read",
+        }
+        await self.system.helpers.queue_system_notification(
+            user_id,
+            f"{titles[row_status]} ({order.number})",
+            f"The tracing file of order {order.number} was processed: "
+            f"{row_status.value}, {findings} finding{'s' if findings != 1 else ''}.",
+            "high" if row_status in (TracingStatus.ERRORS, TracingStatus.UNREADABLE) else "low",
+            f"/orders/{order.id}",
+            session=session,
+        )
