@@ -86,10 +86,11 @@ def test_jobs_demo_runs_every_job_type(tmp_path: Path) -> None:
     assert stats.returncode == 0, stats.stderr
     counts = json.loads(stats.stdout)
     assert counts["mode"] == "local"
-    queues = ("email", "pdf", "notification", "ai", "oma")
-    # 21 job types + 1 in a transaction + what jobs queue: the daily briefing's e-mail
-    # and notification, the tracing's lab work ticket and its uploader's notification.
-    assert sum(counts[q]["completed"] for q in queues) == 26
+    queues = ("email", "pdf", "notification", "ai", "oma", "scheduled")
+    # 23 job types + 1 in a transaction + what jobs queue: the daily briefing's e-mail
+    # and notification, the tracing's lab work ticket and its uploader's notification,
+    # the sample schedule's briefing (with its e-mail and notification).
+    assert sum(counts[q]["completed"] for q in queues) == 31
     assert all(counts[q]["failed"] == 0 for q in queues)
 
 

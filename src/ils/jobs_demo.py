@@ -161,6 +161,7 @@ async def ensure_document_samples(sessions: async_sessionmaker[AsyncSession], id
 SAMPLE_CONVERSATION = "sample-conversation"
 SAMPLE_QUESTION = "sample-question"
 SAMPLE_TRACING = "sample-tracing"
+SAMPLE_SCHEDULE = "sample-schedule"
 
 
 def sample_tracing(radius_mm: float = 25.0, points: int = 360) -> bytes:
@@ -176,9 +177,13 @@ def sample_tracing(radius_mm: float = 25.0, points: int = 360) -> bytes:
 async def ensure_ai_and_tracing_samples(
     settings: Settings, system: JobSystem, ids: Samples
 ) -> None:
-    """Make the conversation, question and uploaded tracing file of the sample chat
-    and OMA jobs unless they exist (a database from an older demo run has the rest)."""
+    """Make the conversation, question, uploaded tracing file and schedule of the
+    sample chat, OMA and schedule jobs unless they exist (a database from an older demo
+    run has the rest)."""
+    from ils.clock import utc_now
     from ils.domain.content import Conversation, Message, MessageRole, UploadedFile
+    from ils.queue.cron import ScheduleSpec
+    from ils.queue.schedules import Schedule, ScheduledJob, ScheduleStore
     from ils.storage import LocalFileStorage
 
     sessions = session_factory(system.engine)
@@ -194,6 +199,18 @@ async def ensure_ai_and_tracing_samples(
         stored = await LocalFileStorage(settings.uploads_dir).put(
             f"{ids.lab}/{SAMPLE_TRACING}.oma", sample_tracing()
         )
+        await ScheduleStore().save(
+            session,
+            Schedule(
+                id=SAMPLE_SCHEDULE,
+                name="Sample lab's briefing",
+                spec=ScheduleSpec(cron="0 8 * * *", every_s=None, time_zone="Europe/London"),
+                jobs=(ScheduledJob("ai", "daily-briefing", {"companyId": ids.lab,
+                                                            "date": "{date}"}),),
+                company_id=ids.lab,
+            ),
+            utc_now(system.clock),
+        )  # fmt: skip
         session.add(
             UploadedFile(id=SAMPLE_TRACING, company_id=ids.lab, order_id=ids.order,
                          filename="demo.oma", content_type="application/vnd.vca-dcs",
@@ -245,6 +262,8 @@ async def queue_samples(helpers: JobHelpers, n: int, ids: Samples | None = None)
             ids.user, ids.practice, SAMPLE_CONVERSATION, SAMPLE_QUESTION
         ),
         await helpers.queue_oma_file(ids.order, SAMPLE_TRACING),
+        await helpers.queue_schedule_run(SAMPLE_SCHEDULE, manual=True),
+        await helpers.queue_cleanup_expired_data(),
     ]
 
 

@@ -16,4 +16,5 @@ import ils.domain.numbering
 import ils.domain.orders
 import ils.domain.supply
 import ils.queue.outbox
+import ils.queue.schedules
 import ils.queue.stores.local_schema  # noqa: F401

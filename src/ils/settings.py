@@ -187,6 +187,23 @@ class OmaSettings(BaseModel):
     uploads_dir: Path | None = None
 
 
+class ScheduleSettings(BaseModel):
+    """Schedules (``ILS_SCHEDULES__GRACE_S``, ...)."""
+
+    model_config = {"extra": "forbid"}
+
+    # How often each scheduler loop looks for due schedules (local mode); a run starts
+    # at most this late.
+    poll_s: float = Field(default=1.0, gt=0, le=60)
+    # A run this much later than its due time counts as missed (the catch-up policy
+    # decides whether it still runs).
+    grace_s: float = Field(default=300.0, ge=1)
+    # How often the built-in schedules are brought in line with the active companies.
+    builtins_sync_s: float = Field(default=300.0, gt=0)
+    # Read notifications are deleted by the nightly clean-up after this many days.
+    notification_days: int = Field(default=90, ge=1, le=3650)
+
+
 def default_database_url(data_dir: Path) -> str:
     """The embedded default: a SQLite file under the data directory."""
     return f"sqlite+aiosqlite:///{data_dir / 'ils.db'}"
@@ -239,6 +256,7 @@ class Settings(BaseSettings):
     notifications: NotificationSettings = Field(default_factory=NotificationSettings)
     ai: AISettings = Field(default_factory=AISettings)
     oma: OmaSettings = Field(default_factory=OmaSettings)
+    schedules: ScheduleSettings = Field(default_factory=ScheduleSettings)
 
     @field_validator("redis_url")
     @classmethod

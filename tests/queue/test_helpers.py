@@ -90,6 +90,8 @@ queue_anomaly_detection             ai            anomaly-detection         2 -
 queue_insight_generation            ai            insight-generation        3 -
 queue_chat_response                 ai            chat-response             1 -
 queue_oma_file                      oma           process-oma-file          2 -
+queue_schedule_run                  scheduled     run-schedule              1 -
+queue_cleanup_expired_data          scheduled     cleanup-expired-data      3 -
 """
 
 # fmt: off
@@ -141,6 +143,8 @@ CALLS: dict[str, dict[str, Any]] = {
         "message": "How many open orders?",
     },
     "queue_oma_file": {"orderId": ORDER, "fileId": "file-2"},
+    "queue_schedule_run": {"scheduleId": "briefing:42", "manual": True},
+    "queue_cleanup_expired_data": {"olderThanDays": 30},
 }
 # fmt: on
 
@@ -210,6 +214,8 @@ SIGNATURES: dict[str, list[tuple[str, Any]]] = {
         ("user_id", ...), ("company_id", ...), ("conversation_id", ...), ("message", ...),
     ],
     "queue_oma_file": [("order_id", ...), ("file_id", ...)],
+    "queue_schedule_run": [("schedule_id", ...), ("manual", False)],
+    "queue_cleanup_expired_data": [("older_than_days", None)],
 }
 # fmt: on
 
@@ -225,7 +231,7 @@ def payload_json(call: Call) -> dict[str, Any]:
 def test_there_is_one_helper_per_jobs_md_job(helpers: JobHelpers) -> None:
     public = {n for n in dir(helpers) if n.startswith("queue_")}
     assert public == set(HELPERS_MD) == set(CALLS) == set(SIGNATURES)
-    assert len(public) == 21
+    assert len(public) == 23
 
 
 @pytest.mark.parametrize("name", sorted(SIGNATURES))

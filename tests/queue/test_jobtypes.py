@@ -53,6 +53,8 @@ ai            anomaly-detection         2 -  type companyId metricType timeRange
 ai            insight-generation        3 -  type companyId insightType periodStart periodEnd
 ai            chat-response             1 -  type userId companyId conversationId message
 oma           process-oma-file          2 -  type orderId fileId
+scheduled     run-schedule              1 -  type scheduleId manual
+scheduled     cleanup-expired-data      3 -  type olderThanDays
 """
 
 
@@ -136,6 +138,11 @@ TS_JSON: dict[tuple[str, str], str] = {
         '"message":"Which lenses sold best last week?"}'
     ),
     ("oma", "process-oma-file"): '{"type":"process-oma-file","orderId":"$A","fileId":"file:9"}',
+    (
+        "scheduled",
+        "run-schedule",
+    ): '{"type":"run-schedule","scheduleId":"briefing:42","manual":false}',
+    ("scheduled", "cleanup-expired-data"): '{"type":"cleanup-expired-data","olderThanDays":90}',
 }
 TS_PAYLOADS: dict[tuple[str, str], dict[str, Any]] = {
     key: json.loads(text.replace("$A", UUID_A).replace("$B", UUID_B))
@@ -194,7 +201,7 @@ def test_catalogue_is_exactly_jobs_md(types: JobTypes) -> None:
     got = {(jt.queue, jt.name): (jt.priority, jt.attempts) for jt in types}
     want = {key: (priority, attempts) for key, (_, priority, attempts) in JOBS_MD.items()}
     assert got == want
-    assert len(types) == 22
+    assert len(types) == 24
 
 
 def test_for_queue_lists_the_queue_types_in_jobs_md_order(types: JobTypes) -> None:
@@ -207,7 +214,10 @@ def test_for_queue_lists_the_queue_types_in_jobs_md_order(types: JobTypes) -> No
     ]
     assert [jt.name for jt in types.for_queue("oma")] == ["process-oma-file"]
     assert len(types.for_queue("email")) == 6
-    assert types.for_queue("scheduled") == ()
+    assert [jt.name for jt in types.for_queue("scheduled")] == [
+        "run-schedule",
+        "cleanup-expired-data",
+    ]
 
 
 def test_same_job_name_on_two_queues_has_two_models(types: JobTypes) -> None:

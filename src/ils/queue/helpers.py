@@ -426,3 +426,19 @@ class JobHelpers:
         """Process an uploaded OMA/VCA tracing file and attach its shape to the order."""
         fields: dict[str, object] = {"order_id": order_id, "file_id": file_id}
         return await self._enqueue("oma", "process-oma-file", fields, session=session)
+
+    # -- scheduled -------------------------------------------------------------------
+
+    async def queue_schedule_run(
+        self, schedule_id: str, manual: bool = False, *, session: AsyncSession | None = None
+    ) -> JobRef:
+        """Run a schedule's jobs: for its newest due time, or now (``manual``, "run now")."""
+        fields: dict[str, object] = {"schedule_id": schedule_id, "manual": manual}
+        return await self._enqueue("scheduled", "run-schedule", fields, session=session)
+
+    async def queue_cleanup_expired_data(
+        self, older_than_days: int | None = None, *, session: AsyncSession | None = None
+    ) -> JobRef:
+        """Delete expired data (``older_than_days`` overrides the configured retention)."""
+        fields: dict[str, object] = {"older_than_days": older_than_days}
+        return await self._enqueue("scheduled", "cleanup-expired-data", fields, session=session)

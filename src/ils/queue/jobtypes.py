@@ -55,6 +55,7 @@ from ils.queue.jobtypes_pdf import (
     ProcessOmaFile,
     ReceiptPdf,
 )
+from ils.queue.jobtypes_scheduled import CleanupExpiredData, RunSchedule
 
 __all__ = [
     "NOTIFICATION_PRIORITIES",
@@ -62,6 +63,7 @@ __all__ = [
     "AiInsightType",
     "AnomalyDetection",
     "ChatResponse",
+    "CleanupExpiredData",
     "DailyBriefingEmail",
     "DailyBriefingJob",
     "DemandForecast",
@@ -86,6 +88,7 @@ __all__ = [
     "ProcessOmaFile",
     "PurchaseOrderEmail",
     "ReceiptPdf",
+    "RunSchedule",
     "SystemNotification",
     "TimeRange",
     "default_job_types",
@@ -220,6 +223,9 @@ def default_job_types() -> JobTypes:
             JobType("ai", "chat-response", ChatResponse, 1),
             # oma
             JobType("oma", "process-oma-file", ProcessOmaFile, 2),
+            # scheduled
+            JobType("scheduled", "run-schedule", RunSchedule, 1),
+            JobType("scheduled", "cleanup-expired-data", CleanupExpiredData, 3),
         ]
     )
 

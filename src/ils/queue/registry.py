@@ -7,7 +7,8 @@ and returns something JSON-able (stored as the job's result).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import asyncio
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -49,6 +50,9 @@ class JobContext(Protocol):
 
 
 Handler = Callable[[Any, JobContext], Awaitable[Any]]
+#: Work a process does while it serves a queue, besides its jobs (the schedule
+#: claimers of the ``scheduled`` queue): runs until the event is set.
+Service = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +73,7 @@ class HandlerRegistry:
     def __init__(self, job_types: JobTypes) -> None:
         self.job_types = job_types
         self._handlers: dict[tuple[str, str], Registration] = {}
+        self._services: dict[str, list[Service]] = {}
 
     def register(self, queue: str, name: str, handler: Handler) -> None:
         """Bind ``handler`` to a job type of the catalogue (unknown types raise)."""
@@ -91,3 +96,11 @@ class HandlerRegistry:
     def registered(self, queue: str) -> list[str]:
         """Job names of ``queue`` that have a handler."""
         return sorted(name for (q, name) in self._handlers if q == queue)
+
+    def serve_with(self, queue: str, service: Service) -> None:
+        """Run ``service`` in every process that works ``queue`` (while it does)."""
+        self._services.setdefault(queue, []).append(service)
+
+    def services(self, queue: str) -> list[Service]:
+        """The services of ``queue``."""
+        return list(self._services.get(queue, ()))

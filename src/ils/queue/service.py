@@ -106,11 +106,22 @@ async def run_workers(
     heartbeat = asyncio.create_task(
         _heartbeat(system, runner.worker_id, [c.key for c in configs]), name="ils-heartbeat"
     )
+    services = [
+        asyncio.create_task(service(stop), name=f"ils-service-{config.key}")
+        for config in configs
+        for service in registry.services(config.key)
+    ]
     try:
         await stop.wait()
     finally:
         heartbeat.cancel()
         await asyncio.gather(heartbeat, return_exceptions=True)
+        # Services end by themselves once ``stop`` is set; give them the grace period.
+        if services:
+            await asyncio.wait(services, timeout=system.settings.shutdown_grace_s)
+            for task in services:
+                task.cancel()
+            await asyncio.gather(*services, return_exceptions=True)
         with contextlib.suppress(ILSError):
             await system.local.forget_worker(runner.worker_id)
     logger.info(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +27,7 @@ from ils.queue.jobtypes import JobTypes, default_job_types
 from ils.queue.metrics import JobMetrics
 from ils.queue.model import COUNTED_STATES, JobOptions, JobRef, JobState, StoreHealth
 from ils.queue.producer import Producer
+from ils.queue.schedules import TICK_QUEUE, Schedule
 from ils.queue.store import JobStore
 from ils.queue.stores.local import LocalJobStore
 from ils.queue.stores.redis import RedisJobStore
@@ -321,6 +322,14 @@ class JobSystem:
         return min(oldest) if oldest else None
 
     # -- lifecycle -------------------------------------------------------------------
+
+    async def sync_job_schedulers(self, schedules: Sequence[Schedule]) -> int:
+        """Redis mode: make BullMQ's job schedulers of the ``scheduled`` queue match the
+        active schedules (paused ones have none); how many changed. No-op without Redis."""
+        if self.redis is None:
+            return 0
+        wanted = [(s.id, s.spec, s.company_id) for s in schedules if not s.paused]
+        return await self.redis.sync_job_schedulers(TICK_QUEUE, wanted)
 
     def start_background(self) -> None:
         """Start the outbox sweep (relays what a crash or an outage left behind)."""

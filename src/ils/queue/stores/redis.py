@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 import uuid
 from collections.abc import Sequence
@@ -30,6 +31,7 @@ from ils.errors import (
     StoreUnavailableError,
 )
 from ils.queue.catalogue import Catalogue, QueueConfig
+from ils.queue.cron import ScheduleSpec
 from ils.queue.model import (
     CLEANABLE_STATES,
     ClaimedJob,
@@ -61,6 +63,8 @@ from ils.queue.stores.redis_codec import (
     retry_delay_ms,
     validate_new_job,
 )
+from ils.queue.stores.redis_schedulers import advance
+from ils.queue.stores.redis_schedulers import sync as sync_schedulers
 
 # Claimed jobs whose options we keep in memory between fetch and finish (saves a read).
 MAX_REMEMBERED_CLAIMS = 10_000
@@ -189,9 +193,29 @@ class RedisJobStore(JobStore):
             if "defa" not in nxt.data:
                 record = record_from_hash(bull.config.key, nxt.job_id, nxt.data, JobState.ACTIVE)
                 self._remember(bull, nxt.job_id, token, decode_options(nxt.data.get("opts")))
+                if "rjk" in nxt.data:
+                    await self._advance_scheduler(bull, nxt.job_id, nxt.data)
                 return Fetch(ClaimedJob(record, token))
             nxt = await self._fail_deferred(bull, nxt.job_id, nxt.data, token, fetch_next=True)
         return Fetch(None, 0)
+
+    async def _advance_scheduler(self, bull: BullQueue, job_id: str, raw: dict[str, str]) -> None:
+        """Make the next tick of the job scheduler that produced this one. A failure is
+        logged, not raised: the tick in hand must still run (BullMQ's Worker does the
+        same); the scheduler sync re-creates a scheduler that lost its next tick."""
+        try:
+            await advance(bull.worker, job_id, raw)
+        except Exception as exc:  # anything from BullMQ's scheduler code
+            logging.getLogger("ils.queue.redis").warning(
+                "job scheduler %s not advanced: %s", raw.get("rjk"), type(exc).__name__
+            )
+
+    async def sync_job_schedulers(
+        self, queue: str, wanted: Sequence[tuple[str, ScheduleSpec, str | None]]
+    ) -> int:
+        """Make ``queue``'s BullMQ job schedulers exactly ``wanted``."""
+        with unavailable_guard():
+            return await sync_schedulers(self._bull(queue).queue, wanted)
 
     async def _fail_deferred(
         self, bull: BullQueue, job_id: str, raw: dict[str, str], token: str, *, fetch_next: bool

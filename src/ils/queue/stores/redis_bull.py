@@ -24,6 +24,7 @@ from redis.backoff import NoBackoff
 
 from ils.errors import StoreUnavailableError
 from ils.queue.catalogue import QueueConfig
+from ils.queue.stores.redis_schedulers import use_our_cron
 
 # BullMQ's Lua status codes (bullmq.error_code.ErrorCode).
 JOB_NOT_EXIST = -1
@@ -144,6 +145,8 @@ class BullQueue:
                 "duration": config.rate_limit.duration_ms,
             }
         self.worker: Any = bullmq.Worker(config.name, None, worker_opts)
+        # Cron schedules fire at the times ils.queue.cron computes, in both modes.
+        use_our_cron(self.queue, self.worker)
         self._scripts: Any = self.queue.backend.scripts
         self.keys: Mapping[str, str] = self._scripts.keys
         self._client = client

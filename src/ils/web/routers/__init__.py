@@ -26,6 +26,7 @@ from ils.web.routers import (
     purchasing,
     queue_jobs,
     queues,
+    schedules,
     tracing,
 )
 
@@ -44,6 +45,7 @@ OPENAPI_TAGS: tuple[dict[str, Any], ...] = (
     {"name": "tracing", "description": "Lens-tracing files (OMA/VCA) of an order."},
     {"name": "ai", "description": "AI briefings, forecasts, anomalies, insights and chat."},
     {"name": "queues", "description": "Queue monitoring: stats, health, options (admins)."},
+    {"name": "schedules", "description": "Jobs on a calendar, per company time zone (admins)."},
 )
 
 
@@ -63,5 +65,6 @@ def include_routers(app: FastAPI) -> None:
     app.include_router(tracing.router)
     app.include_router(queues.router)
     app.include_router(queue_jobs.router)
+    app.include_router(schedules.router)
     app.include_router(metrics.router)
     app.include_router(build_dashboard_router())
