@@ -32,6 +32,7 @@ from fastapi.routing import APIRoute
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ils.domain.companies import zone_named
 from ils.errors import ConfigurationError, ILSError
 from ils.web.errors import status_for, validation_details
 from ils.web.security import SessionAuth
@@ -86,6 +87,27 @@ def when(value: datetime | None) -> str:
     if value is None:
         return "—"
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def zoned(value: datetime | None, zone: str) -> str:
+    """``2026-11-28 08:00 CET``: a schedule's run in its own zone, the time its admin
+    planned it at (the page shows the UTC time beside it, for comparing schedules of
+    different zones)."""
+    if value is None:
+        return "—"
+    return value.astimezone(zone_named(zone)).strftime("%Y-%m-%d %H:%M %Z")
+
+
+def every(seconds: int | None) -> str:
+    """An interval schedule's cadence as it was likely typed: ``every 15 min``,
+    ``every 2 h``, ``every 90 s`` (the API counts seconds, the form minutes)."""
+    if seconds is None:
+        return "—"
+    if seconds % 3600 == 0:
+        return f"every {seconds // 3600} h"
+    if seconds % 60 == 0:
+        return f"every {seconds // 60} min"
+    return f"every {seconds} s"
 
 
 def age(seconds: float | None) -> str:
@@ -200,6 +222,8 @@ class Pages:
         )
         self.templates.filters.update(
             when=when,
+            zoned=zoned,
+            every=every,
             age=age,
             pretty=pretty,
             compact=compact,

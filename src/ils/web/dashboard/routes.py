@@ -1,4 +1,5 @@
-"""The admin dashboard's pages: overview, a queue's jobs, one job, the audit log.
+"""The admin dashboard's pages: overview, a queue's jobs, one job, the audit log, the
+schedules.
 
 Why it is built this way:
 
@@ -11,13 +12,18 @@ Why it is built this way:
   ``/{queue}/throughput``) and sends actions to the API with the session's CSRF token;
   it never turns data into markup (see :mod:`ils.web.dashboard.pages` for escaping,
   the Content-Security-Policy and refusals as pages).
+* The schedules page lists what ``GET /api/schedules`` answers (same store, same
+  scope, next runs computed at the request) and its buttons and form call the
+  schedule API, which audits every change: the page itself changes nothing.
 * No module globals: :func:`build_router` makes the Jinja environment, the static
   files and the route class once per app (``include_routers`` runs per ``create_app``).
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Final
+import json
+from dataclasses import dataclass
+from typing import Annotated, Any, Final, get_args
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
@@ -25,20 +31,71 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlalchemy import func, select
 
 from ils.domain.audit import AuditEntry
-from ils.domain.companies import MANAGER_ROLES, Role
+from ils.domain.companies import MANAGER_ROLES, Company, Role
+from ils.queue.jobtypes_ai import MetricType
 from ils.queue.model import COUNTED_STATES, JobState
+from ils.queue.schedules import ScheduleStore
 from ils.web.dashboard.pages import HOME_PATH, Pages, page_route, part, safe_next
-from ils.web.deps import NOT_ALLOWED, CurrentAuth, SessionDep, SystemDep, not_found, queue_key
+from ils.web.deps import (
+    NOT_ALLOWED,
+    CurrentAuth,
+    SessionDep,
+    StateDep,
+    SystemDep,
+    not_found,
+    queue_key,
+)
 from ils.web.schemas.common import DEFAULT_LIMIT, MAX_LIMIT
 from ils.web.schemas.queues import AuditOut, JobDetailOut, JobSummaryOut
 from ils.web.security import SessionAuth
 from ils.web.services import queue_jobs as service
+from ils.web.services import schedules as schedule_service
+from ils.web.services.common import now_utc
 
 #: How often the overview asks for counts: a count is never more than about 2 s old.
 STATS_REFRESH_MS: Final = 2_000
 #: Health pings every store: a little slower than the counts.
 HEALTH_REFRESH_MS: Final = 5_000
 THROUGHPUT_MINUTES: Final = 60
+
+
+@dataclass(frozen=True, slots=True)
+class JobChoice:
+    """A job the new-schedule form offers, with the data it is scheduled with.
+
+    The form offers a few fixed jobs rather than a payload editor: each choice's data
+    is complete (``"{date}"`` becomes the run's local date), so an admin picks, and
+    the API still validates it against the job catalogue and the role.
+    """
+
+    queue: str
+    name: str
+    label: str
+    data: dict[str, Any]
+    #: Anomaly detection asks which metric (the form's metric select, ``metricType``).
+    metric: bool = False
+
+    @property
+    def key(self) -> str:
+        return f"{self.queue}/{self.name}"
+
+    def body(self, company_id: str | None) -> str:
+        """The ``jobs`` entry as JSON for the form's ``data-job`` attribute; a platform
+        admin's AI jobs name their own company (the API adds it only for company
+        admins, whose jobs are always their company's)."""
+        data = dict(self.data)
+        if company_id is not None and self.queue == "ai":
+            data["companyId"] = company_id
+        return json.dumps({"queue": self.queue, "name": self.name, "data": data})
+
+
+JOB_CHOICES: Final = (
+    JobChoice("ai", "daily-briefing", "Daily briefing", {"date": "{date}"}),
+    JobChoice("ai", "demand-forecast", "Demand forecast (30 days)", {"forecastDays": 30}),
+    JobChoice("ai", "anomaly-detection", "Anomaly detection (daily)", {"timeRange": "daily"}, True),
+    JobChoice("scheduled", "cleanup-expired-data", "Clean-up of expired data", {}),
+)
+METRICS: Final = get_args(MetricType)
 
 
 # -- who may ------------------------------------------------------------------------------
@@ -207,6 +264,52 @@ class Dashboard:
             paging=_paging("/admin/audit", {}, offset, limit, total),
         )
 
+    async def schedules(self, auth: Manager, session: SessionDep, state: StateDep) -> HTMLResponse:
+        """The schedules ``GET /api/schedules`` lists for this admin (a platform_admin:
+        all, platform ones included; others their company's), with next runs computed
+        now, and the form to add one. Changes go through the API, which audits them."""
+        user = auth.user
+        platform_admin = user.role is Role.PLATFORM_ADMIN
+        store = ScheduleStore()
+        if platform_admin:
+            found = await store.list(session, every_company=True)
+        else:
+            found = await store.list(session, user.company_id)
+        now = now_utc(state.clock)
+        schedules = [schedule_service.schedule_out(s, now) for s in found]
+        company_ids = {s.company_id for s in schedules if s.company_id}
+        names: dict[str, str] = {}
+        if company_ids:
+            rows = await session.execute(
+                select(Company.id, Company.name).where(Company.id.in_(company_ids))
+            )
+            names = {row.id: row.name for row in rows}
+        choices = [
+            choice
+            for choice in JOB_CHOICES
+            if platform_admin or (choice.queue, choice.name) in schedule_service.COMPANY_JOBS
+        ]
+        return self.pages.render(
+            "schedules.html",
+            auth=auth,
+            title="Schedules",
+            section="schedules",
+            schedules=schedules,
+            company_names=names,
+            choices=[
+                {
+                    "key": c.key,
+                    "label": c.label,
+                    "job": c.body(auth.company.id if platform_admin else None),
+                    "metric": c.metric,
+                }
+                for c in choices
+            ],
+            metrics=METRICS,
+            time_zone=auth.company.zone.key,
+            platform_admin=platform_admin,
+        )
+
     async def static(self, name: Annotated[str, Path(max_length=64)], request: Request) -> Response:
         """The script and the stylesheet, from the package: no CDN, nothing else."""
         return self.pages.asset(name, request)
@@ -223,6 +326,7 @@ def build_router() -> APIRouter:
         ("/queues/{queue}", dashboard.queue),
         ("/queues/{queue}/jobs/{job_id}", dashboard.job),
         ("/audit", dashboard.audit),
+        ("/schedules", dashboard.schedules),
     ):
         router.add_api_route(path, endpoint, methods=["GET"], response_class=HTMLResponse)
     router.add_api_route("", dashboard.home, methods=["GET"])

@@ -6,7 +6,8 @@
    - Data never becomes markup: text goes in with textContent, charts are SVG elements
      made one by one. A failure reason holding "<script>" stays text.
    - Every request that changes something carries the session's CSRF token
-     (X-CSRF-Token), and every job action asks for confirmation first.
+     (X-CSRF-Token), and every job action, and running or deleting a schedule, asks
+     for confirmation first (pausing a schedule is undone by one click: it does not).
    - Polls chain with setTimeout, so a slow server never gets overlapping requests,
      and they rest while the tab is hidden. */
 "use strict";
@@ -402,6 +403,81 @@
     });
   }
 
+  // -- the schedules page's form ----------------------------------------------------------
+
+  // The body of POST /api/schedules from the form. Only what was filled in is sent, and
+  // nothing is checked here: the API's 422 names each problem, and the page shows it.
+  function scheduleBody(form) {
+    const fields = form.elements;
+    const option = fields.job.selectedOptions[0];
+    const job = option ? JSON.parse(option.dataset.job) : null;
+    if (job && option.hasAttribute("data-metric")) job.data.metricType = fields.metric.value;
+    const body = { name: fields.name.value.trim(), catch_up: fields.catch_up.value, jobs: job ? [job] : [] };
+    const cron = fields.cron.value.trim();
+    if (cron) body.cron = cron;
+    const minutes = fields.every_min.value.trim();
+    if (minutes) body.every_s = Math.round(Number(minutes) * 60);
+    const zone = fields.time_zone.value.trim();
+    if (zone) body.time_zone = zone;
+    if (fields.company_wide && fields.company_wide.checked) body.company_wide = true;
+    return body;
+  }
+
+  // The API's field names that are a form field (every_s is typed in minutes).
+  const SCHEDULE_FIELDS = { name: "name", cron: "cron", every_s: "every_min", time_zone: "time_zone", catch_up: "catch_up" };
+
+  function showScheduleErrors(form, result) {
+    const list = form.querySelector("[data-form-errors]");
+    const detail = result.data && result.data.detail;
+    const problems = Array.isArray(detail) ? detail : [{ field: "", message: problem(result) }];
+    list.replaceChildren(
+      ...problems.map((p) => {
+        const field = p.field || "";
+        const item = document.createElement("li");
+        item.textContent = field ? `${field}: ${p.message}` : p.message;
+        const input = form.elements[SCHEDULE_FIELDS[field] || (field.startsWith("jobs") ? "job" : "")];
+        if (input) input.setAttribute("aria-invalid", "true");
+        return item;
+      }),
+    );
+    list.hidden = false;
+  }
+
+  function startScheduleForm(form) {
+    const metric = form.querySelector("[data-metric-field]");
+    const button = form.querySelector('button[type="submit"]');
+    const showMetric = () => {
+      const option = form.elements.job.selectedOptions[0];
+      metric.hidden = !(option && option.hasAttribute("data-metric"));
+    };
+    form.elements.job.addEventListener("change", showMetric);
+    showMetric();
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const list = form.querySelector("[data-form-errors]");
+      list.hidden = true;
+      for (const input of form.querySelectorAll("[aria-invalid]")) input.removeAttribute("aria-invalid");
+      const body = scheduleBody(form);
+      button.disabled = true;
+      try {
+        const result = await api("POST", form.dataset.url, body);
+        if (result.status === 401) {
+          signInAgain();
+          return;
+        }
+        if (result.ok) {
+          flashAfterReload(`Schedule “${result.data.name}” created.`, "ok");
+          location.reload();
+          return;
+        }
+        showScheduleErrors(form, result);
+      } catch {
+        showScheduleErrors(form, { status: 0, data: { detail: "no answer from the server" } });
+      }
+      button.disabled = false;
+    });
+  }
+
   // -- start ----------------------------------------------------------------------------
 
   showStoredFlash();
@@ -417,5 +493,7 @@
   });
   const signIn = document.getElementById("sign-in");
   if (signIn) startSignIn(signIn);
+  const scheduleForm = document.getElementById("schedule-form");
+  if (scheduleForm) startScheduleForm(scheduleForm);
   startOverview();
 })();
