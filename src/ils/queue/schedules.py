@@ -15,10 +15,13 @@ Who produces the ticks:
 * **Redis mode**: BullMQ's job schedulers (kept in step with this table by
   ``stores.redis_schedulers``); BullMQ makes one delayed tick per due time.
 
-After downtime the newest missed due time fires once; the tick's handler then applies
-the schedule's policy: ``once`` runs it (catch up once), ``skip`` drops a run that is
-later than the grace period. Definitions live here in both modes, so the management
-API, its audit trail and the next run times shown do not depend on the mode.
+Whatever made a tick, its handler records the due time it runs with a compare-and-set
+on the schedule's row, so a due time runs once even when ticks for it come from both
+stores (Redis down, then back). After downtime the newest missed due time fires once;
+the tick's handler then applies the schedule's policy: ``once`` runs it (catch up
+once), ``skip`` drops a run that is later than the grace period. Definitions live here
+in both modes, so the management API, its audit trail and the next run times shown
+do not depend on the mode.
 """
 
 from __future__ import annotations
@@ -45,7 +48,9 @@ ID_LENGTH: Final = 64
 
 class ScheduleRow(Base):
     """One schedule. Times are epoch milliseconds; ``next_run_at_ms`` is what the local
-    claimers compare-and-set (``None`` while paused or after the end)."""
+    claimers compare-and-set (``None`` while paused or after the end),
+    ``last_run_at_ms`` the due time whose jobs were last enqueued, what every tick
+    compare-and-sets (:meth:`ScheduleStore.mark_run`)."""
 
     __tablename__ = "ils_schedules"
     __table_args__ = (
@@ -208,6 +213,23 @@ class ScheduleStore:
         result = await session.execute(delete(ScheduleRow).where(ScheduleRow.id == schedule_id))
         return bool(getattr(result, "rowcount", 0))
 
+    async def mark_run(self, session: AsyncSession, schedule_id: str, due: datetime) -> bool:
+        """Record that the run of ``due`` enqueued its jobs; ``False`` when it (or a
+        later one) already did. Compare-and-set in the app database, which every tick
+        reaches whichever store it came from: a due time claimed locally while Redis
+        was down and BullMQ's tick for it after Redis came back run once."""
+        due_ms = _ms(due)
+        result = await session.execute(
+            update(ScheduleRow)
+            .where(
+                ScheduleRow.id == schedule_id,
+                (ScheduleRow.last_run_at_ms.is_(None)) | (ScheduleRow.last_run_at_ms < due_ms),
+            )
+            .values(last_run_at_ms=due_ms)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(getattr(result, "rowcount", 0))
+
     async def due(self, session: AsyncSession, now: datetime) -> Sequence[ScheduleRow]:
         """Active schedules whose next run has come."""
         rows = await session.scalars(
@@ -236,7 +258,7 @@ class ScheduleStore:
                 ScheduleRow.next_run_at_ms == row.next_run_at_ms,
                 ScheduleRow.paused.is_(False),
             )
-            .values(next_run_at_ms=_ms(following), last_run_at_ms=_ms(due))
+            .values(next_run_at_ms=_ms(following))
             .execution_options(synchronize_session=False)
         )
         if not getattr(result, "rowcount", 0):

@@ -1,9 +1,10 @@
 """The ``scheduled`` queue's handlers: a schedule's tick, and the nightly clean-up.
 
 ``run-schedule`` (the tick) takes the schedule's newest due time at or before now and
-enqueues each of its jobs with the id ``sched-<schedule>-<due ms>[-<n>]``: a due time
-produces its jobs once, however many ticks arrive for it (two processes, a retried
-tick, a BullMQ iteration and a local claim after a Redis outage). The catch-up
+enqueues each of its jobs with the id ``sched-<schedule>-<due ms>[-<n>]`` after
+recording the due time on the schedule's row (compare-and-set): a due time produces
+its jobs once, however many ticks arrive for it (two processes, a retried tick, a
+BullMQ iteration and a local claim after a Redis outage). The catch-up
 policy is applied here, the same in both modes: a tick later than
 ``ILS_SCHEDULES__GRACE_S`` after its due time runs under ``once`` and is dropped under
 ``skip``. "Run now" (``manual``) runs at once with ids of its own.
@@ -86,6 +87,13 @@ class ScheduledWorker:
             if schedule is None:
                 raise ScheduleGoneError(f"schedule {payload.schedule_id} does not exist")
             run = self.decide(schedule, now, manual=payload.manual)
+            due = run.due
+            if (
+                run.skipped is None
+                and due is not None
+                and not await self.store.mark_run(session, schedule.id, due)
+            ):
+                run = Run(due, f"the run of {due.isoformat()} already ran")
             if run.skipped is not None:
                 await ctx.log(f"schedule {schedule.id}: {run.skipped}")
                 return {"scheduleId": schedule.id, "skipped": run.skipped}
