@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel
 
@@ -50,6 +50,21 @@ class JobContext(Protocol):
 
 
 Handler = Callable[[Any, JobContext], Awaitable[Any]]
+PayloadT = TypeVar("PayloadT", bound=BaseModel)
+
+
+def payload_as(payload: BaseModel, kind: type[PayloadT]) -> PayloadT:
+    """``payload`` as the model ``kind`` its handler was registered for.
+
+    A handler receives what the registry validated with its job type's model, so a
+    mismatch is a wiring bug (a handler registered under the wrong job name): it fails
+    the job loudly instead of reading the wrong fields.
+    """
+    if not isinstance(payload, kind):
+        raise TypeError(f"expected {kind.__name__}, not {type(payload).__name__}")
+    return payload
+
+
 #: Work a process does while it serves a queue, besides its jobs (the schedule
 #: claimers of the ``scheduled`` queue): runs until the event is set.
 Service = Callable[[asyncio.Event], Coroutine[Any, Any, None]]

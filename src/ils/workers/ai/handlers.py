@@ -14,7 +14,7 @@ import asyncio
 import logging
 import time
 from datetime import date
-from typing import Any, Final, Protocol, TypeVar
+from typing import Any, Final, Protocol
 
 from pydantic import BaseModel
 from sqlalchemy import select
@@ -31,7 +31,7 @@ from ils.queue.jobtypes import (
     DemandForecast,
     InsightGeneration,
 )
-from ils.queue.registry import JobContext
+from ils.queue.registry import JobContext, payload_as
 from ils.queue.system import JobSystem
 from ils.workers.ai import anomaly_scan, demand
 from ils.workers.ai.briefing import build_briefing
@@ -68,15 +68,6 @@ class InlineOffload:
         return func(*args)
 
 
-T = TypeVar("T", bound=BaseModel)
-
-
-def _expect(payload: BaseModel, kind: type[T]) -> T:
-    if not isinstance(payload, kind):
-        raise TypeError(f"expected {kind.__name__}, not {type(payload).__name__}")
-    return payload
-
-
 class AIWorker:
     """Handlers of the ``ai`` queue for one process."""
 
@@ -97,7 +88,7 @@ class AIWorker:
 
     async def demand_forecast(self, payload: BaseModel, ctx: JobContext) -> dict[str, Any]:
         """Forecast the company's stocked products and store the result."""
-        job = _expect(payload, DemandForecast)
+        job = payload_as(payload, DemandForecast)
         began = time.perf_counter()
         async with self.db.read() as session:
             company = await load_company(session, job.company_id)
@@ -165,7 +156,7 @@ class AIWorker:
 
     async def anomaly_detection(self, payload: BaseModel, ctx: JobContext) -> dict[str, Any]:
         """Scan one metric; store new anomalies and tell the managers of big ones."""
-        job = _expect(payload, AnomalyDetection)
+        job = payload_as(payload, AnomalyDetection)
         async with self.db.read() as session:
             company = await load_company(session, job.company_id)
             window = anomaly_scan.scan_window(self._today(company), job.time_range)
@@ -228,7 +219,7 @@ class AIWorker:
 
     async def insight_generation(self, payload: BaseModel, ctx: JobContext) -> dict[str, Any]:
         """Compute the findings of one kind over the period and store them."""
-        job = _expect(payload, InsightGeneration)
+        job = payload_as(payload, InsightGeneration)
         period = Period(date.fromisoformat(job.period_start), date.fromisoformat(job.period_end))
         async with self.db.read() as session:
             company = await load_company(session, job.company_id)
@@ -258,7 +249,7 @@ class AIWorker:
 
     async def daily_briefing(self, payload: BaseModel, ctx: JobContext) -> dict[str, Any]:
         """Build, store and send the company's briefing for the day (once per job)."""
-        job = _expect(payload, DailyBriefingJob)
+        job = payload_as(payload, DailyBriefingJob)
         day = date.fromisoformat(job.date)
         async with self.db.read() as session:
             company = await load_company(session, job.company_id)
@@ -304,7 +295,7 @@ class AIWorker:
 
     async def chat_response(self, payload: BaseModel, ctx: JobContext) -> dict[str, Any]:
         """Answer the user's message from the company's data and store the reply."""
-        job = _expect(payload, ChatResponse)
+        job = payload_as(payload, ChatResponse)
         async with self.db.read() as session:
             company = await load_company(session, job.company_id)
             conversation = await self._conversation(session, job)

@@ -26,7 +26,7 @@ from ils.domain.types import new_id
 from ils.queue.jobtypes_notification import UrgentNotificationEmail
 from ils.queue.model import JobOptions
 from ils.queue.producer import COMPANY_INFO_KEY
-from ils.queue.registry import Handler, JobContext
+from ils.queue.registry import Handler, JobContext, payload_as
 from ils.queue.system import JobSystem
 from ils.workers.notification.content import draft
 
@@ -113,8 +113,7 @@ class NotificationWorker:
 
     async def escalate(self, payload: BaseModel, ctx: JobContext) -> dict[str, Any]:
         """E-mail an urgent notification its user has not read (once)."""
-        if not isinstance(payload, UrgentNotificationEmail):
-            raise TypeError(f"expected UrgentNotificationEmail, not {type(payload).__name__}")
+        payload = payload_as(payload, UrgentNotificationEmail)
         async with self.db.write() as session:
             notification = await session.scalar(
                 select(Notification).where(Notification.id == payload.notification_id)

@@ -31,7 +31,7 @@ from ils.domain.orders import Order
 from ils.errors import PermanentJobError
 from ils.queue.jobtypes import ProcessOmaFile
 from ils.queue.producer import COMPANY_INFO_KEY
-from ils.queue.registry import JobContext
+from ils.queue.registry import JobContext, payload_as
 from ils.queue.system import JobSystem
 from ils.storage import FileStorage, LocalFileStorage
 from ils.workers.oma.checks import Finding, OrderFrame, OrderRx, check, status
@@ -104,8 +104,7 @@ class OmaWorker:
 
     async def process_file(self, payload: BaseModel, ctx: JobContext) -> dict[str, Any]:
         """Read, check and attach the file; fails for good on an unreadable file."""
-        if not isinstance(payload, ProcessOmaFile):
-            raise TypeError(f"expected ProcessOmaFile, not {type(payload).__name__}")
+        payload = payload_as(payload, ProcessOmaFile)
         async with self.db.read() as session:
             order, upload = await self._load(session, payload)
             path, order_id = upload.path, order.id

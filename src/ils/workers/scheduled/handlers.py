@@ -36,7 +36,7 @@ from ils.domain.content import Document, Notification, UploadedFile
 from ils.errors import PermanentJobError
 from ils.queue.jobtypes import CleanupExpiredData, RunSchedule
 from ils.queue.model import JobOptions
-from ils.queue.registry import JobContext
+from ils.queue.registry import JobContext, payload_as
 from ils.queue.schedules import Schedule, ScheduleStore
 from ils.queue.system import JobSystem
 
@@ -79,8 +79,7 @@ class ScheduledWorker:
 
     async def run_schedule(self, payload: BaseModel, ctx: JobContext) -> dict[str, Any]:
         """Enqueue the schedule's jobs for its newest due time (once)."""
-        if not isinstance(payload, RunSchedule):
-            raise TypeError(f"expected RunSchedule, not {type(payload).__name__}")
+        payload = payload_as(payload, RunSchedule)
         now = utc_now(self.system.clock)
         async with self.db.write() as session:
             schedule = await self.store.get(session, payload.schedule_id)
@@ -150,8 +149,7 @@ class ScheduledWorker:
 
     async def cleanup(self, payload: BaseModel, ctx: JobContext) -> dict[str, Any]:
         """Delete expired rows, then files no record points at."""
-        if not isinstance(payload, CleanupExpiredData):
-            raise TypeError(f"expected CleanupExpiredData, not {type(payload).__name__}")
+        payload = payload_as(payload, CleanupExpiredData)
         settings = self.system.settings
         days = payload.older_than_days or settings.schedules.notification_days
         now = utc_now(self.system.clock)
