@@ -102,10 +102,7 @@ class JobHelpers:
             problems = problems + exc.problems
         if problems:
             raise InvalidPayloadError(queue, name, problems)
-        options = JobOptions(
-            priority=job_type.priority_for(payload),
-            attempts=attempts if attempts is not None else job_type.attempts,
-        )
+        options = job_type.options_for(payload, attempts=attempts)
         return await self._sink.enqueue(queue, name, payload, options, session=session)
 
     async def get_queue_stats(self) -> dict[str, Any]:

@@ -56,6 +56,7 @@ from ils.queue.jobtypes_pdf import (
     ReceiptPdf,
 )
 from ils.queue.jobtypes_scheduled import CleanupExpiredData, RunSchedule
+from ils.queue.model import JobOptions
 
 __all__ = [
     "NOTIFICATION_PRIORITIES",
@@ -139,6 +140,23 @@ class JobType:
             if own is not None:
                 return own
         return self.priority
+
+    def options_for(
+        self,
+        payload: BaseModel,
+        *,
+        attempts: int | None = None,
+        job_id: str | None = None,
+        company_id: str | None = None,
+    ) -> JobOptions:
+        """The options to enqueue ``payload`` with: its priority, the type's attempts
+        (unless ``attempts`` overrides them), and the given id and company."""
+        return JobOptions(
+            priority=self.priority_for(payload),
+            attempts=attempts if attempts is not None else self.attempts,
+            job_id=job_id,
+            company_id=company_id,
+        )
 
 
 class JobTypes:

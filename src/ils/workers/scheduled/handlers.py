@@ -35,7 +35,6 @@ from ils.domain.companies import UserSession, zone_named
 from ils.domain.content import Document, Notification, UploadedFile
 from ils.errors import PermanentJobError
 from ils.queue.jobtypes import CleanupExpiredData, RunSchedule
-from ils.queue.model import JobOptions
 from ils.queue.registry import JobContext, payload_as
 from ils.queue.schedules import Schedule, ScheduleStore
 from ils.queue.system import JobSystem
@@ -134,12 +133,7 @@ class ScheduledWorker:
                 job.queue,
                 job.name,
                 payload,
-                JobOptions(
-                    priority=job_type.priority_for(payload),
-                    attempts=job_type.attempts,
-                    job_id=job_id,
-                    company_id=schedule.company_id,
-                ),
+                job_type.options_for(payload, job_id=job_id, company_id=schedule.company_id),
                 session=session,
             )
             ids.append(ref.job_id)
