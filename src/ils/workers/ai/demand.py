@@ -29,6 +29,8 @@ from ils.workers.ai.results import AIDataError
 
 #: Decimals kept in stored forecasts: demand is in units, cents of a unit are noise.
 DECIMALS: Final = 2
+#: The prediction intervals stored with every forecast.
+LEVEL: Final = 0.9
 #: Days between stock reviews: a reorder must cover lead time plus this.
 REVIEW_DAYS: Final = 7
 
@@ -118,7 +120,7 @@ def _total(mean: Any, upper: Any) -> dict[str, float]:
 
 
 def forecast_batch(
-    products: Sequence[ProductHistory], horizon: int, level: float = 0.9
+    products: Sequence[ProductHistory], horizon: int, level: float = LEVEL
 ) -> list[dict[str, Any]]:
     """Forecast each product ``horizon`` days ahead (runs in a pool process).
 
@@ -180,7 +182,7 @@ def forecast_payload(
         "startDay": start.isoformat(),
         "historyStart": history.start.isoformat(),
         "historyEnd": history.end.isoformat(),
-        "level": 0.9,
+        "level": LEVEL,
         "products": products,
         "reorderNow": [p["productId"] for p in reorder],
     }

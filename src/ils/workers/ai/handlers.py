@@ -11,7 +11,6 @@ once (:class:`~ils.workers.ai.results.AIDataError`); anything else is retried on
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from datetime import date
 from typing import Any, Final, Protocol
@@ -79,7 +78,6 @@ class AIWorker:
         self.db = Transactions(system.engine, system.write_turn)
         self.offload = offload
         self.language_model = language_model
-        self._logger = logging.getLogger("ils.workers.ai")
 
     def _today(self, company: Company) -> date:
         return company.local_date(utc_now(self.system.clock))

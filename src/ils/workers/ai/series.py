@@ -9,14 +9,14 @@ is the same on SQLite and PostgreSQL and right across daylight-saving changes.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Final, Literal
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from ils.domain.billing import Invoice, InvoiceLine
 from ils.domain.clinical import Examination
@@ -48,23 +48,12 @@ async def daily_metric(
     elif metric == "inventory":
         by_day = await _units_by_day(session, company, period)
     elif metric == "orders":
-        first, after = period.utc_bounds(company)
-        moments = await session.scalars(
-            select(Order.created_at).where(
-                orders_side(company), Order.created_at >= first, Order.created_at < after
-            )
+        by_day = await _count_by_day(
+            session, company, period, Order.created_at, orders_side(company)
         )
-        by_day = _count_by_day(company, moments)
     else:
-        first, after = period.utc_bounds(company)
-        moments = await session.scalars(
-            select(Examination.examined_at).where(
-                Examination.company_id == company.id,
-                Examination.examined_at >= first,
-                Examination.examined_at < after,
-            )
-        )
-        by_day = _count_by_day(company, moments)
+        scope = Examination.company_id == company.id
+        by_day = await _count_by_day(session, company, period, Examination.examined_at, scope)
     return _fill(by_day, period)
 
 
@@ -95,11 +84,20 @@ async def _units_by_day(
     return {day: float(total or 0) for day, total in rows}
 
 
-def _count_by_day(company: Company, moments: Iterable[datetime]) -> dict[date, float]:
+async def _count_by_day(
+    session: AsyncSession,
+    company: Company,
+    period: Period,
+    moment: InstrumentedAttribute[datetime],
+    scope: ColumnElement[bool],
+) -> dict[date, float]:
+    """Rows of ``scope`` whose ``moment`` falls in the period, counted by local day
+    (the column is a ``UtcDateTime``: aware UTC values on both databases)."""
+    first, after = period.utc_bounds(company)
+    moments = await session.scalars(select(moment).where(scope, moment >= first, moment < after))
     counts: dict[date, float] = {}
-    for moment in moments:
-        # SQLite hands back naive UTC datetimes; PostgreSQL aware ones.
-        day = company.local_date(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
+    for at in moments:
+        day = company.local_date(at)
         counts[day] = counts.get(day, 0.0) + 1.0
     return counts
 
