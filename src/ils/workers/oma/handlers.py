@@ -94,6 +94,29 @@ def process(data: bytes, order: Order) -> Processed:
     return Processed(doc, measured, findings, ticket_outline(traced))
 
 
+def _row(
+    payload: ProcessOmaFile,
+    ctx: JobContext,
+    row_status: TracingStatus,
+    findings: list[dict[str, str]],
+    *,
+    document: list[Any] | None = None,
+    measurements: dict[str, Any] | None = None,
+    outline: list[list[float]] | None = None,
+) -> OrderTracing:
+    """The ``order_tracings`` row of this job (stored by :meth:`OmaWorker._store`)."""
+    return OrderTracing(
+        order_id=payload.order_id,
+        file_id=payload.file_id,
+        status=row_status,
+        document=document,
+        measurements=measurements or {},
+        findings=findings,
+        outline=outline,
+        job_id=ctx.job_id,
+    )
+
+
 class OmaWorker:
     """The handler of ``process-oma-file`` for one process."""
 
@@ -107,17 +130,29 @@ class OmaWorker:
         payload = payload_as(payload, ProcessOmaFile)
         async with self.db.read() as session:
             order, upload = await self._load(session, payload)
-            path, order_id = upload.path, order.id
+            path = upload.path
             uploader = (upload.uploaded_by, upload.company_id)
         data = await self.storage.get(path)
         try:
             result = process(data, order)
         except OmaError as error:
-            await self._store_unreadable(payload, uploader, order_id, ctx, str(error))
+            unreadable = [{"severity": "error", "code": "unreadable", "message": str(error)}]
+            await self._store(_row(payload, ctx, TracingStatus.UNREADABLE, unreadable), uploader)
             await ctx.log(f"file {payload.file_id} unreadable: {error}")
             raise
         row_status = TracingStatus(status(result.findings))
-        tracing_id = await self._store(payload, uploader, result, row_status, ctx)
+        row = _row(
+            payload,
+            ctx,
+            row_status,
+            [_finding_json(f) for f in result.findings],
+            document=[[r.label, list(r.fields)] for r in result.doc.records],
+            measurements={eye: m.as_dict() for eye, m in result.measured.items()},
+            outline=result.outline,
+        )
+        tracing_id = await self._store(row, uploader)
+        if tracing_id is None:
+            raise OmaDataError(f"order {payload.order_id} not found")
         counts = {s: sum(f.severity == s for f in result.findings) for s in ("error", "warning")}
         await ctx.log(
             f"file {payload.file_id}: {row_status.value}, eyes {sorted(result.measured)}, "
@@ -142,73 +177,28 @@ class OmaWorker:
             raise OmaDataError(f"file {payload.file_id} was not uploaded for order {order.id}")
         return order, upload
 
-    async def _store(
-        self,
-        payload: ProcessOmaFile,
-        uploader: tuple[str | None, str],
-        result: Processed,
-        row_status: TracingStatus,
-        ctx: JobContext,
-    ) -> str:
-        shape = result.outline
+    async def _store(self, row: OrderTracing, uploader: tuple[str | None, str]) -> str | None:
+        """Store ``row`` once per job: the outline goes on the order (and its ticket is
+        drawn again), the uploader is told. The id of the row this job stored, ``None``
+        when the order is gone."""
         async with self.db.write() as session:
             existing = await session.scalar(
-                select(OrderTracing).where(OrderTracing.job_id == ctx.job_id)
+                select(OrderTracing.id).where(OrderTracing.job_id == row.job_id)
             )
             if existing is not None:
-                return existing.id  # an earlier attempt committed everything
-            order = await session.get(Order, payload.order_id)
+                return str(existing)  # an earlier attempt committed everything
+            order = await session.get(Order, row.order_id)
             if order is None:
-                raise OmaDataError(f"order {payload.order_id} not found")
-            row = OrderTracing(
-                order_id=order.id,
-                file_id=payload.file_id,
-                status=row_status,
-                document=[[r.label, list(r.fields)] for r in result.doc.records],
-                measurements={eye: m.as_dict() for eye, m in result.measured.items()},
-                findings=[_finding_json(f) for f in result.findings],
-                outline=shape,
-                job_id=ctx.job_id,
-                created_at=utc_now(self.system.clock),
-            )
+                return None
+            row.created_at = utc_now(self.system.clock)
             session.add(row)
-            session.info[COMPANY_INFO_KEY] = order.lab_id
-            if shape is not None:
-                order.frame_outline = shape
+            if row.outline is not None:
+                order.frame_outline = row.outline
+                session.info[COMPANY_INFO_KEY] = order.lab_id
                 await self.system.helpers.queue_lab_work_ticket_pdf(order.id, session=session)
-            await self._tell_uploader(session, uploader, order, row_status, len(result.findings))
+            await self._tell_uploader(session, uploader, order, row.status, len(row.findings))
             await session.flush()
             return row.id
-
-    async def _store_unreadable(
-        self,
-        payload: ProcessOmaFile,
-        uploader: tuple[str | None, str],
-        order_id: str,
-        ctx: JobContext,
-        reason: str,
-    ) -> None:
-        async with self.db.write() as session:
-            existing = await session.scalar(
-                select(OrderTracing.id).where(OrderTracing.job_id == ctx.job_id)
-            )
-            order = await session.get(Order, order_id)
-            if existing is not None or order is None:
-                return
-            session.add(
-                OrderTracing(
-                    order_id=order_id,
-                    file_id=payload.file_id,
-                    status=TracingStatus.UNREADABLE,
-                    document=None,
-                    measurements={},
-                    findings=[{"severity": "error", "code": "unreadable", "message": reason}],
-                    outline=None,
-                    job_id=ctx.job_id,
-                    created_at=utc_now(self.system.clock),
-                )
-            )
-            await self._tell_uploader(session, uploader, order, TracingStatus.UNREADABLE, 1)
 
     async def _tell_uploader(
         self,
