@@ -203,7 +203,7 @@ class RedisEventBus:
                     self._subscribers.deliver(channel, _text(message["data"]))
         finally:
             with contextlib.suppress(RedisError, OSError):
-                await pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
+                await pubsub.aclose()
 
     async def close(self) -> None:
         if self._listener is not None:
