@@ -1,6 +1,6 @@
 """OMA worker figures: tracing files per second through parse, decode, measure and check.
 
-For each real file of ``../shared/data/oma`` and a synthetic two-eye 1000-point job
+For each real file of ``tests/data/oma`` and a synthetic two-eye 1000-point job
 file (declared sizes, prescription, ``DO=B``), runs what the ``oma`` job does with the
 bytes, in this process and without a database: :func:`parse`, :func:`tracings`,
 :func:`measure_set`, :func:`check` against an order's frame and prescription, and the
@@ -23,7 +23,7 @@ from ils.workers.oma.measure import measure_set, ticket_outline
 from ils.workers.oma.records import OmaDocument, Record, parse, write
 from ils.workers.oma.tracing import tracings
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "oma"
+DATA = Path(__file__).resolve().parents[1] / "tests" / "data" / "oma"
 FRAME = OrderFrame(box_a=51.0, box_b=40.0, ed=57.0, dbl=15.0)
 RX = {"R": OrderRx(1.25, -0.5, 90), "L": OrderRx(-0.5, -0.25, 180)}
 

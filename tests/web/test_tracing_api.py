@@ -1,6 +1,6 @@
 """``/api/orders/{id}/tracing``: upload a tracing file, and read what the worker found.
 
-Uses the real tracing files of ``../shared/data/oma`` (MIT licence, LICENSE.txt
+Uses the real tracing files of ``tests/data/oma`` (MIT licence, LICENSE.txt
 beside them). On SQLite and PostgreSQL with workers off; the round trip starts the
 oma queue's runner itself.
 """
@@ -22,7 +22,7 @@ from tests.web.api_support import World, all_jobs, count, order_world, place, qu
 from tests.web.conftest import DbMaker, Factory, SignedIn
 from tests.workers.support import eventually
 
-DATA: Final = Path(__file__).resolve().parents[3] / "shared" / "data" / "oma"
+DATA: Final = Path(__file__).resolve().parents[1] / "data" / "oma"
 PRACTICE, LAB, SUPPLIER = CompanyKind.PRACTICE, CompanyKind.LAB, CompanyKind.SUPPLIER
 
 

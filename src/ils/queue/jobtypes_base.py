@@ -2,7 +2,7 @@
 
 Payload models are the contract with the platform's TypeScript (BullMQ) service, so
 they serialise to exactly its camelCase field names and accept exactly what it sends.
-They also guard rule 4 of the architecture: a payload carries identifiers and short,
+They also guard rule 4 of docs/design.md: a payload carries identifiers and short,
 bounded texts, never records, so every field here is tightly constrained. Validation
 messages we write ourselves never quote the rejected value, because they end up in
 logs and in the monitoring API.

@@ -1,7 +1,7 @@
 """What the app's lifespan builds once and every request reaches through ``app.state``.
 
 One object instead of loose attributes, so a dependency gets everything typed from a
-single place and nothing lives in a module global (architecture.md, rule 6).
+single place and nothing lives in a module global (docs/design.md, rule 6).
 """
 
 from __future__ import annotations

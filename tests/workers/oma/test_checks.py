@@ -20,7 +20,7 @@ from ils.workers.oma.measure import measure_set
 from ils.workers.oma.records import Eye, OmaDocument, Record, parse
 from ils.workers.oma.tracing import DATA_LABELS, Tracing, TracingSet, tracings
 
-DATA: Final = Path(__file__).resolve().parents[4] / "shared" / "data" / "oma"
+DATA: Final = Path(__file__).resolve().parents[2] / "data" / "oma"
 
 
 def real(name: str) -> OmaDocument:

@@ -13,7 +13,7 @@ from ils.workers.oma.records import OmaDocument, parse
 from ils.workers.oma.tracing import Tracing, TracingSet, tracings
 from ils.workers.pdf.shape import clean_outline
 
-DATA: Final = Path(__file__).resolve().parents[4] / "shared" / "data" / "oma"
+DATA: Final = Path(__file__).resolve().parents[2] / "data" / "oma"
 TRACED: Final = ("R1000_1.oma", "R1000_2.oma", "R360_1.oma", "R360_2.oma")
 
 

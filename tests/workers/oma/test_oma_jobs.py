@@ -1,6 +1,6 @@
 """The ``process-oma-file`` job on the real tracing files: stored, measured, attached.
 
-The files are those of ``../shared/data/oma`` (MIT licence, LICENSE.txt beside them).
+The files are those of ``tests/data/oma`` (MIT licence, LICENSE.txt beside them).
 Handlers run as the runner would call them, on SQLite and PostgreSQL, against the
 network of ``tests.workers.support`` (its order ORD-2026-000042, right eye -2.25 /
 -0.75 x 180, left +1.50, progressive).
@@ -32,7 +32,7 @@ from ils.workers import oma
 from ils.workers.oma.records import OmaError
 from tests.workers.support import FakeContext, Network, build_network
 
-DATA: Final = Path(__file__).resolve().parents[4] / "shared" / "data" / "oma"
+DATA: Final = Path(__file__).resolve().parents[2] / "data" / "oma"
 
 
 @dataclass

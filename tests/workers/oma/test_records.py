@@ -1,6 +1,6 @@
 """The DCS record layer: real files, line ends, refusals, round trips, lookups.
 
-Uses the real tracing files of ``../shared/data/oma`` (MIT licence, LICENSE.txt beside
+Uses the real tracing files of ``tests/data/oma`` (MIT licence, LICENSE.txt beside
 them).
 """
 
@@ -24,7 +24,7 @@ from ils.workers.oma.records import (
     write,
 )
 
-DATA: Final = Path(__file__).resolve().parents[4] / "shared" / "data" / "oma"
+DATA: Final = Path(__file__).resolve().parents[2] / "data" / "oma"
 FILES: Final = ("R1000_1.oma", "R1000_2.oma", "R360_1.oma", "R360_2.oma", "TRCFMT6.oma")
 #: A value planted in broken lines: no error message may repeat it.
 SECRET: Final = "7.77"

@@ -10,7 +10,7 @@ import pytest
 from ils.workers.oma.records import OmaDocument, OmaFormatError, Record, parse
 from ils.workers.oma.tracing import Tracing, UnsupportedTracing, datasets, mirror, tracings
 
-DATA: Final = Path(__file__).resolve().parents[4] / "shared" / "data" / "oma"
+DATA: Final = Path(__file__).resolve().parents[2] / "data" / "oma"
 #: A value planted in broken records: no error message may repeat it.
 SECRET: Final = "7777"
 
