@@ -92,7 +92,16 @@ class LockLostError(JobSystemError):
 
 
 class StoreUnavailableError(JobSystemError):
-    """The job store cannot be reached right now (Redis down, database locked)."""
+    """The job store cannot be reached right now (Redis down, database locked).
+
+    ``unsent``: the command certainly never reached the store (the connection was
+    refused or never made), so a job add that failed this way is certainly not there.
+    Otherwise the store may have carried it out before the failure.
+    """
+
+    def __init__(self, message: str, *, unsent: bool = False) -> None:
+        super().__init__(message)
+        self.unsent = unsent
 
 
 class JobFailedError(ILSError):

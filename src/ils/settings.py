@@ -224,14 +224,26 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     redis_prefix: str = "bull"
     redis_require_noeviction: bool = False
-    # An enqueue must never hold up a request: past this, the job goes to the local store.
+    # An enqueue never waits longer than this on Redis. An add still unanswered then is
+    # held in the outbox and resolved into Redis by its id (never run locally): see
+    # docs/fallback.md.
     redis_enqueue_timeout_ms: int = Field(default=25, ge=1)
     redis_connect_timeout_ms: int = Field(default=500, ge=1)
     # How often a degraded process probes Redis to switch back.
     redis_probe_interval_s: float = Field(default=1.0, gt=0)
+    # A suspected outage (a timeout, a dropped connection) is confirmed by this many
+    # consecutive failed probes, each a PING in a thread with this timeout: a busy
+    # event loop cannot fail them. A refused connection opens the gate at once.
+    redis_down_after_failed_probes: int = Field(default=3, ge=1, le=100)
+    redis_probe_timeout_ms: int = Field(default=500, ge=10)
+    # Every job added to Redis keeps a deduplication key on its id this long, so a held
+    # job resolved after retention removed it (already run) is not added again.
+    redis_dedup_ttl_s: int = Field(default=600, ge=0)
     queues: dict[str, QueueOverride] = Field(default_factory=dict)
     local_poll_interval_ms: int = Field(default=100, ge=5)
-    max_stalled_count: int = Field(default=1, ge=0)
+    # How many times a job may lose its worker (the process died, or its lock expired)
+    # and go back to waiting; the next loss fails it for good. 2 survives two crashes.
+    max_stalled_count: int = Field(default=2, ge=0)
     max_payload_bytes: int = Field(default=64 * 1024, ge=256)
     shutdown_grace_s: float = Field(default=30.0, ge=0)
     # How often a worker process records that it is alive; the health body counts a

@@ -1,9 +1,20 @@
 """Enqueue: validate, size-check, and hand a job to the right store without blocking.
 
-Every job gets its id here, before any store sees it. If Redis times out after it did
-accept the job, the local copy made by the fallback carries the same id, so handlers
-that key their side effects on the job id (a sent e-mail, a stored notification) do
-the work once.
+Every job gets its id here, before any store sees it. The promise of the fallback:
+Redis slow or gone never fails an enqueue, never loses a job, and never runs a job
+twice. So an add to Redis ends one of three ways:
+
+- Redis answered within ``redis_enqueue_timeout_ms``: the job is in Redis.
+- The add certainly never reached Redis (the gate was already open, or the connection
+  was refused): the job goes to the local store and runs there at once.
+- Anything else (the budget ran out, the connection dropped after the command went
+  out) is *ambiguous*: Redis may have the job. It is held in the outbox under its id
+  and resolved into Redis only, by id, once Redis answers; the add in flight is not
+  cancelled, and when it answers the hold is settled. It never runs from the local
+  store, so it cannot run in both.
+
+A timeout is not taken as an outage: the gate only suspects one and lets its probes
+decide (see ``ils.queue.gate``).
 """
 
 from __future__ import annotations
@@ -21,9 +32,9 @@ from ils.errors import InvalidPayloadError, PayloadTooLargeError, StoreUnavailab
 from ils.queue.gate import RedisGate
 from ils.queue.jobtypes import JobTypes
 from ils.queue.model import JobOptions, JobRef, NewJob
-from ils.queue.outbox import Outbox
-from ils.queue.store import JobStore
+from ils.queue.outbox import HELD, Outbox
 from ils.queue.stores.local import LocalJobStore
+from ils.queue.stores.redis import RedisJobStore
 
 MAX_PRIORITY = 2_097_152  # BullMQ's lowest priority
 MAX_DELAY_MS = 365 * 24 * 3600 * 1000
@@ -63,7 +74,7 @@ class Producer:
         self,
         job_types: JobTypes,
         local: LocalJobStore,
-        redis: JobStore | None,
+        redis: RedisJobStore | None,
         gate: RedisGate | None,
         clock: Clock,
         *,
@@ -77,7 +88,13 @@ class Producer:
         self.gate = gate
         self.max_payload_bytes = max_payload_bytes
         self.redis_timeout_s = redis_timeout_ms / 1000
-        self.outbox = Outbox(local.transactions, self.deliver, clock)
+        self.outbox = Outbox(
+            local.transactions,
+            self.deliver,
+            clock,
+            resolve=None if redis is None else redis.add_once,
+            can_resolve=lambda: gate is not None and gate.up,
+        )
 
     def prepare(self, queue: str, name: str, payload: BaseModel, options: JobOptions) -> NewJob:
         """Check type, payload and options; the job as a store will receive it."""
@@ -85,7 +102,8 @@ class Producer:
         if not isinstance(payload, job_type.model):
             raise InvalidPayloadError(queue, name, [f"payload: expected {job_type.model.__name__}"])
         _check_options(queue, name, options)
-        data = payload.model_dump(mode="json", by_alias=True)
+        # Unset optional fields are left out, as the TypeScript producers do.
+        data = payload.model_dump(mode="json", by_alias=True, exclude_none=True)
         size = len(json.dumps(data, separators=(",", ":")).encode())
         if size > self.max_payload_bytes:
             raise PayloadTooLargeError(queue, name, size, self.max_payload_bytes)
@@ -120,19 +138,30 @@ class Producer:
         store = await self.deliver(queue, job)
         return JobRef(queue=queue, name=name, job_id=job.options.job_id, store=store)
 
-    async def deliver(self, queue: str, job: NewJob) -> str:
-        """Add to Redis when it is up, else to the local store; returns the store kind.
+    async def deliver(self, queue: str, job: NewJob, in_outbox: bool = False) -> str:
+        """Add to Redis when it is up, else to the local store; returns the store kind,
+        or ``HELD`` when the add's outcome is unknown (see the module docstring).
 
-        Redis gets at most ``redis_enqueue_timeout_ms``; a failure opens the gate, so the
-        next calls skip Redis entirely until the probe sees it back.
+        No call waits more than ``redis_enqueue_timeout_ms`` on Redis. ``in_outbox``:
+        the job is an outbox row already (the relay's), held in place if need be.
         """
-        if self.redis is not None and self.gate is not None and self.gate.up:
-            try:
-                async with asyncio.timeout(self.redis_timeout_s):
-                    await self.redis.add(queue, job)
-                return self.redis.kind
-            except (StoreUnavailableError, TimeoutError) as exc:
-                self.gate.mark_down(type(exc).__name__)
-                self.gate.start_probing()
-        await self.local.add(queue, job)
-        return self.local.kind
+        if self.redis is None or self.gate is None or not self.gate.up:
+            await self.local.add(queue, job)
+            return self.local.kind
+        add = asyncio.ensure_future(self.redis.add(queue, job))
+        try:
+            # Shielded: a timeout must not cancel the add. Cancelling would leave its
+            # fate unknown for certain and cost the pooled connection.
+            await asyncio.wait_for(asyncio.shield(add), self.redis_timeout_s)
+            return self.redis.kind
+        except TimeoutError:
+            self.gate.suspect_outage("an enqueue took longer than its budget")
+        except StoreUnavailableError as exc:
+            self.gate.report(exc)
+            if exc.unsent:
+                await self.local.add(queue, job)
+                return self.local.kind
+        assert job.options.job_id is not None
+        await self.outbox.hold(queue, job, existing=in_outbox)
+        self.outbox.settle_later(job.options.job_id, add)
+        return HELD

@@ -1,7 +1,7 @@
 """The one fetch loop that drives both stores: concurrency, limits, locks, shutdown.
 
 We own the loop instead of using ``bullmq.Worker.run`` because that loop ignores rate
-limits after the first window (see architecture.md). Per (store, queue) a
+limits after the first window (see docs/design.md). Per (store, queue) a
 :class:`QueueConsumer` keeps up to ``concurrency`` jobs running: a feeder claims jobs
 into free slots, a slot that finishes a job claims the next one in the same round trip,
 a renewer extends the locks of running jobs, and a sweeper moves jobs of dead workers
@@ -18,7 +18,7 @@ import traceback
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel
 
@@ -40,6 +40,14 @@ GATE_WAIT_S = 0.2
 IDLE_BLOCK_MS = 5_000
 
 JobListener = Callable[["JobOutcome"], Awaitable[None] | None]
+
+
+class RateTokens(Protocol):
+    """The one rate-limit window of a queue over both stores (the local store's)."""
+
+    async def take_rate_token(self, queue: str) -> int: ...
+
+    async def refund_rate_token(self, queue: str) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +121,12 @@ class QueueConsumer:
     # For the Redis store: while the gate is open (Redis down) the consumer waits for
     # the probe instead of hammering a dead server and the log.
     gate: RedisGate | None = None
+    # The queue's slots in this process, shared by its consumers of both stores: one
+    # process never runs more than the queue's concurrency, whichever store jobs are in.
+    slots: asyncio.Semaphore | None = None
+    # Redis mode, rate-limited queue: the window every start counts in, whichever store
+    # it is from (the local store's), so both stores together stay within the limit.
+    rate_tokens: RateTokens | None = None
     _running: dict[str, tuple[ClaimedJob, asyncio.Task[None]]] = field(default_factory=dict)
     _slots: asyncio.Semaphore = field(init=False)
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
@@ -121,7 +135,7 @@ class QueueConsumer:
     _in_fetch: bool = False
 
     def __post_init__(self) -> None:
-        self._slots = asyncio.Semaphore(self.config.concurrency)
+        self._slots = self.slots or asyncio.Semaphore(self.config.concurrency)
 
     @property
     def queue(self) -> str:
@@ -188,12 +202,14 @@ class QueueConsumer:
                 return
             self._in_fetch = True
             try:
-                fetched = await self.store.fetch(self.queue, self._token())
+                fetched = await self._fetch()
             except StoreUnavailableError as exc:
                 self._slots.release()
                 if self.gate is not None:
-                    self.gate.mark_down(str(exc))
-                    self.gate.start_probing()
+                    # A refused connection opens the gate; anything else is confirmed
+                    # by probes first (a busy process is not an outage).
+                    self.gate.report(exc)
+                    await asyncio.sleep(GATE_WAIT_S)
                 else:
                     self.logger.warning("queue %s: %s", self.queue, exc)
                     await asyncio.sleep(STORE_RETRY_S)
@@ -219,6 +235,23 @@ class QueueConsumer:
                 continue
             self._slots.release()
             await self._idle(fetched)
+
+    async def _fetch(self) -> Fetch:
+        """Claim a job; with shared rate tokens, count the start in the one window
+        first and give the token back when nothing was claimed."""
+        if self.rate_tokens is None:
+            return await self.store.fetch(self.queue, self._token())
+        wait_ms = await self.rate_tokens.take_rate_token(self.queue)
+        if wait_ms > 0:
+            return Fetch(None, wait_ms=wait_ms, rate_limited=True)
+        try:
+            fetched = await self.store.fetch(self.queue, self._token())
+        except BaseException:
+            await self.rate_tokens.refund_rate_token(self.queue)
+            raise
+        if fetched.job is None:
+            await self.rate_tokens.refund_rate_token(self.queue)
+        return fetched
 
     async def _idle(self, fetched: Fetch) -> None:
         if fetched.rate_limited:
@@ -286,8 +319,11 @@ class QueueConsumer:
             await self._notify(claimed, state, started, started_ms, reason)
             return None
         try:
+            # The next job comes with the completion, unless its start must first be
+            # counted in the shared rate window.
+            fetch_next = not self._stopping.is_set() and self.rate_tokens is None
             next_fetch = await self.store.complete(
-                self.queue, claimed, _to_json(result), fetch_next=not self._stopping.is_set()
+                self.queue, claimed, _to_json(result), fetch_next=fetch_next
             )
         except LockLostError:
             self.logger.warning("job %s %s: lock lost before completion", claimed.id, self.queue)
@@ -362,7 +398,10 @@ class QueueConsumer:
                 )
                 continue
             for job_id in lost:
-                self.logger.warning("job %s %s: lock lost while running", job_id, self.queue)
+                # A job that completed while its renewal was in flight is not lost.
+                still = self._running.get(job_id)
+                if still is not None and any(still[0] is claimed for claimed in running):
+                    self.logger.warning("job %s %s: lock lost while running", job_id, self.queue)
 
     async def _sweep_stalled(self) -> None:
         interval = self.config.stalled_interval_ms / 1000
@@ -384,6 +423,13 @@ class QueueConsumer:
             await asyncio.sleep(interval)
 
 
+@runtime_checkable
+class RateTokensStore(RateTokens, Protocol):
+    """A store that keeps the shared rate window (the local store)."""
+
+    kind: str
+
+
 class Runner:
     """All consumers of one process: one per (store, queue)."""
 
@@ -400,6 +446,11 @@ class Runner:
         self.worker_id = uuid.uuid4().hex[:12]
         self.logger = logger or logging.getLogger("ils.worker")
         gates = gates or {}
+        slots = {config.key: asyncio.Semaphore(config.concurrency) for config in queues}
+        # With two stores (Redis mode) the local store's rate window is the queue's one
+        # window: Redis consumers count their starts there too.
+        local = next((s for s in stores if s.kind == "local"), None)
+        shared_window = local if len(stores) > 1 and isinstance(local, RateTokensStore) else None
         self.consumers = [
             QueueConsumer(
                 store,
@@ -409,6 +460,10 @@ class Runner:
                 listeners,
                 self.logger,
                 gate=gates.get(store.kind),
+                slots=slots[config.key],
+                rate_tokens=(
+                    shared_window if store is not local and config.rate_limit is not None else None
+                ),
             )
             for store in stores
             for config in queues

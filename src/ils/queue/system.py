@@ -47,6 +47,10 @@ class RedisPolicy:
         return self.policy is None or self.policy == EVICTION_SAFE
 
 
+def _problem(severity: str, code: str, message: str) -> dict[str, str]:
+    return {"severity": severity, "code": code, "message": message}
+
+
 def _store_health(health: StoreHealth) -> dict[str, Any]:
     return {
         "reachable": health.reachable,
@@ -113,13 +117,15 @@ class JobSystem:
                 prefix=settings.redis_prefix,
                 max_stalled_count=settings.max_stalled_count,
                 connect_timeout_ms=settings.redis_connect_timeout_ms,
+                dedup_ttl_ms=settings.redis_dedup_ttl_s * 1000,
             )
-            store = redis
-
-            async def ping() -> bool:
-                return (await store.health()).reachable
-
-            gate = RedisGate(ping, clock, settings.redis_probe_interval_s)
+            gate = RedisGate(
+                redis.probe(settings.redis_probe_timeout_ms),
+                clock,
+                settings.redis_probe_interval_s,
+                failures_to_open=settings.redis_down_after_failed_probes,
+                require_noeviction=settings.redis_require_noeviction,
+            )
         producer = Producer(
             job_types,
             local,
@@ -146,22 +152,37 @@ class JobSystem:
         return system
 
     async def _connect_redis(self) -> None:
-        if self.gate is None or self.redis is None:
+        gate = self.gate
+        if gate is None or self.redis is None:
             return
-        if not await self.gate.check():
-            self.gate.start_probing()
+        # Each time Redis comes back: held jobs are resolved at once, and the eviction
+        # policy (read again by the gate) is complained about if it is unsafe.
+        gate.on_up(self.redis.warm_up)
+        gate.on_up(self.producer.outbox.relay_soon)
+        gate.on_up(self._warn_unsafe_policy)
+        up = await gate.check()
+        if up:
+            await self.redis.warm_up()
+        else:
+            gate.start_probing()
+        if gate.eviction_safe:
             return
-        policy = await self.redis_policy()
-        if policy.safe:
-            return
-        message = (
-            f"Redis maxmemory-policy is {policy.policy!r}: under memory pressure Redis will "
-            "silently delete queue keys (jobs lost). Set maxmemory-policy noeviction."
-        )
         if self.settings.redis_require_noeviction:
             await self.close()
-            raise ConfigurationError(message)
-        self.logger.warning("!" * 20 + " " + message + " " + "!" * 20)
+            raise ConfigurationError(self._policy_message(gate.policy))
+        self._warn_unsafe_policy()
+
+    @staticmethod
+    def _policy_message(policy: str | None) -> str:
+        return (
+            f"Redis maxmemory-policy is {policy!r}: under memory pressure Redis will "
+            "silently delete queue keys (jobs lost). Set maxmemory-policy noeviction."
+        )
+
+    def _warn_unsafe_policy(self) -> None:
+        if self.gate is not None and not self.gate.eviction_safe:
+            message = self._policy_message(self.gate.policy)
+            self.logger.warning("!" * 20 + " " + message + " " + "!" * 20)
 
     async def redis_policy(self) -> RedisPolicy:
         """Redis's ``maxmemory-policy`` (``None`` when unknown)."""
@@ -234,25 +255,68 @@ class JobSystem:
     async def health(self) -> dict[str, Any]:
         """Overall status and the facts behind it (the body of ``/api/queue/health``).
 
-        ``ok``: every configured store answers. ``degraded``: Redis is configured but
-        unreachable (jobs go to the local store), or the local store fails while Redis
-        works. ``down``: no store can take jobs.
+        ``ok``: every configured store answers and nothing below is a problem.
+        ``degraded``: Redis is configured but unusable (jobs go to the local store), its
+        eviction policy is unsafe, jobs are held waiting for Redis, or the local store
+        fails while Redis works. ``down``: no store can take jobs. ``problems`` says
+        each in a sentence with a severity.
         """
         local = await self.local.health()
         stores: dict[str, Any] = {"local": _store_health(local)}
+        problems: list[dict[str, str]] = []
         redis_ok = True
         if self.redis is not None:
             redis = await self.redis.health()
-            redis_ok = redis.reachable
+            redis_ok = redis.reachable and self.redis_in_use
             stores["redis"] = _store_health(redis)
             policy = redis.details.get("maxmemory_policy")
-            stores["redis"]["eviction_safe"] = policy in (None, EVICTION_SAFE)
-        if local.reachable and redis_ok:
+            safe = policy in (None, EVICTION_SAFE)
+            stores["redis"]["eviction_safe"] = safe
+            if not redis.reachable:
+                # No figures of a server that does not answer (they would be stale).
+                for key in ("used_memory_human", "maxmemory", "redis_version"):
+                    stores["redis"].pop(key, None)
+            if not safe:
+                problems.append(
+                    _problem(
+                        "critical",
+                        "redis_eviction_unsafe",
+                        f"Redis maxmemory-policy is {policy!r}: under memory pressure it deletes "
+                        "queue keys. Set maxmemory-policy noeviction.",
+                    )
+                )
+            if not redis_ok:
+                problems.append(
+                    _problem(
+                        "critical",
+                        "redis_unavailable",
+                        "Redis is unavailable: new jobs go to the local store and run there.",
+                    )
+                )
+        fallback = await self._fallback(local.reachable)
+        if fallback is not None and fallback["held_jobs"]:
+            problems.append(
+                _problem(
+                    "warning",
+                    "jobs_held",
+                    f"{fallback['held_jobs']} job(s) whose add to Redis had an unknown outcome "
+                    "wait for Redis to answer; they run once, in Redis.",
+                )
+            )
+        if local.reachable and redis_ok and not problems:
             status = "ok"
         elif local.reachable or (self.redis is not None and redis_ok):
             status = "degraded"
         else:
             status = "down"
+        if not local.reachable:
+            problems.append(
+                _problem(
+                    "critical",
+                    "local_store_unavailable",
+                    "The local job store (the app database) does not answer.",
+                )
+            )
         now = self.producer.clock.now_ms()
         workers = await self._live_workers(now) if local.reachable else []
         queues: dict[str, Any] = {}
@@ -268,9 +332,29 @@ class JobSystem:
             "mode": self.mode,
             "redis": self.redis_in_use,
             "stores": stores,
+            "problems": problems,
+            "fallback": fallback,
             "outbox_pending": await self.producer.outbox.pending() if local.reachable else None,
             "workers": workers,
             "queues": queues,
+        }
+
+    async def _fallback(self, local_reachable: bool) -> dict[str, Any] | None:
+        """The fallback's state: the gate's, and the held jobs over every process."""
+        if self.gate is None:
+            return None
+        now = self.clock.now_ms()
+        held = await self.producer.outbox.held() if local_reachable else None
+        oldest = None if held is None else held.oldest_since_ms
+        return {
+            "redis_up": self.gate.up,
+            "suspect": self.gate.suspect,
+            "down_since_ms": self.gate.down_since_ms,
+            "reason": self.gate.reason,
+            "held_jobs": None if held is None else held.count,
+            "held_since_ms": oldest,
+            "held_oldest_age_s": None if oldest is None else max(now - oldest, 0) / 1000,
+            "resolved": None if held is None else held.resolved,
         }
 
     async def throughput(self, queue: str, *, minutes: int = 60) -> list[dict[str, int]]:

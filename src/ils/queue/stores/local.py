@@ -35,6 +35,8 @@ from ils.queue.stores.local_claim import (
     holding_params,
     prune,
     read_switches,
+    refund_rate_token,
+    take_rate_token,
 )
 from ils.queue.stores.local_sql import (
     ACTIVE,
@@ -176,6 +178,19 @@ class LocalJobStore(LocalAdmin, JobStore):
         config = self._config(queue)
         now = self._now()
         return await self._run(lambda conn: claim(conn, config, token, now))
+
+    async def take_rate_token(self, queue: str) -> int:
+        """Count a start in the queue's rate-limit window for a job another store runs:
+        0 when counted, else the milliseconds to wait (see ``local_claim``)."""
+        config = self._config(queue)
+        if config.rate_limit is None:
+            return 0
+        now = self._now()
+        return await self._run(lambda conn: take_rate_token(conn, config, now))
+
+    async def refund_rate_token(self, queue: str) -> None:
+        """Give back a token taken by ``take_rate_token`` that started nothing."""
+        await self._run(lambda conn: refund_rate_token(conn, queue))
 
     async def complete(
         self, queue: str, job: ClaimedJob, result: Any, *, fetch_next: bool = False

@@ -63,6 +63,7 @@ from ils.queue.stores.redis_codec import (
     retry_delay_ms,
     validate_new_job,
 )
+from ils.queue.stores.redis_probe import ThreadProbe
 from ils.queue.stores.redis_schedulers import advance
 from ils.queue.stores.redis_schedulers import sync as sync_schedulers
 
@@ -93,15 +94,19 @@ class RedisJobStore(JobStore):
         prefix: str = "bull",
         max_stalled_count: int = 1,
         connect_timeout_ms: int = 500,
+        dedup_ttl_ms: int = 600_000,
     ) -> None:
         self._url = redis_url
+        self._dedup_ttl_ms = dedup_ttl_ms
         self._catalogue = catalogue
         self._prefix = prefix
         self._max_stalled_count = max_stalled_count
         self._connect_timeout_ms = connect_timeout_ms
         self._client: Redis | None = None
         self._blocking: Redis | None = None
+        self._producer: Redis | None = None
         self._queues: dict[str, BullQueue] = {}
+        self._producer_queues: dict[str, BullQueue] = {}
         self._claims: dict[tuple[str, str, str], dict[str, Any]] = {}
         self._closed = False
 
@@ -109,7 +114,7 @@ class RedisJobStore(JobStore):
 
     def _shared(self) -> Redis:
         if self._closed:
-            raise StoreUnavailableError("redis store is closed")
+            raise StoreUnavailableError("redis store is closed", unsent=True)
         if self._client is None:
             self._client = make_client(self._url, self._connect_timeout_ms)
         return self._client
@@ -117,10 +122,23 @@ class RedisJobStore(JobStore):
     def _blocking_client(self) -> Redis:
         """A client of its own for BZPOPMIN, so waiting never holds up other commands."""
         if self._closed:
-            raise StoreUnavailableError("redis store is closed")
+            raise StoreUnavailableError("redis store is closed", unsent=True)
         if self._blocking is None:
             self._blocking = make_client(self._url, self._connect_timeout_ms, blocking=True)
         return self._blocking
+
+    def _producer_bull(self, queue: str) -> BullQueue:
+        """The queue on the producers' client, which never resends a command: whether a
+        failed add may have run must stay knowable (``StoreUnavailableError.unsent``)."""
+        config = self._catalogue[queue]
+        bull = self._producer_queues.get(queue)
+        if bull is None:
+            if self._closed:
+                raise StoreUnavailableError("redis store is closed", unsent=True)
+            if self._producer is None:
+                self._producer = make_client(self._url, self._connect_timeout_ms, retry=False)
+            bull = self._producer_queues[queue] = BullQueue(config, self._producer, self._prefix)
+        return bull
 
     def _bull(self, queue: str) -> BullQueue:
         config = self._catalogue[queue]  # UnknownQueueError for a key not in the catalogue
@@ -133,22 +151,68 @@ class RedisJobStore(JobStore):
         """Close both clients; a pending ``wait_for_work`` returns at once."""
         self._closed = True
         self._queues.clear()
+        self._producer_queues.clear()
         self._claims.clear()
-        for client in (self._blocking, self._client):
+        for client in (self._blocking, self._client, self._producer):
             if client is not None:
                 await client.aclose()
-        self._client = self._blocking = None
+        self._client = self._blocking = self._producer = None
 
     # -- producers -----------------------------------------------------------------------
 
     async def add(self, queue: str, job: NewJob) -> str:
-        bull = self._bull(queue)
+        bull = self._producer_bull(queue)
         validate_new_job(queue, job)
         _check_json(queue, job)
         with unavailable_guard():
-            job_id = await bull.add(job.name, job.data, bull_options(bull.config, job))
+            job_id = await bull.add(job.name, job.data, self._options(bull, job))
             await self._index_companies(bull, [(job, job_id)])
             return job_id
+
+    def _options(self, bull: BullQueue, job: NewJob) -> dict[str, Any]:
+        """BullMQ options, with a deduplication key on the job's id kept for
+        ``dedup_ttl_ms``: an add repeated by id after retention removed the finished
+        job (``add_once``) is then still a no-op instead of a second run."""
+        opts = bull_options(bull.config, job)
+        if job.options.job_id is not None and self._dedup_ttl_ms > 0:
+            opts["deduplication"] = {"id": job.options.job_id, "ttl": self._dedup_ttl_ms}
+        return opts
+
+    async def warm_up(self) -> None:
+        """Open the producers' first connection now: the first enqueue must not spend its
+        budget on a TCP connect (and be held for it). Silent when Redis is down."""
+        if self._producer is None and not self._closed:
+            self._producer = make_client(self._url, self._connect_timeout_ms, retry=False)
+        for _ in range(2):  # a pooled socket left from before a restart fails once
+            try:
+                if self._producer is not None:
+                    await asyncio.wait_for(self._producer.ping(), 2.0)
+                return
+            except Exception as err:  # an outage is the gate's business, not the warm-up's
+                logging.getLogger("ils.queue.redis").debug("warm-up ping: %s", type(err).__name__)
+
+    async def add_once(self, queue: str, job: NewJob) -> bool:
+        """Make sure ``job`` (with its id) is in Redis; whether it was there already.
+
+        For a job whose first add had an unknown outcome. "There" means its hash or
+        its deduplication key exists (the job may have run and been removed by
+        retention). The add that follows is a no-op if the first add lands in between.
+        """
+        assert job.options.job_id is not None
+        bull = self._producer_bull(queue)
+        validate_new_job(queue, job)
+        with unavailable_guard():
+            found = await bull.known(job.options.job_id)
+            if not found:
+                job_id = await bull.add(job.name, job.data, self._options(bull, job))
+                await self._index_companies(bull, [(job, job_id)])
+            return found
+
+    def probe(self, timeout_ms: int) -> ThreadProbe:
+        """A blocking PING (with the eviction policy) on a connection of its own, for
+        the gate to run in a thread: its timing is Redis's and the network's, never
+        time spent waiting for this process's event loop."""
+        return ThreadProbe(self._url, timeout_ms)
 
     async def _index_companies(self, bull: BullQueue, added: Sequence[tuple[NewJob, str]]) -> None:
         """Remember the company's jobs in a sorted set beside BullMQ's keys (BullMQ has
@@ -161,7 +225,7 @@ class RedisJobStore(JobStore):
             await bull.index_companies(stamped, now_ms, company_index_cap(bull.config))
 
     async def add_bulk(self, queue: str, jobs: Sequence[NewJob]) -> list[str]:
-        bull = self._bull(queue)
+        bull = self._producer_bull(queue)
         for job in jobs:
             validate_new_job(queue, job)
             _check_json(queue, job)
@@ -169,7 +233,7 @@ class RedisJobStore(JobStore):
             return []
         with unavailable_guard():
             ids = await bull.add_bulk(
-                [(job.name, job.data, bull_options(bull.config, job)) for job in jobs]
+                [(job.name, job.data, self._options(bull, job)) for job in jobs]
             )
             await self._index_companies(bull, list(zip(jobs, ids, strict=True)))
             return ids

@@ -71,10 +71,35 @@ def unavailable_guard() -> Iterator[None]:
     try:
         yield
     except UNAVAILABLE_ERRORS as err:
-        raise StoreUnavailableError(f"redis unavailable: {type(err).__name__}: {err}") from err
+        raise StoreUnavailableError(
+            f"redis unavailable: {type(err).__name__}: {err}", unsent=never_sent(err)
+        ) from err
 
 
-def make_client(url: str, connect_timeout_ms: int, *, blocking: bool = False) -> Redis:
+def never_sent(err: BaseException) -> bool:
+    """Whether ``err`` proves the command never reached Redis: the connection was
+    refused or could not be made (redis-py says "connecting to" / "Timeout connecting").
+
+    Only meaningful on a client that does not retry a command on a dropped connection
+    (see ``make_client(retry=False)``): there the failure of a reconnect would hide
+    that the first try may have run.
+    """
+    seen: BaseException | None = err
+    while seen is not None:
+        if isinstance(seen, ConnectionRefusedError):
+            return True
+        text = str(seen)
+        if isinstance(seen, redis_errors.ConnectionError | redis_errors.TimeoutError) and (
+            "connecting to" in text or "Timeout connecting" in text
+        ):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def make_client(
+    url: str, connect_timeout_ms: int, *, blocking: bool = False, retry: bool = True
+) -> Redis:
     """A Redis client that fails fast instead of retrying for minutes.
 
     ``bullmq`` would build one with 20 exponential retries (up to 20 s apart), which
@@ -83,6 +108,9 @@ def make_client(url: str, connect_timeout_ms: int, *, blocking: bool = False) ->
     on a timeout (a Lua script may have run). The blocking client has no socket
     timeout (its BZPOPMIN calls are bounded by ``asyncio.wait_for``) and no retry: a
     retry would reconnect and block again after ``close()`` dropped the connection.
+    The producers' client (``retry=False``) never retries either: an add resent after a
+    dropped connection could hide that the first one ran (see ``never_sent``); adds are
+    idempotent by job id, and an uncertain one is resolved by id later.
     """
     return Redis.from_url(
         url,
@@ -90,7 +118,9 @@ def make_client(url: str, connect_timeout_ms: int, *, blocking: bool = False) ->
         socket_connect_timeout=connect_timeout_ms / 1000,
         socket_timeout=None if blocking else COMMAND_TIMEOUT_S,
         retry=Retry(
-            NoBackoff(), 0 if blocking else 1, supported_errors=(redis_errors.ConnectionError,)
+            NoBackoff(),
+            0 if blocking or not retry else 1,
+            supported_errors=(redis_errors.ConnectionError,),
         ),
     )
 
@@ -155,6 +185,12 @@ class BullQueue:
     def job_key(self, job_id: str) -> str:
         """The hash key of one job (``bull:<queue>:<id>``)."""
         return str(self._scripts.toKey(job_id))
+
+    async def known(self, job_id: str) -> bool:
+        """Whether the job's hash or its deduplication key (``bull:<queue>:de:<id>``,
+        which outlives the job's removal by retention for its TTL) exists."""
+        found = await self._client.exists(self.job_key(job_id), f"{self.keys['']}de:{job_id}")
+        return int(found) > 0
 
     async def _run(self, script: str, keys: list[Any], args: list[Any]) -> Any:
         return await self._scripts.commands[script](keys=keys, args=args)
