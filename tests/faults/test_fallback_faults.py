@@ -424,7 +424,8 @@ async def test_one_rate_limit_across_both_stores(
             stores = {s[2] for s in seen}
             assert stores == {"redis", "local"}, stores
             windows = limiter_windows([s[0] for s in seen], 1000, 50)
-            assert max(windows) <= 10, windows
+            first = sorted(seen)[:20]
+            assert max(windows) <= 10, (windows, [(s[0] - first[0][0], s[2]) for s in first])
             assert len(seen) == len({s[1] for s in seen})  # each job started once
     finally:
         await delete_prefix(redis_url, redis_prefix)

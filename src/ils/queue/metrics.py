@@ -74,6 +74,30 @@ class JobMetrics:
             registry=self.registry,
         )
 
+        self.held = Gauge(
+            "ils_fallback_held_jobs",
+            "Jobs whose add to Redis had an unknown outcome, waiting to be resolved into "
+            "Redis by id (they never run from the local store).",
+            registry=self.registry,
+        )
+        self.held_age = Gauge(
+            "ils_fallback_held_oldest_age_seconds",
+            "Age of the oldest held job (0 when none is held).",
+            registry=self.registry,
+        )
+        self.held_resolved = Gauge(
+            "ils_fallback_held_resolved_total",
+            "Held jobs resolved so far, over every process: was_in_redis (the first add "
+            "had landed) or added_again (it had not).",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.eviction_unsafe = Gauge(
+            "ils_redis_eviction_unsafe",
+            "1 while Redis's maxmemory-policy is not noeviction (queue keys may be evicted).",
+            registry=self.registry,
+        )
+
     def observe(self, outcome: JobOutcome) -> None:
         """Count one finished attempt (a runner listener)."""
         queue = outcome.queue
@@ -95,6 +119,16 @@ class JobMetrics:
                 self.jobs.labels(queue, state.value).set(counts[state.value])
         in_fallback = system.redis is not None and not system.redis_in_use
         self.fallback.set(1 if in_fallback else 0)
+        if system.gate is not None:
+            held = await system.producer.outbox.held()
+            self.held.set(held.count)
+            oldest = held.oldest_since_ms
+            self.held_age.set(
+                0 if oldest is None else max(system.clock.now_ms() - oldest, 0) / 1000
+            )
+            for outcome, count in held.resolved.items():
+                self.held_resolved.labels(outcome).set(count)
+            self.eviction_unsafe.set(0 if system.gate.eviction_safe else 1)
 
     def render(self) -> bytes:
         """The exposition of every metric."""

@@ -45,9 +45,9 @@ JobListener = Callable[["JobOutcome"], Awaitable[None] | None]
 class RateTokens(Protocol):
     """The one rate-limit window of a queue over both stores (the local store's)."""
 
-    async def take_rate_token(self, queue: str) -> int: ...
+    async def take_rate_token(self, queue: str) -> tuple[int, int]: ...
 
-    async def refund_rate_token(self, queue: str) -> None: ...
+    async def refund_rate_token(self, queue: str, window_start_ms: int) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,16 +241,16 @@ class QueueConsumer:
         first and give the token back when nothing was claimed."""
         if self.rate_tokens is None:
             return await self.store.fetch(self.queue, self._token())
-        wait_ms = await self.rate_tokens.take_rate_token(self.queue)
+        wait_ms, window = await self.rate_tokens.take_rate_token(self.queue)
         if wait_ms > 0:
             return Fetch(None, wait_ms=wait_ms, rate_limited=True)
         try:
             fetched = await self.store.fetch(self.queue, self._token())
         except BaseException:
-            await self.rate_tokens.refund_rate_token(self.queue)
+            await self.rate_tokens.refund_rate_token(self.queue, window)
             raise
         if fetched.job is None:
-            await self.rate_tokens.refund_rate_token(self.queue)
+            await self.rate_tokens.refund_rate_token(self.queue, window)
         return fetched
 
     async def _idle(self, fetched: Fetch) -> None:

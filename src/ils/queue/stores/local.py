@@ -179,18 +179,18 @@ class LocalJobStore(LocalAdmin, JobStore):
         now = self._now()
         return await self._run(lambda conn: claim(conn, config, token, now))
 
-    async def take_rate_token(self, queue: str) -> int:
+    async def take_rate_token(self, queue: str) -> tuple[int, int]:
         """Count a start in the queue's rate-limit window for a job another store runs:
-        0 when counted, else the milliseconds to wait (see ``local_claim``)."""
+        ``(0, window start)`` when counted, else ``(ms to wait, 0)`` (see ``local_claim``)."""
         config = self._config(queue)
         if config.rate_limit is None:
-            return 0
+            return 0, 0
         now = self._now()
         return await self._run(lambda conn: take_rate_token(conn, config, now))
 
-    async def refund_rate_token(self, queue: str) -> None:
+    async def refund_rate_token(self, queue: str, window_start_ms: int) -> None:
         """Give back a token taken by ``take_rate_token`` that started nothing."""
-        await self._run(lambda conn: refund_rate_token(conn, queue))
+        await self._run(lambda conn: refund_rate_token(conn, queue, window_start_ms))
 
     async def complete(
         self, queue: str, job: ClaimedJob, result: Any, *, fetch_next: bool = False

@@ -212,9 +212,9 @@ def _claim_rate_limited(
     return Fetch(ClaimedJob(record_from_row(row, paused=False), token))
 
 
-def take_rate_token(conn: Connection, config: QueueConfig, now: int) -> int:
+def take_rate_token(conn: Connection, config: QueueConfig, now: int) -> tuple[int, int]:
     """Count one start in the queue's rate-limit window without claiming a job here:
-    0 when counted, else the milliseconds left in the full window.
+    ``(0, window start)`` when counted, else ``(ms left in the full window, 0)``.
 
     In Redis mode the window in this table is the one limit of the queue over both
     stores: the Redis consumers take a token here before each fetch, so jobs running
@@ -222,26 +222,33 @@ def take_rate_token(conn: Connection, config: QueueConfig, now: int) -> int:
     """
     limit = config.rate_limit
     if limit is None:
-        return 0
+        return 0, 0
     switches = read_switches(conn, config.key, lock=True)
     limited_ms = rate_limit_wait(config, switches, now)
     if limited_ms > 0:
-        return limited_ms
+        return limited_ms, 0
     opens = now >= switches.window_start_ms + limit.duration_ms or switches.window_count == 0
     conn.execute(_OPEN_WINDOW if opens else _COUNT_IN_WINDOW, {"q": config.key, "now": now})
-    return 0
+    return 0, now if opens else switches.window_start_ms
 
 
 _UNCOUNT_IN_WINDOW = (
     update(QUEUES)
-    .where(QUEUES.c.queue == bindparam("q"), QUEUES.c.rl_count > 0)
+    .where(
+        QUEUES.c.queue == bindparam("q"),
+        QUEUES.c.rl_window_start_ms == bindparam("start"),
+        QUEUES.c.rl_count > 1,
+    )
     .values(rl_count=QUEUES.c.rl_count - 1)
 )
 
 
-def refund_rate_token(conn: Connection, queue: str) -> None:
-    """Give back a token whose fetch found no job (it started nothing)."""
-    conn.execute(_UNCOUNT_IN_WINDOW, {"q": queue})
+def refund_rate_token(conn: Connection, queue: str, window_start_ms: int) -> None:
+    """Give back a token whose fetch found no job (it started nothing), only to the
+    window it was taken in and never down to an empty window: an empty window would
+    reopen at the next start, admitting a full window's starts beside the ones it
+    already let through."""
+    conn.execute(_UNCOUNT_IN_WINDOW, {"q": queue, "start": window_start_ms})
 
 
 def _claim_params(config: QueueConfig, token: str, now: int) -> dict[str, Any]:
