@@ -80,7 +80,6 @@ async def test_a_tick_enqueues_the_jobs_once_per_due_time(system: JobSystem) -> 
         "type": "daily-briefing",
         "companyId": "c1",
         "date": "2026-11-20",
-        "userIds": None,
     }
     assert jobs[0].company_id == "c1"
     # Run now makes a run of its own.

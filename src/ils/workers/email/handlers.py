@@ -18,6 +18,16 @@ can recognise (same Message-ID) to an order confirmation or purchase order that 
 silently never delivered. The window is the server's reply to DATA plus one commit;
 a crash anywhere else (before the content, or after ``sent`` was recorded and before
 the job completed) yields exactly one copy.
+
+One job can also run twice at once (the same job id in two stores, or a worker that
+lost its lock and still runs). Both copies open the same row, and only the one whose
+claim of the row's send lease succeeds sends (``MessageLog.claim``, a compare-and-set
+just before DATA). The other sends nothing and marks nothing: it waits until the
+holder's outcome is recorded and returns ``already-sent`` (fails for good when the
+holder was refused for good), or, when the holder gave up for now (the row is free
+again) or its lease ran out (it died mid-send), sends itself under the same
+Message-ID, as a retry would. The lease outlasts the longest a live holder can take
+from claim to recorded outcome (``send_lease_s``), so only a dead holder loses it.
 """
 
 from __future__ import annotations
@@ -32,22 +42,50 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ils.clock import Clock
 from ils.domain.mail import MailState
-from ils.errors import ILSError, MailDeliveryError, PermanentJobError
+from ils.errors import ILSError, MailDeliveryError, MailRefusedError, PermanentJobError
 from ils.queue.registry import Handler, JobContext
-from ils.settings import Settings
+from ils.settings import Settings, SmtpSettings
 from ils.workers.email.compose import compose, message_id_domain, message_key
 from ils.workers.email.content import ContentBuilder
 from ils.workers.email.drafts import MailDraft, Skip
 from ils.workers.email.links import PlatformLinks
-from ils.workers.email.log import MailDatabase, MessageLog, NewMessage
+from ils.workers.email.log import LoggedMessage, MailDatabase, MessageLog, NewMessage
 from ils.workers.email.render import Renderer
 from ils.workers.email.transport import Transport
 
 #: Pauses before trying again to record a message the server accepted. Giving up
 #: there means resending on the retry, so a database hiccup gets a few seconds.
 RECORD_SENT_RETRIES_S: Final = (0.2, 1.0, 3.0)
+#: What a send lease allows beyond the two SMTP replies its holder may wait for
+#: after the claim (to DATA, then to the content): recording the outcome, with the
+#: pauses of ``RECORD_SENT_RETRIES_S``, and a database that is slow to answer.
+SEND_LEASE_MARGIN_S: Final = 30.0
+#: How often an attempt waiting on another one's send looks at the row again. Waiting
+#: in the handler (not by failing the attempt) keeps the job's attempts for real
+#: failures: a retry spent while a lease lasts could use up the job's last attempt.
+LEASE_POLL_S: Final = 0.25
+#: Claims one attempt may lose (each time after waiting for the winner) before it
+#: gives up for now and is retried with back-off.
+CLAIM_ROUNDS: Final = 3
 
 logger = logging.getLogger("ils.workers.email")
+
+
+def send_lease_s(smtp: SmtpSettings) -> float:
+    """Seconds a claim keeps other attempts from sending the same message.
+
+    Longer than a live holder can take from its claim to its recorded outcome: up to
+    ``timeout_s`` for the reply to DATA and as long for the reply to the content, then
+    ``SEND_LEASE_MARGIN_S`` to record it (90 s with the default 30 s timeout). A
+    shorter lease would let a slow but live holder be taken over (two copies).
+    """
+    return 2 * smtp.timeout_s + SEND_LEASE_MARGIN_S
+
+
+class MessageBusyError(MailDeliveryError):
+    """Another attempt of the job holds the message's send lease, so this one sent
+    nothing. Retried like any delivery problem, and never recorded on the row: the
+    retry finds the message sent, or the holder gone and the message free to send."""
 
 
 class EmailWorker:
@@ -64,7 +102,8 @@ class EmailWorker:
     ) -> None:
         self.settings = settings
         self.db = db
-        self.log = MessageLog(db, clock)
+        self.lease_s = send_lease_s(settings.smtp)
+        self.log = MessageLog(db, clock, lease_s=self.lease_s)
         self.transport = transport
         self.clock = clock
         self.renderer = renderer or Renderer()
@@ -121,7 +160,7 @@ class EmailWorker:
     ) -> dict[str, str]:
         key = message_key(ctx.queue, ctx.job_id, name, payload_json, draft.recipient.slot)
         message_id = f"<{key}@{self.domain}>"
-        logged = await self.log.open(
+        logged: LoggedMessage | None = await self.log.open(
             NewMessage(
                 message_id=message_id,
                 job_id=ctx.job_id,
@@ -135,9 +174,54 @@ class EmailWorker:
                 transport=self.transport.kind,
             )
         )
-        if logged.state is MailState.SENT:
-            await ctx.log(f"{message_id} was sent by an earlier attempt: not sent again")
-            return {"messageId": message_id, "state": "already-sent"}
+        contested = False  # another attempt held the row since we opened it
+        for _ in range(CLAIM_ROUNDS):
+            if logged is not None and logged.leased:
+                contested = True
+                logged = await self._wait_for_holder(message_id, ctx)
+            if logged is None:
+                break  # the row went (purged): a retry opens it again
+            if logged.state is MailState.SENT:
+                await ctx.log(f"{message_id} was sent by an earlier attempt: not sent again")
+                return {"messageId": message_id, "state": "already-sent"}
+            if contested and logged.state is MailState.FAILED:
+                # The holder was refused for good; sending again would be refused too.
+                raise MailRefusedError(f"{message_id} was refused while another attempt sent it")
+            try:
+                return await self._send(name, draft, key, message_id, logged, ctx)
+            except MessageBusyError:
+                # Another copy claimed the row between our open and our DATA.
+                contested = True
+                logged = await self.log.look(message_id)
+        raise MessageBusyError(f"{message_id} is being sent by another attempt of this job")
+
+    async def _wait_for_holder(self, message_id: str, ctx: JobContext) -> LoggedMessage | None:
+        """The row once no other attempt holds its lease (sent, given up, or expired).
+
+        Bounded by the lease in real time too, so a holder's clock far ahead of ours
+        costs this attempt a retry rather than a slot for ever.
+        """
+        await ctx.log(f"{message_id} is being sent by another attempt of this job; waiting")
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + self.lease_s
+        while loop.time() < give_up:
+            await asyncio.sleep(LEASE_POLL_S)
+            logged = await self.log.look(message_id)
+            if logged is None or not logged.leased:
+                return logged
+        raise MessageBusyError(f"{message_id} is still being sent by another attempt")
+
+    async def _send(
+        self,
+        name: str,
+        draft: MailDraft,
+        key: str,
+        message_id: str,
+        logged: LoggedMessage,
+        ctx: JobContext,
+    ) -> dict[str, str]:
+        """Render and send one message whose row nobody holds; the claim comes just
+        before DATA (``MessageBusyError`` when another attempt got it first)."""
         if logged.state is MailState.SENDING:
             logger.warning(
                 "job %s: message %s was being sent when an earlier attempt stopped; whether "
@@ -154,12 +238,13 @@ class EmailWorker:
             "subject": draft.subject,
         }
         body = self.renderer.render(draft.template, context)
-        handed_over = False
+        claim: int | None = None
 
         async def before_data() -> None:
-            nonlocal handed_over
-            await self.log.mark_sending(message_id)
-            handed_over = True
+            nonlocal claim
+            claim = await self.log.claim(message_id)
+            if claim is None:
+                raise MessageBusyError(f"{message_id} was claimed by another attempt")
 
         try:
             mail = compose(
@@ -173,16 +258,19 @@ class EmailWorker:
             )
             accepted = await self.transport.send(mail, before_data)
         except PermanentJobError as exc:
-            await self.log.mark_failed(message_id, str(exc))
+            await self.log.mark_failed(message_id, str(exc), claim=claim)
             raise
+        except MessageBusyError:
+            raise  # nothing sent and the row is the holder's: nothing to record
         except MailDeliveryError as exc:
             # Unknown outcome: stays "sending". Refused with a 4xx after DATA: "pending".
             # Failed before this attempt handed anything over: the row keeps its state
             # (an earlier attempt's unknown outcome stays visible).
+            handed_over = claim is not None
             state = (
                 MailState.SENDING if exc.unconfirmed else MailState.PENDING if handed_over else None
             )
-            await self.log.mark_deferred(message_id, str(exc), state=state)
+            await self.log.mark_deferred(message_id, str(exc), state=state, claim=claim)
             raise
         await self._record_sent(message_id, accepted.reply)
         logger.info("job %s: %s sent (%s)", ctx.job_id, message_id, self.transport.kind)

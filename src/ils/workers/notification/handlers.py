@@ -2,13 +2,17 @@
 
 * A notification job stores one row for its user, with the job's id in the unique
   ``job_id`` column: a retry (after a crash between commit and completion) finds
-  the row and stores nothing twice.
+  the row and stores nothing twice, and of two copies of the job running at once
+  (the same job id in two stores) the one whose insert loses to the unique index
+  returns the winner's row instead of failing.
 * After the commit it publishes ``notifications`` → the user's id on the job
   system's event bus; web processes holding that user's live stream read the row.
 * An ``urgent`` notification also queues, in the same transaction, a delayed
   ``urgent-notification-email`` job; when it runs and the notification is still
-  unread, it queues the e-mail and marks the row, again in one transaction, so the
-  e-mail goes once however often the job is retried.
+  unread, it marks the row and queues the e-mail, again in one transaction, so the
+  e-mail goes once however often the job is retried. The mark is a compare-and-set
+  (``emailed_at`` still empty), so two copies of the check running at once on
+  PostgreSQL, which both read the row unmarked, cannot both queue an e-mail.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from typing import Any, Final
 
 from pydantic import BaseModel
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ils.clock import utc_now
@@ -68,7 +73,19 @@ class NotificationWorker:
             if existing is not None:
                 notification, created = existing, False
             else:
-                notification, created = await self._insert(session, name, payload, ctx), True
+                try:
+                    async with session.begin_nested():
+                        notification = await self._insert(session, name, payload, ctx)
+                    created = True
+                except IntegrityError:
+                    # Another copy of this job inserted first (PostgreSQL: our insert
+                    # waited on its commit): that row is the job's notification.
+                    existing = await session.scalar(
+                        select(Notification).where(Notification.job_id == ctx.job_id)
+                    )
+                    if existing is None:
+                        raise
+                    notification, created = existing, False
         # Signalled again on a retry too: the first attempt may have died before it.
         await self.system.events.publish(CHANNEL, notification.user_id or "")
         await ctx.log(
@@ -122,18 +139,31 @@ class NotificationWorker:
                 outcome = "deleted"
             elif notification.read_at is not None:
                 outcome = "read"
-            elif notification.emailed_at is not None:
+            elif notification.emailed_at is not None or not await self._email(
+                session, notification
+            ):
                 outcome = "already e-mailed"
             else:
-                await self._email(session, notification)
                 outcome = "e-mailed"
         await ctx.log(f"urgent notification {payload.notification_id}: {outcome}")
         return {"notificationId": payload.notification_id, "outcome": outcome}
 
-    async def _email(self, session: AsyncSession, notification: Notification) -> None:
+    async def _email(self, session: AsyncSession, notification: Notification) -> bool:
+        """Mark the notification e-mailed and queue the e-mail; ``False`` when another
+        copy of the check marked it first (nothing queued). The mark comes first and
+        is a compare-and-set: on PostgreSQL a second copy's update waits for the
+        first's commit, then matches no row."""
         user_id = notification.user_id
         if user_id is None:
-            return
+            return False
+        marked = await session.execute(
+            update(Notification)
+            .where(Notification.id == notification.id, Notification.emailed_at.is_(None))
+            .values(emailed_at=utc_now(self.system.clock))
+            .execution_options(synchronize_session=False)
+        )
+        if not getattr(marked, "rowcount", 0):
+            return False
         link = notification.link or "/notifications"
         if link.startswith("/"):
             link = self.system.settings.public_url.rstrip("/") + link
@@ -143,8 +173,4 @@ class NotificationWorker:
         await self.system.helpers.queue_general_notification_email(
             user_id, subject, content, session=session
         )
-        await session.execute(
-            update(Notification)
-            .where(Notification.id == notification.id)
-            .values(emailed_at=utc_now(self.system.clock))
-        )
+        return True
