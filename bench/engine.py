@@ -6,6 +6,11 @@ pickup latency p50/p99 (enqueue to handler start, worker idle). The same figures
 plain bullmq (``Queue.add`` and ``bullmq.Worker``) are measured in the same run on the
 same Redis, so the cost of our layer shows as ratios.
 
+A burst line: ``--jobs`` enqueues from 50 concurrent tasks (``--lanes``), jobs/s for ILS
+and plain bullmq, and where ILS's jobs went: straight into Redis, held (the add ran past
+``ILS_REDIS_ENQUEUE_TIMEOUT_MS`` and was resolved into Redis by id) or to the local
+store (only when Redis is known to be down: with Redis healthy this must be 0).
+
     .venv/bin/python bench/engine.py [--jobs 2000] [--pickups 300] [--concurrency 10]
 """
 
@@ -93,6 +98,56 @@ async def bench_ours(settings: Settings, jobs: int, pickups: int) -> dict[str, A
         await system.close()
 
 
+async def burst_ours(settings: Settings, jobs: int, lanes: int) -> dict[str, Any]:
+    """``jobs`` enqueues from ``lanes`` concurrent tasks; jobs/s and the stores used."""
+    system = await JobSystem.open(settings)
+    try:
+        stores: list[str] = []
+        per_lane = jobs // lanes
+
+        async def lane(n: int) -> None:
+            for i in range(per_lane):
+                ref = await system.helpers.queue_order_confirmation_email(f"b{n}-{i}", "u")
+                stores.append(ref.store)
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(lane(n) for n in range(lanes)))
+        rate = len(stores) / (time.perf_counter() - t0)
+        outbox = system.producer.outbox
+        while (await outbox.held()).count:  # settle the held ones before counting
+            await outbox.relay()
+            await asyncio.sleep(0.05)
+        resolved = (await outbox.held()).resolved
+        return {
+            "rate": rate,
+            "total": len(stores),
+            "redis": stores.count("redis"),
+            "held": stores.count("outbox"),
+            "local": stores.count("local"),
+            "resolved": resolved,
+        }
+    finally:
+        await system.close()
+
+
+async def burst_plain(prefix: str, jobs: int, lanes: int) -> float:
+    from bullmq import Queue
+
+    queue = Queue("email", {"connection": REDIS_URL, "prefix": prefix})
+    per_lane = jobs // lanes
+
+    async def lane(n: int) -> None:
+        for i in range(per_lane):
+            await queue.add("order-confirmation", {**DATA, "orderId": f"b{n}-{i}"})
+
+    try:
+        t0 = time.perf_counter()
+        await asyncio.gather(*(lane(n) for n in range(lanes)))
+        return per_lane * lanes / (time.perf_counter() - t0)
+    finally:
+        await queue.close()
+
+
 # -- plain bullmq -------------------------------------------------------------------
 
 
@@ -154,6 +209,7 @@ async def main() -> None:
     parser.add_argument("--jobs", type=int, default=2000)
     parser.add_argument("--pickups", type=int, default=300)
     parser.add_argument("--concurrency", type=int, default=10)
+    parser.add_argument("--lanes", type=int, default=50)
     args = parser.parse_args()
     queue_opts = {"email": {"concurrency": args.concurrency, "rate_limit_max": 0}}
     print(f"jobs {args.jobs}, pickups {args.pickups}, concurrency {args.concurrency}\n")
@@ -192,6 +248,32 @@ async def main() -> None:
     )
     pickup_ratio = statistics.median(ours["pickup"]) / statistics.median(plain["pickup"])
     print(f"pickup p50 ratio ILS/plain: {pickup_ratio:.2f}x")
+
+    prefix = f"bench-{uuid.uuid4().hex[:8]}"
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            burst = await burst_ours(
+                Settings(
+                    data_dir=Path(tmp), queues=queue_opts, redis_url=REDIS_URL, redis_prefix=prefix
+                ),
+                args.jobs,
+                args.lanes,
+            )
+        await drop_prefix(prefix)
+        plain_rate = await burst_plain(prefix, args.jobs, args.lanes)
+    finally:
+        await drop_prefix(prefix)
+    total = burst["total"]
+    print()
+    print(
+        f"{args.lanes}-lane burst: ILS {burst['rate']:.0f} jobs/s, plain bullmq "
+        f"{plain_rate:.0f} jobs/s (ratio ILS/plain {burst['rate'] / plain_rate:.2f}x)"
+    )
+    print(
+        f"  ILS jobs straight into Redis {100 * burst['redis'] / total:.1f} %, held then "
+        f"resolved into Redis {100 * burst['held'] / total:.1f} % {burst['resolved']}, "
+        f"local store {100 * burst['local'] / total:.1f} % (must be 0 with Redis healthy)"
+    )
 
 
 if __name__ == "__main__":
