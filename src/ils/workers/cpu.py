@@ -19,7 +19,12 @@ the GIL. :class:`CpuPool` runs such calls in worker processes instead:
   and its kin, unless set already): the pool already has a process per core, and
   each process starting a BLAS thread per core on top doubled the forecast job's
   time on two cores (bench/ai.py: fitting 1,000 products 11.2 s -> 5.6 s);
-* :meth:`close` shuts the processes down (workers call it when the job system closes).
+* :meth:`close` shuts the processes down (workers call it when the job system closes);
+* pool processes end with the ILS process however it ends, SIGKILL included (a
+  process manager's kill after SIGTERM, during the graceful shutdown): each watches
+  a lifeline pipe whose write end only the ILS process holds (see
+  :func:`_watch_parent`). Without it a pool process waited on its call queue for
+  ever, and kept the fork server and resource tracker alive with it.
 
 Used by the PDF worker (rendering) and the AI worker (model fitting); a worker never
 imports another worker, so the pool lives beside them rather than in either.
@@ -36,6 +41,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from multiprocessing.connection import Connection, Pipe
 from typing import Final, ParamSpec, TypeVar
 
 from ils.errors import ILSError
@@ -48,8 +54,76 @@ class CpuPoolError(ILSError):
     """A pool process died or took too long; the call may succeed when retried."""
 
 
-def _start_process(nice: int, warm_up: Callable[[], None] | None) -> None:
-    """Initialise a pool process: lower its priority, then warm its libraries up."""
+#: How often a pool process also checks that the ILS process's pid still exists.
+PARENT_CHECK_S: Final = 5.0
+#: Exit status of a pool process that ended because the ILS process had ended.
+ORPHANED_EXIT: Final = 70
+
+
+def _process_exists(pid: int) -> bool:
+    """Whether ``pid`` still names a process (``True`` when that cannot be told)."""
+    if os.name != "posix":
+        # On Windows os.kill(pid, 0) would terminate the process: the lifeline decides.
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
+def _watch_parent(lifeline: Connection, parent_pid: int) -> None:
+    """End this pool process as soon as the ILS process (``parent_pid``) has ended.
+
+    Runs in a daemon thread of each pool process. The ILS process never writes to
+    ``lifeline``; the kernel closes its write end when it exits, however it exits, so
+    the pipe becomes readable at EOF at once, with no race: had the ILS process died
+    before this thread started, the EOF is already there. The pid check every
+    :data:`PARENT_CHECK_S` is a fallback for a write end that leaked into a process
+    forked (without exec) from the ILS process, which would hold the pipe open.
+
+    Neither ``getppid()`` nor ``PR_SET_PDEATHSIG`` can do this: with ``forkserver``
+    the parent of a pool process is the fork server, which lives on while any pool
+    process does (each holds the fork server's own "alive" pipe), and with ``spawn``
+    on Linux the death signal would follow whichever thread happened to start the
+    process (a thread-pool thread that ends when idle), killing healthy processes.
+    ``multiprocessing.parent_process()`` is no help either: under ``forkserver`` its
+    sentinel is the preparation-data pipe, at EOF as soon as the process has started.
+
+    ``os._exit`` ends the process even while its main thread is in a call (drawing a
+    PDF for nobody): there is no one left to take the result.
+    """
+    while True:
+        try:
+            if lifeline.poll(PARENT_CHECK_S):
+                lifeline.recv_bytes()  # nothing is ever sent: readable means EOF
+        except (EOFError, OSError):
+            break
+        if not _process_exists(parent_pid):
+            break
+    os._exit(ORPHANED_EXIT)
+
+
+def _start_process(
+    nice: int,
+    warm_up: Callable[[], None] | None,
+    lifeline: Connection | None = None,
+    parent_pid: int | None = None,
+) -> None:
+    """Initialise a pool process: tie its life to the ILS process, lower its priority,
+    then warm its libraries up.
+
+    The watch starts first, so a parent that dies during a slow warm-up is noticed.
+    """
+    if lifeline is not None and parent_pid is not None:
+        threading.Thread(
+            target=_watch_parent,
+            args=(lifeline, parent_pid),
+            name="ils-cpu-pool-lifeline",
+            daemon=True,
+        ).start()
     if nice:
         # Not permitted (a container's seccomp profile, say): run at normal priority.
         with contextlib.suppress(OSError):
@@ -86,6 +160,25 @@ def _start_method() -> str:
     return "forkserver" if "forkserver" in methods else "spawn"
 
 
+class _Lifeline:
+    """A pipe between the ILS process and the processes of one executor.
+
+    The ILS process keeps the write end, which is not inheritable (``os.pipe``) and is
+    never sent anywhere, so only its exit or :meth:`close` closes it; the read end goes
+    to each pool process in its initializer's arguments (``forkserver`` and ``spawn``
+    pass it over a socket or by number when the process starts, later starts
+    included, so the ILS process keeps its own copy for as long as the executor).
+    """
+
+    def __init__(self) -> None:
+        self.reader, self._writer = Pipe(duplex=False)
+
+    def close(self) -> None:
+        """Close both ends: the executor's remaining processes exit."""
+        self._writer.close()
+        self.reader.close()
+
+
 class CpuPool:
     """Runs picklable calls in a lazily started pool of ``size`` processes.
 
@@ -113,6 +206,8 @@ class CpuPool:
         self.what = what
         self._warm_up = warm_up
         self._executor: ProcessPoolExecutor | None = None
+        # One lifeline per executor: a discarded executor's may close while a new one runs.
+        self._lifelines: dict[ProcessPoolExecutor, _Lifeline] = {}
         # close() may run from a SQLAlchemy event or atexit, not only the loop thread.
         self._lock = threading.Lock()
 
@@ -125,13 +220,27 @@ class CpuPool:
         with self._lock:
             if self._executor is None:
                 _single_threaded_children()
-                self._executor = ProcessPoolExecutor(
-                    max_workers=self.size,
-                    mp_context=multiprocessing.get_context(_start_method()),
-                    initializer=_start_process,
-                    initargs=(self.nice, self._warm_up),
-                )
+                lifeline = _Lifeline()
+                try:
+                    executor = ProcessPoolExecutor(
+                        max_workers=self.size,
+                        mp_context=multiprocessing.get_context(_start_method()),
+                        initializer=_start_process,
+                        initargs=(self.nice, self._warm_up, lifeline.reader, os.getpid()),
+                    )
+                except BaseException:
+                    lifeline.close()
+                    raise
+                self._executor = executor
+                self._lifelines[executor] = lifeline
             return self._executor
+
+    def _cut_lifeline(self, executor: ProcessPoolExecutor) -> None:
+        """Close ``executor``'s lifeline, once it is shut down (no process starts after)."""
+        with self._lock:
+            lifeline = self._lifelines.pop(executor, None)
+        if lifeline is not None:
+            lifeline.close()
 
     async def run(self, func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """``func(*args, **kwargs)`` in a pool process (a module-level ``func``;
@@ -169,6 +278,8 @@ class CpuPool:
             with contextlib.suppress(Exception):
                 process.terminate()
         executor.shutdown(wait=False, cancel_futures=True)
+        # Any process terminate() missed (starting up, say) exits on the EOF.
+        self._cut_lifeline(executor)
 
     def close(self) -> None:
         """Shut the processes down (idempotent)."""
@@ -176,3 +287,4 @@ class CpuPool:
             executor, self._executor = self._executor, None
         if executor is not None:
             executor.shutdown(wait=True, cancel_futures=True)
+            self._cut_lifeline(executor)
