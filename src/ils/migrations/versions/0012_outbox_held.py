@@ -23,12 +23,11 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.add_column("ils_outbox", sa.Column("held_since_ms", sa.BigInteger(), nullable=True))
-    if op.get_bind().dialect.name != "sqlite":
-        # SQLite does not enforce VARCHAR lengths; altering it would rebuild the table.
-        op.alter_column(
-            "ils_outbox", "id", type_=sa.String(length=255), existing_type=sa.String(length=40)
-        )
+    # Batch mode: a plain ALTER on PostgreSQL, a table rebuild on SQLite (which cannot
+    # alter a column's type; the outbox is small, usually empty).
+    with op.batch_alter_table("ils_outbox") as batch:
+        batch.add_column(sa.Column("held_since_ms", sa.BigInteger(), nullable=True))
+        batch.alter_column("id", type_=sa.String(length=255), existing_type=sa.String(length=40))
     op.create_table(
         "ils_fallback_counts",
         sa.Column("outcome", sa.String(length=32), nullable=False),
@@ -39,10 +38,8 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("ils_fallback_counts")
-    if op.get_bind().dialect.name != "sqlite":
-        op.execute("DELETE FROM ils_outbox WHERE length(id) > 40")
-        op.alter_column(
-            "ils_outbox", "id", type_=sa.String(length=40), existing_type=sa.String(length=255)
-        )
+    # Held rows cannot be represented before this revision: they would run locally.
+    op.execute("DELETE FROM ils_outbox WHERE held_since_ms IS NOT NULL OR length(id) > 40")
     with op.batch_alter_table("ils_outbox") as batch:
+        batch.alter_column("id", type_=sa.String(length=40), existing_type=sa.String(length=255))
         batch.drop_column("held_since_ms")
