@@ -146,3 +146,10 @@ class MailDataMissingError(PermanentJobError):
 class StorageError(JobFailedError):
     """A file could not be written or read (disk full, object store down): a job that
     meets it is retried."""
+
+
+class StorageChecksumError(StorageError):
+    """What was read under a key does not hash to the SHA-256 recorded when it was
+    written (a damaged disk, an object changed behind our back): the bytes are never
+    handed out. Still retried, since a torn read can heal; a damaged copy fails for
+    good after the job's attempts."""

@@ -184,7 +184,7 @@ async def ensure_ai_and_tracing_samples(
     from ils.domain.content import Conversation, Message, MessageRole, UploadedFile
     from ils.queue.cron import ScheduleSpec
     from ils.queue.schedules import Schedule, ScheduledJob, ScheduleStore
-    from ils.storage import LocalFileStorage
+    from ils.storage_backends import open_storages
 
     sessions = session_factory(system.engine)
     async with sessions() as session, session.begin():
@@ -196,7 +196,7 @@ async def ensure_ai_and_tracing_samples(
             Message(id=SAMPLE_QUESTION, conversation_id=SAMPLE_CONVERSATION,
                     role=MessageRole.USER, content="How many orders are overdue?")
         )  # fmt: skip
-        stored = await LocalFileStorage(settings.uploads_dir).put(
+        stored = await open_storages(settings).uploads.put(
             f"{ids.lab}/{SAMPLE_TRACING}.oma", sample_tracing()
         )
         await ScheduleStore().save(

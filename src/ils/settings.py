@@ -6,16 +6,15 @@ Environment variables use the ``ILS_`` prefix; nested values use ``__``, for exa
 
 from __future__ import annotations
 
-import contextlib
-import os
-import secrets
+import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from ils.errors import ConfigurationError
+from ils.redis_settings import RedisConnection, redis_connection_of
+from ils.secret_key import resolve_secret_keys
 
 
 class QueueOverride(BaseModel):
@@ -204,6 +203,78 @@ class ScheduleSettings(BaseModel):
     notification_days: int = Field(default=90, ge=1, le=3650)
 
 
+#: Where documents and uploaded files live: directories under ``data_dir`` (one
+#: machine) or an S3-compatible bucket (every machine of a fleet reads the same files).
+StorageBackend = Literal["local", "s3"]
+
+#: One part of ``key_prefix``: the same safe names as the storage keys themselves.
+_PREFIX_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+class StorageSettings(BaseModel):
+    """File storage (``ILS_STORAGE__BACKEND``, ``ILS_STORAGE__BUCKET``, ...).
+
+    ``local`` keeps today's embedded default: files under ``documents_dir`` and
+    ``uploads_dir`` of the process that wrote them. ``s3`` stores them in one bucket,
+    so a PDF rendered by a worker on one machine is served by any web server
+    (docs/storage.md). Unset credentials fall back to the standard AWS sources
+    (``AWS_*`` variables, an instance or container role).
+    """
+
+    model_config = {"extra": "forbid"}
+
+    backend: StorageBackend = "local"
+    bucket: str | None = None
+    # ``https://s3.eu-west-1.amazonaws.com``, ``http://127.0.0.1:9000``; AWS's endpoint
+    # of ``region`` when unset.
+    endpoint_url: str | None = None
+    region: str = "us-east-1"
+    access_key_id: str | None = None
+    secret_access_key: SecretStr | None = Field(default=None, repr=False)
+    # Put before every object key (``ils/prod`` -> ``ils/prod/documents/<company>/...``),
+    # so one bucket can hold several installations.
+    key_prefix: str = ""
+    # ``endpoint/bucket/key`` rather than ``bucket.endpoint/key``: what MinIO, Ceph and
+    # most self-hosted servers expect.
+    path_style: bool = False
+    # Seconds one request may take, retries included: past it the download answers 503
+    # and the job is retried, rather than holding either for minutes.
+    timeout_s: float = Field(default=30.0, gt=0, le=600)
+
+    @field_validator("bucket", "endpoint_url", "access_key_id")
+    @classmethod
+    def _blank_is_unset(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        return value.strip() or None
+
+    @field_validator("endpoint_url")
+    @classmethod
+    def _http_endpoint(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        value = value.rstrip("/")
+        if not value.startswith(("http://", "https://")) or any(c.isspace() for c in value):
+            raise ValueError("must be an http:// or https:// URL without spaces")
+        return value
+
+    @field_validator("key_prefix")
+    @classmethod
+    def _safe_prefix(cls, value: str) -> str:
+        value = value.strip().strip("/")
+        if value and not all(_PREFIX_PART.match(part) for part in value.split("/")):
+            raise ValueError("must be slash-separated names of letters, digits, '.', '_', '-'")
+        return value
+
+    @model_validator(mode="after")
+    def _complete(self) -> StorageSettings:
+        if self.backend == "s3" and self.bucket is None:
+            raise ValueError("the s3 backend needs a bucket (ILS_STORAGE__BUCKET)")
+        if (self.access_key_id is None) != (self.secret_access_key is None):
+            raise ValueError("set both access_key_id and secret_access_key, or neither")
+        return self
+
+
 def default_database_url(data_dir: Path) -> str:
     """The embedded default: a SQLite file under the data directory."""
     return f"sqlite+aiosqlite:///{data_dir / 'ils.db'}"
@@ -217,11 +288,42 @@ class Settings(BaseSettings):
         env_nested_delimiter="__",
         env_file=".env",
         extra="ignore",
+        # The seed's REDIS_HOST / REDIS_PORT / REDIS_PASSWORD are aliases; code and tests
+        # still pass every field by its name.
+        populate_by_name=True,
     )
 
     data_dir: Path = Path("var")
     database_url: str = ""
+    # Redis, in one of three shapes (see ils.redis_settings): a URL; a host and port
+    # (the seed's unprefixed REDIS_HOST / REDIS_PORT / REDIS_PASSWORD are read too, and
+    # ILS_REDIS_URL wins over them); or Sentinel. Unset: local mode.
     redis_url: str | None = None
+    redis_host: str | None = Field(
+        default=None, validation_alias=AliasChoices("ILS_REDIS_HOST", "REDIS_HOST")
+    )
+    redis_port: int = Field(
+        default=6379, ge=1, le=65535, validation_alias=AliasChoices("ILS_REDIS_PORT", "REDIS_PORT")
+    )
+    redis_db: int = Field(default=0, ge=0)
+    redis_username: str | None = None
+    # The data nodes' password (with Sentinel: the master's); a URL's own wins.
+    redis_password: SecretStr | None = Field(
+        default=None,
+        repr=False,
+        validation_alias=AliasChoices("ILS_REDIS_PASSWORD", "REDIS_PASSWORD"),
+    )
+    # "host:port,host:port"; the master of ``redis_sentinel_service`` is asked of them.
+    redis_sentinels: str | None = None
+    redis_sentinel_service: str = "mymaster"
+    redis_sentinel_password: SecretStr | None = Field(default=None, repr=False)
+    # TLS: on with a rediss:// URL, or with ``redis_tls`` for a host or sentinels (the
+    # sentinels are then spoken to over TLS too). Without a CA file the system's trust
+    # store checks the server; the client certificate is for ``tls-auth-clients yes``.
+    redis_tls: bool = False
+    redis_tls_ca_file: Path | None = None
+    redis_tls_cert_file: Path | None = None
+    redis_tls_key_file: Path | None = None
     redis_prefix: str = "bull"
     redis_require_noeviction: bool = False
     # An enqueue never waits longer than this on Redis. An add still unanswered then is
@@ -251,9 +353,14 @@ class Settings(BaseSettings):
     worker_heartbeat_s: float = Field(default=10.0, gt=0, le=300)
     outbox_sweep_interval_s: float = Field(default=2.0, gt=0)
     log_level: str = "INFO"
-    # The web app (``ils serve``). An empty secret key means: generate one on first
-    # start and keep it in ``data_dir/secret_key`` (see :func:`resolve_secret_key`).
+    # The web app (``ils serve``). The key signing session cookies, the same on every
+    # web server (see ils.secret_key): given as is or as a file. Left empty, the
+    # embedded default generates one into ``data_dir/secret_key``; any other deployment
+    # refuses to start without it. Old keys, comma-separated, still verify cookies
+    # for a while after a rotation.
     secret_key: str = Field(default="", repr=False)
+    secret_key_file: Path | None = None
+    secret_key_previous: str = Field(default="", repr=False)
     session_ttl_hours: float = Field(default=12, gt=0)
     # Production serves HTTPS: set it so browsers never send the session in clear text.
     cookie_secure: bool = False
@@ -269,11 +376,21 @@ class Settings(BaseSettings):
     ai: AISettings = Field(default_factory=AISettings)
     oma: OmaSettings = Field(default_factory=OmaSettings)
     schedules: ScheduleSettings = Field(default_factory=ScheduleSettings)
+    storage: StorageSettings = Field(default_factory=StorageSettings)
 
-    @field_validator("redis_url")
+    @field_validator("redis_url", "redis_host", "redis_username", "redis_sentinels")
     @classmethod
     def _blank_is_unset(cls, value: str | None) -> str | None:
-        return value or None
+        return value.strip() or None if value is not None else None
+
+    @field_validator("redis_port", mode="before")
+    @classmethod
+    def _port_of_a_service_link(cls, value: object) -> object:
+        """Kubernetes (and Docker links) set ``REDIS_PORT=tcp://10.0.0.7:6379`` for a
+        service named redis, in every pod: read its port rather than refuse to start."""
+        if isinstance(value, str) and "://" in value:
+            return value.rpartition(":")[2]
+        return value
 
     @property
     def effective_database_url(self) -> str:
@@ -307,41 +424,27 @@ class Settings(BaseSettings):
 
     @property
     def redis_configured(self) -> bool:
-        """Redis mode is chosen by setting ``ILS_REDIS_URL``; unset means local mode."""
-        return self.redis_url is not None
+        """Redis mode is chosen by setting ``ILS_REDIS_URL`` (or a host, or sentinels);
+        none of them means local mode."""
+        return bool(self.redis_url or self.redis_host or self.redis_sentinels)
 
+    def redis_connection(self) -> RedisConnection | None:
+        """Where Redis is, as every client of the process must read it; ``None`` in local
+        mode. Raises :class:`~ils.errors.ConfigurationError` for settings that cannot
+        work together (see :func:`ils.redis_settings.redis_connection_of`)."""
+        return redis_connection_of(self)
 
-SECRET_KEY_FILE = "secret_key"  # noqa: S105 (a file name, not a secret)
+    @property
+    def embedded(self) -> bool:
+        """The embedded default: SQLite and no Redis, so one machine. Anything else may
+        run several web servers, which must share one secret key."""
+        return not self.redis_configured and self.effective_database_url.startswith("sqlite")
 
 
 def resolve_secret_key(settings: Settings) -> str:
-    """The key that signs session cookies: the configured one, else the installation's own.
-
-    A generated key is written once to ``data_dir/secret_key`` (mode 0600) and read back
-    on every later start, so sessions survive restarts and every process of one
-    installation (several ``ils serve`` behind a balancer on one host) agrees on it.
-    The file is published with an exclusive link, so two processes starting at once
-    still end up with the same key.
-    """
-    if settings.secret_key:
-        return settings.secret_key
-    path = settings.data_dir / SECRET_KEY_FILE
-    if not path.exists():
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        draft = settings.data_dir / f".{SECRET_KEY_FILE}.{secrets.token_hex(8)}"
-        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            with os.fdopen(fd, "w") as handle:
-                handle.write(secrets.token_urlsafe(48) + "\n")
-            # When another process won the race, its key is the one to use.
-            with contextlib.suppress(FileExistsError):
-                os.link(draft, path)
-        finally:
-            draft.unlink(missing_ok=True)
-    key = path.read_text().strip()
-    if not key:
-        raise ConfigurationError(f"{path} is empty: delete it or set ILS_SECRET_KEY")
-    return key
+    """The key that signs new session cookies (see :func:`ils.secret_key.resolve_secret_keys`,
+    which also gives the previous keys still accepted)."""
+    return resolve_secret_keys(settings).current
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -1,14 +1,19 @@
 """Where files live (generated documents, uploaded tracing files): an interface, and
 the local-directory implementation.
 
-Workers and routes only use :class:`FileStorage`, so an object store can replace the
-directory later without touching them. Keys are relative,
+Workers and routes only use :class:`FileStorage`; which implementation a process gets
+(this one, or the S3 bucket of ``ils.storage_s3`` that every machine of a fleet reads)
+is chosen from settings by ``ils.storage_backends``. Keys are relative,
 slash-separated and made of safe characters (the worker builds them from ids); a key
 that could climb out of the root is refused.
 
 Local writes are atomic: the bytes go to a temporary file in the same directory,
 are flushed to disk, and are renamed over the final name, so a reader (or a crash)
 never sees half a file under a real key.
+
+Reads are checked: a caller that recorded the SHA-256 of what it stored (the
+``documents`` and ``uploaded_files`` rows do) passes it to :meth:`FileStorage.get`, and
+bytes that do not match raise :class:`StorageChecksumError` instead of being used.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from ils.errors import StorageError
+from ils.errors import StorageChecksumError, StorageError
 
 _KEY_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
@@ -43,13 +48,34 @@ class FileStorage(Protocol):
         """Store ``data`` under ``key`` atomically (all or nothing); replaces any."""
         ...
 
-    async def get(self, key: str) -> bytes:
-        """The bytes under ``key``; ``FileNotFoundError`` when there are none."""
+    async def get(self, key: str, *, sha256: str | None = None) -> bytes:
+        """The bytes under ``key``; ``FileNotFoundError`` when there are none.
+
+        Raises:
+            StorageChecksumError: they do not hash to ``sha256`` (when given) or to
+                the checksum the backend stored with them (when it keeps one).
+        """
         ...
 
     async def delete(self, key: str) -> None:
         """Remove ``key``; nothing happens when it is not there."""
         ...
+
+
+def verify_checksum(key: str, data: bytes, *expected: str | None) -> None:
+    """Refuse ``data`` unless it hashes to every checksum of ``expected`` given.
+
+    The message names the key only: never the content, which may be clinical.
+
+    Raises:
+        StorageChecksumError: a checksum does not match.
+    """
+    wanted = {value.lower() for value in expected if value is not None}
+    if wanted and wanted != {hashlib.sha256(data).hexdigest()}:
+        raise StorageChecksumError(
+            f"stored file {key} does not match its recorded SHA-256: it was changed or "
+            "damaged after it was written"
+        )
 
 
 def check_key(key: str) -> list[str]:
@@ -83,14 +109,17 @@ class LocalFileStorage:
             raise StorageError(f"cannot store document {key}: {exc.strerror}") from exc
         return StoredObject(key, hashlib.sha256(data).hexdigest(), len(data))
 
-    async def get(self, key: str) -> bytes:
+    async def get(self, key: str, *, sha256: str | None = None) -> bytes:
         path = self.path(key)
         try:
-            return await asyncio.to_thread(path.read_bytes)
+            data = await asyncio.to_thread(path.read_bytes)
         except FileNotFoundError:
             raise
         except OSError as exc:
             raise StorageError(f"cannot read document {key}: {exc.strerror}") from exc
+        # The file is in memory already: hashing it costs about 1 ms per MiB, no extra I/O.
+        verify_checksum(key, data, sha256)
+        return data
 
     async def delete(self, key: str) -> None:
         path = self.path(key)

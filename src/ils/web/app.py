@@ -23,7 +23,9 @@ from ils.clock import Clock, SystemClock
 from ils.database import Transactions, create_numbering_engine, session_factory
 from ils.queue.service import Registrar, build_registry, run_workers
 from ils.queue.system import JobSystem
-from ils.settings import Settings, resolve_secret_key
+from ils.secret_key import resolve_secret_keys
+from ils.settings import Settings
+from ils.storage_backends import open_storages
 from ils.web.errors import install_error_handlers
 from ils.web.live import NotificationHub
 from ils.web.routers import OPENAPI_TAGS, include_routers
@@ -74,14 +76,21 @@ def create_app(
     Returns:
         The app; its lifespan must run (uvicorn does; tests use
         ``app.router.lifespan_context(app)``) before it answers requests.
+
+    Raises:
+        ConfigurationError: no usable secret key (required as soon as PostgreSQL or
+            Redis is configured): checked here, so a misconfigured server stops
+            before it listens rather than signing sessions its peers reject.
     """
     workers = settings.start_workers if start_workers is None else start_workers
+    keys = resolve_secret_keys(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         logger = logging.getLogger("ils.web")
         the_clock = clock or SystemClock()
-        signer = CookieSigner(resolve_secret_key(settings))
+        signer = CookieSigner(keys.current, keys.previous)
+        storage = open_storages(settings)
         system = await JobSystem.open(settings, clock=the_clock)
         numbering = create_numbering_engine(system.engine)
         hub = NotificationHub(
@@ -103,6 +112,7 @@ def create_app(
                 clock=the_clock,
                 workers=workers,
                 notifications=hub,
+                storage=storage,
                 numbering=numbering,
             )
             system.start_background()
@@ -118,9 +128,10 @@ def create_app(
                     worker_task.result()
                 worker_task.add_done_callback(_log_worker_crash)
             logger.info(
-                "ILS web: job system in %s; workers %s",
+                "ILS web: job system in %s; workers %s; files in %s",
                 job_system_mode(system),
                 "run in this process" if workers else "not started here (run `ils worker`)",
+                storage.where,
             )
             if on_started is not None:
                 on_started()

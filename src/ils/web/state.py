@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from ils.clock import Clock
 from ils.queue.system import JobSystem
 from ils.settings import Settings
+from ils.storage_backends import Storages
 from ils.web.live import NotificationHub
 from ils.web.security import Passwords, SessionManager
 
@@ -30,6 +31,7 @@ class WebState:
         clock: The injected clock (session expiry).
         workers: Whether this process runs workers too.
         notifications: Wakes this process's live notification streams.
+        storage: Documents and uploaded files (one S3 client for all requests).
         numbering: PostgreSQL's engine for order numbers (``None`` on SQLite).
     """
 
@@ -41,4 +43,5 @@ class WebState:
     clock: Clock
     workers: bool
     notifications: NotificationHub
+    storage: Storages
     numbering: AsyncEngine | None = None

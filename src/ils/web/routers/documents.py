@@ -5,14 +5,14 @@ sheets and examination forms, the lab for work tickets, invoices and receipts);
 examination forms are clinical records, so not ``lab_tech``. Another company's
 document answers 404, as every record of the API does.
 
-The bytes come from the document storage (``ils.workers.pdf.storage``) and are
-checked against the recorded sha256 before they are sent: a file changed or damaged
-on disk is refused, not handed out.
+The bytes come from the app's document storage (a local directory or the fleet's
+S3 bucket, ``ils.storage_backends``), which checks them against the row's sha256
+before they are sent: a file changed or damaged in storage is refused (500), not
+handed out, and storage that cannot be reached answers 503.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from datetime import datetime
 from typing import Annotated, Final
@@ -23,8 +23,8 @@ from sqlalchemy import or_, select
 
 from ils.domain.companies import Role
 from ils.domain.content import Document
-from ils.storage import LocalFileStorage
-from ils.web.deps import CurrentUser, SessionDep, SettingsDep, not_found, scoped_get
+from ils.errors import StorageChecksumError, StorageError
+from ils.web.deps import CurrentUser, SessionDep, StateDep, not_found, scoped_get
 from ils.web.schemas.common import OutputModel, RecordId, error_responses
 from ils.workers.pdf.data import DocumentKind
 
@@ -99,27 +99,28 @@ async def list_documents(
     responses={
         200: {"content": {"application/pdf": {}}, "description": "the PDF"},
         **error_responses(401, 403, 404),
+        500: {"description": "the stored file does not match its checksum"},
+        503: {"description": "document storage cannot be reached"},
     },
 )
 async def download_document(
-    document_id: str, user: CurrentUser, session: SessionDep, settings: SettingsDep
+    document_id: str, user: CurrentUser, session: SessionDep, state: StateDep
 ) -> Response:
     """The PDF, as an attachment named after the document (``invoice-INV-...-v2.pdf``)."""
     document = await scoped_get(session, Document, document_id, user.company_id)
     if not _may_read(document.kind, user.role):
         raise HTTPException(403, "not allowed for your role")
-    storage = LocalFileStorage(settings.documents_dir)
     try:
-        content = await storage.get(document.path)
+        content = await state.storage.documents.get(document.path, sha256=document.sha256)
     except (FileNotFoundError, ValueError):
         logger.error("document %s: file %s is missing", document.id, document.path)
         raise not_found() from None
-    if (
-        len(content) != document.size_bytes
-        or hashlib.sha256(content).hexdigest() != document.sha256
-    ):
+    except StorageChecksumError:
         logger.error("document %s: file does not match its checksum", document.id)
-        raise HTTPException(500, "the stored document is damaged")
+        raise HTTPException(500, "the stored document is damaged") from None
+    except StorageError as exc:
+        logger.error("document %s: %s", document.id, exc)
+        raise HTTPException(503, "document storage is unavailable, try again") from None
     filename = document.filename or f"{document.kind}-{document.id}.pdf"
     return Response(
         content=content,

@@ -12,6 +12,7 @@ transaction.
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated, Final
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
@@ -21,7 +22,7 @@ from ils.domain.companies import CompanyKind, Role, User
 from ils.domain.content import OrderTracing, UploadedFile
 from ils.domain.orders import Order
 from ils.domain.types import new_id
-from ils.storage import LocalFileStorage
+from ils.errors import StorageError
 from ils.web.deps import (
     NOT_ALLOWED,
     CurrentCompany,
@@ -39,6 +40,7 @@ from ils.web.services.orders import ORDER_OWNERS
 from ils.workers.oma.records import looks_like_oma
 
 router = APIRouter(prefix="/api/orders", tags=["tracing"])
+logger = logging.getLogger("ils.web.tracing")
 
 OrderSideUser = Annotated[
     User, Depends(require_roles(kinds=[CompanyKind.PRACTICE, CompanyKind.LAB]))
@@ -74,6 +76,7 @@ async def _read_limited(request: Request, limit: int) -> bytes:
         **error_responses(401, 403, 404),
         413: {"description": "the file is larger than allowed"},
         415: {"description": "the file is not a DCS (OMA/VCA) tracing file"},
+        503: {"description": "file storage cannot be reached; nothing was stored"},
     },
     openapi_extra={
         "requestBody": {
@@ -100,8 +103,11 @@ async def upload_tracing(
     if not data or not looks_like_oma(data):
         raise HTTPException(415, NOT_TRACING)
     file_id = new_id()
-    storage = LocalFileStorage(state.settings.uploads_dir)
-    stored = await storage.put(f"{user.company_id}/{file_id}.oma", data)
+    try:
+        stored = await state.storage.uploads.put(f"{user.company_id}/{file_id}.oma", data)
+    except StorageError as exc:
+        logger.error("order %s: tracing file not stored: %s", order.id, exc)
+        raise HTTPException(503, "file storage is unavailable, try again") from None
     upload = UploadedFile(
         id=file_id,
         company_id=user.company_id,

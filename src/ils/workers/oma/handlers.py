@@ -1,7 +1,8 @@
 """The ``oma`` queue's handler: read an uploaded tracing file and attach it to the order.
 
 1. Load the order and the file record (the file must be one uploaded for that order
-   by one of its two companies) and the bytes from storage.
+   by one of its two companies) and the bytes from storage, checked against the
+   SHA-256 recorded at upload (a damaged file is never measured).
 2. Parse, decode the tracing of each eye, measure, and check against what the file
    declares and what the order says (frame sizes, prescription).
 3. Store the result on the order in one transaction: an ``order_tracings`` row, the
@@ -33,7 +34,8 @@ from ils.queue.jobtypes import ProcessOmaFile
 from ils.queue.producer import COMPANY_INFO_KEY
 from ils.queue.registry import JobContext, payload_as
 from ils.queue.system import JobSystem
-from ils.storage import FileStorage, LocalFileStorage
+from ils.storage import FileStorage
+from ils.storage_backends import open_storages
 from ils.workers.oma.checks import Finding, OrderFrame, OrderRx, check, status
 from ils.workers.oma.measure import Measurements, measure_set, ticket_outline
 from ils.workers.oma.records import Eye, OmaDocument, OmaError, parse
@@ -123,16 +125,16 @@ class OmaWorker:
     def __init__(self, system: JobSystem, storage: FileStorage | None = None) -> None:
         self.system = system
         self.db = Transactions(system.engine, system.write_turn)
-        self.storage = storage or LocalFileStorage(system.settings.uploads_dir)
+        self.storage = storage or open_storages(system.settings).uploads
 
     async def process_file(self, payload: BaseModel, ctx: JobContext) -> dict[str, Any]:
         """Read, check and attach the file; fails for good on an unreadable file."""
         payload = payload_as(payload, ProcessOmaFile)
         async with self.db.read() as session:
             order, upload = await self._load(session, payload)
-            path = upload.path
+            path, sha256 = upload.path, upload.sha256
             uploader = (upload.uploaded_by, upload.company_id)
-        data = await self.storage.get(path)
+        data = await self.storage.get(path, sha256=sha256)
         try:
             result = process(data, order)
         except OmaError as error:

@@ -32,7 +32,8 @@ from ils.database import Transactions, WriteTurnFactory
 from ils.domain.content import Document
 from ils.domain.types import new_id
 from ils.queue.system import JobSystem
-from ils.storage import FileStorage, LocalFileStorage
+from ils.storage import FileStorage
+from ils.storage_backends import open_storages
 from ils.workers.pdf.data import DocumentKind, DocumentMeta
 from ils.workers.pdf.errors import DocumentDataError, DocumentVersionConflict
 from ils.workers.pdf.load import LOADERS, SUBJECT_COLUMN, Loaded, generated_at, with_meta
@@ -81,7 +82,7 @@ class DocumentGenerator:
         settings = system.settings
         return cls(
             system.engine,
-            LocalFileStorage(settings.documents_dir),
+            open_storages(settings).documents,
             renderer
             or ProcessPoolRenderer(
                 default_pool_size(system),
