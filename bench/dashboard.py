@@ -21,6 +21,7 @@ import argparse
 import asyncio
 import json
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -246,6 +247,8 @@ async def main() -> None:
         env.update(
             {"ILS_DATA_DIR": tmp, "ILS_LOG_LEVEL": "WARNING", "ILS_QUEUES": json.dumps(RETENTION)}
         )
+        # Required in Redis mode (ils.secret_key); any strong key serves one run.
+        env["ILS_SECRET_KEY"] = secrets.token_urlsafe(48)
         if args.redis:
             env.update({"ILS_REDIS_URL": args.redis, "ILS_REDIS_PREFIX": prefix})
         settings = Settings(

@@ -38,6 +38,7 @@ import contextlib
 import json
 import os
 import random
+import secrets
 import shutil
 import socket
 import subprocess
@@ -403,6 +404,8 @@ async def run(args: argparse.Namespace, tmp: str) -> Results:
         env.pop(key, None)
     if args.redis:
         env |= {"ILS_REDIS_URL": args.redis, "ILS_REDIS_PREFIX": prefix}
+        # Required in Redis mode (ils.secret_key); any strong key serves one run.
+        env.setdefault("ILS_SECRET_KEY", secrets.token_urlsafe(48))
     if queues:
         env["ILS_QUEUES"] = queues
     settings = Settings(

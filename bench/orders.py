@@ -30,6 +30,7 @@ import contextlib
 import json
 import os
 import random
+import secrets
 import socket
 import subprocess
 import sys
@@ -250,6 +251,8 @@ async def main() -> None:
         # heap) would stall every request in flight and be counted as server latency.
         freeze_start_up_heap()
         env = {**os.environ, "ILS_DATA_DIR": tmp, "ILS_LOG_LEVEL": "WARNING", **env_db}
+        # Required with PostgreSQL (ils.secret_key); any strong key serves one run.
+        env.setdefault("ILS_SECRET_KEY", secrets.token_urlsafe(48))
         env.update(
             dict(kv.split("=", 1) for kv in os.environ.get("BENCH_SERVER_ENV", "").split() if kv)
         )

@@ -289,8 +289,9 @@ def test_secret_key_is_generated_once_with_mode_0600(tmp_path: Path) -> None:
     path = tmp_path / "var" / "secret_key"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert sorted(p.name for p in path.parent.iterdir()) == ["secret_key"]
-    configured = settings.model_copy(update={"secret_key": "from-the-environment"})
-    assert resolve_secret_key(configured) == "from-the-environment"
+    given = "from-the-environment-0123456789abcdef"
+    configured = settings.model_copy(update={"secret_key": given})
+    assert resolve_secret_key(configured) == given
 
 
 async def test_in_process_workers_run_jobs_and_stop_with_the_app(

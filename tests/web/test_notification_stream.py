@@ -35,6 +35,7 @@ from ils.queue.system import JobSystem
 from ils.settings import Settings
 from ils.web.security import CSRF_HEADER
 from tests.conftest import delete_prefix, free_port
+from tests.web.conftest import SECRET_KEY
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "correct horse battery staple"
@@ -169,6 +170,8 @@ async def platform(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncItera
             "ILS_DATA_DIR": str(tmp_path / "var"),
             "ILS_LOCAL_POLL_INTERVAL_MS": "20",
             "ILS_LOG_LEVEL": "WARNING",
+            # Required as soon as Redis or PostgreSQL is configured (ils.secret_key).
+            "ILS_SECRET_KEY": SECRET_KEY,
         }
     )
     if request.param == "redis":

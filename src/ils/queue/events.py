@@ -23,6 +23,9 @@ from typing import Protocol
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from ils.queue.stores.redis_connect import async_client
+from ils.redis_settings import RedisConnection
+
 #: Signals waiting for a slow subscriber before the oldest are dropped (the
 #: subscriber's timer catches up from the database).
 SUBSCRIBER_BACKLOG = 1000
@@ -129,7 +132,7 @@ class RedisEventBus:
 
     def __init__(
         self,
-        url: str,
+        url: RedisConnection | str,
         *,
         prefix: str,
         timeout_ms: int = 500,
@@ -214,10 +217,8 @@ class RedisEventBus:
         await self._listener_client.aclose()
 
 
-def _client(url: str, timeout_s: float | None) -> aioredis.Redis:
-    return aioredis.Redis.from_url(
-        url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s or 1.0
-    )
+def _client(connection: RedisConnection | str, timeout_s: float | None) -> aioredis.Redis:
+    return async_client(connection, socket_timeout_s=timeout_s, connect_timeout_s=timeout_s or 1.0)
 
 
 def _text(value: bytes | str) -> str:

@@ -234,6 +234,8 @@ class QueueConsumer:
                 self._launch(fetched.job)
                 continue
             self._slots.release()
+            if self._stopping.is_set():
+                return  # stop() let this fetch finish: no idle block (up to 5 s) after it
             await self._idle(fetched)
 
     async def _fetch(self) -> Fetch:

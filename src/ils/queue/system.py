@@ -97,6 +97,9 @@ class JobSystem:
         """Build the system; migrate the embedded database, check Redis's policy."""
         clock = clock or SystemClock()
         catalogue = build_catalogue(settings)
+        # Where Redis is (URL, TLS, Sentinel), one description for every client; checked
+        # before anything is opened, so a bad combination leaves nothing to close.
+        connection = settings.redis_connection()
         job_types = default_job_types()
         url = settings.effective_database_url
         await ensure_schema(settings)
@@ -110,9 +113,9 @@ class JobSystem:
         )
         redis: RedisJobStore | None = None
         gate: RedisGate | None = None
-        if settings.redis_url is not None:
+        if connection is not None:
             redis = RedisJobStore(
-                settings.redis_url,
+                connection,
                 catalogue,
                 prefix=settings.redis_prefix,
                 max_stalled_count=settings.max_stalled_count,
@@ -140,11 +143,11 @@ class JobSystem:
         await local.health()
         events: EventBus = (
             RedisEventBus(
-                settings.redis_url,
+                connection,
                 prefix=settings.redis_prefix,
                 timeout_ms=settings.redis_connect_timeout_ms,
             )
-            if settings.redis_url is not None
+            if connection is not None
             else LocalEventBus()
         )
         system = cls(settings, catalogue, job_types, engine, local, redis, gate, producer, events)

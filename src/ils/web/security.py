@@ -8,9 +8,13 @@ Why it is built this way:
 * A sign-in for an e-mail nobody has still verifies a password against a dummy hash,
   so the response time does not tell which e-mails have accounts.
 * The cookie carries ``token.signature``: a random token and its HMAC-SHA256 under the
-  installation's secret key. A forged or truncated cookie is refused before any
-  database lookup, and a stolen database does not yield working cookies because rows
-  are keyed by ``sha256(token)``, never by the token itself.
+  deployment's secret key (the same on every web server, see ``ils.secret_key``). A
+  forged or truncated cookie is refused before any database lookup, and a stolen
+  database does not yield working cookies because rows are keyed by ``sha256(token)``,
+  never by the token itself. After a key rotation, cookies signed with a previous key
+  still verify, so nobody is signed out by it; new ones are signed with the new key.
+* CSRF tokens are random per session and kept in its row, not derived from the key:
+  they need nothing from the key and survive a rotation as they are.
 * Sessions live in ``user_sessions`` so signing out, deactivating a user or deleting a
   session row ends access at once; each carries its own CSRF token.
 """
@@ -22,6 +26,7 @@ import base64
 import hashlib
 import hmac
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -107,20 +112,31 @@ def session_id_of(token: str) -> str:
     return hashlib.sha256(token.encode("ascii")).hexdigest()
 
 
+def _cookie_key(secret_key: str) -> bytes:
+    if not secret_key:
+        raise ValueError("the secret key must not be empty")
+    return hmac.new(secret_key.encode(), _COOKIE_KEY_LABEL, hashlib.sha256).digest()
+
+
 class CookieSigner:
-    """Signs session tokens and checks signed cookie values in constant time."""
+    """Signs session tokens and checks signed cookie values in constant time.
 
-    def __init__(self, secret_key: str) -> None:
-        if not secret_key:
-            raise ValueError("the secret key must not be empty")
-        self._key = hmac.new(secret_key.encode(), _COOKIE_KEY_LABEL, hashlib.sha256).digest()
+    Args:
+        secret_key: Signs new cookies, and verifies.
+        previous: Keys of before a rotation: they still verify, never sign.
+    """
 
-    def _signature(self, token: str) -> str:
-        return _b64(hmac.new(self._key, token.encode("ascii"), hashlib.sha256).digest())
+    def __init__(self, secret_key: str, previous: Sequence[str] = ()) -> None:
+        self._key = _cookie_key(secret_key)
+        self._verifying = (self._key, *(_cookie_key(key) for key in previous))
+
+    @staticmethod
+    def _signature(key: bytes, token: str) -> str:
+        return _b64(hmac.new(key, token.encode("ascii"), hashlib.sha256).digest())
 
     def sign(self, token: str) -> str:
-        """The cookie value for ``token``: ``token.signature``."""
-        return f"{token}.{self._signature(token)}"
+        """The cookie value for ``token``: ``token.signature`` (current key)."""
+        return f"{token}.{self._signature(self._key, token)}"
 
     def unsign(self, value: str) -> str | None:
         """The token of a cookie value, or ``None`` when the signature is wrong."""
@@ -129,9 +145,10 @@ class CookieSigner:
         token, dot, signature = value.rpartition(".")
         if not dot or not token:
             return None
-        if not hmac.compare_digest(signature, self._signature(token)):
-            return None
-        return token
+        for key in self._verifying:
+            if hmac.compare_digest(signature, self._signature(key, token)):
+                return token
+        return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -63,9 +63,11 @@ from ils.queue.stores.redis_codec import (
     retry_delay_ms,
     validate_new_job,
 )
+from ils.queue.stores.redis_connect import as_connection
 from ils.queue.stores.redis_probe import ThreadProbe
 from ils.queue.stores.redis_schedulers import advance
 from ils.queue.stores.redis_schedulers import sync as sync_schedulers
+from ils.redis_settings import RedisConnection
 
 # Claimed jobs whose options we keep in memory between fetch and finish (saves a read).
 MAX_REMEMBERED_CLAIMS = 10_000
@@ -88,7 +90,7 @@ class RedisJobStore(JobStore):
 
     def __init__(
         self,
-        redis_url: str,
+        redis_url: RedisConnection | str,
         catalogue: Catalogue,
         *,
         prefix: str = "bull",
@@ -96,7 +98,8 @@ class RedisJobStore(JobStore):
         connect_timeout_ms: int = 500,
         dedup_ttl_ms: int = 600_000,
     ) -> None:
-        self._url = redis_url
+        # Where Redis is (a URL, TLS, Sentinel): every client below is made from it.
+        self._connection = as_connection(redis_url)
         self._dedup_ttl_ms = dedup_ttl_ms
         self._catalogue = catalogue
         self._prefix = prefix
@@ -116,7 +119,7 @@ class RedisJobStore(JobStore):
         if self._closed:
             raise StoreUnavailableError("redis store is closed", unsent=True)
         if self._client is None:
-            self._client = make_client(self._url, self._connect_timeout_ms)
+            self._client = make_client(self._connection, self._connect_timeout_ms)
         return self._client
 
     def _blocking_client(self) -> Redis:
@@ -124,7 +127,7 @@ class RedisJobStore(JobStore):
         if self._closed:
             raise StoreUnavailableError("redis store is closed", unsent=True)
         if self._blocking is None:
-            self._blocking = make_client(self._url, self._connect_timeout_ms, blocking=True)
+            self._blocking = make_client(self._connection, self._connect_timeout_ms, blocking=True)
         return self._blocking
 
     def _producer_bull(self, queue: str) -> BullQueue:
@@ -136,7 +139,9 @@ class RedisJobStore(JobStore):
             if self._closed:
                 raise StoreUnavailableError("redis store is closed", unsent=True)
             if self._producer is None:
-                self._producer = make_client(self._url, self._connect_timeout_ms, retry=False)
+                self._producer = make_client(
+                    self._connection, self._connect_timeout_ms, retry=False
+                )
             bull = self._producer_queues[queue] = BullQueue(config, self._producer, self._prefix)
         return bull
 
@@ -182,7 +187,7 @@ class RedisJobStore(JobStore):
         """Open the producers' first connection now: the first enqueue must not spend its
         budget on a TCP connect (and be held for it). Silent when Redis is down."""
         if self._producer is None and not self._closed:
-            self._producer = make_client(self._url, self._connect_timeout_ms, retry=False)
+            self._producer = make_client(self._connection, self._connect_timeout_ms, retry=False)
         for _ in range(2):  # a pooled socket left from before a restart fails once
             try:
                 if self._producer is not None:
@@ -212,7 +217,7 @@ class RedisJobStore(JobStore):
         """A blocking PING (with the eviction policy) on a connection of its own, for
         the gate to run in a thread: its timing is Redis's and the network's, never
         time spent waiting for this process's event loop."""
-        return ThreadProbe(self._url, timeout_ms)
+        return ThreadProbe(self._connection, timeout_ms)
 
     async def _index_companies(self, bull: BullQueue, added: Sequence[tuple[NewJob, str]]) -> None:
         """Remember the company's jobs in a sorted set beside BullMQ's keys (BullMQ has

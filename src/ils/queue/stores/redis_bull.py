@@ -20,11 +20,14 @@ from bullmq.scripts import raw2NextJobData
 from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import MasterNotFoundError
 from redis.backoff import NoBackoff
 
 from ils.errors import StoreUnavailableError
 from ils.queue.catalogue import QueueConfig
+from ils.queue.stores.redis_connect import async_client
 from ils.queue.stores.redis_schedulers import use_our_cron
+from ils.redis_settings import RedisConnection
 
 # BullMQ's Lua status codes (bullmq.error_code.ErrorCode).
 JOB_NOT_EXIST = -1
@@ -74,11 +77,22 @@ def unavailable_guard() -> Iterator[None]:
         raise StoreUnavailableError(
             f"redis unavailable: {type(err).__name__}: {err}", unsent=never_sent(err)
         ) from err
+    except redis_errors.ResponseError as err:
+        # ``min-replicas-to-write`` refusing writes: a master cut off from its replicas,
+        # typically the old one of a Sentinel fail-over, whose writes would be thrown
+        # away when it is demoted. An outage, not a bug. Not ``unsent``: a command
+        # before the refused one may have been applied.
+        if not str(err).startswith("NOREPLICAS"):
+            raise
+        raise StoreUnavailableError(
+            "redis unavailable: NOREPLICAS (not enough replicas to write)"
+        ) from err
 
 
 def never_sent(err: BaseException) -> bool:
     """Whether ``err`` proves the command never reached Redis: the connection was
-    refused or could not be made (redis-py says "connecting to" / "Timeout connecting").
+    refused or could not be made (redis-py says "connecting to" / "Timeout connecting"),
+    or no sentinel named a master to connect to.
 
     Only meaningful on a client that does not retry a command on a dropped connection
     (see ``make_client(retry=False)``): there the failure of a reconnect would hide
@@ -86,7 +100,7 @@ def never_sent(err: BaseException) -> bool:
     """
     seen: BaseException | None = err
     while seen is not None:
-        if isinstance(seen, ConnectionRefusedError):
+        if isinstance(seen, ConnectionRefusedError | MasterNotFoundError):
             return True
         text = str(seen)
         if isinstance(seen, redis_errors.ConnectionError | redis_errors.TimeoutError) and (
@@ -98,7 +112,11 @@ def never_sent(err: BaseException) -> bool:
 
 
 def make_client(
-    url: str, connect_timeout_ms: int, *, blocking: bool = False, retry: bool = True
+    connection: RedisConnection | str,
+    connect_timeout_ms: int,
+    *,
+    blocking: bool = False,
+    retry: bool = True,
 ) -> Redis:
     """A Redis client that fails fast instead of retrying for minutes.
 
@@ -111,12 +129,15 @@ def make_client(
     The producers' client (``retry=False``) never retries either: an add resent after a
     dropped connection could hide that the first one ran (see ``never_sent``); adds are
     idempotent by job id, and an uncertain one is resolved by id later.
+
+    Where Redis is (URL, TLS, Sentinel) comes from ``connection``; with Sentinel,
+    redis-py runs the connect (master look-up included) under the same retry policy.
     """
-    return Redis.from_url(
-        url,
+    return async_client(
+        connection,
         decode_responses=True,
-        socket_connect_timeout=connect_timeout_ms / 1000,
-        socket_timeout=None if blocking else COMMAND_TIMEOUT_S,
+        connect_timeout_s=connect_timeout_ms / 1000,
+        socket_timeout_s=None if blocking else COMMAND_TIMEOUT_S,
         retry=Retry(
             NoBackoff(),
             0 if blocking or not retry else 1,

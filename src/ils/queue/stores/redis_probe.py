@@ -12,10 +12,12 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
-import redis
 from redis import exceptions as redis_errors
 from redis.backoff import NoBackoff
 from redis.retry import Retry
+
+from ils.queue.stores.redis_connect import sync_client
+from ils.redis_settings import RedisConnection
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,12 +39,12 @@ class ThreadProbe:
     connection serves every probe of the process.
     """
 
-    def __init__(self, url: str, timeout_ms: int) -> None:
+    def __init__(self, connection: RedisConnection | str, timeout_ms: int) -> None:
         timeout_s = timeout_ms / 1000
-        self._client = redis.Redis.from_url(
-            url,
-            socket_timeout=timeout_s,
-            socket_connect_timeout=timeout_s,
+        self._client = sync_client(
+            connection,
+            socket_timeout_s=timeout_s,
+            connect_timeout_s=timeout_s,
             retry=Retry(NoBackoff(), 0),
             decode_responses=True,
         )
