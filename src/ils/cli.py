@@ -6,21 +6,32 @@ import asyncio
 import json
 import logging
 from collections.abc import Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
 from rich.table import Table
+from rich.text import Text
 
+from ils.checks import (
+    CheckResult,
+    Status,
+    check_deployment,
+    exit_code,
+    load_settings_checked,
+    render,
+    results_json,
+    start_up_checks,
+)
 from ils.errors import ILSError
 from ils.heap import freeze_start_up_heap
 from ils.migrations import current_revision, head_revision, upgrade_database
 from ils.queue.model import COUNTED_STATES, JobState
 from ils.queue.service import build_registry, install_signal_handlers, load_registrar, run_workers
 from ils.queue.system import JobSystem
-from ils.settings import Settings, load_settings
-from ils.workers import register_all
+from ils.settings import Settings
 
 T = TypeVar("T")
 
@@ -45,9 +56,45 @@ def _setup_logging(settings: Settings) -> None:
     logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
+def _load_settings() -> Settings:
+    """Load settings once; a bad value ends the command with the variable and the
+    reason (``ils check``'s wording), never a pydantic stack trace."""
+    settings, result = load_settings_checked()
+    if settings is None:
+        _print_error(result.message, result.fix)
+        raise typer.Exit(2)
+    return settings
+
+
+def _print_error(message: str, fix: str | None) -> None:
+    """``error: ...`` and its fix on stderr, unwrapped so a log keeps the sentence whole."""
+    err = Console(stderr=True, soft_wrap=True, highlight=False)
+    err.print(Text.assemble(("error: ", "red"), message))
+    if fix:
+        err.print(Text(f"  fix: {fix}"))
+
+
+def _refuse_or_warn(results: list[CheckResult]) -> None:
+    """What ``ils serve`` / ``ils worker`` do with ``ils check``'s findings at start: a
+    fatal problem (database unreachable or not migrated, no secret key, evicting Redis
+    when noeviction is required) stops the start with its sentence and fix, since the
+    process could only fail later and more obscurely; anything else is logged once as
+    a warning and the process runs."""
+    fatal = [result for result in results if result.fatal]
+    if fatal:
+        for result in fatal:
+            _print_error(f"cannot start: {result.message}", result.fix)
+        raise typer.Exit(2)
+    logger = logging.getLogger("ils.check")
+    for result in results:
+        if result.status is not Status.OK:
+            fix = f" (fix: {result.fix})" if result.fix else ""
+            logger.warning("%s: %s%s", result.name, result.message, fix)
+
+
 def _run(make: Callable[[Settings], Coroutine[Any, Any, T]]) -> T:
     """Load settings once, run ``make`` and turn our errors into a clean exit."""
-    settings = load_settings()
+    settings = _load_settings()
     _setup_logging(settings)
     try:
         return asyncio.run(make(settings))
@@ -72,8 +119,15 @@ def worker(
     """Run workers for some or all queues until SIGTERM (running jobs get a grace period)."""
 
     async def main(settings: Settings) -> None:
+        # Concurrent with short timeouts: a healthy start pays the slowest check, a
+        # database round trip.
+        _refuse_or_warn(await start_up_checks(settings, "worker"))
         system = await JobSystem.open(settings)
         try:
+            # Imported here, not at the top: the handlers pull in numpy and statsmodels
+            # (seconds), which `ils check`, `ils db` and `ils jobs` never need.
+            from ils.workers import register_all
+
             registrars = [register_all, *(load_registrar(spec) for spec in handlers or [])]
             registry = build_registry(system, registrars)
             freeze_start_up_heap()
@@ -108,17 +162,23 @@ def serve(
     ] = False,
 ) -> None:
     """Serve the web app and API with uvicorn; workers run in-process unless told not to."""
-    settings = load_settings()
+    settings = _load_settings()
     _setup_logging(settings)
     _serve(settings, host, port, start_workers=settings.start_workers and not no_workers)
 
 
 def _serve(settings: Settings, host: str | None, port: int | None, *, start_workers: bool) -> None:
     """Run uvicorn with our app until SIGTERM / Ctrl-C (shared by serve and demo)."""
-    import uvicorn
+    # The start-up checks run in a thread of their own while the web modules import
+    # (over a second), so a healthy start does not wait for them at all.
+    with ThreadPoolExecutor(1, thread_name_prefix="ils-check") as pool:
+        checking = pool.submit(asyncio.run, start_up_checks(settings, "serve"))
+        import uvicorn
 
-    from ils.web.app import create_app
+        from ils.web.app import create_app
 
+        results = checking.result()
+    _refuse_or_warn(results)
     logging.getLogger("uvicorn.access").addFilter(_drop_query_string)
     config = uvicorn.Config(
         create_app(settings, start_workers=start_workers, on_started=freeze_start_up_heap),
@@ -164,6 +224,28 @@ def demo(
     settings = _run(build)
     if not no_serve:
         _serve(settings, host, port, start_workers=settings.start_workers)
+
+
+@app.command()
+def check(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
+    timeout: Annotated[
+        float, typer.Option(min=0.1, max=300, help="Seconds each check may take.")
+    ] = 5.0,
+) -> None:
+    """Check the settings and everything they point at; exit 1 on any problem.
+
+    Database (reachable, migrated), Redis (version, eviction policy, persistence),
+    storage (a probe object written, read and deleted), SMTP (greeting and EHLO, no
+    mail), the secret key, time zone data and the public URL. Warnings alone exit 0.
+    """
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    results = asyncio.run(check_deployment(timeout_s=timeout))
+    if as_json:
+        typer.echo(results_json(results))
+    else:
+        render(results, Console(highlight=False, soft_wrap=True))
+    raise typer.Exit(exit_code(results))
 
 
 @jobs_app.command("demo")
