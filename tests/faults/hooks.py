@@ -1,9 +1,11 @@
 """Handlers for fault-injection worker processes (``ils worker --handlers`` this ``:register``).
 
 ``register`` replaces the ``general-notification`` e-mail handler with one that sends
-nothing and appends ``<start epoch ms> <job id> <store> <pid>`` to the file in
+nothing and appends ``<claim epoch ms> <job id> <store> <pid>`` to the file in
 ``ILS_TEST_STARTS``: the rate-limit scenario counts starts per window across both stores
-and every process from it.
+and every process from it. The time is the store's claim time (when the limiter let the
+job through), not the handler's: a busy process may start a claimed job's handler
+later, which says nothing about the limiter.
 """
 
 from __future__ import annotations
@@ -17,7 +19,10 @@ from ils.queue.system import JobSystem
 
 
 async def record_start(payload: GeneralNotificationEmail, ctx: JobContext) -> dict[str, str]:
-    line = f"{time.time_ns() // 1_000_000} {ctx.job_id} {ctx.store} {os.getpid()}\n"
+    claimed = getattr(ctx, "claimed", None)
+    at = claimed.record.processed_at_ms if claimed is not None else None
+    at = at or time.time_ns() // 1_000_000
+    line = f"{at} {ctx.job_id} {getattr(ctx, 'store', '?')} {os.getpid()}\n"
     fd = os.open(os.environ["ILS_TEST_STARTS"], os.O_WRONLY | os.O_APPEND | os.O_CREAT)
     try:
         os.write(fd, line.encode())

@@ -237,7 +237,7 @@ _UNCOUNT_IN_WINDOW = (
     .where(
         QUEUES.c.queue == bindparam("q"),
         QUEUES.c.rl_window_start_ms == bindparam("start"),
-        QUEUES.c.rl_count > 1,
+        QUEUES.c.rl_count > 0,
     )
     .values(rl_count=QUEUES.c.rl_count - 1)
 )
@@ -245,9 +245,11 @@ _UNCOUNT_IN_WINDOW = (
 
 def refund_rate_token(conn: Connection, queue: str, window_start_ms: int) -> None:
     """Give back a token whose fetch found no job (it started nothing), only to the
-    window it was taken in and never down to an empty window: an empty window would
-    reopen at the next start, admitting a full window's starts beside the ones it
-    already let through."""
+    window it was taken in. Given back to a later window it would uncount a start that
+    did happen there (the window could then reopen and admit a full window's starts
+    beside them). Within its own window the count stays at least the starts made in
+    it, so a window emptied by refunds had none, and reopening it at the next start
+    is what BullMQ's window does."""
     conn.execute(_UNCOUNT_IN_WINDOW, {"q": queue, "start": window_start_ms})
 
 
