@@ -29,7 +29,6 @@ from ils.database import session_factory
 from ils.queue.model import JobRef
 from ils.queue.outbox import HELD
 from ils.queue.system import JobSystem
-from ils.settings import Settings
 from tests.conftest import delete_prefix
 from tests.faults.load import CpuHogs
 from tests.faults.proxy import FaultProxy
@@ -37,19 +36,10 @@ from tests.faults.redis_server import PrivateRedis
 from tests.faults.smtp import SmtpRecorder
 from tests.faults.wait import eventually, still
 from tests.workers.support import Network, build_network
+from tests.workers.test_email_processes import settings_from
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _settings(env: dict[str, str]) -> Settings:
-    saved = dict(os.environ)
-    os.environ.update(env)
-    try:
-        return Settings(_env_file=None)
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
 
 
 @dataclass
@@ -139,7 +129,7 @@ async def world(
 ) -> AsyncIterator[World]:
     with FaultProxy(upstream) as proxy:
         env = _env(tmp, proxy, prefix, smtp) | overrides
-        system = await JobSystem.open(_settings(env))
+        system = await JobSystem.open(settings_from(env))
         w: World | None = None
         try:
             network = await build_network(session_factory(system.engine))

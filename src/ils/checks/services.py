@@ -227,18 +227,6 @@ def redis_persistence_result(info: dict[str, Any]) -> CheckResult:
     return ok("redis_persistence", "Redis appendonly is on")
 
 
-async def _redis_policy(client: Any, info: dict[str, Any]) -> str | None:
-    policy = info.get("maxmemory_policy")
-    if policy:
-        return str(policy)
-    try:
-        reply = await client.config_get("maxmemory-policy")
-    except Exception:  # CONFIG is often disabled on managed Redis
-        return None
-    value = reply.get("maxmemory-policy")
-    return None if value is None else str(value)
-
-
 async def check_redis(settings: Settings, timeout_s: float) -> list[CheckResult]:
     """Redis (when configured) answers, is new enough, never evicts, persists jobs.
 
@@ -250,6 +238,7 @@ async def check_redis(settings: Settings, timeout_s: float) -> list[CheckResult]
     from redis.asyncio.retry import Retry
     from redis.backoff import NoBackoff
 
+    from ils.queue.stores.redis_admin import eviction_policy
     from ils.queue.stores.redis_connect import async_client
 
     try:
@@ -275,7 +264,7 @@ async def check_redis(settings: Settings, timeout_s: float) -> list[CheckResult]
     )
     try:
         info: dict[str, Any] = await client.info()
-        policy = await _redis_policy(client, info)
+        policy = await eviction_policy(client, info)
     except Exception as exc:  # refused, timed out, TLS, auth: all mean "not usable"
         return [
             problem(

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel
@@ -21,7 +20,7 @@ from ils.errors import ConfigurationError, ILSError
 from ils.migrations import current_revision, head_revision, upgrade_database
 from ils.queue.catalogue import Catalogue, build_catalogue
 from ils.queue.events import EventBus, LocalEventBus, RedisEventBus
-from ils.queue.gate import RedisGate
+from ils.queue.gate import EVICTION_SAFE, RedisGate
 from ils.queue.helpers import JobHelpers
 from ils.queue.jobtypes import JobTypes, default_job_types
 from ils.queue.metrics import JobMetrics
@@ -32,19 +31,6 @@ from ils.queue.store import JobStore
 from ils.queue.stores.local import LocalJobStore
 from ils.queue.stores.redis import RedisJobStore
 from ils.settings import Settings
-
-EVICTION_SAFE = "noeviction"
-
-
-@dataclass(frozen=True, slots=True)
-class RedisPolicy:
-    """Redis's eviction policy and whether it is safe for a queue."""
-
-    policy: str | None
-
-    @property
-    def safe(self) -> bool:
-        return self.policy is None or self.policy == EVICTION_SAFE
 
 
 def _problem(severity: str, code: str, message: str) -> dict[str, str]:
@@ -186,14 +172,6 @@ class JobSystem:
         if self.gate is not None and not self.gate.eviction_safe:
             message = self._policy_message(self.gate.policy)
             self.logger.warning("!" * 20 + " " + message + " " + "!" * 20)
-
-    async def redis_policy(self) -> RedisPolicy:
-        """Redis's ``maxmemory-policy`` (``None`` when unknown)."""
-        if self.redis is None:
-            return RedisPolicy(None)
-        health = await self.redis.health()
-        policy = health.details.get("maxmemory_policy")
-        return RedisPolicy(str(policy) if policy else None)
 
     @property
     def mode(self) -> str:

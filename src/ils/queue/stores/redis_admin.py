@@ -238,7 +238,7 @@ async def health(client: Redis, kind: str, prefix: str) -> StoreHealth:
         await asyncio.wait_for(client.ping(), HEALTH_TIMEOUT_S)
         latency_ms = (time.perf_counter() - started) * 1000
         info: dict[str, Any] = await asyncio.wait_for(client.info(), HEALTH_TIMEOUT_S)
-        policy = info.get("maxmemory_policy") or await _policy(client)
+        policy = await eviction_policy(client, info)
     except Exception as err:  # a health probe reports, it does not fail
         return StoreHealth(
             kind,
@@ -257,8 +257,12 @@ async def health(client: Redis, kind: str, prefix: str) -> StoreHealth:
     return StoreHealth(kind, True, latency_ms, details)
 
 
-async def _policy(client: Redis) -> str | None:
-    """The eviction policy from CONFIG GET, for servers whose INFO omits it."""
+async def eviction_policy(client: Redis, info: dict[str, Any]) -> str | None:
+    """The eviction policy: from ``info`` (INFO's reply), else from CONFIG GET for
+    servers whose INFO omits it; ``None`` when neither says."""
+    policy = info.get("maxmemory_policy")
+    if policy:
+        return str(policy)
     try:
         reply = await client.config_get("maxmemory-policy")
     except Exception:  # CONFIG is often disabled on managed Redis
