@@ -375,12 +375,6 @@ def limiter_windows(starts_ms: list[int], duration_ms: int, jitter_ms: int) -> l
     return counts
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="open: about one run in three, the first limiter window of a worker that starts "
-    "with jobs in both stores shows 20 claims (10 per store); the later windows hold at 10. "
-    "Not yet explained; see the closing note of 2026-12-04.",
-)
 async def test_one_rate_limit_across_both_stores(
     tmp_path: Path, redis_url: str, redis_prefix: str
 ) -> None:

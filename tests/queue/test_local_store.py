@@ -22,7 +22,7 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Connection, func, inspect, select
+from sqlalchemy import Connection, func, inspect, select, text
 from sqlalchemy.engine import make_url
 
 from ils.clock import Clock, ManualClock, SystemClock
@@ -41,6 +41,7 @@ from ils.queue.stores.local import LocalJobStore
 from ils.queue.stores.local_claim import PrunePlan, RetentionSchedule
 from ils.queue.stores.local_sql import JOBS, LOGS, STALLED_REASON
 from ils.settings import Settings
+from tests.faults.wait import eventually
 
 Q = "email"
 ROOT = Path(__file__).resolve().parents[2]
@@ -170,6 +171,7 @@ from ils.queue.catalogue import build_catalogue
 from ils.queue.stores.local import LocalJobStore
 from ils.queue.stores.local_claim import PrunePlan, RetentionSchedule
 from ils.settings import Settings
+from tests.faults.wait import eventually
 
 async def main(url, start):
     cat = build_catalogue(Settings(queues={"email": {"rate_limit_max": 0}}))
@@ -297,6 +299,55 @@ async def test_rate_limit_is_exact_across_stores(make: MakeStore) -> None:
     results = await asyncio.gather(*(store.fetch(Q, f"t{i}") for i in range(8) for store in stores))
     assert sum(1 for r in results if r.job is not None) == 5
     assert all(r.rate_limited for r in results if r.job is None)
+
+
+async def test_a_claim_that_waited_for_the_lock_is_dated_when_it_claimed(pg_url: str) -> None:
+    """A claim that queued behind another writer belongs to the window it claimed in.
+
+    Reproduces a rate-limit overrun seen under load: the claim's time was read before
+    waiting for the queue's row lock, so a start made after its window had closed was
+    dated inside it (and refused, or counted in the wrong window).
+    """
+    clock = ManualClock()
+    cat = catalogue(rate_limit_max=2, rate_limit_duration_ms=1000)
+    stores = [
+        LocalJobStore(create_engine(pg_url), cat, clock=clock, poll_interval_ms=20)
+        for _ in range(2)
+    ]
+    holder = create_engine(pg_url)
+    try:
+        first, second = stores
+        await first.add_bulk(Q, [job(i) for i in range(4)])
+        assert (await first.fetch(Q, "a")).job is not None
+        assert (await first.fetch(Q, "b")).job is not None  # the window of 2 is full
+        clock.advance(900)
+        async with holder.connect() as lock_conn:
+            lock = await lock_conn.begin()
+            await lock_conn.execute(
+                text("SELECT 1 FROM ils_queue_state WHERE queue = :q FOR UPDATE"), {"q": Q}
+            )
+            waiting = asyncio.create_task(second.fetch(Q, "c"))
+
+            async def blocked() -> bool:
+                async with holder.connect() as probe:
+                    found = await probe.execute(
+                        text(
+                            "SELECT count(*) FROM pg_stat_activity"
+                            " WHERE wait_event_type = 'Lock' AND datname = current_database()"
+                        )
+                    )
+                    return bool(found.scalar_one())
+
+            await eventually(blocked, 10)
+            clock.advance(100)  # the window ends while the claim waits for the lock
+            await lock.commit()
+        fetched = await asyncio.wait_for(waiting, 10)
+        assert fetched.job is not None, fetched
+        assert fetched.job.record.processed_at_ms == clock.now_ms()
+    finally:
+        for store in stores:
+            await store.close()
+        await holder.dispose()
 
 
 # -- retention ----------------------------------------------------------------------

@@ -83,7 +83,10 @@ class LocalJobStore(LocalAdmin, JobStore):
         engine: the app database. A SQLite file is opened again by a private
             synchronous engine for speed (see ``local_tx``); PostgreSQL is used as is.
         catalogue: the queues; queue arguments are its keys.
-        clock: time source of every timestamp, lock, delay and window.
+        clock: time source of every timestamp, lock, delay and window. Claims, locks
+            and completions read it inside their transaction, after any wait for the
+            write lock: a time read before the wait would date a start too early and
+            put it in a rate-limit window that has already closed.
         max_stalled_count: how many times a job may lose its worker and go back to
             waiting before it fails.
         poll_interval_ms: how often ``wait_for_work`` looks for jobs added by other
@@ -176,8 +179,7 @@ class LocalJobStore(LocalAdmin, JobStore):
 
     async def fetch(self, queue: str, token: str) -> Fetch:
         config = self._config(queue)
-        now = self._now()
-        return await self._run(lambda conn: claim(conn, config, token, now))
+        return await self._run(lambda conn: claim(conn, config, token, self._clock))
 
     async def take_rate_token(self, queue: str) -> tuple[int, int]:
         """Count a start in the queue's rate-limit window for a job another store runs:
@@ -185,8 +187,7 @@ class LocalJobStore(LocalAdmin, JobStore):
         config = self._config(queue)
         if config.rate_limit is None:
             return 0, 0
-        now = self._now()
-        return await self._run(lambda conn: take_rate_token(conn, config, now))
+        return await self._run(lambda conn: take_rate_token(conn, config, self._clock))
 
     async def refund_rate_token(self, queue: str, window_start_ms: int) -> None:
         """Give back a token taken by ``take_rate_token`` that started nothing."""
@@ -197,14 +198,14 @@ class LocalJobStore(LocalAdmin, JobStore):
     ) -> Fetch | None:
         config = self._config(queue)
         json_value(result, queue, job.record.name, "result")
-        now = self._now()
-        plan = self._retention.plan(queue, COMPLETED, config.keep_completed, now)
+        plan = self._retention.plan(queue, COMPLETED, config.keep_completed, self._now())
 
         def body(conn: Connection) -> Fetch | None:
+            now = self._now()
             if not complete(conn, queue, job, result, now):
                 raise LockLostError(queue, job.id)
             prune(conn, queue, COMPLETED, config.keep_completed, now, plan)
-            return claim(conn, config, job.token, now) if fetch_next else None
+            return claim(conn, config, job.token, self._clock) if fetch_next else None
 
         return await self._run(body)
 
@@ -218,10 +219,10 @@ class LocalJobStore(LocalAdmin, JobStore):
         retry: bool = True,
     ) -> JobState:
         config = self._config(queue)
-        now = self._now()
-        plan = self._retention.plan(queue, FAILED, config.keep_failed, now)
+        plan = self._retention.plan(queue, FAILED, config.keep_failed, self._now())
 
         def body(conn: Connection) -> JobState:
+            now = self._now()
             state = _record_failure(conn, config, job, str(reason), stacktrace, retry, now)
             if state == FAILED:
                 prune(conn, queue, FAILED, config.keep_failed, now, plan)
@@ -240,9 +241,9 @@ class LocalJobStore(LocalAdmin, JobStore):
         by_token: dict[str, list[str]] = {}
         for job in jobs:
             by_token.setdefault(job.token, []).append(job.id)
-        now = self._now()
 
         def body(conn: Connection) -> set[tuple[str, str]]:
+            now = self._now()
             kept: set[tuple[str, str]] = set()
             for token, ids in by_token.items():
                 extended = conn.execute(
@@ -265,9 +266,8 @@ class LocalJobStore(LocalAdmin, JobStore):
 
     async def recover_stalled(self, queue: str) -> list[str]:
         config = self._config(queue)
-        now = self._now()
         handled, requeued = await self._run(
-            lambda conn: _recover(conn, config, self._max_stalled, now)
+            lambda conn: _recover(conn, config, self._max_stalled, self._now())
         )
         if requeued:
             self._notify(queue)

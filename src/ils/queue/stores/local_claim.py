@@ -24,6 +24,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, delete, exists, func, select, update
 
+from ils.clock import Clock
 from ils.queue.catalogue import QueueConfig, RateLimit, Retention
 from ils.queue.model import ClaimedJob, Fetch
 from ils.queue.stores.local_sql import (
@@ -175,15 +176,18 @@ def rate_limit_wait(config: QueueConfig, switches: QueueSwitches, now: int) -> i
     return window_end - now
 
 
-def claim(conn: Connection, config: QueueConfig, token: str, now: int) -> Fetch:
+def claim(conn: Connection, config: QueueConfig, token: str, clock: Clock) -> Fetch:
     """Claim the most urgent due job of ``config``'s queue for ``token``.
 
     Order of checks as in BullMQ's ``moveToActive``: promote due delayed jobs, then
-    the rate limit, then the pause flag, then take a job.
+    the rate limit, then the pause flag, then take a job. The time is read once the
+    transaction holds what it waits for (the rate window's row): read before, a claim
+    that queued behind other writers would be dated in a window that already ended.
     """
     if config.rate_limit is not None:
-        return _claim_rate_limited(conn, config, config.rate_limit, token, now)
+        return _claim_rate_limited(conn, config, config.rate_limit, token, clock)
     queue = config.key
+    now = clock.now_ms()
     conn.execute(_PROMOTE, {"q": queue, "now": now})
     row = conn.execute(_CLAIM_UNLESS_PAUSED, _claim_params(config, token, now)).first()
     if row is None:
@@ -192,11 +196,12 @@ def claim(conn: Connection, config: QueueConfig, token: str, now: int) -> Fetch:
 
 
 def _claim_rate_limited(
-    conn: Connection, config: QueueConfig, limit: RateLimit, token: str, now: int
+    conn: Connection, config: QueueConfig, limit: RateLimit, token: str, clock: Clock
 ) -> Fetch:
     """Claim under the queue's rate limit, its window row locked until commit."""
     queue = config.key
     switches = read_switches(conn, queue, lock=True)
+    now = clock.now_ms()
     conn.execute(_PROMOTE, {"q": queue, "now": now})
     limited_ms = rate_limit_wait(config, switches, now)
     if limited_ms > 0:
@@ -212,7 +217,7 @@ def _claim_rate_limited(
     return Fetch(ClaimedJob(record_from_row(row, paused=False), token))
 
 
-def take_rate_token(conn: Connection, config: QueueConfig, now: int) -> tuple[int, int]:
+def take_rate_token(conn: Connection, config: QueueConfig, clock: Clock) -> tuple[int, int]:
     """Count one start in the queue's rate-limit window without claiming a job here:
     ``(0, window start)`` when counted, else ``(ms left in the full window, 0)``.
 
@@ -224,6 +229,7 @@ def take_rate_token(conn: Connection, config: QueueConfig, now: int) -> tuple[in
     if limit is None:
         return 0, 0
     switches = read_switches(conn, config.key, lock=True)
+    now = clock.now_ms()  # after the lock, as in ``claim``
     limited_ms = rate_limit_wait(config, switches, now)
     if limited_ms > 0:
         return limited_ms, 0
