@@ -25,6 +25,9 @@ from ils.queue.stores.local import LocalJobStore
 from ils.queue.stores.redis import RedisJobStore
 from ils.settings import Settings
 
+# One moto S3 server for the whole run, shared by every test that uses S3.
+pytest_plugins = ["tests.s3"]
+
 REDIS_URL = os.environ.get("ILS_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 PG_ADMIN_URL = os.environ.get(
     "ILS_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"

@@ -1,10 +1,12 @@
-"""A real S3-compatible server for the storage tests: moto's, in its own process.
+"""A real S3-compatible server for the tests: moto's, in its own process, one per run.
 
-``s3_server`` (session-scoped) starts ``python -m moto.server`` on 127.0.0.1 and a free
-port, waits until it answers, creates one bucket and always stops the process at the
-end. It never skips: a server that does not start fails the tests with its log, since
-a CI run that quietly left S3 untested would prove nothing. Each test gets a key
-prefix of its own (``s3_settings``), so tests share the bucket without meeting.
+Registered as a plugin by the root ``conftest.py``, so the storage, fleet and ``ils
+check`` tests share one server. ``s3_server`` (session-scoped) starts ``python -m
+moto.server`` on 127.0.0.1 and a free port, waits until it answers, creates one bucket
+and always stops the process at the end. It never skips: a server that does not start
+fails the tests with its log, since a CI run that quietly left S3 untested would prove
+nothing. Each test takes a key prefix of its own, so tests share the bucket without
+meeting.
 
 The bucket is created, and its keys listed, with plain unsigned HTTP requests, which
 moto accepts for those.
@@ -16,7 +18,6 @@ import importlib.util
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,8 +26,7 @@ from typing import Any
 import httpx
 import pytest
 
-from ils.settings import Settings, StorageSettings
-from ils.storage_backends import Storages, open_storages
+from ils.settings import StorageSettings
 from tests.conftest import free_port
 
 BUCKET = "ils-test"
@@ -146,25 +146,3 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
         yield S3Server(endpoint, BUCKET, log)
     finally:
         _stop(process)
-
-
-@pytest.fixture
-def key_prefix() -> str:
-    """A key prefix of the test's own in the shared bucket."""
-    return f"t-{uuid.uuid4().hex[:12]}"
-
-
-@pytest.fixture
-def s3_settings(s3_server: S3Server, key_prefix: str) -> StorageSettings:
-    """The s3 backend on the test server, under the test's key prefix."""
-    return s3_server.storage_settings(key_prefix)
-
-
-@pytest.fixture(params=["local", "s3"])
-def storages(request: pytest.FixtureRequest, tmp_path: Path) -> Storages:
-    """Both backends as a process builds them from settings (every contract test runs
-    on each)."""
-    if request.param == "local":
-        return open_storages(Settings(_env_file=None, data_dir=tmp_path / "var"))
-    storage: StorageSettings = request.getfixturevalue("s3_settings")
-    return open_storages(Settings(_env_file=None, data_dir=tmp_path / "var", storage=storage))

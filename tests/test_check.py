@@ -39,7 +39,7 @@ from ils.migrations import head_revision, upgrade_database
 from ils.settings import Settings
 from tests.conftest import _psql, free_port
 from tests.faults.smtp import SmtpRecorder
-from tests.storage.conftest import S3Server, s3_server  # noqa: F401 (moto's S3 server)
+from tests.s3 import S3Server
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET_KEY = "a-test-secret-key-that-is-long-enough-0123456789"
@@ -486,7 +486,7 @@ async def test_a_database_that_is_not_there_refuses(tmp_path: Path, pg_admin_url
     assert result.fatal
 
 
-async def test_storage_in_an_s3_bucket(tmp_path: Path, s3_server: S3Server) -> None:  # noqa: F811
+async def test_storage_in_an_s3_bucket(tmp_path: Path, s3_server: S3Server) -> None:
     prefix = f"check-{uuid.uuid4().hex[:8]}"
     good = Settings(_env_file=None, data_dir=tmp_path, storage=s3_server.storage_settings(prefix))
     [result] = await check_storage(good, 5)

@@ -28,7 +28,7 @@ from ils.domain.clinical import Patient
 from ils.domain.companies import Company, CompanyKind, Role, User
 from ils.web.security import CSRF_HEADER
 from tests.conftest import delete_prefix, free_port
-from tests.storage.conftest import S3Server, s3_server  # noqa: F401 - the fixture
+from tests.s3 import S3Server
 from tests.web.api_support import order_body
 
 pytestmark = [pytest.mark.redis, pytest.mark.postgres, pytest.mark.slow]
@@ -125,7 +125,7 @@ async def fleet(
     pg_url: str,
     redis_url: str,
     redis_prefix: str,
-    s3_server: S3Server,  # noqa: F811 - the fixture imported above
+    s3_server: S3Server,
 ) -> AsyncIterator[Fleet]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ILS_", "REDIS_"))}
     env |= {

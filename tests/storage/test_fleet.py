@@ -31,7 +31,7 @@ from ils.migrations import upgrade_database
 from ils.settings import Settings
 from ils.web.app import create_app
 from ils.web.state import WebState
-from tests.storage.conftest import S3Server, log_tail
+from tests.s3 import S3Server, log_tail
 from tests.web.conftest import BASE_URL, SECRET_KEY, Factory, cheap_hasher, sign_in
 from tests.workers.pdf_support import INVOICE_NUMBER, ORDER_NUMBER, build_records, pdf_text
 from tests.workers.support import eventually

@@ -22,7 +22,7 @@ from ils.web.state import WebState
 from ils.workers.pdf.generate import DocumentGenerator, generate_invoice
 from ils.workers.pdf.pool import InlineRenderer
 from tests.conftest import free_port
-from tests.storage.conftest import S3Server
+from tests.s3 import S3Server
 from tests.web.api_support import queued
 from tests.web.conftest import BASE_URL, SECRET_KEY, Factory, cheap_hasher, sign_in
 from tests.workers.pdf_support import Records, build_records
