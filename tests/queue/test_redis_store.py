@@ -21,10 +21,9 @@ from redis import exceptions as redis_errors
 
 from ils.errors import InvalidPayloadError, LockLostError, StoreUnavailableError
 from ils.queue.catalogue import Catalogue, build_catalogue
-from ils.queue.model import ClaimedJob, JobOptions, JobState, NewJob
+from ils.queue.model import ClaimedJob, JobOptions, JobState, NewJob, is_node_integer
 from ils.queue.stores.redis import RedisJobStore
 from ils.queue.stores.redis_bull import unavailable_guard
-from ils.queue.stores.redis_codec import is_node_integer
 from ils.settings import Settings
 from tests.conftest import delete_prefix
 

@@ -37,6 +37,15 @@ CLEANABLE_STATES: frozenset[JobState] = frozenset(
 )
 
 
+#: BullMQ's lowest priority (Node refuses more: its Lua score packs priorities in 32
+#: bits); 0 is no priority, 1 the most urgent.
+MAX_PRIORITY = 2_097_152
+#: The longest a job may be delayed: a year.
+MAX_DELAY_MS = 365 * 24 * 3600 * 1000
+#: The most attempts a job may ask for.
+MAX_ATTEMPTS = 100
+
+
 @dataclass(frozen=True, slots=True)
 class JobOptions:
     """Per-job options. ``None`` means "the queue's default from the catalogue".
@@ -44,6 +53,10 @@ class JobOptions:
     ``priority`` follows BullMQ: 0 is no priority (served first, FIFO), then 1 is the
     most urgent. ``job_id`` makes the add idempotent: adding an id the store already
     holds adds nothing and returns that id.
+
+    The options carry their own rules (``problems``), the same for every store: a job
+    that one store would take and another refuse could not fall back from Redis to the
+    local store. Stores add only their physical limits (column lengths).
     """
 
     priority: int = 0
@@ -56,6 +69,50 @@ class JobOptions:
     #: when not given; ``None`` for platform-wide work.
     company_id: str | None = None
 
+    def problems(self) -> list[str]:
+        """What is wrong with these options, one line per option, without its value
+        (safe to log and to show)."""
+        problems: list[str] = []
+        if not _is_int(self.priority) or not 0 <= self.priority <= MAX_PRIORITY:
+            problems.append(f"priority: must be an integer from 0 to {MAX_PRIORITY}")
+        if not _is_int(self.delay_ms) or not 0 <= self.delay_ms <= MAX_DELAY_MS:
+            problems.append("delay_ms: must be an integer from 0 to one year")
+        if self.attempts is not None and (
+            not _is_int(self.attempts) or not 1 <= self.attempts <= MAX_ATTEMPTS
+        ):
+            problems.append(f"attempts: must be an integer from 1 to {MAX_ATTEMPTS}")
+        if self.backoff_delay_ms is not None and (
+            not _is_int(self.backoff_delay_ms) or self.backoff_delay_ms < 0
+        ):
+            problems.append("backoff_delay_ms: must be an integer >= 0")
+        if self.job_id is not None and (
+            not isinstance(self.job_id, str) or not self.job_id or is_node_integer(self.job_id)
+        ):
+            problems.append("job_id: must be a non-empty string that is not an integer")
+        if self.company_id is not None and (
+            not isinstance(self.company_id, str) or not self.company_id
+        ):
+            problems.append("company_id: must be a non-empty string")
+        return problems
+
+
+def is_node_integer(job_id: str) -> bool:
+    """Whether Node BullMQ refuses ``job_id`` ("Custom Ids cannot be integers").
+
+    Such ids collide with the ids Redis generates from the queue's counter, and a
+    collision makes the later add a silent no-op. Node tests ``String(parseInt(id, 10))
+    === id``: a canonical integer that a JS number holds exactly. Leading zeros, or
+    digits beyond a double's precision (an all-digit hex uuid), pass.
+    """
+    if not job_id.lstrip("-").isdigit() or job_id.count("-") > 1:
+        return False
+    number = int(job_id)
+    return str(number) == job_id and abs(number) < 10**21 and int(float(number)) == number
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
 
 @dataclass(frozen=True, slots=True)
 class NewJob:
@@ -64,6 +121,15 @@ class NewJob:
     name: str
     data: dict[str, Any]
     options: JobOptions = field(default_factory=JobOptions)
+
+    def problems(self) -> list[str]:
+        """What is wrong with the job's name, data and options (see ``JobOptions``)."""
+        problems: list[str] = []
+        if not isinstance(self.name, str) or not self.name:
+            problems.append("name: must be a non-empty string")
+        if not isinstance(self.data, dict):
+            problems.append("data: must be a JSON object")
+        return problems + self.options.problems()
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,9 +36,6 @@ from ils.queue.outbox import HELD, Outbox
 from ils.queue.stores.local import LocalJobStore
 from ils.queue.stores.redis import RedisJobStore
 
-MAX_PRIORITY = 2_097_152  # BullMQ's lowest priority
-MAX_DELAY_MS = 365 * 24 * 3600 * 1000
-
 
 def new_job_id() -> str:
     """A fresh job id; never all digits (BullMQ refuses integer-like custom ids)."""
@@ -51,20 +48,6 @@ def new_job_id() -> str:
 #: ``session.info`` key of the company a request acts for: jobs enqueued in that
 #: session without an explicit ``company_id`` are stamped with it.
 COMPANY_INFO_KEY = "ils_company_id"
-
-
-def _check_options(queue: str, name: str, options: JobOptions) -> None:
-    problems = []
-    if not 0 <= options.priority <= MAX_PRIORITY:
-        problems.append(f"priority: must be between 0 and {MAX_PRIORITY}")
-    if not 0 <= options.delay_ms <= MAX_DELAY_MS:
-        problems.append("delay_ms: must be between 0 and one year")
-    if options.attempts is not None and not 1 <= options.attempts <= 100:
-        problems.append("attempts: must be between 1 and 100")
-    if options.backoff_delay_ms is not None and options.backoff_delay_ms < 0:
-        problems.append("backoff_delay_ms: must not be negative")
-    if problems:
-        raise InvalidPayloadError(queue, name, problems)
 
 
 class Producer:
@@ -101,7 +84,8 @@ class Producer:
         job_type = self.job_types.get(queue, name)
         if not isinstance(payload, job_type.model):
             raise InvalidPayloadError(queue, name, [f"payload: expected {job_type.model.__name__}"])
-        _check_options(queue, name, options)
+        if problems := options.problems():
+            raise InvalidPayloadError(queue, name, problems)
         # Unset optional fields are left out, as the TypeScript producers do.
         data = payload.model_dump(mode="json", by_alias=True, exclude_none=True)
         size = len(json.dumps(data, separators=(",", ":")).encode())

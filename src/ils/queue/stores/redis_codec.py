@@ -18,8 +18,6 @@ from ils.errors import InvalidPayloadError
 from ils.queue.catalogue import QueueConfig, Retention
 from ils.queue.model import JobRecord, JobState, NewJob
 
-#: BullMQ (Node) refuses priorities above 2**21; the Lua score packs them in 32 bits.
-MAX_PRIORITY = 2_097_152
 #: BullMQ's short option keys, as ``bullmq.job.optsDecodeMap`` reads them back.
 SHORT_OPTION_KEYS: Mapping[str, str] = {
     "fpof": "failParentOnFailure",
@@ -42,39 +40,11 @@ def keep_jobs(retention: Retention) -> dict[str, int]:
 
 
 def validate_new_job(queue: str, job: NewJob) -> None:
-    """Refuse options BullMQ (Node) would refuse, before anything is queued.
-
-    Integer-looking custom ids are refused as Node BullMQ refuses them: they collide
-    with the ids Redis generates from the queue's counter, and a collision makes the
-    later add a silent no-op.
-    """
-    problems: list[str] = []
-    options = job.options
-    if not 0 <= options.priority <= MAX_PRIORITY:
-        problems.append(f"priority: must be between 0 and {MAX_PRIORITY}")
-    if options.delay_ms < 0:
-        problems.append("delay_ms: must not be negative")
-    if options.attempts is not None and options.attempts < 1:
-        problems.append("attempts: must be at least 1")
-    if options.backoff_delay_ms is not None and options.backoff_delay_ms < 0:
-        problems.append("backoff_delay_ms: must not be negative")
-    if options.job_id is not None and (not options.job_id or is_node_integer(options.job_id)):
-        problems.append("job_id: must be a non-empty string that is not an integer")
+    """Refuse a job no store would run (``NewJob.problems``, which include what Node
+    BullMQ refuses), before anything is queued; Redis has no limits of its own here."""
+    problems = job.problems()
     if problems:
-        raise InvalidPayloadError(queue, job.name, problems)
-
-
-def is_node_integer(job_id: str) -> bool:
-    """Whether Node BullMQ refuses ``job_id`` ("Custom Ids cannot be integers").
-
-    Node tests ``String(parseInt(id, 10)) === id``: a canonical integer that a JS
-    number holds exactly. Leading zeros, or digits beyond a double's precision (an
-    all-digit hex uuid), pass.
-    """
-    if not job_id.lstrip("-").isdigit() or job_id.count("-") > 1:
-        return False
-    number = int(job_id)
-    return str(number) == job_id and abs(number) < 10**21 and int(float(number)) == number
+        raise InvalidPayloadError(queue, job.name if isinstance(job.name, str) else "?", problems)
 
 
 def bull_options(config: QueueConfig, job: NewJob) -> dict[str, Any]:
