@@ -523,6 +523,11 @@ async def test_sqlite_readers_do_not_wait_for_a_writer(url: str, make: MakeStore
         job(1, backoff_delay_ms=-1),
         job(1, job_id=""),
         job(1, job_id="x" * 256),
+        # The limits every store shares (JobOptions.problems): Redis refuses these, so
+        # the local store must too, or a job could be refused only after a fall-back.
+        job(1, job_id="42"),
+        job(1, delay_ms=366 * 24 * 3600 * 1000),
+        job(1, attempts=101),
     ],
 )
 async def test_bad_jobs_are_refused_and_nothing_is_added(make: MakeStore, bad: NewJob) -> None:
