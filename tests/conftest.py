@@ -22,6 +22,8 @@ from ils.migrations import upgrade_database
 from ils.queue.catalogue import Catalogue, build_catalogue
 from ils.queue.store import JobStore
 from ils.queue.stores.local import LocalJobStore
+from ils.queue.stores.memory import MemoryJobStore
+from ils.queue.stores.memory_state import MemoryState
 from ils.queue.stores.redis import RedisJobStore
 from ils.settings import Settings
 
@@ -32,7 +34,7 @@ REDIS_URL = os.environ.get("ILS_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 PG_ADMIN_URL = os.environ.get(
     "ILS_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 )
-STORE_KINDS = ("redis", "sqlite", "postgres")
+STORE_KINDS = ("redis", "sqlite", "postgres", "memory")
 
 
 def _reachable(url: str, default_port: int) -> bool:
@@ -174,15 +176,28 @@ def test_catalogue() -> Catalogue:
 
 @pytest.fixture(params=STORE_KINDS)
 async def make_store(request: pytest.FixtureRequest) -> AsyncIterator[StoreFactory]:
-    """Builds stores of one kind (the test runs once per kind: redis, sqlite, postgres).
+    """Builds stores of one kind (the test runs once per kind: redis, sqlite, postgres,
+    memory).
 
     Call ``await make_store(catalogue, clock=..., max_stalled_count=...)``; every store
-    made shares one database or Redis prefix, like processes of one deployment.
+    made shares one database, Redis prefix or ``MemoryState``, like processes of one
+    deployment.
     """
     kind: str = request.param
     made: list[JobStore] = []
     cleanup: list[Callable[[], Awaitable[None]]] = []
-    if kind == "redis":
+    if kind == "memory":
+        state = MemoryState()
+
+        async def factory(
+            catalogue: Catalogue, clock: Clock | None = None, max_stalled_count: int = 1
+        ) -> JobStore:
+            store = MemoryJobStore(
+                catalogue, clock=clock, max_stalled_count=max_stalled_count, state=state
+            )
+            made.append(store)
+            return store
+    elif kind == "redis":
         url = request.getfixturevalue("redis_url")
         prefix = request.getfixturevalue("redis_prefix")
         cleanup.append(lambda: delete_prefix(url, prefix))

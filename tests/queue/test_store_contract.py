@@ -1,5 +1,6 @@
-"""One contract for every job store: each test runs on Redis, local SQLite and local
-PostgreSQL (the ``make_store``/``store`` fixtures are parametrised over the three).
+"""One contract for every job store: each test runs on Redis, local SQLite, local
+PostgreSQL and the in-memory store (the ``make_store``/``store`` fixtures are
+parametrised over the four).
 """
 
 from __future__ import annotations

@@ -1,10 +1,12 @@
 """The one job-store interface every part of ILS talks to.
 
-Two implementations exist: ``stores.redis.RedisJobStore`` (BullMQ's Lua scripts on
-Redis, compatible with the platform's Node BullMQ service) and
-``stores.local.LocalJobStore`` (tables in the app database, SQLite or PostgreSQL).
+Three implementations exist: ``stores.redis.RedisJobStore`` (BullMQ's Lua scripts on
+Redis, compatible with the platform's Node BullMQ service),
+``stores.local.LocalJobStore`` (tables in the app database, SQLite or PostgreSQL) and
+``stores.memory.MemoryJobStore`` (the local store's behaviour in memory, for tests).
 The runner, the producer and the monitoring API only see this class, and one contract
-test suite (``tests/queue/test_store_contract.py``) holds both to the same behaviour.
+test suite (``tests/queue/test_store_contract.py``) holds all of them (on Redis,
+SQLite, PostgreSQL and memory) to the same behaviour.
 
 Queues are named by their catalogue key (``"email"``), never by the Redis name.
 """
