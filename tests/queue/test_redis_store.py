@@ -26,6 +26,7 @@ from ils.queue.stores.redis import RedisJobStore
 from ils.queue.stores.redis_bull import unavailable_guard
 from ils.settings import Settings
 from tests.conftest import delete_prefix
+from tests.faults.wait import eventually
 
 pytestmark = pytest.mark.redis
 Q = "email"
@@ -184,14 +185,21 @@ async def test_lost_lock_is_lock_lost_error(rstore: RedisJobStore, bull_queue: A
     assert await rstore.extend_locks(Q, [claimed]) == [claimed.id]
 
 
-async def test_stalled_check_needs_two_passes(make: Any) -> None:
-    store = make(catalogue_with(lock_duration_ms=200, stalled_interval_ms=300))
+async def test_stalled_check_needs_two_passes(make: Any, bull_queue: Any) -> None:
+    # A long stalled interval, ended by hand (its throttle key deleted), so no step
+    # depends on how fast this machine is at the moment.
+    store = make(catalogue_with(lock_duration_ms=200, stalled_interval_ms=60_000))
     job_id = await store.add(Q, NewJob("order-confirmation", DATA))
     await claim(store)
-    await asyncio.sleep(0.3)  # the lock has expired
+    lock = f"{bull_queue.qualifiedName}:{job_id}:lock"
+
+    async def lock_expired() -> bool:
+        return not await bull_queue.client.exists(lock)
+
+    await eventually(lock_expired, 5)
     assert await store.recover_stalled(Q) == []  # first pass only marks suspects
     assert await store.recover_stalled(Q) == []  # throttled by the stalled interval
-    await asyncio.sleep(0.35)
+    await bull_queue.client.delete(f"{bull_queue.qualifiedName}:stalled-check")
     assert await store.recover_stalled(Q) == [job_id]
     record = await store.get_job(Q, job_id)
     assert record is not None
