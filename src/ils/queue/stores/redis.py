@@ -8,7 +8,9 @@ after the first window, so each fetch is one atomic ``moveToActive`` carrying th
 queue's limiter and lock duration, and completion/failure call ``moveToFinished`` /
 ``moveToDelayed`` / ``retryJob`` directly with our own retry decision.
 
-Only this module and its ``redis_*`` helpers import ``bullmq``.
+This module holds the producer and worker operations; the connections and the
+monitoring and admin operations are in ``redis_store_admin`` (their bodies in
+``redis_admin``). Only this module and its ``redis_*`` helpers import ``bullmq``.
 """
 
 from __future__ import annotations
@@ -21,8 +23,6 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from redis.asyncio import Redis
-
 from ils.errors import (
     InvalidPayloadError,
     JobNotFoundError,
@@ -32,17 +32,7 @@ from ils.errors import (
 )
 from ils.queue.catalogue import Catalogue, QueueConfig
 from ils.queue.cron import ScheduleSpec
-from ils.queue.model import (
-    CLEANABLE_STATES,
-    ClaimedJob,
-    Fetch,
-    JobRecord,
-    JobState,
-    NewJob,
-    StoreHealth,
-)
-from ils.queue.store import JobStore
-from ils.queue.stores import redis_admin
+from ils.queue.model import ClaimedJob, Fetch, JobState, NewJob
 from ils.queue.stores.redis_bull import (
     JOB_NOT_EXIST,
     LOCK_LOST_CODES,
@@ -67,6 +57,7 @@ from ils.queue.stores.redis_connect import as_connection
 from ils.queue.stores.redis_probe import ThreadProbe
 from ils.queue.stores.redis_schedulers import advance
 from ils.queue.stores.redis_schedulers import sync as sync_schedulers
+from ils.queue.stores.redis_store_admin import RedisAdmin
 from ils.redis_settings import RedisConnection
 
 # Claimed jobs whose options we keep in memory between fetch and finish (saves a read).
@@ -83,7 +74,7 @@ def company_index_cap(config: QueueConfig) -> int:
     return config.keep_completed.count + config.keep_failed.count + 10_000
 
 
-class RedisJobStore(JobStore):
+class RedisJobStore(RedisAdmin):
     """:class:`JobStore` over BullMQ queues in Redis (see the module docstring)."""
 
     kind = "redis"
@@ -105,52 +96,15 @@ class RedisJobStore(JobStore):
         self._prefix = prefix
         self._max_stalled_count = max_stalled_count
         self._connect_timeout_ms = connect_timeout_ms
-        self._client: Redis | None = None
-        self._blocking: Redis | None = None
-        self._producer: Redis | None = None
-        self._queues: dict[str, BullQueue] = {}
-        self._producer_queues: dict[str, BullQueue] = {}
+        self._client = None
+        self._blocking = None
+        self._producer = None
+        self._queues = {}
+        self._producer_queues = {}
         self._claims: dict[tuple[str, str, str], dict[str, Any]] = {}
         self._closed = False
 
-    # -- connections -------------------------------------------------------------------
-
-    def _shared(self) -> Redis:
-        if self._closed:
-            raise StoreUnavailableError("redis store is closed", unsent=True)
-        if self._client is None:
-            self._client = make_client(self._connection, self._connect_timeout_ms)
-        return self._client
-
-    def _blocking_client(self) -> Redis:
-        """A client of its own for BZPOPMIN, so waiting never holds up other commands."""
-        if self._closed:
-            raise StoreUnavailableError("redis store is closed", unsent=True)
-        if self._blocking is None:
-            self._blocking = make_client(self._connection, self._connect_timeout_ms, blocking=True)
-        return self._blocking
-
-    def _producer_bull(self, queue: str) -> BullQueue:
-        """The queue on the producers' client, which never resends a command: whether a
-        failed add may have run must stay knowable (``StoreUnavailableError.unsent``)."""
-        config = self._catalogue[queue]
-        bull = self._producer_queues.get(queue)
-        if bull is None:
-            if self._closed:
-                raise StoreUnavailableError("redis store is closed", unsent=True)
-            if self._producer is None:
-                self._producer = make_client(
-                    self._connection, self._connect_timeout_ms, retry=False
-                )
-            bull = self._producer_queues[queue] = BullQueue(config, self._producer, self._prefix)
-        return bull
-
-    def _bull(self, queue: str) -> BullQueue:
-        config = self._catalogue[queue]  # UnknownQueueError for a key not in the catalogue
-        bull = self._queues.get(queue)
-        if bull is None:
-            bull = self._queues[queue] = BullQueue(config, self._shared(), self._prefix)
-        return bull
+    # -- lifecycle ---------------------------------------------------------------------
 
     async def close(self) -> None:
         """Close both clients; a pending ``wait_for_work`` returns at once."""
@@ -454,113 +408,6 @@ class RedisJobStore(JobStore):
                 client.bzpopmin(marker, max(timeout_s, 0.001)), timeout_s + BLOCK_GRACE_S
             )
         return None if not reply else int(float(reply[2]))
-
-    # -- monitoring and operations (bodies in redis_admin) -------------------------------
-
-    async def counts(self, queue: str) -> dict[JobState, int]:
-        bull = self._bull(queue)
-        with unavailable_guard():
-            return await redis_admin.counts(bull)
-
-    async def list_jobs(
-        self, queue: str, state: JobState, *, offset: int = 0, limit: int = 50
-    ) -> list[JobRecord]:
-        bull = self._bull(queue)
-        with unavailable_guard():
-            return await redis_admin.list_jobs(bull, state, offset, limit)
-
-    async def list_company_jobs(
-        self,
-        queue: str,
-        state: JobState,
-        company_id: str,
-        *,
-        offset: int = 0,
-        limit: int = 50,
-        scan_limit: int = 10_000,
-    ) -> tuple[list[JobRecord], int, bool]:
-        """Finished and delayed jobs from the company index (their sets are scored, so
-        membership is one ``ZSCORE`` each, pipelined); the short active and waiting
-        lists by the default scan."""
-        if state not in (JobState.COMPLETED, JobState.FAILED, JobState.DELAYED):
-            return await super().list_company_jobs(
-                queue, state, company_id, offset=offset, limit=limit, scan_limit=scan_limit
-            )
-        bull = self._bull(queue)
-        with unavailable_guard():
-            page, total = await redis_admin.list_company_jobs(
-                bull, state, company_id, offset, limit
-            )
-        return page, total, False
-
-    async def get_job(self, queue: str, job_id: str) -> JobRecord | None:
-        bull = self._bull(queue)
-        with unavailable_guard():
-            return await redis_admin.get_job(bull, job_id)
-
-    async def retry_job(self, queue: str, job_id: str) -> None:
-        bull = self._bull(queue)
-        with unavailable_guard():
-            await redis_admin.retry_job(bull, job_id)
-
-    async def retry_failed(self, queue: str) -> int:
-        bull = self._bull(queue)
-        with unavailable_guard():
-            return await redis_admin.retry_failed(bull)
-
-    async def remove_job(self, queue: str, job_id: str) -> None:
-        bull = self._bull(queue)
-        with unavailable_guard():
-            await redis_admin.remove_job(bull, job_id)
-
-    async def clean(
-        self, queue: str, state: JobState, *, older_than_ms: int = 0, limit: int = 0
-    ) -> int:
-        if state not in CLEANABLE_STATES:
-            raise ValueError(f"cannot clean {state.value} jobs")
-        bull = self._bull(queue)
-        with unavailable_guard():
-            return await redis_admin.clean(bull, state, older_than_ms, limit)
-
-    async def pause(self, queue: str) -> None:
-        bull = self._bull(queue)
-        with unavailable_guard():
-            await bull.pause(True)
-
-    async def resume(self, queue: str) -> None:
-        bull = self._bull(queue)
-        with unavailable_guard():
-            await bull.pause(False)
-
-    async def is_paused(self, queue: str) -> bool:
-        bull = self._bull(queue)
-        with unavailable_guard():
-            return await bull.is_paused()
-
-    async def promote(self, queue: str, job_id: str) -> None:
-        bull = self._bull(queue)
-        with unavailable_guard():
-            await redis_admin.promote(bull, job_id)
-
-    async def oldest_waiting_ms(self, queue: str) -> int | None:
-        bull = self._bull(queue)
-        with unavailable_guard():
-            return await redis_admin.oldest_waiting_ms(bull)
-
-    async def finished_per_minute(
-        self, queue: str, since_ms: int, until_ms: int
-    ) -> list[tuple[JobState, int, int]]:
-        bull = self._bull(queue)
-        with unavailable_guard():
-            return await redis_admin.finished_per_minute(bull, since_ms, until_ms)
-
-    async def health(self) -> StoreHealth:
-        """PING latency and INFO facts; never raises (an outage is a result)."""
-        try:
-            client = self._shared()
-        except Exception as err:  # closed store or unusable URL: still a report
-            return StoreHealth(self.kind, False, None, {"prefix": self._prefix}, error=str(err))
-        return await redis_admin.health(client, self.kind, self._prefix)
 
 
 def _no_job(nxt: NextJob) -> Fetch:
