@@ -17,6 +17,57 @@ class ConfigurationError(ILSError):
     """Settings that cannot work (unknown queue key, bad URL, eviction policy refused)."""
 
 
+#: The body of every 403 a role or company-kind rule gives (same text as the web layer's).
+NOT_ALLOWED = "not allowed for your role"
+#: The body of every 404 for a record: missing and another company's answer alike.
+NOT_FOUND = "not found"
+
+
+class NotFoundError(ILSError):
+    """A record that does not exist or belongs to another company (the API's 404).
+
+    The message is always ``not found``: telling "missing" from "someone else's" would
+    reveal which records other companies hold. ``what`` names the kind of record for
+    the code that catches it, and never reaches the client.
+    """
+
+    def __init__(self, what: str = "record") -> None:
+        super().__init__(NOT_FOUND)
+        self.what = what
+
+
+class ForbiddenError(ILSError):
+    """The user's role or company kind may not do this to a record they can see (403)."""
+
+    def __init__(self, message: str = NOT_ALLOWED) -> None:
+        super().__init__(message)
+
+
+class ConflictError(ILSError):
+    """The request clashes with the record's current state or with another record:
+    already invoiced, a duplicate reference, a live connection (409). The message says
+    which rule, without repeating values the client sent."""
+
+
+class InvalidFieldError(ILSError):
+    """A request field whose value breaks a rule only a lookup can check (a patient of
+    another practice, a past due date): 422 in exactly the shape of a schema error, so
+    a client need not care where the rule lives.
+
+    ``field`` is dotted for nested fields (``lines.0.product_id``); ``message`` states
+    the rule and never repeats the value sent.
+    """
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+class RateLimitedError(ILSError):
+    """The user asked for more than their share in a time window (429); waiting helps."""
+
+
 class JobSystemError(ILSError):
     """Root of the job system's errors."""
 

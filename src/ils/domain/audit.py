@@ -4,6 +4,10 @@ Every operation of the job operations API (retry, remove, clean, promote, pause,
 resume) writes one row in the request's own transaction, so an operation that fails
 leaves no entry and one that happened always has one. Rows hold ids, counts and the
 operation's parameters, never a job's payload.
+
+:func:`list_audit_entries` is the one read of the log, shared by the API
+(``GET /api/queue/audit``) and the dashboard's audit page so both show the same rows
+in the same order.
 """
 
 from __future__ import annotations
@@ -11,10 +15,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Index, String
+from sqlalchemy import JSON, Index, String, select
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ils.database import Base
+from ils.domain.paging import fetch_page
 from ils.domain.types import ID_LENGTH, IdMixin, UtcDateTime
 
 
@@ -39,3 +45,19 @@ class AuditEntry(IdMixin, Base):
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     ip: Mapped[str | None] = mapped_column(String(64))
     user_agent: Mapped[str | None] = mapped_column(String(300))
+
+
+async def list_audit_entries(
+    session: AsyncSession, company_id: str | None, limit: int, offset: int
+) -> tuple[list[AuditEntry], int]:
+    """A page of the audit log, newest first, and the total.
+
+    ``company_id``: the acting users' company whose entries to read; ``None`` reads
+    every company's (a platform_admin, who runs the platform). The caller decides
+    which applies to the reader: this function does not know about roles.
+    """
+    query = select(AuditEntry)
+    if company_id is not None:
+        query = query.where(AuditEntry.company_id == company_id)
+    order = (AuditEntry.at.desc(), AuditEntry.id.desc())
+    return await fetch_page(session, query, order, limit, offset)

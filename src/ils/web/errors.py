@@ -25,10 +25,15 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ils.domain.orders import InvalidTransitionError
 from ils.errors import (
     ConfigurationError,
+    ConflictError,
+    ForbiddenError,
     ILSError,
+    InvalidFieldError,
     InvalidJobStateError,
     InvalidPayloadError,
     JobNotFoundError,
+    NotFoundError,
+    RateLimitedError,
     StoreUnavailableError,
     UnknownQueueError,
 )
@@ -78,23 +83,36 @@ def payload_details(problems: Sequence[str]) -> list[dict[str, str]]:
 
 
 def status_for(exc: ILSError) -> int:
-    """The HTTP status of one of our errors reaching a route.
+    """The HTTP status of one of our errors reaching a route: the one place a domain
+    error becomes HTTP, so services and queries never import the web framework.
 
-    ``InvalidPayloadError`` 422 (field list like a validation error),
-    ``JobNotFoundError`` and ``UnknownQueueError`` 404, ``InvalidJobStateError`` and the
-    order lifecycle's ``InvalidTransitionError`` 409 (the request conflicts with the
-    record's state), ``StoreUnavailableError`` and ``ConfigurationError`` 503 (ours, not
-    the client's; retrying later may work), any other ``ILSError`` 400.
+    ``InvalidPayloadError`` and ``InvalidFieldError`` 422 (field list like a validation
+    error), ``NotFoundError``, ``JobNotFoundError`` and ``UnknownQueueError`` 404,
+    ``ForbiddenError`` 403, ``ConflictError``, ``InvalidJobStateError`` and the order
+    lifecycle's ``InvalidTransitionError`` 409 (the request conflicts with the record's
+    state), ``RateLimitedError`` 429, ``StoreUnavailableError`` and
+    ``ConfigurationError`` 503 (ours, not the client's; retrying later may work), any
+    other ``ILSError`` 400.
     """
-    if isinstance(exc, InvalidPayloadError):
+    if isinstance(exc, InvalidPayloadError | InvalidFieldError):
         return 422
-    if isinstance(exc, JobNotFoundError | UnknownQueueError):
+    if isinstance(exc, NotFoundError | JobNotFoundError | UnknownQueueError):
         return 404
-    if isinstance(exc, InvalidJobStateError | InvalidTransitionError):
+    if isinstance(exc, ForbiddenError):
+        return 403
+    if isinstance(exc, ConflictError | InvalidJobStateError | InvalidTransitionError):
         return 409
+    if isinstance(exc, RateLimitedError):
+        return 429
     if isinstance(exc, StoreUnavailableError | ConfigurationError):
         return 503
     return 400
+
+
+def field_details(exc: InvalidFieldError) -> list[dict[str, str]]:
+    """``InvalidFieldError`` as the one-item ``[{"field", "message"}]`` list a schema
+    error of that field gives (an empty field name stands for the whole body)."""
+    return [{"field": exc.field or "body", "message": exc.message}]
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
@@ -107,6 +125,8 @@ async def _ils_error(request: Request, exc: Exception) -> JSONResponse:
     status = status_for(exc)
     if isinstance(exc, InvalidPayloadError):
         return JSONResponse({"detail": payload_details(exc.problems)}, status_code=status)
+    if isinstance(exc, InvalidFieldError):
+        return JSONResponse({"detail": field_details(exc)}, status_code=status)
     if isinstance(exc, ConfigurationError):
         # Configuration messages may name hosts and URLs: keep them in the log.
         logging.getLogger("ils.web").error("configuration error: %s", exc)

@@ -28,9 +28,9 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
-from sqlalchemy import func, select
+from sqlalchemy import select
 
-from ils.domain.audit import AuditEntry
+from ils.domain.audit import list_audit_entries
 from ils.domain.companies import MANAGER_ROLES, Company, Role
 from ils.queue.jobtypes_ai import MetricType
 from ils.queue.model import COUNTED_STATES, JobState
@@ -248,13 +248,8 @@ class Dashboard:
     ) -> HTMLResponse:
         """The audit log, newest first: a platform_admin reads every entry, others
         their company's (as ``GET /api/queue/audit``)."""
-        query = select(AuditEntry)
-        if not service.sees_all(auth.user):
-            query = query.where(AuditEntry.company_id == auth.user.company_id)
-        total = int(await session.scalar(select(func.count()).select_from(query.subquery())) or 0)
-        rows = await session.scalars(
-            query.order_by(AuditEntry.at.desc(), AuditEntry.id.desc()).limit(limit).offset(offset)
-        )
+        company_id = None if service.sees_all(auth.user) else auth.user.company_id
+        rows, total = await list_audit_entries(session, company_id, limit, offset)
         return self.pages.render(
             "audit.html",
             auth=auth,

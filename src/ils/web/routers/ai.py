@@ -14,23 +14,15 @@
 from __future__ import annotations
 
 import time
-from datetime import date, timedelta
+from datetime import date
 from typing import Annotated, Final
 
-from fastapi import APIRouter, HTTPException, Query, Response
-from sqlalchemy import Select, delete, func, select
+from fastapi import APIRouter, Query, Response
 
-from ils.domain.companies import User
-from ils.domain.content import AIResult, AIResultKind, Conversation, Message, MessageRole
+from ils.domain import ai_queries, chat_queries
+from ils.domain.content import AIResultKind, Conversation
 from ils.queue.model import JobRef
-from ils.web.deps import (
-    CurrentCompany,
-    CurrentUser,
-    ManagerUser,
-    SessionDep,
-    StateDep,
-    not_found,
-)
+from ils.web.deps import CurrentCompany, CurrentUser, ManagerUser, SessionDep, StateDep
 from ils.web.schemas.ai import (
     AIResultOut,
     AnomalyRun,
@@ -45,6 +37,7 @@ from ils.web.schemas.ai import (
     QueuedOut,
 )
 from ils.web.schemas.common import DEFAULT_LIMIT, MAX_LIMIT, Page, RecordId, error_responses
+from ils.web.services import chat
 from ils.web.services.common import now_utc
 from ils.workers.ai import CHAT_CHANNEL
 
@@ -52,10 +45,6 @@ router = APIRouter(prefix="/api/ai", tags=["ai"])
 
 #: Longest a client may wait for an answer in one request.
 WAIT_MAX_S: Final = 25.0
-#: Questions one user may ask per minute, across conversations: the ai queue runs
-#: 10 jobs a minute for everyone, so one user must not fill it.
-QUESTIONS_PER_MINUTE: Final = 5
-TOO_MANY: Final = "too many questions in the last minute; wait for the answers"
 
 
 def _queued(ref: JobRef) -> QueuedOut:
@@ -74,28 +63,16 @@ async def list_results(
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> Page[AIResultOut]:
     """The company's results, newest first (by the day they are for, then creation)."""
-    query = select(AIResult).where(AIResult.company_id == company.id)
-    if kind is not None:
-        query = query.where(AIResult.kind == kind)
-    total = await session.scalar(select(func.count()).select_from(query.subquery()))
-    rows = await session.scalars(
-        query.order_by(AIResult.day.desc(), AIResult.created_at.desc(), AIResult.id)
-        .limit(limit)
-        .offset(offset)
-    )
+    rows, total = await ai_queries.list_results(session, company.id, kind, limit, offset)
     items = [AIResultOut.model_validate(row) for row in rows]
-    return Page[AIResultOut](items=items, total=int(total or 0), limit=limit, offset=offset)
+    return Page[AIResultOut](items=items, total=total, limit=limit, offset=offset)
 
 
 @router.get("/results/{result_id}", summary="One AI result", responses=error_responses(401, 404))
 async def get_result(
     result_id: RecordId, company: CurrentCompany, session: SessionDep
 ) -> AIResultOut:
-    row = await session.scalar(
-        select(AIResult).where(AIResult.id == result_id, AIResult.company_id == company.id)
-    )
-    if row is None:
-        raise not_found()
+    row = await ai_queries.get_result(session, company.id, result_id)
     return AIResultOut.model_validate(row)
 
 
@@ -104,18 +81,7 @@ async def get_result(
 )
 async def get_briefing(day: date, company: CurrentCompany, session: SessionDep) -> AIResultOut:
     """The newest briefing for ``day`` (``YYYY-MM-DD``, the company's local date)."""
-    row = await session.scalar(
-        select(AIResult)
-        .where(
-            AIResult.company_id == company.id,
-            AIResult.kind == AIResultKind.BRIEFING,
-            AIResult.day == day,
-        )
-        .order_by(AIResult.created_at.desc())
-        .limit(1)
-    )
-    if row is None:
-        raise not_found()
+    row = await ai_queries.newest_briefing(session, company.id, day)
     return AIResultOut.model_validate(row)
 
 
@@ -203,19 +169,6 @@ async def run_insights(
 # -- chat -----------------------------------------------------------------------------
 
 
-def _conversations(user: User) -> Select[tuple[Conversation]]:
-    return select(Conversation).where(
-        Conversation.user_id == user.id, Conversation.company_id == user.company_id
-    )
-
-
-async def _conversation(session: SessionDep, user: User, conversation_id: str) -> Conversation:
-    row = await session.scalar(_conversations(user).where(Conversation.id == conversation_id))
-    if row is None:
-        raise not_found()
-    return row
-
-
 def _conversation_out(row: Conversation, messages: list[MessageOut]) -> ConversationOut:
     # Built by hand: validating the row would touch its lazy ``messages`` relationship.
     return ConversationOut(
@@ -227,30 +180,13 @@ def _conversation_out(row: Conversation, messages: list[MessageOut]) -> Conversa
     )
 
 
-def _messages(conversation_id: str) -> Select[tuple[Message]]:
-    return (
-        select(Message)
-        .where(Message.conversation_id == conversation_id)
-        .order_by(Message.created_at, Message.id)
-    )
-
-
 @router.post(
     "/conversations", status_code=201, summary="Start a chat", responses=error_responses(401, 403)
 )
 async def create_conversation(
     body: ConversationCreate, user: CurrentUser, session: SessionDep, state: StateDep
 ) -> ConversationOut:
-    now = now_utc(state.clock)
-    conversation = Conversation(
-        company_id=user.company_id,
-        user_id=user.id,
-        title=body.title,
-        created_at=now,
-        updated_at=now,
-    )
-    session.add(conversation)
-    await session.flush()
+    conversation = await chat.start_conversation(session, user, body.title, now_utc(state.clock))
     return _conversation_out(conversation, [])
 
 
@@ -262,13 +198,11 @@ async def list_conversations(
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> Page[ConversationOut]:
     """Most recently active first; messages are on each chat's own page."""
-    query = _conversations(user)
-    total = await session.scalar(select(func.count()).select_from(query.subquery()))
-    rows = await session.scalars(
-        query.order_by(Conversation.updated_at.desc(), Conversation.id).limit(limit).offset(offset)
+    rows, total = await chat_queries.list_conversations(
+        session, user.id, user.company_id, limit, offset
     )
     items = [_conversation_out(row, []) for row in rows]
-    return Page[ConversationOut](items=items, total=int(total or 0), limit=limit, offset=offset)
+    return Page[ConversationOut](items=items, total=total, limit=limit, offset=offset)
 
 
 @router.get(
@@ -279,9 +213,9 @@ async def list_conversations(
 async def get_conversation(
     conversation_id: RecordId, user: CurrentUser, session: SessionDep
 ) -> ConversationOut:
-    row = await _conversation(session, user, conversation_id)
-    messages = [MessageOut.model_validate(m) for m in await session.scalars(_messages(row.id))]
-    return _conversation_out(row, messages)
+    row = await chat_queries.get_conversation(session, user.id, user.company_id, conversation_id)
+    rows = await chat_queries.conversation_messages(session, row.id)
+    return _conversation_out(row, [MessageOut.model_validate(m) for m in rows])
 
 
 @router.delete(
@@ -293,9 +227,7 @@ async def get_conversation(
 async def delete_conversation(
     conversation_id: RecordId, user: CurrentUser, session: SessionDep
 ) -> Response:
-    row = await _conversation(session, user, conversation_id)
-    await session.execute(delete(Message).where(Message.conversation_id == row.id))
-    await session.delete(row)
+    await chat.delete_conversation(session, user, conversation_id)
     return Response(status_code=204)
 
 
@@ -314,29 +246,8 @@ async def ask(
 ) -> AskedOut:
     """Stores the question and queues its answer (``chat-response``, the ai queue's most
     urgent job). 429 when the user asked more than five questions in the last minute."""
-    conversation = await _conversation(session, user, conversation_id)
-    now = now_utc(state.clock)
-    recent = await session.scalar(
-        select(func.count(Message.id))
-        .join(Conversation, Conversation.id == Message.conversation_id)
-        .where(
-            Conversation.user_id == user.id,
-            Message.role == MessageRole.USER,
-            Message.created_at > now - timedelta(minutes=1),
-        )
-    )
-    if (recent or 0) >= QUESTIONS_PER_MINUTE:
-        raise HTTPException(429, TOO_MANY)
-    message = Message(
-        conversation_id=conversation.id, role=MessageRole.USER, content=body.content, created_at=now
-    )
-    session.add(message)
-    conversation.updated_at = now
-    if conversation.title is None:
-        conversation.title = body.content.splitlines()[0][:100]
-    await session.flush()
-    ref = await state.system.helpers.queue_chat_response(
-        user.id, user.company_id, conversation.id, message.id, session=session
+    message, ref = await chat.ask(
+        session, state.system, user, conversation_id, body.content, now_utc(state.clock)
     )
     return AskedOut(message=MessageOut.model_validate(message), job=_queued(ref))
 
@@ -356,18 +267,12 @@ async def messages_after(
 ) -> list[MessageOut]:
     """The messages after ``after`` (all without it); with ``wait``, an empty answer
     comes only after waiting that long for a new message."""
-    conversation = await _conversation(session, user, conversation_id)
-    query = _messages(conversation.id)
+    conversation = await chat_queries.get_conversation(
+        session, user.id, user.company_id, conversation_id
+    )
+    cursor = None
     if after is not None:
-        marker = await session.scalar(
-            select(Message).where(Message.id == after, Message.conversation_id == conversation.id)
-        )
-        if marker is None:
-            raise not_found()
-        query = query.where(
-            (Message.created_at > marker.created_at)
-            | ((Message.created_at == marker.created_at) & (Message.id > marker.id))
-        )
+        cursor = await chat_queries.message_cursor(session, conversation.id, after)
     # The wait must not hold the request's transaction (SQLite's one write lock).
     await session.commit()
     db = state.notifications.db
@@ -376,7 +281,8 @@ async def messages_after(
     async with state.system.events.subscribe(CHAT_CHANNEL) as signals:
         while True:
             async with db.read() as reader:
-                found = [MessageOut.model_validate(m) for m in await reader.scalars(query)]
+                rows = await chat_queries.conversation_messages(reader, conversation.id, cursor)
+                found = [MessageOut.model_validate(m) for m in rows]
             remaining = deadline - time.monotonic()
             if found or remaining <= 0:
                 return found

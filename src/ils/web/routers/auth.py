@@ -12,8 +12,8 @@ from datetime import datetime
 
 from fastapi import APIRouter, HTTPException, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select
 
+from ils.domain.account_queries import company_of, user_by_email
 from ils.domain.companies import Company, CompanyKind, Role, User
 from ils.domain.types import EMAIL_LENGTH
 from ils.settings import Settings
@@ -131,13 +131,13 @@ async def sign_in(
     Unknown e-mails cost a password verification too, and every failure answers the
     same 401, so neither timing nor message tells which e-mails have accounts.
     """
-    user = await session.scalar(select(User).where(User.email == body.email.strip().lower()))
+    user = await user_by_email(session, body.email)
     if user is None:
         await state.passwords.verify_nobody(body.password)
         raise HTTPException(401, WRONG_CREDENTIALS)
     if not await state.passwords.verify(user.password_hash, body.password):
         raise HTTPException(401, WRONG_CREDENTIALS)
-    company = await session.get(Company, user.company_id)
+    company = await company_of(session, user)
     if not user.is_active or company is None or not company.is_active:
         raise HTTPException(401, WRONG_CREDENTIALS)
     if state.passwords.needs_rehash(user.password_hash):

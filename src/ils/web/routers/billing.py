@@ -14,7 +14,8 @@ from fastapi import APIRouter, Depends
 
 from ils.domain.billing import Invoice
 from ils.domain.companies import CompanyKind, Role, User
-from ils.web.deps import CurrentCompany, SessionDep, StateDep, SystemDep, require_roles, scoped_get
+from ils.domain.scoping import get_scoped
+from ils.web.deps import CurrentCompany, SessionDep, StateDep, SystemDep, require_roles
 from ils.web.schemas.billing import InvoiceCreate, InvoiceOut, PaymentCreate
 from ils.web.schemas.common import error_responses
 from ils.web.services import billing as service
@@ -58,7 +59,7 @@ async def create_invoice(
 )
 async def get_invoice(invoice_id: str, user: InvoiceReader, session: SessionDep) -> InvoiceOut:
     """The invoice with its totals per VAT rate, payments and balance."""
-    invoice = await scoped_get(
+    invoice = await get_scoped(
         session, Invoice, invoice_id, user.company_id, owners=("company_id", "customer_id")
     )
     return InvoiceOut.build(invoice)

@@ -14,7 +14,8 @@ from fastapi import APIRouter, Depends, Query
 
 from ils.domain.clinical import Examination
 from ils.domain.companies import CompanyKind, Role, User
-from ils.web.deps import CurrentCompany, SessionDep, StateDep, SystemDep, require_roles, scoped_get
+from ils.domain.scoping import get_scoped
+from ils.web.deps import CurrentCompany, SessionDep, StateDep, SystemDep, require_roles
 from ils.web.schemas.clinical import ExaminationCreate, ExaminationOut, PatientCreate, PatientOut
 from ils.web.schemas.common import DEFAULT_LIMIT, MAX_LIMIT, Line100, Page, error_responses
 from ils.web.services import clinical as service
@@ -95,5 +96,5 @@ async def get_examination(
     examination_id: str, user: PracticeUser, session: SessionDep
 ) -> ExaminationOut:
     """An examination of your practice."""
-    exam = await scoped_get(session, Examination, examination_id, user.company_id)
+    exam = await get_scoped(session, Examination, examination_id, user.company_id)
     return ExaminationOut.build(exam)

@@ -19,12 +19,11 @@ from typing import Annotated, Final
 
 from fastapi import APIRouter, HTTPException, Query, Response
 from pydantic import computed_field
-from sqlalchemy import or_, select
 
 from ils.domain.companies import Role
-from ils.domain.content import Document
-from ils.errors import StorageChecksumError, StorageError
-from ils.web.deps import CurrentUser, SessionDep, StateDep, not_found, scoped_get
+from ils.domain.document_queries import get_document, subject_documents
+from ils.errors import ForbiddenError, StorageChecksumError, StorageError
+from ils.web.deps import CurrentUser, SessionDep, StateDep, not_found
 from ils.web.schemas.common import OutputModel, RecordId, error_responses
 from ils.workers.pdf.data import DocumentKind
 
@@ -33,7 +32,6 @@ router = APIRouter(prefix="/api/documents", tags=["documents"])
 #: Kinds holding clinical data, which production roles do not read.
 CLINICAL_KINDS: Final = frozenset({DocumentKind.EXAMINATION_FORM.value})
 CLINICAL_EXCLUDED_ROLES: Final = frozenset({Role.LAB_TECH})
-MAX_VERSIONS: Final = 200
 
 logger = logging.getLogger("ils.web.documents")
 
@@ -76,18 +74,8 @@ async def list_documents(
 ) -> list[DocumentOut]:
     """Your company's documents of ``subject`` (newest version first), optionally of
     one ``kind``; an unknown subject or another company's lists nothing."""
-    query = select(Document).where(
-        Document.company_id == user.company_id,
-        or_(
-            Document.order_id == subject,
-            Document.invoice_id == subject,
-            Document.examination_id == subject,
-        ),
-    )
-    if kind is not None:
-        query = query.where(Document.kind == kind.value)
-    rows = await session.scalars(
-        query.order_by(Document.kind, Document.version.desc()).limit(MAX_VERSIONS)
+    rows = await subject_documents(
+        session, user.company_id, subject, kind.value if kind is not None else None
     )
     return [DocumentOut.model_validate(row) for row in rows if _may_read(row.kind, user.role)]
 
@@ -107,9 +95,9 @@ async def download_document(
     document_id: str, user: CurrentUser, session: SessionDep, state: StateDep
 ) -> Response:
     """The PDF, as an attachment named after the document (``invoice-INV-...-v2.pdf``)."""
-    document = await scoped_get(session, Document, document_id, user.company_id)
+    document = await get_document(session, user.company_id, document_id)
     if not _may_read(document.kind, user.role):
-        raise HTTPException(403, "not allowed for your role")
+        raise ForbiddenError()
     try:
         content = await state.storage.documents.get(document.path, sha256=document.sha256)
     except (FileNotFoundError, ValueError):

@@ -11,10 +11,10 @@ from __future__ import annotations
 from typing import Annotated, Final
 
 from fastapi import APIRouter, Depends, Query
-from sqlalchemy import Select, func, or_, select
 
+from ils.domain import mail_queries
 from ils.domain.companies import MANAGER_ROLES, Role, User
-from ils.domain.mail import MailMessage, MailState
+from ils.domain.mail import MailState
 from ils.web.deps import SessionDep, require_roles
 from ils.web.schemas.common import DEFAULT_LIMIT, MAX_LIMIT, Page, error_responses
 from ils.web.schemas.mail import MailMessageOut
@@ -27,16 +27,9 @@ PLATFORM_WIDE: Final = frozenset({Role.PLATFORM_ADMIN})
 MailReader = Annotated[User, Depends(require_roles(*MANAGER_ROLES))]
 
 
-def _visible(user: User) -> Select[tuple[MailMessage]]:
-    query = select(MailMessage)
-    if user.role in PLATFORM_WIDE:
-        return query
-    return query.where(
-        or_(
-            MailMessage.company_id == user.company_id,
-            MailMessage.recipient_company_id == user.company_id,
-        )
-    )
+def _scope(user: User) -> str | None:
+    """The company whose mail ``user`` reads; ``None`` for every company's."""
+    return None if user.role in PLATFORM_WIDE else user.company_id
 
 
 @router.get("", summary="Sent-mail log", responses=error_responses(401, 403))
@@ -49,16 +42,6 @@ async def list_mail(
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> Page[MailMessageOut]:
     """E-mail messages, newest first: recipient, subject, job, times and state."""
-    query = _visible(user)
-    if state is not None:
-        query = query.where(MailMessage.state == state)
-    if job_id is not None:
-        query = query.where(MailMessage.job_id == job_id)
-    total = await session.scalar(select(func.count()).select_from(query.subquery()))
-    rows = await session.scalars(
-        query.order_by(MailMessage.created_at.desc(), MailMessage.id.desc())
-        .limit(limit)
-        .offset(offset)
-    )
+    rows, total = await mail_queries.list_mail(session, _scope(user), state, job_id, limit, offset)
     items = [MailMessageOut.model_validate(row) for row in rows]
-    return Page[MailMessageOut](items=items, total=int(total or 0), limit=limit, offset=offset)
+    return Page[MailMessageOut](items=items, total=total, limit=limit, offset=offset)

@@ -13,15 +13,15 @@ from typing import Annotated, Final
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
-from sqlalchemy import Select, func, select, update
 
-from ils.domain.companies import User
-from ils.domain.content import Notification, NotificationPriority
-from ils.web.deps import CurrentUser, SessionDep, StateDep, not_found
+from ils.domain import notification_queries as queries
+from ils.domain.content import NotificationPriority
+from ils.web.deps import CurrentUser, SessionDep, StateDep
 from ils.web.live import NotificationStream, notification_out
 from ils.web.schemas.common import DEFAULT_LIMIT, MAX_LIMIT, Page, RecordId, error_responses
 from ils.web.schemas.notifications import MarkedOut, NotificationOut, UnreadCountOut
 from ils.web.security import SESSION_COOKIE
+from ils.web.services import notifications as service
 from ils.web.services.common import now_utc
 
 router = APIRouter(prefix="/api/notifications", tags=["notifications"])
@@ -29,19 +29,6 @@ router = APIRouter(prefix="/api/notifications", tags=["notifications"])
 KIND_PATTERN: Final = r"^(system|order|ai-insight|marketplace)$"
 #: Response headers of the stream: no caching, no proxy buffering.
 STREAM_HEADERS: Final = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-
-
-def _mine(user: User) -> Select[tuple[Notification]]:
-    return select(Notification).where(
-        Notification.user_id == user.id, Notification.company_id == user.company_id
-    )
-
-
-async def _one(session: SessionDep, user: User, notification_id: str) -> Notification:
-    row = await session.scalar(_mine(user).where(Notification.id == notification_id))
-    if row is None:
-        raise not_found()
-    return row
 
 
 @router.get("", summary="List my notifications", responses=error_responses(401))
@@ -55,27 +42,12 @@ async def list_notifications(
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> Page[NotificationOut]:
     """Unread first, then newest first."""
-    query = _mine(user)
-    if unread is not None:
-        query = query.where(
-            Notification.read_at.is_(None) if unread else Notification.read_at.is_not(None)
-        )
-    if kind is not None:
-        query = query.where(Notification.kind == kind)
-    if priority is not None:
-        query = query.where(Notification.priority == priority)
-    total = await session.scalar(select(func.count()).select_from(query.subquery()))
-    rows = await session.scalars(
-        query.order_by(
-            Notification.read_at.is_not(None),
-            Notification.created_at.desc(),
-            Notification.id.desc(),
-        )
-        .limit(limit)
-        .offset(offset)
+    filters = queries.NotificationFilters(unread=unread, kind=kind, priority=priority)
+    rows, total = await queries.list_notifications(
+        session, user.id, user.company_id, filters, limit, offset
     )
     items = [notification_out(row) for row in rows]
-    return Page[NotificationOut](items=items, total=int(total or 0), limit=limit, offset=offset)
+    return Page[NotificationOut](items=items, total=total, limit=limit, offset=offset)
 
 
 @router.get(
@@ -83,9 +55,7 @@ async def list_notifications(
 )
 async def unread_count(user: CurrentUser, session: SessionDep) -> UnreadCountOut:
     """For the badge on the bell."""
-    query = _mine(user).where(Notification.read_at.is_(None))
-    total = await session.scalar(select(func.count()).select_from(query.subquery()))
-    return UnreadCountOut(unread=int(total or 0))
+    return UnreadCountOut(unread=await queries.count_unread(session, user.id, user.company_id))
 
 
 @router.get(
@@ -133,16 +103,8 @@ async def stream(
 )
 async def mark_all_read(user: CurrentUser, session: SessionDep, state: StateDep) -> MarkedOut:
     """Returns how many were unread."""
-    result = await session.execute(
-        update(Notification)
-        .where(
-            Notification.user_id == user.id,
-            Notification.company_id == user.company_id,
-            Notification.read_at.is_(None),
-        )
-        .values(read_at=now_utc(state.clock))
-    )
-    return MarkedOut(marked=int(getattr(result, "rowcount", 0) or 0))
+    marked = await service.mark_all_read(session, user, now_utc(state.clock))
+    return MarkedOut(marked=marked)
 
 
 @router.post(
@@ -154,10 +116,7 @@ async def mark_read(
     notification_id: RecordId, user: CurrentUser, session: SessionDep, state: StateDep
 ) -> NotificationOut:
     """Idempotent: reading it again keeps the first time."""
-    row = await _one(session, user, notification_id)
-    if row.read_at is None:
-        row.read_at = now_utc(state.clock)
-        await session.flush()
+    row = await service.mark_read(session, user, notification_id, now_utc(state.clock))
     return notification_out(row)
 
 
@@ -171,6 +130,5 @@ async def delete_notification(
     notification_id: RecordId, user: CurrentUser, session: SessionDep
 ) -> Response:
     """Gone for good (an urgent one is then never e-mailed)."""
-    row = await _one(session, user, notification_id)
-    await session.delete(row)
+    await service.delete_notification(session, user, notification_id)
     return Response(status_code=204)

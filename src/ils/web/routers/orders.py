@@ -16,13 +16,13 @@ from fastapi import APIRouter, Depends, Query
 
 from ils.domain.companies import CompanyKind, Role, User
 from ils.domain.orders import Order, OrderStatus
+from ils.domain.scoping import get_scoped
 from ils.web.deps import (
     CurrentCompany,
     SessionDep,
     StateDep,
     SystemDep,
     require_roles,
-    scoped_get,
 )
 from ils.web.schemas.common import DEFAULT_LIMIT, MAX_LIMIT, Page, RecordId, error_responses
 from ils.web.schemas.orders import OrderCreate, OrderOut, OrderSummary, ShipIn, StatusChangeIn
@@ -92,7 +92,7 @@ async def list_orders(
 @router.get("/{order_id}", summary="One order", responses=error_responses(401, 403, 404))
 async def get_order(order_id: str, user: OrderSideUser, session: SessionDep) -> OrderOut:
     """The order with its prescription, status history and the moves open to you."""
-    order = await scoped_get(session, Order, order_id, user.company_id, owners=service.ORDER_OWNERS)
+    order = await get_scoped(session, Order, order_id, user.company_id, owners=service.ORDER_OWNERS)
     return await service.order_out(session, order, user)
 
 

@@ -12,8 +12,9 @@ from typing import Annotated, Final
 from fastapi import APIRouter, Depends
 
 from ils.domain.companies import CompanyKind, Role, User
+from ils.domain.scoping import get_scoped
 from ils.domain.supply import PurchaseOrder
-from ils.web.deps import CurrentCompany, SessionDep, StateDep, SystemDep, require_roles, scoped_get
+from ils.web.deps import CurrentCompany, SessionDep, StateDep, SystemDep, require_roles
 from ils.web.schemas.common import error_responses
 from ils.web.schemas.supply import PurchaseOrderCreate, PurchaseOrderOut
 from ils.web.services import purchasing as service
@@ -58,7 +59,7 @@ async def get_purchase_order(
     purchase_order_id: str, user: PurchaseOrderReader, session: SessionDep
 ) -> PurchaseOrderOut:
     """A purchase order your lab placed or your company supplies."""
-    po = await scoped_get(
+    po = await get_scoped(
         session,
         PurchaseOrder,
         purchase_order_id,

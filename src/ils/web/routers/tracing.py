@@ -16,25 +16,17 @@ import logging
 from typing import Annotated, Final
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
-from sqlalchemy import select
 
 from ils.domain.companies import CompanyKind, Role, User
-from ils.domain.content import OrderTracing, UploadedFile
 from ils.domain.orders import Order
-from ils.domain.types import new_id
-from ils.errors import StorageError
-from ils.web.deps import (
-    NOT_ALLOWED,
-    CurrentCompany,
-    SessionDep,
-    StateDep,
-    not_found,
-    require_roles,
-    scoped_get,
-)
+from ils.domain.scoping import get_scoped
+from ils.domain.tracing_queries import current_tracing
+from ils.errors import ForbiddenError, StorageError
+from ils.web.deps import CurrentCompany, SessionDep, StateDep, require_roles
 from ils.web.schemas.ai import QueuedOut
 from ils.web.schemas.common import error_responses
 from ils.web.schemas.tracing import TracingOut, UploadedFileOut, UploadedOut
+from ils.web.services import tracing as service
 from ils.web.services.common import now_utc
 from ils.web.services.orders import ORDER_OWNERS
 from ils.workers.oma.records import looks_like_oma
@@ -49,7 +41,6 @@ FILENAME_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9 ._()-]{0,199}$"
 NOT_TRACING: Final = (
     "not a lens-tracing file: expected DCS (OMA/VCA) text records such as TRCFMT=1;400;E;R;F"
 )
-CONTENT_TYPE: Final = "application/vnd.vca-dcs"
 
 
 async def _read_limited(request: Request, limit: int) -> bytes:
@@ -97,32 +88,19 @@ async def upload_tracing(
     """Store the file and queue ``process-oma-file`` for it (202). The practice's
     ordering roles and anyone of the lab may; a practice's lab_tech may not."""
     if company.kind is CompanyKind.PRACTICE and user.role is Role.LAB_TECH:
-        raise HTTPException(403, NOT_ALLOWED)
-    order = await scoped_get(session, Order, order_id, user.company_id, owners=ORDER_OWNERS)
+        raise ForbiddenError()
+    order = await get_scoped(session, Order, order_id, user.company_id, owners=ORDER_OWNERS)
     data = await _read_limited(request, state.settings.oma.max_upload_bytes)
     if not data or not looks_like_oma(data):
         raise HTTPException(415, NOT_TRACING)
-    file_id = new_id()
+    now = now_utc(state.clock)
     try:
-        stored = await state.storage.uploads.put(f"{user.company_id}/{file_id}.oma", data)
+        upload, ref = await service.upload_tracing(
+            session, state.system, state.storage.uploads, user, order, filename, data, now
+        )
     except StorageError as exc:
         logger.error("order %s: tracing file not stored: %s", order.id, exc)
         raise HTTPException(503, "file storage is unavailable, try again") from None
-    upload = UploadedFile(
-        id=file_id,
-        company_id=user.company_id,
-        order_id=order.id,
-        filename=filename,
-        content_type=CONTENT_TYPE,
-        size_bytes=stored.size_bytes,
-        sha256=stored.sha256,
-        path=stored.key,
-        uploaded_by=user.id,
-        created_at=now_utc(state.clock),
-    )
-    session.add(upload)
-    await session.flush()
-    ref = await state.system.helpers.queue_oma_file(order.id, file_id, session=session)
     return UploadedOut(
         file=UploadedFileOut.model_validate(upload),
         job=QueuedOut(queue=ref.queue, name=ref.name, job_id=ref.job_id),
@@ -136,13 +114,5 @@ async def upload_tracing(
 )
 async def get_tracing(order_id: str, user: OrderSideUser, session: SessionDep) -> TracingOut:
     """404 when no tracing file of the order has been processed yet."""
-    order = await scoped_get(session, Order, order_id, user.company_id, owners=ORDER_OWNERS)
-    row = await session.scalar(
-        select(OrderTracing)
-        .where(OrderTracing.order_id == order.id)
-        .order_by(OrderTracing.created_at.desc(), OrderTracing.id.desc())
-        .limit(1)
-    )
-    if row is None:
-        raise not_found()
-    return TracingOut.model_validate(row)
+    order = await get_scoped(session, Order, order_id, user.company_id, owners=ORDER_OWNERS)
+    return TracingOut.model_validate(await current_tracing(session, order.id))

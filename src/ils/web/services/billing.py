@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from fastapi import HTTPException
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -24,8 +23,9 @@ from ils.domain.billing import (
 from ils.domain.companies import Company, User
 from ils.domain.numbering import NumberKind, allocate_number
 from ils.domain.orders import Order, OrderStatus
+from ils.domain.scoping import get_scoped
+from ils.errors import ConflictError
 from ils.queue.system import JobSystem
-from ils.web.deps import scoped_get
 from ils.web.schemas.billing import InvoiceCreate, PaymentCreate
 from ils.web.services.common import field_error
 
@@ -44,17 +44,17 @@ async def create_invoice(
     order cannot be billed twice by a double click.
 
     Raises:
-        HTTPException: 404 for an order the lab does not make, 409 for a cancelled or
-            already invoiced order.
+        NotFoundError: an order the lab does not make (404).
+        ConflictError: a cancelled or already invoiced order (409).
     """
-    order = await scoped_get(session, Order, order_id, lab.id, owners=("lab_id",), for_update=True)
+    order = await get_scoped(session, Order, order_id, lab.id, owners=("lab_id",), for_update=True)
     if order.status == OrderStatus.CANCELLED:
-        raise HTTPException(409, "a cancelled order is not invoiced")
+        raise ConflictError("a cancelled order is not invoiced")
     existing = await session.scalar(
         select(Invoice.id).where(Invoice.order_id == order.id, Invoice.status != InvoiceStatus.VOID)
     )
     if existing is not None:
-        raise HTTPException(409, "the order is already invoiced")
+        raise ConflictError("the order is already invoiced")
     issued_on = body.issued_on or lab.local_date(now)
     number = await allocate_number(
         session, NumberKind.INVOICE, year=issued_on.year, company_id=lab.id
@@ -100,17 +100,17 @@ async def record_payment(
     """Record money received, update the invoice's status, queue the receipt PDF.
 
     Raises:
-        HTTPException: 404 for an invoice the user's company did not issue, 409 for a
-            void or fully paid invoice.
-        RequestValidationError: an amount above the balance due (422 ``amount_cents``).
+        NotFoundError: an invoice the user's company did not issue (404).
+        ConflictError: a void or fully paid invoice (409).
+        InvalidFieldError: an amount above the balance due (422 ``amount_cents``).
     """
-    invoice = await scoped_get(session, Invoice, invoice_id, user.company_id, for_update=True)
+    invoice = await get_scoped(session, Invoice, invoice_id, user.company_id, for_update=True)
     if invoice.status == InvoiceStatus.VOID:
-        raise HTTPException(409, "the invoice is void")
+        raise ConflictError("the invoice is void")
     gross = invoice.totals().gross_cents
     balance = invoice.balance_cents()
     if balance <= 0:
-        raise HTTPException(409, "the invoice is paid")
+        raise ConflictError("the invoice is paid")
     if body.amount_cents > balance:
         raise field_error("amount_cents", "must not exceed the balance due")
     payment = Payment(

@@ -9,13 +9,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
-from fastapi import HTTPException
 from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ils.domain.clinical import Examination, Patient
 from ils.domain.companies import Company, User
+from ils.errors import ConflictError
 from ils.queue.system import JobSystem
 from ils.web.schemas.clinical import ExaminationCreate, ExaminationEye, PatientCreate
 from ils.web.services.common import field_error
@@ -31,8 +31,8 @@ async def create_patient(
     """Add a patient to the practice.
 
     Raises:
-        RequestValidationError: a date of birth after today (in the practice's zone).
-        HTTPException: 409 when the practice already uses ``reference``.
+        InvalidFieldError: a date of birth after today (in the practice's zone).
+        ConflictError: the practice already uses ``reference`` (409).
     """
     if body.date_of_birth is not None and body.date_of_birth > practice.local_date(now):
         raise field_error("date_of_birth", "must not be in the future")
@@ -43,14 +43,14 @@ async def create_patient(
             )
         )
         if taken is not None:
-            raise HTTPException(409, DUPLICATE_REFERENCE)
+            raise ConflictError(DUPLICATE_REFERENCE)
     patient = Patient(company_id=practice.id, **body.model_dump())
     session.add(patient)
     try:
         async with session.begin_nested():
             await session.flush()
     except IntegrityError:  # a concurrent request took the reference first
-        raise HTTPException(409, DUPLICATE_REFERENCE) from None
+        raise ConflictError(DUPLICATE_REFERENCE) from None
     return patient
 
 
@@ -104,7 +104,7 @@ async def create_examination(
     """Record an examination by ``user`` and queue its examination-form PDF.
 
     Raises:
-        RequestValidationError: ``patient_id`` is not a patient of the practice, or
+        InvalidFieldError: ``patient_id`` is not a patient of the practice, or
             ``examined_at`` lies in the future.
     """
     patient = await session.scalar(

@@ -1,9 +1,10 @@
-"""Small pieces every service needs: body-field 422s, times, recipients, lookups.
+"""Small pieces every service needs: field 422s, times, recipients, lookups.
 
-A 422 for an id in the body is raised as FastAPI's ``RequestValidationError`` so it
-leaves the API in exactly the shape of a schema error (``{"field", "message"}``): a
-client cannot tell, and need not care, whether the rule lives in the schema or in a
-lookup. Like every other error it rolls the request's transaction back.
+A 422 for an id in the body is raised as :class:`~ils.errors.InvalidFieldError`, which
+``ils.web.errors`` turns into exactly the shape of a schema error (``{"field",
+"message"}``): a client cannot tell, and need not care, whether the rule lives in the
+schema or in a lookup, and services stay free of the web framework. Like every other
+error it rolls the request's transaction back.
 """
 
 from __future__ import annotations
@@ -11,31 +12,27 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from fastapi.exceptions import RequestValidationError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ils.clock import Clock, utc_now
 from ils.domain.companies import Company, CompanyKind, Role, User
+from ils.errors import InvalidFieldError
 
 
-def field_error(field: str, message: str) -> RequestValidationError:
+def field_error(field: str, message: str) -> InvalidFieldError:
     """A 422 naming body field ``field`` (dotted for nested ones: ``lines.0.product_id``).
 
     The message states the rule; like every message of the API it never repeats the
     value sent.
     """
-    loc: list[str | int] = ["body"]
-    for part in field.split("."):
-        loc.append(int(part) if part.isdigit() else part)
-    return RequestValidationError([{"type": "value_error", "loc": tuple(loc), "msg": message}])
+    return InvalidFieldError(field, message)
 
 
-def query_error(field: str, message: str) -> RequestValidationError:
-    """A 422 naming query parameter ``field``."""
-    return RequestValidationError(
-        [{"type": "value_error", "loc": ("query", field), "msg": message}]
-    )
+def query_error(field: str, message: str) -> InvalidFieldError:
+    """A 422 naming query parameter ``field`` (a schema error names it the same way,
+    without saying it came from the query)."""
+    return InvalidFieldError(field, message)
 
 
 def now_utc(clock: Clock) -> datetime:

@@ -10,16 +10,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Final
 
-from fastapi import HTTPException
 from sqlalchemy import and_, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ils.domain.companies import MANAGER_ROLES, Company, CompanyKind, User
 from ils.domain.marketplace import Connection, ConnectionStatus
+from ils.domain.scoping import get_scoped
+from ils.errors import ConflictError, ForbiddenError
 from ils.queue.jobtypes import MarketplaceAction
 from ils.queue.system import JobSystem
-from ils.web.deps import NOT_ALLOWED, scoped_get
 from ils.web.schemas.marketplace import CompanyRef, ConnectionCreate, ConnectionOut, Direction
 from ils.web.services.common import active_company, active_user_ids, field_error
 
@@ -56,8 +56,8 @@ async def request_connection(
         The connection and the target company.
 
     Raises:
-        RequestValidationError: the target is this company, unknown or inactive.
-        HTTPException: 409 when a live connection exists in either direction.
+        InvalidFieldError: the target is this company, unknown or inactive (422).
+        ConflictError: a live connection exists in either direction (409).
     """
     if body.target_id == requester.id:
         raise field_error("target_id", "must be another company")
@@ -76,7 +76,7 @@ async def request_connection(
     )
     existing = list(pair.all())
     if any(row.status in LIVE for row in existing):
-        raise HTTPException(409, ALREADY_LINKED)
+        raise ConflictError(ALREADY_LINKED)
     connection = next((row for row in existing if row.requester_id == requester.id), None)
     if connection is None:
         connection = Connection(requester_id=requester.id, target_id=target.id)
@@ -91,7 +91,7 @@ async def request_connection(
         async with session.begin_nested():
             await session.flush()
     except IntegrityError:  # the same request raced in from another session
-        raise HTTPException(409, ALREADY_LINKED) from None
+        raise ConflictError(ALREADY_LINKED) from None
     await system.helpers.queue_marketplace_connection_email(
         connection.id, requester.id, target.id, session=session
     )
@@ -114,10 +114,11 @@ async def decide(
         The connection and the requester company.
 
     Raises:
-        HTTPException: 404 for a connection of other companies, 403 for the requester
-            (only the company asked decides), 409 when it is no longer pending.
+        NotFoundError: a connection of other companies (404).
+        ForbiddenError: the requester (403): only the company asked decides.
+        ConflictError: the request is no longer pending (409).
     """
-    connection = await scoped_get(
+    connection = await get_scoped(
         session,
         Connection,
         connection_id,
@@ -126,9 +127,9 @@ async def decide(
         for_update=True,
     )
     if connection.target_id != company.id:
-        raise HTTPException(403, NOT_ALLOWED)  # only the company asked decides
+        raise ForbiddenError()  # only the company asked decides
     if connection.status != ConnectionStatus.PENDING:
-        raise HTTPException(409, f"the request is already {connection.status.value}")
+        raise ConflictError(f"the request is already {connection.status.value}")
     connection.status = ConnectionStatus.ACCEPTED if accept else ConnectionStatus.REJECTED
     connection.decided_by = user.id
     connection.decided_at = now

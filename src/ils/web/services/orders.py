@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Final
 
-from fastapi import HTTPException
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
@@ -20,15 +19,15 @@ from ils.domain.clinical import Patient
 from ils.domain.companies import Company, CompanyKind, Role, User
 from ils.domain.numbering import NumberKind, allocate_number
 from ils.domain.orders import (
-    InvalidTransitionError,
     Order,
     OrderStatus,
     OrderStatusChange,
     Side,
     next_statuses,
 )
+from ils.domain.scoping import get_scoped
+from ils.errors import ForbiddenError
 from ils.queue.system import JobSystem
-from ils.web.deps import NOT_ALLOWED, scoped_get
 from ils.web.schemas.orders import OrderCreate, OrderOut, StatusChangeOut
 from ils.web.schemas.prescription import EyePrescription
 from ils.web.services.common import (
@@ -130,7 +129,7 @@ async def create_order(
     ticket PDFs, and an order notification to every active user of the lab.
 
     Raises:
-        RequestValidationError: ``patient_id`` is not a patient of this practice,
+        InvalidFieldError: ``patient_id`` is not a patient of this practice,
             ``lab_id`` is not an active lab, ``due_date`` has passed, or
             ``remake_of_id`` is not an order of the same practice, patient and lab
             (422; nothing written, nothing queued).
@@ -284,20 +283,18 @@ async def change_status(
     """Move the order and tell the other side's users.
 
     Raises:
-        HTTPException: 404 for an order of neither side, 403 for a role that may not
-            make such moves, 409 for a move the lifecycle does not allow now.
+        NotFoundError: an order of neither side (404).
+        ForbiddenError: a role that may not make such moves (403).
+        InvalidTransitionError: a move the lifecycle does not allow now (409).
     """
-    order = await scoped_get(
+    order = await get_scoped(
         session, Order, order_id, user.company_id, owners=ORDER_OWNERS, for_update=True
     )
     side = order.side_of(user.company_id)
-    assert side is not None  # scoped_get found it through one of the two sides
+    assert side is not None  # get_scoped found it through one of the two sides
     if not may_move(user.role, side, order.status, to_status):
-        raise HTTPException(403, NOT_ALLOWED)
-    try:
-        change = order.change_status(to_status, side, changed_by=user.id, note=note, at=now)
-    except InvalidTransitionError as exc:
-        raise HTTPException(409, str(exc)) from None
+        raise ForbiddenError()
+    change = order.change_status(to_status, side, changed_by=user.id, note=note, at=now)
     session.add(change)
     await session.flush()
     other = order.lab_id if side == Side.PRACTICE else order.company_id
@@ -321,18 +318,15 @@ async def ship(
     notification to the practice's users.
 
     Raises:
-        HTTPException: 404 for an order not made by the user's lab, 409 when the order
-            is not through quality check.
+        NotFoundError: an order not made by the user's lab (404).
+        InvalidTransitionError: the order is not through quality check (409).
     """
-    order = await scoped_get(
+    order = await get_scoped(
         session, Order, order_id, user.company_id, owners=("lab_id",), for_update=True
     )
-    try:
-        change = order.change_status(
-            OrderStatus.SHIPPED, Side.LAB, changed_by=user.id, via_ship=True, at=now
-        )
-    except InvalidTransitionError as exc:
-        raise HTTPException(409, str(exc)) from None
+    change = order.change_status(
+        OrderStatus.SHIPPED, Side.LAB, changed_by=user.id, via_ship=True, at=now
+    )
     order.tracking_number = tracking_number
     order.carrier = carrier
     session.add(change)

@@ -33,7 +33,7 @@ async def create_purchase_order(
         The purchase order and its products by id (for the response).
 
     Raises:
-        RequestValidationError: ``supplier_id`` is not an active supplier, or a line's
+        InvalidFieldError: ``supplier_id`` is not an active supplier, or a line's
             product is not in that supplier's catalogue (422 ``lines.N.product_id``).
     """
     supplier = await active_company(

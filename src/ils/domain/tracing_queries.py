@@ -1,0 +1,31 @@
+"""Read model of an order's lens tracing: what the OMA worker made of its files.
+
+The caller finds the order first, scoped to the user's company (practice or lab side,
+:func:`~ils.domain.scoping.get_scoped`); this module then reads only that order's
+rows, so it never needs the company itself.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ils.domain.content import OrderTracing
+from ils.errors import NotFoundError
+
+
+async def current_tracing(session: AsyncSession, order_id: str) -> OrderTracing:
+    """The tracing of the order's newest processed file (a new upload supersedes).
+
+    Raises:
+        NotFoundError: no tracing file of the order has been processed yet.
+    """
+    row = await session.scalar(
+        select(OrderTracing)
+        .where(OrderTracing.order_id == order_id)
+        .order_by(OrderTracing.created_at.desc(), OrderTracing.id.desc())
+        .limit(1)
+    )
+    if row is None:
+        raise NotFoundError("OrderTracing")
+    return row
