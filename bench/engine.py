@@ -28,6 +28,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from ils.queue.jobtypes import OrderConfirmationEmail
 from ils.queue.registry import HandlerRegistry, JobContext
 from ils.queue.runner import Runner
 from ils.queue.system import JobSystem
@@ -79,7 +80,7 @@ async def bench_ours(settings: Settings, jobs: int, pickups: int) -> dict[str, A
             done[0] += 1
 
         registry = HandlerRegistry(system.job_types)
-        registry.register("email", "order-confirmation", noop)
+        registry.register(OrderConfirmationEmail, noop)
         runner = Runner(system.stores(), [system.catalogue["email"]], registry)
         t0 = time.perf_counter()
         runner.start()

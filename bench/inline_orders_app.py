@@ -99,7 +99,7 @@ def make_app() -> FastAPI:
         )
         await session.commit()
         payload = OrderConfirmationEmail(order_id=order.id, user_id=user.id)
-        await tools["email"].run("order-confirmation", payload, _RequestContext())
+        await tools["email"].order_confirmation(payload, _RequestContext())
         await generate_order_sheet(tools["pdf"], order.id)
         await generate_lab_work_ticket(tools["pdf"], order.id)
         return await service.order_out(session, order, user, [submitted])

@@ -282,7 +282,7 @@ async def run_demo(settings: Settings, rounds: int, console: Console) -> None:
     echoed = []
     for job_type in system.job_types:
         if registry.lookup(job_type.queue, job_type.name) is None:
-            registry.register(job_type.queue, job_type.name, _echo)
+            registry.register(job_type.model, _echo)
             echoed.append(f"{job_type.queue}/{job_type.name}")
     runner = Runner(
         system.stores(), list(system.catalogue.values()), registry, gates=system.gates()

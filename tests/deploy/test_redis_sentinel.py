@@ -29,6 +29,7 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
+from ils.queue.jobtypes import OrderConfirmationEmail
 from ils.queue.model import JobRef, JobState
 from ils.queue.registry import HandlerRegistry, JobContext
 from ils.queue.service import run_workers
@@ -78,7 +79,7 @@ class Work:
 
     def start(self) -> None:
         registry = HandlerRegistry(self.system.job_types)
-        registry.register("email", "order-confirmation", self._handler)
+        registry.register(OrderConfirmationEmail, self._handler)
         self._task = asyncio.create_task(
             run_workers(self.system, ["email"], registry, stop=self._stop)
         )

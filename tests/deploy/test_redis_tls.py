@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import redis
 
+from ils.queue.jobtypes import OrderConfirmationEmail
 from ils.queue.model import JobState
 from ils.queue.registry import HandlerRegistry, JobContext
 from ils.queue.service import run_workers
@@ -70,7 +71,7 @@ async def test_job_runs_over_tls_with_a_client_certificate(
         return {"over": "tls"}
 
     registry = HandlerRegistry(system.job_types)
-    registry.register("email", "order-confirmation", handler)
+    registry.register(OrderConfirmationEmail, handler)
     workers = asyncio.create_task(run_workers(system, ["email"], registry, stop=stop))
     try:
         assert system.redis_in_use  # the gate's probe got through TLS too

@@ -1,7 +1,8 @@
 """Handlers for fault-injection worker processes (``ils worker --handlers`` this ``:register``).
 
-``register`` replaces the ``general-notification`` e-mail handler with one that sends
-nothing and appends ``<claim epoch ms> <job id> <store> <pid>`` to the file in
+``register`` replaces the ``general-notification`` e-mail handler (``ils worker``
+registers the built-in ones first, hence ``replace``) with one that sends nothing and
+appends ``<claim epoch ms> <job id> <store> <pid>`` to the file in
 ``ILS_TEST_STARTS``: the rate-limit scenario counts starts per window across both stores
 and every process from it. The time is the store's claim time (when the limiter let the
 job through), not the handler's: a busy process may start a claimed job's handler
@@ -33,4 +34,4 @@ async def record_start(payload: GeneralNotificationEmail, ctx: JobContext) -> di
 
 def register(registry: HandlerRegistry, system: JobSystem) -> None:
     del system
-    registry.register("email", "general-notification", record_start)
+    registry.replace(GeneralNotificationEmail, record_start)

@@ -55,7 +55,7 @@ async def test_one_concurrency_over_both_stores(
             running -= 1
 
         registry = HandlerRegistry(system.job_types)
-        registry.register("email", "order-confirmation", handler)
+        registry.register(OrderConfirmationEmail, handler)
         done = asyncio.Event()
         outcomes: list[JobOutcome] = []
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from ils.queue.jobtypes import OrderConfirmationEmail
 from ils.queue.model import JobState
 from ils.queue.registry import HandlerRegistry, JobContext
 from ils.queue.runner import Runner
@@ -87,7 +88,7 @@ async def test_job_added_by_node_is_processed_by_our_worker(
         received.append((payload, ctx.job_id))
         return {"processedBy": "python"}
 
-    registry.register("email", "order-confirmation", handler)
+    registry.register(OrderConfirmationEmail, handler)
     runner = Runner(system.stores(), [system.catalogue["email"]], registry)
     runner.start()
     try:

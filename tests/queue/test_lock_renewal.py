@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from ils.queue.jobtypes import OrderConfirmationEmail
 from ils.queue.model import ClaimedJob
 from ils.queue.registry import HandlerRegistry, JobContext
 from ils.queue.runner import QueueConsumer
@@ -59,7 +60,7 @@ async def test_renewal_racing_completion_logs_no_lost_lock(
             await store.renewing.wait()  # finish while the renewal is in flight
 
         registry = HandlerRegistry(system.job_types)
-        registry.register("email", "order-confirmation", handler)
+        registry.register(OrderConfirmationEmail, handler)
         await system.helpers.queue_order_confirmation_email("o1", "u1")
         consumer = QueueConsumer(
             store,  # type: ignore[arg-type]

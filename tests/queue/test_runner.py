@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from ils.errors import JobFailedError, PermanentJobError
-from ils.queue.jobtypes_email import OrderConfirmationEmail
+from ils.queue.jobtypes_email import OrderConfirmationEmail, OrderShipmentEmail
 from ils.queue.model import JobOptions, JobState, NewJob
 from ils.queue.registry import HandlerRegistry, JobContext
 from ils.queue.runner import JobOutcome, Runner
@@ -92,7 +92,7 @@ async def test_handler_gets_validated_payload_and_result_is_stored(
         await ctx.log("rendered")
         return {"orderId": payload.order_id, "attempt": ctx.attempt}
 
-    registry.register("email", "order-confirmation", handler)
+    registry.register(OrderConfirmationEmail, handler)
     ref = await system.helpers.queue_order_confirmation_email("ord-1", "usr-1")
     runner = runner_for(system, registry)
     runner.start()
@@ -130,7 +130,7 @@ async def test_permanent_error_fails_at_once(make_system: SystemFactory) -> None
         calls += 1
         raise PermanentJobError("order ord-1 no longer exists")
 
-    registry.register("email", "order-confirmation", handler)
+    registry.register(OrderConfirmationEmail, handler)
     ref = await system.helpers.queue_order_confirmation_email("ord-1", "usr-1")
     runner = runner_for(system, registry)
     runner.start()
@@ -153,7 +153,7 @@ async def test_retryable_error_retries_with_growing_backoff(make_system: SystemF
         started.append(time.monotonic())
         raise JobFailedError(f"smtp 451 on attempt {ctx.attempt}")
 
-    registry.register("email", "order-confirmation", handler)
+    registry.register(OrderConfirmationEmail, handler)
     ref = await system.helpers.queue_order_confirmation_email("ord-1", "usr-1")
     runner = runner_for(system, registry)
     runner.start()
@@ -181,7 +181,7 @@ async def test_job_without_handler_fails_clearly_and_worker_goes_on(
     async def handler(payload: Any, ctx: JobContext) -> None:
         done.append(ctx.job_id)
 
-    registry.register("email", "order-shipment", handler)
+    registry.register(OrderShipmentEmail, handler)
     orphan = await system.helpers.queue_order_confirmation_email("ord-1", "usr-1")
     handled = await system.helpers.queue_shipment_notification_email("ord-1", "usr-1", "1Z9", "UPS")
     runner = runner_for(system, registry)
@@ -209,7 +209,7 @@ async def test_queue_without_handlers_is_left_to_other_workers(
     async def handler(payload: Any, ctx: JobContext) -> None:
         done.append(ctx.job_id)
 
-    registry.register("email", "order-shipment", handler)
+    registry.register(OrderShipmentEmail, handler)
     pdf = await system.helpers.queue_order_sheet_pdf("ord-1")
     email = await system.helpers.queue_shipment_notification_email("ord-1", "usr-1", "1Z9", "UPS")
     stop = asyncio.Event()
@@ -237,7 +237,7 @@ async def test_invalid_payload_from_another_producer_fails_without_leaking(
     async def handler(payload: Any, ctx: JobContext) -> None:
         raise AssertionError("must not run")
 
-    registry.register("email", "order-confirmation", handler)
+    registry.register(OrderConfirmationEmail, handler)
     store = system.stores()[0]
     secret = "Jane Doe, DOB 1970-01-01"
     job_id = await store.add(
@@ -272,7 +272,7 @@ async def test_concurrency_is_respected(make_system: SystemFactory) -> None:
         await asyncio.sleep(0.15)
         running -= 1
 
-    registry.register("email", "order-confirmation", handler)
+    registry.register(OrderConfirmationEmail, handler)
     refs = [await system.helpers.queue_order_confirmation_email(f"o{i}", "u") for i in range(9)]
     outcomes: list[JobOutcome] = []
     runner = runner_for(system, registry, outcomes)
@@ -300,7 +300,7 @@ async def test_stop_lets_running_jobs_finish(make_system: SystemFactory) -> None
         started.set()
         await asyncio.sleep(0.5)
 
-    registry.register("email", "order-confirmation", handler)
+    registry.register(OrderConfirmationEmail, handler)
     first = await system.helpers.queue_order_confirmation_email("o1", "u")
     runner = runner_for(system, registry)
     runner.start()
@@ -324,8 +324,8 @@ async def test_abandoned_job_is_recovered_by_another_worker(make_system: SystemF
     async def finish(payload: Any, ctx: JobContext) -> str:
         return "recovered"
 
-    slow.register("email", "order-confirmation", hang)
-    quick.register("email", "order-confirmation", finish)
+    slow.register(OrderConfirmationEmail, hang)
+    quick.register(OrderConfirmationEmail, finish)
     ref = await system.helpers.queue_order_confirmation_email("o1", "u")
     first = runner_for(system, slow)
     first.start()

@@ -14,10 +14,10 @@ from typing import Any
 
 from ils.queue.registry import Handler, HandlerRegistry, JobContext
 from ils.queue.system import JobSystem
-from ils.workers.email import JOB_NAMES, QUEUE
+from ils.workers.email import QUEUE
 
 
-def _wrap(real: Handler) -> Handler:
+def _wrap(real: Handler[Any]) -> Handler[Any]:
     async def handler(payload: Any, ctx: JobContext) -> Any:
         result = await real(payload, ctx)
         states = ",".join(m["state"] for m in result["messages"])
@@ -37,7 +37,7 @@ def _wrap(real: Handler) -> Handler:
 def register(registry: HandlerRegistry, system: JobSystem) -> None:
     """Wrap the e-mail handlers ``ils.workers.register_all`` registered."""
     del system
-    for name in JOB_NAMES:
-        registration = registry.lookup(QUEUE, name)
+    for job_type in registry.job_types.for_queue(QUEUE):
+        registration = registry.lookup(job_type.queue, job_type.name)
         assert registration is not None, "register after ils.workers.register_all"
-        registry.register(QUEUE, name, _wrap(registration.handler))
+        registry.replace(job_type.model, _wrap(registration.handler))

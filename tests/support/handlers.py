@@ -47,7 +47,8 @@ async def recording_handler(payload: Any, ctx: JobContext) -> dict[str, Any]:
 
 
 def register(registry: HandlerRegistry, system: JobSystem) -> None:
-    """Register the recording handler for every job type."""
+    """Register the recording handler for every job type, in place of the built-in
+    handlers ``ils worker`` registered first."""
     del system
     for job_type in registry.job_types:
-        registry.register(job_type.queue, job_type.name, recording_handler)
+        registry.replace(job_type.model, recording_handler)

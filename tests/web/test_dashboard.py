@@ -17,6 +17,7 @@ import httpx
 
 from ils.domain.companies import CompanyKind, Role
 from ils.errors import PermanentJobError
+from ils.queue.jobtypes import OrderSheetPdf
 from ils.queue.registry import HandlerRegistry
 from ils.queue.runner import Runner
 from ils.settings import Settings
@@ -51,7 +52,7 @@ async def fail_with(state: WebState, reason: str, count: int) -> None:
 
     system = state.system
     registry = HandlerRegistry(system.job_types)
-    registry.register("pdf", "order-sheet", broken)
+    registry.register(OrderSheetPdf, broken)
     runner = Runner(system.stores(), [system.catalogue["pdf"]], registry)
     runner.start()
     try:

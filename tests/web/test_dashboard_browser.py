@@ -45,6 +45,7 @@ from playwright.async_api import (
 from ils.database import session_factory
 from ils.domain.companies import Company, CompanyKind, Role, User
 from ils.errors import PermanentJobError
+from ils.queue.jobtypes import OrderSheetPdf
 from ils.queue.model import JobOptions, JobState
 from ils.queue.registry import HandlerRegistry
 from ils.queue.runner import Runner
@@ -141,7 +142,7 @@ def _runner(site: Site) -> Runner:
         return {"pages": 1}
 
     registry = HandlerRegistry(site.system.job_types)
-    registry.register("pdf", "order-sheet", draw)
+    registry.register(OrderSheetPdf, draw)
     return Runner(site.system.stores(), [site.system.catalogue["pdf"]], registry)
 
 

@@ -10,6 +10,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from ils.errors import PermanentJobError
+from ils.queue.jobtypes import InvoicePdf, OrderSheetPdf
 from ils.queue.registry import HandlerRegistry
 from ils.queue.runner import Runner
 from ils.web.state import WebState
@@ -52,8 +53,8 @@ async def test_metrics_count_jobs_by_state_and_what_workers_did(
         raise PermanentJobError("no lines")
 
     registry = HandlerRegistry(system.job_types)
-    registry.register("pdf", "order-sheet", sheet)
-    registry.register("pdf", "invoice", invoice)
+    registry.register(OrderSheetPdf, sheet)
+    registry.register(InvoicePdf, invoice)
     runner = Runner(
         system.stores(),
         [system.catalogue["pdf"]],

@@ -9,6 +9,7 @@ import httpx
 
 from ils.domain.companies import CompanyKind, Role
 from ils.errors import PermanentJobError
+from ils.queue.jobtypes import OrderSheetPdf
 from ils.queue.model import JobOptions, JobState
 from ils.queue.registry import HandlerRegistry
 from ils.queue.runner import Runner
@@ -38,7 +39,7 @@ async def fail_all(state: WebState, count: int) -> None:
 
     system = state.system
     registry = HandlerRegistry(system.job_types)
-    registry.register("pdf", "order-sheet", broken)
+    registry.register(OrderSheetPdf, broken)
     runner = Runner(system.stores(), [system.catalogue["pdf"]], registry)
     runner.start()
     try:

@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 
 from ils.domain.companies import CompanyKind, Role
+from ils.queue.jobtypes import OrderConfirmationEmail, OrderSheetPdf
 from ils.queue.registry import HandlerRegistry
 from ils.queue.service import run_workers
 from ils.web.state import WebState
@@ -121,8 +122,8 @@ async def test_health_counts_connected_workers_per_queue(
     async def noop(payload: Any, ctx: Any) -> None:
         return None
 
-    registry.register("pdf", "order-sheet", noop)
-    registry.register("email", "order-confirmation", noop)
+    registry.register(OrderSheetPdf, noop)
+    registry.register(OrderConfirmationEmail, noop)
     stop = asyncio.Event()
     task = asyncio.create_task(run_workers(system, ["pdf", "email"], registry, stop=stop))
     admin, _ = await signed_in(Role.ADMIN, CompanyKind.LAB)

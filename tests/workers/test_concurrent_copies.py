@@ -30,6 +30,8 @@ from ils.database import Transactions, session_factory
 from ils.domain.content import Document, Notification
 from ils.migrations import upgrade_database
 from ils.queue.cron import ScheduleSpec
+from ils.queue.jobtypes_notification import SystemNotification, UrgentNotificationEmail
+from ils.queue.jobtypes_scheduled import RunSchedule
 from ils.queue.model import JobRecord, JobState
 from ils.queue.registry import HandlerRegistry
 from ils.queue.schedules import Schedule, ScheduledJob, ScheduleStore
@@ -114,8 +116,7 @@ async def test_copies_of_a_notification_job_store_one_notification(
     sessions = session_factory(system.engine)
     network = await build_network(sessions)
     worker = notification.register(HandlerRegistry(system.job_types), system)
-    model = system.job_types.get("notification", "system-notification").model
-    payload = model.model_validate(
+    payload = SystemNotification.model_validate(
         {
             "user_id": network.lab_admin.id,
             "title": "Remake needed",
@@ -126,7 +127,7 @@ async def test_copies_of_a_notification_job_store_one_notification(
     if database == "postgres":
         read_together(worker.db, monkeypatch)
     results = await _together(
-        lambda: worker.store("system-notification", payload, FakeContext("n-1", "notification"))
+        lambda: worker.system_notification(payload, FakeContext("n-1", "notification"))
     )
     async with sessions() as session:
         rows = list(await session.scalars(select(Notification)))
@@ -143,15 +144,13 @@ async def test_copies_of_an_urgent_email_check_queue_one_email(
     sessions = session_factory(system.engine)
     network = await build_network(sessions)
     worker = notification.register(HandlerRegistry(system.job_types), system)
-    stored = await worker.store(
-        "system-notification",
-        system.job_types.get("notification", "system-notification").model.model_validate(
+    stored = await worker.system_notification(
+        SystemNotification.model_validate(
             {"user_id": network.lab_admin.id, "title": "T", "message": "M", "priority": "urgent"}
         ),
         FakeContext("n-1", "notification"),
     )
-    check = system.job_types.get("notification", "urgent-notification-email").model
-    payload = check.model_validate({"notification_id": stored["notificationId"]})
+    payload = UrgentNotificationEmail.model_validate({"notification_id": stored["notificationId"]})
     if database == "postgres":
         read_together(worker.db, monkeypatch)
     results = await _together(lambda: worker.escalate(payload, FakeContext("c-1", "notification")))
@@ -198,7 +197,7 @@ async def test_copies_of_a_schedule_tick_run_its_due_time_once(
     )
     async with session_factory(system.engine)() as session, session.begin():
         await ScheduleStore().save(session, schedule, NOW - timedelta(days=1))
-    payload = system.job_types.get("scheduled", "run-schedule").model(schedule_id="test:c1")
+    payload = RunSchedule(schedule_id="test:c1")
     results = await _together(lambda: worker.run_schedule(payload, FakeContext("t-1", "scheduled")))
     ran = [result for result in results if "jobs" in result]
     assert len(ran) == 1

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
+from ils.queue.jobtypes import InvoicePdf
 from ils.queue.registry import HandlerRegistry, JobContext
 from ils.queue.system import JobSystem
 from ils.settings import Settings
@@ -248,7 +249,7 @@ def register_render_then_wait(registry: HandlerRegistry, system: JobSystem) -> N
         return {}
 
     system.on_close(close)
-    registry.register("pdf", "invoice", handle)
+    registry.replace(InvoicePdf, handle)  # in place of the PDF worker's (registered first)
 
 
 @pytest.mark.slow

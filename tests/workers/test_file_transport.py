@@ -66,15 +66,15 @@ async def test_every_type_is_written_as_an_eml_file_a_person_can_open(
 async def test_a_resend_rewrites_the_same_file(make_env: EnvFactory) -> None:
     env = await make_env()
     payload = OrderConfirmationEmail(order_id=env.network.order.id, user_id=env.network.orderer.id)
-    await env.worker.run("order-confirmation", payload, FakeContext("job-1"))
-    await env.worker.run("order-confirmation", payload, FakeContext("job-1", attempt=2))
+    await env.worker.order_confirmation(payload, FakeContext("job-1"))
+    await env.worker.order_confirmation(payload, FakeContext("job-1", attempt=2))
     mail_dir = env.system.settings.data_dir / "mail"
     (path,) = mail_dir.iterdir()
     # A crash after the write and before "sent" was recorded: the retry writes again,
     # into the same file, so there is still one copy.
     async with env.sessions() as session, session.begin():
         await session.execute(update(MailMessage).values(state=MailState.SENDING))
-    await env.worker.run("order-confirmation", payload, FakeContext("job-1", attempt=3))
+    await env.worker.order_confirmation(payload, FakeContext("job-1", attempt=3))
     assert list(mail_dir.iterdir()) == [path]
     (row,) = await env.messages()
     assert (row.state, row.attempts) == (MailState.SENT, 2)

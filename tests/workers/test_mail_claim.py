@@ -102,8 +102,8 @@ async def test_two_copies_of_one_job_started_together_send_one_message(
         first, second = FakeContext("job-7"), FakeContext("job-7")
         results = await asyncio.wait_for(
             asyncio.gather(
-                env.worker.run("order-confirmation", confirmation(env), first),
-                other.run("order-confirmation", confirmation(env), second),
+                env.worker.order_confirmation(confirmation(env), first),
+                other.order_confirmation(confirmation(env), second),
             ),
             60,
         )
@@ -133,7 +133,7 @@ async def test_a_copy_that_waited_on_a_refused_holder_fails_without_sending(
     outcomes = await asyncio.wait_for(
         asyncio.gather(
             *(
-                env.worker.run("order-confirmation", confirmation(env), FakeContext("job-8"))
+                env.worker.order_confirmation(confirmation(env), FakeContext("job-8"))
                 for _ in range(2)
             ),
             return_exceptions=True,
@@ -193,7 +193,7 @@ async def test_a_lease_left_by_a_dead_holder_is_taken_over_once_it_expires(
                 )
             )
         later = FakeContext("job-9", attempt=2)
-        task = asyncio.create_task(worker.run("order-confirmation", payload, later))
+        task = asyncio.create_task(worker.order_confirmation(payload, later))
         await eventually(
             lambda: task.done() or any("another attempt" in line for line in later.lines)
         )

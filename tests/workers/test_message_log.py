@@ -35,9 +35,9 @@ async def test_a_retry_after_the_server_accepted_sends_no_second_copy(
     make_env: EnvFactory, database: str, mail_server: RunningServer
 ) -> None:
     env = await env_on(make_env, database, mail_server)
-    first = await env.worker.run("order-confirmation", confirmation(env), FakeContext("job-1"))
+    first = await env.worker.order_confirmation(confirmation(env), FakeContext("job-1"))
     retry = FakeContext("job-1", attempt=2)
-    again = await env.worker.run("order-confirmation", confirmation(env), retry)
+    again = await env.worker.order_confirmation(confirmation(env), retry)
     (sent,) = first["messages"]
     assert sent["state"] == "sent"
     assert again["messages"] == [{"messageId": sent["messageId"], "state": "already-sent"}]
@@ -55,12 +55,12 @@ async def test_the_message_id_is_stable_per_job_and_recipient(
 ) -> None:
     env = await env_on(make_env, database, mail_server)
     payload = confirmation(env)
-    await env.worker.run("order-confirmation", payload, FakeContext("job-a"))
-    await env.worker.run("order-confirmation", payload, FakeContext("job-b"))
+    await env.worker.order_confirmation(payload, FakeContext("job-a"))
+    await env.worker.order_confirmation(payload, FakeContext("job-b"))
     # A reused job id (a Redis that lost its data counts from 1 again) with another
     # payload is another message, not one "already sent".
     other = GeneralNotificationEmail(user_id=env.network.orderer.id, subject="Hi", content="x")
-    await env.worker.run("general-notification", other, FakeContext("job-a"))
+    await env.worker.general_notification(other, FakeContext("job-a"))
     ids = [m.message["Message-ID"] for m in mail_server.handler.messages()]
     assert len(set(ids)) == 3
     key = message_key(
@@ -99,7 +99,7 @@ async def test_an_unconfirmed_send_leaves_the_row_sending(
     env = await env_on(make_env, database, mail_server)
     mail_server.handler.hang_up_after_data = 1
     with pytest.raises(MailDeliveryError) as caught:
-        await env.worker.run("order-confirmation", confirmation(env), FakeContext("job-1"))
+        await env.worker.order_confirmation(confirmation(env), FakeContext("job-1"))
     assert caught.value.unconfirmed
     assert "after the message was sent" in str(caught.value)
     (row,) = await env.messages()
@@ -132,12 +132,12 @@ async def test_an_address_edited_between_attempts_gets_the_message_under_the_sam
     env = await env_on(make_env, database, mail_server)
     mail_server.handler.refused["ann@brightside.example"] = "450 4.2.1 Mailbox busy"
     with pytest.raises(MailDeliveryError):
-        await env.worker.run("order-confirmation", confirmation(env), FakeContext("job-1"))
+        await env.worker.order_confirmation(confirmation(env), FakeContext("job-1"))
     async with env.sessions() as session, session.begin():
         user = await session.get(type(env.network.orderer), env.network.orderer.id)
         assert user is not None
         user.email = "ann.new@brightside.example"
-    result = await env.worker.run("order-confirmation", confirmation(env), FakeContext("job-1"))
+    result = await env.worker.order_confirmation(confirmation(env), FakeContext("job-1"))
     (message,) = mail_server.handler.messages()
     assert message.rcpt_tos == ["ann.new@brightside.example"]
     assert message.message["Message-ID"] == result["messages"][0]["messageId"]
@@ -173,10 +173,10 @@ async def test_a_failed_reconnect_keeps_an_unknown_outcome_visible(
     env = await make_env(database=database, smtp=smtp_to(server))
     server.handler.hang_up_after_data = 1
     with pytest.raises(MailDeliveryError):
-        await env.worker.run("order-confirmation", confirmation(env), FakeContext("job-1"))
+        await env.worker.order_confirmation(confirmation(env), FakeContext("job-1"))
     server.controller.stop()  # the retry cannot even connect
     with pytest.raises(MailDeliveryError, match="connection to"):
-        await env.worker.run("order-confirmation", confirmation(env), FakeContext("job-1"))
+        await env.worker.order_confirmation(confirmation(env), FakeContext("job-1"))
     (row,) = await env.messages()
     assert (row.state, row.attempts) == (MailState.SENDING, 1)  # still unknown, not "pending"
     assert row.error is not None and row.error.startswith("connection to")

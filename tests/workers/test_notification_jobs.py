@@ -23,6 +23,7 @@ from ils.domain.companies import Company, CompanyKind, Role, User
 from ils.domain.content import Notification, NotificationPriority
 from ils.migrations import upgrade_database
 from ils.queue.events import Subscription
+from ils.queue.jobtypes_notification import UrgentNotificationEmail
 from ils.queue.model import JobRecord, JobState
 from ils.queue.registry import HandlerRegistry
 from ils.queue.runner import Runner
@@ -300,9 +301,8 @@ async def test_an_urgent_notification_left_unread_is_emailed_once(env: Env) -> N
     assert row.emailed_at is not None
 
     # Run the check again (a retry after a crash): no second e-mail.
-    payload = env.system.job_types.get("notification", "urgent-notification-email").model
     again = await env.worker.escalate(
-        payload.model_validate({"notification_id": notification_id}),
+        UrgentNotificationEmail.model_validate({"notification_id": notification_id}),
         FakeContext(check.id, "notification"),
     )
     assert again["outcome"] == "already e-mailed"
@@ -321,11 +321,11 @@ async def test_read_or_deleted_urgent_notifications_are_not_emailed(env: Env) ->
         row = await session.get(Notification, deleted_id)
         assert row is not None
         await session.delete(row)
-    model = env.system.job_types.get("notification", "urgent-notification-email").model
     outcomes = [
         (
             await env.worker.escalate(
-                model.model_validate({"notification_id": nid}), FakeContext("c", "notification")
+                UrgentNotificationEmail.model_validate({"notification_id": nid}),
+                FakeContext("c", "notification"),
             )
         )["outcome"]
         for nid in (read_id, deleted_id)

@@ -20,6 +20,7 @@ from ils.domain.companies import Company, CompanyKind, Role, User, UserSession
 from ils.domain.content import Notification
 from ils.errors import PermanentJobError
 from ils.queue.cron import ScheduleSpec
+from ils.queue.jobtypes import CleanupExpiredData, RunSchedule
 from ils.queue.model import JobState
 from ils.queue.registry import HandlerRegistry
 from ils.queue.runner import Runner
@@ -70,7 +71,7 @@ def _briefing_schedule(company_id: str, catch_up: str = "once") -> Schedule:
 async def test_a_tick_enqueues_the_jobs_once_per_due_time(system: JobSystem) -> None:
     worker = _worker(system)
     await _save(system, _briefing_schedule("c1"))
-    payload = system.job_types.get("scheduled", "run-schedule").model(schedule_id="test:c1")
+    payload = RunSchedule(schedule_id="test:c1")
     first = await worker.run_schedule(payload, FakeContext("t1", "scheduled"))
     again = await worker.run_schedule(payload, FakeContext("t2", "scheduled"))
     assert len(first["jobs"]) == 1 and "already ran" in again["skipped"]
@@ -83,9 +84,7 @@ async def test_a_tick_enqueues_the_jobs_once_per_due_time(system: JobSystem) -> 
     }
     assert jobs[0].company_id == "c1"
     # Run now makes a run of its own.
-    manual = system.job_types.get("scheduled", "run-schedule").model(
-        schedule_id="test:c1", manual=True
-    )
+    manual = RunSchedule(schedule_id="test:c1", manual=True)
     await worker.run_schedule(manual, FakeContext("t3", "scheduled"))
     assert len(await system.local.list_jobs("ai", JobState.WAITING)) == 2
 
@@ -98,7 +97,7 @@ async def test_a_due_time_runs_once_even_when_its_jobs_went_to_another_store(
     # but the schedule's row remembers the run.
     worker = _worker(system)
     await _save(system, _briefing_schedule("c2"))
-    payload = system.job_types.get("scheduled", "run-schedule").model(schedule_id="test:c2")
+    payload = RunSchedule(schedule_id="test:c2")
     first = await worker.run_schedule(payload, FakeContext("t1", "scheduled"))
     (job,) = await system.local.list_jobs("ai", JobState.WAITING)
     await system.local.remove_job("ai", job.id)
@@ -114,7 +113,7 @@ async def test_a_due_time_runs_once_even_when_its_jobs_went_to_another_store(
 async def test_skip_drops_a_late_tick_and_once_runs_it(system: JobSystem) -> None:
     worker = _worker(system)
     await _save(system, _briefing_schedule("late", catch_up="skip"))
-    payload = system.job_types.get("scheduled", "run-schedule").model(schedule_id="test:late")
+    payload = RunSchedule(schedule_id="test:late")
     # 09:00 is an hour after the 08:00 run: later than the 5-minute grace.
     result = await worker.run_schedule(payload, FakeContext("t1", "scheduled"))
     assert "skipped" in result and "catch-up: skip" in result["skipped"]
@@ -126,7 +125,7 @@ async def test_skip_drops_a_late_tick_and_once_runs_it(system: JobSystem) -> Non
 
 async def test_a_tick_of_a_deleted_schedule_fails_for_good(system: JobSystem) -> None:
     worker = _worker(system)
-    payload = system.job_types.get("scheduled", "run-schedule").model(schedule_id="gone")
+    payload = RunSchedule(schedule_id="gone")
     with pytest.raises(PermanentJobError, match="does not exist"):
         await worker.run_schedule(payload, FakeContext("t1", "scheduled"))
 
@@ -175,7 +174,7 @@ async def test_cleanup_deletes_expired_data_and_unreferenced_files(system: JobSy
     fresh.write_bytes(b"%PDF")
     two_days_ago = time.time() - 2 * 86_400
     os.utime(orphan, (two_days_ago, two_days_ago))
-    payload = system.job_types.get("scheduled", "cleanup-expired-data").model()
+    payload = CleanupExpiredData()
     result = await worker.cleanup(payload, FakeContext("c1", "scheduled"))
     assert result == {"notifications": 2, "sessions": 1, "files": 1}
     async with sessions() as session:
@@ -228,8 +227,8 @@ async def test_bullmq_schedulers_follow_the_table_and_ticks_advance(
             seen.append(payload.schedule_id)
             return {"seen": True}
 
-        registry.register("scheduled", "run-schedule", tick)
-        registry.register("scheduled", "cleanup-expired-data", worker.cleanup)
+        registry.register(RunSchedule, tick)
+        registry.register(CleanupExpiredData, worker.cleanup)
         runner = Runner(system.stores(), [system.catalogue["scheduled"]], registry)
         runner.start()
         try:

@@ -24,6 +24,13 @@ from __future__ import annotations
 
 from typing import Final
 
+from ils.queue.jobtypes_ai import (
+    AnomalyDetection,
+    ChatResponse,
+    DailyBriefingJob,
+    DemandForecast,
+    InsightGeneration,
+)
 from ils.queue.registry import HandlerRegistry
 from ils.queue.system import JobSystem
 from ils.workers.ai.demand import warm_up
@@ -69,9 +76,9 @@ def register(
             await own_model.close()
 
     system.on_close(close)
-    registry.register(QUEUE, "daily-briefing", worker.daily_briefing)
-    registry.register(QUEUE, "demand-forecast", worker.demand_forecast)
-    registry.register(QUEUE, "anomaly-detection", worker.anomaly_detection)
-    registry.register(QUEUE, "insight-generation", worker.insight_generation)
-    registry.register(QUEUE, "chat-response", worker.chat_response)
+    registry.register(DailyBriefingJob, worker.daily_briefing)
+    registry.register(DemandForecast, worker.demand_forecast)
+    registry.register(AnomalyDetection, worker.anomaly_detection)
+    registry.register(InsightGeneration, worker.insight_generation)
+    registry.register(ChatResponse, worker.chat_response)
     return worker

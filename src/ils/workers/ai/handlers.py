@@ -15,7 +15,6 @@ import time
 from datetime import date
 from typing import Any, Final, Protocol
 
-from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -30,7 +29,7 @@ from ils.queue.jobtypes import (
     DemandForecast,
     InsightGeneration,
 )
-from ils.queue.registry import JobContext, payload_as
+from ils.queue.registry import JobContext
 from ils.queue.system import JobSystem
 from ils.workers.ai import anomaly_scan, demand
 from ils.workers.ai.briefing import build_briefing
@@ -84,9 +83,8 @@ class AIWorker:
 
     # -- demand forecast ----------------------------------------------------------------
 
-    async def demand_forecast(self, payload: BaseModel, ctx: JobContext) -> dict[str, Any]:
+    async def demand_forecast(self, job: DemandForecast, ctx: JobContext) -> dict[str, Any]:
         """Forecast the company's stocked products and store the result."""
-        job = payload_as(payload, DemandForecast)
         began = time.perf_counter()
         async with self.db.read() as session:
             company = await load_company(session, job.company_id)
@@ -152,9 +150,8 @@ class AIWorker:
 
     # -- anomalies ----------------------------------------------------------------------
 
-    async def anomaly_detection(self, payload: BaseModel, ctx: JobContext) -> dict[str, Any]:
+    async def anomaly_detection(self, job: AnomalyDetection, ctx: JobContext) -> dict[str, Any]:
         """Scan one metric; store new anomalies and tell the managers of big ones."""
-        job = payload_as(payload, AnomalyDetection)
         async with self.db.read() as session:
             company = await load_company(session, job.company_id)
             window = anomaly_scan.scan_window(self._today(company), job.time_range)
@@ -215,9 +212,8 @@ class AIWorker:
 
     # -- insights -----------------------------------------------------------------------
 
-    async def insight_generation(self, payload: BaseModel, ctx: JobContext) -> dict[str, Any]:
+    async def insight_generation(self, job: InsightGeneration, ctx: JobContext) -> dict[str, Any]:
         """Compute the findings of one kind over the period and store them."""
-        job = payload_as(payload, InsightGeneration)
         period = Period(date.fromisoformat(job.period_start), date.fromisoformat(job.period_end))
         async with self.db.read() as session:
             company = await load_company(session, job.company_id)
@@ -245,9 +241,8 @@ class AIWorker:
 
     # -- daily briefing -----------------------------------------------------------------
 
-    async def daily_briefing(self, payload: BaseModel, ctx: JobContext) -> dict[str, Any]:
+    async def daily_briefing(self, job: DailyBriefingJob, ctx: JobContext) -> dict[str, Any]:
         """Build, store and send the company's briefing for the day (once per job)."""
-        job = payload_as(payload, DailyBriefingJob)
         day = date.fromisoformat(job.date)
         async with self.db.read() as session:
             company = await load_company(session, job.company_id)
@@ -291,9 +286,8 @@ class AIWorker:
 
     # -- chat ---------------------------------------------------------------------------
 
-    async def chat_response(self, payload: BaseModel, ctx: JobContext) -> dict[str, Any]:
+    async def chat_response(self, job: ChatResponse, ctx: JobContext) -> dict[str, Any]:
         """Answer the user's message from the company's data and store the reply."""
-        job = payload_as(payload, ChatResponse)
         async with self.db.read() as session:
             company = await load_company(session, job.company_id)
             conversation = await self._conversation(session, job)

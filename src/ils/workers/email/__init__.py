@@ -18,6 +18,14 @@ queue's, enforced by the runner from the catalogue.
 
 from __future__ import annotations
 
+from ils.queue.jobtypes_email import (
+    DailyBriefingEmail,
+    GeneralNotificationEmail,
+    MarketplaceConnectionEmail,
+    OrderConfirmationEmail,
+    OrderShipmentEmail,
+    PurchaseOrderEmail,
+)
 from ils.queue.registry import HandlerRegistry
 from ils.queue.system import JobSystem
 from ils.workers.email.handlers import EmailWorker
@@ -25,16 +33,8 @@ from ils.workers.email.log import MailDatabase
 from ils.workers.email.transport import make_transport
 
 QUEUE = "email"
-JOB_NAMES = (
-    "order-confirmation",
-    "order-shipment",
-    "purchase-order",
-    "marketplace-connection",
-    "general-notification",
-    "daily-briefing",
-)
 
-__all__ = ["JOB_NAMES", "QUEUE", "EmailWorker", "register"]
+__all__ = ["QUEUE", "EmailWorker", "register"]
 
 
 def register(registry: HandlerRegistry, system: JobSystem) -> EmailWorker:
@@ -52,6 +52,10 @@ def register(registry: HandlerRegistry, system: JobSystem) -> EmailWorker:
         system.clock,
     )
     system.on_close(worker.close)
-    for name in JOB_NAMES:
-        registry.register(QUEUE, name, worker.handler(name))
+    registry.register(OrderConfirmationEmail, worker.order_confirmation)
+    registry.register(OrderShipmentEmail, worker.order_shipment)
+    registry.register(PurchaseOrderEmail, worker.purchase_order)
+    registry.register(MarketplaceConnectionEmail, worker.marketplace_connection)
+    registry.register(GeneralNotificationEmail, worker.general_notification)
+    registry.register(DailyBriefingEmail, worker.daily_briefing)
     return worker

@@ -25,9 +25,8 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Awaitable, Callable
 from datetime import date
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
-from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -63,7 +62,22 @@ CURRENCY: Final = "GBP"
 BRIEFING_LIST_MAX: Final = 20
 
 Built = list[MailDraft] | Skip
-Builder = Callable[[AsyncSession, Any], Awaitable[Built]]
+
+#: The payload of any e-mail job: what the worker reads besides its builder's fields
+#: (``type``, the job name, which is part of each message's stable key).
+EmailJob = (
+    OrderConfirmationEmail
+    | OrderShipmentEmail
+    | PurchaseOrderEmail
+    | MarketplaceConnectionEmail
+    | GeneralNotificationEmail
+    | DailyBriefingEmail
+)
+EmailJobT = TypeVar("EmailJobT", bound=EmailJob)
+
+#: Drafts the messages of one e-mail job type from its payload (a ContentBuilder
+#: method); the handler of that type passes its own, so each gets its own payload.
+Builder = Callable[[AsyncSession, EmailJobT], Awaitable[Built]]
 
 
 def _rx_eye(order: Order, side: str, name: str) -> dict[str, str] | None:
@@ -144,22 +158,11 @@ def order_items(order: Order) -> list[str]:
 
 
 class ContentBuilder:
-    """Loads the records of each e-mail job and drafts its messages."""
+    """Loads the records of each e-mail job and drafts its messages: one method per
+    job type, each taking that type's payload (a :data:`Builder`)."""
 
     def __init__(self, links: PlatformLinks) -> None:
         self.links = links
-        self.builders: dict[str, Builder] = {
-            "order-confirmation": self.order_confirmation,
-            "order-shipment": self.order_shipment,
-            "purchase-order": self.purchase_order,
-            "marketplace-connection": self.marketplace_connection,
-            "general-notification": self.general_notification,
-            "daily-briefing": self.daily_briefing,
-        }
-
-    async def build(self, session: AsyncSession, name: str, payload: BaseModel) -> Built:
-        """The drafts of job ``name`` (one of :attr:`builders`)."""
-        return await self.builders[name](session, payload)
 
     # -- orders ------------------------------------------------------------------------
 

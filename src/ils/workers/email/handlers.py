@@ -37,16 +37,23 @@ import logging
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from pydantic import BaseModel
 from sqlalchemy.exc import SQLAlchemyError
 
 from ils.clock import Clock
 from ils.domain.mail import MailState
 from ils.errors import ILSError, MailDeliveryError, MailRefusedError, PermanentJobError
-from ils.queue.registry import Handler, JobContext
+from ils.queue.jobtypes_email import (
+    DailyBriefingEmail,
+    GeneralNotificationEmail,
+    MarketplaceConnectionEmail,
+    OrderConfirmationEmail,
+    OrderShipmentEmail,
+    PurchaseOrderEmail,
+)
+from ils.queue.registry import JobContext
 from ils.settings import Settings, SmtpSettings
 from ils.workers.email.compose import compose, message_id_domain, message_key
-from ils.workers.email.content import ContentBuilder
+from ils.workers.email.content import Builder, ContentBuilder, EmailJobT
 from ils.workers.email.drafts import MailDraft, Skip
 from ils.workers.email.links import PlatformLinks
 from ils.workers.email.log import LoggedMessage, MailDatabase, MessageLog, NewMessage
@@ -110,21 +117,49 @@ class EmailWorker:
         self.content = ContentBuilder(PlatformLinks(settings.public_url))
         self.domain = message_id_domain(settings.smtp)
 
-    def handler(self, name: str) -> Handler:
-        """The handler of job ``name`` for the registry."""
-
-        async def handle(payload: BaseModel, ctx: JobContext) -> dict[str, Any]:
-            return await self.run(name, payload, ctx)
-
-        handle.__name__ = f"send_{name.replace('-', '_')}_email"
-        return handle
-
     async def close(self) -> None:
         """Release the transport's connections."""
         await self.transport.close()
 
-    async def run(self, name: str, payload: BaseModel, ctx: JobContext) -> dict[str, Any]:
+    # -- the six handlers: each drafts with its own builder, then :meth:`run` sends ------
+
+    async def order_confirmation(
+        self, payload: OrderConfirmationEmail, ctx: JobContext
+    ) -> dict[str, Any]:
+        """Handler of ``order-confirmation``."""
+        return await self.run(payload, ctx, self.content.order_confirmation)
+
+    async def order_shipment(self, payload: OrderShipmentEmail, ctx: JobContext) -> dict[str, Any]:
+        """Handler of ``order-shipment``."""
+        return await self.run(payload, ctx, self.content.order_shipment)
+
+    async def purchase_order(self, payload: PurchaseOrderEmail, ctx: JobContext) -> dict[str, Any]:
+        """Handler of ``purchase-order``."""
+        return await self.run(payload, ctx, self.content.purchase_order)
+
+    async def marketplace_connection(
+        self, payload: MarketplaceConnectionEmail, ctx: JobContext
+    ) -> dict[str, Any]:
+        """Handler of ``marketplace-connection``."""
+        return await self.run(payload, ctx, self.content.marketplace_connection)
+
+    async def general_notification(
+        self, payload: GeneralNotificationEmail, ctx: JobContext
+    ) -> dict[str, Any]:
+        """Handler of ``general-notification``."""
+        return await self.run(payload, ctx, self.content.general_notification)
+
+    async def daily_briefing(self, payload: DailyBriefingEmail, ctx: JobContext) -> dict[str, Any]:
+        """Handler of ``daily-briefing``."""
+        return await self.run(payload, ctx, self.content.daily_briefing)
+
+    async def run(
+        self, payload: EmailJobT, ctx: JobContext, build: Builder[EmailJobT]
+    ) -> dict[str, Any]:
         """Send every message of one job; the result lists their Message-IDs and states.
+
+        ``build`` drafts the messages from ``payload``; the job name in each message's
+        key is the payload's ``type``, which the catalogue keeps equal to the name.
 
         Raises:
             MailDataMissingError: a record or recipient is gone (permanent).
@@ -132,8 +167,9 @@ class EmailWorker:
             PermanentJobError: several messages of the job failed for good.
             MailDeliveryError: a message could not go this time (retried).
         """
+        name: str = payload.type
         async with self.db.read() as session:
-            built = await self.content.build(session, name, payload)
+            built = await build(session, payload)
         if isinstance(built, Skip):
             await ctx.log(f"nothing sent: {built.reason}")
             return {"messages": [], "skipped": built.reason}

@@ -11,25 +11,28 @@ queue's, enforced by the runner from the catalogue.
 
 from __future__ import annotations
 
+from ils.queue.jobtypes_notification import (
+    AiInsightNotification,
+    MarketplaceNotification,
+    OrderNotification,
+    SystemNotification,
+    UrgentNotificationEmail,
+)
 from ils.queue.registry import HandlerRegistry
 from ils.queue.system import JobSystem
-from ils.workers.notification.handlers import CHANNEL, URGENT_EMAIL_JOB, NotificationWorker
+from ils.workers.notification.handlers import CHANNEL, NotificationWorker
 
 QUEUE = "notification"
-JOB_NAMES = (
-    "system-notification",
-    "order-notification",
-    "ai-insight-notification",
-    "marketplace-notification",
-)
 
-__all__ = ["CHANNEL", "JOB_NAMES", "QUEUE", "NotificationWorker", "register"]
+__all__ = ["CHANNEL", "QUEUE", "NotificationWorker", "register"]
 
 
 def register(registry: HandlerRegistry, system: JobSystem) -> NotificationWorker:
     """Register the notification handlers and the urgent e-mail check."""
     worker = NotificationWorker(system)
-    for name in JOB_NAMES:
-        registry.register(QUEUE, name, worker.handler(name))
-    registry.register(QUEUE, URGENT_EMAIL_JOB, worker.escalate)
+    registry.register(SystemNotification, worker.system_notification)
+    registry.register(OrderNotification, worker.order_notification)
+    registry.register(AiInsightNotification, worker.ai_insight_notification)
+    registry.register(MarketplaceNotification, worker.marketplace_notification)
+    registry.register(UrgentNotificationEmail, worker.escalate)
     return worker

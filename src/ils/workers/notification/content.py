@@ -13,7 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -28,14 +27,6 @@ from ils.queue.jobtypes_notification import (
     OrderNotification,
     SystemNotification,
 )
-
-#: The ``kind`` stored for each job name (the API filters on it).
-KINDS: Final[dict[str, str]] = {
-    "system-notification": "system",
-    "order-notification": "order",
-    "ai-insight-notification": "ai-insight",
-    "marketplace-notification": "marketplace",
-}
 
 MARKETPLACE_TITLES: Final[dict[str, str]] = {
     "request": "Connection request from {company}",
@@ -80,83 +71,91 @@ def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "\u2026"
 
 
-async def draft(session: AsyncSession, name: str, payload: BaseModel) -> Draft:
-    """The notification job ``name`` stores for ``payload``.
+# One drafter per job type, each taking its own payload: the handler of that type
+# passes its drafter to the worker's ``store``. Each raises NotificationTargetError
+# when the user, order or connection is missing, or the user's company has no part in
+# the order or connection.
 
-    Raises:
-        NotificationTargetError: the user, order or connection is missing, or the
-            user's company has no part in the order or connection.
-    """
-    kind = KINDS[name]
-    user = await active_user(session, payload.user_id)  # type: ignore[attr-defined]
-    match payload:
-        case SystemNotification():
-            priority = NotificationPriority(payload.priority)
-            return Draft(
-                user.company_id,
-                user.id,
-                kind,
-                priority,
-                payload.title,
-                payload.message,
-                payload.action_url,
-            )
-        case OrderNotification():
-            order = await session.scalar(select(Order).where(Order.id == payload.order_id))
-            if order is None or user.company_id not in (order.company_id, order.lab_id):
-                raise NotificationTargetError(
-                    f"order {payload.order_id} is not an order of user {user.id}'s company"
-                )
-            status = payload.status.replace("_", " ")
-            return Draft(
-                user.company_id,
-                user.id,
-                kind,
-                NotificationPriority.HIGH,
-                _clip(f"Order {order.number}: {status}", 200),
-                payload.message,
-                f"/orders/{order.id}",
-            )
-        case AiInsightNotification():
-            return Draft(
-                user.company_id,
-                user.id,
-                kind,
-                NotificationPriority.MEDIUM,
-                _clip(f"{INSIGHT_TITLES[payload.insight_type]}: {payload.title}", 200),
-                payload.summary,
-                payload.detail_url,
-            )
-        case MarketplaceNotification():
-            connection = await session.scalar(
-                select(Connection).where(Connection.id == payload.connection_id)
-            )
-            if connection is None or user.company_id not in (
-                connection.requester_id,
-                connection.target_id,
-            ):
-                raise NotificationTargetError(
-                    f"connection {payload.connection_id} does not involve user {user.id}'s company"
-                )
-            other_id = (
-                connection.target_id
-                if user.company_id == connection.requester_id
-                else connection.requester_id
-            )
-            # The name is the other company's as stored now, not as the payload says.
-            other = await session.scalar(select(Company.name).where(Company.id == other_id))
-            company = other or payload.company_name
-            title = MARKETPLACE_TITLES[payload.action].format(company=company)
-            return Draft(
-                user.company_id,
-                user.id,
-                kind,
-                NotificationPriority.HIGH,
-                _clip(title, 200),
-                _marketplace_message(payload.action, company),
-                f"/marketplace/connections/{connection.id}",
-            )
-    raise TypeError(f"{name} has no notification content ({type(payload).__name__})")
+
+async def system_draft(session: AsyncSession, payload: SystemNotification) -> Draft:
+    """A ``system-notification``: the payload's texts, at the payload's priority."""
+    user = await active_user(session, payload.user_id)
+    return Draft(
+        user.company_id,
+        user.id,
+        "system",
+        NotificationPriority(payload.priority),
+        payload.title,
+        payload.message,
+        payload.action_url,
+    )
+
+
+async def order_draft(session: AsyncSession, payload: OrderNotification) -> Draft:
+    """An ``order-notification``: the order's number and new status, linked."""
+    user = await active_user(session, payload.user_id)
+    order = await session.scalar(select(Order).where(Order.id == payload.order_id))
+    if order is None or user.company_id not in (order.company_id, order.lab_id):
+        raise NotificationTargetError(
+            f"order {payload.order_id} is not an order of user {user.id}'s company"
+        )
+    status = payload.status.replace("_", " ")
+    return Draft(
+        user.company_id,
+        user.id,
+        "order",
+        NotificationPriority.HIGH,
+        _clip(f"Order {order.number}: {status}", 200),
+        payload.message,
+        f"/orders/{order.id}",
+    )
+
+
+async def ai_insight_draft(session: AsyncSession, payload: AiInsightNotification) -> Draft:
+    """An ``ai-insight-notification``: the insight's kind and title, and its summary."""
+    user = await active_user(session, payload.user_id)
+    return Draft(
+        user.company_id,
+        user.id,
+        "ai-insight",
+        NotificationPriority.MEDIUM,
+        _clip(f"{INSIGHT_TITLES[payload.insight_type]}: {payload.title}", 200),
+        payload.summary,
+        payload.detail_url,
+    )
+
+
+async def marketplace_draft(session: AsyncSession, payload: MarketplaceNotification) -> Draft:
+    """A ``marketplace-notification``: who asked or answered, named as stored now."""
+    user = await active_user(session, payload.user_id)
+    connection = await session.scalar(
+        select(Connection).where(Connection.id == payload.connection_id)
+    )
+    if connection is None or user.company_id not in (
+        connection.requester_id,
+        connection.target_id,
+    ):
+        raise NotificationTargetError(
+            f"connection {payload.connection_id} does not involve user {user.id}'s company"
+        )
+    other_id = (
+        connection.target_id
+        if user.company_id == connection.requester_id
+        else connection.requester_id
+    )
+    # The name is the other company's as stored now, not as the payload says.
+    other = await session.scalar(select(Company.name).where(Company.id == other_id))
+    company = other or payload.company_name
+    title = MARKETPLACE_TITLES[payload.action].format(company=company)
+    return Draft(
+        user.company_id,
+        user.id,
+        "marketplace",
+        NotificationPriority.HIGH,
+        _clip(title, 200),
+        _marketplace_message(payload.action, company),
+        f"/marketplace/connections/{connection.id}",
+    )
 
 
 def _marketplace_message(action: str, company: str) -> str:

@@ -17,9 +17,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Final
+from collections.abc import Awaitable, Callable
+from typing import Any, Final, TypeVar
 
-from pydantic import BaseModel
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -28,18 +28,38 @@ from ils.clock import utc_now
 from ils.database import Transactions
 from ils.domain.content import Notification, NotificationPriority
 from ils.domain.types import new_id
-from ils.queue.jobtypes_notification import UrgentNotificationEmail
+from ils.queue.jobtypes_notification import (
+    AiInsightNotification,
+    MarketplaceNotification,
+    OrderNotification,
+    SystemNotification,
+    UrgentNotificationEmail,
+)
 from ils.queue.model import JobOptions
 from ils.queue.producer import COMPANY_INFO_KEY
-from ils.queue.registry import Handler, JobContext, payload_as
+from ils.queue.registry import JobContext
 from ils.queue.system import JobSystem
-from ils.workers.notification.content import draft
+from ils.workers.notification.content import (
+    Draft,
+    ai_insight_draft,
+    marketplace_draft,
+    order_draft,
+    system_draft,
+)
 
 #: The event-bus channel of new notifications; each message is a user id.
 CHANNEL: Final = "notifications"
 URGENT_EMAIL_JOB: Final = "urgent-notification-email"
 #: E-mail subjects are one line of at most this many characters (jobs.md helpers).
 SUBJECT_LIMIT: Final = 200
+
+
+NoticeT = TypeVar(
+    "NoticeT",
+    bound=SystemNotification | OrderNotification | AiInsightNotification | MarketplaceNotification,
+)
+#: What one notification job type stores for its payload (see ``content``).
+Drafter = Callable[[AsyncSession, NoticeT], Awaitable[Draft]]
 
 
 def urgent_email_job_id(notification_id: str) -> str:
@@ -55,17 +75,40 @@ class NotificationWorker:
         self.db = Transactions(system.engine, system.write_turn)
         self.settings = system.settings.notifications
 
-    def handler(self, name: str) -> Handler:
-        """The handler of notification job ``name``."""
+    # -- the four notification handlers: each stores what its own drafter makes -------
 
-        async def handle(payload: BaseModel, ctx: JobContext) -> dict[str, Any]:
-            return await self.store(name, payload, ctx)
+    async def system_notification(
+        self, payload: SystemNotification, ctx: JobContext
+    ) -> dict[str, Any]:
+        """Handler of ``system-notification``."""
+        return await self.store(payload, ctx, system_draft)
 
-        handle.__name__ = f"store_{name.replace('-', '_')}"
-        return handle
+    async def order_notification(
+        self, payload: OrderNotification, ctx: JobContext
+    ) -> dict[str, Any]:
+        """Handler of ``order-notification``."""
+        return await self.store(payload, ctx, order_draft)
 
-    async def store(self, name: str, payload: BaseModel, ctx: JobContext) -> dict[str, Any]:
-        """Store the job's notification (once) and signal the user's live streams."""
+    async def ai_insight_notification(
+        self, payload: AiInsightNotification, ctx: JobContext
+    ) -> dict[str, Any]:
+        """Handler of ``ai-insight-notification``."""
+        return await self.store(payload, ctx, ai_insight_draft)
+
+    async def marketplace_notification(
+        self, payload: MarketplaceNotification, ctx: JobContext
+    ) -> dict[str, Any]:
+        """Handler of ``marketplace-notification``."""
+        return await self.store(payload, ctx, marketplace_draft)
+
+    async def store(
+        self, payload: NoticeT, ctx: JobContext, drafter: Drafter[NoticeT]
+    ) -> dict[str, Any]:
+        """Store the job's notification (once) and signal the user's live streams.
+
+        ``drafter`` says what to store for ``payload``; it runs only when the job has
+        stored nothing yet.
+        """
         async with self.db.write() as session:
             existing = await session.scalar(
                 select(Notification).where(Notification.job_id == ctx.job_id)
@@ -75,7 +118,8 @@ class NotificationWorker:
             else:
                 try:
                     async with session.begin_nested():
-                        notification = await self._insert(session, name, payload, ctx)
+                        content = await drafter(session, payload)
+                        notification = await self._insert(session, content, ctx)
                     created = True
                 except IntegrityError:
                     # Another copy of this job inserted first (PostgreSQL: our insert
@@ -94,10 +138,7 @@ class NotificationWorker:
         )
         return {"notificationId": notification.id, "created": created}
 
-    async def _insert(
-        self, session: AsyncSession, name: str, payload: BaseModel, ctx: JobContext
-    ) -> Notification:
-        content = await draft(session, name, payload)
+    async def _insert(self, session: AsyncSession, content: Draft, ctx: JobContext) -> Notification:
         notification = Notification(
             id=new_id(),
             company_id=content.company_id,
@@ -128,9 +169,9 @@ class NotificationWorker:
             )
         return notification
 
-    async def escalate(self, payload: BaseModel, ctx: JobContext) -> dict[str, Any]:
-        """E-mail an urgent notification its user has not read (once)."""
-        payload = payload_as(payload, UrgentNotificationEmail)
+    async def escalate(self, payload: UrgentNotificationEmail, ctx: JobContext) -> dict[str, Any]:
+        """Handler of ``urgent-notification-email``: e-mail an urgent notification its
+        user has not read (once)."""
         async with self.db.write() as session:
             notification = await session.scalar(
                 select(Notification).where(Notification.id == payload.notification_id)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Final
 
+from ils.queue.jobtypes_pdf import ProcessOmaFile
 from ils.queue.registry import HandlerRegistry
 from ils.queue.system import JobSystem
 from ils.workers.oma.handlers import OmaWorker
@@ -27,5 +28,5 @@ __all__ = ["QUEUE", "OmaWorker", "register"]
 def register(registry: HandlerRegistry, system: JobSystem) -> OmaWorker:
     """Register the ``process-oma-file`` handler."""
     worker = OmaWorker(system)
-    registry.register(QUEUE, "process-oma-file", worker.process_file)
+    registry.register(ProcessOmaFile, worker.process_file)
     return worker

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -32,7 +31,7 @@ from ils.domain.orders import Order
 from ils.errors import PermanentJobError
 from ils.queue.jobtypes import ProcessOmaFile
 from ils.queue.producer import COMPANY_INFO_KEY
-from ils.queue.registry import JobContext, payload_as
+from ils.queue.registry import JobContext
 from ils.queue.system import JobSystem
 from ils.storage import FileStorage
 from ils.storage_backends import open_storages
@@ -127,9 +126,8 @@ class OmaWorker:
         self.db = Transactions(system.engine, system.write_turn)
         self.storage = storage or open_storages(system.settings).uploads
 
-    async def process_file(self, payload: BaseModel, ctx: JobContext) -> dict[str, Any]:
+    async def process_file(self, payload: ProcessOmaFile, ctx: JobContext) -> dict[str, Any]:
         """Read, check and attach the file; fails for good on an unreadable file."""
-        payload = payload_as(payload, ProcessOmaFile)
         async with self.db.read() as session:
             order, upload = await self._load(session, payload)
             path, sha256 = upload.path, upload.sha256

@@ -14,7 +14,7 @@ Modules, one concern each:
   ``data_dir/documents`` for now).
 * ``generate``: load → render → store → record, versioned and idempotent per job;
   the ``generate_*`` functions for callers outside the queue.
-* ``handlers``: the five job handlers.
+* ``handlers``: the five job handlers, one per payload model.
 
 The render pool belongs to the process's job system: it starts with the first
 document and is shut down when the system closes (its engine is disposed), or by
@@ -23,6 +23,13 @@ document and is shut down when the system closes (its engine is disposed), or by
 
 from __future__ import annotations
 
+from ils.queue.jobtypes_pdf import (
+    ExaminationFormPdf,
+    InvoicePdf,
+    LabWorkTicketPdf,
+    OrderSheetPdf,
+    ReceiptPdf,
+)
 from ils.queue.registry import HandlerRegistry
 from ils.queue.system import JobSystem
 from ils.workers.pdf.generate import (
@@ -33,12 +40,11 @@ from ils.workers.pdf.generate import (
     generate_order_sheet,
     generate_receipt,
 )
-from ils.workers.pdf.handlers import JOBS, PdfWorker
+from ils.workers.pdf.handlers import PdfWorker
 
 QUEUE = "pdf"
 
 __all__ = [
-    "JOBS",
     "QUEUE",
     "DocumentGenerator",
     "PdfWorker",
@@ -60,6 +66,9 @@ def register(registry: HandlerRegistry, system: JobSystem) -> PdfWorker:
         worker.close()
 
     system.on_close(close)
-    for name in JOBS:
-        registry.register(QUEUE, name, worker.handler(name))
+    registry.register(OrderSheetPdf, worker.order_sheet)
+    registry.register(InvoicePdf, worker.invoice)
+    registry.register(ReceiptPdf, worker.receipt)
+    registry.register(LabWorkTicketPdf, worker.lab_work_ticket)
+    registry.register(ExaminationFormPdf, worker.examination_form)
     return worker

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import Final
 
+from ils.queue.jobtypes_scheduled import CleanupExpiredData, RunSchedule
 from ils.queue.registry import HandlerRegistry
 from ils.queue.schedules import ScheduleStore
 from ils.queue.system import JobSystem
@@ -33,7 +34,7 @@ def register(registry: HandlerRegistry, system: JobSystem) -> ScheduledWorker:
     ``scheduled`` queue."""
     store = ScheduleStore()
     worker = ScheduledWorker(system, store)
-    registry.register(QUEUE, "run-schedule", worker.run_schedule)
-    registry.register(QUEUE, "cleanup-expired-data", worker.cleanup)
+    registry.register(RunSchedule, worker.run_schedule)
+    registry.register(CleanupExpiredData, worker.cleanup)
     registry.serve_with(QUEUE, ScheduleLoop(system, store).run)
     return worker

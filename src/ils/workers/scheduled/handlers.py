@@ -25,7 +25,6 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
 
-from pydantic import BaseModel
 from sqlalchemy import delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -35,7 +34,7 @@ from ils.domain.companies import UserSession, zone_named
 from ils.domain.content import Document, Notification, UploadedFile
 from ils.errors import PermanentJobError
 from ils.queue.jobtypes import CleanupExpiredData, RunSchedule
-from ils.queue.registry import JobContext, payload_as
+from ils.queue.registry import JobContext
 from ils.queue.schedules import Schedule, ScheduleStore
 from ils.queue.system import JobSystem
 
@@ -76,9 +75,8 @@ class ScheduledWorker:
 
     # -- ticks --------------------------------------------------------------------------
 
-    async def run_schedule(self, payload: BaseModel, ctx: JobContext) -> dict[str, Any]:
+    async def run_schedule(self, payload: RunSchedule, ctx: JobContext) -> dict[str, Any]:
         """Enqueue the schedule's jobs for its newest due time (once)."""
-        payload = payload_as(payload, RunSchedule)
         now = utc_now(self.system.clock)
         async with self.db.write() as session:
             schedule = await self.store.get(session, payload.schedule_id)
@@ -141,9 +139,8 @@ class ScheduledWorker:
 
     # -- clean-up -----------------------------------------------------------------------
 
-    async def cleanup(self, payload: BaseModel, ctx: JobContext) -> dict[str, Any]:
+    async def cleanup(self, payload: CleanupExpiredData, ctx: JobContext) -> dict[str, Any]:
         """Delete expired rows, then files no record points at."""
-        payload = payload_as(payload, CleanupExpiredData)
         settings = self.system.settings
         days = payload.older_than_days or settings.schedules.notification_days
         now = utc_now(self.system.clock)
