@@ -25,7 +25,7 @@ from ils.checks import (
     results_json,
     start_up_checks,
 )
-from ils.errors import ILSError
+from ils.errors import ILSError, JobNotFoundError
 from ils.heap import freeze_start_up_heap
 from ils.migrations import current_revision, head_revision, upgrade_database
 from ils.queue.model import COUNTED_STATES, JobState
@@ -326,22 +326,21 @@ def jobs_list(
     state: Annotated[JobState, typer.Option(help="State to list.")] = JobState.FAILED,
     limit: Annotated[int, typer.Option(min=1, max=500)] = 20,
 ) -> None:
-    """List a queue's jobs in one state, newest first."""
+    """List a queue's jobs in one state, newest first, over both stores."""
 
     async def action(system: JobSystem) -> None:
         table = Table(title=f"{queue}: {state.value}")
         for column in ("store", "id", "name", "attempts", "created", "reason"):
             table.add_column(column)
-        for store in system.reachable_stores():
-            for record in await store.list_jobs(queue, state, limit=limit):
-                table.add_row(
-                    store.kind,
-                    record.id,
-                    record.name,
-                    f"{record.attempts_made}/{record.attempts}",
-                    str(record.created_at_ms),
-                    record.failed_reason or "",
-                )
+        for record in (await system.admin.list_jobs(queue, state, limit=limit)).jobs:
+            table.add_row(
+                record.store,
+                record.id,
+                record.name,
+                f"{record.attempts_made}/{record.attempts}",
+                str(record.created_at_ms),
+                record.failed_reason or "",
+            )
         Console().print(table)
 
     _with_system(action)
@@ -358,15 +357,13 @@ def jobs_retry(
 
     async def action(system: JobSystem) -> str:
         if job_id is None:
-            total = 0
-            for store in system.reachable_stores():
-                total += await store.retry_failed(queue)
+            total = await system.admin.retry_failed(queue)
             return f"{total} failed job(s) sent back to waiting"
-        for store in system.reachable_stores():
-            if await store.get_job(queue, job_id) is not None:
-                await store.retry_job(queue, job_id)
-                return f"job {job_id} sent back to waiting"
-        raise typer.BadParameter(f"no job {job_id!r} in queue {queue!r}")
+        try:
+            await system.admin.retry(queue, job_id)
+        except JobNotFoundError:
+            raise typer.BadParameter(f"no job {job_id!r} in queue {queue!r}") from None
+        return f"job {job_id} sent back to waiting"
 
     Console().print(_with_system(action))
 
@@ -374,24 +371,14 @@ def jobs_retry(
 @jobs_app.command("pause")
 def jobs_pause(queue: str) -> None:
     """Pause a queue (running jobs finish; no new ones start)."""
-
-    async def action(system: JobSystem) -> None:
-        for store in system.reachable_stores():
-            await store.pause(queue)
-
-    _with_system(action)
+    _with_system(lambda system: system.admin.pause(queue))
     Console().print(f"queue {queue} paused")
 
 
 @jobs_app.command("resume")
 def jobs_resume(queue: str) -> None:
     """Resume a paused queue."""
-
-    async def action(system: JobSystem) -> None:
-        for store in system.reachable_stores():
-            await store.resume(queue)
-
-    _with_system(action)
+    _with_system(lambda system: system.admin.resume(queue))
     Console().print(f"queue {queue} resumed")
 
 

@@ -18,13 +18,14 @@ from ils.clock import Clock, SystemClock
 from ils.database import WriteTurn, create_engine
 from ils.errors import ConfigurationError, ILSError
 from ils.migrations import current_revision, head_revision, upgrade_database
+from ils.queue.admin import JobAdmin
 from ils.queue.catalogue import Catalogue, build_catalogue
 from ils.queue.events import EventBus, LocalEventBus, RedisEventBus
 from ils.queue.gate import EVICTION_SAFE, RedisGate
 from ils.queue.helpers import JobHelpers
 from ils.queue.jobtypes import JobTypes, default_job_types
 from ils.queue.metrics import JobMetrics
-from ils.queue.model import COUNTED_STATES, JobOptions, JobRef, JobState, StoreHealth
+from ils.queue.model import JobOptions, JobRef, JobState, StoreHealth
 from ils.queue.producer import Producer
 from ils.queue.schedules import TICK_QUEUE, Schedule
 from ils.queue.store import JobStore
@@ -74,6 +75,9 @@ class JobSystem:
         #: Prometheus metrics (``/metrics``); the workers of this process feed them.
         self.metrics = JobMetrics()
         self.helpers = JobHelpers(self, job_types)
+        #: Listing, finding and operating on jobs over both stores, for every company;
+        #: ``admin.for_company(id)`` limits it to one company's jobs.
+        self.admin = JobAdmin(self, producer.clock)
         self.logger = logging.getLogger("ils.jobs")
         self._background: list[asyncio.Task[None]] = []
         self._closers: list[Callable[[], Awaitable[None]]] = []
@@ -220,11 +224,7 @@ class JobSystem:
 
     async def counts(self, queue: str) -> dict[str, int]:
         """A queue's counts by state, summed over the reachable stores."""
-        totals = dict.fromkeys((s.value for s in COUNTED_STATES), 0)
-        for store in self.reachable_stores():
-            for state, value in (await store.counts(queue)).items():
-                totals[state.value] += value
-        return totals
+        return {state.value: count for state, count in (await self.admin.counts(queue)).items()}
 
     async def stats(self) -> dict[str, Any]:
         """``get_queue_stats()`` of jobs.md: counts of every queue and the mode."""

@@ -175,6 +175,14 @@ class LocalJobStore(LocalAdmin, JobStore):
         now = self._now()
         return [new_job_values(config, job, now) for job in jobs]
 
+    def in_session(self, session: AsyncSession) -> LocalJobStore:
+        """This store with its transactions run as savepoints of ``session``'s: its
+        changes commit or roll back with the caller's (an admin action and its audit
+        row), and this process's workers are woken after that commit."""
+        from ils.queue.stores.local_session import LocalInSession
+
+        return LocalInSession(self, session)
+
     # -- workers ---------------------------------------------------------------------
 
     async def fetch(self, queue: str, token: str) -> Fetch:

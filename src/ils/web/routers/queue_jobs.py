@@ -3,7 +3,13 @@
 Who may: platform_admin (every job), admin and company_admin (the jobs made for
 their company; another company's job answers 404). Pausing and resuming a queue
 stops or starts it for every company, so only a platform_admin may. Each change is
-written to the audit log in the same transaction (``GET /api/queue/audit``).
+written to the audit log (``GET /api/queue/audit``) in the request's transaction.
+
+No route commits in its middle. On SQLite the request holds the database's write lock
+from its first statement, so the local store's changes run on the request's own
+connection (``JobAdmin.within``): the job change and its audit entry commit together
+when the route returns, and a refused or failed operation leaves neither. A change in
+Redis takes effect at once; its audit entry commits with the request.
 """
 
 from __future__ import annotations
@@ -11,11 +17,11 @@ from __future__ import annotations
 from typing import Annotated, Any, Final
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
-from sqlalchemy import func, select
 
-from ils.domain.audit import AuditEntry
+from ils.domain.audit import list_audit_entries
 from ils.domain.companies import MANAGER_ROLES, Role, User
 from ils.errors import InvalidJobStateError, JobNotFoundError
+from ils.queue.admin import JobAction, JobAdmin
 from ils.queue.model import JobRecord, JobState
 from ils.queue.system import JobSystem
 from ils.web.deps import SessionDep, StateDep, SystemDep, not_found, queue_key, require_roles
@@ -44,22 +50,19 @@ CONFLICT: Final[dict[int | str, dict[str, Any]]] = {
 }
 
 
-async def _release(session: SessionDep) -> None:
-    """End the request's transaction before the store works.
-
-    On SQLite the request's first read took the database's one write lock (a write
-    request begins ``IMMEDIATE``); the local store changes jobs in transactions of its
-    own and would wait for that lock until it timed out. The audit entry is written
-    afterwards, in a new transaction of the same session.
-    """
-    await session.commit()
-
-
-async def _job(system: JobSystem, queue: str, job_id: str, user: User) -> JobRecord:
-    job = await service.find_job(system, queue_key(system, queue), job_id, user)
+async def _job(admin: JobAdmin, queue: str, job_id: str) -> JobRecord:
+    job = await admin.find(queue, job_id)
     if job is None:
         raise not_found()
     return job
+
+
+def _refusal(exc: JobNotFoundError | InvalidJobStateError) -> HTTPException:
+    """The API's answer to an operation a job cannot take: 404 as for any unknown job,
+    409 naming the state the job was found in."""
+    if isinstance(exc, JobNotFoundError):
+        return not_found()
+    return HTTPException(409, f"cannot {exc.operation} a job that is {exc.state}")
 
 
 @router.get(
@@ -72,15 +75,10 @@ async def audit_log(
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> Page[AuditOut]:
     """Newest first. A platform_admin reads every entry; others their company's."""
-    query = select(AuditEntry)
-    if not service.sees_all(user):
-        query = query.where(AuditEntry.company_id == user.company_id)
-    total = await session.scalar(select(func.count()).select_from(query.subquery()))
-    rows = await session.scalars(
-        query.order_by(AuditEntry.at.desc(), AuditEntry.id.desc()).limit(limit).offset(offset)
-    )
+    company_id = None if service.sees_all(user) else user.company_id
+    rows, total = await list_audit_entries(session, company_id, limit, offset)
     items = [AuditOut.model_validate(row) for row in rows]
-    return Page[AuditOut](items=items, total=int(total or 0), limit=limit, offset=offset)
+    return Page[AuditOut](items=items, total=total, limit=limit, offset=offset)
 
 
 @router.get(
@@ -126,30 +124,12 @@ async def get_job(
 ) -> JobDetailOut:
     """Payload, options, attempts, progress, log lines, result, failure reason and
     stack trace, timestamps."""
-    return JobDetailOut.of(await _job(system, queue, job_id, user))
-
-
-async def _operate(
-    action: str, queue: str, job_id: str, user: User, system: JobSystem
-) -> JobRecord:
-    job = await _job(system, queue, job_id, user)
-    store = service.store_of(system, job)
-    try:
-        if action == "retry":
-            await store.retry_job(job.queue, job.id)
-        elif action == "remove":
-            await store.remove_job(job.queue, job.id)
-        else:
-            await store.promote(job.queue, job.id)
-    except JobNotFoundError:
-        raise not_found() from None
-    except InvalidJobStateError:
-        raise HTTPException(409, f"cannot {action} a job that is {job.state}") from None
-    return job
+    admin = service.admin_for(system, user)
+    return JobDetailOut.of(await _job(admin, queue_key(system, queue), job_id))
 
 
 async def _act(
-    action: str,
+    action: JobAction,
     queue: str,
     job_id: str,
     user: User,
@@ -157,14 +137,18 @@ async def _act(
     session: SessionDep,
     request: Request,
     state: StateDep,
-) -> JobRecord:
-    """One job's operation as a route does it: release the request's transaction, act
-    on the job, audit it."""
-    await _release(session)
-    job = await _operate(action, queue, job_id, user, system)
-    detail = {"name": job.name} if action == "remove" else {}
-    service.audit(session, request, user, now_utc(state.clock), action, job.queue, job.id, **detail)
-    return job
+) -> JobAdmin:
+    """One job's operation as a route does it: act on the job in the request's
+    transaction, audit it there; the admin, to read the job as it is now."""
+    admin = service.admin_for(system, user, session)
+    try:
+        job = await admin.act(action, queue_key(system, queue), job_id)
+    except (JobNotFoundError, InvalidJobStateError) as exc:
+        raise _refusal(exc) from None
+    detail = {"name": job.name} if action is JobAction.REMOVE else {}
+    now = now_utc(state.clock)
+    service.audit(session, request, user, now, action.value, job.queue, job.id, **detail)
+    return admin
 
 
 @router.post(
@@ -182,8 +166,8 @@ async def retry_job(
     state: StateDep,
 ) -> JobDetailOut:
     """Back to waiting with its attempts reset; 409 unless it failed."""
-    await _act("retry", queue, job_id, user, system, session, request, state)
-    return JobDetailOut.of(await _job(system, queue, job_id, user))
+    admin = await _act(JobAction.RETRY, queue, job_id, user, system, session, request, state)
+    return JobDetailOut.of(await _job(admin, queue_key(system, queue), job_id))
 
 
 @router.post(
@@ -201,8 +185,8 @@ async def promote_job(
     state: StateDep,
 ) -> JobDetailOut:
     """Waiting now instead of at its due time; 409 unless it is delayed."""
-    await _act("promote", queue, job_id, user, system, session, request, state)
-    return JobDetailOut.of(await _job(system, queue, job_id, user))
+    admin = await _act(JobAction.PROMOTE, queue, job_id, user, system, session, request, state)
+    return JobDetailOut.of(await _job(admin, queue_key(system, queue), job_id))
 
 
 @router.delete(
@@ -221,7 +205,7 @@ async def remove_job(
     state: StateDep,
 ) -> Response:
     """Deleted with its logs; 409 while a worker runs it."""
-    await _act("remove", queue, job_id, user, system, session, request, state)
+    await _act(JobAction.REMOVE, queue, job_id, user, system, session, request, state)
     return Response(status_code=204)
 
 
@@ -241,23 +225,16 @@ async def bulk(
 ) -> BulkOut:
     """Each job is handled on its own: one that cannot be (not found, not failed,
     running) is skipped with the reason, the others are done."""
-    await _release(session)
     key = queue_key(system, queue)
-    done: list[str] = []
-    skipped: dict[str, str] = {}
-    for job_id in dict.fromkeys(body.job_ids):
-        try:
-            await _operate(body.action, key, job_id, user, system)
-        except HTTPException as exc:
-            skipped[job_id] = "not found" if exc.status_code == 404 else str(exc.detail)
-            continue
-        done.append(job_id)
-    if done:
+    action = JobAction(body.action)
+    result = await service.admin_for(system, user, session).bulk(action, key, body.job_ids)
+    if result.done:
         service.audit(
-            session, request, user, now_utc(state.clock), f"bulk-{body.action}", key,
-            count=len(done), job_ids=done,
+            session, request, user, now_utc(state.clock), f"bulk-{action.value}", key,
+            count=len(result.done), job_ids=result.done,
         )  # fmt: skip
-    return BulkOut(done=done, skipped=skipped)
+    skipped = {job_id: str(_refusal(exc).detail) for job_id, exc in result.skipped.items()}
+    return BulkOut(done=result.done, skipped=skipped)
 
 
 @router.post(
@@ -274,19 +251,8 @@ async def retry_failed(
     state: StateDep,
 ) -> CountOut:
     """A platform_admin retries the whole queue's; others their company's."""
-    await _release(session)
     key = queue_key(system, queue)
-    count = 0
-    if service.sees_all(user):
-        for store in system.reachable_stores():
-            count += await store.retry_failed(key)
-    else:
-        for job in await service.visible_jobs_in(system, key, JobState.FAILED, user):
-            try:
-                await service.store_of(system, job).retry_job(key, job.id)
-                count += 1
-            except (JobNotFoundError, InvalidJobStateError):
-                continue
+    count = await service.admin_for(system, user, session).retry_failed(key)
     service.audit(session, request, user, now_utc(state.clock), "retry-failed", key, count=count)
     return CountOut(count=count)
 
@@ -306,48 +272,16 @@ async def clean(
     state: StateDep,
 ) -> CountOut:
     """Completed or failed jobs by finish time, others by creation time."""
-    await _release(session)
     key = queue_key(system, queue)
-    wanted = JobState(body.state)
-    count = 0
-    if service.sees_all(user):
-        for store in system.reachable_stores():
-            count += await store.clean(
-                key, wanted, older_than_ms=body.older_than_s * 1000, limit=body.limit
-            )
-    else:
-        cutoff = system.clock.now_ms() - body.older_than_s * 1000
-        for job in await service.visible_jobs_in(system, key, wanted, user):
-            stamp = job.finished_at_ms or job.created_at_ms
-            if stamp > cutoff or (body.limit and count >= body.limit):
-                continue
-            try:
-                await service.store_of(system, job).remove_job(key, job.id)
-                count += 1
-            except (JobNotFoundError, InvalidJobStateError):
-                continue
+    admin = service.admin_for(system, user, session)
+    count = await admin.clean(
+        key, JobState(body.state), older_than_ms=body.older_than_s * 1000, limit=body.limit
+    )
     service.audit(
         session, request, user, now_utc(state.clock), "clean", key,
         state=body.state, older_than_s=body.older_than_s, limit=body.limit, count=count,
     )  # fmt: skip
     return CountOut(count=count)
-
-
-async def _switch(
-    action: str,
-    queue: str,
-    user: User,
-    system: JobSystem,
-    session: SessionDep,
-    request: Request,
-    state: StateDep,
-) -> Response:
-    key = queue_key(system, queue)
-    await _release(session)
-    for store in system.reachable_stores():
-        await (store.pause(key) if action == "pause" else store.resume(key))
-    service.audit(session, request, user, now_utc(state.clock), action, key)
-    return Response(status_code=204)
 
 
 @router.post(
@@ -365,7 +299,10 @@ async def pause(
     state: StateDep,
 ) -> Response:
     """No new jobs start (running ones finish) until it is resumed."""
-    return await _switch("pause", queue, user, system, session, request, state)
+    key = queue_key(system, queue)
+    await service.admin_for(system, user, session).pause(key)
+    service.audit(session, request, user, now_utc(state.clock), "pause", key)
+    return Response(status_code=204)
 
 
 @router.post(
@@ -383,4 +320,7 @@ async def resume(
     state: StateDep,
 ) -> Response:
     """Jobs start again."""
-    return await _switch("resume", queue, user, system, session, request, state)
+    key = queue_key(system, queue)
+    await service.admin_for(system, user, session).resume(key)
+    service.audit(session, request, user, now_utc(state.clock), "resume", key)
+    return Response(status_code=204)
