@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email
 import stat
+from datetime import UTC, datetime, timedelta
 from email import policy
 from email.message import EmailMessage
 
@@ -72,8 +73,13 @@ async def test_a_resend_rewrites_the_same_file(make_env: EnvFactory) -> None:
     (path,) = mail_dir.iterdir()
     # A crash after the write and before "sent" was recorded: the retry writes again,
     # into the same file, so there is still one copy.
+    # The crashed holder's send lease has run out by the time the retry comes (else
+    # the retry waits for it, a lease's length in real time).
+    crashed_at = datetime.now(UTC) - timedelta(seconds=env.worker.lease_s + 1)
     async with env.sessions() as session, session.begin():
-        await session.execute(update(MailMessage).values(state=MailState.SENDING))
+        await session.execute(
+            update(MailMessage).values(state=MailState.SENDING, sending_at=crashed_at)
+        )
     await env.worker.order_confirmation(payload, FakeContext("job-1", attempt=3))
     assert list(mail_dir.iterdir()) == [path]
     (row,) = await env.messages()
