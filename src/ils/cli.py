@@ -85,7 +85,7 @@ def _refuse_or_warn(results: list[CheckResult]) -> None:
         for result in fatal:
             _print_error(f"cannot start: {result.message}", result.fix)
         raise typer.Exit(2)
-    logger = logging.getLogger("ils.check")
+    logger = logging.getLogger(__name__)
     for result in results:
         if result.status is not Status.OK:
             fix = f" (fix: {result.fix})" if result.fix else ""
@@ -191,7 +191,7 @@ def _serve(settings: Settings, host: str | None, port: int | None, *, start_work
         server_header=False,
     )
     server = uvicorn.Server(config)
-    logging.getLogger("ils.web").info(
+    logging.getLogger(__name__).info(
         "ILS web on http://%s:%d (workers %s)",
         config.host,
         config.port,

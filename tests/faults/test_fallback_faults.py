@@ -218,7 +218,7 @@ async def test_load_is_not_an_outage(tmp_path: Path, redis_url: str, redis_prefi
     """5,000 enqueues from 50 tasks beside two CPU hogs, Redis healthy: no job in both
     stores, at least 99.9 % in Redis, and no outage declared or logged."""
     try:
-        with captured("ils.redis") as logged:
+        with captured("ils.queue.gate") as logged:
             async with world(tmp_path, redis_url, redis_prefix) as w:
                 refs: list[JobRef] = []
 

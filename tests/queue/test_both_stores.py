@@ -8,10 +8,11 @@ from pathlib import Path
 from typing import Any
 
 from ils.clock import ManualClock
+from ils.queue.consumer import JobOutcome
 from ils.queue.jobtypes_email import OrderConfirmationEmail
 from ils.queue.model import JobOptions, JobState, NewJob
 from ils.queue.registry import HandlerRegistry, JobContext
-from ils.queue.runner import JobOutcome, Runner
+from ils.queue.runner import Runner
 from ils.queue.system import JobSystem
 from ils.settings import Settings
 from tests.conftest import delete_prefix

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
+from ils.queue.consumer import QueueConsumer
 from ils.queue.jobtypes import OrderConfirmationEmail
 from ils.queue.model import ClaimedJob
 from ils.queue.registry import HandlerRegistry, JobContext
-from ils.queue.runner import QueueConsumer
 from ils.queue.store import JobStore
 from ils.queue.system import JobSystem
 from ils.settings import Settings
@@ -68,7 +68,7 @@ async def test_renewal_racing_completion_logs_no_lost_lock(
             registry,
             "w1",
         )
-        with caplog.at_level(logging.WARNING, logger="ils.worker"):
+        with caplog.at_level(logging.WARNING, logger="ils.queue.consumer"):
             consumer.start()
             await asyncio.wait_for(store.answered.wait(), 10)
             await consumer.stop(5)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -12,10 +13,11 @@ from typing import Any
 import pytest
 
 from ils.errors import JobFailedError, PermanentJobError
+from ils.queue.consumer import JobOutcome
 from ils.queue.jobtypes_email import OrderConfirmationEmail, OrderShipmentEmail
 from ils.queue.model import JobOptions, JobState, NewJob
 from ils.queue.registry import HandlerRegistry, JobContext
-from ils.queue.runner import JobOutcome, Runner
+from ils.queue.runner import Runner
 from ils.queue.service import run_workers
 from ils.queue.system import JobSystem
 from ils.settings import Settings
@@ -118,6 +120,40 @@ async def _record(system: JobSystem, job_id: str) -> Any:
         if record is not None:
             return record
     raise AssertionError("job not found")
+
+
+async def test_a_failed_jobs_log_line_carries_its_identifiers(
+    make_system: SystemFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Log handlers can filter a job's lines by field (job id, queue, attempt,
+    company), not by parsing the message; the logger is named after its module."""
+    system = await make_system()
+    registry = HandlerRegistry(system.job_types)
+
+    async def handler(payload: Any, ctx: JobContext) -> None:
+        raise PermanentJobError("order ord-1 no longer exists")
+
+    registry.register(OrderConfirmationEmail, handler)
+    payload = OrderConfirmationEmail(order_id="ord-1", user_id="usr-1")
+    ref = await system.enqueue(
+        "email", "order-confirmation", payload, JobOptions(company_id="co-7")
+    )
+    runner = runner_for(system, registry)
+    with caplog.at_level(logging.WARNING, logger="ils.queue.consumer"):
+        runner.start()
+        try:
+            await wait_until(lambda: _is(system, ref.job_id, JobState.FAILED))
+        finally:
+            await runner.stop(5)
+    (line,) = [r for r in caplog.records if getattr(r, "job_id", None) == ref.job_id]
+    assert line.name == "ils.queue.consumer"
+    fields = {k: getattr(line, k) for k in ("queue", "job_name", "attempt", "company_id")}
+    assert fields == {
+        "queue": "email",
+        "job_name": "order-confirmation",
+        "attempt": 1,
+        "company_id": "co-7",
+    }
 
 
 async def test_permanent_error_fails_at_once(make_system: SystemFactory) -> None:

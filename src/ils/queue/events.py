@@ -148,7 +148,7 @@ class RedisEventBus:
         self._subscribers = _Subscribers()
         self._listener: asyncio.Task[None] | None = None
         self._changed = asyncio.Event()
-        self._logger = logging.getLogger("ils.events")
+        self._logger = logging.getLogger(__name__)
 
     def _key(self, channel: str) -> str:
         return f"{self._prefix}:events:{channel}"

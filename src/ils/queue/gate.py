@@ -68,7 +68,7 @@ class RedisGate:
         #: metrics: a busy but healthy Redis shows suspicions and no confirmations).
         self.suspicions = 0
         self.confirmed_outages = 0
-        self.logger = logging.getLogger("ils.redis")
+        self.logger = logging.getLogger(__name__)
 
     @property
     def up(self) -> bool:

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Final
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from ils.queue.consumer import JobOutcome
 from ils.queue.model import COUNTED_STATES, JobState
-from ils.queue.runner import JobOutcome
 
 if TYPE_CHECKING:
     from ils.queue.system import JobSystem

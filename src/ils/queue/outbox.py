@@ -151,7 +151,7 @@ class Outbox:
         self._clock = clock
         self._lock = asyncio.Lock()
         self._pending: set[asyncio.Task[Any]] = set()
-        self.logger = logging.getLogger("ils.outbox")
+        self.logger = logging.getLogger(__name__)
 
     def record(self, session: AsyncSession, queue: str, job: NewJob) -> JobRef:
         """Add the job to ``session``'s transaction; relay it once that commits."""

@@ -12,8 +12,9 @@ import socket
 from collections.abc import Callable, Sequence
 
 from ils.errors import ConfigurationError, ILSError
+from ils.queue.consumer import JobListener
 from ils.queue.registry import HandlerRegistry
-from ils.queue.runner import JobListener, Runner
+from ils.queue.runner import Runner
 from ils.queue.system import JobSystem
 
 #: Registers handlers on a registry. Handlers get what they need (settings, the app
@@ -83,7 +84,7 @@ async def run_workers(
     listeners: Sequence[JobListener] = (),
 ) -> None:
     """Run consumers for ``queue_keys`` until ``stop`` is set, then shut down gracefully."""
-    logger = logging.getLogger("ils.worker")
+    logger = logging.getLogger(__name__)
     configs = system.catalogue.select(list(queue_keys))
     # A queue this process has no handler for is left to workers that have one (another
     # process, a Node BullMQ service): claiming its jobs here could only fail them.
@@ -96,7 +97,6 @@ async def run_workers(
         configs,
         registry,
         listeners=[system.metrics.observe, *listeners],
-        logger=logger,
         gates=system.gates(),
     )
     system.start_background()
@@ -142,7 +142,7 @@ async def _heartbeat(system: JobSystem, worker_id: str, queues: list[str]) -> No
         try:
             await system.local.record_worker(worker_id, host, os.getpid(), queues, started)
         except ILSError as exc:
-            logging.getLogger("ils.worker").warning("worker heartbeat not recorded: %s", exc)
+            logging.getLogger(__name__).warning("worker heartbeat not recorded: %s", exc)
         await asyncio.sleep(system.settings.worker_heartbeat_s)
 
 

@@ -78,7 +78,7 @@ class JobSystem:
         #: Listing, finding and operating on jobs over both stores, for every company;
         #: ``admin.for_company(id)`` limits it to one company's jobs.
         self.admin = JobAdmin(self, producer.clock)
-        self.logger = logging.getLogger("ils.jobs")
+        self.logger = logging.getLogger(__name__)
         self._background: list[asyncio.Task[None]] = []
         self._closers: list[Callable[[], Awaitable[None]]] = []
 
@@ -424,7 +424,7 @@ class JobSystem:
             try:
                 await closer()
             except Exception:
-                logging.getLogger("ils.system").exception("a closer failed at shutdown")
+                logging.getLogger(__name__).exception("a closer failed at shutdown")
         for task in self._background:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)

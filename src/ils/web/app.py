@@ -45,7 +45,7 @@ def job_system_mode(system: JobSystem) -> str:
 
 def _log_worker_crash(task: asyncio.Task[None]) -> None:
     if not task.cancelled() and task.exception() is not None:
-        logging.getLogger("ils.web").error(
+        logging.getLogger(__name__).error(
             "in-process workers stopped with an error", exc_info=task.exception()
         )
 
@@ -87,7 +87,7 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        logger = logging.getLogger("ils.web")
+        logger = logging.getLogger(__name__)
         the_clock = clock or SystemClock()
         signer = CookieSigner(keys.current, keys.previous)
         storage = open_storages(settings)

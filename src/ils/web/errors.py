@@ -129,7 +129,7 @@ async def _ils_error(request: Request, exc: Exception) -> JSONResponse:
         return JSONResponse({"detail": field_details(exc)}, status_code=status)
     if isinstance(exc, ConfigurationError):
         # Configuration messages may name hosts and URLs: keep them in the log.
-        logging.getLogger("ils.web").error("configuration error: %s", exc)
+        logging.getLogger(__name__).error("configuration error: %s", exc)
         return JSONResponse({"detail": "service unavailable"}, status_code=status)
     return JSONResponse({"detail": str(exc)}, status_code=status)
 
@@ -214,7 +214,7 @@ class InternalErrorMiddleware:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self.logger = logging.getLogger("ils.web")
+        self.logger = logging.getLogger(__name__)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

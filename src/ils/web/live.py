@@ -79,7 +79,7 @@ class NotificationHub:
         #: Newest ``created_at`` the poll has seen, and the ids seen near it.
         self._watermark: datetime | None = None
         self._seen: dict[str, datetime] = {}
-        self._logger = logging.getLogger("ils.web.live")
+        self._logger = logging.getLogger(__name__)
 
     @property
     def connected(self) -> int:

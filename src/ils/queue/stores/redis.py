@@ -148,7 +148,7 @@ class RedisJobStore(RedisAdmin):
                     await asyncio.wait_for(self._producer.ping(), 2.0)
                 return
             except Exception as err:  # an outage is the gate's business, not the warm-up's
-                logging.getLogger("ils.queue.redis").debug("warm-up ping: %s", type(err).__name__)
+                logging.getLogger(__name__).debug("warm-up ping: %s", type(err).__name__)
 
     async def add_once(self, queue: str, job: NewJob) -> bool:
         """Make sure ``job`` (with its id) is in Redis; whether it was there already.
@@ -229,7 +229,7 @@ class RedisJobStore(RedisAdmin):
         try:
             await advance(bull.worker, job_id, raw)
         except Exception as exc:  # anything from BullMQ's scheduler code
-            logging.getLogger("ils.queue.redis").warning(
+            logging.getLogger(__name__).warning(
                 "job scheduler %s not advanced: %s", raw.get("rjk"), type(exc).__name__
             )
 

@@ -316,7 +316,7 @@ def page_route(pages: Pages) -> type[APIRoute]:
                     text = str(exc)
                     if isinstance(exc, ConfigurationError):
                         # Its message may name hosts and URLs: the log gets it, not the page.
-                        logging.getLogger("ils.web").error("configuration error: %s", exc)
+                        logging.getLogger(__name__).error("configuration error: %s", exc)
                         text = "service unavailable"
                     response = pages.error(status_for(exc), text)
                 response.headers.update(SECURITY_HEADERS)

@@ -33,7 +33,7 @@ router = APIRouter(prefix="/api/documents", tags=["documents"])
 CLINICAL_KINDS: Final = frozenset({DocumentKind.EXAMINATION_FORM.value})
 CLINICAL_EXCLUDED_ROLES: Final = frozenset({Role.LAB_TECH})
 
-logger = logging.getLogger("ils.web.documents")
+logger = logging.getLogger(__name__)
 
 
 class DocumentOut(OutputModel):

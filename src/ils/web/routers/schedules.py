@@ -53,7 +53,7 @@ async def _after_change(session: SessionDep, state: WebState) -> None:
         schedules = await _store().list(session, every_company=True)
         await state.system.sync_job_schedulers(schedules)
     except ILSError as error:
-        logging.getLogger("ils.web").warning("job schedulers not synced now: %s", error)
+        logging.getLogger(__name__).warning("job schedulers not synced now: %s", error)
 
 
 @router.get("", summary="List schedules with their next runs", responses=RESPONSES)

@@ -32,7 +32,7 @@ from ils.web.services.orders import ORDER_OWNERS
 from ils.workers.oma.records import looks_like_oma
 
 router = APIRouter(prefix="/api/orders", tags=["tracing"])
-logger = logging.getLogger("ils.web.tracing")
+logger = logging.getLogger(__name__)
 
 OrderSideUser = Annotated[
     User, Depends(require_roles(kinds=[CompanyKind.PRACTICE, CompanyKind.LAB]))

@@ -61,7 +61,7 @@ DECLINED: Final = MappingProxyType(
         "company's, and I can't break them down by company.",
     }
 )
-_LOG: Final = logging.getLogger("ils.workers.ai.chat")
+_LOG: Final = logging.getLogger(__name__)
 _FIGURE: Final = re.compile(r"\d[\d,]*(?:\.\d+)?")
 
 

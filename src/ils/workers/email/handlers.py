@@ -75,7 +75,7 @@ LEASE_POLL_S: Final = 0.25
 #: gives up for now and is retried with back-off.
 CLAIM_ROUNDS: Final = 3
 
-logger = logging.getLogger("ils.workers.email")
+logger = logging.getLogger(__name__)
 
 
 def send_lease_s(smtp: SmtpSettings) -> float:

@@ -40,7 +40,7 @@ QUIT_TIMEOUT_S = 2.0
 #: Longest server reply quoted in a failure reason.
 REPLY_QUOTE = 300
 
-logger = logging.getLogger("ils.workers.email")
+logger = logging.getLogger(__name__)
 
 
 def _reply(code: int, message: str) -> str:

@@ -42,7 +42,7 @@ from ils.workers.pdf.pool import ProcessPoolRenderer, Renderer
 #: Renders tried when regenerations keep racing for the same version.
 VERSION_ATTEMPTS: Final = 5
 
-logger = logging.getLogger("ils.workers.pdf")
+logger = logging.getLogger(__name__)
 
 
 def default_pool_size(system: JobSystem) -> int:

@@ -39,7 +39,7 @@ class ScheduleLoop:
         self.store = store
         self.settings = system.settings.schedules
         self.db = Transactions(system.engine, system.write_turn)
-        self._logger = logging.getLogger("ils.scheduler")
+        self._logger = logging.getLogger(__name__)
         self._synced_at: datetime | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
