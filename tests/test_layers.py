@@ -12,6 +12,8 @@ their queries too.
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 from typing import Final
 
@@ -93,3 +95,16 @@ def test_router_holds_no_sql(path: Path) -> None:
         f"{path.relative_to(ROOT)} runs SQL itself; move it into a query function of "
         f"ils.domain (reads) or a service (writes): " + "; ".join(uses)
     )
+
+
+def test_the_web_app_does_not_load_the_workers_libraries() -> None:
+    """``ils serve --no-workers`` starts without the AI worker's statsmodels (seconds of
+    import): the web reads channel names and constants, not the workers' modules."""
+    code = (
+        "import sys, ils.web.app; "
+        "print(','.join(m for m in ('statsmodels', 'ils.workers.ai.demand') if m in sys.modules))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    ).stdout.strip()
+    assert loaded == "", loaded

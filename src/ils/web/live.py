@@ -34,10 +34,10 @@ from sqlalchemy import ColumnElement, and_, func, or_, select
 
 from ils.database import AsyncSession, Transactions
 from ils.domain.content import Notification
+from ils.queue.channels import NOTIFICATIONS as CHANNEL
 from ils.queue.events import EventBus, Subscription
 from ils.settings import NotificationSettings
 from ils.web.schemas.notifications import NotificationOut
-from ils.workers.notification import CHANNEL
 
 #: How far behind the newest row a late commit may still land.
 LATE_COMMIT_S: Final = 5.0

@@ -6,14 +6,23 @@ handlers for (a custom registrar's) to others.
 
 from __future__ import annotations
 
-from ils.queue.registry import HandlerRegistry
-from ils.queue.system import JobSystem
-from ils.workers import ai, email, notification, oma, pdf, scheduled
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ils.queue.registry import HandlerRegistry
+    from ils.queue.system import JobSystem
 
 
 def register_all(registry: HandlerRegistry, system: JobSystem) -> None:
     """Register every handler this release has: the ``email``, ``pdf``,
-    ``notification``, ``ai``, ``oma`` and ``scheduled`` queues'."""
+    ``notification``, ``ai``, ``oma`` and ``scheduled`` queues'.
+
+    The worker packages are imported here, not at the top: importing ``ils.workers``
+    (the web server does, for this function) must not load every worker's numerical
+    and PDF libraries (seconds of start-up) when no worker runs in the process.
+    """
+    from ils.workers import ai, email, notification, oma, pdf, scheduled
+
     email.register(registry, system)
     pdf.register(registry, system)
     notification.register(registry, system)

@@ -21,6 +21,7 @@ from fastapi import APIRouter, Query, Response
 
 from ils.domain import ai_queries, chat_queries
 from ils.domain.content import AIResultKind, Conversation
+from ils.queue.channels import CHAT as CHAT_CHANNEL
 from ils.queue.model import JobRef
 from ils.web.deps import CurrentCompany, CurrentUser, ManagerUser, SessionDep, StateDep
 from ils.web.schemas.ai import (
@@ -39,7 +40,6 @@ from ils.web.schemas.ai import (
 from ils.web.schemas.common import DEFAULT_LIMIT, MAX_LIMIT, Page, RecordId, error_responses
 from ils.web.services import chat
 from ils.web.services.common import now_utc
-from ils.workers.ai import CHAT_CHANNEL
 
 router = APIRouter(prefix="/api/ai", tags=["ai"])
 

@@ -22,6 +22,7 @@ from ils.clock import utc_now
 from ils.database import Transactions
 from ils.domain.companies import Company
 from ils.domain.content import AIResult, AIResultKind, Conversation, Message, MessageRole
+from ils.queue import channels
 from ils.queue.jobtypes import (
     AnomalyDetection,
     ChatResponse,
@@ -48,7 +49,7 @@ from ils.workers.ai.results import (
 from ils.workers.ai.series import METRIC_LABELS, daily_metric
 
 #: The event-bus channel of new chat answers; each message is a conversation id.
-CHAT_CHANNEL: Final = "chat"
+CHAT_CHANNEL: Final = channels.CHAT
 
 
 class Offload(Protocol):

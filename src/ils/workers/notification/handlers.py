@@ -28,6 +28,7 @@ from ils.clock import utc_now
 from ils.database import Transactions
 from ils.domain.content import Notification, NotificationPriority
 from ils.domain.types import new_id
+from ils.queue import channels
 from ils.queue.jobtypes_notification import (
     AiInsightNotification,
     MarketplaceNotification,
@@ -48,7 +49,7 @@ from ils.workers.notification.content import (
 )
 
 #: The event-bus channel of new notifications; each message is a user id.
-CHANNEL: Final = "notifications"
+CHANNEL: Final = channels.NOTIFICATIONS
 URGENT_EMAIL_JOB: Final = "urgent-notification-email"
 #: E-mail subjects are one line of at most this many characters (jobs.md helpers).
 SUBJECT_LIMIT: Final = 200
