@@ -20,6 +20,7 @@ import pytest
 from playwright.async_api import Dialog, expect
 
 from ils.domain.companies import CompanyKind, Role
+from ils.domain.company_queries import company_names
 from ils.queue.schedules import ScheduleStore
 from ils.web.state import WebState
 from ils.workers.scheduled.builtins import builtin_schedules
@@ -160,6 +161,18 @@ async def test_a_platform_admin_sees_every_schedule(signed_in: SignedIn, factory
     # Each company's admin still sees only their own.
     assert cleanup["id"] not in assert_html(await lab_admin.get(PAGE))
     assert south["id"] not in assert_html(await lab_admin.get(PAGE))
+
+
+async def test_company_names_names_only_the_ids_asked_for(factory: Factory, db: DbMaker) -> None:
+    """The page's name lookup (``ils.domain.company_queries``): one name per known id,
+    an unknown id left out, and nothing asked for nothing."""
+    north = await factory.company(CompanyKind.LAB, name="North Lab")
+    await factory.company(CompanyKind.LAB, name="Not Asked For")
+    async with db() as session:
+        assert await company_names(session, [north.id, north.id, "0" * 32]) == {
+            north.id: "North Lab"
+        }
+        assert await company_names(session, []) == {}
 
 
 async def test_paused_and_built_in_schedules_show_what_they_allow(

@@ -4,8 +4,9 @@ Every record of the platform belongs to one or two companies (an order to its
 practice and its lab, a connection to both sides). A lookup by id always filters on
 the asking company, and a record of another company answers exactly like a missing
 one (:class:`~ils.errors.NotFoundError`), so ids cannot be used to probe what other
-companies hold. Services and routers share this one lookup; the web layer turns the
-error into its 404.
+companies hold. Services and routers share this one lookup (``ils.web.deps.scoped_get``
+is this function under its older name); the web layer's error handlers turn the error
+into its 404, the same body as a route's own ``not_found()``.
 """
 
 from __future__ import annotations

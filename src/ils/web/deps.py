@@ -44,7 +44,8 @@ The rules these dependencies enforce, so routers need not repeat them:
   it gets the CSRF check.
 * ``require_roles`` answers 403 for other roles (and other company kinds when given).
 * ``scoped_get`` answers 404 for a record of another company, never 403: the API does
-  not reveal that a record exists.
+  not reveal that a record exists. It is the domain's ``get_scoped`` itself (services
+  use that name): its ``NotFoundError`` becomes the same 404 body as ``not_found()``.
 
 A dependency of your own with ``yield`` that takes ``SessionDep`` must be declared with
 ``Depends(..., scope="function")`` too (FastAPI refuses request-scoped generators on
@@ -54,24 +55,21 @@ function-scoped ones).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
-from typing import Annotated, Any, TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
-from sqlalchemy import inspect as sa_inspect
-from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ils.database import READ_ONLY_OPTION, Base
+from ils.database import READ_ONLY_OPTION
 from ils.domain.companies import MANAGER_ROLES, Company, CompanyKind, Role, User
+from ils.domain.scoping import get_scoped
 from ils.errors import UnknownQueueError
 from ils.queue.producer import COMPANY_INFO_KEY
 from ils.queue.system import JobSystem
 from ils.settings import Settings
 from ils.web.security import CSRF_HEADER, SESSION_COOKIE, SessionAuth, csrf_matches
 from ils.web.state import WebState
-
-ModelT = TypeVar("ModelT", bound=Base)
 
 #: Methods that only read: their SQLite transactions do not take the write lock.
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -216,43 +214,10 @@ def queue_key(system: JobSystem, queue: str) -> str:
         raise not_found() from None
 
 
-async def scoped_get(
-    session: AsyncSession,
-    model: type[ModelT],
-    record_id: str,
-    company_id: str,
-    *,
-    owners: Sequence[str] = ("company_id",),
-    for_update: bool = False,
-) -> ModelT:
-    """The ``model`` row with id ``record_id`` that belongs to ``company_id``, or 404.
-
-    Args:
-        session: The request's session.
-        model: A domain model with an ``id`` primary key.
-        record_id: The id from the path or body.
-        company_id: The signed-in user's company (``user.company_id``).
-        owners: Columns any of which may hold ``company_id``: an order is visible to
-            its practice and its lab, ``owners=("company_id", "lab_id")``; an invoice
-            to issuer and customer, ``("company_id", "customer_id")``.
-        for_update: Lock the row (``SELECT ... FOR UPDATE`` on PostgreSQL) before a
-            read-modify-write such as a status change.
-
-    Raises:
-        HTTPException: 404 ``{"detail": "not found"}``, for a missing id and for
-            another company's record alike.
-    """
-    mapper = sa_inspect(model)
-    columns: list[Any] = []
-    for name in owners:
-        if name not in mapper.columns:
-            raise ValueError(f"{model.__name__} has no column {name!r}")
-        columns.append(mapper.columns[name])
-    primary_key = mapper.primary_key[0]
-    query = select(model).where(primary_key == record_id, or_(*(c == company_id for c in columns)))
-    if for_update:
-        query = query.with_for_update()
-    row = await session.scalar(query)
-    if row is None:
-        raise not_found()
-    return row
+#: The company-scoped lookup by id (:func:`ils.domain.scoping.get_scoped`), under the
+#: name routers have always used. One lookup serves services and routers alike: it
+#: raises ``NotFoundError`` for a missing id and for another company's record, and
+#: the app's error handlers (``ils.web.errors``) answer that with the very 404 of
+#: :func:`not_found`, ``{"detail": "not found"}``, rolling the request back as any
+#: raised error does.
+scoped_get = get_scoped

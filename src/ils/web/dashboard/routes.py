@@ -28,10 +28,10 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
-from sqlalchemy import select
 
 from ils.domain.audit import list_audit_entries
-from ils.domain.companies import MANAGER_ROLES, Company, Role
+from ils.domain.companies import MANAGER_ROLES, Role
+from ils.domain.company_queries import company_names
 from ils.queue.jobtypes_ai import MetricType
 from ils.queue.model import COUNTED_STATES, JobState
 from ils.queue.schedules import ScheduleStore
@@ -272,13 +272,7 @@ class Dashboard:
             found = await store.list(session, user.company_id)
         now = now_utc(state.clock)
         schedules = [schedule_service.schedule_out(s, now) for s in found]
-        company_ids = {s.company_id for s in schedules if s.company_id}
-        names: dict[str, str] = {}
-        if company_ids:
-            rows = await session.execute(
-                select(Company.id, Company.name).where(Company.id.in_(company_ids))
-            )
-            names = {row.id: row.name for row in rows}
+        names = await company_names(session, (s.company_id for s in schedules if s.company_id))
         choices = [
             choice
             for choice in JOB_CHOICES

@@ -2,8 +2,27 @@
 
 Platform admins see and manage every schedule; admins and company admins their
 company's (see :mod:`ils.web.services.schedules` for what each may schedule). Next run
-times are computed at the moment of the request. In Redis mode a change also updates
-BullMQ's job schedulers at once (the scheduler loop would within its sync interval).
+times are computed at the moment of the request.
+
+A change and its audit entry are one transaction, the request's, committed once when
+the handler returns (``SessionDep``). In Redis mode BullMQ's job schedulers must then
+follow the schedules table; that runs as a background task of the response, after the
+commit, rather than by committing halfway through the handler:
+
+* The sync must see the change committed: syncing first, BullMQ could run (or stop
+  running) a schedule whose change then fails to commit.
+* Committing mid-request split the change from anything after it (a failure there
+  answered 500 for a change already stored), and the sync's read and Redis round trip
+  ran inside the request's transaction, which on SQLite holds the process's write
+  turn and the database's write lock.
+* Running it inside the request's session, as queue admin actions do with the local
+  store (``JobAdmin.within``), is not possible: BullMQ's schedulers live in Redis,
+  outside any database transaction.
+
+The background task reads the committed schedules in its own read-only transaction and
+never fails the request: a failed sync is logged, and the scheduler loop of every
+process working the ``scheduled`` queue syncs again within ``builtins_sync_s``
+(``ScheduleLoop.sync``), so BullMQ catches up without the change being lost.
 """
 
 from __future__ import annotations
@@ -11,13 +30,15 @@ from __future__ import annotations
 import logging
 from typing import Final
 
-from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi import APIRouter, BackgroundTasks, HTTPException, Request, Response
 
+from ils.database import Transactions
 from ils.domain.companies import Role, User
 from ils.domain.types import new_id
 from ils.errors import ILSError
 from ils.queue.schedules import TICK_QUEUE, Schedule, ScheduleStore
 from ils.web.deps import CurrentCompany, ManagerUser, SessionDep, StateDep, not_found
+from ils.web.errors import log_internal_error
 from ils.web.schemas.ai import QueuedOut
 from ils.web.schemas.common import error_responses
 from ils.web.schemas.schedules import ScheduleEdit, ScheduleIn, ScheduleOut
@@ -44,16 +65,33 @@ async def _visible(session: SessionDep, user: User, schedule_id: str) -> Schedul
     return schedule
 
 
-async def _after_change(session: SessionDep, state: WebState) -> None:
-    """Commit, then bring BullMQ's schedulers in step (Redis mode; best effort)."""
-    await session.commit()
+def _after_change(background: BackgroundTasks, state: WebState) -> None:
+    """Bring BullMQ's schedulers in step once the request's transaction has committed.
+
+    FastAPI runs a response's background tasks after the response is sent, which is
+    after ``SessionDep`` committed (it commits before the response is sent); when the
+    commit fails there is no response, and so no sync of a change that was not stored.
+    """
+    background.add_task(_sync_job_schedulers, state)
+
+
+async def _sync_job_schedulers(state: WebState) -> None:
+    """Redis mode: BullMQ's schedulers from the committed schedules (best effort).
+
+    Nothing can answer the client any more, so no error escapes: the scheduler loop's
+    periodic sync repairs whatever this one could not do.
+    """
     if not state.system.redis_in_use:
         return
+    logger = logging.getLogger(__name__)
     try:
-        schedules = await _store().list(session, every_company=True)
+        async with Transactions(state.system.engine).read() as session:
+            schedules = await _store().list(session, every_company=True)
         await state.system.sync_job_schedulers(schedules)
     except ILSError as error:
-        logging.getLogger(__name__).warning("job schedulers not synced now: %s", error)
+        logger.warning("job schedulers not synced now: %s", error)
+    except Exception as error:  # a bug or the database: logged, the loop syncs later
+        log_internal_error(logger, "the job scheduler sync after a schedule change", error)
 
 
 @router.get("", summary="List schedules with their next runs", responses=RESPONSES)
@@ -86,6 +124,7 @@ async def create_schedule(
     company: CurrentCompany,
     session: SessionDep,
     state: StateDep,
+    background: BackgroundTasks,
 ) -> ScheduleOut:
     now = now_utc(state.clock)
     schedule = service.new_schedule(
@@ -98,7 +137,7 @@ async def create_schedule(
     )
     saved = await _store().save(session, schedule, now)
     audit(session, request, user, now, "schedule-create", TICK_QUEUE, saved.id, name=saved.name)
-    await _after_change(session, state)
+    _after_change(background, state)
     return service.schedule_out(saved, now)
 
 
@@ -111,6 +150,7 @@ async def edit_schedule(
     company: CurrentCompany,
     session: SessionDep,
     state: StateDep,
+    background: BackgroundTasks,
 ) -> ScheduleOut:
     schedule = await _visible(session, user, schedule_id)
     if schedule.builtin:
@@ -122,7 +162,7 @@ async def edit_schedule(
     saved = await _store().save(session, changed, now)
     fields = sorted(body.model_fields_set)
     audit(session, request, user, now, "schedule-update", TICK_QUEUE, saved.id, fields=fields)
-    await _after_change(session, state)
+    _after_change(background, state)
     return service.schedule_out(saved, now)
 
 
@@ -133,6 +173,7 @@ async def _pause(
     user: User,
     session: SessionDep,
     state: WebState,
+    background: BackgroundTasks,
 ) -> ScheduleOut:
     await _visible(session, user, schedule_id)
     now = now_utc(state.clock)
@@ -141,24 +182,34 @@ async def _pause(
         raise not_found()
     action = "schedule-pause" if paused else "schedule-resume"
     audit(session, request, user, now, action, TICK_QUEUE, schedule_id)
-    await _after_change(session, state)
+    _after_change(background, state)
     return service.schedule_out(saved, now)
 
 
 @router.post("/{schedule_id}/pause", summary="Pause a schedule", responses=RESPONSES)
 async def pause_schedule(
-    schedule_id: str, request: Request, user: ManagerUser, session: SessionDep, state: StateDep
+    schedule_id: str,
+    request: Request,
+    user: ManagerUser,
+    session: SessionDep,
+    state: StateDep,
+    background: BackgroundTasks,
 ) -> ScheduleOut:
     """No run until resumed."""
-    return await _pause(schedule_id, True, request, user, session, state)
+    return await _pause(schedule_id, True, request, user, session, state, background)
 
 
 @router.post("/{schedule_id}/resume", summary="Resume a schedule", responses=RESPONSES)
 async def resume_schedule(
-    schedule_id: str, request: Request, user: ManagerUser, session: SessionDep, state: StateDep
+    schedule_id: str,
+    request: Request,
+    user: ManagerUser,
+    session: SessionDep,
+    state: StateDep,
+    background: BackgroundTasks,
 ) -> ScheduleOut:
     """Runs again from its next due time; runs missed while paused are not caught up."""
-    return await _pause(schedule_id, False, request, user, session, state)
+    return await _pause(schedule_id, False, request, user, session, state, background)
 
 
 @router.post(
@@ -178,7 +229,12 @@ async def run_schedule_now(
     "/{schedule_id}", status_code=204, summary="Delete a schedule", responses=CHANGE_RESPONSES
 )
 async def delete_schedule(
-    schedule_id: str, request: Request, user: ManagerUser, session: SessionDep, state: StateDep
+    schedule_id: str,
+    request: Request,
+    user: ManagerUser,
+    session: SessionDep,
+    state: StateDep,
+    background: BackgroundTasks,
 ) -> Response:
     schedule = await _visible(session, user, schedule_id)
     if schedule.builtin:
@@ -186,5 +242,5 @@ async def delete_schedule(
     await _store().delete(session, schedule.id)
     now = now_utc(state.clock)
     audit(session, request, user, now, "schedule-delete", TICK_QUEUE, schedule.id)
-    await _after_change(session, state)
+    _after_change(background, state)
     return Response(status_code=204)
