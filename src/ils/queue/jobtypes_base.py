@@ -132,16 +132,15 @@ def _multi_line(value: str) -> str:
     return value
 
 
-# One-line texts (e-mail subject, notification title, names, short codes).
-Subject = Annotated[
+# One-line texts (e-mail subject, notification title, names, short codes). Subjects,
+# titles and names follow one rule, so they are one type under the names the payload
+# models read best with.
+_Line200 = Annotated[
     str, StringConstraints(min_length=1, max_length=200), AfterValidator(_single_line)
 ]
-Title = Annotated[
-    str, StringConstraints(min_length=1, max_length=200), AfterValidator(_single_line)
-]
-CompanyName = Annotated[
-    str, StringConstraints(min_length=1, max_length=200), AfterValidator(_single_line)
-]
+Subject = _Line200
+Title = _Line200
+CompanyName = _Line200
 # Tracking numbers, carriers, order statuses.
 ShortText = Annotated[
     str, StringConstraints(min_length=1, max_length=64), AfterValidator(_single_line)

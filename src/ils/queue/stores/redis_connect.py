@@ -13,7 +13,9 @@ client: closing the client closes them too.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Final, Generic, TypeVar
 
 import redis
 import redis.asyncio as aioredis
@@ -23,6 +25,9 @@ from redis.retry import Retry as SyncRetry
 from redis.sentinel import Sentinel as SyncSentinel
 
 from ils.redis_settings import RedisConnection, RedisTls
+
+#: The client class of one kind: asyncio or blocking.
+ClientT = TypeVar("ClientT", aioredis.Redis, redis.Redis)
 
 
 def as_connection(connection: RedisConnection | str) -> RedisConnection:
@@ -56,6 +61,28 @@ class _SyncSentinelClient(redis.Redis):
             sentinel.close()
 
 
+@dataclass(frozen=True, slots=True)
+class _ClientKind(Generic[ClientT]):
+    """The classes that make one kind of client, asyncio or blocking.
+
+    They are all that differs between the two: options, credentials, TLS and the
+    Sentinel set-up are built once in :func:`_client` for both, so the clients of one
+    process cannot drift apart (a TLS option added to one kind only, say).
+    """
+
+    #: The client class; its ``from_url`` makes the client of a URL.
+    direct: type[ClientT]
+    #: The ``Sentinel`` class of the same kind; typed loosely, as mypy cannot tie a
+    #: class of one module to ``ClientT``.
+    sentinel: Callable[..., Any]
+    #: The master's client class, which closes the sentinel connections it owns.
+    master: type[ClientT]
+
+
+_ASYNC: Final = _ClientKind(aioredis.Redis, AsyncSentinel, _AsyncSentinelClient)
+_SYNC: Final = _ClientKind(redis.Redis, SyncSentinel, _SyncSentinelClient)
+
+
 def async_client(
     connection: RedisConnection | str,
     *,
@@ -65,19 +92,14 @@ def async_client(
     decode_responses: bool = False,
 ) -> aioredis.Redis:
     """An asyncio client; ``retry`` ``None`` keeps redis-py's default policy."""
-    conn = as_connection(connection)
-    options = _options(conn, connect_timeout_s, socket_timeout_s, decode_responses)
-    if retry is not None:
-        options["retry"] = retry
-    if conn.url is not None:
-        return aioredis.Redis.from_url(conn.url, **options)
-    sentinel = AsyncSentinel(
-        conn.sentinels, sentinel_kwargs=_sentinel_options(conn, connect_timeout_s)
+    return _client(
+        _ASYNC,
+        connection,
+        connect_timeout_s,
+        socket_timeout_s,
+        retry,
+        decode_responses,
     )
-    client = sentinel.master_for(conn.service, redis_class=_AsyncSentinelClient, **options)
-    assert isinstance(client, _AsyncSentinelClient)
-    client.owned_sentinel = sentinel
-    return client
 
 
 def sync_client(
@@ -89,18 +111,41 @@ def sync_client(
     decode_responses: bool = False,
 ) -> redis.Redis:
     """A blocking client (for code that runs in a thread of its own)."""
+    return _client(
+        _SYNC,
+        connection,
+        connect_timeout_s,
+        socket_timeout_s,
+        retry,
+        decode_responses,
+    )
+
+
+def _client(
+    kind: _ClientKind[ClientT],
+    connection: RedisConnection | str,
+    connect_timeout_s: float,
+    socket_timeout_s: float | None,
+    retry: AsyncRetry | SyncRetry | None,
+    decode_responses: bool,
+) -> ClientT:
+    """A client of ``kind``: from the URL, or the master's through the sentinels.
+
+    The public functions pin ``retry`` to the kind's own ``Retry`` class; here it is
+    only passed on.
+    """
     conn = as_connection(connection)
     options = _options(conn, connect_timeout_s, socket_timeout_s, decode_responses)
     if retry is not None:
         options["retry"] = retry
     if conn.url is not None:
-        return redis.Redis.from_url(conn.url, **options)
-    sentinel = SyncSentinel(
+        return kind.direct.from_url(conn.url, **options)
+    sentinel = kind.sentinel(
         conn.sentinels, sentinel_kwargs=_sentinel_options(conn, connect_timeout_s)
     )
-    client = sentinel.master_for(conn.service, redis_class=_SyncSentinelClient, **options)
-    assert isinstance(client, _SyncSentinelClient)
+    client = sentinel.master_for(conn.service, redis_class=kind.master, **options)
     client.owned_sentinel = sentinel
+    assert isinstance(client, kind.master)
     return client
 
 

@@ -177,16 +177,8 @@ class InvoiceOut(OutputModel):
                 )
                 for line in invoice.lines
             ],
-            vat_rates=[
-                VatRateOut(
-                    vat_treatment=rate.vat_treatment,
-                    vat_rate_bp=rate.vat_rate_bp,
-                    net_cents=rate.net_cents,
-                    vat_cents=rate.vat_cents,
-                    gross_cents=rate.gross_cents,
-                )
-                for rate in totals.rates
-            ],
+            # A RateTotal has VatRateOut's fields (gross as a property): read them as is.
+            vat_rates=[VatRateOut.model_validate(rate) for rate in totals.rates],
             net_cents=totals.net_cents,
             vat_cents=totals.vat_cents,
             gross_cents=totals.gross_cents,

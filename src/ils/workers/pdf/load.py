@@ -19,7 +19,7 @@ from datetime import UTC, date, datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from ils.domain.billing import Invoice
+from ils.domain.billing import Invoice, InvoiceTotals
 from ils.domain.clinical import Examination, Patient
 from ils.domain.companies import Company, zone_named
 from ils.domain.orders import Order, OrderStatus
@@ -205,6 +205,18 @@ async def _invoice(session: AsyncSession, invoice_id: str) -> Invoice:
     return invoice
 
 
+def vat_rates(totals: InvoiceTotals) -> tuple[VatRateData, ...]:
+    """The VAT analysis as printed, from the totals ``ils.domain.billing`` computed.
+
+    Shared with the sample invoice, so the bench and the tests render rates made the
+    way a real invoice's are.
+    """
+    return tuple(
+        VatRateData(r.vat_treatment.value, r.vat_rate_bp, r.net_cents, r.vat_cents, r.gross_cents)
+        for r in totals.rates
+    )
+
+
 def _invoice_facts(invoice: Invoice) -> InvoiceFacts:
     try:
         totals = invoice.totals()
@@ -233,12 +245,7 @@ def _invoice_facts(invoice: Invoice) -> InvoiceFacts:
             )
             for line in invoice.lines
         ),
-        rates=tuple(
-            VatRateData(
-                r.vat_treatment.value, r.vat_rate_bp, r.net_cents, r.vat_cents, r.gross_cents
-            )
-            for r in totals.rates
-        ),
+        rates=vat_rates(totals),
         net_cents=totals.net_cents,
         vat_cents=totals.vat_cents,
         gross_cents=totals.gross_cents,

@@ -28,8 +28,8 @@ from ils.workers.pdf.data import (
     OrderSheetData,
     PaymentData,
     ReceiptData,
-    VatRateData,
 )
+from ils.workers.pdf.load import vat_rates
 
 LAB = Letterhead(
     name="Clear View Lab Ltd",
@@ -139,12 +139,7 @@ def invoice_facts(*, payments: tuple[PaymentData, ...] = ()) -> InvoiceFacts:
         customer_vat_number="GB987654321",
         order_number="ORD-2026-000042",
         lines=lines,
-        rates=tuple(
-            VatRateData(
-                r.vat_treatment.value, r.vat_rate_bp, r.net_cents, r.vat_cents, r.gross_cents
-            )
-            for r in totals.rates
-        ),
+        rates=vat_rates(totals),
         net_cents=totals.net_cents,
         vat_cents=totals.vat_cents,
         gross_cents=totals.gross_cents,
