@@ -1,4 +1,7 @@
-"""Waiting on conditions instead of sleeping a fixed time.
+"""Waiting on conditions instead of sleeping a fixed time: now :mod:`ils.testing`.
+
+The helpers moved into the package so that handler authors get them too; this module
+re-exports them for the fault tests that import them from here.
 
 * ``await eventually(check, timeout=5.0)``: poll ``check`` (a function returning
   ``bool``, or an ``async`` one) until it is true; fail with ``AssertionError``
@@ -11,51 +14,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import inspect
-import time
-from collections.abc import Awaitable, Callable
+from ils.testing import Check, eventually, still, wait_until
 
 __all__ = ["Check", "eventually", "still", "wait_until"]
-
-Check = Callable[[], bool] | Callable[[], Awaitable[bool]]
-
-
-async def _holds(check: Check) -> bool:
-    result = check()
-    if inspect.isawaitable(result):
-        result = await result
-    return bool(result)
-
-
-async def eventually(
-    check: Check, timeout: float = 5.0, interval: float = 0.01, message: str = ""
-) -> None:
-    """Poll ``check`` until it holds; ``AssertionError`` after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not await _holds(check):
-        if time.monotonic() > deadline:
-            raise AssertionError(message or f"condition not met in {timeout} s")
-        await asyncio.sleep(interval)
-
-
-async def still(
-    check: Check, for_s: float = 0.3, interval: float = 0.01, message: str = ""
-) -> None:
-    """Poll ``check`` for ``for_s`` seconds; ``AssertionError`` as soon as it holds."""
-    deadline = time.monotonic() + for_s
-    while time.monotonic() < deadline:
-        if await _holds(check):
-            raise AssertionError(message or "condition became true")
-        await asyncio.sleep(interval)
-
-
-def wait_until(
-    check: Callable[[], bool], timeout: float = 5.0, interval: float = 0.01, message: str = ""
-) -> None:
-    """Synchronous ``eventually``."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(message or f"condition not met in {timeout} s")
-        time.sleep(interval)

@@ -20,6 +20,7 @@ import pytest
 from ils.queue.model import JobRecord, JobRef, JobState
 from ils.queue.system import JobSystem
 from ils.settings import Settings
+from ils.testing import eventually
 from tests.conftest import RedisServer, delete_prefix
 
 pytestmark = pytest.mark.slow
@@ -146,12 +147,10 @@ async def completed_jobs(system: JobSystem, expected: int) -> list[JobRecord]:
 
 
 async def wait_for(check: Any, timeout: float, deploy: Deployment) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if check():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out; worker logs:\n{deploy.logs()}")
+    """:func:`ils.testing.eventually`, failing with the workers' logs of that moment."""
+    await eventually(
+        check, timeout, interval=0.05, message=lambda: f"timed out; worker logs:\n{deploy.logs()}"
+    )
 
 
 async def test_sigkill_mid_jobs_loses_nothing(deployment: Deployment, producer: JobSystem) -> None:

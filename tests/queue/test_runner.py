@@ -21,6 +21,7 @@ from ils.queue.runner import Runner
 from ils.queue.service import run_workers
 from ils.queue.system import JobSystem
 from ils.settings import Settings
+from ils.testing import eventually
 from tests.conftest import delete_prefix
 
 FAST = {"backoff_delay_ms": 100, "lock_duration_ms": 1000, "stalled_interval_ms": 300}
@@ -58,12 +59,8 @@ async def make_system(
 
 
 async def wait_until(check: Callable[[], Awaitable[bool]], timeout: float = 10.0) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if await check():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError("condition not met in time")
+    """:func:`ils.testing.eventually` with this file's 10 s default."""
+    await eventually(check, timeout, interval=0.02, message="condition not met in time")
 
 
 async def job_state(system: JobSystem, job_id: str) -> JobState | None:

@@ -33,6 +33,7 @@ from ils.domain.content import Notification
 from ils.migrations import upgrade_database
 from ils.queue.system import JobSystem
 from ils.settings import Settings
+from ils.testing import eventually
 from ils.web.security import CSRF_HEADER
 from tests.conftest import delete_prefix, free_port
 from tests.web.conftest import SECRET_KEY
@@ -67,10 +68,12 @@ class Stream:
         return [str(event["title"]) for event in self.events]
 
     async def wait_for(self, count: int) -> None:
-        deadline = time.monotonic() + DELIVERY_TIMEOUT_S
-        while len(self.events) < count:
-            assert time.monotonic() < deadline, f"got {self.titles()}, wanted {count} events"
-            await asyncio.sleep(0.02)
+        await eventually(
+            lambda: len(self.events) >= count,
+            DELIVERY_TIMEOUT_S,
+            interval=0.02,
+            message=lambda: f"got {self.titles()}, wanted {count} events",
+        )
 
 
 @dataclass

@@ -9,10 +9,8 @@ which connection (the client's port).
 
 from __future__ import annotations
 
-import asyncio
 import email
 import threading
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -25,6 +23,7 @@ from aiosmtpd.controller import Controller
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from ils import testing
 from ils.domain.clinical import Patient
 from ils.domain.companies import Company, CompanyKind, Role, User
 from ils.domain.content import AIResult, AIResultKind
@@ -158,17 +157,9 @@ def start_mail_server(**smtp_kwargs: Any) -> RunningServer:
 async def eventually(
     check: Callable[[], Awaitable[bool]] | Callable[[], bool], timeout: float = 20.0
 ) -> None:
-    """Poll ``check`` until it holds (no fixed sleeps); fail after ``timeout`` seconds."""
-    end = time.monotonic() + timeout
-    while True:
-        result = check()
-        if not isinstance(result, bool):
-            result = await result
-        if result:
-            return
-        if time.monotonic() > end:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.02)
+    """:func:`ils.testing.eventually` with the 20 s default these tests were written for
+    (SMTP round trips, worker processes starting)."""
+    await testing.eventually(check, timeout, interval=0.02, message="condition not met in time")
 
 
 @dataclass
