@@ -23,7 +23,8 @@ async def record_start(payload: GeneralNotificationEmail, ctx: JobContext) -> di
     claimed = getattr(ctx, "claimed", None)
     at = claimed.record.processed_at_ms if claimed is not None else None
     at = at or time.time_ns() // 1_000_000
-    line = f"{at} {ctx.job_id} {getattr(ctx, 'store', '?')} {os.getpid()}\n"
+    window = claimed.rate_window_ms if claimed is not None else None
+    line = f"{at} {ctx.job_id} {getattr(ctx, 'store', '?')} {os.getpid()} {window}\n"
     fd = os.open(os.environ["ILS_TEST_STARTS"], os.O_WRONLY | os.O_APPEND | os.O_CREAT)
     try:
         os.write(fd, line.encode())

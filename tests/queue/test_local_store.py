@@ -292,6 +292,21 @@ async def test_rate_limit_window_opens_with_the_first_job_after_the_last(
     assert (await store.fetch(Q, "f")).job is not None
 
 
+async def test_a_claim_names_the_rate_window_it_was_counted_in(make: MakeStore) -> None:
+    clock = ManualClock()
+    store = make(catalogue(rate_limit_max=2, rate_limit_duration_ms=1000), clock=clock)
+    await store.add_bulk(Q, [job(i) for i in range(3)])
+    opened = clock.now_ms()
+    first = (await store.fetch(Q, "a")).job
+    clock.advance(400)
+    second = (await store.fetch(Q, "b")).job
+    clock.advance(600)
+    third = (await store.fetch(Q, "c")).job
+    assert first is not None and second is not None and third is not None
+    assert (first.rate_window_ms, second.rate_window_ms) == (opened, opened)
+    assert third.rate_window_ms == opened + 1000  # a new window opened with it
+
+
 async def test_rate_limit_is_exact_across_stores(make: MakeStore) -> None:
     cat = catalogue(rate_limit_max=5, rate_limit_duration_ms=60_000)
     stores = [make(cat) for _ in range(3)]

@@ -16,7 +16,7 @@ import contextlib
 import logging
 import traceback
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from pydantic import BaseModel
@@ -252,7 +252,8 @@ class QueueConsumer:
             raise
         if fetched.job is None:
             await self.rate_tokens.refund_rate_token(self.queue, window)
-        return fetched
+            return fetched
+        return replace(fetched, job=replace(fetched.job, rate_window_ms=window))
 
     async def _idle(self, fetched: Fetch) -> None:
         if fetched.rate_limited:

@@ -160,10 +160,16 @@ class JobRecord:
 
 @dataclass(frozen=True, slots=True)
 class ClaimedJob:
-    """A job a worker holds the lock on; ``token`` proves it to the store."""
+    """A job a worker holds the lock on; ``token`` proves it to the store.
+
+    ``rate_window_ms``: on a rate-limited queue, the start of the limiter window this
+    start was counted in (the one window over both stores), so what the limiter
+    admitted can be checked window by window; ``None`` without a limit.
+    """
 
     record: JobRecord
     token: str
+    rate_window_ms: int | None = None
 
     @property
     def id(self) -> str:

@@ -214,7 +214,8 @@ def _claim_rate_limited(
     window_over = now >= switches.window_start_ms + limit.duration_ms
     opens = window_over or switches.window_count == 0
     conn.execute(_OPEN_WINDOW if opens else _COUNT_IN_WINDOW, {"q": queue, "now": now})
-    return Fetch(ClaimedJob(record_from_row(row, paused=False), token))
+    window = now if opens else switches.window_start_ms
+    return Fetch(ClaimedJob(record_from_row(row, paused=False), token, rate_window_ms=window))
 
 
 def take_rate_token(conn: Connection, config: QueueConfig, clock: Clock) -> tuple[int, int]:
