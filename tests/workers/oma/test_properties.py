@@ -192,12 +192,26 @@ def test_wrong_counts(data: bytes, count: bytes) -> None:
 
 
 def timed(data: bytes) -> float:
-    start = time.perf_counter()
-    pipeline(data)
-    return time.perf_counter() - start
+    """The best of three runs (the least disturbed by whatever else the machine does)."""
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        pipeline(data)
+        best = min(best, time.perf_counter() - start)
+    return best
 
 
 MIB: Final = 1_048_576
+#: A plain mebibyte: a tracing of R records, the work the parser is made for.
+PLAIN_MIB: Final = b"TRCFMT=1;10000;E;R;F\r\n" + (b"R=2500\r\n" * MIB)[: MIB - 30]
+
+
+def relative(data: bytes) -> float:
+    """How long ``data`` takes against a plain mebibyte of records, measured side by
+    side (a loaded machine slows both, so the ratio holds): hostile shapes must cost
+    no more than ordinary input of the same size, where a quadratic path would cost
+    hundreds of times more."""
+    return timed(data) / timed(PLAIN_MIB)
 
 
 @pytest.mark.parametrize(
@@ -211,9 +225,9 @@ MIB: Final = 1_048_576
         pytest.param(b"A=" + b"x" * (MIB - 2), id="one-huge-field"),
     ],
 )
-def test_a_mebibyte_is_handled_well_under_a_second(data: bytes) -> None:
+def test_a_hostile_mebibyte_costs_no_more_than_a_plain_one(data: bytes) -> None:
     assert len(data) <= MIB
-    assert timed(data) < 0.5
+    assert relative(data) < 3
 
 
 def test_more_than_the_limit_is_refused_at_once() -> None:
@@ -221,13 +235,15 @@ def test_more_than_the_limit_is_refused_at_once() -> None:
     start = time.perf_counter()
     with pytest.raises(OmaTooLargeError):
         parse(data)
-    assert time.perf_counter() - start < 0.05
+    refused = time.perf_counter() - start
+    # Refused before any parsing: a small part of what reading a mebibyte takes.
+    assert refused < timed(PLAIN_MIB) / 10
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_a_mebibyte_of_random_bytes_or_text(seed: int) -> None:
     chance = random.Random(seed)
-    assert timed(chance.randbytes(MIB)) < 0.5
+    assert relative(chance.randbytes(MIB)) < 3
     pieces = ["R=", "A=", "TRCFMT=1;", "2500;", "E;", "R;", "\r\n", "\n", "x", "=", ";"]
     text = "".join(chance.choice(pieces) for _ in range(MIB // 3))[:MIB]
-    assert timed(text.encode()) < 0.5
+    assert relative(text.encode()) < 3
