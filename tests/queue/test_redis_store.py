@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import types
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -283,6 +284,22 @@ async def test_waiting_spans_wait_list_and_prioritized_set(rstore: RedisJobStore
     assert await rstore.oldest_waiting_ms(Q) == listed[1].created_at_ms
     assert await rstore.clean(Q, JobState.WAITING, limit=1) == 1
     assert (await rstore.counts(Q))[JobState.WAITING] == 1
+
+
+async def test_a_job_is_dated_on_the_local_stores_millisecond(
+    rstore: RedisJobStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """bullmq dates a job round(time.time() * 1000); the local store floors. Redis jobs
+    carry our (floored) time, so "newest first" over both stores never inverts two
+    jobs added in turn within a millisecond."""
+    at_s = 1_700_000_000.0006  # 0.6 ms into a millisecond: rounding would add one
+    floor_ms = 1_700_000_000_000
+    monkeypatch.setattr(bullmq.job, "time", types.SimpleNamespace(time=lambda: at_s))
+    monkeypatch.setattr("ils.queue.stores.redis.now_ms", lambda: floor_ms)
+    job_id = await rstore.add(Q, NewJob("order-confirmation", DATA))
+    record = await rstore.get_job(Q, job_id)
+    assert record is not None
+    assert record.created_at_ms == floor_ms
 
 
 # -- validation, health, outages ----------------------------------------------------------

@@ -133,6 +133,10 @@ class RedisJobStore(RedisAdmin):
         ``dedup_ttl_ms``: an add repeated by id after retention removed the finished
         job (``add_once``) is then still a no-op instead of a second run."""
         opts = bull_options(bull.config, job)
+        # Dated on the local store's millisecond (the clock's floor): bullmq rounds
+        # time.time() * 1000, which can date a job a millisecond after one the local
+        # store adds next, and "newest first" over both stores would invert them.
+        opts["timestamp"] = now_ms()
         if job.options.job_id is not None and self._dedup_ttl_ms > 0:
             opts["deduplication"] = {"id": job.options.job_id, "ttl": self._dedup_ttl_ms}
         return opts
