@@ -382,3 +382,28 @@ async def test_enqueue_with_options_validation(make_system: SystemFactory) -> No
     with pytest.raises(InvalidPayloadError):
         await system.enqueue("email", "order-confirmation", payload, JobOptions(priority=-1))
     assert (await system.counts("email"))["waiting"] == 0
+
+
+async def test_the_start_up_lines_say_how_jobs_are_stored(
+    make_system: SystemFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``ils worker`` and ``ils serve`` name the mode in the same words."""
+    system = await make_system()
+    expected = "Redis mode" if system.redis is not None else "local mode (jobs in the app database)"
+    assert system.mode_sentence() == expected
+    registry = HandlerRegistry(system.job_types)
+
+    async def handler(payload: Any, ctx: JobContext) -> None:
+        return None
+
+    registry.register(OrderConfirmationEmail, handler)
+    stop = asyncio.Event()
+    with caplog.at_level(logging.INFO, logger="ils.queue.service"):
+        task = asyncio.create_task(run_workers(system, ["email"], registry, stop=stop))
+        await wait_until(lambda: _logged(caplog, expected))
+        stop.set()
+        await task
+
+
+async def _logged(caplog: pytest.LogCaptureFixture, text: str) -> bool:
+    return any(text in record.getMessage() for record in caplog.records)

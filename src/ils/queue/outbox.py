@@ -2,7 +2,7 @@
 
 ``Outbox.record`` inserts a row in the same database transaction as the caller's own
 changes, so a rolled-back order queues nothing and a committed one always gets its
-jobs. After the commit, :class:`OutboxRelay` hands each row to a job store (Redis, or
+jobs. After the commit, :meth:`Outbox.relay` hands each row to a job store (Redis, or
 the local store when Redis is down or not configured) under a job id derived from the
 row, so a relay that runs twice (two processes, a crash between add and delete) adds
 the job only once while the store still holds it. A periodic sweep relays what a

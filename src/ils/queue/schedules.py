@@ -7,8 +7,9 @@ job on the ``scheduled`` queue (the tick); its handler enqueues the schedule's j
 
 Who produces the ticks:
 
-* **local mode**: :meth:`ScheduleStore.claim_due`, called by every scheduler loop, moves
-  a due schedule's ``next_run_at_ms`` forward with a compare-and-set and adds the tick
+* **local mode**: ``ScheduleLoop.claim_due`` (``workers/scheduled/loop.py``), called by
+  every scheduler loop, moves a due schedule's ``next_run_at_ms`` forward with a
+  compare-and-set and adds the tick
   in the same transaction. Of several processes polling at once exactly one wins a due
   time, so a schedule fires once per due time however many servers run; the tick's
   job id (``tick-<schedule>-<due ms>``) makes even a repeated add a no-op.

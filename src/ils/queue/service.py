@@ -48,13 +48,7 @@ def build_registry(system: JobSystem, registrars: Sequence[Registrar]) -> Handle
 
 def describe(system: JobSystem, runner: Runner, registry: HandlerRegistry) -> list[str]:
     """Start-up lines: mode, and which queues this process works with which handlers."""
-    if system.redis is None:
-        mode = "local mode (jobs in the app database)"
-    elif system.redis_in_use:
-        mode = "Redis mode"
-    else:
-        mode = "Redis mode, DEGRADED: Redis unreachable, using the local store until it is back"
-    lines = [f"ILS workers {runner.worker_id}: {mode}"]
+    lines = [f"ILS workers {runner.worker_id}: {system.mode_sentence()}"]
     seen = set()
     for consumer in runner.consumers:
         key = consumer.queue

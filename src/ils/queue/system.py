@@ -187,6 +187,15 @@ class JobSystem:
         """Whether new jobs go to Redis right now."""
         return self.gate is not None and self.gate.up
 
+    def mode_sentence(self) -> str:
+        """How jobs are stored right now, in one sentence: the words every start-up
+        line (``ils worker``, ``ils serve``) uses, so operators read one phrasing."""
+        if self.redis is None:
+            return "local mode (jobs in the app database)"
+        if self.redis_in_use:
+            return "Redis mode"
+        return "Redis mode, DEGRADED: Redis unreachable, using the local store until it is back"
+
     def stores(self) -> list[JobStore]:
         """Every store jobs may be in: Redis first, then the local store (in Redis mode
         it holds what was queued while Redis was down)."""

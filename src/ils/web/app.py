@@ -34,15 +34,6 @@ from ils.web.state import WebState
 from ils.workers import register_all
 
 
-def job_system_mode(system: JobSystem) -> str:
-    """How jobs are stored right now, in the words ``ils worker`` uses."""
-    if system.redis is None:
-        return "local mode (jobs in the app database)"
-    if system.redis_in_use:
-        return "Redis mode"
-    return "Redis mode, DEGRADED: Redis unreachable, using the local store until it is back"
-
-
 def _log_worker_crash(task: asyncio.Task[None]) -> None:
     if not task.cancelled() and task.exception() is not None:
         logging.getLogger(__name__).error(
@@ -129,7 +120,7 @@ def create_app(
                 worker_task.add_done_callback(_log_worker_crash)
             logger.info(
                 "ILS web: job system in %s; workers %s; files in %s",
-                job_system_mode(system),
+                system.mode_sentence(),
                 "run in this process" if workers else "not started here (run `ils worker`)",
                 storage.where,
             )
