@@ -54,6 +54,7 @@ from ils.queue.stores.local_sql import (
     shown_state,
 )
 from ils.queue.stores.local_tx import TxRunner, runner_for
+from ils.queue.stores.waiting import wait_until_ready
 
 #: ``Session.info`` keys: jobs added in the open transaction, and the queues the last
 #: commit added to (whose idle workers to wake).
@@ -315,22 +316,19 @@ class LocalJobStore(LocalAdmin, JobStore):
         a delayed job coming due ends the wait at its due time.
         """
         self._config(queue)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + max(timeout_ms, 0) / 1000
-        while not self._closed:
-            wakeup = self._wakeups.setdefault(queue, asyncio.Event())
-            ready_in = await self._run(
+
+        async def ready_in_s() -> float | None:
+            return await self._run(
                 lambda conn: _ready_in_s(conn, queue, self._now()), readonly=True
             )
-            remaining = deadline - loop.time()
-            if ready_in == 0 or remaining <= 0:
-                return
-            nap = min(self._poll_s, remaining, remaining if ready_in is None else ready_in)
-            try:
-                await asyncio.wait_for(wakeup.wait(), nap)
-                return
-            except TimeoutError:
-                continue
+
+        await wait_until_ready(
+            lambda: self._wakeups.setdefault(queue, asyncio.Event()),
+            ready_in_s,
+            lambda: self._closed,
+            self._poll_s,
+            timeout_ms,
+        )
 
     async def close(self) -> None:
         """Wake every waiter and release the store's connections."""

@@ -57,6 +57,7 @@ from ils.queue.stores.memory_state import (
     frozen,
     newest_first,
 )
+from ils.queue.stores.waiting import wait_until_ready
 
 
 class MemoryJobStore(JobStore):
@@ -401,20 +402,17 @@ class MemoryJobStore(JobStore):
         its due time (the clock is read again every ``poll_interval_ms``).
         """
         _, data = await self._open(queue)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + max(timeout_ms, 0) / 1000
-        while not self._closed:
-            wakeup = self.state.wakeup(queue)
-            ready_in = data.ready_in_s(self._now())
-            remaining = deadline - loop.time()
-            if ready_in == 0 or remaining <= 0:
-                return
-            nap = min(self._poll_s, remaining, remaining if ready_in is None else ready_in)
-            try:
-                await asyncio.wait_for(wakeup.wait(), nap)
-                return
-            except TimeoutError:
-                continue
+
+        async def ready_in_s() -> float | None:
+            return data.ready_in_s(self._now())
+
+        await wait_until_ready(
+            lambda: self.state.wakeup(queue),
+            ready_in_s,
+            lambda: self._closed,
+            self._poll_s,
+            timeout_ms,
+        )
 
     async def close(self) -> None:
         """Wake every waiter. The jobs stay in the state, for stores still sharing it."""

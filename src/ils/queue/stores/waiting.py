@@ -1,0 +1,38 @@
+"""The wait of ``wait_for_work`` for stores that learn of new jobs by waking and polling
+(the local and the in-memory store): one loop, so both end a wait the same way."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+
+async def wait_until_ready(
+    wakeup: Callable[[], asyncio.Event],
+    ready_in_s: Callable[[], Awaitable[float | None]],
+    closed: Callable[[], bool],
+    poll_s: float,
+    timeout_ms: int,
+) -> None:
+    """Return when a job may be claimable, when the store closes, or after ``timeout_ms``.
+
+    ``wakeup()`` is the event the store sets when it adds, retries, promotes or resumes
+    a job; ``ready_in_s()`` says how long until the next job comes due (0: one is
+    claimable now, ``None``: none is pending). Between wake-ups the store is polled
+    every ``poll_s`` (what other processes add is seen that way), and a delayed job
+    coming due ends the wait at its due time.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + max(timeout_ms, 0) / 1000
+    while not closed():
+        event = wakeup()
+        ready_in = await ready_in_s()
+        remaining = deadline - loop.time()
+        if ready_in == 0 or remaining <= 0:
+            return
+        nap = min(poll_s, remaining, remaining if ready_in is None else ready_in)
+        try:
+            await asyncio.wait_for(event.wait(), nap)
+            return
+        except TimeoutError:
+            continue
