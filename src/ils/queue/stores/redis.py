@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -184,8 +183,7 @@ class RedisJobStore(RedisAdmin):
             (job.options.company_id, job_id) for job, job_id in added if job.options.company_id
         ]
         if stamped:
-            now_ms = time.time_ns() // 1_000_000
-            await bull.index_companies(stamped, now_ms, company_index_cap(bull.config))
+            await bull.index_companies(stamped, now_ms(), company_index_cap(bull.config))
 
     async def add_bulk(self, queue: str, jobs: Sequence[NewJob]) -> list[str]:
         bull = self._producer_bull(queue)
