@@ -45,14 +45,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.workers.ai.synthetic import intermittent_demand, weekly_demand
 
 from ils.clock import utc_now
-from ils.database import session_factory
+from ils.db.engine import session_factory
 from ils.domain.companies import Company, CompanyKind
 from ils.domain.supply import DailySale, Product, ProductCategory, StockLevel
 from ils.domain.types import new_id
-from ils.queue.model import JobRecord, JobState
-from ils.queue.registry import HandlerRegistry
-from ils.queue.runner import Runner
-from ils.queue.system import JobSystem
+from ils.jobs.model import JobRecord, JobState
+from ils.jobs.registry import HandlerRegistry
+from ils.jobs.runner import Runner
+from ils.jobs.system import JobSystem
 from ils.settings import Settings
 from ils.workers import ai
 from ils.workers.ai.forecast import (
@@ -284,7 +284,7 @@ async def job_forecast(args: argparse.Namespace) -> dict[str, Any]:
             company_id = await seed_lab(system, histories, today)
             seeded = time.perf_counter() - began
             registry = HandlerRegistry(system.job_types)
-            ai.register(registry, system)
+            ai.register(registry, system.worker_context())
             runner = Runner(system.stores(), [system.catalogue["ai"]], registry)
             runner.start()
             began = time.perf_counter()

@@ -28,10 +28,10 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from ils.queue.jobtypes import OrderConfirmationEmail
-from ils.queue.registry import HandlerRegistry, JobContext
-from ils.queue.runner import Runner
-from ils.queue.system import JobSystem
+from ils.jobs.job_types import OrderConfirmationEmail
+from ils.jobs.registry import HandlerRegistry, JobContext
+from ils.jobs.runner import Runner
+from ils.jobs.system import JobSystem
 from ils.settings import Settings
 
 REDIS_URL = "redis://127.0.0.1:6379/0"

@@ -21,7 +21,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from ils.queue.jobtypes_email import OrderConfirmationEmail
+from ils.jobs.payloads.email import OrderConfirmationEmail
 from ils.settings import load_settings
 from ils.web.app import create_app
 from ils.web.deps import CurrentCompany, SessionDep, StateDep
@@ -73,10 +73,12 @@ def make_app() -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with inner(app):
             system = app.state.ils.system
-            from ils.queue.registry import HandlerRegistry
+            from ils.jobs.registry import HandlerRegistry
 
             tools["email"] = register_email(HandlerRegistry(system.job_types), system)
-            tools["pdf"] = DocumentGenerator.for_system(system, renderer=InlineRenderer())
+            tools["pdf"] = DocumentGenerator.for_context(
+                system.worker_context(), renderer=InlineRenderer()
+            )
             yield
 
     app.router.lifespan_context = lifespan

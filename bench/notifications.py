@@ -57,12 +57,12 @@ from argon2 import PasswordHasher
 from rich.console import Console
 from sqlalchemy import select
 
-from ils.database import create_engine, session_factory
-from ils.demo_setup import CREDENTIALS_FILE, prepare_demo
+from ils.db.engine import create_engine, session_factory
+from ils.demo.setup import CREDENTIALS_FILE, prepare_demo
 from ils.domain.companies import Company, Role, User
 from ils.domain.content import Notification
 from ils.heap import freeze_start_up_heap
-from ils.queue.system import JobSystem
+from ils.jobs.system import JobSystem
 from ils.settings import Settings
 
 ROOT: Final = Path(__file__).resolve().parents[1]

@@ -17,14 +17,14 @@ import pytest
 from redis.asyncio import Redis
 
 from ils.clock import Clock, SystemClock
-from ils.database import create_engine
-from ils.migrations import upgrade_database
-from ils.queue.catalogue import Catalogue, build_catalogue
-from ils.queue.store import JobStore
-from ils.queue.stores.local import LocalJobStore
-from ils.queue.stores.memory import MemoryJobStore
-from ils.queue.stores.memory_state import MemoryState
-from ils.queue.stores.redis import RedisJobStore
+from ils.db.engine import create_engine
+from ils.db.migrations import upgrade_database
+from ils.jobs.catalogue import Catalogue, build_catalogue
+from ils.jobs.stores.base import JobStore
+from ils.jobs.stores.local.store import LocalJobStore
+from ils.jobs.stores.memory.state import MemoryState
+from ils.jobs.stores.memory.store import MemoryJobStore
+from ils.jobs.stores.redis.store import RedisJobStore
 from ils.settings import Settings
 
 # One moto S3 server for the whole run, shared by every test that uses S3.
@@ -110,7 +110,7 @@ def pg_template(pg_admin_url: str) -> Iterator[str]:
     name = f"ils_tpl_{uuid.uuid4().hex[:12]}"
     _psql(pg_admin_url, f'CREATE DATABASE "{name}"')
     base = pg_admin_url.rsplit("/", 1)[0]
-    migrate = "import asyncio, sys; from ils.migrations import upgrade_database; "
+    migrate = "import asyncio, sys; from ils.db.migrations import upgrade_database; "
     migrate += "asyncio.run(upgrade_database(sys.argv[1]))"
     try:
         subprocess.run(
@@ -140,7 +140,7 @@ def pg_url(pg_admin_url: str, pg_template: str) -> Iterator[str]:
 @pytest.fixture
 def sqlite_url(tmp_path: os.PathLike[str]) -> str:
     """A SQLite database file in the test's temporary directory."""
-    return f"sqlite+aiosqlite:///{tmp_path}/ils.db"
+    return f"sqlite:///{tmp_path}/ils.db"
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import socket
 import sqlite3
@@ -35,7 +36,7 @@ from ils.checks.services import (
     redis_persistence_result,
     redis_version_result,
 )
-from ils.migrations import head_revision, upgrade_database
+from ils.db.migrations import head_revision, upgrade_database
 from ils.settings import Settings
 from tests.conftest import _psql, free_port
 from tests.faults.smtp import SmtpRecorder
@@ -448,7 +449,7 @@ def test_a_worker_starts_despite_a_warning_and_logs_it_once(tmp_path: Path) -> N
         assert proc.stdout is not None
         for line in proc.stdout:
             lines.append(line)
-            if "ILS workers" in line:
+            if re.search(r"ILS \S+ workers: ", line):
                 break
         else:
             pytest.fail("the worker exited:\n" + "".join(lines))
@@ -470,7 +471,7 @@ async def test_a_database_newer_than_the_code(tmp_path: Path) -> None:
         db.execute("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL)")
         db.execute("INSERT INTO alembic_version VALUES ('9999_from_the_future')")
     db.close()
-    url = f"sqlite+aiosqlite:///{path}"
+    url = f"sqlite:///{path}"
     settings = Settings(_env_file=None, data_dir=tmp_path, database_url=url)
     [result] = await check_database(settings, 5)
     assert "revision 9999_from_the_future, which this code does not know" in result.message

@@ -3,16 +3,23 @@ and the CLI's errors."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+
+from ils.jobs.model import JobOptions
+from ils.jobs.system import JobSystem
+from ils.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -23,11 +30,11 @@ def _env(tmp_path: Path) -> dict[str, str]:
     return env
 
 
-def ils(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def ils(tmp_path: Path, *args: str, columns: int = 80) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "ils", *args],
         cwd=tmp_path,
-        env=_env(tmp_path),
+        env={**_env(tmp_path), "COLUMNS": str(columns)},
         capture_output=True,
         text=True,
         timeout=300,
@@ -76,6 +83,10 @@ def test_demo_builds_the_network_serves_it_and_a_practice_can_order(tmp_path: Pa
         output, _ = proc.communicate(timeout=60)
     assert password in output  # the sign-in table was printed
     assert "admin@clearview-lab.example" in output
+    # Where to go, on the port it serves on; sign-ins grouped practice, lab, supplier.
+    assert f"{base}/admin/queues" in output and f"{base}/docs" in output
+    kinds = re.findall(r"^  (practice|lab|supplier): ", output, re.MULTILINE)
+    assert kinds and kinds == sorted(kinds, key=("practice", "lab", "supplier").index)
 
 
 def test_jobs_demo_runs_every_job_type(tmp_path: Path) -> None:
@@ -99,3 +110,76 @@ def test_unknown_queue_is_a_clean_error(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "unknown queue 'sms'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def _queue_order_sheets(tmp_path: Path, count: int) -> list[str]:
+    """Jobs waiting in the embedded default of ``tmp_path`` (no worker runs them)."""
+
+    async def enqueue() -> list[str]:
+        system = await JobSystem.open(Settings(_env_file=None, data_dir=tmp_path / "var"))
+        try:
+            model = system.job_types.get("pdf", "order-sheet").model
+            ids = []
+            for n in range(count):
+                payload = model.model_validate({"order_id": f"order-{n}"})
+                ref = await system.producer.enqueue("pdf", "order-sheet", payload, JobOptions())
+                ids.append(ref.job_id)
+            return ids
+        finally:
+            await system.close()
+
+    return asyncio.run(enqueue())
+
+
+def test_jobs_list_prints_human_times_and_json(tmp_path: Path) -> None:
+    before = datetime.now(UTC) - timedelta(seconds=1)
+    ids = _queue_order_sheets(tmp_path, 2)
+    result = ils(tmp_path, "jobs", "list", "pdf", "--state", "waiting", "--json")
+    assert result.returncode == 0, result.stderr[-3000:]
+    listed = json.loads(result.stdout)
+    assert listed["queue"] == "pdf" and listed["state"] == "waiting" and listed["total"] == 2
+    assert {job["id"] for job in listed["jobs"]} == set(ids)
+    for job in listed["jobs"]:
+        assert job["name"] == "order-sheet" and job["store"] == "local"
+        assert job["attempts_made"] == 0 and job["finished_at"] is None
+        # ISO 8601 in UTC, not epoch milliseconds.
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", job["created_at"])
+        created = datetime.fromisoformat(job["created_at"])
+        assert before <= created <= datetime.now(UTC)
+
+    table = ils(tmp_path, "jobs", "list", "pdf", "--state", "waiting", columns=200)
+    assert table.returncode == 0, table.stderr[-3000:]
+    assert re.search(rf"{created:%Y-%m-%d %H:%M} UTC \((just now|\d+ min ago)\)", table.stdout)
+    assert "2 in all" in table.stdout
+    assert not re.search(r"\b1\d{12}\b", table.stdout)  # no epoch milliseconds
+
+
+def test_help_imports_no_heavy_module_and_answers_at_once() -> None:
+    """``ils --help`` (and a typo) must not pay for the job system, the web app or the
+    AI and PDF workers: it used to import statsmodels and reportlab and took seconds."""
+    probe = (
+        "import sys\n"
+        "from typer.testing import CliRunner\n"
+        "from ils.cli import app\n"
+        "result = CliRunner().invoke(app, ['--help'])\n"
+        "assert result.exit_code == 0, result.output\n"
+        "assert 'worker' in result.output\n"
+        "heavy = ('statsmodels', 'reportlab', 'numpy', 'sqlalchemy', 'alembic', 'fastapi')\n"
+        "print(','.join(sorted(m for m in heavy if m in sys.modules)))\n"
+    )
+    found = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert found.stdout.strip() == "", f"ils --help imported: {found.stdout.strip()}"
+
+
+def test_links_point_at_the_address_served_unless_a_public_url_is_set() -> None:
+    """Reported: e-mail links pointed at port 8000 while the server ran on another."""
+    from ils.cli import _served_at
+
+    served = _served_at(Settings(_env_file=None), None, 8123)
+    assert served.public_url == "http://127.0.0.1:8123"
+    everywhere = _served_at(Settings(_env_file=None), "0.0.0.0", 9000)  # noqa: S104
+    assert everywhere.public_url == "http://127.0.0.1:9000"
+    configured = Settings(_env_file=None, public_url="https://lab.example")
+    assert _served_at(configured, None, 8123).public_url == "https://lab.example"

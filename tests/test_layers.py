@@ -5,8 +5,12 @@ over every module of ``src/ils/web/routers``: no import from ``sqlalchemy`` (``s
 ``text``, ``update``, ``func``... are all ways to write SQL), and no call that runs a
 statement (``.execute``, ``.scalar``, ``.scalars`` on anything) or streams, loads, adds
 or deletes rows through a session (``session.get``, ``.add``, ``.delete``,
-``.stream``...). Two routers owned elsewhere are allowed until they move
-their queries too.
+``.stream``...).
+
+And the import rules of docs/design.md, over every import (lazy ones and those under
+``TYPE_CHECKING`` too): ``ils.jobs`` never imports ``ils.web`` or ``ils.workers``; a
+worker package never imports another one (``ils.workers.cpu``, the shared CPU pool,
+is not a worker).
 """
 
 from __future__ import annotations
@@ -108,3 +112,47 @@ def test_the_web_app_does_not_load_the_workers_libraries() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
     ).stdout.strip()
     assert loaded == "", loaded
+
+
+def _imported_modules(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return found
+
+
+PACKAGE = ROOT / "src" / "ils"
+
+
+def test_the_job_system_imports_neither_the_web_nor_the_workers() -> None:
+    offenders = {
+        str(path.relative_to(PACKAGE)): sorted(
+            m for m in _imported_modules(path) if m.startswith(("ils.web", "ils.workers"))
+        )
+        for path in sorted((PACKAGE / "jobs").rglob("*.py"))
+    }
+    assert {k: v for k, v in offenders.items() if v} == {}
+
+
+def test_no_worker_imports_another_worker() -> None:
+    workers = sorted(
+        p.name for p in (PACKAGE / "workers").iterdir() if p.is_dir() and p.name != "__pycache__"
+    )
+    offenders: dict[str, list[str]] = {}
+    for worker in workers:
+        for path in sorted((PACKAGE / "workers" / worker).rglob("*.py")):
+            others = sorted(
+                m
+                for m in _imported_modules(path)
+                if m.startswith("ils.workers.")
+                and m.split(".")[2] in workers
+                and m.split(".")[2] != worker
+            )
+            if others:
+                offenders[str(path.relative_to(PACKAGE))] = others
+    assert offenders == {}

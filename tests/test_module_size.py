@@ -1,7 +1,7 @@
 """No module under src/ils is over 500 lines (Alembic migrations excepted).
 
 A module past that size has usually grown a second concern; split it along that seam
-(as ``stores.local`` / ``stores.local_admin`` are) rather than raise the limit.
+(as ``stores.local.store`` / ``stores.local.admin`` are) rather than raise the limit.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ MAX_LINES = 500
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "src" / "ils"
 #: Generated, append-only history: exempt.
-EXEMPT = PACKAGE / "migrations" / "versions"
+EXEMPT = PACKAGE / "db" / "migrations" / "versions"
 
 
 def test_no_module_is_over_500_lines() -> None:

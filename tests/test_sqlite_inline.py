@@ -13,7 +13,7 @@ from pathlib import Path
 
 from sqlalchemy import text
 
-from ils.database import create_engine
+from ils.db.engine import create_engine
 
 
 async def test_waiting_for_the_write_lock_keeps_the_loop_running(tmp_path: Path) -> None:

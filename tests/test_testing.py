@@ -11,9 +11,9 @@ import pytest
 
 from ils.clock import ManualClock
 from ils.errors import ConfigurationError, JobFailedError, PermanentJobError, UnknownJobTypeError
-from ils.queue.jobtypes_email import OrderConfirmationEmail
-from ils.queue.model import JobOptions, JobState
-from ils.queue.registry import JobContext
+from ils.jobs.model import JobOptions, JobState
+from ils.jobs.payloads.email import OrderConfirmationEmail
+from ils.jobs.registry import JobContext
 from ils.settings import Settings
 from ils.testing import (
     RunResult,
@@ -105,7 +105,7 @@ async def test_a_completing_handler_runs_and_its_result_is_stored(tmp_path: Path
         record = await ts.job("email", ref.job_id)
         assert record.state is JobState.COMPLETED
         assert record.result == {"orderId": "ord-1", "attempt": 1}
-        assert record.logs == ["sent"]
+        assert record.logs == ["[attempt 1] sent"]
         assert await ts.enqueued("email") == []
 
 
@@ -168,7 +168,9 @@ async def test_advance_clock_runs_back_off_and_delays_to_the_end(tmp_path: Path)
     async with open_test_system(tmp_path, clock=clock, queues={"email": {"attempts": 2}}) as ts:
         ts.register(OrderConfirmationEmail, broken)
         payload = OrderConfirmationEmail(order_id="ord-1", user_id="usr-1")
-        await ts.system.enqueue("email", "order-confirmation", payload, JobOptions(delay_ms=60_000))
+        await ts.system.producer.enqueue(
+            "email", "order-confirmation", payload, JobOptions(delay_ms=60_000)
+        )
         assert (await ts.run_until_idle()).outcomes == ()  # delayed a minute: nothing due
         result = await ts.run_until_idle(advance_clock=True)
         assert [(o.state, o.attempt) for o in result.outcomes] == [

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import logging
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
-from typing import Annotated, Any, TypeVar
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -15,23 +17,18 @@ from rich.logging import RichHandler
 from rich.table import Table
 from rich.text import Text
 
-from ils.checks import (
-    CheckResult,
-    Status,
-    check_deployment,
-    exit_code,
-    load_settings_checked,
-    render,
-    results_json,
-    start_up_checks,
-)
 from ils.errors import ILSError, JobNotFoundError
-from ils.heap import freeze_start_up_heap
-from ils.migrations import current_revision, head_revision, upgrade_database
-from ils.queue.model import COUNTED_STATES, JobState
-from ils.queue.service import build_registry, install_signal_handlers, load_registrar, run_workers
-from ils.queue.system import JobSystem
-from ils.settings import Settings
+from ils.jobs.model import COUNTED_STATES, JobState
+
+if TYPE_CHECKING:
+    from ils.checks import CheckResult
+    from ils.jobs.admin import Found
+    from ils.jobs.model import JobRecord
+    from ils.jobs.system import JobSystem
+    from ils.settings import Settings
+
+# Heavy modules (SQLAlchemy, Alembic, the job system, the web app, the workers) are
+# imported inside the commands that use them: `ils --help` and a typo answer at once.
 
 T = TypeVar("T")
 
@@ -59,6 +56,8 @@ def _setup_logging(settings: Settings) -> None:
 def _load_settings() -> Settings:
     """Load settings once; a bad value ends the command with the variable and the
     reason (``ils check``'s wording), never a pydantic stack trace."""
+    from ils.checks import load_settings_checked
+
     settings, result = load_settings_checked()
     if settings is None:
         _print_error(result.message, result.fix)
@@ -80,6 +79,8 @@ def _refuse_or_warn(results: list[CheckResult]) -> None:
     when noeviction is required) stops the start with its sentence and fix, since the
     process could only fail later and more obscurely; anything else is logged once as
     a warning and the process runs."""
+    from ils.checks import Status
+
     fatal = [result for result in results if result.fatal]
     if fatal:
         for result in fatal:
@@ -121,6 +122,16 @@ def worker(
     async def main(settings: Settings) -> None:
         # Concurrent with short timeouts: a healthy start pays the slowest check, a
         # database round trip.
+        from ils.checks import start_up_checks
+        from ils.heap import freeze_start_up_heap
+        from ils.jobs.system import JobSystem
+        from ils.jobs.worker_process import (
+            build_registry,
+            install_signal_handlers,
+            load_registrar,
+            run_workers,
+        )
+
         _refuse_or_warn(await start_up_checks(settings, "worker"))
         system = await JobSystem.open(settings)
         try:
@@ -162,13 +173,16 @@ def serve(
     ] = False,
 ) -> None:
     """Serve the web app and API with uvicorn; workers run in-process unless told not to."""
-    settings = _load_settings()
+    settings = _served_at(_load_settings(), host, port)
     _setup_logging(settings)
     _serve(settings, host, port, start_workers=settings.start_workers and not no_workers)
 
 
 def _serve(settings: Settings, host: str | None, port: int | None, *, start_workers: bool) -> None:
     """Run uvicorn with our app until SIGTERM / Ctrl-C (shared by serve and demo)."""
+    from ils.checks import start_up_checks
+    from ils.heap import freeze_start_up_heap
+
     # The start-up checks run in a thread of their own while the web modules import
     # (over a second), so a healthy start does not wait for them at all.
     with ThreadPoolExecutor(1, thread_name_prefix="ils-check") as pool:
@@ -191,12 +205,8 @@ def _serve(settings: Settings, host: str | None, port: int | None, *, start_work
         server_header=False,
     )
     server = uvicorn.Server(config)
-    logging.getLogger(__name__).info(
-        "ILS web on http://%s:%d (workers %s)",
-        config.host,
-        config.port,
-        "in this process" if start_workers else "off",
-    )
+    # The start-up banner (ils.jobs.banner) is logged by the app once it runs; uvicorn
+    # names the address it listens on.
     server.run()
     if not server.started:
         # The lifespan failed (database not migrated, Redis policy refused...); uvicorn
@@ -215,15 +225,30 @@ def demo(
     """Build the demo network (once), print how to sign in, and start the server."""
     from datetime import date
 
-    from ils.demo_setup import prepare_demo
+    from ils.demo.setup import prepare_demo
 
     async def build(settings: Settings) -> Settings:
-        await prepare_demo(settings, Console(), today=date.today())
+        settings = _served_at(settings, host, port)
+        await prepare_demo(settings, Console(), today=date.today(), base_url=settings.public_url)
         return settings
 
     settings = _run(build)
     if not no_serve:
         _serve(settings, host, port, start_workers=settings.start_workers)
+
+
+def _served_at(settings: Settings, host: str | None, port: int | None) -> Settings:
+    """Settings whose public URL is the address this process serves on, unless
+    ``ILS_PUBLIC_URL`` says otherwise: links in e-mails must reach this server."""
+    if "public_url" in settings.model_fields_set:
+        return settings
+    address = host or settings.host
+    try:
+        everywhere = ipaddress.ip_address(address).is_unspecified
+    except ValueError:  # a host name
+        everywhere = False
+    shown = "127.0.0.1" if everywhere else address
+    return settings.model_copy(update={"public_url": f"http://{shown}:{port or settings.port}"})
 
 
 @app.command()
@@ -239,6 +264,8 @@ def check(
     storage (a probe object written, read and deleted), SMTP (greeting and EHLO, no
     mail), the secret key, time zone data and the public URL. Warnings alone exit 0.
     """
+    from ils.checks import check_deployment, exit_code, render, results_json
+
     logging.getLogger("alembic").setLevel(logging.WARNING)
     results = asyncio.run(check_deployment(timeout_s=timeout))
     if as_json:
@@ -253,7 +280,7 @@ def jobs_demo(
     rounds: Annotated[int, typer.Option(min=1, max=50, help="How many of each job type.")] = 1,
 ) -> None:
     """Queue every job type through the helpers and run them (no web, no demo data)."""
-    from ils.jobs_demo import run_demo
+    from ils.demo.jobs_demo import run_demo
 
     _run(lambda settings: run_demo(settings, rounds, Console()))
 
@@ -261,6 +288,7 @@ def jobs_demo(
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Migrate the app database to the newest revision."""
+    from ils.db.migrations import current_revision, upgrade_database
 
     async def main(settings: Settings) -> None:
         await upgrade_database(settings.effective_database_url)
@@ -273,6 +301,7 @@ def db_upgrade() -> None:
 @db_app.command("current")
 def db_current() -> None:
     """Show the database's revision and the newest one."""
+    from ils.db.migrations import current_revision, head_revision
 
     async def main(settings: Settings) -> None:
         current = await current_revision(settings.effective_database_url)
@@ -282,6 +311,8 @@ def db_current() -> None:
 
 
 def _with_system(action: Callable[[JobSystem], Coroutine[Any, Any, T]]) -> T:
+    from ils.jobs.system import JobSystem
+
     async def main(settings: Settings) -> T:
         system = await JobSystem.open(settings)
         try:
@@ -297,7 +328,7 @@ def jobs_stats(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Counts of every queue by state (get_queue_stats)."""
-    stats: dict[str, Any] = _with_system(lambda system: system.stats())
+    stats: dict[str, Any] = _with_system(lambda system: system.monitor.stats())
     if as_json:
         typer.echo(json.dumps(stats, indent=2))
         return
@@ -314,10 +345,54 @@ def jobs_stats(
 @jobs_app.command("health")
 def jobs_health() -> None:
     """Overall status (ok, degraded, down), the stores and each queue's oldest job, as JSON."""
-    health: dict[str, Any] = _with_system(lambda system: system.health())
+    health: dict[str, Any] = _with_system(lambda system: system.monitor.health())
     typer.echo(json.dumps(health, indent=2))
     if health["status"] != "ok":
         raise typer.Exit(1)
+
+
+def _utc_text(ms: int | None) -> str | None:
+    """Epoch milliseconds as ISO 8601 in UTC (``2026-11-28T14:03:05.120Z``), for JSON."""
+    if ms is None:
+        return None
+    moment = datetime.fromtimestamp(ms / 1000, UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _human_time(ms: int | None, now_ms: int) -> str:
+    """``2026-11-28 14:03 UTC (3 min ago)``: when, in the one zone every reader shares
+    (a terminal's zone is often the server's, not the reader's), and how long ago."""
+    if ms is None:
+        return "—"
+    moment = datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M UTC")
+    seconds = max(0, (now_ms - ms) // 1000)
+    if seconds < 60:
+        ago = "just now"
+    elif seconds < 5400:
+        ago = f"{round(seconds / 60)} min ago"
+    elif seconds < 129_600:
+        ago = f"{round(seconds / 3600)} h ago"
+    else:
+        ago = f"{round(seconds / 86_400)} days ago"
+    return f"{moment} ({ago})"
+
+
+def _job_json(record: JobRecord) -> dict[str, Any]:
+    """A listed job for scripts: times as ISO 8601 UTC, never epoch numbers to decode."""
+    return {
+        "id": record.id,
+        "queue": record.queue,
+        "name": record.name,
+        "state": record.state.value,
+        "store": record.store,
+        "company_id": record.company_id,
+        "attempts_made": record.attempts_made,
+        "attempts": record.attempts,
+        "created_at": _utc_text(record.created_at_ms),
+        "processed_at": _utc_text(record.processed_at_ms),
+        "finished_at": _utc_text(record.finished_at_ms),
+        "failed_reason": record.failed_reason,
+    }
 
 
 @jobs_app.command("list")
@@ -325,25 +400,39 @@ def jobs_list(
     queue: str,
     state: Annotated[JobState, typer.Option(help="State to list.")] = JobState.FAILED,
     limit: Annotated[int, typer.Option(min=1, max=500)] = 20,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print JSON (times as ISO 8601 in UTC).")
+    ] = False,
 ) -> None:
     """List a queue's jobs in one state, newest first, over both stores."""
 
-    async def action(system: JobSystem) -> None:
-        table = Table(title=f"{queue}: {state.value}")
-        for column in ("store", "id", "name", "attempts", "created", "reason"):
-            table.add_column(column)
-        for record in (await system.admin.list_jobs(queue, state, limit=limit)).jobs:
-            table.add_row(
-                record.store,
-                record.id,
-                record.name,
-                f"{record.attempts_made}/{record.attempts}",
-                str(record.created_at_ms),
-                record.failed_reason or "",
-            )
-        Console().print(table)
+    async def action(system: JobSystem) -> tuple[Found, int]:
+        return await system.admin.list_jobs(queue, state, limit=limit), system.clock.now_ms()
 
-    _with_system(action)
+    found, now_ms = _with_system(action)
+    if as_json:
+        body = {
+            "queue": queue,
+            "state": state.value,
+            "total": found.total,
+            "jobs": [_job_json(record) for record in found.jobs],
+        }
+        typer.echo(json.dumps(body, indent=2, ensure_ascii=False))
+        return
+    table = Table(title=f"{queue}: {state.value} ({found.total} in all)")
+    for column in ("store", "id", "name", "attempts", "created", "finished", "reason"):
+        table.add_column(column, overflow="fold")
+    for record in found.jobs:
+        table.add_row(
+            record.store,
+            record.id,
+            record.name,
+            f"{record.attempts_made}/{record.attempts}",
+            _human_time(record.created_at_ms, now_ms),
+            _human_time(record.finished_at_ms, now_ms),
+            record.failed_reason or "",
+        )
+    Console().print(table)
 
 
 @jobs_app.command("retry")

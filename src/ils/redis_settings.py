@@ -13,7 +13,7 @@ servers without noticing:
 :func:`redis_connection_of` turns the flat settings into one :class:`RedisConnection`
 and refuses combinations that cannot work with a :class:`~ils.errors.ConfigurationError`
 naming the variables, so a mistake shows at start-up and not as a later outage.
-``ils.queue.stores.redis_connect`` makes the clients from it.
+``ils.jobs.stores.redis.connect`` makes the clients from it.
 """
 
 from __future__ import annotations

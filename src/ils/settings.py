@@ -18,7 +18,7 @@ from ils.secret_key import resolve_secret_keys
 
 
 class QueueOverride(BaseModel):
-    """Per-queue overrides of the catalogue defaults in ``queue.catalogue``.
+    """Per-queue overrides of the catalogue defaults in ``ils.jobs.catalogue``.
 
     Every field is optional; a missing one keeps the catalogue's value. A rate limit is
     switched off with ``rate_limit_max=0``.
@@ -37,6 +37,7 @@ class QueueOverride(BaseModel):
     keep_completed_count: int | None = Field(default=None, ge=0)
     keep_failed_age_s: int | None = Field(default=None, ge=0)
     keep_failed_count: int | None = Field(default=None, ge=0)
+    max_wait_s: int | None = Field(default=None, ge=1)
 
 
 #: How the SMTP connection is protected: ``tls`` from the first byte (port 465),
@@ -130,6 +131,22 @@ class NotificationSettings(BaseModel):
     stream_poll_s: float = Field(default=0.5, gt=0, le=60)
     # A comment line on an idle stream this often keeps proxies from closing it.
     stream_heartbeat_s: float = Field(default=15.0, gt=0)
+
+
+class HealthSettings(BaseModel):
+    """When the health report names a problem (``ILS_HEALTH__FAILURE_RATE``, ...).
+
+    A queue's own wait limit is ``ILS_QUEUES__<queue>__MAX_WAIT_S``.
+    """
+
+    model_config = {"extra": "forbid"}
+
+    # The share of failed jobs among those finished in the window above which a queue
+    # is reported, once at least ``failure_min_jobs`` failed (two failures of three
+    # jobs say little).
+    failure_rate: float = Field(default=0.25, gt=0, le=1)
+    failure_min_jobs: int = Field(default=10, ge=1)
+    failure_window_s: int = Field(default=900, ge=60, le=86_400)
 
 
 class AISettings(BaseModel):
@@ -277,7 +294,7 @@ class StorageSettings(BaseModel):
 
 def default_database_url(data_dir: Path) -> str:
     """The embedded default: a SQLite file under the data directory."""
-    return f"sqlite+aiosqlite:///{data_dir / 'ils.db'}"
+    return f"sqlite:///{data_dir / 'ils.db'}"
 
 
 class Settings(BaseSettings):
@@ -374,6 +391,7 @@ class Settings(BaseSettings):
     pdf: PdfSettings = Field(default_factory=PdfSettings)
     notifications: NotificationSettings = Field(default_factory=NotificationSettings)
     ai: AISettings = Field(default_factory=AISettings)
+    health: HealthSettings = Field(default_factory=HealthSettings)
     oma: OmaSettings = Field(default_factory=OmaSettings)
     schedules: ScheduleSettings = Field(default_factory=ScheduleSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)

@@ -6,9 +6,9 @@ is left to do, assertions on what was queued), and every copy written inside a t
 suite drifted: this repository had three ``eventually`` with three default timeouts.
 
 Nothing here is a fake. :func:`open_test_system` opens the real
-:class:`~ils.queue.system.JobSystem` in local mode on a SQLite file in a directory the
+:class:`~ils.jobs.system.JobSystem` in local mode on a SQLite file in a directory the
 caller owns, and :meth:`TestSystem.run_until_idle` runs the real
-:class:`~ils.queue.runner.Runner`: validation, retries with back-off, permanent
+:class:`~ils.jobs.runner.Runner`: validation, retries with back-off, permanent
 failures and stored results behave as they do in a worker process, so a handler that
 passes here was run the way production runs it. A :class:`~ils.clock.ManualClock`
 makes delays and back-off a matter of moving the clock instead of waiting.
@@ -39,17 +39,17 @@ from typing import Any, ClassVar, Final
 from sqlalchemy import Row, Select, and_, func, or_, select
 
 from ils.clock import Clock, ManualClock
-from ils.database import READ_ONLY_OPTION
+from ils.db.engine import READ_ONLY_OPTION
 from ils.errors import ConfigurationError, ILSError
-from ils.queue.consumer import JobOutcome
-from ils.queue.helpers import JobHelpers
-from ils.queue.jobtypes import JobType, validate_payload
-from ils.queue.model import JobRecord, JobState
-from ils.queue.registry import Handler, HandlerRegistry, PayloadT
-from ils.queue.runner import Runner
-from ils.queue.store import JobStore
-from ils.queue.stores.local_sql import ACTIVE, DELAYED, JOBS, WAITING
-from ils.queue.system import JobSystem
+from ils.jobs.consumer import JobOutcome
+from ils.jobs.helpers import JobHelpers
+from ils.jobs.job_types import JobType, validate_payload
+from ils.jobs.model import JobRecord, JobState
+from ils.jobs.registry import Handler, HandlerRegistry, PayloadT
+from ils.jobs.runner import Runner
+from ils.jobs.stores.base import JobStore
+from ils.jobs.stores.local.sql import ACTIVE, DELAYED, JOBS, WAITING
+from ils.jobs.system import JobSystem
 from ils.settings import Settings
 
 __all__ = [
@@ -199,7 +199,8 @@ class TestSystem:
             raise ConfigurationError("a TestSystem needs a job system in local mode (no Redis)")
         self.system = system
         #: The handlers :meth:`run_until_idle` runs; pass it to a worker's ``register``
-        #: (``email.register(ts.registry, ts.system)``) to test the built-in handlers.
+        #: (``email.register(ts.registry, ts.system.worker_context())``) to test the
+        #: built-in handlers.
         self.registry = HandlerRegistry(system.job_types)
 
     @property

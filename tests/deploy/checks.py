@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import redis.asyncio as aioredis
 
-from ils.queue.system import JobSystem
+from ils.jobs.system import JobSystem
 from tests.faults.wait import eventually
 
 

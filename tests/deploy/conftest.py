@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from ils.queue.stores.redis_connect import sync_client
+from ils.jobs.stores.redis.connect import sync_client
 from ils.redis_settings import RedisConnection, RedisTls
 from tests.conftest import _missing, free_port
 from tests.deploy.servers import Certificates, Process, SentinelGroup, answers, make_certificates

@@ -23,7 +23,7 @@ import httpx
 import pytest
 from argon2 import PasswordHasher
 
-from ils.database import create_engine, session_factory
+from ils.db.engine import create_engine, session_factory
 from ils.domain.clinical import Patient
 from ils.domain.companies import Company, CompanyKind, Role, User
 from ils.web.security import CSRF_HEADER

@@ -29,11 +29,11 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from ils.queue.jobtypes import OrderConfirmationEmail
-from ils.queue.model import JobRef, JobState
-from ils.queue.registry import HandlerRegistry, JobContext
-from ils.queue.service import run_workers
-from ils.queue.system import JobSystem
+from ils.jobs.job_types import OrderConfirmationEmail
+from ils.jobs.model import JobRef, JobState
+from ils.jobs.registry import HandlerRegistry, JobContext
+from ils.jobs.system import JobSystem
+from ils.jobs.worker_process import run_workers
 from ils.settings import Settings
 from tests.deploy.checks import signal_round_trip
 from tests.deploy.conftest import SentinelFactory

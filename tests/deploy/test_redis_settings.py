@@ -8,7 +8,7 @@ import pytest
 from redis.connection import SSLConnection
 
 from ils.errors import ConfigurationError
-from ils.queue.stores.redis_connect import sync_client
+from ils.jobs.stores.redis.connect import sync_client
 from ils.redis_settings import RedisConnection, RedisTls, parse_sentinels
 from ils.settings import Settings
 

@@ -14,12 +14,12 @@ from typing import Any
 import pytest
 import redis
 
-from ils.queue.jobtypes import OrderConfirmationEmail
-from ils.queue.model import JobState
-from ils.queue.registry import HandlerRegistry, JobContext
-from ils.queue.service import run_workers
-from ils.queue.stores.redis_connect import async_client
-from ils.queue.system import JobSystem
+from ils.jobs.job_types import OrderConfirmationEmail
+from ils.jobs.model import JobState
+from ils.jobs.registry import HandlerRegistry, JobContext
+from ils.jobs.stores.redis.connect import async_client
+from ils.jobs.system import JobSystem
+from ils.jobs.worker_process import run_workers
 from ils.redis_settings import RedisConnection, RedisTls
 from ils.settings import Settings
 from tests.deploy.checks import signal_round_trip

@@ -21,8 +21,8 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from ils.db.migrations import upgrade_database
 from ils.errors import ConfigurationError
-from ils.migrations import upgrade_database
 from ils.secret_key import MIN_SECRET_KEY_LENGTH, resolve_secret_keys
 from ils.settings import Settings
 from ils.web.app import create_app
@@ -157,7 +157,7 @@ async def test_session_signed_by_one_server_is_accepted_by_another(
 
 async def test_rotation_accepts_listed_previous_keys_only(tmp_path: Path) -> None:
     """Servers on one database (a SQLite file here) with old, rotated and other keys."""
-    database_url = f"sqlite+aiosqlite:///{tmp_path / 'shared.db'}"
+    database_url = f"sqlite:///{tmp_path / 'shared.db'}"
     await upgrade_database(database_url)
 
     def server(name: str, **keys: str) -> Settings:

@@ -23,8 +23,8 @@ from sqlalchemy import CheckConstraint, Connection, Integer, cast, inspect, sele
 from sqlalchemy.exc import IntegrityError, StatementError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-import ils.models  # noqa: F401  (every table on the metadata)
-from ils.database import Base, create_engine, create_numbering_engine, session_factory
+import ils.db.tables  # noqa: F401  (every table on the metadata)
+from ils.db.engine import Base, create_engine, create_numbering_engine, session_factory
 from ils.domain.billing import (
     Invoice,
     InvoiceLine,
@@ -45,7 +45,7 @@ from ils.domain.orders import (
     OrderStatusChange,
     Side,
 )
-from ils.migrations import alembic_config, upgrade_database
+from ils.db.migrations import alembic_config, upgrade_database
 
 DOMAIN_TABLES = {
     "companies", "users", "user_sessions", "patients", "examinations", "orders",

@@ -14,9 +14,9 @@ from __future__ import annotations
 import os
 import time
 
-from ils.queue.jobtypes_email import GeneralNotificationEmail
-from ils.queue.registry import HandlerRegistry, JobContext
-from ils.queue.system import JobSystem
+from ils.jobs.payloads.email import GeneralNotificationEmail
+from ils.jobs.registry import HandlerRegistry, JobContext
+from ils.jobs.worker_context import WorkerContext
 
 
 async def record_start(payload: GeneralNotificationEmail, ctx: JobContext) -> dict[str, str]:
@@ -33,6 +33,6 @@ async def record_start(payload: GeneralNotificationEmail, ctx: JobContext) -> di
     return {"recorded": payload.user_id}
 
 
-def register(registry: HandlerRegistry, system: JobSystem) -> None:
-    del system
+def register(registry: HandlerRegistry, context: WorkerContext) -> None:
+    del context
     registry.replace(GeneralNotificationEmail, record_start)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis
 
-from ils.queue.system import JobSystem
+from ils.jobs.system import JobSystem
 from ils.settings import Settings
 from tests.faults.proxy import FaultProxy
 from tests.faults.redis_server import PrivateRedis

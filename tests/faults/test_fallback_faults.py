@@ -27,10 +27,10 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from ils.database import session_factory
-from ils.queue.model import JobRef
-from ils.queue.outbox import HELD
-from ils.queue.system import JobSystem
+from ils.db.engine import session_factory
+from ils.jobs.model import JobRef
+from ils.jobs.outbox import HELD
+from ils.jobs.system import JobSystem
 from tests.conftest import delete_prefix
 from tests.faults.load import CpuHogs
 from tests.faults.proxy import FaultProxy
@@ -220,7 +220,7 @@ async def test_load_is_not_an_outage(tmp_path: Path, redis_url: str, redis_prefi
     """5,000 enqueues from 50 tasks beside two CPU hogs, Redis healthy: no job in both
     stores, at least 99.9 % in Redis, and no outage declared or logged."""
     try:
-        with captured("ils.queue.gate") as logged:
+        with captured("ils.jobs.gate") as logged:
             async with world(tmp_path, redis_url, redis_prefix) as w:
                 refs: list[JobRef] = []
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from ils.settings import Settings, StorageSettings
-from ils.storage_backends import Storages, open_storages
+from ils.storage.backends import Storages, open_storages
 from tests.s3 import S3Server
 
 

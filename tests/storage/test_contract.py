@@ -11,7 +11,7 @@ import os
 import pytest
 
 from ils.errors import StorageChecksumError
-from ils.storage_backends import Storages
+from ils.storage.backends import Storages
 
 COMPANY = "0190a1b2c3d4e5f60718293a4b5c6d7e"
 SUBJECT = "0190a1b2c3d4e5f60718293a4b5c6d7f"

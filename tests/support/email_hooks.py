@@ -12,8 +12,8 @@ import asyncio
 import os
 from typing import Any
 
-from ils.queue.registry import Handler, HandlerRegistry, JobContext
-from ils.queue.system import JobSystem
+from ils.jobs.registry import Handler, HandlerRegistry, JobContext
+from ils.jobs.worker_context import WorkerContext
 from ils.workers.email import QUEUE
 
 
@@ -34,9 +34,9 @@ def _wrap(real: Handler[Any]) -> Handler[Any]:
     return handler
 
 
-def register(registry: HandlerRegistry, system: JobSystem) -> None:
+def register(registry: HandlerRegistry, context: WorkerContext) -> None:
     """Wrap the e-mail handlers ``ils.workers.register_all`` registered."""
-    del system
+    del context
     for job_type in registry.job_types.for_queue(QUEUE):
         registration = registry.lookup(job_type.queue, job_type.name)
         assert registration is not None, "register after ils.workers.register_all"

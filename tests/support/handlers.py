@@ -16,8 +16,8 @@ import time
 from typing import Any
 
 from ils.errors import JobFailedError
-from ils.queue.registry import HandlerRegistry, JobContext
-from ils.queue.system import JobSystem
+from ils.jobs.registry import HandlerRegistry, JobContext
+from ils.jobs.worker_context import WorkerContext
 
 
 def _record(ctx: JobContext, event: str) -> None:
@@ -46,9 +46,9 @@ async def recording_handler(payload: Any, ctx: JobContext) -> dict[str, Any]:
     return {"pid": os.getpid(), "type": type(payload).__name__}
 
 
-def register(registry: HandlerRegistry, system: JobSystem) -> None:
+def register(registry: HandlerRegistry, context: WorkerContext) -> None:
     """Register the recording handler for every job type, in place of the built-in
     handlers ``ils worker`` registered first."""
-    del system
+    del context
     for job_type in registry.job_types:
         registry.replace(job_type.model, recording_handler)

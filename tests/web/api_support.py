@@ -13,11 +13,11 @@ from typing import Any
 import httpx
 from sqlalchemy import func, select
 
-from ils.database import Base
+from ils.db.engine import Base
 from ils.domain.clinical import Patient
 from ils.domain.companies import Company, CompanyKind, Role, User
 from ils.domain.supply import Product
-from ils.queue.model import JobRecord, JobState
+from ils.jobs.model import JobRecord, JobState
 from ils.web.state import WebState
 from tests.web.conftest import DbMaker, Factory, SignedIn
 

@@ -39,7 +39,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ils.domain.companies import Company, CompanyKind, Role, User
 from ils.domain.types import new_id
-from ils.migrations import upgrade_database
+from ils.db.migrations import upgrade_database
 from ils.settings import Settings
 from ils.web.app import create_app
 from ils.web.security import CSRF_HEADER

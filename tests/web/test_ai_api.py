@@ -14,8 +14,8 @@ import pytest
 
 from ils.domain.companies import CompanyKind, Role
 from ils.domain.content import AIResult, AIResultKind, Conversation, Message
-from ils.queue.registry import HandlerRegistry
-from ils.queue.runner import Runner
+from ils.jobs.registry import HandlerRegistry
+from ils.jobs.runner import Runner
 from ils.web.state import WebState
 from ils.workers import ai
 from tests.web.api_support import all_jobs, count, errors_of, queued

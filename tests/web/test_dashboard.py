@@ -17,9 +17,9 @@ import httpx
 
 from ils.domain.companies import CompanyKind, Role
 from ils.errors import PermanentJobError
-from ils.queue.jobtypes import OrderSheetPdf
-from ils.queue.registry import HandlerRegistry
-from ils.queue.runner import Runner
+from ils.jobs.job_types import OrderSheetPdf
+from ils.jobs.registry import HandlerRegistry
+from ils.jobs.runner import Runner
 from ils.settings import Settings
 from ils.web.app import create_app
 from ils.web.state import WebState

@@ -42,14 +42,14 @@ from playwright.async_api import (
     expect,
 )
 
-from ils.database import session_factory
+from ils.db.engine import session_factory
 from ils.domain.companies import Company, CompanyKind, Role, User
 from ils.errors import PermanentJobError
-from ils.queue.jobtypes import OrderSheetPdf
-from ils.queue.model import JobOptions, JobState
-from ils.queue.registry import HandlerRegistry
-from ils.queue.runner import Runner
-from ils.queue.system import JobSystem
+from ils.jobs.job_types import OrderSheetPdf
+from ils.jobs.model import JobOptions, JobState
+from ils.jobs.registry import HandlerRegistry
+from ils.jobs.runner import Runner
+from ils.jobs.system import JobSystem
 from ils.settings import Settings
 from tests.conftest import free_port
 

@@ -21,7 +21,7 @@ from playwright.async_api import Dialog, expect
 
 from ils.domain.companies import CompanyKind, Role
 from ils.domain.company_queries import company_names
-from ils.queue.schedules import ScheduleStore
+from ils.jobs.schedules.store import ScheduleStore
 from ils.web.state import WebState
 from ils.workers.scheduled.builtins import builtin_schedules
 from tests.web import test_dashboard_browser as browser

@@ -9,9 +9,9 @@ import httpx
 
 from ils.domain.companies import Company, CompanyKind, Role
 from ils.domain.mail import MailMessage, MailState
-from ils.queue.model import JobState
-from ils.queue.registry import HandlerRegistry
-from ils.queue.runner import Runner
+from ils.jobs.model import JobState
+from ils.jobs.registry import HandlerRegistry
+from ils.jobs.runner import Runner
 from ils.web.state import WebState
 from ils.workers import email
 from tests.web.api_support import order_body, patient_of, queued

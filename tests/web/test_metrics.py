@@ -10,9 +10,9 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from ils.errors import PermanentJobError
-from ils.queue.jobtypes import InvoicePdf, OrderSheetPdf
-from ils.queue.registry import HandlerRegistry
-from ils.queue.runner import Runner
+from ils.jobs.job_types import InvoicePdf, OrderSheetPdf
+from ils.jobs.registry import HandlerRegistry
+from ils.jobs.runner import Runner
 from ils.web.state import WebState
 
 

@@ -27,11 +27,11 @@ import pytest
 from argon2 import PasswordHasher
 from sqlalchemy import func, select
 
-from ils.database import create_engine, session_factory
+from ils.db.engine import create_engine, session_factory
 from ils.domain.companies import Company, CompanyKind, Role, User
 from ils.domain.content import Notification
-from ils.migrations import upgrade_database
-from ils.queue.system import JobSystem
+from ils.db.migrations import upgrade_database
+from ils.jobs.system import JobSystem
 from ils.settings import Settings
 from ils.testing import eventually
 from ils.web.security import CSRF_HEADER

@@ -14,7 +14,7 @@ import pytest
 from ils.domain.companies import CompanyKind, Role
 from ils.domain.numbering import NumberSequence
 from ils.domain.orders import Order, OrderStatusChange
-from ils.queue.outbox import OutboxRow
+from ils.jobs.outbox import OutboxRow
 from ils.web.state import WebState
 from tests.web.api_support import (
     World,

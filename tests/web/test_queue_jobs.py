@@ -9,10 +9,10 @@ import httpx
 
 from ils.domain.companies import CompanyKind, Role
 from ils.errors import PermanentJobError
-from ils.queue.jobtypes import OrderSheetPdf
-from ils.queue.model import JobOptions, JobState
-from ils.queue.registry import HandlerRegistry
-from ils.queue.runner import Runner
+from ils.jobs.job_types import OrderSheetPdf
+from ils.jobs.model import JobOptions, JobState
+from ils.jobs.registry import HandlerRegistry
+from ils.jobs.runner import Runner
 from ils.web.state import WebState
 from tests.web.api_support import order_body, patient_of
 from tests.web.conftest import Factory, SignedIn

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ils.domain.audit import AuditEntry
 from ils.domain.companies import CompanyKind, Role
-from ils.queue.model import JobState
+from ils.jobs.model import JobState
 from ils.web.services import queue_jobs as service
 from ils.web.state import WebState
 from tests.web.conftest import SignedIn

@@ -9,9 +9,9 @@ from typing import Any
 import httpx
 
 from ils.domain.companies import CompanyKind, Role
-from ils.queue.jobtypes import OrderConfirmationEmail, OrderSheetPdf
-from ils.queue.registry import HandlerRegistry
-from ils.queue.service import run_workers
+from ils.jobs.job_types import OrderConfirmationEmail, OrderSheetPdf
+from ils.jobs.registry import HandlerRegistry
+from ils.jobs.worker_process import run_workers
 from ils.web.state import WebState
 from tests.web.conftest import SignedIn
 

@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from ils.domain.audit import AuditEntry
 from ils.domain.companies import CompanyKind, Role
-from ils.queue.schedules import ScheduleRow, ScheduleStore
+from ils.jobs.schedules.store import ScheduleRow, ScheduleStore
 from ils.web.state import WebState
 from ils.workers.scheduled.loop import ScheduleLoop
 from tests.web.api_support import count, errors_of, queued

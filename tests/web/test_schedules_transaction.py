@@ -21,8 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ils.domain.audit import AuditEntry
 from ils.domain.companies import CompanyKind, Role
 from ils.errors import StoreUnavailableError
-from ils.queue.schedules import Schedule, ScheduleRow
-from ils.queue.system import JobSystem
+from ils.jobs.schedules.store import Schedule, ScheduleRow
+from ils.jobs.system import JobSystem
 from ils.web.routers import schedules as router
 from ils.web.services import queue_jobs
 from ils.web.state import WebState

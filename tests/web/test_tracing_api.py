@@ -14,8 +14,8 @@ import pytest
 
 from ils.domain.companies import CompanyKind, Role
 from ils.domain.content import UploadedFile
-from ils.queue.registry import HandlerRegistry
-from ils.queue.runner import Runner
+from ils.jobs.registry import HandlerRegistry
+from ils.jobs.runner import Runner
 from ils.web.state import WebState
 from ils.workers import oma
 from tests.web.api_support import World, all_jobs, count, order_world, place, queued

@@ -17,13 +17,13 @@ from typing import Any
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from ils.database import session_factory
+from ils.db.engine import session_factory
+from ils.db.migrations import upgrade_database
 from ils.domain.mail import MailMessage
-from ils.migrations import upgrade_database
-from ils.queue.model import JobRecord, JobRef, JobState
-from ils.queue.registry import HandlerRegistry
-from ils.queue.runner import Runner
-from ils.queue.system import JobSystem
+from ils.jobs.model import JobRecord, JobRef, JobState
+from ils.jobs.registry import HandlerRegistry
+from ils.jobs.runner import Runner
+from ils.jobs.system import JobSystem
 from ils.settings import Settings
 from ils.workers import email
 from ils.workers.email import EmailWorker
@@ -117,7 +117,7 @@ async def make_env(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncItera
             options["database_url"] = url
         system = await JobSystem.open(Settings(_env_file=None, **options))
         registry = HandlerRegistry(system.job_types)
-        worker = email.register(registry, system)
+        worker = email.register(registry, system.worker_context())
         sessions = session_factory(system.engine)
         env = MailEnv(system, worker, registry, await build_network(sessions), sessions)
         made.append(env)

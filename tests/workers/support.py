@@ -297,7 +297,7 @@ async def mail_rows(sessions: async_sessionmaker[AsyncSession]) -> list[MailMess
 
 @dataclass
 class FakeContext:
-    """A :class:`~ils.queue.registry.JobContext` for calling a handler directly."""
+    """A :class:`~ils.jobs.registry.JobContext` for calling a handler directly."""
 
     job_id: str
     queue: str = "email"

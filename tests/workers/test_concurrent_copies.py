@@ -26,16 +26,17 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ils.clock import ManualClock
-from ils.database import Transactions, session_factory
+from ils.db.engine import session_factory
+from ils.db.migrations import upgrade_database
+from ils.db.transactions import Transactions
 from ils.domain.content import Document, Notification
-from ils.migrations import upgrade_database
-from ils.queue.cron import ScheduleSpec
-from ils.queue.jobtypes_notification import SystemNotification, UrgentNotificationEmail
-from ils.queue.jobtypes_scheduled import RunSchedule
-from ils.queue.model import JobRecord, JobState
-from ils.queue.registry import HandlerRegistry
-from ils.queue.schedules import Schedule, ScheduledJob, ScheduleStore
-from ils.queue.system import JobSystem
+from ils.jobs.model import JobRecord, JobState
+from ils.jobs.payloads.notification import SystemNotification, UrgentNotificationEmail
+from ils.jobs.payloads.scheduled import RunSchedule
+from ils.jobs.registry import HandlerRegistry
+from ils.jobs.schedules.cron import ScheduleSpec
+from ils.jobs.schedules.store import Schedule, ScheduledJob, ScheduleStore
+from ils.jobs.system import JobSystem
 from ils.settings import Settings
 from ils.storage import LocalFileStorage
 from ils.workers import notification, scheduled
@@ -115,7 +116,7 @@ async def test_copies_of_a_notification_job_store_one_notification(
     system = await make_system(database)
     sessions = session_factory(system.engine)
     network = await build_network(sessions)
-    worker = notification.register(HandlerRegistry(system.job_types), system)
+    worker = notification.register(HandlerRegistry(system.job_types), system.worker_context())
     payload = SystemNotification.model_validate(
         {
             "user_id": network.lab_admin.id,
@@ -143,7 +144,7 @@ async def test_copies_of_an_urgent_email_check_queue_one_email(
     system = await make_system(database)
     sessions = session_factory(system.engine)
     network = await build_network(sessions)
-    worker = notification.register(HandlerRegistry(system.job_types), system)
+    worker = notification.register(HandlerRegistry(system.job_types), system.worker_context())
     stored = await worker.system_notification(
         SystemNotification.model_validate(
             {"user_id": network.lab_admin.id, "title": "T", "message": "M", "priority": "urgent"}
@@ -168,10 +169,7 @@ async def test_copies_of_a_document_job_store_one_version(
     records = await build_records(sessions)
     directory = tmp_path / "documents"
     generator = DocumentGenerator(
-        system.engine,
-        LocalFileStorage(directory),
-        InlineRenderer(),
-        write_turn=system.write_turn,
+        system.worker_context().db, LocalFileStorage(directory), InlineRenderer()
     )
     made = await _together(
         lambda: generate_lab_work_ticket(generator, records.order.id, job_id="d-1")
@@ -187,7 +185,7 @@ async def test_copies_of_a_schedule_tick_run_its_due_time_once(
     make_system: SystemFactory, database: str
 ) -> None:
     system = await make_system(database)
-    worker = scheduled.register(HandlerRegistry(system.job_types), system)
+    worker = scheduled.register(HandlerRegistry(system.job_types), system.worker_context())
     schedule = Schedule(
         id="test:c1",
         name="Briefing",

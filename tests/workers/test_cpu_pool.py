@@ -16,9 +16,10 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from ils.queue.jobtypes import InvoicePdf
-from ils.queue.registry import HandlerRegistry, JobContext
-from ils.queue.system import JobSystem
+from ils.jobs.job_types import InvoicePdf
+from ils.jobs.registry import HandlerRegistry, JobContext
+from ils.jobs.system import JobSystem
+from ils.jobs.worker_context import WorkerContext
 from ils.settings import Settings
 from ils.workers.cpu import CpuPool, CpuPoolError
 from ils.workers.pdf.data import DocumentKind
@@ -230,12 +231,12 @@ async def test_pool_processes_end_when_their_process_is_killed(tmp_path: Path) -
         _kill_leftovers(pool)
 
 
-def register_render_then_wait(registry: HandlerRegistry, system: JobSystem) -> None:
+def register_render_then_wait(registry: HandlerRegistry, context: WorkerContext) -> None:
     """For ``ils worker --handlers``: the invoice job renders a sample with a render
     pool built as the PDF worker builds its own, writes "rendered" to
     ``ILS_TEST_RECORD`` and then runs until the process is killed, so a SIGTERM finds
     it running and the worker waits in its graceful shutdown."""
-    generator = DocumentGenerator.for_system(system)
+    generator = DocumentGenerator.for_context(context)
 
     async def close() -> None:
         generator.close()
@@ -248,7 +249,7 @@ def register_render_then_wait(registry: HandlerRegistry, system: JobSystem) -> N
         await asyncio.sleep(3600)
         return {}
 
-    system.on_close(close)
+    context.on_close(close)
     registry.replace(InvoicePdf, handle)  # in place of the PDF worker's (registered first)
 
 

@@ -11,7 +11,7 @@ import re
 from ils.domain.companies import Company, Role, User
 from ils.domain.mail import MailState
 from ils.domain.marketplace import Connection, ConnectionStatus
-from ils.queue.model import JobRef, JobState
+from ils.jobs.model import JobRef, JobState
 from ils.workers.email.smtp import SmtpTransport
 from tests.conftest import free_port
 from tests.workers.conftest import EnvFactory, MailEnv, smtp_to

@@ -17,11 +17,11 @@ from typing import Any
 
 import pytest
 
-from ils.database import session_factory
+from ils.db.engine import session_factory
 from ils.domain.mail import MailState
-from ils.migrations import upgrade_database
-from ils.queue.model import JobRecord, JobState
-from ils.queue.system import JobSystem
+from ils.db.migrations import upgrade_database
+from ils.jobs.model import JobRecord, JobState
+from ils.jobs.system import JobSystem
 from ils.settings import Settings
 from tests.conftest import delete_prefix
 from tests.workers.support import RunningServer, build_network, eventually, mail_rows

@@ -23,10 +23,11 @@ from aiosmtpd.controller import Controller
 from sqlalchemy import update
 
 from ils.clock import ManualClock, SystemClock
-from ils.database import Transactions, create_engine
+from ils.db.engine import create_engine
+from ils.db.transactions import Transactions
 from ils.domain.mail import MailMessage, MailState
 from ils.errors import MailRefusedError
-from ils.queue.jobtypes_email import OrderConfirmationEmail
+from ils.jobs.payloads.email import OrderConfirmationEmail
 from ils.workers.email import EmailWorker
 from ils.workers.email.compose import message_key
 from ils.workers.email.log import MessageLog, NewMessage

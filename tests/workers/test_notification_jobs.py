@@ -18,16 +18,16 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ils.clock import ManualClock
-from ils.database import session_factory
+from ils.db.engine import session_factory
+from ils.db.migrations import upgrade_database
 from ils.domain.companies import Company, CompanyKind, Role, User
 from ils.domain.content import Notification, NotificationPriority
-from ils.migrations import upgrade_database
-from ils.queue.events import Subscription
-from ils.queue.jobtypes_notification import UrgentNotificationEmail
-from ils.queue.model import JobRecord, JobState
-from ils.queue.registry import HandlerRegistry
-from ils.queue.runner import Runner
-from ils.queue.system import JobSystem
+from ils.jobs.events import Subscription
+from ils.jobs.model import JobRecord, JobState
+from ils.jobs.payloads.notification import UrgentNotificationEmail
+from ils.jobs.registry import HandlerRegistry
+from ils.jobs.runner import Runner
+from ils.jobs.system import JobSystem
 from ils.settings import Settings
 from ils.workers import notification
 from ils.workers.notification import CHANNEL, NotificationWorker
@@ -84,7 +84,7 @@ async def env(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[E
     clock = ManualClock(start_ms=1_795_000_000_000)
     system = await JobSystem.open(Settings(_env_file=None, **options), clock=clock)
     registry = HandlerRegistry(system.job_types)
-    worker = notification.register(registry, system)
+    worker = notification.register(registry, system.worker_context())
     sessions = session_factory(system.engine)
     try:
         yield Env(system, worker, registry, await build_network(sessions), sessions, clock)

@@ -20,15 +20,15 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from ils.database import session_factory
+from ils.db.engine import session_factory
 from ils.domain.content import Document
 from ils.domain.orders import Order, OrderStatus
 from ils.errors import PermanentJobError
-from ils.migrations import upgrade_database
-from ils.queue.model import JobRef, JobState
-from ils.queue.registry import HandlerRegistry
-from ils.queue.runner import Runner
-from ils.queue.system import JobSystem
+from ils.db.migrations import upgrade_database
+from ils.jobs.model import JobRef, JobState
+from ils.jobs.registry import HandlerRegistry
+from ils.jobs.runner import Runner
+from ils.jobs.system import JobSystem
 from ils.settings import Settings
 from ils.workers import pdf
 from ils.workers.pdf import PdfWorker

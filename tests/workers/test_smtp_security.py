@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from ils.queue.model import JobState
+from ils.jobs.model import JobState
 from ils.settings import SmtpSettings
 from tests.workers.conftest import EnvFactory, smtp_to
 from tests.workers.support import RunningServer, start_mail_server

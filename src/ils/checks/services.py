@@ -1,8 +1,8 @@
 """Checks of what the settings point at: the database, Redis, storage and the mail server.
 
 Each opens its own short-lived client with the check's timeout, through the same
-factories the app uses (``ils.migrations``, ``ils.queue.stores.redis_connect``,
-``ils.storage_backends``), so what is checked is what the processes will talk to.
+factories the app uses (``ils.db.migrations``, ``ils.jobs.stores.redis.connect``,
+``ils.storage.backends``), so what is checked is what the processes will talk to.
 Heavy imports stay inside the functions: ``ils check`` on a deployment without Redis
 or SMTP does not load their clients.
 """
@@ -60,7 +60,7 @@ async def check_database(settings: Settings, timeout_s: float) -> list[CheckResu
     missing or older file is fine there; any other database is migrated on purpose
     with ``ils db upgrade`` and a process refuses to start on an older one.
     """
-    from ils.migrations import current_revision, head_revision
+    from ils.db.migrations import current_revision, head_revision
 
     url = settings.effective_database_url
     embedded = not settings.database_url
@@ -159,7 +159,7 @@ def _known_revisions() -> set[str]:
     """Every revision of our migration scripts."""
     from alembic.script import ScriptDirectory
 
-    from ils.migrations import alembic_config
+    from ils.db.migrations import alembic_config
 
     script = ScriptDirectory.from_config(alembic_config())
     return {revision.revision for revision in script.walk_revisions()}
@@ -238,8 +238,8 @@ async def check_redis(settings: Settings, timeout_s: float) -> list[CheckResult]
     from redis.asyncio.retry import Retry
     from redis.backoff import NoBackoff
 
-    from ils.queue.stores.redis_admin import eviction_policy
-    from ils.queue.stores.redis_connect import async_client
+    from ils.jobs.stores.redis.admin import eviction_policy
+    from ils.jobs.stores.redis.connect import async_client
 
     try:
         connection = settings.redis_connection()
@@ -309,7 +309,7 @@ async def check_storage(settings: Settings, timeout_s: float) -> list[CheckResul
     The storage is built by the same factory as the app's, so the probe goes through
     exactly the backend (local directories or a bucket) the workers will use.
     """
-    from ils.storage_backends import open_storages
+    from ils.storage.backends import open_storages
 
     backend = settings.storage.backend
     fix = (

@@ -19,7 +19,7 @@ from sqlalchemy import JSON, Index, String, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ils.database import Base
+from ils.db.engine import Base
 from ils.domain.paging import fetch_page
 from ils.domain.types import ID_LENGTH, IdMixin, UtcDateTime
 

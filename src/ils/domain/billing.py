@@ -28,7 +28,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from ils.database import Base
+from ils.db.engine import Base
 from ils.domain.companies import Company
 from ils.domain.orders import Order
 from ils.domain.types import (

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import Boolean, CheckConstraint, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from ils.database import Base
+from ils.db.engine import Base
 from ils.domain.types import (
     EMAIL_LENGTH,
     ID_LENGTH,

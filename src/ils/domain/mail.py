@@ -22,7 +22,7 @@ from enum import StrEnum
 from sqlalchemy import ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ils.database import Base
+from ils.db.engine import Base
 from ils.domain.types import (
     EMAIL_LENGTH,
     ID_LENGTH,

@@ -12,7 +12,7 @@ from enum import StrEnum
 from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from ils.database import Base
+from ils.db.engine import Base
 from ils.domain.companies import Company
 from ils.domain.types import ID_LENGTH, CreatedAtMixin, IdMixin, StrEnumType, UtcDateTime
 

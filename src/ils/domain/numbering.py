@@ -12,7 +12,7 @@ with ``UPDATE ... RETURNING``. Two policies, by kind:
   practice bumps): on PostgreSQL the number is taken in a short transaction of its
   own, committed before the order's, so the row lock lasts one statement instead of
   the whole request. That transaction runs on an engine with a pool of its own
-  (:func:`ils.database.create_numbering_engine`): on the request's pool, requests
+  (:func:`ils.db.engine.create_numbering_engine`): on the request's pool, requests
   holding a connection while waiting for a second one could exhaust it and wait
   forever. Holding it for the request made every order wait for the one
   before it to commit (bench/orders.py: p99 346 ms at 47 orders/s, the waits all on
@@ -20,7 +20,7 @@ with ``UPDATE ... RETURNING``. Two policies, by kind:
   off``): the order's own commit flushes the log past it, so an order never survives
   a crash that its number did not. A failed order leaves a gap. On SQLite every write
   transaction holds the one write lock anyway (``BEGIN IMMEDIATE``, see
-  ``ils.database.configure_sqlite``), so the number is counted in the caller's
+  ``ils.db.engine.configure_sqlite``), so the number is counted in the caller's
   transaction there and a second transaction would only add a commit.
 
 A first allocation of a year inserts the row with ``INSERT ... ON CONFLICT DO
@@ -43,7 +43,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ils.database import Base
+from ils.db.engine import Base
 from ils.domain.types import ID_LENGTH
 
 #: The scope of sequences shared by the whole platform (never a company id: 32 hex).

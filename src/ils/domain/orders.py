@@ -31,7 +31,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from ils.database import Base
+from ils.db.engine import Base
 from ils.domain.clinical import Patient
 from ils.domain.companies import Company, User
 from ils.domain.types import (

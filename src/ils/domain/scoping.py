@@ -18,7 +18,7 @@ from sqlalchemy import inspect as sa_inspect
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ils.database import Base
+from ils.db.engine import Base
 from ils.errors import NotFoundError
 
 ModelT = TypeVar("ModelT", bound=Base)

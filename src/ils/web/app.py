@@ -20,12 +20,14 @@ from fastapi import FastAPI
 
 from ils import __version__
 from ils.clock import Clock, SystemClock
-from ils.database import Transactions, create_numbering_engine, session_factory
-from ils.queue.service import Registrar, build_registry, run_workers
-from ils.queue.system import JobSystem
+from ils.db.engine import create_numbering_engine, session_factory
+from ils.db.transactions import Transactions
+from ils.jobs.banner import start_up_banner
+from ils.jobs.system import JobSystem
+from ils.jobs.worker_process import Registrar, build_registry, run_workers
 from ils.secret_key import resolve_secret_keys
 from ils.settings import Settings
-from ils.storage_backends import open_storages
+from ils.storage.backends import open_storages
 from ils.web.errors import install_error_handlers
 from ils.web.live import NotificationHub
 from ils.web.routers import OPENAPI_TAGS, include_routers
@@ -118,12 +120,17 @@ def create_app(
                 if worker_task.done():
                     worker_task.result()
                 worker_task.add_done_callback(_log_worker_crash)
-            logger.info(
-                "ILS web: job system in %s; workers %s; files in %s",
-                system.mode_sentence(),
-                "run in this process" if workers else "not started here (run `ils worker`)",
-                storage.where,
+            banner = start_up_banner(
+                system,
+                "web",
+                [
+                    "workers: "
+                    + ("run in this process" if workers else "not started here (run `ils worker`)"),
+                    f"files: {storage.where}",
+                    f"links in e-mails: {settings.public_url}",
+                ],
             )
+            logger.info("\n".join(banner))
             if on_started is not None:
                 on_started()
             yield

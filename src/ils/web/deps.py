@@ -20,7 +20,7 @@ How a router uses them::
         return OrderOut.model_validate(order)
 
 The aliases: ``SessionDep`` (the request's ``AsyncSession``), ``SystemDep`` (the
-:class:`~ils.queue.system.JobSystem`), ``SettingsDep``, ``StateDep`` (everything the
+:class:`~ils.jobs.system.JobSystem`), ``SettingsDep``, ``StateDep`` (everything the
 lifespan built), ``CurrentAuth`` (session row, user, company), ``CurrentUser``,
 ``CurrentCompany``, ``ManagerUser`` (platform_admin, admin, company_admin). Helpers:
 ``require_roles(*roles, kinds=...)``, ``scoped_get(...)``, ``not_found()``.
@@ -61,12 +61,12 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ils.database import READ_ONLY_OPTION
+from ils.db.engine import READ_ONLY_OPTION
 from ils.domain.companies import MANAGER_ROLES, Company, CompanyKind, Role, User
 from ils.domain.scoping import get_scoped
 from ils.errors import UnknownQueueError
-from ils.queue.producer import COMPANY_INFO_KEY
-from ils.queue.system import JobSystem
+from ils.jobs.producer import COMPANY_INFO_KEY
+from ils.jobs.system import JobSystem
 from ils.settings import Settings
 from ils.web.security import CSRF_HEADER, SESSION_COOKIE, SessionAuth, csrf_matches
 from ils.web.state import WebState

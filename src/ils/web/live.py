@@ -32,10 +32,10 @@ from typing import Final
 
 from sqlalchemy import ColumnElement, and_, func, or_, select
 
-from ils.database import AsyncSession, Transactions
+from ils.db.engine import AsyncSession, Transactions
 from ils.domain.content import Notification
-from ils.queue.channels import NOTIFICATIONS as CHANNEL
-from ils.queue.events import EventBus, Subscription
+from ils.jobs.channels import NOTIFICATIONS as CHANNEL
+from ils.jobs.events import EventBus, Subscription
 from ils.settings import NotificationSettings
 from ils.web.schemas.notifications import NotificationOut
 

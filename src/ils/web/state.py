@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from ils.clock import Clock
-from ils.queue.system import JobSystem
+from ils.jobs.system import JobSystem
 from ils.settings import Settings
-from ils.storage_backends import Storages
+from ils.storage.backends import Storages
 from ils.web.live import NotificationHub
 from ils.web.security import Passwords, SessionManager
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ils.queue.registry import HandlerRegistry
-    from ils.queue.system import JobSystem
+    from ils.jobs.registry import HandlerRegistry
+    from ils.jobs.worker_context import WorkerContext
 
 
-def register_all(registry: HandlerRegistry, system: JobSystem) -> None:
+def register_all(registry: HandlerRegistry, context: WorkerContext) -> None:
     """Register every handler this release has: the ``email``, ``pdf``,
     ``notification``, ``ai``, ``oma`` and ``scheduled`` queues'.
 
@@ -23,9 +23,9 @@ def register_all(registry: HandlerRegistry, system: JobSystem) -> None:
     """
     from ils.workers import ai, email, notification, oma, pdf, scheduled
 
-    email.register(registry, system)
-    pdf.register(registry, system)
-    notification.register(registry, system)
-    ai.register(registry, system)
-    oma.register(registry, system)
-    scheduled.register(registry, system)
+    email.register(registry, context)
+    pdf.register(registry, context)
+    notification.register(registry, context)
+    ai.register(registry, context)
+    oma.register(registry, context)
+    scheduled.register(registry, context)

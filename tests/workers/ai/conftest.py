@@ -21,10 +21,10 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ils.database import create_engine, session_factory
-from ils.demo_network import build_network
+from ils.db.engine import create_engine, session_factory
+from ils.demo.network import build_network
 from ils.domain.companies import Company, CompanyKind
-from ils.migrations import upgrade_database
+from ils.db.migrations import upgrade_database
 from ils.workers.ai.chat import ChatAnswer, answer_question
 
 #: The day the demo network is built for; every question is asked "today".

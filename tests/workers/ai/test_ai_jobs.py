@@ -18,16 +18,16 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ils.clock import ManualClock
-from ils.database import session_factory
+from ils.db.engine import session_factory
 from ils.domain.billing import Invoice, InvoiceLine
 from ils.domain.content import AIResult, AIResultKind, Conversation, Message, MessageRole
 from ils.domain.orders import Order
 from ils.domain.supply import StockLevel
 from ils.errors import PermanentJobError
-from ils.migrations import upgrade_database
-from ils.queue.model import JobRecord, JobState
-from ils.queue.registry import HandlerRegistry
-from ils.queue.system import JobSystem
+from ils.db.migrations import upgrade_database
+from ils.jobs.model import JobRecord, JobState
+from ils.jobs.registry import HandlerRegistry
+from ils.jobs.system import JobSystem
 from ils.settings import Settings
 from ils.workers import ai
 from ils.workers.ai import InlineOffload

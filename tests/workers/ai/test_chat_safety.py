@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ils.database import create_engine, session_factory
+from ils.db.engine import create_engine, session_factory
 from ils.domain.billing import Invoice, InvoiceLine
 from ils.domain.clinical import Patient
 from ils.domain.companies import Company

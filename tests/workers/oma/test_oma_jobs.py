@@ -18,14 +18,14 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from ils.database import session_factory
+from ils.db.engine import session_factory
 from ils.domain.content import OrderTracing, TracingStatus, UploadedFile
 from ils.domain.orders import Order
 from ils.errors import PermanentJobError
-from ils.migrations import upgrade_database
-from ils.queue.model import JobRecord, JobState
-from ils.queue.registry import HandlerRegistry
-from ils.queue.system import JobSystem
+from ils.db.migrations import upgrade_database
+from ils.jobs.model import JobRecord, JobState
+from ils.jobs.registry import HandlerRegistry
+from ils.jobs.system import JobSystem
 from ils.settings import Settings
 from ils.storage import LocalFileStorage
 from ils.workers import oma

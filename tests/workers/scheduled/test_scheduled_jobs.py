@@ -15,17 +15,17 @@ import pytest
 from sqlalchemy import func, select
 
 from ils.clock import ManualClock
-from ils.database import session_factory
+from ils.db.engine import session_factory
 from ils.domain.companies import Company, CompanyKind, Role, User, UserSession
 from ils.domain.content import Notification
 from ils.errors import PermanentJobError
-from ils.queue.cron import ScheduleSpec
-from ils.queue.jobtypes import CleanupExpiredData, RunSchedule
-from ils.queue.model import JobState
-from ils.queue.registry import HandlerRegistry
-from ils.queue.runner import Runner
-from ils.queue.schedules import Schedule, ScheduledJob, ScheduleStore
-from ils.queue.system import JobSystem
+from ils.jobs.job_types import CleanupExpiredData, RunSchedule
+from ils.jobs.model import JobState
+from ils.jobs.registry import HandlerRegistry
+from ils.jobs.runner import Runner
+from ils.jobs.schedules.cron import ScheduleSpec
+from ils.jobs.schedules.store import Schedule, ScheduledJob, ScheduleStore
+from ils.jobs.system import JobSystem
 from ils.settings import Settings
 from ils.workers import scheduled
 from ils.workers.scheduled import ScheduledWorker
@@ -49,7 +49,7 @@ async def system(tmp_path: Path) -> AsyncIterator[JobSystem]:
 
 def _worker(system: JobSystem) -> ScheduledWorker:
     registry = HandlerRegistry(system.job_types)
-    return scheduled.register(registry, system)
+    return scheduled.register(registry, system.worker_context())
 
 
 async def _save(system: JobSystem, schedule: Schedule) -> None:
@@ -203,8 +203,8 @@ async def test_bullmq_schedulers_follow_the_table_and_ticks_advance(
             jobs=(ScheduledJob("scheduled", "cleanup-expired-data", {}),),
         )
         daily = _briefing_schedule("c9")
-        assert await system.sync_job_schedulers([every, daily]) == 2
-        assert await system.sync_job_schedulers([every, daily]) == 0  # unchanged: untouched
+        assert await system.schedulers.sync([every, daily]) == 2
+        assert await system.schedulers.sync([every, daily]) == 0  # unchanged: untouched
         redis = system.redis
         assert redis is not None
         queue = redis._bull("scheduled").queue
@@ -240,7 +240,7 @@ async def test_bullmq_schedulers_follow_the_table_and_ticks_advance(
         next_ticks = {job.data["scheduleId"] for job in await queue.getJobs(PENDING)}
         assert next_ticks == {"every-minute", "test:c9"}
         # Pausing (a schedule not wanted any more) removes its BullMQ scheduler.
-        assert await system.sync_job_schedulers([every]) == 1
+        assert await system.schedulers.sync([every]) == 1
         assert not await queue.isJobScheduler(daily.id)
     finally:
         await system.close()

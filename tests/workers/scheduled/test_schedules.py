@@ -25,13 +25,13 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ils.clock import ManualClock
-from ils.database import session_factory
+from ils.db.engine import session_factory
+from ils.db.migrations import upgrade_database
 from ils.domain.companies import Company, CompanyKind
-from ils.migrations import upgrade_database
-from ils.queue.model import JobRecord, JobState
-from ils.queue.registry import HandlerRegistry
-from ils.queue.schedules import ScheduleStore
-from ils.queue.system import JobSystem
+from ils.jobs.model import JobRecord, JobState
+from ils.jobs.registry import HandlerRegistry
+from ils.jobs.schedules.store import ScheduleStore
+from ils.jobs.system import JobSystem
 from ils.settings import Settings
 from ils.workers import scheduled
 from ils.workers.scheduled.loop import ScheduleLoop
@@ -110,8 +110,10 @@ async def env(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[E
     for _ in range(2):
         system = await JobSystem.open(settings, clock=clock)
         registry = HandlerRegistry(system.job_types)
-        scheduled.register(registry, system)
-        processes.append(Process(system, registry, ScheduleLoop(system, ScheduleStore())))
+        scheduled.register(registry, system.worker_context())
+        processes.append(
+            Process(system, registry, ScheduleLoop(system.worker_context(), ScheduleStore()))
+        )
     sessions = session_factory(processes[0].system.engine)
     companies = {
         LONDON: await _company(sessions, "London Lab", LONDON),

@@ -32,9 +32,9 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from ils.domain.audit import list_audit_entries
 from ils.domain.companies import MANAGER_ROLES, Role
 from ils.domain.company_queries import company_names
-from ils.queue.jobtypes_ai import MetricType
-from ils.queue.model import COUNTED_STATES, JobState
-from ils.queue.schedules import ScheduleStore
+from ils.jobs.payloads.ai import MetricType
+from ils.jobs.model import COUNTED_STATES, JobState
+from ils.jobs.schedules.store import ScheduleStore
 from ils.web.dashboard.pages import HOME_PATH, Pages, page_route, part, safe_next
 from ils.web.deps import (
     NOT_ALLOWED,

@@ -21,8 +21,8 @@ from fastapi import APIRouter, Query, Response
 
 from ils.domain import ai_queries, chat_queries
 from ils.domain.content import AIResultKind, Conversation
-from ils.queue.channels import CHAT as CHAT_CHANNEL
-from ils.queue.model import JobRef
+from ils.jobs.channels import CHAT as CHAT_CHANNEL
+from ils.jobs.model import JobRef
 from ils.web.deps import CurrentCompany, CurrentUser, ManagerUser, SessionDep, StateDep
 from ils.web.schemas.ai import (
     AIResultOut,

@@ -6,7 +6,7 @@ examination forms are clinical records, so not ``lab_tech``. Another company's
 document answers 404, as every record of the API does.
 
 The bytes come from the app's document storage (a local directory or the fleet's
-S3 bucket, ``ils.storage_backends``), which checks them against the row's sha256
+S3 bucket, ``ils.storage.backends``), which checks them against the row's sha256
 before they are sent: a file changed or damaged in storage is refused (500), not
 handed out, and storage that cannot be reached answers 503.
 """

@@ -1,4 +1,4 @@
-"""``GET /metrics``: the job system's Prometheus metrics (see ``ils.queue.metrics``).
+"""``GET /metrics``: the job system's Prometheus metrics (see ``ils.jobs.metrics``).
 
 Unauthenticated, as Prometheus scrapes it: it holds counts and timings only, no ids
 or payloads. Expose it to your monitoring network, not the internet (a reverse
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from ils.queue.metrics import CONTENT_TYPE
+from ils.jobs.metrics import CONTENT_TYPE
 from ils.web.deps import SystemDep
 
 router = APIRouter(tags=["queues"])

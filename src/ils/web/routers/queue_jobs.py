@@ -21,9 +21,9 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Res
 from ils.domain.audit import list_audit_entries
 from ils.domain.companies import MANAGER_ROLES, Role, User
 from ils.errors import InvalidJobStateError, JobNotFoundError
-from ils.queue.admin import JobAction, JobAdmin
-from ils.queue.model import JobRecord, JobState
-from ils.queue.system import JobSystem
+from ils.jobs.admin import JobAction, JobAdmin
+from ils.jobs.model import JobRecord, JobState
+from ils.jobs.system import JobSystem
 from ils.web.deps import SessionDep, StateDep, SystemDep, not_found, queue_key, require_roles
 from ils.web.schemas.common import DEFAULT_LIMIT, MAX_LIMIT, Page, error_responses
 from ils.web.schemas.queues import (

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query
 
 from ils.domain.companies import MANAGER_ROLES, User
-from ils.queue.catalogue import QueueConfig
+from ils.jobs.catalogue import QueueConfig
 from ils.web.deps import SystemDep, queue_key, require_roles
 from ils.web.schemas.common import error_responses
 

@@ -32,11 +32,11 @@ from typing import Final
 
 from fastapi import APIRouter, BackgroundTasks, HTTPException, Request, Response
 
-from ils.database import Transactions
+from ils.db.engine import Transactions
 from ils.domain.companies import Role, User
 from ils.domain.types import new_id
 from ils.errors import ILSError
-from ils.queue.schedules import TICK_QUEUE, Schedule, ScheduleStore
+from ils.jobs.schedules.store import TICK_QUEUE, Schedule, ScheduleStore
 from ils.web.deps import CurrentCompany, ManagerUser, SessionDep, StateDep, not_found
 from ils.web.errors import log_internal_error
 from ils.web.schemas.ai import QueuedOut

@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from ils.domain.content import AIResultKind, MessageRole
-from ils.queue.jobtypes_ai import AiInsightType, MetricType, TimeRange
+from ils.jobs.payloads.ai import AiInsightType, MetricType, TimeRange
 from ils.web.schemas.common import ChatText, InputModel, Line100, OutputModel, RecordId
 
 

@@ -16,7 +16,7 @@ from ils.domain.types import ID_LENGTH
 # The job payloads' own text rules: what a request stores ends up in e-mails, PDFs and
 # notifications, so it obeys the same rules (one line without control characters; notes
 # without NUL, which PostgreSQL cannot store).
-from ils.queue.jobtypes_base import _multi_line, _single_line
+from ils.jobs.payloads.base import _multi_line, _single_line
 
 T = TypeVar("T")
 

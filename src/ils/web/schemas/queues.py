@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from ils.queue.model import JobRecord, JobState
+from ils.jobs.model import JobRecord, JobState
 from ils.web.schemas.common import OutputModel
 
 

@@ -25,7 +25,7 @@ from ils.domain.numbering import NumberKind, allocate_number
 from ils.domain.orders import Order, OrderStatus
 from ils.domain.scoping import get_scoped
 from ils.errors import ConflictError
-from ils.queue.system import JobSystem
+from ils.jobs.system import JobSystem
 from ils.web.schemas.billing import InvoiceCreate, PaymentCreate
 from ils.web.services.common import field_error
 

@@ -18,8 +18,8 @@ from ils.domain import chat_queries
 from ils.domain.companies import User
 from ils.domain.content import Conversation, Message, MessageRole
 from ils.errors import RateLimitedError
-from ils.queue.model import JobRef
-from ils.queue.system import JobSystem
+from ils.jobs.model import JobRef
+from ils.jobs.system import JobSystem
 
 #: Questions one user may ask per minute, across conversations.
 QUESTIONS_PER_MINUTE: Final = 5

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ils.domain.clinical import Examination, Patient
 from ils.domain.companies import Company, User
 from ils.errors import ConflictError
-from ils.queue.system import JobSystem
+from ils.jobs.system import JobSystem
 from ils.web.schemas.clinical import ExaminationCreate, ExaminationEye, PatientCreate
 from ils.web.services.common import field_error
 

@@ -18,8 +18,8 @@ from ils.domain.companies import MANAGER_ROLES, Company, CompanyKind, User
 from ils.domain.marketplace import Connection, ConnectionStatus
 from ils.domain.scoping import get_scoped
 from ils.errors import ConflictError, ForbiddenError
-from ils.queue.jobtypes import MarketplaceAction
-from ils.queue.system import JobSystem
+from ils.jobs.job_types import MarketplaceAction
+from ils.jobs.system import JobSystem
 from ils.web.schemas.marketplace import CompanyRef, ConnectionCreate, ConnectionOut, Direction
 from ils.web.services.common import active_company, active_user_ids, field_error
 

@@ -27,7 +27,7 @@ from ils.domain.orders import (
 )
 from ils.domain.scoping import get_scoped
 from ils.errors import ForbiddenError
-from ils.queue.system import JobSystem
+from ils.jobs.system import JobSystem
 from ils.web.schemas.orders import OrderCreate, OrderOut, StatusChangeOut
 from ils.web.schemas.prescription import EyePrescription
 from ils.web.services.common import (

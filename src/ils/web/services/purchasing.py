@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ils.domain.companies import Company, CompanyKind, User
 from ils.domain.numbering import NumberKind, allocate_number
 from ils.domain.supply import Product, PurchaseOrder, PurchaseOrderLine, PurchaseOrderStatus
-from ils.queue.system import JobSystem
+from ils.jobs.system import JobSystem
 from ils.web.schemas.supply import PurchaseOrderCreate, PurchaseOrderLineOut, PurchaseOrderOut
 from ils.web.services.common import active_company, field_error
 

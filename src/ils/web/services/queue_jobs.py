@@ -4,7 +4,7 @@ Scope: a ``platform_admin`` sees every job; an ``admin`` or ``company_admin`` se
 the jobs made for their company (``JobRecord.company_id``, stamped when a request of
 that company queued them) and nothing else: another company's job answers 404 as
 an unknown one does. The fan-out over both stores (Redis, and the local store that
-holds what was queued while Redis was down) is :class:`~ils.queue.admin.JobAdmin`'s;
+holds what was queued while Redis was down) is :class:`~ils.jobs.admin.JobAdmin`'s;
 this module turns the signed-in user into its scope and writes the audit log.
 """
 
@@ -18,9 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ils.domain.audit import AuditEntry
 from ils.domain.companies import Role, User
-from ils.queue.admin import Found, JobAdmin
-from ils.queue.model import JobRecord, JobState
-from ils.queue.system import JobSystem
+from ils.jobs.admin import Found, JobAdmin
+from ils.jobs.model import JobRecord, JobState
+from ils.jobs.system import JobSystem
 
 #: Roles that see and operate on every company's jobs.
 PLATFORM_ROLES: Final = frozenset({Role.PLATFORM_ADMIN})

@@ -18,9 +18,9 @@ from typing import Any, Final
 
 from ils.domain.companies import Company, Role, User
 from ils.errors import InvalidPayloadError, UnknownJobTypeError
-from ils.queue.cron import ScheduleSpec, ScheduleSpecError, validate
-from ils.queue.jobtypes import JobTypes, validate_payload
-from ils.queue.schedules import Schedule, ScheduledJob
+from ils.jobs.schedules.cron import ScheduleSpec, ScheduleSpecError, validate
+from ils.jobs.job_types import JobTypes, validate_payload
+from ils.jobs.schedules.store import Schedule, ScheduledJob
 from ils.web.schemas.schedules import ScheduledJobIn, ScheduleEdit, ScheduleIn, ScheduleOut
 from ils.web.services.common import field_error
 from ils.workers.scheduled.handlers import fill

@@ -17,8 +17,8 @@ from ils.domain.companies import User
 from ils.domain.content import UploadedFile
 from ils.domain.orders import Order
 from ils.domain.types import new_id
-from ils.queue.model import JobRef
-from ils.queue.system import JobSystem
+from ils.jobs.model import JobRef
+from ils.jobs.system import JobSystem
 from ils.storage import FileStorage
 
 #: The content type recorded for every tracing file (recognised by content, not name).

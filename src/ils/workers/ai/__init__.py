@@ -24,15 +24,15 @@ from __future__ import annotations
 
 from typing import Final
 
-from ils.queue.jobtypes_ai import (
+from ils.jobs.payloads.ai import (
     AnomalyDetection,
     ChatResponse,
     DailyBriefingJob,
     DemandForecast,
     InsightGeneration,
 )
-from ils.queue.registry import HandlerRegistry
-from ils.queue.system import JobSystem
+from ils.jobs.registry import HandlerRegistry
+from ils.jobs.system import JobSystem
 from ils.workers.ai.demand import warm_up
 from ils.workers.ai.handlers import CHAT_CHANNEL, AIWorker, InlineOffload, Offload
 from ils.workers.ai.language_model import LanguageModel, OpenAICompatibleModel

@@ -19,19 +19,19 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ils.clock import utc_now
-from ils.database import Transactions
+from ils.db.engine import Transactions
 from ils.domain.companies import Company
 from ils.domain.content import AIResult, AIResultKind, Conversation, Message, MessageRole
-from ils.queue import channels
-from ils.queue.jobtypes import (
+from ils.jobs import channels
+from ils.jobs.job_types import (
     AnomalyDetection,
     ChatResponse,
     DailyBriefingJob,
     DemandForecast,
     InsightGeneration,
 )
-from ils.queue.registry import JobContext
-from ils.queue.system import JobSystem
+from ils.jobs.registry import JobContext
+from ils.jobs.system import JobSystem
 from ils.workers.ai import anomaly_scan, demand
 from ils.workers.ai.briefing import build_briefing
 from ils.workers.ai.chat import compose_answer, phrase_answer

@@ -22,8 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ils.domain.companies import MANAGER_ROLES, Company, User
 from ils.domain.content import AIResult, AIResultKind
 from ils.errors import PermanentJobError
-from ils.queue.helpers import JobHelpers
-from ils.queue.producer import COMPANY_INFO_KEY
+from ils.jobs.helpers import JobHelpers
+from ils.jobs.producer import COMPANY_INFO_KEY
 
 InsightType = Literal["briefing", "forecast", "anomaly", "recommendation"]
 

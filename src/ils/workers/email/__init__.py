@@ -18,7 +18,7 @@ queue's, enforced by the runner from the catalogue.
 
 from __future__ import annotations
 
-from ils.queue.jobtypes_email import (
+from ils.jobs.payloads.email import (
     DailyBriefingEmail,
     GeneralNotificationEmail,
     MarketplaceConnectionEmail,
@@ -26,10 +26,9 @@ from ils.queue.jobtypes_email import (
     OrderShipmentEmail,
     PurchaseOrderEmail,
 )
-from ils.queue.registry import HandlerRegistry
-from ils.queue.system import JobSystem
+from ils.jobs.registry import HandlerRegistry
+from ils.jobs.worker_context import WorkerContext
 from ils.workers.email.handlers import EmailWorker
-from ils.workers.email.log import MailDatabase
 from ils.workers.email.transport import make_transport
 
 QUEUE = "email"
@@ -37,21 +36,21 @@ QUEUE = "email"
 __all__ = ["QUEUE", "EmailWorker", "register"]
 
 
-def register(registry: HandlerRegistry, system: JobSystem) -> EmailWorker:
+def register(registry: HandlerRegistry, context: WorkerContext) -> EmailWorker:
     """Register the six e-mail handlers; returns the worker (closed with the system).
 
     Nothing connects here: the SMTP pool opens its first connection with the first
     message, so a process that never sends mail never talks to the server.
     """
-    settings = system.settings
-    transport = make_transport(settings, system.catalogue[QUEUE].concurrency)
+    settings = context.settings
+    transport = make_transport(settings, context.catalogue[QUEUE].concurrency)
     worker = EmailWorker(
         settings,
-        MailDatabase(system.engine, system.write_turn),
+        context.db,
         transport,
-        system.clock,
+        context.clock,
     )
-    system.on_close(worker.close)
+    context.on_close(worker.close)
     registry.register(OrderConfirmationEmail, worker.order_confirmation)
     registry.register(OrderShipmentEmail, worker.order_shipment)
     registry.register(PurchaseOrderEmail, worker.purchase_order)

@@ -37,7 +37,7 @@ from ils.domain.marketplace import Connection, ConnectionStatus
 from ils.domain.orders import Order
 from ils.domain.supply import Product, PurchaseOrder, PurchaseOrderStatus
 from ils.errors import MailDataMissingError
-from ils.queue.jobtypes_email import (
+from ils.jobs.payloads.email import (
     DailyBriefingEmail,
     GeneralNotificationEmail,
     MarketplaceConnectionEmail,

@@ -42,7 +42,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from ils.clock import Clock
 from ils.domain.mail import MailState
 from ils.errors import ILSError, MailDeliveryError, MailRefusedError, PermanentJobError
-from ils.queue.jobtypes_email import (
+from ils.jobs.payloads.email import (
     DailyBriefingEmail,
     GeneralNotificationEmail,
     MarketplaceConnectionEmail,
@@ -50,7 +50,7 @@ from ils.queue.jobtypes_email import (
     OrderShipmentEmail,
     PurchaseOrderEmail,
 )
-from ils.queue.registry import JobContext
+from ils.jobs.registry import JobContext
 from ils.settings import Settings, SmtpSettings
 from ils.workers.email.compose import compose, message_id_domain, message_key
 from ils.workers.email.content import Builder, ContentBuilder, EmailJobT

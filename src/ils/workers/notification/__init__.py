@@ -11,15 +11,15 @@ queue's, enforced by the runner from the catalogue.
 
 from __future__ import annotations
 
-from ils.queue.jobtypes_notification import (
+from ils.jobs.payloads.notification import (
     AiInsightNotification,
     MarketplaceNotification,
     OrderNotification,
     SystemNotification,
     UrgentNotificationEmail,
 )
-from ils.queue.registry import HandlerRegistry
-from ils.queue.system import JobSystem
+from ils.jobs.registry import HandlerRegistry
+from ils.jobs.worker_context import WorkerContext
 from ils.workers.notification.handlers import CHANNEL, NotificationWorker
 
 QUEUE = "notification"
@@ -27,9 +27,9 @@ QUEUE = "notification"
 __all__ = ["CHANNEL", "QUEUE", "NotificationWorker", "register"]
 
 
-def register(registry: HandlerRegistry, system: JobSystem) -> NotificationWorker:
+def register(registry: HandlerRegistry, context: WorkerContext) -> NotificationWorker:
     """Register the notification handlers and the urgent e-mail check."""
-    worker = NotificationWorker(system)
+    worker = NotificationWorker(context)
     registry.register(SystemNotification, worker.system_notification)
     registry.register(OrderNotification, worker.order_notification)
     registry.register(AiInsightNotification, worker.ai_insight_notification)

@@ -21,7 +21,7 @@ from ils.domain.content import NotificationPriority
 from ils.domain.marketplace import Connection
 from ils.domain.orders import Order
 from ils.errors import PermanentJobError
-from ils.queue.jobtypes_notification import (
+from ils.jobs.payloads.notification import (
     AiInsightNotification,
     MarketplaceNotification,
     OrderNotification,

@@ -25,21 +25,20 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ils.clock import utc_now
-from ils.database import Transactions
 from ils.domain.content import Notification, NotificationPriority
 from ils.domain.types import new_id
-from ils.queue import channels
-from ils.queue.jobtypes_notification import (
+from ils.jobs import channels
+from ils.jobs.model import JobOptions
+from ils.jobs.payloads.notification import (
     AiInsightNotification,
     MarketplaceNotification,
     OrderNotification,
     SystemNotification,
     UrgentNotificationEmail,
 )
-from ils.queue.model import JobOptions
-from ils.queue.producer import COMPANY_INFO_KEY
-from ils.queue.registry import JobContext
-from ils.queue.system import JobSystem
+from ils.jobs.producer import COMPANY_INFO_KEY
+from ils.jobs.registry import JobContext
+from ils.jobs.worker_context import WorkerContext
 from ils.workers.notification.content import (
     Draft,
     ai_insight_draft,
@@ -71,10 +70,10 @@ def urgent_email_job_id(notification_id: str) -> str:
 class NotificationWorker:
     """Handlers of the ``notification`` queue for one process."""
 
-    def __init__(self, system: JobSystem) -> None:
-        self.system = system
-        self.db = Transactions(system.engine, system.write_turn)
-        self.settings = system.settings.notifications
+    def __init__(self, context: WorkerContext) -> None:
+        self.context = context
+        self.db = context.db
+        self.settings = context.settings.notifications
 
     # -- the four notification handlers: each stores what its own drafter makes -------
 
@@ -132,7 +131,7 @@ class NotificationWorker:
                         raise
                     notification, created = existing, False
         # Signalled again on a retry too: the first attempt may have died before it.
-        await self.system.events.publish(CHANNEL, notification.user_id or "")
+        await self.context.events.publish(CHANNEL, notification.user_id or "")
         await ctx.log(
             f"{'stored' if created else 'already stored'} {notification.kind} notification "
             f"{notification.id} ({notification.priority})"
@@ -150,12 +149,12 @@ class NotificationWorker:
             message=content.message,
             link=content.link,
             job_id=ctx.job_id,
-            created_at=utc_now(self.system.clock),
+            created_at=utc_now(self.context.clock),
         )
         session.add(notification)
         await session.flush()
         if content.priority is NotificationPriority.URGENT:
-            await self.system.enqueue(
+            await self.context.sink.enqueue(
                 "notification",
                 URGENT_EMAIL_JOB,
                 UrgentNotificationEmail(notification_id=notification.id),
@@ -201,18 +200,18 @@ class NotificationWorker:
         marked = await session.execute(
             update(Notification)
             .where(Notification.id == notification.id, Notification.emailed_at.is_(None))
-            .values(emailed_at=utc_now(self.system.clock))
+            .values(emailed_at=utc_now(self.context.clock))
             .execution_options(synchronize_session=False)
         )
         if not getattr(marked, "rowcount", 0):
             return False
         link = notification.link or "/notifications"
         if link.startswith("/"):
-            link = self.system.settings.public_url.rstrip("/") + link
+            link = self.context.settings.public_url.rstrip("/") + link
         content = f"{notification.message}\n\nOpen: {link}"
         session.info[COMPANY_INFO_KEY] = notification.company_id
         subject = f"Urgent: {notification.title}".replace("\n", " ")[:SUBJECT_LIMIT]
-        await self.system.helpers.queue_general_notification_email(
+        await self.context.helpers.queue_general_notification_email(
             user_id, subject, content, session=session
         )
         return True

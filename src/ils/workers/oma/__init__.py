@@ -15,9 +15,9 @@ from __future__ import annotations
 
 from typing import Final
 
-from ils.queue.jobtypes_pdf import ProcessOmaFile
-from ils.queue.registry import HandlerRegistry
-from ils.queue.system import JobSystem
+from ils.jobs.payloads.pdf import ProcessOmaFile
+from ils.jobs.registry import HandlerRegistry
+from ils.jobs.system import JobSystem
 from ils.workers.oma.handlers import OmaWorker
 
 QUEUE: Final = "oma"

@@ -25,16 +25,16 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ils.clock import utc_now
-from ils.database import Transactions
+from ils.db.engine import Transactions
 from ils.domain.content import OrderTracing, TracingStatus, UploadedFile
 from ils.domain.orders import Order
 from ils.errors import PermanentJobError
-from ils.queue.jobtypes import ProcessOmaFile
-from ils.queue.producer import COMPANY_INFO_KEY
-from ils.queue.registry import JobContext
-from ils.queue.system import JobSystem
+from ils.jobs.job_types import ProcessOmaFile
+from ils.jobs.producer import COMPANY_INFO_KEY
+from ils.jobs.registry import JobContext
+from ils.jobs.system import JobSystem
 from ils.storage import FileStorage
-from ils.storage_backends import open_storages
+from ils.storage.backends import open_storages
 from ils.workers.oma.checks import Finding, OrderFrame, OrderRx, check, status
 from ils.workers.oma.measure import Measurements, measure_set, ticket_outline
 from ils.workers.oma.records import Eye, OmaDocument, OmaError, parse

@@ -23,15 +23,15 @@ document and is shut down when the system closes (its engine is disposed), or by
 
 from __future__ import annotations
 
-from ils.queue.jobtypes_pdf import (
+from ils.jobs.payloads.pdf import (
     ExaminationFormPdf,
     InvoicePdf,
     LabWorkTicketPdf,
     OrderSheetPdf,
     ReceiptPdf,
 )
-from ils.queue.registry import HandlerRegistry
-from ils.queue.system import JobSystem
+from ils.jobs.registry import HandlerRegistry
+from ils.jobs.system import JobSystem
 from ils.workers.pdf.generate import (
     DocumentGenerator,
     generate_examination_form,

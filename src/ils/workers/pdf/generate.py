@@ -28,12 +28,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from ils.clock import Clock, SystemClock
-from ils.database import Transactions, WriteTurnFactory
+from ils.db.engine import Transactions, WriteTurnFactory
 from ils.domain.content import Document
 from ils.domain.types import new_id
-from ils.queue.system import JobSystem
+from ils.jobs.system import JobSystem
 from ils.storage import FileStorage
-from ils.storage_backends import open_storages
+from ils.storage.backends import open_storages
 from ils.workers.pdf.data import DocumentKind, DocumentMeta
 from ils.workers.pdf.errors import DocumentDataError, DocumentVersionConflict
 from ils.workers.pdf.load import LOADERS, SUBJECT_COLUMN, Loaded, generated_at, with_meta

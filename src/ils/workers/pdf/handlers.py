@@ -13,14 +13,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from ils.queue.jobtypes_pdf import (
+from ils.jobs.payloads.pdf import (
     ExaminationFormPdf,
     InvoicePdf,
     LabWorkTicketPdf,
     OrderSheetPdf,
     ReceiptPdf,
 )
-from ils.queue.registry import JobContext
+from ils.jobs.registry import JobContext
 from ils.workers.pdf.data import DocumentKind
 from ils.workers.pdf.generate import DocumentGenerator
 

@@ -10,17 +10,17 @@
   under its catch-up policy) and ``cleanup-expired-data``.
 
 Schedules themselves (table, store, claims) are the job system's:
-:mod:`ils.queue.schedules`, with the time rules of :mod:`ils.queue.cron`.
+:mod:`ils.jobs.schedules.store`, with the time rules of :mod:`ils.jobs.schedules.cron`.
 """
 
 from __future__ import annotations
 
 from typing import Final
 
-from ils.queue.jobtypes_scheduled import CleanupExpiredData, RunSchedule
-from ils.queue.registry import HandlerRegistry
-from ils.queue.schedules import ScheduleStore
-from ils.queue.system import JobSystem
+from ils.jobs.payloads.scheduled import CleanupExpiredData, RunSchedule
+from ils.jobs.registry import HandlerRegistry
+from ils.jobs.schedules.store import ScheduleStore
+from ils.jobs.worker_context import WorkerContext
 from ils.workers.scheduled.handlers import ScheduledWorker
 from ils.workers.scheduled.loop import ScheduleLoop
 
@@ -29,12 +29,12 @@ QUEUE: Final = "scheduled"
 __all__ = ["QUEUE", "ScheduleLoop", "ScheduledWorker", "register"]
 
 
-def register(registry: HandlerRegistry, system: JobSystem) -> ScheduledWorker:
+def register(registry: HandlerRegistry, context: WorkerContext) -> ScheduledWorker:
     """Register the two handlers, and the scheduler loop for processes that work the
     ``scheduled`` queue."""
     store = ScheduleStore()
-    worker = ScheduledWorker(system, store)
+    worker = ScheduledWorker(context, store)
     registry.register(RunSchedule, worker.run_schedule)
     registry.register(CleanupExpiredData, worker.cleanup)
-    registry.serve_with(QUEUE, ScheduleLoop(system, store).run)
+    registry.serve_with(QUEUE, ScheduleLoop(context, store).run)
     return worker

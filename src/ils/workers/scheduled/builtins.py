@@ -26,8 +26,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ils.domain.companies import Company, CompanyKind
-from ils.queue.cron import ScheduleSpec
-from ils.queue.schedules import Schedule, ScheduledJob, ScheduleStore
+from ils.jobs.schedules.cron import ScheduleSpec
+from ils.jobs.schedules.store import Schedule, ScheduledJob, ScheduleStore
 
 CLEANUP_ID: Final = "cleanup"
 METRICS: Final = {

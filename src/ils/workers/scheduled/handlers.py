@@ -29,14 +29,13 @@ from sqlalchemy import delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ils.clock import utc_now
-from ils.database import Transactions
 from ils.domain.companies import UserSession, zone_named
 from ils.domain.content import Document, Notification, UploadedFile
 from ils.errors import PermanentJobError
-from ils.queue.jobtypes import CleanupExpiredData, RunSchedule
-from ils.queue.registry import JobContext
-from ils.queue.schedules import Schedule, ScheduleStore
-from ils.queue.system import JobSystem
+from ils.jobs.job_types import CleanupExpiredData, RunSchedule
+from ils.jobs.registry import JobContext
+from ils.jobs.schedules.store import Schedule, ScheduleStore
+from ils.jobs.worker_context import WorkerContext
 
 #: A notification anyone has not read is still kept this long.
 UNREAD_NOTIFICATION_DAYS: Final = 365
@@ -68,16 +67,16 @@ class Run:
 class ScheduledWorker:
     """Handlers of the ``scheduled`` queue for one process."""
 
-    def __init__(self, system: JobSystem, store: ScheduleStore) -> None:
-        self.system = system
+    def __init__(self, context: WorkerContext, store: ScheduleStore) -> None:
+        self.context = context
         self.store = store
-        self.db = Transactions(system.engine, system.write_turn)
+        self.db = context.db
 
     # -- ticks --------------------------------------------------------------------------
 
     async def run_schedule(self, payload: RunSchedule, ctx: JobContext) -> dict[str, Any]:
         """Enqueue the schedule's jobs for its newest due time (once)."""
-        now = utc_now(self.system.clock)
+        now = utc_now(self.context.clock)
         async with self.db.write() as session:
             schedule = await self.store.get(session, payload.schedule_id)
             if schedule is None:
@@ -110,7 +109,7 @@ class ScheduledWorker:
         due = schedule.latest_due(now)
         if due is None:
             return Run(None, "not due yet")
-        late = (now - due).total_seconds() > self.system.settings.schedules.grace_s
+        late = (now - due).total_seconds() > self.context.settings.schedules.grace_s
         if late and schedule.catch_up == "skip":
             return Run(due, f"missed run of {due.isoformat()} skipped (catch-up: skip)")
         return Run(due)
@@ -124,10 +123,10 @@ class ScheduledWorker:
         base = f"sched-{schedule.id}-{'manual-' if run.due is None else ''}{stamp}"
         ids = []
         for n, job in enumerate(schedule.jobs):
-            job_type = self.system.job_types.get(job.queue, job.name)
+            job_type = self.context.job_types.get(job.queue, job.name)
             payload = job_type.model.model_validate(fill(job.data, local_date))
             job_id = base if len(schedule.jobs) == 1 else f"{base}-{n}"
-            ref = await self.system.enqueue(
+            ref = await self.context.sink.enqueue(
                 job.queue,
                 job.name,
                 payload,
@@ -141,9 +140,9 @@ class ScheduledWorker:
 
     async def cleanup(self, payload: CleanupExpiredData, ctx: JobContext) -> dict[str, Any]:
         """Delete expired rows, then files no record points at."""
-        settings = self.system.settings
+        settings = self.context.settings
         days = payload.older_than_days or settings.schedules.notification_days
-        now = utc_now(self.system.clock)
+        now = utc_now(self.context.clock)
         async with self.db.write() as session:
             read_before = now - timedelta(days=days)
             any_before = now - timedelta(days=max(days, UNREAD_NOTIFICATION_DAYS))

@@ -23,22 +23,21 @@ from datetime import datetime
 from sqlalchemy.exc import IntegrityError
 
 from ils.clock import utc_now
-from ils.database import Transactions
-from ils.queue.jobtypes import RunSchedule
-from ils.queue.model import JobOptions
-from ils.queue.schedules import TICK_JOB, TICK_QUEUE, ScheduleStore
-from ils.queue.system import JobSystem
+from ils.jobs.job_types import RunSchedule
+from ils.jobs.model import JobOptions
+from ils.jobs.schedules.store import TICK_JOB, TICK_QUEUE, ScheduleStore
+from ils.jobs.worker_context import WorkerContext
 from ils.workers.scheduled.builtins import sync_builtins
 
 
 class ScheduleLoop:
     """Claims due schedules and keeps schedule definitions where they are needed."""
 
-    def __init__(self, system: JobSystem, store: ScheduleStore) -> None:
-        self.system = system
+    def __init__(self, context: WorkerContext, store: ScheduleStore) -> None:
+        self.context = context
         self.store = store
-        self.settings = system.settings.schedules
-        self.db = Transactions(system.engine, system.write_turn)
+        self.settings = context.settings.schedules
+        self.db = context.db
         self._logger = logging.getLogger(__name__)
         self._synced_at: datetime | None = None
 
@@ -54,7 +53,7 @@ class ScheduleLoop:
 
     async def round(self) -> int:
         """One pass: sync when due, then claim (local mode). How many ticks were added."""
-        now = utc_now(self.system.clock)
+        now = utc_now(self.context.clock)
         if self._synced_at is None or (
             (now - self._synced_at).total_seconds() >= self.settings.builtins_sync_s
         ):
@@ -65,7 +64,7 @@ class ScheduleLoop:
                 # Another process made the same schedule at the same moment: its
                 # version stands; this process syncs again next round.
                 self._logger.debug("built-in schedules synced by another process")
-        if self.system.redis_in_use:
+        if self.context.schedulers.in_redis:
             return 0
         return await self.claim_due(now)
 
@@ -75,10 +74,10 @@ class ScheduleLoop:
             changed = await sync_builtins(session, self.store, now)
         if changed:
             self._logger.info("built-in schedules: %d added, changed or removed", changed)
-        if self.system.redis_in_use:
+        if self.context.schedulers.in_redis:
             async with self.db.read() as session:
                 schedules = await self.store.list(session, every_company=True)
-            await self.system.sync_job_schedulers(schedules)
+            await self.context.schedulers.sync(schedules)
 
     async def claim_due(self, now: datetime) -> int:
         """Claim each due schedule and add its tick, one transaction per schedule."""
@@ -94,7 +93,7 @@ class ScheduleLoop:
                 if due is None:
                     continue  # another process took it
                 stamp = int(due.timestamp() * 1000)
-                await self.system.enqueue(
+                await self.context.sink.enqueue(
                     TICK_QUEUE,
                     TICK_JOB,
                     RunSchedule(schedule_id=schedule_id),

@@ -1,0 +1,1 @@
+"""The app database: engine, SQLite driver, transactions, migrations."""

@@ -1,0 +1,113 @@
+"""Every transaction of ILS outside a web request, run one way on SQLite and PostgreSQL.
+
+Two shapes, one class (:class:`Transactions`):
+
+* ``read()`` / ``write()``: an ``AsyncSession`` for ORM code (workers, live streams);
+* ``run(body, readonly=...)``: a plain function on a synchronous ``Connection``, run
+  through ``AsyncConnection.run_sync`` (the local job store writes each of its
+  transactions once, as synchronous SQLAlchemy Core).
+
+On SQLite both go through the app's async engine and its inline driver
+(:mod:`ils.db.sqlite_inline`): statements run on the event loop without thread hops,
+and the one wait, for another process's write lock, is awaited with a short retry
+(``begin_immediate``), the single retry policy of the app. A read begins deferred: in
+WAL mode it neither takes nor waits for the write lock, so an idle worker's poll never
+delays an enqueue. Every write of the process first takes its :class:`WriteTurn`, so
+writers queue in order instead of racing in SQLite's busy handler. On PostgreSQL
+both are plain transactions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+from collections.abc import AsyncIterator, Callable
+from typing import Any, Protocol, TypeVar
+
+from sqlalchemy import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from ils.db.engine import READ_ONLY_OPTION, session_factory
+
+T = TypeVar("T")
+
+
+class WriteTurn:
+    """A fair turn for the SQLite writers of one process, re-entrant within a task.
+
+    SQLite lets one writer in at a time; the others wait in its busy handler, which is
+    unfair and sleeps up to 100 ms a try, so under load a writer can starve for
+    seconds. Writers of one process (web requests, the local job store) take this
+    turn first and queue in order. A task that holds the turn passes straight through
+    (a request that calls the job store inside its own transaction must not wait for
+    itself).
+    """
+
+    def __init__(self) -> None:
+        self._lock = asyncio.Lock()
+        self._held: contextvars.ContextVar[bool] = contextvars.ContextVar(
+            f"ils_write_turn_{id(self)}", default=False
+        )
+
+    @contextlib.asynccontextmanager
+    async def __call__(self) -> AsyncIterator[None]:
+        if self._held.get():
+            yield
+            return
+        async with self._lock:
+            token = self._held.set(True)
+            try:
+                yield
+            finally:
+                self._held.reset(token)
+
+
+WriteTurnFactory = Callable[[], contextlib.AbstractAsyncContextManager[Any]]
+
+
+class TxRunner(Protocol):
+    """Runs ``body(connection)`` in one transaction: committed, or rolled back on error.
+
+    ``readonly`` promises the body writes nothing: on SQLite it then starts with a
+    plain ``BEGIN``, which in WAL mode neither waits for nor holds up any writer.
+    """
+
+    async def run(self, body: Callable[[Connection], T], *, readonly: bool = False) -> T: ...
+
+
+class Transactions:
+    """Short read and write transactions on ``engine`` (see the module docstring)."""
+
+    def __init__(self, engine: AsyncEngine, write_turn: WriteTurnFactory | None = None) -> None:
+        self.engine = engine
+        self.sessions = session_factory(engine)
+        self.sqlite = engine.dialect.name == "sqlite"
+        self._write_turn = write_turn if self.sqlite else None
+
+    def _turn(self) -> contextlib.AbstractAsyncContextManager[Any]:
+        return self._write_turn() if self._write_turn else contextlib.nullcontext()
+
+    @contextlib.asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncSession]:
+        """A session that only reads."""
+        async with self.sessions() as session:
+            if self.sqlite:
+                await session.connection(execution_options={READ_ONLY_OPTION: True})
+            yield session
+
+    @contextlib.asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncSession]:
+        """A session in a transaction committed on exit (rolled back on error)."""
+        async with self._turn(), self.sessions() as session, session.begin():
+            yield session
+
+    async def run(self, body: Callable[[Connection], T], *, readonly: bool = False) -> T:
+        """``body`` on a synchronous connection in one transaction (see :class:`TxRunner`)."""
+        if readonly and self.sqlite:
+            async with self.engine.connect() as conn:
+                conn = await conn.execution_options(**{READ_ONLY_OPTION: True})
+                async with conn.begin():
+                    return await conn.run_sync(body)
+        async with self._turn(), self.engine.begin() as conn:
+            return await conn.run_sync(body)

@@ -1,0 +1,1 @@
+"""Demo data and the demo job run of the README's first command."""

@@ -1,0 +1,1 @@
+"""The job system: queues, payloads, stores, producer and outbox, runner, admin, schedules."""

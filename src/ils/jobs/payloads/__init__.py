@@ -1,0 +1,1 @@
+"""The payload model of every job, one module per queue."""

@@ -1,0 +1,151 @@
+"""Enqueue: validate, size-check, and hand a job to the right store without blocking.
+
+Every job gets its id here, before any store sees it. The promise of the fallback:
+Redis slow or gone never fails an enqueue, never loses a job, and never runs a job
+twice. So an add to Redis ends one of three ways:
+
+- Redis answered within ``redis_enqueue_timeout_ms``: the job is in Redis.
+- The add certainly never reached Redis (the gate was already open, or the connection
+  was refused): the job goes to the local store and runs there at once.
+- Anything else (the budget ran out, the connection dropped after the command went
+  out) is *ambiguous*: Redis may have the job. It is held in the outbox under its id
+  and resolved into Redis only, by id, once Redis answers; the add in flight is not
+  cancelled, and when it answers the hold is settled. It never runs from the local
+  store, so it cannot run in both.
+
+A timeout is not taken as an outage: the gate only suspects one and lets its probes
+decide (see ``ils.jobs.gate``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from dataclasses import replace
+
+from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ils.clock import Clock
+from ils.errors import InvalidPayloadError, PayloadTooLargeError, StoreUnavailableError
+from ils.jobs.gate import RedisGate
+from ils.jobs.job_types import JobTypes
+from ils.jobs.model import JobOptions, JobRef, NewJob
+from ils.jobs.outbox import HELD, Outbox
+from ils.jobs.stores.local.store import LocalJobStore
+from ils.jobs.stores.redis.store import RedisJobStore
+
+
+def new_job_id() -> str:
+    """A fresh job id; never all digits (BullMQ refuses integer-like custom ids)."""
+    while True:
+        job_id = uuid.uuid4().hex
+        if not job_id.isdigit():
+            return job_id
+
+
+#: ``session.info`` key of the company a request acts for: jobs enqueued in that
+#: session without an explicit ``company_id`` are stamped with it.
+COMPANY_INFO_KEY = "ils_company_id"
+
+
+class Producer:
+    """The single way jobs enter the system (helpers, the outbox relay, the CLI)."""
+
+    def __init__(
+        self,
+        job_types: JobTypes,
+        local: LocalJobStore,
+        redis: RedisJobStore | None,
+        gate: RedisGate | None,
+        clock: Clock,
+        *,
+        max_payload_bytes: int,
+        redis_timeout_ms: int,
+    ) -> None:
+        self.job_types = job_types
+        self.clock = clock
+        self.local = local
+        self.redis = redis
+        self.gate = gate
+        self.max_payload_bytes = max_payload_bytes
+        self.redis_timeout_s = redis_timeout_ms / 1000
+        self.outbox = Outbox(
+            local.transactions,
+            self.deliver,
+            clock,
+            resolve=None if redis is None else redis.add_once,
+            can_resolve=lambda: gate is not None and gate.up,
+        )
+
+    def prepare(self, queue: str, name: str, payload: BaseModel, options: JobOptions) -> NewJob:
+        """Check type, payload and options; the job as a store will receive it."""
+        job_type = self.job_types.get(queue, name)
+        if not isinstance(payload, job_type.model):
+            raise InvalidPayloadError(queue, name, [f"payload: expected {job_type.model.__name__}"])
+        if problems := options.problems():
+            raise InvalidPayloadError(queue, name, problems)
+        # Unset optional fields are left out, as the TypeScript producers do.
+        data = payload.model_dump(mode="json", by_alias=True, exclude_none=True)
+        size = len(json.dumps(data, separators=(",", ":")).encode())
+        if size > self.max_payload_bytes:
+            raise PayloadTooLargeError(queue, name, size, self.max_payload_bytes)
+        if options.job_id is None:
+            options = replace(options, job_id=new_job_id())
+        return NewJob(name, data, options)
+
+    async def enqueue(
+        self,
+        queue: str,
+        name: str,
+        payload: BaseModel,
+        options: JobOptions,
+        *,
+        session: AsyncSession | None = None,
+    ) -> JobRef:
+        """Queue a job. With ``session``, it is part of that transaction: written to the
+        jobs table directly in local mode, or to the outbox and handed to Redis after
+        commit in Redis mode. A rollback queues nothing either way."""
+        if options.company_id is None and session is not None:
+            company_id = session.info.get(COMPANY_INFO_KEY)
+            if isinstance(company_id, str):
+                options = replace(options, company_id=company_id)
+        job = self.prepare(queue, name, payload, options)
+        assert job.options.job_id is not None
+        if session is not None and self.redis is None:
+            # Local mode: the jobs table is in the same database as the caller's rows.
+            await self.local.add_in_session(session, queue, [job])
+            return JobRef(queue=queue, name=name, job_id=job.options.job_id, store=self.local.kind)
+        if session is not None:
+            return self.outbox.record(session, queue, job)
+        store = await self.deliver(queue, job)
+        return JobRef(queue=queue, name=name, job_id=job.options.job_id, store=store)
+
+    async def deliver(self, queue: str, job: NewJob, in_outbox: bool = False) -> str:
+        """Add to Redis when it is up, else to the local store; returns the store kind,
+        or ``HELD`` when the add's outcome is unknown (see the module docstring).
+
+        No call waits more than ``redis_enqueue_timeout_ms`` on Redis. ``in_outbox``:
+        the job is an outbox row already (the relay's), held in place if need be.
+        """
+        if self.redis is None or self.gate is None or not self.gate.up:
+            await self.local.add(queue, job)
+            return self.local.kind
+        add = asyncio.ensure_future(self.redis.add(queue, job))
+        try:
+            # Shielded: a timeout must not cancel the add. Cancelling would leave its
+            # fate unknown for certain and cost the pooled connection.
+            await asyncio.wait_for(asyncio.shield(add), self.redis_timeout_s)
+            return self.redis.kind
+        except TimeoutError:
+            self.gate.suspect_outage("an enqueue took longer than its budget")
+        except StoreUnavailableError as exc:
+            self.gate.report(exc)
+            if exc.unsent:
+                await self.local.add(queue, job)
+                return self.local.kind
+        assert job.options.job_id is not None
+        await self.outbox.hold(queue, job, existing=in_outbox)
+        self.outbox.settle_later(job.options.job_id, add)
+        return HELD

@@ -1,0 +1,1 @@
+"""Schedules: cron specs and the table of a company's recurring jobs."""

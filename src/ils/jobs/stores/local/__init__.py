@@ -1,0 +1,1 @@
+"""The local job store: jobs in the app database (SQLite or PostgreSQL)."""

@@ -1,0 +1,199 @@
+"""Redis clients made from one :class:`~ils.redis_settings.RedisConnection`.
+
+Every client of a process (the store's shared, blocking and producers' clients, the
+gate's probe, the event bus) comes from here, so TLS, credentials and Sentinel are
+set up once and alike; the callers only choose timeouts and their retry policy, which
+differ on purpose (see ``redis.bull.make_client``).
+
+With Sentinel the client's pool asks the sentinels for the master each time it opens
+a connection, and drops a connection that finds the old master demoted, so a
+fail-over is followed without a restart. The sentinel connections belong to the
+client: closing the client closes them too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Final, Generic, TypeVar
+
+import redis
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry as AsyncRetry
+from redis.asyncio.sentinel import Sentinel as AsyncSentinel
+from redis.retry import Retry as SyncRetry
+from redis.sentinel import Sentinel as SyncSentinel
+
+from ils.redis_settings import RedisConnection, RedisTls
+
+#: The client class of one kind: asyncio or blocking.
+ClientT = TypeVar("ClientT", aioredis.Redis, redis.Redis)
+
+
+def as_connection(connection: RedisConnection | str) -> RedisConnection:
+    """A connection description; a bare URL (what callers passed before) becomes one."""
+    if isinstance(connection, RedisConnection):
+        return connection
+    return RedisConnection.from_url(connection)
+
+
+class _AsyncSentinelClient(aioredis.Redis):
+    """The master's client that also closes the sentinel connections it was made with."""
+
+    owned_sentinel: AsyncSentinel | None = None
+
+    async def aclose(self, close_connection_pool: bool | None = None) -> None:
+        await super().aclose(close_connection_pool)
+        if self.owned_sentinel is not None:
+            sentinel, self.owned_sentinel = self.owned_sentinel, None
+            await sentinel.aclose()
+
+
+class _SyncSentinelClient(redis.Redis):
+    """The blocking counterpart of :class:`_AsyncSentinelClient`."""
+
+    owned_sentinel: SyncSentinel | None = None
+
+    def close(self) -> None:
+        super().close()
+        if self.owned_sentinel is not None:
+            sentinel, self.owned_sentinel = self.owned_sentinel, None
+            sentinel.close()
+
+
+@dataclass(frozen=True, slots=True)
+class _ClientKind(Generic[ClientT]):
+    """The classes that make one kind of client, asyncio or blocking.
+
+    They are all that differs between the two: options, credentials, TLS and the
+    Sentinel set-up are built once in :func:`_client` for both, so the clients of one
+    process cannot drift apart (a TLS option added to one kind only, say).
+    """
+
+    #: The client class; its ``from_url`` makes the client of a URL.
+    direct: type[ClientT]
+    #: The ``Sentinel`` class of the same kind; typed loosely, as mypy cannot tie a
+    #: class of one module to ``ClientT``.
+    sentinel: Callable[..., Any]
+    #: The master's client class, which closes the sentinel connections it owns.
+    master: type[ClientT]
+
+
+_ASYNC: Final = _ClientKind(aioredis.Redis, AsyncSentinel, _AsyncSentinelClient)
+_SYNC: Final = _ClientKind(redis.Redis, SyncSentinel, _SyncSentinelClient)
+
+
+def async_client(
+    connection: RedisConnection | str,
+    *,
+    connect_timeout_s: float,
+    socket_timeout_s: float | None,
+    retry: AsyncRetry | None = None,
+    decode_responses: bool = False,
+) -> aioredis.Redis:
+    """An asyncio client; ``retry`` ``None`` keeps redis-py's default policy."""
+    return _client(
+        _ASYNC,
+        connection,
+        connect_timeout_s,
+        socket_timeout_s,
+        retry,
+        decode_responses,
+    )
+
+
+def sync_client(
+    connection: RedisConnection | str,
+    *,
+    connect_timeout_s: float,
+    socket_timeout_s: float | None,
+    retry: SyncRetry | None = None,
+    decode_responses: bool = False,
+) -> redis.Redis:
+    """A blocking client (for code that runs in a thread of its own)."""
+    return _client(
+        _SYNC,
+        connection,
+        connect_timeout_s,
+        socket_timeout_s,
+        retry,
+        decode_responses,
+    )
+
+
+def _client(
+    kind: _ClientKind[ClientT],
+    connection: RedisConnection | str,
+    connect_timeout_s: float,
+    socket_timeout_s: float | None,
+    retry: AsyncRetry | SyncRetry | None,
+    decode_responses: bool,
+) -> ClientT:
+    """A client of ``kind``: from the URL, or the master's through the sentinels.
+
+    The public functions pin ``retry`` to the kind's own ``Retry`` class; here it is
+    only passed on.
+    """
+    conn = as_connection(connection)
+    options = _options(conn, connect_timeout_s, socket_timeout_s, decode_responses)
+    if retry is not None:
+        options["retry"] = retry
+    if conn.url is not None:
+        return kind.direct.from_url(conn.url, **options)
+    sentinel = kind.sentinel(
+        conn.sentinels, sentinel_kwargs=_sentinel_options(conn, connect_timeout_s)
+    )
+    client = sentinel.master_for(conn.service, redis_class=kind.master, **options)
+    client.owned_sentinel = sentinel
+    assert isinstance(client, kind.master)
+    return client
+
+
+def _options(
+    conn: RedisConnection,
+    connect_timeout_s: float,
+    socket_timeout_s: float | None,
+    decode_responses: bool,
+) -> dict[str, Any]:
+    """Keyword arguments of the data connections. A URL's own credentials and database
+    win over these (``from_url`` lets the URL override keyword arguments)."""
+    options: dict[str, Any] = {
+        "socket_connect_timeout": connect_timeout_s,
+        "socket_timeout": socket_timeout_s,
+        "decode_responses": decode_responses,
+        "db": conn.db,
+    }
+    if conn.username is not None:
+        options["username"] = conn.username
+    if conn.password is not None:
+        options["password"] = conn.password.get_secret_value()
+    if conn.tls is not None:
+        options.update(_tls_options(conn.tls))
+        if conn.url is not None:
+            # The rediss:// scheme already picks the TLS connection class.
+            del options["ssl"]
+    return options
+
+
+def _sentinel_options(conn: RedisConnection, timeout_s: float) -> dict[str, Any]:
+    """The sentinels' connections: always a timeout (a blocking data client has none,
+    but asking for the master must not hang), their own password, the same TLS."""
+    options: dict[str, Any] = {"socket_timeout": timeout_s, "socket_connect_timeout": timeout_s}
+    if conn.sentinel_password is not None:
+        options["password"] = conn.sentinel_password.get_secret_value()
+    if conn.tls is not None:
+        options.update(_tls_options(conn.tls))
+    return options
+
+
+def _tls_options(tls: RedisTls) -> dict[str, Any]:
+    """redis-py's TLS arguments: the server is always verified (certificate and host
+    name); a client certificate is sent when one is configured."""
+    options: dict[str, Any] = {"ssl": True, "ssl_cert_reqs": "required"}
+    if tls.ca_file is not None:
+        options["ssl_ca_certs"] = str(tls.ca_file)
+    if tls.cert_file is not None:
+        options["ssl_certfile"] = str(tls.cert_file)
+    if tls.key_file is not None:
+        options["ssl_keyfile"] = str(tls.key_file)
+    return options

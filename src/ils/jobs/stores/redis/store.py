@@ -1,0 +1,436 @@
+"""The Redis job store: real BullMQ jobs, shared both ways with the Node BullMQ service.
+
+Jobs are written and moved only by BullMQ's own Lua scripts (through the ``bullmq``
+3.4.4 package, wrapped in ``redis.bull``), so queue names, job names, payload JSON,
+priorities, attempts, back-off and retention mean the same to a Node ``Worker`` as to
+ours. We own the worker loop: the Python ``Worker``'s run loop ignores rate limits
+after the first window, so each fetch is one atomic ``moveToActive`` carrying the
+queue's limiter and lock duration, and completion/failure call ``moveToFinished`` /
+``moveToDelayed`` / ``retryJob`` directly with our own retry decision.
+
+This module holds the producer and worker operations; the connections and the
+monitoring and admin operations are in ``redis_store_admin`` (their bodies in
+``redis_admin``). Only this module and its ``redis_*`` helpers import ``bullmq``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from ils.errors import (
+    InvalidPayloadError,
+    JobNotFoundError,
+    JobSystemError,
+    LockLostError,
+    StoreUnavailableError,
+)
+from ils.jobs.catalogue import Catalogue, QueueConfig
+from ils.jobs.model import ClaimedJob, Fetch, JobState, NewJob
+from ils.jobs.schedules.cron import ScheduleSpec
+from ils.jobs.stores.redis.bull import (
+    JOB_NOT_EXIST,
+    LOCK_LOST_CODES,
+    BullQueue,
+    NextJob,
+    make_client,
+    unavailable_guard,
+)
+from ils.jobs.stores.redis.codec import (
+    attempts_of,
+    bull_options,
+    decode_options,
+    failure_fields,
+    keep_jobs,
+    next_stacktrace,
+    now_ms,
+    record_from_hash,
+    retry_delay_ms,
+    validate_new_job,
+)
+from ils.jobs.stores.redis.connect import as_connection
+from ils.jobs.stores.redis.probe import ThreadProbe
+from ils.jobs.stores.redis.schedulers import advance
+from ils.jobs.stores.redis.schedulers import sync as sync_schedulers
+from ils.jobs.stores.redis.store_admin import RedisAdmin
+from ils.redis_settings import RedisConnection
+
+# Claimed jobs whose options we keep in memory between fetch and finish (saves a read).
+MAX_REMEMBERED_CLAIMS = 10_000
+# Deferred-failure jobs (stalled too often) one fetch may fail before giving up for now.
+MAX_DEFERRED_PER_FETCH = 100
+# Extra time granted to a BZPOPMIN round trip beyond its own server-side timeout.
+BLOCK_GRACE_S = 1.0
+
+
+def company_index_cap(config: QueueConfig) -> int:
+    """How many ids a company set keeps: every job retention could still hold, and
+    room for the unfinished ones."""
+    return config.keep_completed.count + config.keep_failed.count + 10_000
+
+
+class RedisJobStore(RedisAdmin):
+    """:class:`JobStore` over BullMQ queues in Redis (see the module docstring)."""
+
+    kind = "redis"
+
+    def __init__(
+        self,
+        redis_url: RedisConnection | str,
+        catalogue: Catalogue,
+        *,
+        prefix: str = "bull",
+        max_stalled_count: int = 1,
+        connect_timeout_ms: int = 500,
+        dedup_ttl_ms: int = 600_000,
+    ) -> None:
+        # Where Redis is (a URL, TLS, Sentinel): every client below is made from it.
+        self._connection = as_connection(redis_url)
+        self._dedup_ttl_ms = dedup_ttl_ms
+        self._catalogue = catalogue
+        self._prefix = prefix
+        self._max_stalled_count = max_stalled_count
+        self._connect_timeout_ms = connect_timeout_ms
+        self._client = None
+        self._blocking = None
+        self._producer = None
+        self._queues = {}
+        self._producer_queues = {}
+        self._claims: dict[tuple[str, str, str], dict[str, Any]] = {}
+        self._closed = False
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    async def close(self) -> None:
+        """Close both clients; a pending ``wait_for_work`` returns at once."""
+        self._closed = True
+        self._queues.clear()
+        self._producer_queues.clear()
+        self._claims.clear()
+        for client in (self._blocking, self._client, self._producer):
+            if client is not None:
+                await client.aclose()
+        self._client = self._blocking = self._producer = None
+
+    # -- producers -----------------------------------------------------------------------
+
+    async def add(self, queue: str, job: NewJob) -> str:
+        bull = self._producer_bull(queue)
+        validate_new_job(queue, job)
+        _check_json(queue, job)
+        with unavailable_guard():
+            job_id = await bull.add(job.name, job.data, self._options(bull, job))
+            await self._index_companies(bull, [(job, job_id)])
+            return job_id
+
+    def _options(self, bull: BullQueue, job: NewJob) -> dict[str, Any]:
+        """BullMQ options, with a deduplication key on the job's id kept for
+        ``dedup_ttl_ms``: an add repeated by id after retention removed the finished
+        job (``add_once``) is then still a no-op instead of a second run."""
+        opts = bull_options(bull.config, job)
+        # Dated on the local store's millisecond (the clock's floor): bullmq rounds
+        # time.time() * 1000, which can date a job a millisecond after one the local
+        # store adds next, and "newest first" over both stores would invert them.
+        opts["timestamp"] = now_ms()
+        if job.options.job_id is not None and self._dedup_ttl_ms > 0:
+            opts["deduplication"] = {"id": job.options.job_id, "ttl": self._dedup_ttl_ms}
+        return opts
+
+    async def warm_up(self) -> None:
+        """Open the producers' first connection now: the first enqueue must not spend its
+        budget on a TCP connect (and be held for it). Silent when Redis is down."""
+        if self._producer is None and not self._closed:
+            self._producer = make_client(self._connection, self._connect_timeout_ms, retry=False)
+        for _ in range(2):  # a pooled socket left from before a restart fails once
+            try:
+                if self._producer is not None:
+                    await asyncio.wait_for(self._producer.ping(), 2.0)
+                return
+            except Exception as err:  # an outage is the gate's business, not the warm-up's
+                logging.getLogger(__name__).debug("warm-up ping: %s", type(err).__name__)
+
+    async def add_once(self, queue: str, job: NewJob) -> bool:
+        """Make sure ``job`` (with its id) is in Redis; whether it was there already.
+
+        For a job whose first add had an unknown outcome. "There" means its hash or
+        its deduplication key exists (the job may have run and been removed by
+        retention). The add that follows is a no-op if the first add lands in between.
+        """
+        assert job.options.job_id is not None
+        bull = self._producer_bull(queue)
+        validate_new_job(queue, job)
+        with unavailable_guard():
+            found = await bull.known(job.options.job_id)
+            if not found:
+                job_id = await bull.add(job.name, job.data, self._options(bull, job))
+                await self._index_companies(bull, [(job, job_id)])
+            return found
+
+    def probe(self, timeout_ms: int) -> ThreadProbe:
+        """A blocking PING (with the eviction policy) on a connection of its own, for
+        the gate to run in a thread: its timing is Redis's and the network's, never
+        time spent waiting for this process's event loop."""
+        return ThreadProbe(self._connection, timeout_ms)
+
+    async def _index_companies(self, bull: BullQueue, added: Sequence[tuple[NewJob, str]]) -> None:
+        """Remember the company's jobs in a sorted set beside BullMQ's keys (BullMQ has
+        no index by company), bounded to what retention could still hold."""
+        stamped = [
+            (job.options.company_id, job_id) for job, job_id in added if job.options.company_id
+        ]
+        if stamped:
+            await bull.index_companies(stamped, now_ms(), company_index_cap(bull.config))
+
+    async def add_bulk(self, queue: str, jobs: Sequence[NewJob]) -> list[str]:
+        bull = self._producer_bull(queue)
+        for job in jobs:
+            validate_new_job(queue, job)
+            _check_json(queue, job)
+        if not jobs:
+            return []
+        with unavailable_guard():
+            ids = await bull.add_bulk(
+                [(job.name, job.data, self._options(bull, job)) for job in jobs]
+            )
+            await self._index_companies(bull, list(zip(jobs, ids, strict=True)))
+            return ids
+
+    # -- workers -------------------------------------------------------------------------
+
+    async def fetch(self, queue: str, token: str) -> Fetch:
+        bull = self._bull(queue)
+        with unavailable_guard():
+            return await self._claimed(bull, await bull.move_to_active(token), token)
+
+    async def _claimed(self, bull: BullQueue, nxt: NextJob, token: str) -> Fetch:
+        """Turn a script's fetch reply into a :class:`Fetch`, failing flagged jobs.
+
+        A job BullMQ's stalled check flagged (``defa``) is failed here, as BullMQ's
+        Worker does when it receives one, and the next job is fetched in the same call.
+        """
+        for _ in range(MAX_DEFERRED_PER_FETCH):
+            if nxt.data is None or nxt.job_id is None:
+                return _no_job(nxt)
+            if "defa" not in nxt.data:
+                record = record_from_hash(bull.config.key, nxt.job_id, nxt.data, JobState.ACTIVE)
+                self._remember(bull, nxt.job_id, token, decode_options(nxt.data.get("opts")))
+                if "rjk" in nxt.data:
+                    await self._advance_scheduler(bull, nxt.job_id, nxt.data)
+                return Fetch(ClaimedJob(record, token))
+            nxt = await self._fail_deferred(bull, nxt.job_id, nxt.data, token, fetch_next=True)
+        return Fetch(None, 0)
+
+    async def _advance_scheduler(self, bull: BullQueue, job_id: str, raw: dict[str, str]) -> None:
+        """Make the next tick of the job scheduler that produced this one. A failure is
+        logged, not raised: the tick in hand must still run (BullMQ's Worker does the
+        same); the scheduler sync re-creates a scheduler that lost its next tick."""
+        try:
+            await advance(bull.worker, job_id, raw)
+        except Exception as exc:  # anything from BullMQ's scheduler code
+            logging.getLogger(__name__).warning(
+                "job scheduler %s not advanced: %s", raw.get("rjk"), type(exc).__name__
+            )
+
+    async def sync_job_schedulers(
+        self, queue: str, wanted: Sequence[tuple[str, ScheduleSpec, str | None]]
+    ) -> int:
+        """Make ``queue``'s BullMQ job schedulers exactly ``wanted``."""
+        with unavailable_guard():
+            return await sync_schedulers(self._bull(queue).queue, wanted)
+
+    async def _fail_deferred(
+        self, bull: BullQueue, job_id: str, raw: dict[str, str], token: str, *, fetch_next: bool
+    ) -> NextJob:
+        opts = decode_options(raw.get("opts"))
+        reason = raw["defa"]
+        previous = json.loads(raw.get("stacktrace") or "[]")
+        outcome = await bull.finish(
+            job_id,
+            raw.get("name", ""),
+            opts,
+            int(raw.get("atm") or 0),
+            token,
+            completed=False,
+            value=reason,
+            keep=opts.get("removeOnFail", keep_jobs(bull.config.keep_failed)),
+            fetch_next=fetch_next,
+            fields=failure_fields(reason, previous),
+        )
+        return outcome if isinstance(outcome, NextJob) else NextJob(None, None, 0, 0)
+
+    def _remember(self, bull: BullQueue, job_id: str, token: str, opts: dict[str, Any]) -> None:
+        if len(self._claims) >= MAX_REMEMBERED_CLAIMS:
+            self._claims.pop(next(iter(self._claims)))
+        self._claims[(bull.config.key, job_id, token)] = opts
+
+    async def _opts(self, bull: BullQueue, job: ClaimedJob, *, forget: bool) -> dict[str, Any]:
+        """The claimed job's BullMQ options: remembered from fetch, else read again."""
+        key = (bull.config.key, job.id, job.token)
+        opts = self._claims.pop(key, None) if forget else self._claims.get(key)
+        if opts is None:
+            opts = decode_options(await bull.job_opts(job.id))
+        return opts
+
+    async def complete(
+        self, queue: str, job: ClaimedJob, result: Any, *, fetch_next: bool = False
+    ) -> Fetch | None:
+        bull = self._bull(queue)
+        with unavailable_guard():
+            opts = await self._opts(bull, job, forget=True)
+            outcome = await bull.finish(
+                job.id,
+                job.record.name,
+                opts,
+                job.record.attempts_made,
+                job.token,
+                completed=True,
+                value=result,
+                keep=opts.get("removeOnComplete", keep_jobs(bull.config.keep_completed)),
+                fetch_next=fetch_next,
+            )
+            if isinstance(outcome, int):
+                raise _finish_error(queue, job.id, outcome)
+            return await self._claimed(bull, outcome, job.token) if fetch_next else None
+
+    async def fail(
+        self,
+        queue: str,
+        job: ClaimedJob,
+        reason: str,
+        stacktrace: str | None,
+        *,
+        retry: bool = True,
+    ) -> JobState:
+        bull = self._bull(queue)
+        with unavailable_guard():
+            opts = await self._opts(bull, job, forget=True)
+            made = job.record.attempts_made
+            traces = next_stacktrace(job.record.stacktrace, stacktrace, opts)
+            fields = failure_fields(reason, traces)
+            if retry and made + 1 < attempts_of(opts):
+                delay = retry_delay_ms(opts, made + 1, bull.config)
+                if delay > 0:
+                    code = await bull.move_to_delayed(job.id, job.token, delay, fields, now_ms())
+                    state = JobState.DELAYED
+                else:
+                    code = await bull.retry_now(job.id, job.token, bool(opts.get("lifo")), fields)
+                    state = JobState.WAITING
+            else:
+                outcome = await bull.finish(
+                    job.id,
+                    job.record.name,
+                    opts,
+                    made,
+                    job.token,
+                    completed=False,
+                    value=reason,
+                    keep=opts.get("removeOnFail", keep_jobs(bull.config.keep_failed)),
+                    fetch_next=False,
+                    fields=fields,
+                )
+                code = outcome if isinstance(outcome, int) else 0
+                state = JobState.FAILED
+        if code < 0:
+            raise _finish_error(queue, job.id, code)
+        return state
+
+    async def extend_locks(self, queue: str, jobs: Sequence[ClaimedJob]) -> list[str]:
+        bull = self._bull(queue)
+        if not jobs:
+            return []
+        with unavailable_guard():
+            return await bull.extend_locks([j.id for j in jobs], [j.token for j in jobs])
+
+    async def recover_stalled(self, queue: str) -> list[str]:
+        """Run one pass of BullMQ's stalled check (``moveStalledJobsToWait``).
+
+        BullMQ needs two passes: a pass first moves the active jobs whose lock is gone
+        and that the previous pass marked, then marks every active job as a suspect
+        (a lock extension clears the mark). A pass runs at most once per
+        ``stalled_interval_ms`` across all processes (Node's workers included), so
+        a dead worker's job returns to waiting between one and two intervals after
+        its lock expired; calls in between return ``[]``. Jobs over
+        ``max_stalled_count`` are failed here rather than at their next fetch.
+        """
+        bull = self._bull(queue)
+        with unavailable_guard():
+            moved = await bull.move_stalled_to_wait(self._max_stalled_count)
+            for job_id in moved:
+                token = f"ils-stalled-{uuid.uuid4().hex}"
+                if await bull.claim_deferred_failure(job_id, token):
+                    raw = await bull.job_hash(job_id)
+                    await self._fail_deferred(bull, job_id, raw, token, fetch_next=False)
+        return moved
+
+    async def update_progress(self, queue: str, job: ClaimedJob, progress: Any) -> None:
+        bull = self._bull(queue)
+        with unavailable_guard():
+            code = await bull.update_progress(job.id, progress)
+        if code == JOB_NOT_EXIST:
+            raise JobNotFoundError(queue, job.id)
+
+    async def add_log(self, queue: str, job: ClaimedJob, line: str) -> None:
+        bull = self._bull(queue)
+        with unavailable_guard():
+            opts = await self._opts(bull, job, forget=False)
+            await bull.add_log(job.id, line, int(opts.get("keepLogs") or 0))
+
+    async def wait_for_work(self, queue: str, timeout_ms: int) -> None:
+        """Block on the queue's BullMQ marker (BZPOPMIN) on the blocking client.
+
+        The marker holds ``0`` when a job is ready and a delayed job's due time
+        otherwise; popping a future due time keeps waiting until then, unless a job is
+        added first. Popping consumes the marker, so the caller must fetch next; a
+        cancelled or closed wait returns promptly (redis-py drops the connection).
+        """
+        marker = self._bull(queue).keys["marker"]
+        deadline = now_ms() + max(timeout_ms, 0)
+        while not self._closed:
+            remaining_s = (deadline - now_ms()) / 1000
+            if remaining_s <= 0:
+                return
+            try:
+                popped = await self._pop_marker(marker, remaining_s)
+            except StoreUnavailableError:
+                if self._closed:
+                    return
+                raise
+            if popped is None or popped <= now_ms():
+                return
+            deadline = min(deadline, popped)
+
+    async def _pop_marker(self, marker: str, timeout_s: float) -> int | None:
+        client = self._blocking_client()
+        with unavailable_guard():
+            reply = await asyncio.wait_for(
+                client.bzpopmin(marker, max(timeout_s, 0.001)), timeout_s + BLOCK_GRACE_S
+            )
+        return None if not reply else int(float(reply[2]))
+
+
+def _no_job(nxt: NextJob) -> Fetch:
+    if nxt.limit_until_ms > 0:
+        return Fetch(None, nxt.limit_until_ms, rate_limited=True)
+    if nxt.delay_until_ms > 0:
+        return Fetch(None, max(nxt.delay_until_ms - now_ms(), 1))
+    return Fetch(None, 0)
+
+
+def _finish_error(queue: str, job_id: str, code: int) -> JobSystemError:
+    if code in LOCK_LOST_CODES:
+        return LockLostError(queue, job_id)
+    return JobSystemError(
+        f"BullMQ refused to finish job {job_id!r} of queue {queue!r} (code {code})"
+    )
+
+
+def _check_json(queue: str, job: NewJob) -> None:
+    """Refuse a payload BullMQ could not store as JSON, naming no value."""
+    try:
+        json.dumps(job.data, allow_nan=False)
+    except (TypeError, ValueError):
+        raise InvalidPayloadError(queue, job.name, ["data: must be JSON-serialisable"]) from None

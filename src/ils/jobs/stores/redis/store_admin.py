@@ -1,0 +1,193 @@
+"""The connections and the monitoring/operations half of the Redis job store.
+
+``RedisJobStore`` (``stores.redis``) inherits this and adds the producer and worker
+operations, as ``LocalJobStore`` does ``LocalAdmin``; the split keeps each module small.
+Each operation here resolves its queue and turns an outage into
+``StoreUnavailableError``; the bodies, over one queue's BullMQ keys, are the functions
+of ``stores.redis.admin``. The attributes below are set by ``RedisJobStore.__init__``.
+"""
+
+from __future__ import annotations
+
+from redis.asyncio import Redis
+
+from ils.errors import StoreUnavailableError
+from ils.jobs.catalogue import Catalogue
+from ils.jobs.model import CLEANABLE_STATES, JobRecord, JobState, StoreHealth
+from ils.jobs.stores.base import JobStore, JobTiming
+from ils.jobs.stores.redis import admin as redis_admin
+from ils.jobs.stores.redis import timings as redis_timings
+from ils.jobs.stores.redis.bull import BullQueue, make_client, unavailable_guard
+from ils.redis_settings import RedisConnection
+
+
+class RedisAdmin(JobStore):
+    """Clients, queues and the admin operations of the Redis store."""
+
+    kind = "redis"
+    _connection: RedisConnection
+    _catalogue: Catalogue
+    _prefix: str
+    _connect_timeout_ms: int
+    _client: Redis | None
+    _blocking: Redis | None
+    _producer: Redis | None
+    _queues: dict[str, BullQueue]
+    _producer_queues: dict[str, BullQueue]
+    _closed: bool
+
+    # -- connections -------------------------------------------------------------------
+
+    def _shared(self) -> Redis:
+        if self._closed:
+            raise StoreUnavailableError("redis store is closed", unsent=True)
+        if self._client is None:
+            self._client = make_client(self._connection, self._connect_timeout_ms)
+        return self._client
+
+    def _blocking_client(self) -> Redis:
+        """A client of its own for BZPOPMIN, so waiting never holds up other commands."""
+        if self._closed:
+            raise StoreUnavailableError("redis store is closed", unsent=True)
+        if self._blocking is None:
+            self._blocking = make_client(self._connection, self._connect_timeout_ms, blocking=True)
+        return self._blocking
+
+    def _producer_bull(self, queue: str) -> BullQueue:
+        """The queue on the producers' client, which never resends a command: whether a
+        failed add may have run must stay knowable (``StoreUnavailableError.unsent``)."""
+        config = self._catalogue[queue]
+        bull = self._producer_queues.get(queue)
+        if bull is None:
+            if self._closed:
+                raise StoreUnavailableError("redis store is closed", unsent=True)
+            if self._producer is None:
+                self._producer = make_client(
+                    self._connection, self._connect_timeout_ms, retry=False
+                )
+            bull = self._producer_queues[queue] = BullQueue(config, self._producer, self._prefix)
+        return bull
+
+    def _bull(self, queue: str) -> BullQueue:
+        config = self._catalogue[queue]  # UnknownQueueError for a key not in the catalogue
+        bull = self._queues.get(queue)
+        if bull is None:
+            bull = self._queues[queue] = BullQueue(config, self._shared(), self._prefix)
+        return bull
+
+    # -- monitoring and operations (bodies in stores.redis.admin) -------------------------------
+
+    async def counts(self, queue: str) -> dict[JobState, int]:
+        bull = self._bull(queue)
+        with unavailable_guard():
+            return await redis_admin.counts(bull)
+
+    async def list_jobs(
+        self, queue: str, state: JobState, *, offset: int = 0, limit: int = 50
+    ) -> list[JobRecord]:
+        bull = self._bull(queue)
+        with unavailable_guard():
+            return await redis_admin.list_jobs(bull, state, offset, limit)
+
+    async def list_company_jobs(
+        self,
+        queue: str,
+        state: JobState,
+        company_id: str,
+        *,
+        offset: int = 0,
+        limit: int = 50,
+        scan_limit: int = 10_000,
+    ) -> tuple[list[JobRecord], int, bool]:
+        """Finished and delayed jobs from the company index (their sets are scored, so
+        membership is one ``ZSCORE`` each, pipelined); the short active and waiting
+        lists by the default scan."""
+        if state not in (JobState.COMPLETED, JobState.FAILED, JobState.DELAYED):
+            return await super().list_company_jobs(
+                queue, state, company_id, offset=offset, limit=limit, scan_limit=scan_limit
+            )
+        bull = self._bull(queue)
+        with unavailable_guard():
+            page, total = await redis_admin.list_company_jobs(
+                bull, state, company_id, offset, limit
+            )
+        return page, total, False
+
+    async def get_job(self, queue: str, job_id: str) -> JobRecord | None:
+        bull = self._bull(queue)
+        with unavailable_guard():
+            return await redis_admin.get_job(bull, job_id)
+
+    async def retry_job(self, queue: str, job_id: str) -> None:
+        bull = self._bull(queue)
+        with unavailable_guard():
+            await redis_admin.retry_job(bull, job_id)
+
+    async def retry_failed(self, queue: str) -> int:
+        bull = self._bull(queue)
+        with unavailable_guard():
+            return await redis_admin.retry_failed(bull)
+
+    async def remove_job(self, queue: str, job_id: str) -> None:
+        bull = self._bull(queue)
+        with unavailable_guard():
+            await redis_admin.remove_job(bull, job_id)
+
+    async def clean(
+        self, queue: str, state: JobState, *, older_than_ms: int = 0, limit: int = 0
+    ) -> int:
+        if state not in CLEANABLE_STATES:
+            raise ValueError(f"cannot clean {state.value} jobs")
+        bull = self._bull(queue)
+        with unavailable_guard():
+            return await redis_admin.clean(bull, state, older_than_ms, limit)
+
+    async def pause(self, queue: str) -> None:
+        bull = self._bull(queue)
+        with unavailable_guard():
+            await bull.pause(True)
+
+    async def resume(self, queue: str) -> None:
+        bull = self._bull(queue)
+        with unavailable_guard():
+            await bull.pause(False)
+
+    async def is_paused(self, queue: str) -> bool:
+        bull = self._bull(queue)
+        with unavailable_guard():
+            return await bull.is_paused()
+
+    async def promote(self, queue: str, job_id: str) -> None:
+        bull = self._bull(queue)
+        with unavailable_guard():
+            await redis_admin.promote(bull, job_id)
+
+    async def oldest_waiting_ms(self, queue: str) -> int | None:
+        bull = self._bull(queue)
+        with unavailable_guard():
+            return await redis_admin.oldest_waiting_ms(bull)
+
+    async def finished_per_minute(
+        self, queue: str, since_ms: int, until_ms: int
+    ) -> list[tuple[JobState, int, int]]:
+        bull = self._bull(queue)
+        with unavailable_guard():
+            return await redis_admin.finished_per_minute(bull, since_ms, until_ms)
+
+    async def finished_timings(
+        self, queue: str, since_ms: int, until_ms: int, *, bucket_ms: int, per_bucket: int
+    ) -> list[JobTiming]:
+        """One Lua script over the finished sets (``stores.redis.timings``)."""
+        bull = self._bull(queue)
+        with unavailable_guard():
+            return await redis_timings.finished_timings(
+                self._shared(), bull, since_ms, until_ms, bucket_ms, per_bucket
+            )
+
+    async def health(self) -> StoreHealth:
+        """PING latency and INFO facts; never raises (an outage is a result)."""
+        try:
+            client = self._shared()
+        except Exception as err:  # closed store or unusable URL: still a report
+            return StoreHealth(self.kind, False, None, {"prefix": self._prefix}, error=str(err))
+        return await redis_admin.health(client, self.kind, self._prefix)

@@ -1,1 +1,0 @@
-"""The job system: queue catalogue, job types, stores, producer, runner and helpers."""

@@ -1,1 +1,0 @@
-"""The two implementations of :class:`ils.queue.store.JobStore`."""

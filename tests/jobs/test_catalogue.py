@@ -1,0 +1,63 @@
+"""The queue table of jobs.md, and overrides from settings and the environment."""
+
+from __future__ import annotations
+
+import pytest
+
+from ils.errors import ConfigurationError, UnknownQueueError
+from ils.jobs.catalogue import RateLimit, Retention, build_catalogue
+from ils.settings import Settings
+
+DAY = 86_400
+
+
+def test_defaults_match_jobs_md() -> None:
+    catalogue = build_catalogue(Settings())
+    table = {
+        key: (q.name, q.concurrency, q.rate_limit, q.attempts, q.lock_duration_ms)
+        for key, q in catalogue.items()
+    }
+    assert table == {
+        "email": ("emails", 5, RateLimit(100, 60_000), 3, 30_000),
+        "pdf": ("pdfs", 3, RateLimit(20, 60_000), 3, 60_000),
+        "notification": ("notifications", 10, RateLimit(200, 60_000), 3, 30_000),
+        "ai": ("ai-processing", 2, RateLimit(10, 60_000), 2, 120_000),
+        "oma": ("oma-processing", 2, None, 3, 60_000),
+        "scheduled": ("scheduled-jobs", 1, None, 3, 120_000),
+    }
+    for key, q in catalogue.items():
+        assert q.backoff_delay_ms == 5_000
+        assert q.keep_failed == Retention(7 * DAY, 5_000)
+        expected = Retention(7 * DAY, 100) if key == "scheduled" else Retention(DAY, 1_000)
+        assert q.keep_completed == expected
+    assert catalogue["email"].backoff_ms(1) == 5_000
+    assert catalogue["email"].backoff_ms(3) == 20_000
+
+
+def test_environment_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ILS_QUEUES__EMAIL__CONCURRENCY", "8")
+    monkeypatch.setenv("ILS_QUEUES__PDF__RATE_LIMIT_MAX", "0")
+    monkeypatch.setenv("ILS_QUEUES__AI__RATE_LIMIT_MAX", "30")
+    monkeypatch.setenv("ILS_QUEUES__AI__KEEP_COMPLETED_COUNT", "10")
+    catalogue = build_catalogue(Settings(_env_file=None))  # type: ignore[call-arg]
+    assert catalogue["email"].concurrency == 8
+    assert catalogue["email"].rate_limit == RateLimit(100, 60_000)
+    assert catalogue["pdf"].rate_limit is None
+    assert catalogue["ai"].rate_limit == RateLimit(30, 60_000)
+    assert catalogue["ai"].keep_completed == Retention(DAY, 10)
+
+
+def test_unknown_queue_in_settings_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match="emails"):
+        build_catalogue(Settings(queues={"emails": {"concurrency": 2}}))
+    with pytest.raises(UnknownQueueError):
+        build_catalogue(Settings())["sms"]
+
+
+def test_bad_override_values_are_refused() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError):
+        Settings(queues={"email": {"concurrency": 0}})
+    with pytest.raises(ValidationError):
+        Settings(queues={"email": {"concurency": 3}})
