@@ -1,12 +1,14 @@
-"""The monitoring API and dashboard with 100,000 completed jobs in one queue.
+"""The monitoring API and dashboard with 100,000 finished jobs in one queue.
 
-Fills the ``pdf`` queue with ``--jobs`` completed jobs (finished over the last hour,
-made for a handful of companies), starts the real server (``ils serve
+Fills the ``pdf`` queue with ``--jobs`` finished jobs (finished over the last hour,
+made for a handful of companies; one in ten failed, with a message naming the order,
+so they fall into a few failure groups), starts the real server (``ils serve
 --no-workers``) on that data, signs in as a platform admin and as a company admin,
 and times each request the dashboard makes, ``--rounds`` times: the overview's
-counts, health and per-minute charts, the job list's first page and a deep page,
-a search, one job, and the dashboard's own HTML pages when they exist. Target: the
-overview and a job list page under 300 ms.
+counts, health and per-minute charts, the workers view, the failure groups, the
+latency charts (hour and day), the job list's first page and a deep page, a search,
+and the dashboard's own HTML pages. Target: each under 300 ms p50 (a search is
+reported, not judged).
 
     .venv/bin/python bench/dashboard.py [--jobs 100000] [--rounds 20] [--redis URL]
 
@@ -38,11 +40,11 @@ from argon2 import PasswordHasher
 from redis.asyncio import Redis
 from sqlalchemy import insert
 
-from ils.database import create_engine, session_factory
+from ils.db.engine import create_engine, session_factory
 from ils.domain.companies import Company, CompanyKind, Role, User
 from ils.heap import freeze_start_up_heap
-from ils.queue.stores.local_schema import JobRow
-from ils.queue.system import JobSystem
+from ils.jobs.stores.local.schema import JobRow
+from ils.jobs.system import JobSystem
 from ils.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -93,8 +95,31 @@ def job_payload(n: int) -> dict[str, Any]:
     return {"type": "order-sheet", "orderId": f"bench-order-{n:06d}"}
 
 
+#: One job in ten fails, with one of these errors (each names the order: the failure
+#: groups must mask it to group them).
+FAILURES = (
+    ("PermanentJobError", "order bench-order-{n:06d} has no lens data"),
+    ("TimeoutError", "the printer service did not answer in 30 s for order {n}"),
+    ("ValueError", "unknown frame material code {n} on order bench-order-{n:06d}"),
+)
+
+
+def failure(n: int) -> tuple[str, list[str]] | None:
+    """``(failed reason, stack trace)`` when job ``n`` failed, else ``None``."""
+    if n % 10:
+        return None
+    kind, text = FAILURES[(n // 10) % len(FAILURES)]
+    message = text.format(n=n)
+    trace = (
+        "Traceback (most recent call last):\n"
+        '  File "/srv/ils/workers/pdf/handlers.py", line 88, in order_sheet\n'
+        "    raise " + kind + "(message)\n" + f"{kind}: {message}"
+    )
+    return message, [trace]
+
+
 async def fill_local(settings: Settings, companies: list[str], count: int) -> None:
-    """Completed jobs straight into the jobs table, in batches."""
+    """Finished jobs straight into the jobs table, in batches."""
     engine = create_engine(settings.effective_database_url)
     now = int(time.time() * 1000)
     try:
@@ -103,13 +128,15 @@ async def fill_local(settings: Settings, companies: list[str], count: int) -> No
                 rows = []
                 for n in range(start, min(start + 5_000, count)):
                     finished = now - 3_600_000 + (n * 3_600_000) // count
+                    failed = failure(n)
                     rows.append(
                         {
                             "id": uuid.uuid4().hex,
                             "queue": "pdf",
                             "name": "order-sheet",
                             "data": job_payload(n),
-                            "state": "completed",
+                            "state": "completed" if failed is None else "failed",
+                            "failed_reason": None if failed is None else failed[0],
                             "priority": 2,
                             "attempts": 3,
                             "attempts_made": 1,
@@ -118,8 +145,8 @@ async def fill_local(settings: Settings, companies: list[str], count: int) -> No
                             "backoff_delay_ms": 5_000,
                             "delay_ms": 0,
                             "run_at_ms": finished - 900,
-                            "result": {"documentId": f"doc-{n}"},
-                            "stacktrace": [],
+                            "result": {"documentId": f"doc-{n}"} if failed is None else None,
+                            "stacktrace": [] if failed is None else failed[1],
                             "created_at_ms": finished - 1_000,
                             "processed_at_ms": finished - 800,
                             "finished_at_ms": finished,
@@ -132,7 +159,7 @@ async def fill_local(settings: Settings, companies: list[str], count: int) -> No
 
 
 async def fill_redis(url: str, prefix: str, companies: list[str], count: int) -> None:
-    """Completed BullMQ jobs: a hash per job and the completed set, pipelined."""
+    """Finished BullMQ jobs: a hash per job and the completed or failed set, pipelined."""
     client = Redis.from_url(url)
     now = int(time.time() * 1000)
     base = f"{prefix}:pdfs"
@@ -148,21 +175,25 @@ async def fill_redis(url: str, prefix: str, companies: list[str], count: int) ->
                         "priority": 2,
                         "ilsCompanyId": companies[n % len(companies)],
                     }
-                    pipe.hset(
-                        f"{base}:{job_id}",
-                        mapping={
-                            "name": "order-sheet",
-                            "data": json.dumps(job_payload(n)),
-                            "opts": json.dumps(opts),
-                            "timestamp": finished - 1_000,
-                            "priority": 2,
-                            "processedOn": finished - 800,
-                            "finishedOn": finished,
-                            "returnvalue": json.dumps({"documentId": f"doc-{n}"}),
-                            "atm": 1,
-                        },
-                    )
-                    pipe.zadd(f"{base}:completed", {job_id: finished})
+                    fields: dict[str, Any] = {
+                        "name": "order-sheet",
+                        "data": json.dumps(job_payload(n)),
+                        "opts": json.dumps(opts),
+                        "timestamp": finished - 1_000,
+                        "priority": 2,
+                        "processedOn": finished - 800,
+                        "finishedOn": finished,
+                        "atm": 1,
+                    }
+                    failed = failure(n)
+                    if failed is None:
+                        fields["returnvalue"] = json.dumps({"documentId": f"doc-{n}"})
+                    else:
+                        fields["failedReason"] = failed[0]
+                        fields["stacktrace"] = json.dumps(failed[1])
+                    pipe.hset(f"{base}:{job_id}", mapping=fields)
+                    finished_set = "completed" if failed is None else "failed"
+                    pipe.zadd(f"{base}:{finished_set}", {job_id: finished})
                     # The company index RedisJobStore.add keeps beside BullMQ's keys.
                     pipe.zadd(f"{base}:ils:company:{opts['ilsCompanyId']}", {job_id: finished})
                 await pipe.execute()
@@ -266,7 +297,7 @@ async def main() -> None:
             await fill_redis(args.redis, prefix, companies, args.jobs)
         else:
             await fill_local(settings, companies, args.jobs)
-        print(f"{args.jobs:,} completed pdf jobs stored in {time.perf_counter() - started:.1f} s")
+        print(f"{args.jobs:,} finished pdf jobs stored in {time.perf_counter() - started:.1f} s")
         freeze_start_up_heap()
         log = Path(tmp) / "server.log"
         results: list[tuple[str, str, list[float], int]] = []
@@ -279,6 +310,13 @@ async def main() -> None:
                     ("overview", "/api/queue/health"),
                     ("overview", "/api/queue/pdf/throughput"),
                     ("overview", "/admin/queues"),
+                    ("workers", "/api/queue/workers"),
+                    ("workers", "/admin/workers"),
+                    ("failure groups", "/api/queue/failures"),
+                    ("failure groups", "/admin/failures"),
+                    ("latency", "/api/queue/pdf/latency?window=hour"),
+                    ("latency", "/api/queue/pdf/latency?window=day"),
+                    ("latency", "/admin/queues/pdf"),
                     ("job list", "/api/queue/pdf/jobs?state=completed"),
                     ("job list", "/api/queue/pdf/jobs?state=completed&offset=5000"),
                     ("job list", "/admin/queues/pdf?state=completed"),
@@ -294,12 +332,10 @@ async def main() -> None:
             if args.redis:
                 await delete_prefix(args.redis, prefix)
     mode = f"Redis ({args.redis})" if args.redis else "local (SQLite)"
-    print(
-        f"monitoring with {args.jobs:,} completed jobs in one queue, {mode}, {args.rounds} rounds"
-    )
+    print(f"monitoring with {args.jobs:,} finished jobs in one queue, {mode}, {args.rounds} rounds")
     for label, path, times, status in results:
         if status == 404:
-            print(f"  {label:<26} {path:<58} (no such page yet)")
+            print(f"  {label:<34} {path:<58} (no such page yet)")
             continue
         verdict = (
             ""
@@ -307,7 +343,7 @@ async def main() -> None:
             else ("  ok" if pct(times, 0.5) < TARGET_MS else "  OVER 300 ms")
         )
         print(
-            f"  {label:<26} {path:<58} {status}  p50 {pct(times, 0.5):7.1f} ms"
+            f"  {label:<34} {path:<58} {status}  p50 {pct(times, 0.5):7.1f} ms"
             f"  p95 {pct(times, 0.95):7.1f} ms  max {max(times):7.1f} ms{verdict}"
         )
 

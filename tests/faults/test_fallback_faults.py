@@ -248,7 +248,7 @@ async def test_load_is_not_an_outage(tmp_path: Path, redis_url: str, redis_prefi
                 assert w.system.gate is not None
                 assert w.system.gate.confirmed_outages == 0
                 held = sum(1 for ref in refs if ref.store == HELD)
-                health = await w.system.health()
+                health = await w.system.monitor.health()
                 assert sum(health["fallback"]["resolved"].values()) == held
         unavailable = [r for r in logged if "unavailable" in r.getMessage()]
         assert unavailable == []
@@ -296,7 +296,7 @@ async def test_redis_killed_and_restarted_from_its_aof(
         refs = await enqueue_paced(w, 450, 50, fault)
         await all_delivered_once(w, smtp_recorder, 450, 180)
         await no_job_in_both_stores(w, refs)
-        health = await w.system.health()
+        health = await w.system.monitor.health()
         held = sum(1 for ref in refs if ref.store == HELD)
         assert health["fallback"]["held_jobs"] == 0
         assert sum(health["fallback"]["resolved"].values()) == held

@@ -25,9 +25,9 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import select
 
+from ils.db.migrations import upgrade_database
 from ils.domain.companies import Role
 from ils.domain.content import Document, OrderTracing, TracingStatus
-from ils.db.migrations import upgrade_database
 from ils.settings import Settings
 from ils.web.app import create_app
 from ils.web.state import WebState

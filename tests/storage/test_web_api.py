@@ -65,7 +65,7 @@ def running(tmp_path: Path) -> Running:
 async def test_a_damaged_object_is_not_served(tmp_path: Path, s3_settings: StorageSettings) -> None:
     async with running(tmp_path)(s3_settings) as (state, records, client):
         generator = DocumentGenerator(
-            state.system.engine, state.storage.documents, InlineRenderer()
+            state.system.worker_context().db, state.storage.documents, InlineRenderer()
         )
         document = await generate_invoice(generator, records.invoice.id)
         assert (await client.get(f"/api/documents/{document.id}")).status_code == 200
@@ -85,7 +85,7 @@ async def test_an_unreachable_bucket_answers_503(tmp_path: Path, s3_server: S3Se
     async with running(tmp_path)(down) as (state, records, client):
         # The row is what matters here: its file goes to a directory the app never reads.
         elsewhere = LocalFileStorage(tmp_path / "elsewhere")
-        generator = DocumentGenerator(state.system.engine, elsewhere, InlineRenderer())
+        generator = DocumentGenerator(state.system.worker_context().db, elsewhere, InlineRenderer())
         document = await generate_invoice(generator, records.invoice.id)
         response = await client.get(f"/api/documents/{document.id}")
         assert response.status_code == 503

@@ -37,13 +37,14 @@ from argon2 import PasswordHasher
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ils.db.migrations import upgrade_database
 from ils.domain.companies import Company, CompanyKind, Role, User
 from ils.domain.types import new_id
-from ils.db.migrations import upgrade_database
 from ils.settings import Settings
 from ils.web.app import create_app
 from ils.web.security import CSRF_HEADER
 from ils.web.state import WebState
+from tests.web.browser import site  # noqa: F401  (the browser tests' server, one per module)
 
 DB_KINDS = ("sqlite", "postgres")
 BASE_URL = "http://test"

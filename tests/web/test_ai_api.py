@@ -235,7 +235,7 @@ async def test_the_answer_arrives_as_the_next_message(signed_in: SignedIn, state
     assert nothing.json() == []
 
     registry = HandlerRegistry(state.system.job_types)
-    ai.register(registry, state.system, offload=ai.InlineOffload())
+    ai.register(registry, state.system.worker_context(), offload=ai.InlineOffload())
     runner = Runner(state.system.stores(), [state.system.catalogue["ai"]], registry)
     waiting = asyncio.create_task(
         member.get(path, params={"after": question["message"]["id"], "wait": 10})

@@ -17,8 +17,8 @@ from argon2 import PasswordHasher
 from sqlalchemy import func, select
 
 from ils.db.engine import create_engine, session_factory
-from ils.domain.companies import Company, CompanyKind, Role, User, UserSession
 from ils.db.migrations import upgrade_database
+from ils.domain.companies import Company, CompanyKind, Role, User, UserSession
 from ils.settings import Settings, default_database_url
 from ils.web.app import create_app
 from ils.web.security import CSRF_COOKIE, CSRF_HEADER, SESSION_COOKIE

@@ -22,6 +22,7 @@ from ils.jobs.registry import HandlerRegistry
 from ils.jobs.runner import Runner
 from ils.settings import Settings
 from ils.web.app import create_app
+from ils.web.dashboard.pages import traces_by_attempt
 from ils.web.state import WebState
 from tests.conftest import delete_prefix
 from tests.web.conftest import BASE_URL, SECRET_KEY, Factory, SignedIn, cheap_hasher, sign_in
@@ -57,7 +58,7 @@ async def fail_with(state: WebState, reason: str, count: int) -> None:
     runner.start()
     try:
         for _ in range(500):
-            if (await system.counts("pdf"))["failed"] >= count:
+            if (await system.monitor.counts("pdf"))["failed"] >= count:
                 return
             await asyncio.sleep(0.02)
         raise AssertionError("jobs did not fail")
@@ -135,7 +136,9 @@ async def test_overview_shows_counts_and_health(signed_in: SignedIn, state: WebS
         await add(state, f"order-{n}", me.company_id)
     page = assert_html(await admin.get("/admin/queues"))
     assert re.search(r'data-field="pdf\.waiting" data-format="int">3<', page)
-    assert re.search(r'data-field="email\.waiting" data-format="int">0<', page)
+    # A zero count is marked, so it is shown in a neutral colour, not its state's red.
+    assert re.search(r'data-field="email\.waiting" data-format="int" class="zero">0<', page)
+    assert re.search(r'data-field="pdf\.failed" data-format="int" class="zero">0<', page)
     assert 'data-stats-url="/api/queue/stats"' in page
     assert 'data-health-url="/api/queue/health"' in page
     assert 'data-field="mode">local<' in page
@@ -244,9 +247,10 @@ async def test_pages_carry_the_security_headers_and_no_inline_code(
             page = response.text
             # Nothing the policy would block: scripts by src only, no style or on*
             # attributes, and a viewport for phones.
-            assert re.findall(r"<script[^>]*>", page) == [
-                '<script src="/admin/static/dashboard.js" defer>'
-            ]
+            scripts = re.findall(r"<script[^>]*>", page)
+            assert scripts[0] == '<script src="/admin/static/dashboard.js" defer>'
+            for script in scripts[1:]:  # a page's own, after the shared one
+                assert re.fullmatch(r'<script src="/admin/static/[a-z-]+\.js" defer>', script)
             assert not re.search(r"<style|\sstyle=|\son[a-z]+=", page)
             assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in page
     # The API keeps its own answers: JSON, no dashboard policy.
@@ -264,6 +268,9 @@ async def test_static_files_are_served_by_the_app(client: httpx.AsyncClient) -> 
         "/admin/static/dashboard.js", headers={"If-None-Match": script.headers["etag"]}
     )
     assert again.status_code == 304
+    forms = await client.get("/admin/static/forms.js")
+    assert forms.status_code == 200 and forms.headers["content-type"].startswith("text/javascript")
+    assert "innerHTML" not in forms.text and "window.ILSDashboard" in forms.text
     style = await client.get("/admin/static/dashboard.css")
     assert style.status_code == 200 and style.headers["content-type"].startswith("text/css")
     assert "@media" in style.text
@@ -301,3 +308,165 @@ async def test_overview_in_redis_mode_shows_redis_health(
     assert 'data-field="stores.redis.maxmemory_policy">' in page
     assert 'data-field="stores.redis.eviction_safe"' in page
     assert "Redis is not configured" not in page
+
+
+async def run_until_failed(state: WebState, handler: Any, count: int) -> None:
+    """Run the pdf queue with ``handler`` until ``count`` jobs failed for good."""
+    system = state.system
+    registry = HandlerRegistry(system.job_types)
+    registry.register(OrderSheetPdf, handler)
+    runner = Runner(system.stores(), [system.catalogue["pdf"]], registry)
+    runner.start()
+    try:
+        for _ in range(500):
+            if (await system.monitor.counts("pdf"))["failed"] >= count:
+                return
+            await asyncio.sleep(0.02)
+        raise AssertionError("jobs did not fail")
+    finally:
+        await runner.stop(5)
+
+
+async def test_a_paused_queue_shows_a_badge_and_offers_only_resume(
+    signed_in: SignedIn, state: WebState
+) -> None:
+    platform, _ = await signed_in(Role.PLATFORM_ADMIN, CompanyKind.LAB)
+    admin, _ = await signed_in(Role.ADMIN, CompanyKind.LAB)
+    running = assert_html(await platform.get("/admin/queues/pdf"))
+    assert "data-paused-badge" not in running
+    assert 'data-url="/api/queue/pdf/pause"' in running
+    assert 'data-url="/api/queue/pdf/resume"' not in running
+
+    assert (await platform.post("/api/queue/pdf/pause")).status_code == 204
+    paused = assert_html(await platform.get("/admin/queues/pdf"))
+    assert re.search(r"<h1>pdf <span class=\"badge state-paused\" data-paused-badge", paused)
+    assert 'data-url="/api/queue/pdf/resume"' in paused
+    assert 'data-url="/api/queue/pdf/pause"' not in paused
+    overview = assert_html(await platform.get("/admin/queues"))
+    card = re.search(
+        r'<article class="card queue" data-queue="pdf" data-paused>.*?</article>', overview, re.S
+    )
+    assert card and ">Paused</span>" in card.group(0)
+    assert not re.search(r'data-queue="email" data-paused', overview)
+    # The health card's per-queue table marks it too; an admin sees it, without buttons.
+    assert re.search(r'<th scope="row">pdf <span class="badge state-paused"', overview)
+    seen_by_admin = assert_html(await admin.get("/admin/queues/pdf"))
+    assert "data-paused-badge" in seen_by_admin and "/resume" not in seen_by_admin
+
+    assert (await platform.post("/api/queue/pdf/resume")).status_code == 204
+    again = assert_html(await platform.get("/admin/queues/pdf"))
+    assert "data-paused-badge" not in again and 'data-url="/api/queue/pdf/pause"' in again
+
+
+async def test_state_tabs_count_the_jobs_the_user_may_see(
+    signed_in: SignedIn, state: WebState
+) -> None:
+    admin, me = await signed_in(Role.COMPANY_ADMIN, CompanyKind.LAB)
+    _, other = await signed_in(Role.COMPANY_ADMIN, CompanyKind.LAB)
+    for n in range(3):
+        await add(state, f"order-mine-{n}", me.company_id)
+    await add(state, "order-theirs", other.company_id)
+    page = assert_html(await admin.get("/admin/queues/pdf?state=failed"))
+    tab = (
+        r'<a href="/admin/queues/pdf\?state={0}"[^>]*data-state-tab="{0}">'
+        r'{0} <span class="count{1}">{2}</span></a>'
+    )
+    assert re.search(tab.format("waiting", "", 3), page)  # theirs is not counted
+    assert re.search(tab.format("failed", " zero", 0), page)  # zero: neutral, not red
+    assert 'aria-current="page" data-state-tab="failed"' in page
+
+
+async def test_the_clean_form_posts_to_the_clean_api_after_confirming(
+    signed_in: SignedIn, state: WebState
+) -> None:
+    admin, me = await signed_in(Role.ADMIN, CompanyKind.LAB)
+    page = assert_html(await admin.get("/admin/queues/pdf?state=failed"))
+    form = re.search(r'<form id="clean-form".*?</form>', page, re.S)
+    assert form
+    assert 'data-url="/api/queue/pdf/clean"' in form.group(0)
+    assert 'data-scope=" made for your company"' in form.group(0)  # the confirmation says so
+    states = re.findall(r'<option value="(\w+)"( selected)?>', form.group(0))
+    assert [s for s, _ in states][:5] == ["waiting", "completed", "failed", "delayed", "paused"]
+    assert ("failed", " selected") in states  # the tab's state is chosen
+    assert "active" not in [s for s, _ in states]
+    assert '<script src="/admin/static/forms.js" defer>' in page
+    # What the form sends is what the API takes (its confirmation runs in the browser).
+    job_id = await add(state, "order-old", me.company_id)
+    await fail_with(state, "no lens data", 1)
+    cleaned = await admin.post("/api/queue/pdf/clean", json={"state": "failed", "older_than_s": 0})
+    assert cleaned.json() == {"count": 1}
+    assert job_id not in assert_html(await admin.get("/admin/queues/pdf?state=failed"))
+
+
+async def test_a_job_page_names_the_company_and_labels_traces_by_attempt(
+    signed_in: SignedIn, state: WebState, factory: Factory
+) -> None:
+    company = await factory.company(CompanyKind.LAB, name="Lens & Co <Berlin>")
+    admin, _ = await signed_in(Role.ADMIN, company=company)
+    job_id = await add(state, "order-7", company.id, attempts=2, backoff_delay_ms=1)
+
+    async def flaky(payload: Any, ctx: Any) -> None:
+        await ctx.log(f"attempt {ctx.attempt} looked up the order")
+        raise RuntimeError(f"lens data missing on attempt {ctx.attempt}")
+
+    await run_until_failed(state, flaky, 1)
+    page = assert_html(await admin.get(f"/admin/queues/pdf/jobs/{job_id}"))
+    assert '<dd class="wrap" data-company>Lens &amp; Co &lt;Berlin&gt;</dd>' in page
+    assert company.id not in page  # the name, not the 32-character id
+    attempts = re.findall(
+        r"<h4>(Attempt \d)( <small class=\"muted\">\(latest\)</small>)?</h4>\s*"
+        r"<pre class=\"trace\">([^<]*)</pre>",
+        page,
+    )
+    assert [(label, bool(latest)) for label, latest, _ in attempts] == [
+        ("Attempt 1", False),
+        ("Attempt 2", True),
+    ]
+    assert "attempt 1" in attempts[0][2] and "attempt 2" in attempts[1][2]
+    # Log lines carry the attempt that wrote them, shown as a label.
+    logged = re.findall(
+        r'<li><span class="badge attempt">Attempt (\d)</span> <code>([^<]*)</code></li>', page
+    )
+    assert logged == [
+        ("1", "attempt 1 looked up the order"),
+        ("2", "attempt 2 looked up the order"),
+    ]
+    # Times are <time> elements the script makes relative; UTC in the title meanwhile.
+    assert re.search(
+        r'<dt>Created</dt><dd><time datetime="\d{4}-\d\d-\d\dT[\d:.]+Z" '
+        r'title="\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC" data-relative>',
+        page,
+    )
+
+
+def test_traces_are_numbered_by_attempt_or_in_order_after_a_retry() -> None:
+    assert traces_by_attempt([], 0) == []
+    assert traces_by_attempt(["a", "b"], 2) == [("Attempt 1", "a"), ("Attempt 2", "b")]
+    # A stackTraceLimit of 2 kept the newest two of five attempts.
+    assert traces_by_attempt(["d", "e"], 5) == [("Attempt 4", "d"), ("Attempt 5", "e")]
+    # Retried by hand: the attempt counter restarted, the traces stayed.
+    assert traces_by_attempt(["a", "b", "c"], 1) == [
+        ("Failure 1 of 3", "a"),
+        ("Failure 2 of 3", "b"),
+        ("Failure 3 of 3", "c"),
+    ]
+
+
+async def test_job_lists_and_the_audit_log_label_their_cells_for_phones(
+    signed_in: SignedIn, state: WebState
+) -> None:
+    admin, me = await signed_in(Role.ADMIN, CompanyKind.LAB)
+    job_id = await add(state, "order-1", me.company_id)
+    listing = assert_html(await admin.get("/admin/queues/pdf"))
+    row = re.search(rf'<tr data-job-id="{job_id}">.*?</tr>', listing, re.S)
+    assert row
+    labels = re.findall(r'data-label="([^"]+)"', row.group(0))
+    assert labels == ["Job", "Name", "Attempts", "Created", "Finished", "Reason"]
+    assert '<div class="table-wrap cards">' in listing
+    assert (await admin.delete(f"/api/queue/pdf/jobs/{job_id}")).status_code == 204
+    audit = assert_html(await admin.get("/admin/audit"))
+    entry = re.search(r'<tr data-audit-action="remove">.*?</tr>', audit, re.S)
+    assert entry
+    labels = re.findall(r'data-label="([^"]+)"', entry.group(0))
+    assert labels == ["When", "Who", "Action", "Queue", "Job", "Detail", "From"]
+    assert "<time datetime=" in entry.group(0)

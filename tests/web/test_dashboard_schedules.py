@@ -3,14 +3,16 @@ it lists, their next runs in their own zone and in UTC, escaping, and its button
 form, which call the schedule API (the API audits; the page changes nothing itself).
 
 The ASGI tests run on SQLite and PostgreSQL; schedules are made through the API as an
-admin would. The one browser test reuses ``test_dashboard_browser``'s server and
+admin would. The one browser test reuses the browser harness's server (``tests/web/browser.py``) and
 Chromium (set up again for this module) and is skipped, like those, without Chromium.
 """
 
 from __future__ import annotations
 
+import html
+import json
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
@@ -24,7 +26,7 @@ from ils.domain.company_queries import company_names
 from ils.jobs.schedules.store import ScheduleStore
 from ils.web.state import WebState
 from ils.workers.scheduled.builtins import builtin_schedules
-from tests.web import test_dashboard_browser as browser
+from tests.web import browser
 from tests.web.conftest import DbMaker, Factory, SignedIn
 from tests.web.test_dashboard import assert_html
 
@@ -36,10 +38,6 @@ BRIEFING: dict[str, Any] = {
     "cron": "0 7 * * *",
     "jobs": [{"queue": "ai", "name": "daily-briefing", "data": {"date": "{date}"}}],
 }
-
-#: ``test_dashboard_browser``'s server and browser, started once for this module's
-#: browser test (module-scoped there, so this module gets its own).
-site = browser.site
 
 
 async def create(client: httpx.AsyncClient, **body: Any) -> dict[str, Any]:
@@ -124,7 +122,8 @@ async def test_an_admin_sees_their_companys_schedules_with_next_runs(
     # The form: the company's zone by default, only the AI jobs a company may schedule.
     assert f'name="time_zone" value="{BERLIN}"' in page
     assert 'value="ai/daily-briefing"' in page and 'value="ai/anomaly-detection"' in page
-    assert "cleanup-expired-data" not in page and 'name="company_wide"' not in page
+    assert "cleanup-expired-data" not in page and 'name="company"' not in page
+    assert 'value="ai/insight-generation"' in page  # insights can be scheduled too
     assert 'data-url="/api/schedules"' in page and "data-form-errors" in page
     # The navigation links the page, marked as the current one.
     assert '<a href="/admin/schedules" aria-current="page">Schedules</a>' in page
@@ -156,8 +155,10 @@ async def test_a_platform_admin_sees_every_schedule(signed_in: SignedIn, factory
     assert "North Lab" in row_of(page, north["id"])
     assert "South Practice" in row_of(page, south["id"])
     assert "<em>platform</em>" in row_of(page, cleanup["id"])
-    # A platform admin may schedule any job, for no company too.
-    assert 'value="scheduled/cleanup-expired-data"' in page and 'name="company_wide"' in page
+    # A platform admin may schedule the platform's jobs, for any company or for none.
+    assert 'value="scheduled/cleanup-expired-data"' in page and 'name="company"' in page
+    assert '<option value="" data-zone="UTC">The platform (no company)</option>' in page
+    assert re.search(rf'<option value="{north["company_id"]}" data-zone="[^"]+">North Lab<', page)
     # Each company's admin still sees only their own.
     assert cleanup["id"] not in assert_html(await lab_admin.get(PAGE))
     assert south["id"] not in assert_html(await lab_admin.get(PAGE))
@@ -212,7 +213,12 @@ async def test_schedule_names_are_escaped(signed_in: SignedIn) -> None:
     assert f'data-confirm="Delete schedule “{escaped}”?' in page
     assert "<script>alert" not in page
     # Scripts by src only, no inline code, and the dashboard's policy.
-    assert re.findall(r"<script[^>]*>", page) == ['<script src="/admin/static/dashboard.js" defer>']
+    scripts = re.findall(r"<script[^>]*>", page)
+    assert scripts[:2] == [
+        '<script src="/admin/static/dashboard.js" defer>',
+        '<script src="/admin/static/forms.js" defer>',
+    ]
+    assert all(re.fullmatch(r'<script src="/admin/static/[a-z-]+\.js" defer>', s) for s in scripts)
     assert not re.search(r"<style|\sstyle=|\son[a-z]+=", page)
     assert "script-src 'self'" in response.headers["content-security-policy"]
     assert response.headers["cache-control"] == "no-store"
@@ -231,14 +237,18 @@ async def test_create_pause_and_delete_in_the_browser(site: browser.Site) -> Non
 
     page.on("dialog", accept)
     form = page.locator("#schedule-form")
-    # The API's 422 shows next to the form, and nothing is created.
-    await form.get_by_label("Name").fill("Browser briefing")
+    # The API's 422 shows beside its field, in words, and nothing is created.
     await form.get_by_label("Cron").fill("not a cron")
     await form.get_by_role("button", name="Create schedule").click()
-    errors = form.locator("[data-form-errors]")
-    await expect(errors).to_be_visible()
-    await expect(errors).to_contain_text("cron:")
+    await expect(form.locator('[data-error-for="name"]')).to_be_visible()
+    await form.get_by_label("Name").fill("Browser briefing")
+    await form.get_by_role("button", name="Create schedule").click()
+    error = form.locator('[data-error-for="cron"]')
+    await expect(error).to_contain_text("Has 3 parts instead of five")
+    await expect(form.locator('[data-error-for="name"]')).to_be_hidden()
     await expect(form.get_by_label("Cron")).to_have_attribute("aria-invalid", "true")
+    made = page.locator("tr[data-schedule-id]").filter(has_text="Browser briefing")
+    await expect(made).to_have_count(0)
     # Anomaly detection asks for its metric; the briefing does not.
     metric = form.get_by_label("Metric")
     await expect(metric).to_be_hidden()
@@ -269,3 +279,101 @@ async def test_create_pause_and_delete_in_the_browser(site: browser.Site) -> Non
     # The 422 answer is logged by the browser; that one is expected.
     tab.assert_clean("422 (Unprocessable")
     await tab.context.close()
+
+
+async def preview(client: httpx.AsyncClient, **body: Any) -> httpx.Response:
+    return await client.post("/api/schedules/preview", json=body)
+
+
+def problems(response: httpx.Response) -> dict[str, str]:
+    assert response.status_code == 422, response.text
+    return {p["field"]: p["message"] for p in response.json()["detail"]}
+
+
+async def test_preview_gives_the_next_five_runs_on_the_zones_clock(
+    signed_in: SignedIn, factory: Factory, client: httpx.AsyncClient
+) -> None:
+    assert (await preview(client, cron="0 7 * * *")).status_code == 401
+    company = await factory.company(CompanyKind.LAB, time_zone=BERLIN)
+    admin, _ = await signed_in(Role.ADMIN, company=company)
+    response = await preview(admin, cron=" 30  6 * * 1-5 ")
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert answer["time_zone"] == BERLIN  # the company's own when none is given
+    runs = [datetime.fromisoformat(run["at"]) for run in answer["runs"]]
+    assert len(runs) == 5 and runs == sorted(runs) and runs[0] > datetime.now(UTC)
+    for run, shown in zip(runs, answer["runs"], strict=True):
+        local = run.astimezone(ZoneInfo(BERLIN))
+        assert (local.hour, local.minute) == (6, 30) and local.weekday() < 5
+        assert shown["local"] == f"{local:%a %Y-%m-%d} 06:30 {local:%Z}"
+    # An interval, in another zone, and fewer runs when asked.
+    every = (await preview(admin, every_s=900, time_zone="UTC", count=3)).json()
+    gaps = [
+        (datetime.fromisoformat(b["at"]) - datetime.fromisoformat(a["at"])).total_seconds()
+        for a, b in zip(every["runs"], every["runs"][1:], strict=False)
+    ]
+    assert len(every["runs"]) == 3 and gaps == [900, 900]
+    # A schedule that ends before its fifth run has fewer.
+    soon = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=2, minutes=30)
+    ending = (await preview(admin, cron="0 * * * *", end=soon.isoformat())).json()
+    assert 1 <= len(ending["runs"]) <= 3
+    # Nothing was stored or audited.
+    assert (await admin.get("/api/schedules")).json() == []
+    assert '<tr data-audit-action="schedule' not in assert_html(await admin.get("/admin/audit"))
+
+
+async def test_timing_problems_are_said_in_words(signed_in: SignedIn) -> None:
+    admin, _ = await signed_in(Role.ADMIN, CompanyKind.LAB)
+    short = problems(await preview(admin, cron="0 7"))["cron"]
+    assert "has 2 parts instead of five" in short
+    assert "minute, hour, day of the month, month and day of the week" in short
+    assert "0 7 * * * runs every day at 07:00" in short
+    assert "String should" not in short
+    hour = problems(await preview(admin, cron="0 25 * * *"))["cron"]
+    assert hour.startswith("the hour part (the 2nd) must be 0 to 23")
+    assert "25" not in hour  # the value sent is not repeated
+    assert "never matches a date" in problems(await preview(admin, cron="0 7 31 2 *"))["cron"]
+    assert "is empty" in problems(await preview(admin, cron="   "))["cron"]
+    assert "need" in problems(await preview(admin))["cron"]
+    assert "not both" in problems(await preview(admin, cron="0 7 * * *", every_s=600))["cron"]
+    zone = problems(await preview(admin, cron="0 7 * * *", time_zone="Mars/Olympus"))
+    assert "such as Europe/London" in zone["time_zone"]
+    assert "one minute" in problems(await preview(admin, every_s=30))["every_s"]
+    # Creating says the same.
+    made = await admin.post("/api/schedules", json={**BRIEFING, "cron": "61 7 * * *"})
+    assert problems(made)["cron"].startswith("the minute part (the 1st) must be 0 to 59")
+
+
+async def test_a_platform_admin_chooses_whose_schedule_it_is(
+    signed_in: SignedIn, factory: Factory
+) -> None:
+    lab = await factory.company(CompanyKind.LAB, name="Chosen Lab", time_zone=BERLIN)
+    gone = await factory.company(CompanyKind.LAB, name="Closed Lab", is_active=False)
+    platform, me = await signed_in(Role.PLATFORM_ADMIN, CompanyKind.LAB)
+    admin, _ = await signed_in(Role.ADMIN, CompanyKind.LAB)
+    made = await create(platform, company_id=lab.id)
+    assert made["company_id"] == lab.id and made["time_zone"] == BERLIN  # its zone
+    assert made["jobs"][0]["data"]["companyId"] == lab.id  # its AI job is that company's
+    page = assert_html(await platform.get(PAGE))
+    assert "Chosen Lab" in row_of(page, made["id"])
+    own = re.search(rf'<option value="{me.company_id}" data-zone="[^"]+" selected>', page)
+    assert own  # the form starts on the admin's own company
+    assert "Closed Lab" not in page  # inactive companies are not offered
+    refused = await platform.post("/api/schedules", json={**BRIEFING, "company_id": gone.id})
+    assert "no active company" in problems(refused)["company_id"]
+    # Only platform admins choose: anyone else names only their own company.
+    theirs = await admin.post("/api/schedules", json={**BRIEFING, "company_id": lab.id})
+    assert "only platform admins" in problems(theirs)["company_id"]
+
+
+async def test_insights_can_be_scheduled_by_a_company(signed_in: SignedIn) -> None:
+    admin, user = await signed_in(Role.COMPANY_ADMIN, CompanyKind.LAB)
+    page = assert_html(await admin.get(PAGE))
+    option = re.search(r'<option value="ai/insight-generation" data-job="([^"]+)"', page)
+    assert option
+    job = json.loads(html.unescape(option.group(1)))
+    assert job["data"] == {"periodStart": "{date}", "periodEnd": "{date}"}
+    assert 'data-param-field="insightType"' in page and '<option value="patient-care">' in page
+    job["data"]["insightType"] = "operations"
+    made = await create(admin, name="Nightly insights", cron="0 23 * * *", jobs=[job])
+    assert made["jobs"][0]["data"]["companyId"] == user.company_id

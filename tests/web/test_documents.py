@@ -25,7 +25,9 @@ from tests.workers.pdf_support import INVOICE_NUMBER, Records, build_records, pd
 
 
 async def setup(state: WebState) -> tuple[DocumentGenerator, Records]:
-    generator = DocumentGenerator.for_system(state.system, renderer=InlineRenderer())
+    generator = DocumentGenerator.for_context(
+        state.system.worker_context(), renderer=InlineRenderer()
+    )
     return generator, await build_records(state.sessions)
 
 

@@ -128,7 +128,7 @@ async def counts(state: WebState) -> tuple[int, int, int]:
         labs = await session.scalar(
             select(func.count()).select_from(Company).where(Company.kind == CompanyKind.LAB)
         )
-    waiting = (await state.system.counts("pdf"))["waiting"]
+    waiting = (await state.system.monitor.counts("pdf"))["waiting"]
     return int(labs or 0), waiting, await state.system.producer.outbox.pending()
 
 
@@ -318,9 +318,9 @@ async def test_in_process_workers_run_jobs_and_stop_with_the_app(
 
             assert (await client.post("/api/test/job")).status_code == 200
         for _ in range(200):
-            if (await state.system.counts("pdf"))["completed"] == 1:
+            if (await state.system.monitor.counts("pdf"))["completed"] == 1:
                 break
             await asyncio.sleep(0.05)
         else:
-            pytest.fail(f"job not run: {await state.system.counts('pdf')}")
+            pytest.fail(f"job not run: {await state.system.monitor.counts('pdf')}")
     assert app.state.ils is None

@@ -127,7 +127,7 @@ async def test_an_order_placed_through_the_api_is_mailed_and_logged(
 
     system = state.system
     registry = HandlerRegistry(system.job_types)
-    worker = email.register(registry, system)
+    worker = email.register(registry, system.worker_context())
     runner = Runner(system.stores(), [system.catalogue["email"]], registry)
     runner.start()
     try:

@@ -64,7 +64,7 @@ async def test_metrics_count_jobs_by_state_and_what_workers_did(
     runner.start()
     try:
         for _ in range(500):
-            counts = await system.counts("pdf")
+            counts = await system.monitor.counts("pdf")
             if counts["completed"] == 2 and counts["failed"] == 1:
                 break
             await asyncio.sleep(0.02)

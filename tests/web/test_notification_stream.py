@@ -28,9 +28,9 @@ from argon2 import PasswordHasher
 from sqlalchemy import func, select
 
 from ils.db.engine import create_engine, session_factory
+from ils.db.migrations import upgrade_database
 from ils.domain.companies import Company, CompanyKind, Role, User
 from ils.domain.content import Notification
-from ils.db.migrations import upgrade_database
 from ils.jobs.system import JobSystem
 from ils.settings import Settings
 from ils.testing import eventually

@@ -22,7 +22,7 @@ async def add(state: WebState, order_id: str, company_id: str | None, **options:
     """An order-sheet job for ``order_id`` made for ``company``."""
     system = state.system
     model = system.job_types.get("pdf", "order-sheet").model
-    ref = await system.enqueue(
+    ref = await system.producer.enqueue(
         "pdf",
         "order-sheet",
         model.model_validate({"order_id": order_id}),
@@ -44,7 +44,7 @@ async def fail_all(state: WebState, count: int) -> None:
     runner.start()
     try:
         for _ in range(500):
-            if (await system.counts("pdf"))["failed"] >= count:
+            if (await system.monitor.counts("pdf"))["failed"] >= count:
                 return
             await asyncio.sleep(0.02)
         raise AssertionError("jobs did not fail")

@@ -56,7 +56,15 @@ async def test_health_and_info(signed_in: SignedIn, state: WebState) -> None:
     await state.system.helpers.queue_invoice_pdf("invoice-1")
     admin, _ = await signed_in(Role.ADMIN, CompanyKind.LAB)
     health = (await admin.get("/api/queue/health")).json()
-    assert health["status"] == "ok"
+    # A waiting job and no worker for its queue: stuck, whatever the stores say.
+    assert health["status"] == "degraded"
+    assert [(p["code"], p["queue"]) for p in health["problems"]] == [
+        ("queue_without_worker", "pdf")
+    ]
+    now = state.system.clock.now_ms()
+    await state.system.local.record_worker("w-1", "host-1", 4242, ["pdf"], now)
+    health = (await admin.get("/api/queue/health")).json()
+    assert health["status"] == "ok", health["problems"]
     assert health["stores"]["local"]["reachable"] is True
     assert health["queues"]["pdf"]["counts"]["waiting"] == 1
     assert health["queues"]["pdf"]["oldest_waiting_age_s"] >= 0

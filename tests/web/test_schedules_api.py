@@ -171,7 +171,7 @@ async def test_built_in_schedules_are_paused_and_run_but_not_edited(
     company = await factory.company(CompanyKind.PRACTICE, time_zone="Europe/London")
     admin, _ = await signed_in(Role.COMPANY_ADMIN, CompanyKind.PRACTICE, company=company)
     now = datetime.fromtimestamp(state.clock.now_ms() / 1000, UTC)
-    await ScheduleLoop(state.system, ScheduleStore()).sync(now)
+    await ScheduleLoop(state.system.worker_context(), ScheduleStore()).sync(now)
     listed = {s["builtin"]: s for s in (await admin.get("/api/schedules")).json()}
     assert set(listed) == {"briefing", "anomalies"}  # practices have no stock to forecast
     briefing = listed["briefing"]

@@ -1,8 +1,8 @@
 """A schedule change and its audit entry share the request's one transaction, and BullMQ's
 job schedulers are synced only after it commits: no commit in the middle of a request.
 
-Redis mode is faked where a test needs it (``JobSystem.redis_in_use`` answers yes and
-``sync_job_schedulers`` records its calls): what is pinned here is when the router asks
+Redis mode is faked where a test needs it (``JobSchedulers.in_redis`` answers yes and
+``JobSchedulers.sync`` records its calls): what is pinned here is when the router asks
 for the sync and what it survives, not BullMQ's side of it (``tests/queue``).
 """
 
@@ -22,7 +22,7 @@ from ils.domain.audit import AuditEntry
 from ils.domain.companies import CompanyKind, Role
 from ils.errors import StoreUnavailableError
 from ils.jobs.schedules.store import Schedule, ScheduleRow
-from ils.jobs.system import JobSystem
+from ils.jobs.schedules.sync import JobSchedulers
 from ils.web.routers import schedules as router
 from ils.web.services import queue_jobs
 from ils.web.state import WebState
@@ -70,7 +70,7 @@ class Synced:
 
 def fake_redis_mode(monkeypatch: pytest.MonkeyPatch) -> None:
     """New changes see Redis in use (nothing else a change route does asks for it)."""
-    monkeypatch.setattr(JobSystem, "redis_in_use", property(lambda _system: True))
+    monkeypatch.setattr(JobSchedulers, "in_redis", property(lambda _schedulers: True))
 
 
 async def test_each_change_commits_once_with_its_audit_entry(
@@ -110,7 +110,7 @@ async def test_redis_mode_syncs_job_schedulers_after_the_commit(
     commits = Commits()
     synced = Synced(db, commits)
     fake_redis_mode(monkeypatch)
-    monkeypatch.setattr(state.system, "sync_job_schedulers", synced)
+    monkeypatch.setattr(state.system.schedulers, "sync", synced)
     commits.install(monkeypatch)
 
     created = await admin.post("/api/schedules", json=body())
@@ -149,7 +149,7 @@ async def test_a_failed_sync_keeps_the_change_and_is_logged(
         raise error
 
     fake_redis_mode(monkeypatch)
-    monkeypatch.setattr(state.system, "sync_job_schedulers", failing)
+    monkeypatch.setattr(state.system.schedulers, "sync", failing)
     with caplog.at_level(logging.WARNING, logger=router.__name__):
         created = await admin.post("/api/schedules", json=body())
     monkeypatch.undo()
@@ -173,7 +173,7 @@ async def test_a_change_that_fails_to_commit_is_not_synced(
         session.add(AuditEntry(at=args[2], user_id="x", company_id="x", action="x", queue="x"))
 
     fake_redis_mode(monkeypatch)
-    monkeypatch.setattr(state.system, "sync_job_schedulers", synced)
+    monkeypatch.setattr(state.system.schedulers, "sync", synced)
     monkeypatch.setattr(router, "audit", unwritable)
     response = await admin.post("/api/schedules", json=body())
     monkeypatch.undo()

@@ -23,7 +23,8 @@ The aliases: ``SessionDep`` (the request's ``AsyncSession``), ``SystemDep`` (the
 :class:`~ils.jobs.system.JobSystem`), ``SettingsDep``, ``StateDep`` (everything the
 lifespan built), ``CurrentAuth`` (session row, user, company), ``CurrentUser``,
 ``CurrentCompany``, ``ManagerUser`` (platform_admin, admin, company_admin). Helpers:
-``require_roles(*roles, kinds=...)``, ``scoped_get(...)``, ``not_found()``.
+``require_roles(*roles, kinds=...)``, ``scoped_get(...)``, ``not_found()``, and
+``job_operator(*roles)`` for the routes that change jobs (their audited operations).
 
 The rules these dependencies enforce, so routers need not repeat them:
 
@@ -56,19 +57,24 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from typing import Annotated
+from dataclasses import dataclass
+from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ils.clock import Clock
 from ils.db.engine import READ_ONLY_OPTION
 from ils.domain.companies import MANAGER_ROLES, Company, CompanyKind, Role, User
 from ils.domain.scoping import get_scoped
 from ils.errors import UnknownQueueError
+from ils.jobs.admin import JobAdmin
 from ils.jobs.producer import COMPANY_INFO_KEY
 from ils.jobs.system import JobSystem
 from ils.settings import Settings
 from ils.web.security import CSRF_HEADER, SESSION_COOKIE, SessionAuth, csrf_matches
+from ils.web.services import queue_jobs as job_service
+from ils.web.services.common import now_utc
 from ils.web.state import WebState
 
 #: Methods that only read: their SQLite transactions do not take the write lock.
@@ -212,6 +218,57 @@ def queue_key(system: JobSystem, queue: str) -> str:
         return system.catalogue[queue].key
     except UnknownQueueError:
         raise not_found() from None
+
+
+@dataclass(frozen=True, slots=True)
+class JobOperator:
+    """A request that changes jobs: who asks, and the transaction the change and its
+    audit entry share.
+
+    Every job operation route needs the same five things (user, job system, session,
+    request, clock) for the same two steps, acting through the user's scoped admin and
+    auditing it; one dependency gives them, so a route states only what it does.
+    """
+
+    user: User
+    system: JobSystem
+    session: AsyncSession
+    request: Request
+    clock: Clock
+
+    def admin(self) -> JobAdmin:
+        """The user's job admin, working in the request's transaction."""
+        return job_service.admin_for(self.system, self.user, self.session)
+
+    def queue_key(self, queue: str) -> str:
+        """The catalogue key of ``queue`` from the URL (404 when unknown)."""
+        return queue_key(self.system, queue)
+
+    def audit(self, action: str, queue: str, job_id: str | None = None, **detail: Any) -> None:
+        """Record the operation, stamped now, in the request's transaction."""
+        now = now_utc(self.clock)
+        job_service.audit(
+            self.session, self.request, self.user, now, action, queue, job_id, **detail
+        )
+
+
+def job_operator(*roles: Role) -> Callable[..., Awaitable[JobOperator]]:
+    """A dependency giving the :class:`JobOperator` of a user with one of ``roles``
+    (401 and 403 as :func:`require_roles`). Use it as
+    ``Annotated[JobOperator, Depends(job_operator(*MANAGER_ROLES))]``."""
+    allowed = require_roles(*roles)
+
+    async def operator(
+        auth: CurrentAuth,
+        system: SystemDep,
+        session: SessionDep,
+        request: Request,
+        state: StateDep,
+    ) -> JobOperator:
+        user = await allowed(auth)
+        return JobOperator(user, system, session, request, state.clock)
+
+    return operator
 
 
 #: The company-scoped lookup by id (:func:`ils.domain.scoping.get_scoped`), under the

@@ -32,7 +32,8 @@ from typing import Final
 
 from sqlalchemy import ColumnElement, and_, func, or_, select
 
-from ils.db.engine import AsyncSession, Transactions
+from ils.db.engine import AsyncSession
+from ils.db.transactions import Transactions
 from ils.domain.content import Notification
 from ils.jobs.channels import NOTIFICATIONS as CHANNEL
 from ils.jobs.events import EventBus, Subscription

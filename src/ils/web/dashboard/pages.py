@@ -6,8 +6,9 @@ Why it is built this way:
   only this app's own script and stylesheet, so an injected ``<script>`` stays inert
   even if escaping were ever missed. Hence no inline script or style: the pages
   hand data to ``dashboard.js`` in ``data-`` attributes.
-* The two static files are read from the package once per app and served with an
-  ETag: no CDN, no ``StaticFiles`` mount (a router cannot carry one into the app).
+* The static files (the script, the forms' script and the stylesheet) are read from
+  the package once per app and served with an ETag: no CDN, no ``StaticFiles`` mount
+  (a router cannot carry one into the app).
 * :func:`page_route` makes the dashboard's routes answer refusals as pages: no session
   redirects (303) to the sign-in page, a role that may not gets a 403 page, another
   company's job the same 404 page as a missing one.
@@ -30,6 +31,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup, escape
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ils.domain.companies import zone_named
@@ -42,7 +44,11 @@ SIGN_IN_PATH: Final = "/admin/sign-in"
 HOME_PATH: Final = "/admin/queues"
 STATIC_TYPES: Final = {
     "dashboard.js": "text/javascript; charset=utf-8",
+    "forms.js": "text/javascript; charset=utf-8",
     "dashboard.css": "text/css; charset=utf-8",
+    # issue 19, latency: the charts (overview and queue pages only).
+    "charts.js": "text/javascript; charset=utf-8",
+    "charts.css": "text/css; charset=utf-8",
 }
 #: Only this app's own files run or style the pages; the script talks to this origin
 #: only; no page may frame the dashboard (clickjacking on its Remove buttons).
@@ -81,12 +87,59 @@ FORBIDDEN_TEXT: Final = (
 # -- formatting (Jinja filters) -----------------------------------------------------------
 
 
+def by_attempt(lines: list[str]) -> list[tuple[int | None, str]]:
+    """A job's log lines as ``(attempt, text)``: the runner prefixes each line with
+    ``[attempt N]``; lines without it (written by other producers) have ``None``."""
+    result: list[tuple[int | None, str]] = []
+    for line in lines:
+        head, _, rest = line.partition("] ")
+        number = head.removeprefix("[attempt ")
+        if head.startswith("[attempt ") and number.isdigit() and rest:
+            result.append((int(number), rest))
+        else:
+            result.append((None, line))
+    return result
+
+
 def when(value: datetime | None) -> str:
     """``2026-11-28 14:03:05 UTC``: one zone for everyone reading the same page, so
     two admins comparing notes by phone see the same times."""
     if value is None:
         return "—"
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def moment(value: datetime | None) -> Markup:
+    """A time as ``<time>``: the page says it in UTC, and ``dashboard.js`` turns the
+    text into "3 min ago" and the title into the viewer's own zone (the UTC time kept
+    beside it). The server cannot know the viewer's zone, and a relative time rendered
+    here would be wrong by the time the page is read; without the script the absolute
+    UTC time still reads correctly."""
+    if value is None:
+        return Markup("—")
+    text = when(value)
+    stamp = value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return Markup('<time datetime="{0}" title="{1}" data-relative>{1}</time>').format(
+        escape(stamp), escape(text)
+    )
+
+
+def traces_by_attempt(traces: list[str], attempts_made: int) -> list[tuple[str, str]]:
+    """Each stack trace with the attempt it came from, oldest first.
+
+    Stores append one trace per failed attempt, keep the newest ones when a job limits
+    them (``stackTraceLimit``), and keep them when the job is retried by hand while its
+    attempt counter starts again; so when there are no more traces than attempts the
+    last trace is the last attempt's ("Attempt 3"), and otherwise they are numbered in
+    the order they failed over every run of the job ("Failure 2 of 4"), since attempt
+    numbers then repeat.
+    """
+    if not traces:
+        return []
+    if len(traces) <= attempts_made:
+        first = attempts_made - len(traces) + 1
+        return [(f"Attempt {first + n}", trace) for n, trace in enumerate(traces)]
+    return [(f"Failure {n + 1} of {len(traces)}", trace) for n, trace in enumerate(traces)]
 
 
 def zoned(value: datetime | None, zone: str) -> str:
@@ -177,12 +230,19 @@ def part(value: object) -> str:
     return quote(str(value), safe="")
 
 
+#: Where ``next`` may lead besides the dashboard: the pages e-mails link to (issue 22).
+NEXT_PREFIXES: Final = ("/admin/", "/orders/", "/purchase-orders/", "/marketplace/")
+
+
 def safe_next(value: str | None) -> str:
-    """Where to go after signing in: a dashboard path only, never another site
-    (``//evil.example`` and ``/\\evil.example`` are absolute URLs to browsers)."""
+    """Where to go after signing in: a dashboard or e-mail-link path only, never
+    another site (``//evil.example`` and ``/\\evil.example`` are absolute URLs to
+    browsers)."""
+    if value == "/":
+        return value
     if (
         value
-        and value.startswith("/admin/")
+        and value.startswith(NEXT_PREFIXES)
         and not value.startswith(SIGN_IN_PATH)
         and "\\" not in value
         and value.isprintable()
@@ -196,7 +256,7 @@ def safe_next(value: str | None) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Asset:
-    """A static file held in memory: two small files, read once per app."""
+    """A static file held in memory: a few small files, read once per app."""
 
     body: bytes
     media_type: str
@@ -222,6 +282,7 @@ class Pages:
         )
         self.templates.filters.update(
             when=when,
+            moment=moment,
             zoned=zoned,
             every=every,
             age=age,
@@ -231,6 +292,7 @@ class Pages:
             tone=tone,
             label=label,
             part=part,
+            by_attempt=by_attempt,
         )
         self.assets = {name: _asset(name, kind) for name, kind in STATIC_TYPES.items()}
 

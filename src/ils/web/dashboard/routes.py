@@ -14,7 +14,11 @@ Why it is built this way:
   the Content-Security-Policy and refusals as pages).
 * The schedules page lists what ``GET /api/schedules`` answers (same store, same
   scope, next runs computed at the request) and its buttons and form call the
-  schedule API, which audits every change: the page itself changes nothing.
+  schedule API, which audits every change: the page itself changes nothing. The form
+  offers the service's ``SCHEDULABLE_JOBS``, the list the API checks, and previews
+  runs through ``POST /api/schedules/preview``, so form and API cannot disagree.
+* A queue's pause is read from its stores on every page that names the queue
+  (:func:`paused_note`), so a paused queue shows as paused and offers Resume only.
 * No module globals: :func:`build_router` makes the Jinja environment, the static
   files and the route class once per app (``include_routers`` runs per ``create_app``).
 """
@@ -22,8 +26,7 @@ Why it is built this way:
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from typing import Annotated, Any, Final, get_args
+from typing import Annotated, Any, Final
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
@@ -32,10 +35,17 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from ils.domain.audit import list_audit_entries
 from ils.domain.companies import MANAGER_ROLES, Role
 from ils.domain.company_queries import company_names
-from ils.jobs.payloads.ai import MetricType
-from ils.jobs.model import COUNTED_STATES, JobState
+from ils.jobs.model import CLEANABLE_STATES, COUNTED_STATES, JobState
 from ils.jobs.schedules.store import ScheduleStore
-from ils.web.dashboard.pages import HOME_PATH, Pages, page_route, part, safe_next
+from ils.jobs.system import JobSystem
+from ils.web.dashboard.pages import (
+    HOME_PATH,
+    Pages,
+    page_route,
+    part,
+    safe_next,
+    traces_by_attempt,
+)
 from ils.web.deps import (
     NOT_ALLOWED,
     CurrentAuth,
@@ -59,43 +69,23 @@ HEALTH_REFRESH_MS: Final = 5_000
 THROUGHPUT_MINUTES: Final = 60
 
 
-@dataclass(frozen=True, slots=True)
-class JobChoice:
-    """A job the new-schedule form offers, with the data it is scheduled with.
-
-    The form offers a few fixed jobs rather than a payload editor: each choice's data
-    is complete (``"{date}"`` becomes the run's local date), so an admin picks, and
-    the API still validates it against the job catalogue and the role.
-    """
-
-    queue: str
-    name: str
-    label: str
-    data: dict[str, Any]
-    #: Anomaly detection asks which metric (the form's metric select, ``metricType``).
-    metric: bool = False
-
-    @property
-    def key(self) -> str:
-        return f"{self.queue}/{self.name}"
-
-    def body(self, company_id: str | None) -> str:
-        """The ``jobs`` entry as JSON for the form's ``data-job`` attribute; a platform
-        admin's AI jobs name their own company (the API adds it only for company
-        admins, whose jobs are always their company's)."""
-        data = dict(self.data)
-        if company_id is not None and self.queue == "ai":
-            data["companyId"] = company_id
-        return json.dumps({"queue": self.queue, "name": self.name, "data": data})
+#: The clean form's states, in the order of the state tabs (never ``active``: a running
+#: job is locked by its worker).
+CLEAN_STATES: Final = [s.value for s in COUNTED_STATES if s in CLEANABLE_STATES]
 
 
-JOB_CHOICES: Final = (
-    JobChoice("ai", "daily-briefing", "Daily briefing", {"date": "{date}"}),
-    JobChoice("ai", "demand-forecast", "Demand forecast (30 days)", {"forecastDays": 30}),
-    JobChoice("ai", "anomaly-detection", "Anomaly detection (daily)", {"timeRange": "daily"}, True),
-    JobChoice("scheduled", "cleanup-expired-data", "Clean-up of expired data", {}),
-)
-METRICS: Final = get_args(MetricType)
+async def paused_note(system: JobSystem, queue: str) -> str | None:
+    """Why ``queue`` is marked paused (the badge's title), or ``None`` when it runs.
+
+    Pausing pauses every reachable store, so a queue paused in only one of them was
+    paused while the other was down; the note says which store, and Resume resumes
+    both."""
+    stores = system.monitor.reachable_stores()
+    paused = [store.kind for store in stores if await store.is_paused(queue)]
+    if not paused:
+        return None
+    where = "" if len(paused) == len(stores) else f" in the {paused[0]} store"
+    return f"No new jobs start{where} until the queue is resumed; running ones finish."
 
 
 # -- who may ------------------------------------------------------------------------------
@@ -157,14 +147,15 @@ class Dashboard:
     async def overview(self, auth: Manager, system: SystemDep) -> HTMLResponse:
         """Every queue's counts, chart and oldest waiting job, and the health panel;
         the first numbers come with the page, the script refreshes them."""
-        stats = await system.stats()
-        health = await system.health()
+        stats = await system.monitor.stats()
+        health = await system.monitor.health()
         queues = [
             {
                 "key": key,
                 "description": config.description,
                 "counts": stats.get(key) or {},
                 "oldest_waiting_age_s": health["queues"].get(key, {}).get("oldest_waiting_age_s"),
+                "paused": await paused_note(system, key),
             }
             for key, config in system.catalogue.items()
         ]
@@ -199,6 +190,7 @@ class Dashboard:
             system, key, state, auth.user, text=text or None, offset=offset, limit=limit
         )
         base = f"{HOME_PATH}/{part(key)}"
+        counts = await service.admin_for(system, auth.user).counts(key)
         return self.pages.render(
             "queue.html",
             auth=auth,
@@ -208,6 +200,9 @@ class Dashboard:
             description=system.catalogue[key].description,
             state=state.value,
             states=[s.value for s in COUNTED_STATES],
+            counts={s.value: n for s, n in counts.items()},
+            paused=await paused_note(system, key),
+            clean_states=CLEAN_STATES,
             search=text,
             jobs=[JobSummaryOut.of(job) for job in found.jobs],
             truncated=found.truncated,
@@ -218,15 +213,22 @@ class Dashboard:
         )
 
     async def job(
-        self, queue: QueueKey, job_id: JobId, auth: Manager, system: SystemDep
+        self,
+        queue: QueueKey,
+        job_id: JobId,
+        auth: Manager,
+        system: SystemDep,
+        session: SessionDep,
     ) -> HTMLResponse:
         """One job in full, as ``GET /api/queue/{queue}/jobs/{id}`` gives it, with the
-        actions its state allows."""
+        actions its state allows, its company by name and its stack traces labelled
+        by attempt."""
         key = queue_key(system, queue)
         record = await service.find_job(system, key, job_id, auth.user)
         if record is None:
             raise not_found()
         job = JobDetailOut.of(record)
+        names = await company_names(session, [job.company_id] if job.company_id else [])
         return self.pages.render(
             "job.html",
             auth=auth,
@@ -234,6 +236,8 @@ class Dashboard:
             section="queues",
             queue=key,
             job=job,
+            company_name=names.get(job.company_id or ""),
+            traces=traces_by_attempt(job.stacktrace, job.attempts_made),
             can_retry=job.state is JobState.FAILED,
             can_promote=job.state is JobState.DELAYED,
             can_remove=job.state is not JobState.ACTIVE,
@@ -273,11 +277,9 @@ class Dashboard:
         now = now_utc(state.clock)
         schedules = [schedule_service.schedule_out(s, now) for s in found]
         names = await company_names(session, (s.company_id for s in schedules if s.company_id))
-        choices = [
-            choice
-            for choice in JOB_CHOICES
-            if platform_admin or (choice.queue, choice.name) in schedule_service.COMPANY_JOBS
-        ]
+        choices = schedule_service.schedulable_for(user)
+        params = {c.param.key: c.param for c in choices if c.param is not None}
+        companies = await schedule_service.schedulable_companies(session) if platform_admin else []
         return self.pages.render(
             "schedules.html",
             auth=auth,
@@ -289,12 +291,15 @@ class Dashboard:
                 {
                     "key": c.key,
                     "label": c.label,
-                    "job": c.body(auth.company.id if platform_admin else None),
-                    "metric": c.metric,
+                    "job": json.dumps(c.as_json()),
+                    "param": c.param.key if c.param else "",
+                    "company": c.company,
                 }
                 for c in choices
             ],
-            metrics=METRICS,
+            params=list(params.values()),
+            companies=companies,
+            own_company=auth.company.id,
             time_zone=auth.company.zone.key,
             platform_admin=platform_admin,
         )
@@ -320,4 +325,30 @@ def build_router() -> APIRouter:
         router.add_api_route(path, endpoint, methods=["GET"], response_class=HTMLResponse)
     router.add_api_route("", dashboard.home, methods=["GET"])
     router.add_api_route("/static/{name}", dashboard.static, methods=["GET"])
+    # Issue 19, the workers page: imported here, as its module imports ``Manager`` above.
+    from ils.web.dashboard.workers import WorkersPage
+
+    router.add_api_route(
+        "/workers", WorkersPage(pages).show, methods=["GET"], response_class=HTMLResponse
+    )
+    # Issue 19, the failure groups page: imported here, as its module imports ``Manager``.
+    from ils.web.dashboard.failures import FailuresPage
+
+    router.add_api_route(
+        "/failures", FailuresPage(pages).page, methods=["GET"], response_class=HTMLResponse
+    )
+    return router
+
+
+def build_landing_router() -> APIRouter:
+    """``GET /`` (the landing page), outside ``/admin`` and the OpenAPI page."""
+    from ils.web.dashboard.landing import LandingPage
+
+    pages = Pages()
+    router = APIRouter(route_class=page_route(pages), include_in_schema=False)
+    router.add_api_route("/", LandingPage(pages).show, methods=["GET"], response_class=HTMLResponse)
+    # issue 22: the pages behind the e-mails' links (ils.workers.email.links).
+    from ils.web.dashboard.platform_pages import add_platform_routes
+
+    add_platform_routes(router, pages)
     return router

@@ -11,6 +11,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from ils.web.dashboard.routes import build_landing_router
 from ils.web.dashboard.routes import build_router as build_dashboard_router
 from ils.web.routers import (
     ai,
@@ -18,16 +19,20 @@ from ils.web.routers import (
     billing,
     clinical,
     documents,
+    failures,
+    latency,
     mail,
     marketplace,
     metrics,
     notifications,
     orders,
+    probes,
     purchasing,
     queue_jobs,
     queues,
     schedules,
     tracing,
+    workers,
 )
 
 #: Tag descriptions shown on ``/docs``, in display order.
@@ -64,7 +69,12 @@ def include_routers(app: FastAPI) -> None:
     app.include_router(ai.router)
     app.include_router(tracing.router)
     app.include_router(queues.router)
+    app.include_router(latency.router)  # issue 19: wait and run time charts
     app.include_router(queue_jobs.router)
+    app.include_router(failures.router)  # issue 19: failure groups
+    app.include_router(workers.router)  # issue 19: the workers view
     app.include_router(schedules.router)
     app.include_router(metrics.router)
+    app.include_router(probes.router)
     app.include_router(build_dashboard_router())
+    app.include_router(build_landing_router())

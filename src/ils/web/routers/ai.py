@@ -14,14 +14,20 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date
 from typing import Annotated, Final
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Depends, Query, Response
+from fastapi.types import DecoratedCallable
 
+from ils.clock import Clock
 from ils.domain import ai_queries, chat_queries
+from ils.domain.companies import Company
 from ils.domain.content import AIResultKind, Conversation
 from ils.jobs.channels import CHAT as CHAT_CHANNEL
+from ils.jobs.helpers import JobHelpers
 from ils.jobs.model import JobRef
 from ils.web.deps import CurrentCompany, CurrentUser, ManagerUser, SessionDep, StateDep
 from ils.web.schemas.ai import (
@@ -91,77 +97,64 @@ async def get_briefing(day: date, company: CurrentCompany, session: SessionDep) 
 RUN_RESPONSES: Final = error_responses(401, 403)
 
 
-@router.post(
-    "/runs/daily-briefing",
-    status_code=202,
-    summary="Build a daily briefing",
-    responses=RUN_RESPONSES,
-)
-async def run_briefing(
-    body: BriefingRun,
-    user: ManagerUser,
-    company: CurrentCompany,
-    session: SessionDep,
-    state: StateDep,
-) -> QueuedOut:
+@dataclass(frozen=True, slots=True)
+class CompanyRun:
+    """A manager's run of AI work for their company: what every run route needs,
+    the routes differing only in the job they queue. The job is queued in the
+    request's transaction (``session``), so it exists only if the request commits."""
+
+    company: Company
+    #: The request's ``AsyncSession``, by its alias: routers import no SQLAlchemy.
+    session: SessionDep
+    helpers: JobHelpers
+    clock: Clock
+
+
+async def company_run(
+    user: ManagerUser, company: CurrentCompany, session: SessionDep, state: StateDep
+) -> CompanyRun:
+    """Managers only: a run works for the whole company."""
+    return CompanyRun(company, session, state.system.helpers, state.clock)
+
+
+ManagerRun = Annotated[CompanyRun, Depends(company_run)]
+
+
+def _run_route(path: str, summary: str) -> Callable[[DecoratedCallable], DecoratedCallable]:
+    """The decorator of a run route: 202 with the queued job."""
+    return router.post(path, status_code=202, summary=summary, responses=RUN_RESPONSES)
+
+
+@_run_route("/runs/daily-briefing", "Build a daily briefing")
+async def run_briefing(body: BriefingRun, run: ManagerRun) -> QueuedOut:
     """Queue the briefing of ``date`` (default: today in the company's zone)."""
-    day = body.date or company.local_date(now_utc(state.clock))
-    ref = await state.system.helpers.queue_daily_briefing(
-        company.id, day, body.user_ids, session=session
+    day = body.date or run.company.local_date(now_utc(run.clock))
+    ref = await run.helpers.queue_daily_briefing(
+        run.company.id, day, body.user_ids, session=run.session
     )
     return _queued(ref)
 
 
-@router.post(
-    "/runs/demand-forecast", status_code=202, summary="Forecast demand", responses=RUN_RESPONSES
-)
-async def run_forecast(
-    body: ForecastRun,
-    user: ManagerUser,
-    company: CurrentCompany,
-    session: SessionDep,
-    state: StateDep,
-) -> QueuedOut:
-    ref = await state.system.helpers.queue_demand_forecast(
-        company.id, body.forecast_days, body.product_ids, session=session
+@_run_route("/runs/demand-forecast", "Forecast demand")
+async def run_forecast(body: ForecastRun, run: ManagerRun) -> QueuedOut:
+    ref = await run.helpers.queue_demand_forecast(
+        run.company.id, body.forecast_days, body.product_ids, session=run.session
     )
     return _queued(ref)
 
 
-@router.post(
-    "/runs/anomaly-detection",
-    status_code=202,
-    summary="Look for anomalies",
-    responses=RUN_RESPONSES,
-)
-async def run_anomalies(
-    body: AnomalyRun,
-    user: ManagerUser,
-    company: CurrentCompany,
-    session: SessionDep,
-    state: StateDep,
-) -> QueuedOut:
-    ref = await state.system.helpers.queue_anomaly_detection(
-        company.id, body.metric_type, body.time_range, session=session
+@_run_route("/runs/anomaly-detection", "Look for anomalies")
+async def run_anomalies(body: AnomalyRun, run: ManagerRun) -> QueuedOut:
+    ref = await run.helpers.queue_anomaly_detection(
+        run.company.id, body.metric_type, body.time_range, session=run.session
     )
     return _queued(ref)
 
 
-@router.post(
-    "/runs/insight-generation",
-    status_code=202,
-    summary="Generate insights",
-    responses=RUN_RESPONSES,
-)
-async def run_insights(
-    body: InsightRun,
-    user: ManagerUser,
-    company: CurrentCompany,
-    session: SessionDep,
-    state: StateDep,
-) -> QueuedOut:
-    ref = await state.system.helpers.queue_insight_generation(
-        company.id, body.insight_type, body.period_start, body.period_end, session=session
+@_run_route("/runs/insight-generation", "Generate insights")
+async def run_insights(body: InsightRun, run: ManagerRun) -> QueuedOut:
+    ref = await run.helpers.queue_insight_generation(
+        run.company.id, body.insight_type, body.period_start, body.period_end, session=run.session
     )
     return _queued(ref)
 
@@ -273,8 +266,9 @@ async def messages_after(
     cursor = None
     if after is not None:
         cursor = await chat_queries.message_cursor(session, conversation.id, after)
-    # The wait must not hold the request's transaction (SQLite's one write lock).
-    await session.commit()
+    # The wait must not hold the request's connection: this GET only read, so its
+    # session is closed here (nothing to commit) and the wait reads in short sessions.
+    await session.close()
     db = state.notifications.db
     poll_s = state.settings.notifications.stream_poll_s
     deadline = time.monotonic() + wait

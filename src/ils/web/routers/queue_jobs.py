@@ -16,15 +16,22 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Final
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response
 
 from ils.domain.audit import list_audit_entries
 from ils.domain.companies import MANAGER_ROLES, Role, User
 from ils.errors import InvalidJobStateError, JobNotFoundError
 from ils.jobs.admin import JobAction, JobAdmin
 from ils.jobs.model import JobRecord, JobState
-from ils.jobs.system import JobSystem
-from ils.web.deps import SessionDep, StateDep, SystemDep, not_found, queue_key, require_roles
+from ils.web.deps import (
+    JobOperator,
+    SessionDep,
+    SystemDep,
+    job_operator,
+    not_found,
+    queue_key,
+    require_roles,
+)
 from ils.web.schemas.common import DEFAULT_LIMIT, MAX_LIMIT, Page, error_responses
 from ils.web.schemas.queues import (
     AuditOut,
@@ -37,16 +44,20 @@ from ils.web.schemas.queues import (
     JobSummaryOut,
 )
 from ils.web.services import queue_jobs as service
-from ils.web.services.common import now_utc
 
 router = APIRouter(prefix="/api/queue", tags=["queues"])
 
 QueueAdmin = Annotated[User, Depends(require_roles(*MANAGER_ROLES))]
-PlatformAdmin = Annotated[User, Depends(require_roles(Role.PLATFORM_ADMIN))]
+#: The routes that change jobs: a manager's (their company's jobs), and a
+#: platform_admin's for what stops or starts a queue for every company.
+QueueOperator = Annotated[JobOperator, Depends(job_operator(*MANAGER_ROLES))]
+PlatformOperator = Annotated[JobOperator, Depends(job_operator(Role.PLATFORM_ADMIN))]
 QueueKey = Annotated[str, Path(max_length=64, description="email, pdf, notification, ...")]
 JobId = Annotated[str, Path(max_length=255)]
-CONFLICT: Final[dict[int | str, dict[str, Any]]] = {
-    409: {"description": "the job's state does not allow it"}
+#: The answers of an operation on one job: 409 when the job's state does not allow it.
+ACT_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
+    **error_responses(401, 403, 404),
+    409: {"description": "the job's state does not allow it"},
 }
 
 
@@ -128,84 +139,50 @@ async def get_job(
     return JobDetailOut.of(await _job(admin, queue_key(system, queue), job_id))
 
 
-async def _act(
-    action: JobAction,
-    queue: str,
-    job_id: str,
-    user: User,
-    system: JobSystem,
-    session: SessionDep,
-    request: Request,
-    state: StateDep,
-) -> JobAdmin:
+async def _act(op: JobOperator, action: JobAction, queue: str, job_id: str) -> JobAdmin:
     """One job's operation as a route does it: act on the job in the request's
     transaction, audit it there; the admin, to read the job as it is now."""
-    admin = service.admin_for(system, user, session)
+    admin = op.admin()
     try:
-        job = await admin.act(action, queue_key(system, queue), job_id)
+        job = await admin.act(action, op.queue_key(queue), job_id)
     except (JobNotFoundError, InvalidJobStateError) as exc:
         raise _refusal(exc) from None
     detail = {"name": job.name} if action is JobAction.REMOVE else {}
-    now = now_utc(state.clock)
-    service.audit(session, request, user, now, action.value, job.queue, job.id, **detail)
+    op.audit(action.value, job.queue, job.id, **detail)
     return admin
 
 
-@router.post(
-    "/{queue}/jobs/{job_id}/retry",
-    summary="Retry a failed job",
-    responses={**error_responses(401, 403, 404), **CONFLICT},
-)
-async def retry_job(
-    queue: QueueKey,
-    job_id: JobId,
-    user: QueueAdmin,
-    system: SystemDep,
-    session: SessionDep,
-    request: Request,
-    state: StateDep,
+async def _act_and_show(
+    op: JobOperator, action: JobAction, queue: str, job_id: str
 ) -> JobDetailOut:
+    """The answer of an operation that leaves the job in place: the job after it."""
+    admin = await _act(op, action, queue, job_id)
+    return JobDetailOut.of(await _job(admin, op.queue_key(queue), job_id))
+
+
+@router.post("/{queue}/jobs/{job_id}/retry", summary="Retry a failed job", responses=ACT_RESPONSES)
+async def retry_job(queue: QueueKey, job_id: JobId, op: QueueOperator) -> JobDetailOut:
     """Back to waiting with its attempts reset; 409 unless it failed."""
-    admin = await _act(JobAction.RETRY, queue, job_id, user, system, session, request, state)
-    return JobDetailOut.of(await _job(admin, queue_key(system, queue), job_id))
+    return await _act_and_show(op, JobAction.RETRY, queue, job_id)
 
 
 @router.post(
-    "/{queue}/jobs/{job_id}/promote",
-    summary="Run a delayed job now",
-    responses={**error_responses(401, 403, 404), **CONFLICT},
+    "/{queue}/jobs/{job_id}/promote", summary="Run a delayed job now", responses=ACT_RESPONSES
 )
-async def promote_job(
-    queue: QueueKey,
-    job_id: JobId,
-    user: QueueAdmin,
-    system: SystemDep,
-    session: SessionDep,
-    request: Request,
-    state: StateDep,
-) -> JobDetailOut:
+async def promote_job(queue: QueueKey, job_id: JobId, op: QueueOperator) -> JobDetailOut:
     """Waiting now instead of at its due time; 409 unless it is delayed."""
-    admin = await _act(JobAction.PROMOTE, queue, job_id, user, system, session, request, state)
-    return JobDetailOut.of(await _job(admin, queue_key(system, queue), job_id))
+    return await _act_and_show(op, JobAction.PROMOTE, queue, job_id)
 
 
 @router.delete(
     "/{queue}/jobs/{job_id}",
     status_code=204,
     summary="Remove a job",
-    responses={**error_responses(401, 403, 404), **CONFLICT},
+    responses=ACT_RESPONSES,
 )
-async def remove_job(
-    queue: QueueKey,
-    job_id: JobId,
-    user: QueueAdmin,
-    system: SystemDep,
-    session: SessionDep,
-    request: Request,
-    state: StateDep,
-) -> Response:
+async def remove_job(queue: QueueKey, job_id: JobId, op: QueueOperator) -> Response:
     """Deleted with its logs; 409 while a worker runs it."""
-    await _act(JobAction.REMOVE, queue, job_id, user, system, session, request, state)
+    await _act(op, JobAction.REMOVE, queue, job_id)
     return Response(status_code=204)
 
 
@@ -214,25 +191,14 @@ async def remove_job(
     summary="Retry or remove chosen jobs",
     responses=error_responses(401, 403, 404),
 )
-async def bulk(
-    queue: QueueKey,
-    body: BulkIn,
-    user: QueueAdmin,
-    system: SystemDep,
-    session: SessionDep,
-    request: Request,
-    state: StateDep,
-) -> BulkOut:
+async def bulk(queue: QueueKey, body: BulkIn, op: QueueOperator) -> BulkOut:
     """Each job is handled on its own: one that cannot be (not found, not failed,
     running) is skipped with the reason, the others are done."""
-    key = queue_key(system, queue)
+    key = op.queue_key(queue)
     action = JobAction(body.action)
-    result = await service.admin_for(system, user, session).bulk(action, key, body.job_ids)
+    result = await op.admin().bulk(action, key, body.job_ids)
     if result.done:
-        service.audit(
-            session, request, user, now_utc(state.clock), f"bulk-{action.value}", key,
-            count=len(result.done), job_ids=result.done,
-        )  # fmt: skip
+        op.audit(f"bulk-{action.value}", key, count=len(result.done), job_ids=result.done)
     skipped = {job_id: str(_refusal(exc).detail) for job_id, exc in result.skipped.items()}
     return BulkOut(done=result.done, skipped=skipped)
 
@@ -242,18 +208,11 @@ async def bulk(
     summary="Retry every failed job",
     responses=error_responses(401, 403, 404),
 )
-async def retry_failed(
-    queue: QueueKey,
-    user: QueueAdmin,
-    system: SystemDep,
-    session: SessionDep,
-    request: Request,
-    state: StateDep,
-) -> CountOut:
+async def retry_failed(queue: QueueKey, op: QueueOperator) -> CountOut:
     """A platform_admin retries the whole queue's; others their company's."""
-    key = queue_key(system, queue)
-    count = await service.admin_for(system, user, session).retry_failed(key)
-    service.audit(session, request, user, now_utc(state.clock), "retry-failed", key, count=count)
+    key = op.queue_key(queue)
+    count = await op.admin().retry_failed(key)
+    op.audit("retry-failed", key, count=count)
     return CountOut(count=count)
 
 
@@ -262,23 +221,14 @@ async def retry_failed(
     summary="Delete jobs of a state older than a grace",
     responses=error_responses(401, 403, 404),
 )
-async def clean(
-    queue: QueueKey,
-    body: CleanIn,
-    user: QueueAdmin,
-    system: SystemDep,
-    session: SessionDep,
-    request: Request,
-    state: StateDep,
-) -> CountOut:
+async def clean(queue: QueueKey, body: CleanIn, op: QueueOperator) -> CountOut:
     """Completed or failed jobs by finish time, others by creation time."""
-    key = queue_key(system, queue)
-    admin = service.admin_for(system, user, session)
-    count = await admin.clean(
+    key = op.queue_key(queue)
+    count = await op.admin().clean(
         key, JobState(body.state), older_than_ms=body.older_than_s * 1000, limit=body.limit
     )
-    service.audit(
-        session, request, user, now_utc(state.clock), "clean", key,
+    op.audit(
+        "clean", key,
         state=body.state, older_than_s=body.older_than_s, limit=body.limit, count=count,
     )  # fmt: skip
     return CountOut(count=count)
@@ -290,18 +240,11 @@ async def clean(
     summary="Pause a queue (platform_admin)",
     responses=error_responses(401, 403, 404),
 )
-async def pause(
-    queue: QueueKey,
-    user: PlatformAdmin,
-    system: SystemDep,
-    session: SessionDep,
-    request: Request,
-    state: StateDep,
-) -> Response:
+async def pause(queue: QueueKey, op: PlatformOperator) -> Response:
     """No new jobs start (running ones finish) until it is resumed."""
-    key = queue_key(system, queue)
-    await service.admin_for(system, user, session).pause(key)
-    service.audit(session, request, user, now_utc(state.clock), "pause", key)
+    key = op.queue_key(queue)
+    await op.admin().pause(key)
+    op.audit("pause", key)
     return Response(status_code=204)
 
 
@@ -311,16 +254,9 @@ async def pause(
     summary="Resume a paused queue (platform_admin)",
     responses=error_responses(401, 403, 404),
 )
-async def resume(
-    queue: QueueKey,
-    user: PlatformAdmin,
-    system: SystemDep,
-    session: SessionDep,
-    request: Request,
-    state: StateDep,
-) -> Response:
+async def resume(queue: QueueKey, op: PlatformOperator) -> Response:
     """Jobs start again."""
-    key = queue_key(system, queue)
-    await service.admin_for(system, user, session).resume(key)
-    service.audit(session, request, user, now_utc(state.clock), "resume", key)
+    key = op.queue_key(queue)
+    await op.admin().resume(key)
+    op.audit("resume", key)
     return Response(status_code=204)

@@ -1,8 +1,8 @@
 """The queue monitoring API of jobs.md: ``/api/queue/stats``, ``/health``, ``/info``.
 
 Who may: platform_admin, admin and company_admin (401 without a session, 403 for the
-other roles). The bodies are the job system's own (``JobSystem.stats`` and
-``JobSystem.health``), so ``ils jobs stats`` and this API cannot disagree. Counts
+other roles). The bodies are the job system's own (``JobMonitor.stats`` and
+``JobMonitor.health``), so ``ils jobs stats`` and this API cannot disagree. Counts
 are of the whole queue: they say how busy the system is and name no company's jobs.
 """
 
@@ -61,7 +61,7 @@ async def throughput(
     the finished jobs the stores keep (retention: 1,000 completed per queue by
     default, so a busier queue's older minutes undercount)."""
     key = queue_key(system, queue)
-    points = await system.throughput(key, minutes=minutes)
+    points = await system.monitor.throughput(key, minutes=minutes)
     return {
         "queue": key,
         "bucket_s": 60,
@@ -79,7 +79,7 @@ async def throughput(
 @router.get("/stats", summary="Counts of every queue by state", responses=error_responses(401, 403))
 async def stats(user: QueueViewer, system: SystemDep) -> dict[str, Any]:
     """``{"redis": bool, "mode": "redis"|"local", "<queue>": {"waiting": n, ...}, ...}``."""
-    return await system.stats()
+    return await system.monitor.stats()
 
 
 @router.get(
@@ -89,7 +89,7 @@ async def health(user: QueueViewer, system: SystemDep) -> dict[str, Any]:
     """``status`` is ``ok``, ``degraded`` (Redis configured but unreachable: jobs go to
     the local store) or ``down``; then each store's reachability and latency, Redis's
     eviction policy and memory, each queue's counts and oldest waiting job's age."""
-    return await system.health()
+    return await system.monitor.health()
 
 
 @router.get(
@@ -100,6 +100,6 @@ async def info(user: QueueViewer, system: SystemDep) -> dict[str, Any]:
     plus the health and stats bodies."""
     return {
         "queues": {key: queue_info(config) for key, config in system.catalogue.items()},
-        "health": await system.health(),
-        "stats": await system.stats(),
+        "health": await system.monitor.health(),
+        "stats": await system.monitor.stats(),
     }

@@ -2,7 +2,9 @@
 
 Platform admins see and manage every schedule; admins and company admins their
 company's (see :mod:`ils.web.services.schedules` for what each may schedule). Next run
-times are computed at the moment of the request.
+times are computed at the moment of the request. ``POST /api/schedules/preview``
+answers the next runs of a timing before anything is saved (the dashboard's form asks
+as the admin types), with the same rules and words as creating one, and stores nothing.
 
 A change and its audit entry are one transaction, the request's, committed once when
 the handler returns (``SessionDep``). In Redis mode BullMQ's job schedulers must then
@@ -32,7 +34,7 @@ from typing import Final
 
 from fastapi import APIRouter, BackgroundTasks, HTTPException, Request, Response
 
-from ils.db.engine import Transactions
+from ils.db.transactions import Transactions
 from ils.domain.companies import Role, User
 from ils.domain.types import new_id
 from ils.errors import ILSError
@@ -41,7 +43,13 @@ from ils.web.deps import CurrentCompany, ManagerUser, SessionDep, StateDep, not_
 from ils.web.errors import log_internal_error
 from ils.web.schemas.ai import QueuedOut
 from ils.web.schemas.common import error_responses
-from ils.web.schemas.schedules import ScheduleEdit, ScheduleIn, ScheduleOut
+from ils.web.schemas.schedules import (
+    ScheduleEdit,
+    ScheduleIn,
+    ScheduleOut,
+    SchedulePreviewIn,
+    SchedulePreviewOut,
+)
 from ils.web.services import schedules as service
 from ils.web.services.common import now_utc
 from ils.web.services.queue_jobs import audit
@@ -81,13 +89,13 @@ async def _sync_job_schedulers(state: WebState) -> None:
     Nothing can answer the client any more, so no error escapes: the scheduler loop's
     periodic sync repairs whatever this one could not do.
     """
-    if not state.system.redis_in_use:
+    if not state.system.schedulers.in_redis:
         return
     logger = logging.getLogger(__name__)
     try:
         async with Transactions(state.system.engine).read() as session:
             schedules = await _store().list(session, every_company=True)
-        await state.system.sync_job_schedulers(schedules)
+        await state.system.schedulers.sync(schedules)
     except ILSError as error:
         logger.warning("job schedulers not synced now: %s", error)
     except Exception as error:  # a bug or the database: logged, the loop syncs later
@@ -106,6 +114,20 @@ async def list_schedules(
         found = await store.list(session, user.company_id)
     now = now_utc(state.clock)
     return [service.schedule_out(s, now) for s in found]
+
+
+@router.post(
+    "/preview",
+    summary="The next runs of a cron expression or interval, before saving",
+    responses=error_responses(401, 403),
+)
+async def preview_schedule(
+    body: SchedulePreviewIn, user: ManagerUser, company: CurrentCompany, state: StateDep
+) -> SchedulePreviewOut:
+    """What a schedule with this timing would do from now: its next runs (five unless
+    ``count`` says otherwise) in UTC and on its zone's clock, or a 422 saying what to
+    fix. Nothing is stored or audited, so the form may ask as the admin types."""
+    return service.preview(body, company, now_utc(state.clock))
 
 
 @router.get("/{schedule_id}", summary="One schedule", responses=RESPONSES)
@@ -127,13 +149,14 @@ async def create_schedule(
     background: BackgroundTasks,
 ) -> ScheduleOut:
     now = now_utc(state.clock)
+    owner = await service.owner_of(session, body, user, company)
     schedule = service.new_schedule(
         f"custom:{new_id()}",
         body,
         user,
-        company,
+        owner,
         state.system.job_types,
-        company.local_date(now),
+        owner.local_date(now),
     )
     saved = await _store().save(session, schedule, now)
     audit(session, request, user, now, "schedule-create", TICK_QUEUE, saved.id, name=saved.name)
@@ -156,9 +179,7 @@ async def edit_schedule(
     if schedule.builtin:
         raise HTTPException(409, BUILTIN)
     now = now_utc(state.clock)
-    changed = service.edited(
-        schedule, body, user, company, state.system.job_types, company.local_date(now)
-    )
+    changed = service.edited(schedule, body, user, state.system.job_types, company.local_date(now))
     saved = await _store().save(session, changed, now)
     fields = sorted(body.model_fields_set)
     audit(session, request, user, now, "schedule-update", TICK_QUEUE, saved.id, fields=fields)

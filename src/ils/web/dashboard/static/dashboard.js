@@ -9,12 +9,16 @@
      (X-CSRF-Token), and every job action, and running or deleting a schedule, asks
      for confirmation first (pausing a schedule is undone by one click: it does not).
    - Polls chain with setTimeout, so a slow server never gets overlapping requests,
-     and they rest while the tab is hidden. */
+     and they rest while the tab is hidden.
+   - Times come as <time datetime> in UTC; this script says them as "3 min ago" with
+     the absolute time, in the viewer's own zone, in the title (the server cannot know
+     the viewer's zone).
+   - The forms of the queue and schedules pages are forms.js, loaded on those pages
+     only; it uses the helpers exported here as window.ILSDashboard. */
 "use strict";
 
 (() => {
   const FLASH_KEY = "ils-dashboard-flash";
-  const SVG_NS = "http://www.w3.org/2000/svg";
   const HOME = "/admin/queues";
   // A chart refetches at most this often when its queue's finished counts move, and
   // at least this often anyway (the hour window slides).
@@ -139,8 +143,14 @@
 
   function fill(root, data) {
     for (const el of root.querySelectorAll("[data-field]")) {
-      const value = lookup(data, el.dataset.field);
-      if (value === undefined) continue;
+      let value = lookup(data, el.dataset.field);
+      if (value === undefined) {
+        // A figure its object no longer carries (a dead Redis's memory) is shown as
+        // unknown, not left at its last value; a field of an absent object is left.
+        const parent = el.dataset.field.split(".").slice(0, -1).join(".");
+        if (!parent || lookup(data, parent) === undefined) continue;
+        value = null;
+      }
       const format = FORMATS[el.dataset.format || "text"] || FORMATS.text;
       const text = value === null ? "—" : format(value);
       if (el.textContent !== text) {
@@ -150,9 +160,27 @@
         void el.offsetWidth;
         el.classList.add("changed");
       }
+      // A zero count is not news: it loses its state's colour (see .zero in the CSS).
+      if (el.dataset.format === "int") el.classList.toggle("zero", value === 0);
       const toneKind = el.dataset.toneKind;
       if (toneKind && TONES[toneKind]) el.dataset.tone = value === null ? "" : TONES[toneKind](value);
     }
+  }
+
+  // The health report's problems, rebuilt from its body as text (never as markup): a
+  // queue that loses its last worker shows here within one refresh.
+  function showProblems(list, problems) {
+    const items = problems.map((p) => {
+      const item = document.createElement("li");
+      item.className = `problem ${p.severity === "critical" ? "critical" : "warning"}`;
+      item.dataset.code = p.code;
+      const severity = document.createElement("strong");
+      severity.textContent = p.severity;
+      item.append(severity, ` ${p.message}`);
+      return item;
+    });
+    list.replaceChildren(...items);
+    list.hidden = items.length === 0;
   }
 
   function poll(url, everyMs, onData, onTrouble) {
@@ -175,67 +203,53 @@
     setTimeout(tick, everyMs);
   }
 
+  // -- times ----------------------------------------------------------------------------
+
+  const LOCAL_TIME = new Intl.DateTimeFormat(undefined, {
+    year: "numeric",
+    month: "short",
+    day: "numeric",
+    hour: "2-digit",
+    minute: "2-digit",
+    second: "2-digit",
+    timeZoneName: "short",
+  });
+
+  // "3 min ago", "in 2 h", "5 days ago": near enough to act on, from this browser's clock.
+  function relative(at) {
+    const seconds = Math.round((Date.now() - at.getTime()) / 1000);
+    const span = Math.abs(seconds);
+    if (span < 45) return seconds >= 0 ? "just now" : "in a moment";
+    let text;
+    if (span < 5400) text = `${Math.max(1, Math.round(span / 60))} min`;
+    else if (span < 129600) text = `${Math.round(span / 3600)} h`;
+    else {
+      const days = Math.round(span / 86400);
+      text = `${days} day${days === 1 ? "" : "s"}`;
+    }
+    return seconds >= 0 ? `${text} ago` : `in ${text}`;
+  }
+
+  // Every <time data-relative> under root: relative text, and a title with the time in
+  // the viewer's zone beside the server's UTC text (for comparing notes by phone).
+  function localiseTimes(root) {
+    for (const el of root.querySelectorAll("time[data-relative]")) {
+      const at = new Date(el.dateTime);
+      if (Number.isNaN(at.getTime())) continue;
+      if (!el.dataset.utc) el.dataset.utc = el.title || el.textContent;
+      el.title = `${LOCAL_TIME.format(at)} (${el.dataset.utc})`;
+      el.textContent = relative(at);
+    }
+  }
+
   // -- charts ---------------------------------------------------------------------------
 
-  function svg(name, attributes) {
-    const el = document.createElementNS(SVG_NS, name);
-    for (const [key, value] of Object.entries(attributes)) el.setAttribute(key, String(value));
-    return el;
-  }
-
-  function clock(iso) {
-    const at = new Date(iso);
-    return Number.isNaN(at.getTime())
-      ? "?"
-      : at.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
-  }
-
+  // Drawn by charts.js (axis values, hover detail), loaded after this script on the
+  // pages with charts; an answer that comes before it ran waits for it.
   function drawChart(figure, body) {
-    const points = Array.isArray(body.points) ? body.points : [];
-    const slot = 10;
-    const width = Math.max(points.length, 1) * slot;
-    const height = 100;
-    const busiest = Math.max(0, ...points.map((p) => p.completed + p.failed));
-    const peak = Math.max(1, busiest);
-    let completed = 0;
-    let failed = 0;
-    const chart = svg("svg", {
-      viewBox: `0 0 ${width} ${height}`,
-      preserveAspectRatio: "none",
-      role: "img",
-      class: "bars",
-    });
-    chart.appendChild(svg("line", { x1: 0, y1: height - 0.5, x2: width, y2: height - 0.5, class: "axis" }));
-    points.forEach((point, index) => {
-      completed += point.completed;
-      failed += point.failed;
-      if (!point.completed && !point.failed) return;
-      const group = svg("g", {});
-      const title = document.createElementNS(SVG_NS, "title");
-      title.textContent = `${clock(point.at)}: ${point.completed} completed, ${point.failed} failed`;
-      group.appendChild(title);
-      const scale = (n) => (n ? Math.max((n / peak) * (height - 4), 2) : 0);
-      const done = scale(point.completed);
-      const lost = scale(point.failed);
-      const x = index * slot + 1;
-      if (done) group.appendChild(svg("rect", { x, y: height - done, width: slot - 2, height: done, class: "completed" }));
-      if (lost) group.appendChild(svg("rect", { x, y: height - done - lost, width: slot - 2, height: lost, class: "failed" }));
-      chart.appendChild(group);
-    });
-    const summary = `${completed} completed, ${failed} failed`;
-    chart.setAttribute("aria-label", `${summary} in the last ${points.length} minutes`);
-    const axis = document.createElement("div");
-    axis.className = "axis-labels";
-    for (const text of [points.length ? clock(points[0].at) : "", `peak ${busiest}/min`, "now"]) {
-      const span = document.createElement("span");
-      span.textContent = text;
-      axis.appendChild(span);
-    }
-    figure.querySelector("[data-plot]").replaceChildren(chart, axis);
-    figure.dataset.completed = String(completed);
-    figure.dataset.failed = String(failed);
-    const caption = figure.querySelector("[data-chart-summary]");
-    if (caption) caption.textContent = summary;
+    const draw = () => window.ILSCharts.throughput(figure, body);
+    if (window.ILSCharts) draw();
+    else document.addEventListener("ils-charts-ready", draw, { once: true });
   }
 
   async function loadChart(chart) {
@@ -302,6 +316,12 @@
       Number(live.dataset.healthMs) || 5000,
       (health) => {
         for (const root of document.querySelectorAll('[data-source="health"]')) fill(root, health);
+        for (const list of document.querySelectorAll("[data-problems]")) showProblems(list, health.problems || []);
+        for (const card of document.querySelectorAll("article[data-queue]")) {
+          const facts = (health.queues || {})[card.dataset.queue];
+          const badge = card.querySelector("[data-paused-badge]");
+          if (facts && badge) badge.hidden = !facts.paused;
+        }
       },
       trouble,
     );
@@ -375,7 +395,10 @@
     const error = form.querySelector("[data-sign-in-error]");
     const button = form.querySelector('button[type="submit"]');
     const next = form.dataset.next || "";
-    const target = next.startsWith("/admin/") && !next.startsWith("//") ? next : HOME;
+    // The server's safe_next (pages.py) already checked it; the e-mails' pages too (issue 22).
+    const allowed = next === "/" || ["/admin/", "/orders/", "/purchase-orders/", "/marketplace/"]
+      .some((prefix) => next.startsWith(prefix));
+    const target = allowed && !next.startsWith("//") && !next.includes("\\") ? next : HOME;
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
       error.hidden = true;
@@ -403,81 +426,6 @@
     });
   }
 
-  // -- the schedules page's form ----------------------------------------------------------
-
-  // The body of POST /api/schedules from the form. Only what was filled in is sent, and
-  // nothing is checked here: the API's 422 names each problem, and the page shows it.
-  function scheduleBody(form) {
-    const fields = form.elements;
-    const option = fields.job.selectedOptions[0];
-    const job = option ? JSON.parse(option.dataset.job) : null;
-    if (job && option.hasAttribute("data-metric")) job.data.metricType = fields.metric.value;
-    const body = { name: fields.name.value.trim(), catch_up: fields.catch_up.value, jobs: job ? [job] : [] };
-    const cron = fields.cron.value.trim();
-    if (cron) body.cron = cron;
-    const minutes = fields.every_min.value.trim();
-    if (minutes) body.every_s = Math.round(Number(minutes) * 60);
-    const zone = fields.time_zone.value.trim();
-    if (zone) body.time_zone = zone;
-    if (fields.company_wide && fields.company_wide.checked) body.company_wide = true;
-    return body;
-  }
-
-  // The API's field names that are a form field (every_s is typed in minutes).
-  const SCHEDULE_FIELDS = { name: "name", cron: "cron", every_s: "every_min", time_zone: "time_zone", catch_up: "catch_up" };
-
-  function showScheduleErrors(form, result) {
-    const list = form.querySelector("[data-form-errors]");
-    const detail = result.data && result.data.detail;
-    const problems = Array.isArray(detail) ? detail : [{ field: "", message: problem(result) }];
-    list.replaceChildren(
-      ...problems.map((p) => {
-        const field = p.field || "";
-        const item = document.createElement("li");
-        item.textContent = field ? `${field}: ${p.message}` : p.message;
-        const input = form.elements[SCHEDULE_FIELDS[field] || (field.startsWith("jobs") ? "job" : "")];
-        if (input) input.setAttribute("aria-invalid", "true");
-        return item;
-      }),
-    );
-    list.hidden = false;
-  }
-
-  function startScheduleForm(form) {
-    const metric = form.querySelector("[data-metric-field]");
-    const button = form.querySelector('button[type="submit"]');
-    const showMetric = () => {
-      const option = form.elements.job.selectedOptions[0];
-      metric.hidden = !(option && option.hasAttribute("data-metric"));
-    };
-    form.elements.job.addEventListener("change", showMetric);
-    showMetric();
-    form.addEventListener("submit", async (event) => {
-      event.preventDefault();
-      const list = form.querySelector("[data-form-errors]");
-      list.hidden = true;
-      for (const input of form.querySelectorAll("[aria-invalid]")) input.removeAttribute("aria-invalid");
-      const body = scheduleBody(form);
-      button.disabled = true;
-      try {
-        const result = await api("POST", form.dataset.url, body);
-        if (result.status === 401) {
-          signInAgain();
-          return;
-        }
-        if (result.ok) {
-          flashAfterReload(`Schedule “${result.data.name}” created.`, "ok");
-          location.reload();
-          return;
-        }
-        showScheduleErrors(form, result);
-      } catch {
-        showScheduleErrors(form, { status: 0, data: { detail: "no answer from the server" } });
-      }
-      button.disabled = false;
-    });
-  }
-
   // -- start ----------------------------------------------------------------------------
 
   showStoredFlash();
@@ -493,7 +441,8 @@
   });
   const signIn = document.getElementById("sign-in");
   if (signIn) startSignIn(signIn);
-  const scheduleForm = document.getElementById("schedule-form");
-  if (scheduleForm) startScheduleForm(scheduleForm);
+  localiseTimes(document);
+  setInterval(() => localiseTimes(document), 30000);
+  window.ILSDashboard = Object.freeze({ api, problem, flash, flashAfterReload, signInAgain, localiseTimes });
   startOverview();
 })();

@@ -1,0 +1,127 @@
+"""The pages behind the platform's e-mail links: an order, a purchase order, the
+marketplace connections.
+
+Why they exist: every e-mail the workers send links back to ``PlatformLinks``
+(``ils.workers.email.links``); before these pages those links led to a JSON 404. They
+are server-rendered like the dashboard and use its route class, so a signed-out reader
+is sent through the sign-in page (``?next=`` brings them back), and another company's
+record is the same 404 page as a missing one (``get_scoped``). They read through the
+same service functions and read models as the API, so a page never shows more than
+the API would give the same user: documents the caller's company owns, without the
+examination forms ``lab_tech`` may not read.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import HTMLResponse
+
+from ils.domain.companies import Role
+from ils.domain.company_queries import company_names
+from ils.domain.document_queries import subject_documents
+from ils.domain.orders import Order
+from ils.domain.scoping import get_scoped
+from ils.domain.supply import PurchaseOrder
+from ils.domain.tracing_queries import tracing_history
+from ils.errors import ForbiddenError
+from ils.web.dashboard.pages import Pages
+from ils.web.deps import CurrentAuth, SessionDep
+from ils.web.routers.documents import CLINICAL_EXCLUDED_ROLES, CLINICAL_KINDS
+from ils.web.routers.purchasing import PURCHASING_ROLES
+from ils.web.services import marketplace as marketplace_service
+from ils.web.services import orders as order_service
+from ils.web.services import purchasing as purchasing_service
+
+
+class PlatformPages:
+    """Handlers of ``/orders/{id}``, ``/purchase-orders/{id}`` and
+    ``/marketplace/connections`` for any signed-in user of an owning company."""
+
+    def __init__(self, pages: Pages) -> None:
+        self.pages = pages
+
+    async def order(self, order_id: str, auth: CurrentAuth, session: SessionDep) -> HTMLResponse:
+        """The order as its practice or lab sees it: status, history, that company's
+        documents, and the newest tracing with its findings."""
+        user = auth.user
+        order = await get_scoped(
+            session, Order, order_id, user.company_id, owners=order_service.ORDER_OWNERS
+        )
+        view = await order_service.order_out(session, order, user)
+        documents = [
+            row
+            for row in await subject_documents(session, user.company_id, order.id)
+            if row.kind not in CLINICAL_KINDS or user.role not in CLINICAL_EXCLUDED_ROLES
+        ]
+        tracings = await tracing_history(session, order.id)
+        names = await company_names(session, (order.company_id, order.lab_id))
+        return self.pages.render(
+            "order_page.html",
+            auth=auth,
+            title=f"Order {view.number}",
+            section="",
+            order=view,
+            practice=names.get(order.company_id, "—"),
+            lab=names.get(order.lab_id, "—"),
+            documents=documents,
+            tracing=tracings[0] if tracings else None,
+        )
+
+    async def purchase_order(
+        self, purchase_order_id: str, auth: CurrentAuth, session: SessionDep
+    ) -> HTMLResponse:
+        """The purchase order as its lab or its supplier sees it: status and lines.
+        The API's purchasing roles only (a lab_tech reads no prices there either)."""
+        if auth.user.role not in (*PURCHASING_ROLES, Role.PLATFORM_ADMIN):
+            raise ForbiddenError("Your role may not read purchase orders.")
+        po = await get_scoped(
+            session,
+            PurchaseOrder,
+            purchase_order_id,
+            auth.user.company_id,
+            owners=("company_id", "supplier_id"),
+        )
+        view = purchasing_service.purchase_order_out(
+            po, await purchasing_service.products_of(session, po)
+        )
+        names = await company_names(session, (po.company_id, po.supplier_id))
+        return self.pages.render(
+            "purchase_order_page.html",
+            auth=auth,
+            title=f"Purchase order {view.number}",
+            section="",
+            po=view,
+            buyer=names.get(po.company_id, "—"),
+            supplier=names.get(po.supplier_id, "—"),
+        )
+
+    async def connections(self, auth: CurrentAuth, session: SessionDep) -> HTMLResponse:
+        """The company's marketplace connections, both directions, newest first."""
+        rows = await marketplace_service.list_connections(session, auth.company, None)
+        return self.pages.render(
+            "connections_page.html",
+            auth=auth,
+            title="Connections",
+            section="",
+            connections=rows,
+        )
+
+
+def add_platform_routes(router: APIRouter, pages: Pages) -> None:
+    """Mount the pages on ``router`` (the landing router: outside ``/admin``)."""
+    handlers = PlatformPages(pages)
+    router.add_api_route(
+        "/orders/{order_id}", handlers.order, methods=["GET"], response_class=HTMLResponse
+    )
+    router.add_api_route(
+        "/purchase-orders/{purchase_order_id}",
+        handlers.purchase_order,
+        methods=["GET"],
+        response_class=HTMLResponse,
+    )
+    router.add_api_route(
+        "/marketplace/connections",
+        handlers.connections,
+        methods=["GET"],
+        response_class=HTMLResponse,
+    )
