@@ -45,8 +45,8 @@ import httpx
 from rich.console import Console
 from sqlalchemy import select
 
-from ils.database import create_engine, session_factory
-from ils.demo_setup import CREDENTIALS_FILE, prepare_demo
+from ils.db.engine import create_engine, session_factory
+from ils.demo.setup import CREDENTIALS_FILE, prepare_demo
 from ils.domain.clinical import Patient
 from ils.domain.companies import Company, CompanyKind
 from ils.heap import freeze_start_up_heap
@@ -90,13 +90,15 @@ def order_body(lab_id: str, patients: list[str], rng: random.Random) -> dict[str
         "lab_id": lab_id,
         "lens": {
             "design": "progressive",
-            "material": "CR-39",
+            "material": "cr39",  # issue 20: lens options are codes
             "index": "1.60",
-            "coatings": ["anti-reflection"],
+            "coatings": ["anti_reflective"],
         },
         "right": {"sphere": "-2.25", "cylinder": "-0.75", "axis": 90, "add": "2.00"},
         "left": {"sphere": "-2.00", "cylinder": "0.00", "add": "2.00"},
         "pd_binocular": "63.0",
+        "seg_height_right": "22.00",  # issue 20: progressives need a fitting height
+        "seg_height_left": "22.00",
         "frame": {"box_a": "52.00", "box_b": "38.00", "dbl": "18.00", "ed": "55.00"},
         "price_cents": 12900,
     }

@@ -13,13 +13,13 @@ from rich.console import Console
 from sqlalchemy import func, select
 
 from ils.db.engine import create_engine, session_factory
+from ils.db.migrations import upgrade_database
 from ils.demo.network import build_network, network_exists
 from ils.demo.setup import CREDENTIALS_FILE, prepare_demo
 from ils.domain.billing import Invoice, InvoiceStatus
 from ils.domain.companies import Company, CompanyKind, Role, User
 from ils.domain.orders import Order, OrderStatus
 from ils.domain.supply import DailySale
-from ils.db.migrations import upgrade_database
 from ils.settings import Settings
 
 TODAY = date(2026, 11, 28)

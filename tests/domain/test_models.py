@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 import ils.db.tables  # noqa: F401  (every table on the metadata)
 from ils.db.engine import Base, create_engine, create_numbering_engine, session_factory
+from ils.db.migrations import alembic_config, upgrade_database
 from ils.domain.billing import (
     Invoice,
     InvoiceLine,
@@ -45,7 +46,6 @@ from ils.domain.orders import (
     OrderStatusChange,
     Side,
 )
-from ils.db.migrations import alembic_config, upgrade_database
 
 DOMAIN_TABLES = {
     "companies", "users", "user_sessions", "patients", "examinations", "orders",

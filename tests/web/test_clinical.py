@@ -228,3 +228,120 @@ async def test_examination_access(
     response = await other.get(path)
     assert (response.status_code, response.json()) == (404, {"detail": "not found"})
     assert (await staff.get(f"/api/examinations/{'0' * 32}")).status_code == 404
+
+
+# -- the UK sight-test record (issue 20) ---------------------------------------------
+
+SIGHT_TEST: dict[str, Any] = {
+    "history": {"reason_for_visit": "Routine", "symptoms": "Blurred near vision"},
+    "acuity": {
+        "right": {"unaided_distance": "6/12", "aided_distance": "6/6", "aided_near": "N5"},
+        "left": {"unaided_distance": "0.30", "aided_near": "N6"},
+        "binocular": {"aided_distance": "6/5"},
+    },
+    "binocular_vision": {"cover_test_near": "4 exophoria, good recovery", "motility": "full"},
+    "ophthalmoscopy": {
+        "method": "slit_lamp_binocular_indirect",
+        "right": {"media": "clear", "cup_disc_ratio": 0.3},
+        "left": {"macula": "drusen"},
+    },
+    "outcome": "referral",
+    "referral_reason": "Drusen at the left macula: routine referral to ophthalmology.",
+    "recall_date": "2027-03-02",
+    "optometrist_name": "Priya Shah",
+    "goc_number": "01-23456",
+}
+
+
+async def test_a_sight_test_record_is_stored_and_read_back(world: World, db: DbMaker) -> None:
+    staff = world.client(PRACTICE)
+    patient = await add_patient(staff)
+    body = {**EXAM, **SIGHT_TEST, "patient_id": patient["id"]}
+    response = await staff.post("/api/examinations", json=body)
+    assert response.status_code == 201, response.text
+    exam = (await staff.get(f"/api/examinations/{response.json()['id']}")).json()
+    for key in ("history", "binocular_vision", "outcome", "referral_reason", "recall_date"):
+        assert exam[key] == SIGHT_TEST[key]
+    assert exam["acuity"]["right"] == SIGHT_TEST["acuity"]["right"]
+    assert exam["ophthalmoscopy"]["right"] == {"media": "clear", "cup_disc_ratio": 0.3}
+    assert (exam["optometrist_name"], exam["goc_number"]) == ("Priya Shah", "01-23456")
+    async with db() as session:
+        row = await session.get(Examination, exam["id"])
+        assert row is not None
+        assert row.outcome == "referral"
+        assert str(row.recall_date) == "2027-03-02"
+
+
+def _test(**changes: Any) -> dict[str, Any]:
+    return {**SIGHT_TEST, **changes}
+
+
+BAD_SIGHT_TESTS: list[tuple[str, dict[str, Any], str]] = [
+    ("referral without a reason", _test(referral_reason=None), "referral_reason"),
+    ("reason without a referral", _test(outcome="no_change"), "referral_reason"),
+    ("outcome without a GOC number", _test(goc_number=None), "goc_number"),
+    ("outcome without the optometrist", _test(optometrist_name=None), "optometrist_name"),
+    ("GOC number of a dispensing optician", _test(goc_number="02-23456"), "goc_number"),
+    ("unknown outcome", _test(outcome="spectacles"), "outcome"),
+    ("recall before the test", _test(recall_date="2026-03-01"), "recall_date"),
+    ("recall on the day", _test(recall_date="2026-03-02"), "recall_date"),
+    ("near acuity in Snellen letters", _test(acuity={"left": {"aided_near": "J5x"}}), "acuity"),
+    (
+        "C/D ratio above 1",
+        _test(ophthalmoscopy={"left": {"cup_disc_ratio": 1.2}}),
+        "ophthalmoscopy",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "changes", "field"), BAD_SIGHT_TESTS, ids=[c[0] for c in BAD_SIGHT_TESTS]
+)
+async def test_bad_sight_test_records_answer_422(
+    world: World, state: WebState, db: DbMaker, case: str, changes: dict[str, Any], field: str
+) -> None:
+    staff = world.client(PRACTICE)
+    patient = await add_patient(staff)
+    body = {**EXAM, **changes, "patient_id": patient["id"]}
+    response = await staff.post("/api/examinations", json=body)
+    errors = errors_of(response)
+    assert any(name.startswith(field) for name in errors), errors
+    assert await count(db, Examination) == 0
+    assert await all_jobs(state) == 0
+
+
+async def test_the_examination_form_prints_the_stored_sight_test(
+    world: World, state: WebState
+) -> None:
+    from ils.workers.pdf.generate import DocumentGenerator, generate_examination_form
+    from ils.workers.pdf.pool import InlineRenderer
+    from tests.workers.pdf_support import pdf_text
+
+    staff = world.client(PRACTICE)
+    patient = await add_patient(staff)
+    body = {**EXAM, **SIGHT_TEST, "patient_id": patient["id"]}
+    exam = (await staff.post("/api/examinations", json=body)).json()
+    generator = DocumentGenerator.for_context(
+        state.system.worker_context(), renderer=InlineRenderer()
+    )
+    document = await generate_examination_form(generator, exam["id"])
+    response = await staff.get(f"/api/documents/{document.id}")
+    assert response.status_code == 200
+    text = " ".join(pdf_text(response.content).split())
+    for expected in (
+        "Symptoms Blurred near vision",
+        "R 6/12 6/6 - N5",
+        "L 0.30 - - N6",
+        "Both - 6/5 - -",
+        "Cover test (near) 4 exophoria, good recovery",
+        "Method slit lamp binocular indirect",
+        "C/D ratio 0.3 -",
+        "Macula - drusen",
+        "Outcome Referral",
+        "Recall date 2 Mar 2027",
+        "Drusen at the left macula: routine referral to ophthalmology.",
+        "Name Priya Shah",
+        "GOC registration no. 01-23456",
+        "Signature",
+    ):
+        assert expected in text, expected

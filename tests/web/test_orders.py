@@ -63,6 +63,9 @@ async def test_create_stores_the_order_and_queues_its_jobs(
         "add": "2.00",
         "prism": None,
         "prism_base": None,
+        "prism_vertical": None,
+        "prism_vertical_base": None,
+        "entered": {"sphere": "-2.25", "cylinder": "-0.75", "axis": 180},
     }
     assert order["left"]["axis"] is None
     assert order["left"]["prism"] == "1.50"

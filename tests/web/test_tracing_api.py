@@ -83,6 +83,8 @@ async def test_not_a_tracing_file_is_refused_and_nothing_is_stored(
     for junk in (
         b"ea3\x03\x00\x00\x00\x00\x17vTIT2",  # Sony OpenMG audio, also .oma
         b"\x00\x01\x02binary\xff\xfe",
+        # A packed (binary) tracing late in the file is refused as one early in it.
+        b"REQ=FRM\r\n" + b"DBL=15\r\n" * 400 + b"TRCFMT=4;360;E;R;F\r\nR=\x00\x07\x01\r\n",
         b"just some text\nwithout records\n",
         b"",
     ):
@@ -122,7 +124,7 @@ async def test_the_worker_attaches_the_tracing_to_the_order(world: World, state:
     assert (await lab.post(path, content=tracing_file())).status_code == 202
     await queued(state, "oma")
     registry = HandlerRegistry(state.system.job_types)
-    oma.register(registry, state.system)
+    oma.register(registry, state.system.worker_context())
     runner = Runner(state.system.stores(), [state.system.catalogue["oma"]], registry)
     runner.start()
     try:

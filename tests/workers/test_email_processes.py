@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 
 from ils.db.engine import session_factory
-from ils.domain.mail import MailState
 from ils.db.migrations import upgrade_database
+from ils.domain.mail import MailState
 from ils.jobs.model import JobRecord, JobState
 from ils.jobs.system import JobSystem
 from ils.settings import Settings

@@ -11,8 +11,8 @@ from email.message import EmailMessage
 from sqlalchemy import update
 
 from ils.domain.mail import MailMessage, MailState
-from ils.jobs.payloads.email import OrderConfirmationEmail
 from ils.jobs.model import JobState
+from ils.jobs.payloads.email import OrderConfirmationEmail
 from ils.workers.email.transport import FileTransport
 from tests.workers.conftest import EnvFactory
 from tests.workers.support import PATIENT_LAST, FakeContext

@@ -13,8 +13,8 @@ import pytest
 
 from ils.domain.mail import MailState
 from ils.errors import MailDeliveryError
-from ils.jobs.payloads.email import GeneralNotificationEmail, OrderConfirmationEmail
 from ils.jobs.model import JobState
+from ils.jobs.payloads.email import GeneralNotificationEmail, OrderConfirmationEmail
 from ils.workers.email.compose import message_key
 from ils.workers.email.log import NewMessage
 from tests.workers.conftest import EnvFactory, MailEnv, smtp_to

@@ -39,7 +39,9 @@ def test_every_document_has_header_number_and_page_numbers(kind: DocumentKind) -
     assert content.startswith(b"%PDF-")
     text = squash(pdf_text(content))
     assert data.letterhead.name in text
-    assert "Page 1 of 1" in text
+    # The examination form is a full sight-test record: two pages.
+    pages = 2 if kind == DocumentKind.EXAMINATION_FORM else 1
+    assert f"Page 1 of {pages}" in text
     assert "version 1" in text
 
 
@@ -56,16 +58,20 @@ def test_order_documents_print_every_prescription_value(kind: DocumentKind) -> N
         assert fmt.dioptres(eye.add) in text
         assert fmt.mm(eye.pd) in text
         assert fmt.mm(eye.height) in text
-    assert "-2.25 -0.75 175 +2.00" in text  # the right eye's row, in order
-    assert "+1.50 -0.50 10 +2.25 1.50 base in 32 21.5" in text
+    if kind == DocumentKind.ORDER_SHEET:  # degree and prism signs (issue 20)
+        assert "-2.25 -0.75 175° +2.00" in text  # the right eye's row, in order
+        assert f"+1.50 -0.50 10° +2.25 1.50{fmt.prism_sign()} base in 32 21.5" in text
+    else:
+        assert "-2.25 -0.75 175 +2.00" in text  # the right eye's row, in order
+        assert "+1.50 -0.50 10 +2.25 1.50 base in 32 21.5" in text
     assert "63.5" in text  # binocular PD
     for value in (
         "Progressive",
         "Polycarbonate",
         "1.60",
-        "Anti reflective",
+        "Anti-reflective, Hard coat",  # the labels of anti_reflective, hard_coat
         "Hard coat",
-        "Grey 20",
+        "Grey 20 %",
     ):
         assert value in text
     for label, value in (("A", "52"), ("B", "38"), ("DBL", "18"), ("ED", "55.5")):
@@ -113,7 +119,7 @@ def test_invoice_prints_each_line_the_vat_split_and_totals() -> None:
     assert "Anti-reflective coating 2 £12.50 20% £25.00" in text
     assert "Dispensing and fitting 1 £35.00 Exempt £35.00" in text
     # VAT analysis: standard 20% on 123.00 is 24.60; exempt 35.00 carries none.
-    assert "Standard 20% £123.00 £24.60 £147.60" in text
+    assert "Standard rate 20% £123.00 £24.60 £147.60" in text
     assert "Exempt £35.00 £0.00 £35.00" in text
     assert "Total £158.00 £24.60 £182.60" in text
     assert "Payment within 30 days" in text
@@ -161,7 +167,7 @@ def test_long_invoice_breaks_pages_with_numbers_and_repeated_headings() -> None:
     for number, text in enumerate(texts, start=1):
         assert f"Page {number} of {len(pages)}" in text
         assert "CLEAR VIEW" in text  # the header on every page
-    assert "Description Qty Unit price VAT Net" in texts[1]
+    assert "Description Qty Unit price (net, excl. VAT) VAT rate Net amount (excl. VAT)" in texts[1]
     assert "Lens pair 079" in " ".join(texts)
 
 
@@ -227,3 +233,90 @@ def test_fmt_rules() -> None:
     assert fmt.vat_rate("standard", 1750) == "17.5%"
     assert fmt.vat_rate("exempt", 0) == "Exempt"
     assert fmt.mm(Decimal("18.00")) == "18"
+
+
+# -- issue 20: lens option labels, compound prism, the UK sight-test record ----------
+
+
+def test_lab_ticket_prints_lens_option_labels_and_a_compound_prism() -> None:
+    base = sample(DocumentKind.LAB_WORK_TICKET)
+    assert isinstance(base, LabTicketData)
+    order = base.order
+    lens = dataclasses.replace(
+        order.lens, material="cr39", coatings=("anti_reflective", "blue_light"), tint=None
+    )
+    left = dataclasses.replace(
+        order.left,
+        prism=Decimal("1.50"),
+        prism_base="in",
+        prism_vertical=Decimal("0.75"),
+        prism_vertical_base="up",
+    )
+    data = dataclasses.replace(base, order=dataclasses.replace(order, lens=lens, left=left))
+    text = squash(pdf_text(render_document(DocumentKind.LAB_WORK_TICKET, data)))
+    # The anti-reflective station is not "n/a" when the code is ordered.
+    assert "Anti-reflective coating initials" in text
+    assert "Anti-reflective coating n/a" not in text
+    assert "CR-39" in text and "cr39" not in text
+    assert "Blue-light filter" in text
+    assert f"1.50{fmt.prism_sign()} base in, 0.75{fmt.prism_sign()} base up" in text
+
+
+def test_examination_form_stands_as_a_uk_sight_test_record() -> None:
+    from datetime import date
+
+    from ils.workers.pdf.data import ExaminationData, SightTestRecord
+
+    base = sample(DocumentKind.EXAMINATION_FORM)
+    assert isinstance(base, ExaminationData)
+    right = dataclasses.replace(
+        base.right,
+        unaided_distance="6/12",
+        aided_distance="6/6",
+        unaided_near=None,
+        aided_near="N5",
+        fundus=(("Media", "clear"), ("C/D ratio", "0.3")),
+    )
+    left = dataclasses.replace(
+        base.left,
+        unaided_distance=None,
+        aided_distance=None,
+        unaided_near="N10",
+        aided_near=None,
+        fundus=(("Macula", "drusen"),),
+    )
+    record = SightTestRecord(
+        history=(("Reason for visit", "Routine"), ("Symptoms", "Headaches when reading")),
+        binocular_acuity=(("Aided distance", "6/5"),),
+        binocular_vision=(("Cover test (near)", "4 exophoria, good recovery"),),
+        ophthalmoscopy_method="slit lamp binocular indirect",
+        outcome="Referral",
+        referral_reason="Drusen at the left macula: routine referral.",
+        recall_date=date(2027, 3, 2),
+        optometrist_name="Priya Shah",
+        goc_number="01-23456",
+    )
+    data = dataclasses.replace(base, right=right, left=left, sight_test=record)
+    text = squash(pdf_text(render_document(DocumentKind.EXAMINATION_FORM, data)))
+    for expected in (
+        "History and symptoms",
+        "Symptoms Headaches when reading",
+        "Unaided distance Aided distance Unaided near Aided near",
+        "R 6/12 6/6 - N5",
+        "L - - N10 -",
+        "Both - 6/5 - -",
+        "Binocular vision",
+        "Cover test (near) 4 exophoria, good recovery",
+        "Ophthalmoscopy",
+        "Method slit lamp binocular indirect",
+        "Media clear -",
+        "Macula - drusen",
+        "Outcome Referral",
+        "Recall date 2 Mar 2027",
+        "Drusen at the left macula: routine referral.",
+        "Name Priya Shah",
+        "GOC registration no. 01-23456",
+        "Signature",
+        "CONFIDENTIAL",
+    ):
+        assert expected in text, expected

@@ -62,6 +62,56 @@ class VatTreatment(StrEnum):
     EXEMPT = "exempt"
 
 
+#: The UK reduced rate (5%: e.g. domestic fuel, some energy-saving goods) in basis points.
+REDUCED_RATE_BP = 500
+#: The UK zero rate: taxable at 0%, unlike an exempt supply, which is outside VAT.
+ZERO_RATE_BP = 0
+
+
+class VatRateBand(StrEnum):
+    """The UK name of a line's VAT rate, as an invoice must print it.
+
+    A taxable line's band follows from its rate (``standard`` treatment at 500 basis
+    points is the *reduced* rate, not "standard 5%"); ``exempt`` comes from the
+    treatment, and a rate HMRC does not define today (a historical 17.5%) is ``other``.
+    """
+
+    STANDARD = "standard"
+    REDUCED = "reduced"
+    ZERO = "zero"
+    EXEMPT = "exempt"
+    OTHER = "other"
+
+
+def vat_band(treatment: str, rate_bp: int) -> VatRateBand:
+    """The UK band of a line taxed ``treatment`` at ``rate_bp`` basis points."""
+    if VatTreatment(treatment) == VatTreatment.EXEMPT:
+        return VatRateBand.EXEMPT
+    if rate_bp == STANDARD_RATE_BP:
+        return VatRateBand.STANDARD
+    if rate_bp == REDUCED_RATE_BP:
+        return VatRateBand.REDUCED
+    if rate_bp == ZERO_RATE_BP:
+        return VatRateBand.ZERO
+    return VatRateBand.OTHER
+
+
+def vat_rate_name(treatment: str, rate_bp: int) -> str:
+    """``Standard rate 20%``, ``Reduced rate 5%``, ``Zero rate 0%``, ``Exempt``.
+
+    The names HMRC uses, so a reader tells a zero-rated line (taxable at 0%) from an
+    exempt one, and a 5% line is never called standard. Any other rate prints as
+    ``VAT 17.5%``.
+    """
+    band = vat_band(treatment, rate_bp)
+    if band == VatRateBand.EXEMPT:
+        return "Exempt"
+    percent = f"{(Decimal(rate_bp) / 100).normalize():f}%"
+    if band == VatRateBand.OTHER:
+        return f"VAT {percent}"
+    return f"{band.value.capitalize()} rate {percent}"
+
+
 class PaymentMethod(StrEnum):
     """How a payment was received."""
 

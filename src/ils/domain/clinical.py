@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
+from enum import StrEnum
 
 from sqlalchemy import (
+    JSON,
     CheckConstraint,
     Date,
     ForeignKey,
@@ -32,6 +34,7 @@ from ils.domain.types import (
     CreatedAtMixin,
     Fixed2,
     IdMixin,
+    StrEnumType,
     TimestampMixin,
     UtcDateTime,
 )
@@ -62,6 +65,14 @@ class Patient(IdMixin, TimestampMixin, Base):
     examinations: Mapped[list[Examination]] = relationship(
         back_populates="patient", order_by="Examination.examined_at"
     )
+
+
+class SightTestOutcome(StrEnum):
+    """What a UK sight test ends with (the statement the patient is given)."""
+
+    NO_CHANGE = "no_change"
+    NEW_RX = "new_rx"
+    REFERRAL = "referral"
 
 
 class Examination(IdMixin, CreatedAtMixin, Base):
@@ -113,6 +124,23 @@ class Examination(IdMixin, CreatedAtMixin, Base):
     slit_lamp_notes: Mapped[str | None] = mapped_column(Text)
     fundus_notes: Mapped[str | None] = mapped_column(Text)
     recommendations: Mapped[str | None] = mapped_column(Text)
+    # The UK sight-test record (revision 0014). The structured blocks are JSON: their
+    # shape is the API's (ils.web.schemas.sight_test), they are read whole, never
+    # queried field by field, and new findings need no migration.
+    #: Reason for visit, symptoms, general health, medication, family ocular history.
+    history: Mapped[dict[str, object] | None] = mapped_column(JSON)
+    #: Unaided / aided distance and near acuity per eye and binocular.
+    acuity: Mapped[dict[str, object] | None] = mapped_column(JSON)
+    #: Cover test, motility, convergence, stereo.
+    binocular_vision: Mapped[dict[str, object] | None] = mapped_column(JSON)
+    #: Method and per-eye media, disc (C/D ratio), macula, vessels, periphery.
+    ophthalmoscopy: Mapped[dict[str, object] | None] = mapped_column(JSON)
+    outcome: Mapped[SightTestOutcome | None] = mapped_column(StrEnumType(SightTestOutcome, 16))
+    referral_reason: Mapped[str | None] = mapped_column(Text)
+    recall_date: Mapped[date | None] = mapped_column(Date)
+    optometrist_name: Mapped[str | None] = mapped_column(String(100))
+    #: General Optical Council registration, e.g. ``01-12345``.
+    goc_number: Mapped[str | None] = mapped_column(String(16))
 
     patient: Mapped[Patient] = relationship(back_populates="examinations")
     examiner: Mapped[User | None] = relationship()

@@ -34,6 +34,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from ils.db.engine import Base
 from ils.domain.clinical import Patient
 from ils.domain.companies import Company, User
+from ils.domain.lens_options import LensType, Tint
 from ils.domain.types import (
     ID_LENGTH,
     Fixed2,
@@ -208,18 +209,33 @@ class Order(IdMixin, TimestampMixin, Base):
     left_add: Mapped[Decimal | None] = mapped_column(Fixed2())
     left_prism: Mapped[Decimal | None] = mapped_column(Fixed2())
     left_prism_base: Mapped[PrismBase | None] = mapped_column(StrEnumType(PrismBase, 8))
+    #: A compound prism's vertical component (base up or down); ``*_prism`` /
+    #: ``*_prism_base`` hold the horizontal one (base in or out).
+    right_prism_vertical: Mapped[Decimal | None] = mapped_column(Fixed2())
+    right_prism_vertical_base: Mapped[PrismBase | None] = mapped_column(StrEnumType(PrismBase, 8))
+    left_prism_vertical: Mapped[Decimal | None] = mapped_column(Fixed2())
+    left_prism_vertical_base: Mapped[PrismBase | None] = mapped_column(StrEnumType(PrismBase, 8))
+    #: Sphere, cylinder and axis are stored in minus-cylinder form; this keeps the
+    #: form the practice entered (``{"right": {"sphere": "+1.00", "cylinder": "+0.50",
+    #: "axis": 90}, "left": ...}``) for display. ``None`` for rows before revision 0014.
+    rx_as_entered: Mapped[dict[str, dict[str, str | int | None]] | None] = mapped_column(JSON)
     pd_binocular: Mapped[Decimal | None] = mapped_column(Fixed2())
     pd_right: Mapped[Decimal | None] = mapped_column(Fixed2())
     pd_left: Mapped[Decimal | None] = mapped_column(Fixed2())
     seg_height_right: Mapped[Decimal | None] = mapped_column(Fixed2())
     seg_height_left: Mapped[Decimal | None] = mapped_column(Fixed2())
 
-    lens_material: Mapped[str | None] = mapped_column(String(64))
+    #: A :class:`~ils.domain.lens_options.LensType` code.
+    lens_material: Mapped[LensType | None] = mapped_column(StrEnumType(LensType, 64))
     lens_index: Mapped[Decimal | None] = mapped_column(Fixed2())
     lens_design: Mapped[LensDesign] = mapped_column(StrEnumType(LensDesign, 16))
-    #: Coating codes, e.g. ``["anti_reflective", "hard_coat"]``.
+    #: :class:`~ils.domain.lens_options.Coating` codes, e.g.
+    #: ``["anti_reflective", "hard_coat"]``.
     coatings: Mapped[list[str]] = mapped_column(JSON, default=list)
-    tint: Mapped[str | None] = mapped_column(String(64))
+    tint: Mapped[Tint | None] = mapped_column(StrEnumType(Tint, 64))
+    #: The free text of rows migrated to codes (revision 0014) that no known spelling
+    #: matched and became ``other``: ``{"material": ..., "coatings": [...], "tint": ...}``.
+    lens_options_original: Mapped[dict[str, object] | None] = mapped_column(JSON)
 
     frame_brand: Mapped[str | None] = mapped_column(String(100))
     frame_model: Mapped[str | None] = mapped_column(String(100))

@@ -29,3 +29,15 @@ async def current_tracing(session: AsyncSession, order_id: str) -> OrderTracing:
     if row is None:
         raise NotFoundError("OrderTracing")
     return row
+
+
+async def tracing_history(session: AsyncSession, order_id: str) -> list[OrderTracing]:
+    """Every processed tracing file of the order, newest first (for the work ticket:
+    the newest says whether the last upload was refused, an older one may give the
+    shape drawn)."""
+    rows = await session.scalars(
+        select(OrderTracing)
+        .where(OrderTracing.order_id == order_id)
+        .order_by(OrderTracing.created_at.desc(), OrderTracing.id.desc())
+    )
+    return list(rows)

@@ -179,6 +179,11 @@ class _Lifeline:
         self.reader.close()
 
 
+def _ready() -> int:
+    """A call that only proves the process is up (its warm-up ran in the initializer)."""
+    return os.getpid()
+
+
 class CpuPool:
     """Runs picklable calls in a lazily started pool of ``size`` processes.
 
@@ -206,6 +211,7 @@ class CpuPool:
         self.what = what
         self._warm_up = warm_up
         self._executor: ProcessPoolExecutor | None = None
+        self._warmed = False
         # One lifeline per executor: a discarded executor's may close while a new one runs.
         self._lifelines: dict[ProcessPoolExecutor, _Lifeline] = {}
         # close() may run from a SQLAlchemy event or atexit, not only the loop thread.
@@ -234,6 +240,21 @@ class CpuPool:
                 self._executor = executor
                 self._lifelines[executor] = lifeline
             return self._executor
+
+    async def start(self) -> None:
+        """Start every process now and let each run its warm-up, so the first real
+        call is not the slow one (a cold pool's first document took 20-25 s: process
+        start, imports and font caches at low priority). One call per process,
+        submitted at once: the executor spawns a process for each call no idle
+        process can take."""
+        await asyncio.gather(*(self.run(_ready) for _ in range(self.size)))
+        self._warmed = True
+
+    @property
+    def warmed(self) -> bool:
+        """Whether :meth:`start` has brought every process up (until the pool is
+        replaced or closed)."""
+        return self._warmed and self._executor is not None
 
     def _cut_lifeline(self, executor: ProcessPoolExecutor) -> None:
         """Close ``executor``'s lifeline, once it is shut down (no process starts after)."""
@@ -273,6 +294,7 @@ class CpuPool:
         with self._lock:
             if self._executor is executor:
                 self._executor = None
+                self._warmed = False
         processes = getattr(executor, "_processes", None) or {}
         for process in list(processes.values()):
             with contextlib.suppress(Exception):
@@ -285,6 +307,7 @@ class CpuPool:
         """Shut the processes down (idempotent)."""
         with self._lock:
             executor, self._executor = self._executor, None
+            self._warmed = False
         if executor is not None:
             executor.shutdown(wait=True, cancel_futures=True)
             self._cut_lifeline(executor)

@@ -22,9 +22,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ils.db.engine import create_engine, session_factory
+from ils.db.migrations import upgrade_database
 from ils.demo.network import build_network
 from ils.domain.companies import Company, CompanyKind
-from ils.db.migrations import upgrade_database
 from ils.workers.ai.chat import ChatAnswer, answer_question
 
 #: The day the demo network is built for; every question is asked "today".
@@ -55,7 +55,7 @@ async def build_demo(url: str) -> None:
 def demo_database(tmp_path_factory: pytest.TempPathFactory) -> DemoDatabase:
     """The demo network in a SQLite file, built once for the whole test session."""
     path: Path = tmp_path_factory.mktemp("chat") / "demo.db"
-    url = f"sqlite+aiosqlite:///{path}"
+    url = f"sqlite:///{path}"
     asyncio.run(build_demo(url))
     return DemoDatabase(url, TODAY)
 

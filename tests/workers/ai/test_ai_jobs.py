@@ -19,12 +19,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ils.clock import ManualClock
 from ils.db.engine import session_factory
+from ils.db.migrations import upgrade_database
 from ils.domain.billing import Invoice, InvoiceLine
 from ils.domain.content import AIResult, AIResultKind, Conversation, Message, MessageRole
 from ils.domain.orders import Order
 from ils.domain.supply import StockLevel
 from ils.errors import PermanentJobError
-from ils.db.migrations import upgrade_database
 from ils.jobs.model import JobRecord, JobState
 from ils.jobs.registry import HandlerRegistry
 from ils.jobs.system import JobSystem
@@ -79,7 +79,7 @@ async def env(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[E
     clock = ManualClock(start_ms=int(NOW.timestamp() * 1000))
     system = await JobSystem.open(Settings(_env_file=None, **options), clock=clock)
     registry = HandlerRegistry(system.job_types)
-    ai.register(registry, system, offload=InlineOffload())
+    ai.register(registry, system.worker_context(), offload=InlineOffload())
     sessions = session_factory(system.engine)
     try:
         yield Env(system, registry, sessions, await plant(sessions))

@@ -29,6 +29,11 @@ from tests.workers.ai.conftest import TODAY
         ("on 2026-11-03", date(2026, 11, 3), date(2026, 11, 3)),
         ("on 3/11/2026", date(2026, 11, 3), date(2026, 11, 3)),
         ("this year", date(2026, 1, 1), date(2026, 11, 28)),
+        ("the week of 23 November", date(2026, 11, 23), date(2026, 11, 28)),
+        ("the week of 18 November", date(2026, 11, 16), date(2026, 11, 22)),
+        ("week beginning the 2nd of November", date(2026, 11, 2), date(2026, 11, 8)),
+        ("w/c 9 Nov", date(2026, 11, 9), date(2026, 11, 15)),
+        ("week ending 20 November", date(2026, 11, 14), date(2026, 11, 20)),
     ],
 )
 def test_periods(text: str, start: date, end: date) -> None:
@@ -64,7 +69,13 @@ def test_products_match_by_sku_or_distinctive_words() -> None:
         ("How many jobs are in QC?", "orders-count"),
         ("Which orders are overdue?", "overdue-orders"),
         ("What orders are due tomorrow?", "orders-due"),
-        ("Any overdue invoices?", "receivables"),
+        ("Any overdue invoices?", "overdue-invoices"),
+        ("Which invoices are overdue?", "overdue-invoices"),
+        ("Which customers are paying late?", "overdue-invoices"),
+        ("Which lens types sell most?", "lens-mix"),
+        ("What kind of lenses do we sell most?", "lens-mix"),
+        ("Most popular coatings?", "lens-mix"),
+        ("Who is our best customer?", "by-company"),
         ("What do we owe?", "receivables"),
         ("How much did we get paid this month?", "payments"),
         ("What was our turnover last year?", "revenue"),
@@ -109,6 +120,8 @@ def test_a_possessive_name_reads_as_a_person_but_the_asking_company_does_not() -
         ("How many patients did we examine this month?", None),
         ("What's the Apple stock price?", "off-topic"),
         ("How much stock of SV-160 is left?", None),
+        ("Who is our best customer?", None),
+        ("Who is the prime minister?", "off-topic"),
     ],
 )
 def test_refusal_reasons(question: str, reason: str | None) -> None:

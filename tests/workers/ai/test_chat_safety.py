@@ -34,7 +34,6 @@ from tests.workers.ai.conftest import TODAY, ask, bounds, build_demo, company_na
         "Is it safe to drive with glaucoma?",
         "What is Mrs Patel's prescription?",
         "Has Jane Doe's order shipped?",
-        "Who are our top customers?",
     ],
 )
 async def test_out_of_scope_questions_are_declined(
@@ -102,6 +101,11 @@ async def test_a_practice_counts_only_its_own_orders_and_revenue(
 # -- PostgreSQL -----------------------------------------------------------------------------
 
 PARITY_QUESTIONS = (
+    ("Clear View Lens Lab", "Which invoices are overdue?"),
+    ("Clear View Lens Lab", "Who is our best customer?"),
+    ("Clear View Lens Lab", "Which lens types sell most?"),
+    ("Clear View Lens Lab", "Show me Brightside Opticians' orders in the week of 16 November"),
+    ("Brightside Opticians", "Are any of our bills overdue?"),
     ("Clear View Lens Lab", "What was our revenue last month?"),
     ("Clear View Lens Lab", "Which orders are overdue?"),
     ("Clear View Lens Lab", "How many orders did we receive this week?"),

@@ -189,14 +189,16 @@ def test_declared_values_off_by_1_mm() -> None:
 
 def test_trcfmt6_declares_but_cannot_be_measured() -> None:
     findings = run(real("TRCFMT6.oma"), OrderFrame(box_a=54, dbl=17))
-    assert codes(findings, "warning") == ["tracing_unsupported", "tracing_unsupported"]
+    # No shape can be read from format 6: an error, not a mere warning.
+    assert codes(findings, "error") == ["tracing_unsupported", "tracing_unsupported"]
     assert findings[1].message == (
-        "the left eye's tracing is in format 6 (encoded), which this system does not read"
+        "the left eye's tracing is in format 6 (encoded), which this system does not read:"
+        " no shape read"
     )
     assert "tracing_missing" not in codes(findings)
     assert "declared_match" not in codes(findings)  # nothing measured to compare
     assert codes(findings, "info") == ["order_frame_match"]  # DBL, from the records
-    assert status(findings) == "warnings"
+    assert status(findings) == "errors"
 
 
 def test_unreadable_declared_value() -> None:
@@ -289,7 +291,8 @@ def test_prescription_in_plus_cylinder_on_the_order() -> None:
     [
         (OrderRx(1.25, -0.5, 90), ["sphere"]),
         (OrderRx(1.0, -0.75, 90), ["cylinder"]),
-        (OrderRx(1.0, -0.5, 95), ["axis"]),
+        # BS EN ISO 21987 allows 9 degrees on a 0.50 D cylinder: 10 is beyond.
+        (OrderRx(1.0, -0.5, 100), ["axis"]),
         (OrderRx(1.5, -0.75, 90), ["sphere", "cylinder"]),
         (OrderRx(1.0, None, None), ["cylinder"]),
     ],
@@ -311,7 +314,8 @@ def test_prescription_mismatch(order: OrderRx, differ: list[str]) -> None:
 @pytest.mark.parametrize(
     "order",
     [
-        OrderRx(1.12, -0.62, 92),
+        # Within BS EN ISO 21987: 0.12 D sphere, 0.09 D cylinder, 9 degrees at 0.50 D.
+        OrderRx(1.12, -0.41, 99),
         OrderRx(1.0, -0.5, 88),
         OrderRx(None, -0.5, 90),  # no sphere on the order: not compared
     ],

@@ -11,18 +11,20 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from decimal import Decimal
+from io import BytesIO
 from pathlib import Path
 from typing import Any, Final
 
 import pytest
+from pypdf import PdfReader
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ils.db.engine import session_factory
+from ils.db.migrations import upgrade_database
 from ils.domain.content import OrderTracing, TracingStatus, UploadedFile
 from ils.domain.orders import Order
 from ils.errors import PermanentJobError
-from ils.db.migrations import upgrade_database
 from ils.jobs.model import JobRecord, JobState
 from ils.jobs.registry import HandlerRegistry
 from ils.jobs.system import JobSystem
@@ -30,6 +32,9 @@ from ils.settings import Settings
 from ils.storage import LocalFileStorage
 from ils.workers import oma
 from ils.workers.oma.records import OmaError
+from ils.workers.pdf.data import LabTicketData
+from ils.workers.pdf.load import load_lab_ticket
+from ils.workers.pdf.ticket import render_lab_ticket
 from tests.workers.support import FakeContext, Network, build_network
 
 DATA: Final = Path(__file__).resolve().parents[2] / "data" / "oma"
@@ -100,7 +105,7 @@ async def env(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[E
     settings = Settings(_env_file=None, **options)
     system = await JobSystem.open(settings)
     registry = HandlerRegistry(system.job_types)
-    oma.register(registry, system)
+    oma.register(registry, system.worker_context())
     sessions = session_factory(system.engine)
     try:
         network = await build_network(sessions)
@@ -205,3 +210,71 @@ async def test_a_file_of_another_order_is_refused(env: Env) -> None:
     with pytest.raises(PermanentJobError, match="not uploaded for order"):
         await env.run(file_id)
     assert await env.tracings() == []
+
+
+async def test_a_tracing_with_errors_never_becomes_the_orders_shape(env: Env) -> None:
+    good = (DATA / "R360_2.oma").read_bytes()
+    await env.run(await env.upload(good))
+    shape = (await env.order()).frame_outline
+    assert shape is not None
+    async with env.sessions() as session:
+        ticket_before = (await load_lab_ticket(session, env.network.order.id)).data
+    # A 2 mm spike in the right eye's radii (line 4's first radius, 24.12 -> 26.12 mm).
+    assert b"R=2412;" in good
+    spiked = good.replace(b"R=2412;", b"R=2612;", 1)
+    result = await env.run(await env.upload(spiked), "job-2")
+    assert result["status"] == "errors"
+    newest = max(await env.tracings(), key=lambda r: r.created_at)
+    assert newest.status is TracingStatus.ERRORS
+    assert [f["code"] for f in newest.findings if f["severity"] == "error"] == ["shape_spike"]
+    # Stored with its findings, but the order keeps its shape, the ticket is not
+    # drawn again, and what the next ticket would draw is the previous shape.
+    assert (await env.order()).frame_outline == shape
+    assert len(await env.jobs("pdf", "lab-work-ticket")) == 1
+    async with env.sessions() as session:
+        ticket_after = (await load_lab_ticket(session, env.network.order.id)).data
+    assert isinstance(ticket_after, LabTicketData) and isinstance(ticket_before, LabTicketData)
+    assert ticket_after.order.frame.outline == ticket_before.order.frame.outline
+    assert ticket_after.order.frame.outline is not None
+    # The lab is told why.
+    notes = await env.jobs("notification", "system-notification")
+    (told,) = [n for n in notes if "errors" in n.data["title"]]
+    assert "keeps its previous shape" in told.data["message"]
+    assert "spike" in told.data["message"] and told.data["priority"] == "high"
+
+
+async def test_the_ticket_shows_holes_warnings_and_a_refused_tracing(env: Env) -> None:
+    good = (DATA / "R360_2.oma").read_bytes()
+    # A rimless job: one hole each side (B: the left one mirrored), and an HBOX that
+    # differs from the measured 48.00 mm (a warning, so the shape is still used).
+    extra = b"HBOX=49.00;49.00\r\nDRILLE=B;C;-18.00;2.00;1.40\r\n"
+    await env.run(await env.upload(good.replace(b"TRCFMT=", extra + b"TRCFMT=", 1)))
+    (row,) = await env.tracings()
+    assert row.status is TracingStatus.WARNINGS, row.findings
+    holes = [f["message"] for f in row.findings if f["code"] == "drill_hole"]
+    assert holes == [
+        "right eye: hole at x -18.00, y +2.00 mm (C), diameter 1.40 mm",
+        "left eye: hole at x +18.00, y +2.00 mm (C), diameter 1.40 mm",
+    ]
+    shape = (await env.order()).frame_outline
+    # Then a file that cannot be read at all.
+    with pytest.raises(OmaError):
+        await env.run(await env.upload(b"REQ=FRM\r\nTRCFMT=1;360;E;R;F\r\nR=2500\r\n"), "job-2")
+    assert (await env.order()).frame_outline == shape
+    async with env.sessions() as session:
+        loaded = await load_lab_ticket(session, env.network.order.id)
+    assert isinstance(loaded.data, LabTicketData)
+    frame = loaded.data.order.frame
+    assert frame.tracing_note is not None
+    assert frame.tracing_note.startswith("tracing unreadable")
+    # Both holes in the outline's frame (x nasal): the right's -18 is temporal, and
+    # the left's +18 in the DCS frame is temporal for the left lens too.
+    assert [(h.eye, h.x_mm, h.y_mm) for h in frame.holes] == [("R", -18.0, 2.0), ("L", -18.0, 2.0)]
+    assert len(frame.tracing_warnings) == 2 and "HBOX" in frame.tracing_warnings[0]
+    text = " ".join(
+        (page.extract_text() or "")
+        for page in PdfReader(BytesIO(render_lab_ticket(loaded.data))).pages
+    )
+    assert "tracing unreadable" in text and "no tracing attached" not in text
+    assert "H1 R x -18.0 y +2.0 mm" in text and "H2 L x -18.0 y +2.0 mm" in text
+    assert "Tracing warning: right eye: boxed width A" in text

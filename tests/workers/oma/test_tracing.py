@@ -160,7 +160,7 @@ def test_given_angles_u() -> None:
         (["TRCFMT=1;3;U;R;F", "R=1;2;3", "A=0;9000"], "has 2 angles but its TRCFMT declares 3", 1),
         (
             ["REQ=FRM", f"R={SECRET};2;3", "R=4", "TRCFMT=1;1;E;R;F", "R=1"],
-            "line 2: a radius (R=) record before any TRCFMT record: the tracing has no header",
+            "line 2: a radius (R=) record before any dataset header (TRCFMT...)",
             2,
         ),
         (
@@ -169,7 +169,7 @@ def test_given_angles_u() -> None:
             " ends the tracing before it",
             5,
         ),
-        (["A=1;2", "TRCFMT=1;1;E;R;F", "R=1"], "an angle (A=) record before any TRCFMT", 1),
+        (["A=1;2", "TRCFMT=1;1;E;R;F", "R=1"], "an angle (A=) record before any dataset header", 1),
         (
             ["TRCFMT=1;1;E;R;F", "R=1", "TRCFMT=1;1;E;R;F", "R=2"],
             "line 3: a second tracing for the right eye (the first is at line 1)",
@@ -202,7 +202,12 @@ def test_z_records_belong_to_the_dataset_and_strays_are_kept() -> None:
     doc = text("ZFMT=1;2;E;R;F", "TRCFMT=1;2;E;R;F", "R=1;2", "ZFMT=1;2;E;R;F", "Z=5;6", "DBL=1")
     grouped, errors = datasets(doc)
     assert errors == []
-    assert [r.label for r in grouped[0].data] == ["R", "ZFMT", "Z"]
+    # ZFMT is a dataset header of its own (DCS 3.x): each owns the records after it.
+    assert [(d.kind, [r.label for r in d.data]) for d in grouped] == [
+        ("ZFMT", []),
+        ("TRCFMT", ["R"]),
+        ("ZFMT", ["Z"]),
+    ]
     assert tracings(doc).errors == ()
 
 

@@ -11,11 +11,19 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Final
 
-from pydantic import AwareDatetime, EmailStr, Field, StringConstraints, field_validator
+from pydantic import (
+    AwareDatetime,
+    EmailStr,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+)
 
-from ils.domain.clinical import Examination
+from ils.domain.clinical import Examination, SightTestOutcome
 from ils.web.schemas.common import InputModel, Line64, Line100, Notes, OutputModel, RecordId
 from ils.web.schemas.prescription import Refraction, stepped
+from ils.web.schemas.sight_test import AcuityIn, BinocularVisionIn, HistoryIn, OphthalmoscopyIn
 
 EARLIEST_BIRTH: Final = date(1900, 1, 1)
 
@@ -38,6 +46,10 @@ Phone = Annotated[
 # Corneal curvature: 30-60 D covers every cornea, keratoconus included.
 Keratometry = Annotated[Decimal, stepped("30", "60", "0.01", "D")]
 KAxis = Annotated[int, Field(ge=0, le=180)]
+# General Optical Council registration of an optometrist: 01- and the number.
+GocNumber = Annotated[
+    str, StringConstraints(strip_whitespace=True, max_length=16, pattern=r"^01-\d{4,6}$")
+]
 Iop = Annotated[Decimal, stepped("0", "80", "0.01", "mmHg")]
 
 
@@ -87,7 +99,13 @@ class ExaminationEye(InputModel):
 
 
 class ExaminationCreate(InputModel):
-    """An examination of one of the practice's patients by the signed-in user."""
+    """An examination of one of the practice's patients by the signed-in user.
+
+    The sight-test parts (history to GOC number) make it a UK sight-test record. An
+    ``outcome`` closes the test, so it needs the optometrist's name and GOC number; a
+    referral needs its reason. The recall date must follow the examination (checked
+    by the service, which knows the examination's date).
+    """
 
     patient_id: RecordId
     examined_at: AwareDatetime | None = Field(default=None, description="Default: now.")
@@ -96,6 +114,46 @@ class ExaminationCreate(InputModel):
     slit_lamp_notes: Notes | None = None
     fundus_notes: Notes | None = None
     recommendations: Notes | None = None
+    history: HistoryIn | None = None
+    acuity: AcuityIn | None = None
+    binocular_vision: BinocularVisionIn | None = None
+    ophthalmoscopy: OphthalmoscopyIn | None = None
+    outcome: SightTestOutcome | None = Field(
+        default=None, description="no_change, new_rx or referral."
+    )
+    referral_reason: Notes | None = Field(
+        default=None,
+        validate_default=True,
+        description="Why and to whom; required with outcome referral, refused otherwise.",
+    )
+    recall_date: date | None = Field(default=None, description="After the examination date.")
+    optometrist_name: Line100 | None = Field(
+        default=None, validate_default=True, description="Required with an outcome."
+    )
+    goc_number: GocNumber | None = Field(
+        default=None,
+        validate_default=True,
+        description="GOC registration, 01-NNNNN; required with an outcome.",
+    )
+
+    @field_validator("referral_reason")
+    @classmethod
+    def _reason_with_referral(cls, reason: str | None, info: ValidationInfo) -> str | None:
+        """A referral letter states why; a reason without a referral is a form error."""
+        referral = info.data.get("outcome") == SightTestOutcome.REFERRAL
+        if referral and not reason:
+            raise ValueError("is required when outcome is referral")
+        if reason and not referral and "outcome" in info.data:
+            raise ValueError("is only recorded with outcome referral")
+        return reason
+
+    @field_validator("optometrist_name", "goc_number")
+    @classmethod
+    def _tester_with_outcome(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """Whoever gives the outcome signs the record: name and registration."""
+        if value is None and info.data.get("outcome") is not None:
+            raise ValueError("is required when an outcome is given")
+        return value
 
 
 class RefractionOut(OutputModel):
@@ -130,6 +188,15 @@ class ExaminationOut(OutputModel):
     slit_lamp_notes: str | None
     fundus_notes: str | None
     recommendations: str | None
+    history: dict[str, object] | None
+    acuity: dict[str, object] | None
+    binocular_vision: dict[str, object] | None
+    ophthalmoscopy: dict[str, object] | None
+    outcome: SightTestOutcome | None
+    referral_reason: str | None
+    recall_date: date | None
+    optometrist_name: str | None
+    goc_number: str | None
     created_at: datetime
 
     @classmethod
@@ -167,5 +234,14 @@ class ExaminationOut(OutputModel):
             slit_lamp_notes=exam.slit_lamp_notes,
             fundus_notes=exam.fundus_notes,
             recommendations=exam.recommendations,
+            history=exam.history,
+            acuity=exam.acuity,
+            binocular_vision=exam.binocular_vision,
+            ophthalmoscopy=exam.ophthalmoscopy,
+            outcome=exam.outcome,
+            referral_reason=exam.referral_reason,
+            recall_date=exam.recall_date,
+            optometrist_name=exam.optometrist_name,
+            goc_number=exam.goc_number,
             created_at=exam.created_at,
         )

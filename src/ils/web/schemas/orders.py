@@ -15,7 +15,9 @@ from typing import Annotated, Final
 
 from pydantic import AfterValidator, Field, ValidationInfo, field_validator, model_validator
 
+from ils.domain.lens_options import Coating, LensType, Tint
 from ils.domain.orders import LENS_INDEXES, LensDesign, Order, OrderStatus, PrismBase
+from ils.domain.rx import mono_pds_agree
 from ils.web.schemas.common import (
     InputModel,
     Line64,
@@ -34,6 +36,8 @@ from ils.web.schemas.prescription import (
 
 #: Designs with a reading portion: they cannot be made without an add.
 MULTIFOCAL: Final = frozenset({LensDesign.BIFOCAL, LensDesign.PROGRESSIVE, LensDesign.OFFICE})
+#: Designs centred on a measured fitting cross or segment top: no height, no lens.
+NEEDS_HEIGHT: Final = frozenset({LensDesign.BIFOCAL, LensDesign.PROGRESSIVE})
 MAX_COATINGS: Final = 10
 MAX_PRICE_CENTS: Final = 100_000_000
 
@@ -54,17 +58,23 @@ Bridge = Annotated[Decimal, stepped("5", "40", "0.01", "mm")]
 
 
 class LensIn(InputModel):
-    """The lens ordered."""
+    """The lens ordered: design, material (lens type), index, coatings and tint as codes.
+
+    Codes, not free text, so the lab's treatments match (an unknown value is a 422
+    listing the codes); documents print their labels. ``other`` means "see the notes".
+    """
 
     design: LensDesign
-    material: Line64 | None = None
+    material: LensType | None = Field(default=None, description="Lens type code.")
     index: LensIndex | None = Field(default=None, description="1.50, 1.53 ... 1.74")
-    coatings: list[Line64] = Field(default_factory=list, max_length=MAX_COATINGS)
-    tint: Line64 | None = None
+    coatings: list[Coating] = Field(
+        default_factory=list, max_length=MAX_COATINGS, description="Coating codes."
+    )
+    tint: Tint | None = Field(default=None, description="Tint code; absent for clear lenses.")
 
     @field_validator("coatings")
     @classmethod
-    def _distinct(cls, coatings: list[str]) -> list[str]:
+    def _distinct(cls, coatings: list[Coating]) -> list[Coating]:
         """A coating listed twice is a form error, not two coats."""
         if len(set(coatings)) != len(coatings):
             raise ValueError("must not repeat a coating")
@@ -87,7 +97,9 @@ class OrderCreate(InputModel):
     """A new order: whose patient, which lab, the prescription, lens and frame.
 
     At least one pupillary distance is needed to centre the lenses: binocular, or both
-    monocular ones. Multifocal designs need an add on both eyes.
+    monocular ones; when all three are given the monos must add up to the binocular PD
+    within 1 mm. Multifocal designs need an add on both eyes; bifocal and progressive
+    lenses need a segment / fitting height on both eyes.
     """
 
     patient_id: RecordId
@@ -96,19 +108,32 @@ class OrderCreate(InputModel):
     right: EyePrescription
     left: EyePrescription
     pd_binocular: PdBinocular | None = Field(
-        default=None, description="Millimetres, 40..80 in 0.5 steps."
+        default=None,
+        description="Millimetres, 40..80 in 0.5 steps. A PD is required: this, or both "
+        "pd_right and pd_left.",
     )
     pd_right: PdMonocular | None = Field(
-        default=None, description="Millimetres, 20..40 in 0.5 steps."
+        default=None,
+        description="Millimetres, 20..40 in 0.5 steps; required with pd_left when "
+        "pd_binocular is absent.",
     )
     pd_left: PdMonocular | None = Field(
-        default=None, description="Millimetres, 20..40 in 0.5 steps."
+        default=None,
+        description="Millimetres, 20..40 in 0.5 steps; required with pd_right when "
+        "pd_binocular is absent; with all three, pd_right + pd_left within 1 mm of "
+        "pd_binocular.",
     )
     seg_height_right: SegHeight | None = Field(
-        default=None, description="Segment / fitting height, millimetres 10..40."
+        default=None,
+        validate_default=True,
+        description="Segment / fitting height, millimetres 10..40; required for bifocal "
+        "and progressive lenses.",
     )
     seg_height_left: SegHeight | None = Field(
-        default=None, description="Segment / fitting height, millimetres 10..40."
+        default=None,
+        validate_default=True,
+        description="Segment / fitting height, millimetres 10..40; required for bifocal "
+        "and progressive lenses.",
     )
     frame: FrameIn | None = None
     due_date: date | None = None
@@ -127,6 +152,26 @@ class OrderCreate(InputModel):
         if isinstance(lens, LensIn) and lens.design in MULTIFOCAL and eye.add is None:
             raise ValueError(f"add is required for {lens.design.value} lenses")
         return eye
+
+    @field_validator("pd_left")
+    @classmethod
+    def _monos_match_binocular(cls, left: Decimal | None, info: ValidationInfo) -> Decimal | None:
+        """Two mono PDs that do not add up to the binocular one: one of them is wrong."""
+        binocular, right = info.data.get("pd_binocular"), info.data.get("pd_right")
+        if left is None or binocular is None or right is None:
+            return left
+        if not mono_pds_agree(binocular, right, left):
+            raise ValueError("pd_right + pd_left must be within 1 mm of pd_binocular")
+        return left
+
+    @field_validator("seg_height_right", "seg_height_left")
+    @classmethod
+    def _height_for_multifocal(cls, height: Decimal | None, info: ValidationInfo) -> Decimal | None:
+        """A progressive's fitting cross or a bifocal's segment top must be placed."""
+        lens = info.data.get("lens")
+        if height is None and isinstance(lens, LensIn) and lens.design in NEEDS_HEIGHT:
+            raise ValueError(f"is required for {lens.design.value} lenses")
+        return height
 
     @model_validator(mode="after")
     def _some_pd(self) -> OrderCreate:
@@ -151,8 +196,22 @@ class ShipIn(InputModel):
     carrier: Line64 | None = None
 
 
+class EnteredRx(OutputModel):
+    """Sphere, cylinder and axis as the practice entered them (before transposition)."""
+
+    sphere: Decimal | None
+    cylinder: Decimal | None
+    axis: int | None
+
+
 class EyeOut(OutputModel):
-    """One eye of an order's prescription."""
+    """One eye of an order's prescription, stored in minus-cylinder form.
+
+    ``prism`` / ``prism_base`` is the horizontal component (in/out),
+    ``prism_vertical`` / ``prism_vertical_base`` the vertical one (up/down);
+    ``entered`` is the form the practice typed, ``None`` for orders from before it
+    was kept.
+    """
 
     sphere: Decimal | None
     cylinder: Decimal | None
@@ -160,16 +219,22 @@ class EyeOut(OutputModel):
     add: Decimal | None
     prism: Decimal | None
     prism_base: PrismBase | None
+    prism_vertical: Decimal | None
+    prism_vertical_base: PrismBase | None
+    entered: EnteredRx | None
 
 
 class LensOut(OutputModel):
     """The lens of an order."""
 
     design: LensDesign
-    material: str | None
+    material: LensType | None
     index: Decimal | None
-    coatings: list[str]
-    tint: str | None
+    coatings: list[Coating]
+    tint: Tint | None
+    original_text: dict[str, object] | None = Field(
+        description="Free text of a pre-code order that became ``other`` (migration 0014)."
+    )
 
 
 class FrameOut(OutputModel):
@@ -240,7 +305,11 @@ class OrderOut(OrderSummary):
         """From the flat row, nesting eyes, lens and frame back into the form's shape."""
 
         def eye(side: str) -> EyeOut:
+            entered = (order.rx_as_entered or {}).get(side)
             return EyeOut(
+                entered=None if entered is None else EnteredRx.model_validate(entered),
+                prism_vertical=getattr(order, f"{side}_prism_vertical"),
+                prism_vertical_base=getattr(order, f"{side}_prism_vertical_base"),
                 sphere=getattr(order, f"{side}_sphere"),
                 cylinder=getattr(order, f"{side}_cylinder"),
                 axis=getattr(order, f"{side}_axis"),
@@ -264,8 +333,9 @@ class OrderOut(OrderSummary):
                 design=order.lens_design,
                 material=order.lens_material,
                 index=order.lens_index,
-                coatings=list(order.coatings or []),
+                coatings=[Coating(code) for code in order.coatings or []],
                 tint=order.tint,
+                original_text=order.lens_options_original,
             ),
             frame=FrameOut(
                 brand=order.frame_brand,

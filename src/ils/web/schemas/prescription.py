@@ -121,14 +121,34 @@ class Refraction(BaseModel):
         return _check_add(add)
 
 
+HORIZONTAL_BASES: Final = frozenset({PrismBase.IN, PrismBase.OUT})
+VERTICAL_BASES: Final = frozenset({PrismBase.UP, PrismBase.DOWN})
+
+
 class EyePrescription(Refraction):
-    """One eye of a lens order: the refraction plus prism and its base."""
+    """One eye of a lens order: the refraction plus a prism, compound if need be.
+
+    ``prism`` / ``prism_base`` is one prism in any direction, as most prescriptions
+    carry. A compound prism (base in and base up on one eye) adds
+    ``prism_vertical`` / ``prism_vertical_base`` (up or down); ``prism_base`` must then
+    be in or out. :meth:`horizontal` and :meth:`vertical` give the two components the
+    order stores.
+    """
 
     prism: Prism | None = Field(default=None, description="Prism dioptres, 0..10 in 0.25 steps.")
     prism_base: PrismBase | None = Field(
         default=None,
         validate_default=True,
-        description="Base direction; required when prism is not zero.",
+        description="Base direction (in, out, up, down); required when prism is not zero.",
+    )
+    prism_vertical: Prism | None = Field(
+        default=None,
+        description="A compound prism's vertical component, 0..10 in 0.25 steps.",
+    )
+    prism_vertical_base: PrismBase | None = Field(
+        default=None,
+        validate_default=True,
+        description="up or down; required when prism_vertical is not zero.",
     )
 
     @field_validator("prism_base")
@@ -143,3 +163,32 @@ class EyePrescription(Refraction):
         if base is None:
             raise ValueError("is required when prism is not zero")
         return base
+
+    @field_validator("prism_vertical_base")
+    @classmethod
+    def _vertical_base(cls, base: PrismBase | None, info: ValidationInfo) -> PrismBase | None:
+        """The vertical component's base is up or down; the other one must be in/out."""
+        if "prism_vertical" not in info.data:
+            return base
+        amount = info.data["prism_vertical"]
+        if amount is None or amount == ZERO:
+            return None
+        if base not in VERTICAL_BASES:
+            raise ValueError("must be up or down when prism_vertical is not zero")
+        if info.data.get("prism_base") in VERTICAL_BASES:
+            raise ValueError("prism_base must be in or out when a vertical component is also given")
+        return base
+
+    def horizontal(self) -> tuple[Decimal, PrismBase] | None:
+        """The base in/out component, if any."""
+        if self.prism and self.prism_base in HORIZONTAL_BASES:
+            return self.prism, self.prism_base
+        return None
+
+    def vertical(self) -> tuple[Decimal, PrismBase] | None:
+        """The base up/down component, if any."""
+        if self.prism_vertical and self.prism_vertical_base is not None:
+            return self.prism_vertical, self.prism_vertical_base
+        if self.prism and self.prism_base in VERTICAL_BASES:
+            return self.prism, self.prism_base
+        return None

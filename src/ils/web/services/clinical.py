@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
+from pydantic import BaseModel
 from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -94,6 +95,25 @@ def _eye_columns(side: str, eye: ExaminationEye) -> dict[str, object]:
     }
 
 
+def _sight_test_columns(body: ExaminationCreate) -> dict[str, object]:
+    """The sight-test record's columns; blocks stored as sent, without empty fields."""
+
+    def block(part: BaseModel | None) -> dict[str, object] | None:
+        return None if part is None else part.model_dump(mode="json", exclude_none=True)
+
+    return {
+        "history": block(body.history),
+        "acuity": block(body.acuity),
+        "binocular_vision": block(body.binocular_vision),
+        "ophthalmoscopy": block(body.ophthalmoscopy),
+        "outcome": body.outcome,
+        "referral_reason": body.referral_reason,
+        "recall_date": body.recall_date,
+        "optometrist_name": body.optometrist_name,
+        "goc_number": body.goc_number,
+    }
+
+
 async def create_examination(
     session: AsyncSession,
     system: JobSystem,
@@ -118,6 +138,8 @@ async def create_examination(
     examined_at = (body.examined_at or now).astimezone(UTC)
     if examined_at > now + CLOCK_SKEW:
         raise field_error("examined_at", "must not be in the future")
+    if body.recall_date is not None and body.recall_date <= examined_at.date():
+        raise field_error("recall_date", "must be after the examination date")
     exam = Examination(
         company_id=user.company_id,
         patient_id=body.patient_id,
@@ -128,6 +150,7 @@ async def create_examination(
         slit_lamp_notes=body.slit_lamp_notes,
         fundus_notes=body.fundus_notes,
         recommendations=body.recommendations,
+        **_sight_test_columns(body),
     )
     session.add(exam)
     await session.flush()

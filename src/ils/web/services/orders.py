@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from decimal import Decimal
 from typing import Final
 
 from sqlalchemy import Select, func, or_, select
@@ -25,6 +26,7 @@ from ils.domain.orders import (
     Side,
     next_statuses,
 )
+from ils.domain.rx import to_minus_cylinder
 from ils.domain.scoping import get_scoped
 from ils.errors import ForbiddenError
 from ils.jobs.system import JobSystem
@@ -67,15 +69,32 @@ def statuses_for(order: Order, side: Side, role: Role) -> list[OrderStatus]:
     ]
 
 
+#: The sphere range of docs/platform.md, which also holds after transposition.
+MAX_SPHERE: Final = Decimal("30")
+
+
 def _eye_columns(prefix: str, eye: EyePrescription) -> dict[str, object]:
+    """One eye's columns: minus-cylinder form, prism split into its two components."""
+    stored = to_minus_cylinder(eye.sphere, eye.cylinder, eye.axis)
+    if abs(stored.sphere) > MAX_SPHERE:
+        # +29.00 / +2.00 passes each range but is +31.00 / -2.00 in minus cylinder.
+        raise field_error(f"{prefix}.sphere", "must stay within ±30.00 D in minus-cylinder form")
+    horizontal, vertical = eye.horizontal(), eye.vertical()
     return {
-        f"{prefix}_sphere": eye.sphere,
-        f"{prefix}_cylinder": eye.cylinder,
-        f"{prefix}_axis": eye.axis,
+        f"{prefix}_sphere": stored.sphere,
+        f"{prefix}_cylinder": stored.cylinder,
+        f"{prefix}_axis": stored.axis,
         f"{prefix}_add": eye.add,
-        f"{prefix}_prism": eye.prism,
-        f"{prefix}_prism_base": eye.prism_base,
+        f"{prefix}_prism": horizontal[0] if horizontal else None,
+        f"{prefix}_prism_base": horizontal[1] if horizontal else None,
+        f"{prefix}_prism_vertical": vertical[0] if vertical else None,
+        f"{prefix}_prism_vertical_base": vertical[1] if vertical else None,
     }
+
+
+def _entered(eye: EyePrescription) -> dict[str, str | int | None]:
+    """The eye as typed, kept for display (strings: JSON has no exact decimals)."""
+    return {"sphere": str(eye.sphere), "cylinder": str(eye.cylinder), "axis": eye.axis}
 
 
 def _order_columns(body: OrderCreate) -> dict[str, object]:
@@ -84,6 +103,7 @@ def _order_columns(body: OrderCreate) -> dict[str, object]:
     return {
         **_eye_columns("right", body.right),
         **_eye_columns("left", body.left),
+        "rx_as_entered": {"right": _entered(body.right), "left": _entered(body.left)},
         "pd_binocular": body.pd_binocular,
         "pd_right": body.pd_right,
         "pd_left": body.pd_left,
@@ -92,7 +112,7 @@ def _order_columns(body: OrderCreate) -> dict[str, object]:
         "lens_design": body.lens.design,
         "lens_material": body.lens.material,
         "lens_index": body.lens.index,
-        "coatings": list(body.lens.coatings),
+        "coatings": [code.value for code in body.lens.coatings],
         "tint": body.lens.tint,
         "frame_brand": frame.brand if frame else None,
         "frame_model": frame.model if frame else None,
@@ -131,7 +151,8 @@ async def create_order(
     Raises:
         InvalidFieldError: ``patient_id`` is not a patient of this practice,
             ``lab_id`` is not an active lab, ``due_date`` has passed, or
-            ``remake_of_id`` is not an order of the same practice, patient and lab
+            ``remake_of_id`` is not an order of the same practice, patient and lab,
+            or a sphere leaves ±30.00 D once transposed to minus cylinder
             (422; nothing written, nothing queued).
     """
     patient = await session.scalar(
@@ -147,6 +168,7 @@ async def create_order(
         raise field_error("due_date", "must not be in the past")
     if body.remake_of_id is not None:
         await _check_remake(session, body, practice.id)
+    columns = _order_columns(body)  # may refuse a transposed sphere: before the number
     recipients = await active_user_ids(session, lab.id)
     # Late, once the checks have passed: a number taken by a failed order is a gap.
     number = await allocate_number(session, NumberKind.ORDER, year=today.year, own_engine=numbering)
@@ -157,7 +179,7 @@ async def create_order(
         patient_id=body.patient_id,
         created_by=user.id,
         status=OrderStatus.SUBMITTED,
-        **_order_columns(body),
+        **columns,
     )
     session.add(order)
     submitted = OrderStatusChange(

@@ -9,12 +9,14 @@ facts the worker retrieved. Modules, one concern each:
 * ``forecast`` and ``demand_methods`` (demand classes, Holt-Winters, Croston/SBA/TSB,
   intervals, reorder suggestions), ``demand`` (the forecast job's reading, batches
   for the CPU pool, and stored shape);
-* ``anomaly`` (robust seasonal baseline and scores), ``anomaly_scan`` (which periods
-  a run reads and reports);
+* ``anomaly`` (robust seasonal baseline and scores), ``zero_runs`` (runs of zero
+  activity on trading days, which the baseline absorbs), ``anomaly_scan`` (which
+  periods a run reads and reports);
 * ``insights`` and ``briefing`` (findings and the morning briefing, in sentences
   with their numbers);
-* ``chat`` with ``chat_questions``, ``chat_periods``, ``chat_orders`` and
-  ``chat_answers`` (rules that understand a question and answer it from facts),
+* ``chat`` with ``chat_questions``, ``chat_periods``, ``chat_orders``,
+  ``chat_answers`` and ``chat_trade`` (rules that understand a question and answer it
+  from facts; ``chat_trade`` for invoices, customers and lens mix),
   ``language_model`` (the optional OpenAI-compatible endpoint);
 * ``results`` (company checks, idempotent storing, notifying managers) and
   ``handlers`` (the five jobs).
@@ -32,7 +34,7 @@ from ils.jobs.payloads.ai import (
     InsightGeneration,
 )
 from ils.jobs.registry import HandlerRegistry
-from ils.jobs.system import JobSystem
+from ils.jobs.worker_context import WorkerContext
 from ils.workers.ai.demand import warm_up
 from ils.workers.ai.handlers import CHAT_CHANNEL, AIWorker, InlineOffload, Offload
 from ils.workers.ai.language_model import LanguageModel, OpenAICompatibleModel
@@ -45,7 +47,7 @@ __all__ = ["CHAT_CHANNEL", "QUEUE", "AIWorker", "InlineOffload", "register"]
 
 def register(
     registry: HandlerRegistry,
-    system: JobSystem,
+    context: WorkerContext,
     *,
     offload: Offload | None = None,
     language_model: LanguageModel | None = None,
@@ -56,7 +58,7 @@ def register(
     when the job system closes; the language model is the configured
     OpenAI-compatible endpoint, if any. Tests pass their own of either.
     """
-    settings = system.settings.ai
+    settings = context.settings.ai
     pool: CpuPool | None = None
     if offload is None:
         pool = CpuPool(
@@ -67,7 +69,7 @@ def register(
         )
     # Only what is made here is closed here; the caller closes what it passed in.
     own_model = None if language_model else OpenAICompatibleModel.from_settings(settings)
-    worker = AIWorker(system, offload or pool or InlineOffload(), language_model or own_model)
+    worker = AIWorker(context, offload or pool or InlineOffload(), language_model or own_model)
 
     async def close() -> None:
         if pool is not None:
@@ -75,7 +77,7 @@ def register(
         if own_model is not None:
             await own_model.close()
 
-    system.on_close(close)
+    context.on_close(close)
     registry.register(DailyBriefingJob, worker.daily_briefing)
     registry.register(DemandForecast, worker.demand_forecast)
     registry.register(AnomalyDetection, worker.anomaly_detection)

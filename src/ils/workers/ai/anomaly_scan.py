@@ -6,6 +6,12 @@ detector looks at a long history so it knows what normal is, but only the most
 recent complete periods are reported: the nightly run reports yesterday, and the
 days before it only if an earlier run missed them (results already stored for a
 metric and period are not stored or announced twice).
+
+Daily scans also look for runs of zero activity on trading days
+(:mod:`~ils.workers.ai.zero_runs`), which the rolling baseline absorbs: a run still
+going, or ended, in the reported days is one anomaly dated on its first day (so it
+is stored once however long it lasts), and replaces what the seasonal detector
+finds inside it and in the week after (a baseline dragged down by the run).
 """
 
 from __future__ import annotations
@@ -29,6 +35,11 @@ from ils.workers.ai.series import (
     month_start,
     week_start,
 )
+from ils.workers.ai.zero_runs import ZeroRun, zero_runs
+
+#: Days after a run of zero trading days in which the seasonal detector's findings are
+#: dropped: its baseline is still dragged by the run (see :func:`find_recent`).
+RUN_SHADOW: Final = 7
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,10 +89,16 @@ class Found:
     day: date
     anomaly: Anomaly
     explanation: str
+    #: A run of zero trading days: its last day and length (``None`` otherwise).
+    run_end: date | None = None
+    trading_days: int | None = None
 
     def payload(self, metric: Metric, granularity: Granularity) -> dict[str, Any]:
         """The stored JSON (values in the metric's unit: cents for revenue)."""
-        return {
+        run = {}
+        if self.run_end is not None:
+            run = {"runEnd": self.run_end.isoformat(), "tradingDays": self.trading_days}
+        return run | {
             "metric": metric,
             "timeRange": granularity,
             "period": self.day.isoformat(),
@@ -128,7 +145,7 @@ def find_recent(
         values, season=grain.season, threshold=threshold, min_history=grain.min_history
     )
     fmt = value_format(metric)
-    return [
+    found = [
         Found(
             starts[a.index],
             a,
@@ -142,3 +159,36 @@ def find_recent(
         for a in anomalies
         if a.index >= first_reported
     ]
+    if granularity != "daily":
+        return found
+    runs = [
+        run
+        for run in zero_runs(values, window.start, threshold=threshold)
+        if (run.end - window.start).days >= first_reported
+    ]
+    # Around a run the seasonal baseline is the run's, not the business's: its days and
+    # the week after (the level window reaches a week either side) read as drops, weekend
+    # "spikes" over a negative expected value, and a recovery "spike". The run says it.
+    shadow = {d for run in runs for d in _days(run.start, run.end + timedelta(days=RUN_SHADOW))}
+    kept = [f for f in found if f.day not in shadow]
+    return sorted(kept + [_run_found(run, metric) for run in runs], key=lambda f: f.day)
+
+
+def _days(first: date, last: date) -> list[date]:
+    return [first + timedelta(days=i) for i in range((last - first).days + 1)]
+
+
+def _run_found(run: ZeroRun, metric: Metric) -> Found:
+    """A run of zero trading days as one anomaly: value 0 over the run, expected the
+    usual trading day times its length."""
+    expected = run.expected_per_day * run.trading_days
+    anomaly = Anomaly(run.start_index, 0.0, expected, run.score, "drop")
+    fmt = value_format(metric)
+    text = (
+        f"{METRIC_LABELS[metric]} was {fmt(0)} on each of {run.trading_days} trading days "
+        f"(weekdays, bank holidays excepted) from {period_label(run.start, 'daily')} "
+        f"to {period_label(run.end, 'daily')}; a trading day usually brings about "
+        f"{fmt(run.expected_per_day)} "
+        f"(score {run.score:.1f})."
+    )
+    return Found(run.start, anomaly, text, run.end, run.trading_days)

@@ -14,6 +14,12 @@ figure is read; answers and their facts name orders, invoices and products, neve
 patients. An order number of another company reads as not found, exactly like one
 that does not exist, so the answer says nothing about it.
 
+Companies: the ones the asker trades with are its own business (a lab's customers
+are the practices that order *from it*, a practice's labs those it orders from), so
+naming one, or asking for the best customers, is answered from the orders and
+invoices between the two (:mod:`~ils.workers.ai.chat_trade`). Naming any other
+company is declined, and a supplier gets no rankings of companies.
+
 A language model, when configured, may only rephrase the draft from its facts
 (:func:`phrase_answer`); whatever goes wrong with it (an error, no text, a figure
 that is not in the facts), the draft is the answer.
@@ -33,9 +39,9 @@ from sqlalchemy import func, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ils.domain.companies import Company, CompanyKind
-from ils.workers.ai import chat_answers, chat_orders, facts
+from ils.workers.ai import chat_answers, chat_orders, chat_trade, facts
 from ils.workers.ai.chat_answers import Ask, ChatAnswer
-from ils.workers.ai.chat_questions import Question, classify, refusal_reason, understand
+from ils.workers.ai.chat_questions import classify, refusal_reason, understand
 from ils.workers.ai.language_model import LanguageModel
 
 __all__ = ["ChatAnswer", "LanguageModel", "answer_question", "compose_answer", "phrase_answer"]
@@ -44,11 +50,13 @@ __all__ = ["ChatAnswer", "LanguageModel", "answer_question", "compose_answer", "
 CAN_ANSWER: Final = MappingProxyType(
     {
         CompanyKind.LAB: "order status by order number, order counts, overdue orders, revenue, "
-        "payments, unpaid invoices, stock levels, low stock, product usage, demand forecasts "
+        "payments, unpaid and overdue invoices, your customers and their orders, lens types "
+        "and coatings ordered, stock levels, low stock, product usage, demand forecasts "
         "and reorders, anomalies, turnaround and remake rate",
         CompanyKind.PRACTICE: "order status by order number, order counts, overdue orders, "
-        "examinations, unpaid invoices, turnaround and remake rate",
-        CompanyKind.SUPPLIER: "revenue, payments, unpaid invoices and anomalies",
+        "examinations, unpaid and overdue invoices, your labs and your orders with them, "
+        "lens types and coatings ordered, turnaround and remake rate",
+        CompanyKind.SUPPLIER: "revenue, payments, unpaid and overdue invoices and anomalies",
     }
 )
 DECLINED: Final = MappingProxyType(
@@ -57,8 +65,8 @@ DECLINED: Final = MappingProxyType(
         "personal": "I don't answer questions about individual patients or people.",
         "off-topic": "I can't answer that from your company's data.",
         "not-understood": "I can't answer that from your company's data.",
-        "other-company": "I can only answer with your own company's figures, not another "
-        "company's, and I can't break them down by company.",
+        "other-company": "I can only answer with your own company's figures and the companies "
+        "you trade with, not another company's.",
     }
 )
 _LOG: Final = logging.getLogger(__name__)
@@ -86,14 +94,34 @@ async def compose_answer(
 ) -> ChatAnswer:
     """The answer built from the facts alone (the draft). Reads only: the caller may
     end its transaction before calling :func:`phrase_answer`, which may take seconds."""
-    understood = understand(question, today, own_name=company.name)
-    reason = await _refusal(session, company, understood)
+    known = (
+        [] if company.kind is CompanyKind.SUPPLIER else await chat_trade.partners(session, company)
+    )
+    names = [partner.name for partner in known]
+    understood = understand(question, today, own_name=company.name, partner_names=names)
+    reason = refusal_reason(understood)
+    if reason is None and await facts.mentions_patient(session, company, understood.text):
+        reason = "personal"
     if reason is not None:
         return decline(company, reason)
-    handler = handler_for(classify(understood))
+    ask = Ask(session, company, understood)
+    intent = classify(understood)
+    if not understood.order_numbers and company.kind is not CompanyKind.SUPPLIER:
+        # The companies the asker trades with are its own business: "orders from
+        # Brightside Opticians" asked by their lab counts the orders placed with it.
+        if named := chat_trade.named_partners(understood.text, known):
+            return await chat_trade.partner_orders(ask, named)
+        if intent == "by-company":
+            return await chat_trade.customers(ask)
+    if intent == "by-company" or (
+        not understood.order_numbers
+        and await _names_other_company(session, company, understood.text)
+    ):
+        return decline(company, "other-company")
+    handler = handler_for(intent)
     if handler is None:
         return decline(company, "not-understood")
-    return await handler(Ask(session, company, understood))
+    return await handler(ask)
 
 
 async def phrase_answer(draft: ChatAnswer, question: str, model: LanguageModel) -> ChatAnswer:
@@ -130,20 +158,6 @@ def decline(company: Company, reason: str) -> ChatAnswer:
     return ChatAnswer(text, "unknown", False, {"reason": reason})
 
 
-async def _refusal(session: AsyncSession, company: Company, question: Question) -> str | None:
-    """Why ``question`` is declined (see :data:`DECLINED`), ``None`` to answer it."""
-    reason = refusal_reason(question)
-    if reason is not None:
-        return reason
-    if await facts.mentions_patient(session, company, question.text):
-        return "personal"
-    if classify(question) == "by-company" or (
-        not question.order_numbers and await _names_other_company(session, company, question.text)
-    ):
-        return "other-company"
-    return None
-
-
 async def _names_other_company(session: AsyncSession, company: Company, text: str) -> bool:
     """Whether the question names another company (figures per company are not offered:
     answering with the asker's own totals would read as the other's)."""
@@ -170,6 +184,8 @@ def handler_for(intent: str) -> Handler | None:
         "revenue": chat_answers.revenue,
         "payments": chat_answers.payments,
         "receivables": chat_answers.receivables,
+        "overdue-invoices": chat_trade.overdue_invoices,
+        "lens-mix": chat_trade.lens_mix,
         "stock-level": chat_answers.stock_level,
         "low-stock": chat_answers.low_stock,
         "top-products": chat_answers.top_products,

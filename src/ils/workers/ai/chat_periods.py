@@ -9,6 +9,9 @@ Conventions (written down because each has a reasonable alternative):
 
 * weeks start on Monday (the UK calendar the platform's companies use);
 * "this week/month/year" ends today, not at the end of the calendar span;
+* "the week of 23 November" (or "week beginning", "w/c") is the Monday-to-Sunday
+  week holding that date, and "the week ending 27 November" the seven days ending
+  then; either is cut at today;
 * "the last N days" ends today and includes it: N local dates;
 * a date or month without a year is the latest one not after today ("in December"
   asked in November is last December).
@@ -59,6 +62,10 @@ _SINCE_MONTH: Final = re.compile(
     rf"\b(?:since|from)\s+(?:the\s+start\s+of\s+)?{_MONTH}(?:\s+(\d{{4}}))?\b"
 )
 _ON_DATE: Final = re.compile(rf"\b({_DATE})")
+_WEEK_OF: Final = re.compile(
+    rf"\b(?:week\s+(?:of|beginning|commencing|starting)|w/c|wc)\s+(?:the\s+)?({_DATE})"
+)
+_WEEK_ENDING: Final = re.compile(rf"\bweek\s+(?:ending|to)\s+(?:the\s+)?({_DATE})")
 _LAST_N: Final = re.compile(
     r"\b(?:last|past|previous)\s+(\d{1,4}|a|one|two|three|four|five|six|seven|eight|nine|ten"
     r"|twelve|fourteen)\s+(day|week|month)s?\b"
@@ -212,6 +219,28 @@ def parse_date(text: str, today: date) -> date | None:
         return None
 
 
+def _week(text: str, today: date) -> AskedPeriod | None:
+    """``the week of 23 Nov``: Monday to Sunday around that date; ``week ending 27 Nov``:
+    the seven days ending then. Cut at today: later days have no figures yet."""
+    if found := _WEEK_OF.search(text):
+        day = parse_date(found[1], today)
+        if day is None:
+            return None
+        start = day - timedelta(days=day.weekday())
+        end = start + timedelta(days=6)
+    elif found := _WEEK_ENDING.search(text):
+        end_day = parse_date(found[1], today)
+        if end_day is None:
+            return None
+        start, end = end_day - timedelta(days=6), end_day
+    else:
+        return None
+    if start > today:
+        return None
+    period = Period(start, min(end, today))
+    return AskedPeriod(period, f"in the week of {short_date(start)} ({period.label()})")
+
+
 def _explicit(text: str, today: date) -> AskedPeriod | None:
     """Ranges and single dates written out: from/between, since, on."""
     if found := _RANGE.search(text):
@@ -256,7 +285,7 @@ def find_period(question: str, today: date) -> AskedPeriod | None:
     picks its default). Written-out dates win over relative words: "since 1 Nov this
     year" means since 1 Nov."""
     text = " ".join(question.lower().split())
-    for parse in (_explicit, _last_n, _ago, _relative, _named_month):
+    for parse in (_week, _explicit, _last_n, _ago, _relative, _named_month):
         if found := parse(text, today):
             return found
     return None

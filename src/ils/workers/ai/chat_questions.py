@@ -84,17 +84,33 @@ _OFF_TOPIC: Final = re.compile(
     r"\bweather\b|\brain(?:ing|y)?\b|\bsunny\b|\bnews\b|\bfootball\b|\brecipe|\bjoke|\bpoem"
     r"|\bcapital\s+of\b|\bpresident\b|\bprime\s+minister\b|\bbitcoin|\bcrypto|\bshare\s+price"
     r"|\bstock\s+(?:price|market|exchange)|\btranslate\b|\bhoroscope|\blottery\b|\bmovies?\b"
-    r"|\bwho\s+(?:is|was|won)\b|\bmeaning\s+of\s+life\b"
+    r"|\bwho\s+(?:is|was|won)\b(?!\s+(?:our|my)\b)|\bmeaning\s+of\s+life\b"
 )
 _INTENT_RULES: Final = tuple(
     (intent, re.compile(pattern))
     for intent, pattern in (
         (
+            "overdue-invoices",
+            r"\b(?:overdue|late|past[- ]due)\s+(?:invoices?|payments?|bills?)"
+            r"|\b(?:invoices?|bills?)\b.*\b(?:overdue|late|past\s+(?:their\s+)?due)\b"
+            r"|\bpaid\s+late\b|\bpaying\s+late\b",
+        ),
+        (
             "by-company",
             r"\b(?:top|best|biggest|largest|most|which)\s+(?:\w+\s+)?(?:customers?|practices?"
-            r"|clients?|labs?|suppliers?)\b|\b(?:per|by|each)\s+(?:customer|practice|client|lab)\b",
+            r"|clients?|labs?|suppliers?)\b|\b(?:per|by|each)\s+(?:customer|practice|client|lab)\b"
+            r"|\bour\s+customers\b|\bwho\s+(?:orders|buys|spends)\s+(?:the\s+)?most\b",
         ),
-        ("anomalies", r"\banomal|\bunusual|\boutliers?\b|\bspikes?\b|\bunexpected|\babnormal"),
+        (
+            "lens-mix",
+            r"\blens(?:es)?\s+(?:types?|designs?|kinds?)\b|\b(?:types?|kinds?)\s+of\s+lens"
+            r"|\bcoatings?\b|\bcoated\b|\b(?:anti-?reflect\w*|ar\s+coat\w*)",
+        ),
+        (
+            "anomalies",
+            r"\banomal|\bunusual|\boutliers?\b|\bspikes?\b|\bunexpected|\babnormal"
+            r"|\bzero\s+(?:days?|activity)",
+        ),
         (
             "reorder",
             r"\bre-?order|\brestock|\b(?:order|buy|purchase)\s+more\b|\brun(?:ning)?\s+out\b"
@@ -108,13 +124,14 @@ _INTENT_RULES: Final = tuple(
         (
             "receivables",
             r"\bunpaid\b|\bowe[ds]?\b|\breceivables?\b|\bpayables?\b|\bdebtors?\b"
-            r"|\boverdue\s+(?:invoices?|payments?|bills?)|\boutstanding\s+(?:invoices?|balance)"
+            r"|\boutstanding\s+(?:invoices?|balance)"
             r"|\bnot\s+(?:yet\s+)?paid\b|\bbills?\b",
         ),
         ("payments", r"\bpayments?\b|\bpaid\b|\bcash\s+(?:in|received|collected)|\bcollected\b"),
         (
             "revenue",
             r"\brevenue|\bturnover\b|\bincome\b|\bearn|\binvoiced\b|\bbilled\b|\btakings\b"
+            r"|\b(?:did|have)\s+we\s+invoice\b"
             r"|\bsales\s+(?:figures?|value|total)|\bhow\s+much\s+(?:money\s+)?(?:did|have)\s+we"
             r"\s+(?:make|made|earn|earned|take|taken|invoice|invoiced|bill|billed)\b",
         ),
@@ -169,9 +186,12 @@ class Question:
     names_person: bool = False
 
 
-def understand(question: str, today: date, *, own_name: str = "") -> Question:
+def understand(
+    question: str, today: date, *, own_name: str = "", partner_names: Sequence[str] = ()
+) -> Question:
     """Period, order numbers and statuses named in ``question``; ``own_name`` (the asking
-    company's) is no person's name, even with a possessive."""
+    company's) and ``partner_names`` (companies it trades with) are no person's names,
+    even with a possessive ("Harbour Eyecare's orders")."""
     text = " ".join(question.lower().split())
     numbers = tuple(dict.fromkeys(f"ORD-{y}-{int(n):06d}" for y, n in _ORDER_NUMBER.findall(text)))
     if _OPEN_WORDS.search(text):
@@ -179,7 +199,9 @@ def understand(question: str, today: date, *, own_name: str = "") -> Question:
     else:
         statuses = tuple(status for pattern, status in _STATUS_WORDS if pattern.search(text))
     period = find_period(text, today)
-    person = _PERSON.search(question.replace(own_name, "") if own_name else question)
+    for name in (own_name, *partner_names):
+        question = question.replace(name, "") if name else question
+    person = _PERSON.search(question)
     return Question(text, today, period, numbers, statuses, person is not None)
 
 

@@ -19,7 +19,6 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ils.clock import utc_now
-from ils.db.engine import Transactions
 from ils.domain.companies import Company
 from ils.domain.content import AIResult, AIResultKind, Conversation, Message, MessageRole
 from ils.jobs import channels
@@ -31,7 +30,7 @@ from ils.jobs.job_types import (
     InsightGeneration,
 )
 from ils.jobs.registry import JobContext
-from ils.jobs.system import JobSystem
+from ils.jobs.worker_context import WorkerContext
 from ils.workers.ai import anomaly_scan, demand
 from ils.workers.ai.briefing import build_briefing
 from ils.workers.ai.chat import compose_answer, phrase_answer
@@ -71,16 +70,16 @@ class AIWorker:
     """Handlers of the ``ai`` queue for one process."""
 
     def __init__(
-        self, system: JobSystem, offload: Offload, language_model: LanguageModel | None
+        self, context: WorkerContext, offload: Offload, language_model: LanguageModel | None
     ) -> None:
-        self.system = system
-        self.settings = system.settings.ai
-        self.db = Transactions(system.engine, system.write_turn)
+        self.context = context
+        self.settings = context.settings.ai
+        self.db = context.db
         self.offload = offload
         self.language_model = language_model
 
     def _today(self, company: Company) -> date:
-        return company.local_date(utc_now(self.system.clock))
+        return company.local_date(utc_now(self.context.clock))
 
     # -- demand forecast ----------------------------------------------------------------
 
@@ -108,7 +107,7 @@ class AIWorker:
             if reorder:
                 notified = await notify(
                     session,
-                    self.system.helpers,
+                    self.context.helpers,
                     await recipients(session, company),
                     "forecast",
                     f"{plural(len(reorder), 'product')} to reorder now",
@@ -190,7 +189,7 @@ class AIWorker:
                 metric = METRIC_LABELS[job.metric_type]
                 notified = await notify(
                     session,
-                    self.system.helpers,
+                    self.context.helpers,
                     await recipients(session, company),
                     "anomaly",
                     f"Unusual figures: {metric.lower()}"
@@ -262,12 +261,12 @@ class AIWorker:
                 session, company, AIResultKind.BRIEFING, ctx.job_id, stored
             )
             for user in users:
-                await self.system.helpers.queue_daily_briefing_email(
+                await self.context.helpers.queue_daily_briefing_email(
                     user.id, company.id, day, session=session
                 )
             await notify(
                 session,
-                self.system.helpers,
+                self.context.helpers,
                 users,
                 "briefing",
                 f"Daily briefing for {short_date(day)}",
@@ -300,7 +299,7 @@ class AIWorker:
         # The model (seconds, maybe) is asked with no transaction open.
         if self.language_model is not None:
             answer = await phrase_answer(answer, question, self.language_model)
-        now = utc_now(self.system.clock)
+        now = utc_now(self.context.clock)
         async with self.db.write() as session:
             reply = Message(
                 conversation_id=job.conversation_id,
@@ -315,7 +314,7 @@ class AIWorker:
                 stored.updated_at = now
             await session.flush()
             reply_id = reply.id
-        await self.system.events.publish(CHAT_CHANNEL, job.conversation_id)
+        await self.context.events.publish(CHAT_CHANNEL, job.conversation_id)
         await ctx.log(
             f"answered ({answer.intent}, {'answered' if answer.answered else 'declined'})"
         )

@@ -42,7 +42,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ils.clock import Clock
-from ils.db.engine import Transactions
+from ils.db.transactions import Transactions
 from ils.domain.mail import REPLY_LENGTH, SUBJECT_LENGTH, MailMessage, MailState
 
 #: The e-mail worker's transactions on the app database (see ``Transactions``).

@@ -3,11 +3,15 @@ checked, measured and attached to their order.
 
 * ``records``: the file as records (``LABEL=field;field``), parsed and written back;
   recognised by content, refusing binary data (``.oma`` is also an audio format).
-* ``tracing``: each eye's tracing dataset (``TRCFMT`` and its ``R=`` radii); format 1
-  decoded, other formats kept raw and reported as unsupported.
+* ``tracing``: the file's datasets (``TRCFMT``, ``ZFMT``, ``STHKFMT``..., each with
+  its own ``R=``/``Z=``/``A=`` records) and each eye's tracing (``TRCFMT``); format 1
+  decoded, other formats kept raw and reported as errors (no shape).
 * ``measure``: boxing A and B, effective diameter, circumference, and the outline the
   lab work ticket draws.
-* ``checks``: findings against what the file declares and what the order says.
+* ``checks``: findings against what the file declares and what the order says;
+  ``rx``: the prescription and centration against the order's (BS EN ISO 21987
+  tolerances); ``companions``: thickness datasets and drill holes; ``finding``: the
+  finding type they share.
 * ``handlers``: the ``process-oma-file`` job.
 """
 
@@ -17,7 +21,7 @@ from typing import Final
 
 from ils.jobs.payloads.pdf import ProcessOmaFile
 from ils.jobs.registry import HandlerRegistry
-from ils.jobs.system import JobSystem
+from ils.jobs.worker_context import WorkerContext
 from ils.workers.oma.handlers import OmaWorker
 
 QUEUE: Final = "oma"
@@ -25,8 +29,8 @@ QUEUE: Final = "oma"
 __all__ = ["QUEUE", "OmaWorker", "register"]
 
 
-def register(registry: HandlerRegistry, system: JobSystem) -> OmaWorker:
+def register(registry: HandlerRegistry, context: WorkerContext) -> OmaWorker:
     """Register the ``process-oma-file`` handler."""
-    worker = OmaWorker(system)
+    worker = OmaWorker(context)
     registry.register(ProcessOmaFile, worker.process_file)
     return worker

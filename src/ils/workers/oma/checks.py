@@ -16,10 +16,10 @@ Thresholds, and why:
 * Open shape: the last radius more than ``1 * max(1, 360 / N)`` mm from the first.
   Neighbouring radii differ by under 0.3 mm in the real files (0.75 for that
   rectangle at 360 points); a gap of 1 mm is a tracing that did not come round.
-* Declared values (HBOX, VBOX, FED, CIRC) within 0.1 mm; the order's frame within 0.5
-  mm (the order is typed by hand, from a frame's marked sizes); the prescription
-  within 0.12 D and 2 degrees, both compared in minus-cylinder form so a file and an
-  order written in opposite cylinder conventions still agree.
+* Declared values (HBOX, VBOX, FED, CIRC) within 0.1 mm once the measurement is
+  rounded to the decimals the file wrote (``FED=52`` is 52.33 rounded); the order's frame within 0.5
+  mm (the order is typed by hand, from a frame's marked sizes); the prescription and
+  centration with the tolerances of BS EN ISO 21987 (see :mod:`ils.workers.oma.rx`).
 """
 
 from __future__ import annotations
@@ -30,14 +30,17 @@ from typing import Final, Literal, TypeVar
 
 import numpy as np
 
+from ils.workers.oma.finding import Finding, Severity, number
 from ils.workers.oma.measure import Measurements
-from ils.workers.oma.records import Eye, OmaDocument, OmaFormatError
+from ils.workers.oma.records import Eye, OmaDocument
+from ils.workers.oma.rx import OrderRx, prescription
 from ils.workers.oma.tracing import Tracing, TracingSet, UnsupportedTracing
+
+__all__ = ["Finding", "OrderFrame", "OrderRx", "Severity", "Status", "check", "status"]
 
 T = TypeVar("T")
 #: Per-eye values keyed ``R``/``L`` (typed as :data:`Eye` or as plain ``str``).
 PerEye = Mapping[Eye, T] | Mapping[str, T]
-Severity = Literal["error", "warning", "info"]
 Status = Literal["ok", "warnings", "errors"]
 
 EYES: Final[tuple[Eye, ...]] = ("R", "L")
@@ -48,9 +51,6 @@ OPEN_MM_AT_360: Final = 1.0
 DECLARED_TOLERANCE_MM: Final = 0.1
 EYESIZE_TOLERANCE_MM: Final = 0.5
 ORDER_TOLERANCE_MM: Final = 0.5
-POWER_TOLERANCE_D: Final = 0.12
-AXIS_TOLERANCE_DEG: Final = 2.0
-NO_CYLINDER_D: Final = 0.005
 #: Rounding slack, so 0.1 mm apart counts as within 0.1 mm.
 SLACK: Final = 1e-6
 #: Plausible lens sizes in mm: (low, high) for A, B and the radii; ED's upper bound.
@@ -67,15 +67,6 @@ DECLARED: Final = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Finding:
-    """One result of a check."""
-
-    severity: Severity
-    code: str
-    message: str
-
-
 @dataclass(frozen=True)
 class OrderFrame:
     """The order's frame sizes in mm, where the order gives them."""
@@ -86,21 +77,14 @@ class OrderFrame:
     dbl: float | None = None
 
 
-@dataclass(frozen=True)
-class OrderRx:
-    """One eye's prescription on the order (dioptres, degrees)."""
-
-    sphere: float | None = None
-    cylinder: float | None = None
-    axis: float | None = None
-
-
 def check(
     doc: OmaDocument,
     tracing_set: TracingSet,
     measurements: PerEye[Measurements],
     frame: OrderFrame | None = None,
     rx: PerEye[OrderRx] | None = None,
+    *,
+    binocular_pd: float | None = None,
 ) -> list[Finding]:
     """Every finding about the file, the most serious kinds of check first."""
     findings = [Finding("error", "tracing_invalid", str(error)) for error in tracing_set.errors]
@@ -118,10 +102,7 @@ def check(
     if frame is not None:
         findings += _bridge(doc, frame)
     if rx is not None:
-        for eye in EYES:
-            order_rx = rx.get(eye)
-            if order_rx is not None:
-                findings += _prescription(doc, eye, order_rx)
+        findings += prescription(doc, rx, binocular_pd=binocular_pd)
     return findings
 
 
@@ -149,8 +130,9 @@ def _presence(doc: OmaDocument, tracing_set: TracingSet) -> list[Finding]:
     for eye in EYES:
         tracing = tracing_set.eye(eye)
         if isinstance(tracing, UnsupportedTracing):
-            text = f"the {_side(eye)} eye's tracing is in {tracing.reason}"
-            findings.append(Finding("warning", "tracing_unsupported", text))
+            # An error, not a warning: no shape can be read, so none may be used.
+            text = f"the {_side(eye)} eye's tracing is in {tracing.reason}: no shape read"
+            findings.append(Finding("error", "tracing_unsupported", text))
         elif tracing is None and eye in wanted:
             text = f"the file asks for {_do_text(wanted)} (DO) but has no tracing for the"
             findings.append(Finding("error", "tracing_missing", f"{text} {_side(eye)} eye"))
@@ -250,12 +232,7 @@ def _sizes(eye: Eye, found: Measurements) -> list[Finding]:
     return findings
 
 
-def _number(doc: OmaDocument, label: str, eye: Eye) -> float | Finding | None:
-    """The file's value, ``None`` without one, or a finding when it is unreadable."""
-    try:
-        return doc.eye_number(label, eye)
-    except OmaFormatError as error:
-        return Finding("warning", "value_unreadable", str(error))
+_number = number
 
 
 def _declared(doc: OmaDocument, eye: Eye, found: Measurements) -> list[Finding]:
@@ -270,7 +247,9 @@ def _declared(doc: OmaDocument, eye: Eye, found: Measurements) -> list[Finding]:
         if declared is None:
             continue
         measured: float = getattr(found, attribute)
-        difference = abs(measured - declared)
+        # At the file's precision: FED=52 against 52.33 measured is rounding.
+        decimals = _decimals(doc.eye_value(label, eye) or "")
+        difference = abs(round(measured, decimals) - declared)
         text = f"{side} eye: {name} measured {measured:.2f} mm, the file declares {label}"
         if difference > DECLARED_TOLERANCE_MM + SLACK:
             text += f" {declared:.2f} mm ({difference:.2f} mm apart)"
@@ -286,6 +265,12 @@ def _declared(doc: OmaDocument, eye: Eye, found: Measurements) -> list[Finding]:
         text = f"{side} eye: boxed width A {found.a_mm:.2f} mm is {verdict} the frame's marked"
         findings.append(Finding("info", "eyesize", f"{text} eye size {eyesize:g} (EYESIZ)"))
     return findings
+
+
+def _decimals(text: str) -> int:
+    """How many decimals a declared value was written with (``52`` 0, ``52.3`` 1)."""
+    _, point, fraction = text.partition(".")
+    return len(fraction) if point else 0
 
 
 def _order_frame(eye: Eye, found: Measurements, frame: OrderFrame) -> list[Finding]:
@@ -317,72 +302,3 @@ def _against_order(what: str, value: float, ordered: float) -> Finding:
     if difference > ORDER_TOLERANCE_MM + SLACK:
         return Finding("warning", "order_frame_mismatch", f"{text} ({difference:.2f} mm apart)")
     return Finding("info", "order_frame_match", f"{text}: matches")
-
-
-def _prescription(doc: OmaDocument, eye: Eye, order: OrderRx) -> list[Finding]:
-    """The file's SPH/CYL/AX for an eye against the order's, in minus-cylinder form.
-
-    An order without a cylinder is a spherical lens (no cylinder); an order without a
-    sphere has its sphere not compared; a file without SPH and CYL is not compared.
-    """
-    if order.sphere is None and order.cylinder is None:
-        return []
-    values: list[float | None] = []
-    for label in ("SPH", "CYL", "AX"):
-        number = _number(doc, label, eye)
-        if isinstance(number, Finding):
-            return [Finding("error", "rx_unreadable", number.message)]
-        values.append(number)
-    sphere, cylinder, axis = values
-    if sphere is None and cylinder is None:
-        return []
-    mine = _minus_cylinder(sphere or 0.0, cylinder or 0.0, axis)
-    theirs = _minus_cylinder(order.sphere or 0.0, order.cylinder or 0.0, order.axis)
-    problems = _rx_differences(mine, theirs, compare_sphere=order.sphere is not None)
-    both = f"the file's {_rx_text(mine)}, the order's {_rx_text(theirs)}"
-    if not problems:
-        text = f"{_side(eye)} eye: the prescription matches the order ({both}"
-        return [Finding("info", "rx_match", f"{text}, in minus-cylinder form)")]
-    return [
-        Finding("error", f"rx_{part}_mismatch", f"{_side(eye)} eye: the {name} differ ({both})")
-        for part, name in problems
-    ]
-
-
-def _minus_cylinder(
-    sphere: float, cylinder: float, axis: float | None
-) -> tuple[float, float, float | None]:
-    """The same lens written with a minus (or no) cylinder: transpose a plus one."""
-    if cylinder > 0:
-        turned = None if axis is None else (axis + 90) % 180 or 180.0  # axes run 1 to 180
-        return sphere + cylinder, -cylinder, turned
-    return sphere, cylinder, axis
-
-
-def _rx_differences(
-    mine: tuple[float, float, float | None],
-    theirs: tuple[float, float, float | None],
-    *,
-    compare_sphere: bool,
-) -> list[tuple[str, str]]:
-    """What differs beyond the tolerances, as (code part, plural name) pairs."""
-    problems: list[tuple[str, str]] = []
-    if compare_sphere and abs(mine[0] - theirs[0]) > POWER_TOLERANCE_D + SLACK:
-        problems.append(("sphere", "spheres"))
-    if abs(mine[1] - theirs[1]) > POWER_TOLERANCE_D + SLACK:
-        problems.append(("cylinder", "cylinders"))
-    has_cylinder = abs(mine[1]) > NO_CYLINDER_D and abs(theirs[1]) > NO_CYLINDER_D
-    if has_cylinder and mine[2] is not None and theirs[2] is not None:
-        apart = abs(mine[2] - theirs[2]) % 180
-        if min(apart, 180 - apart) > AXIS_TOLERANCE_DEG + SLACK:
-            problems.append(("axis", "axes"))
-    return problems
-
-
-def _rx_text(rx: tuple[float, float, float | None]) -> str:
-    """As a lab writes it: ``+1.00 / -0.50 x 90°``, or ``+1.25 DS`` without cylinder."""
-    sphere, cylinder, axis = rx
-    if abs(cylinder) <= NO_CYLINDER_D:
-        return f"{sphere:+.2f} DS"
-    axis_text = "" if axis is None else f" x {axis:g}°"
-    return f"{sphere:+.2f} / {cylinder:+.2f}{axis_text}"

@@ -8,6 +8,9 @@
 3. Store the result on the order in one transaction: an ``order_tracings`` row, the
    right lens's outline in ``orders.frame_outline`` (the lab work ticket draws it,
    and is queued again to do so), and a notification to whoever uploaded the file.
+   A tracing whose checks find errors is stored with its findings but does not
+   replace the order's shape (a rejected shape must never reach the bench); the
+   notification says why.
 
 A file that cannot be read fails the job at once (retrying a bad file never helps)
 with a reason a lab technician understands, after storing that reason as the order's
@@ -25,19 +28,20 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ils.clock import utc_now
-from ils.db.engine import Transactions
 from ils.domain.content import OrderTracing, TracingStatus, UploadedFile
 from ils.domain.orders import Order
 from ils.errors import PermanentJobError
 from ils.jobs.job_types import ProcessOmaFile
 from ils.jobs.producer import COMPANY_INFO_KEY
 from ils.jobs.registry import JobContext
-from ils.jobs.system import JobSystem
+from ils.jobs.worker_context import WorkerContext
 from ils.storage import FileStorage
 from ils.storage.backends import open_storages
 from ils.workers.oma.checks import Finding, OrderFrame, OrderRx, check, status
+from ils.workers.oma.companions import check_companions, drill_holes
 from ils.workers.oma.measure import Measurements, measure_set, ticket_outline
 from ils.workers.oma.records import Eye, OmaDocument, OmaError, parse
+from ils.workers.oma.rx import prism_component
 from ils.workers.oma.tracing import tracings
 
 
@@ -60,11 +64,35 @@ def order_frame(order: Order) -> OrderFrame:
 
 
 def order_rx(order: Order) -> dict[str, OrderRx]:
-    """The order's prescription per eye (``R``, ``L``)."""
-    return {
-        "R": OrderRx(_mm(order.right_sphere), _mm(order.right_cylinder), order.right_axis),
-        "L": OrderRx(_mm(order.left_sphere), _mm(order.left_cylinder), order.left_axis),
-    }
+    """The order's prescription and centration per eye (``R``, ``L``); a compound
+    prism's two components summed into base-in and base-up parts."""
+    found: dict[str, OrderRx] = {}
+    for eye, name in (("R", "right"), ("L", "left")):
+        components = [
+            prism_component(_mm(getattr(order, f"{name}_prism")), _base(order, f"{name}_prism")),
+            prism_component(
+                _mm(getattr(order, f"{name}_prism_vertical")),
+                _base(order, f"{name}_prism_vertical"),
+            ),
+        ]
+        prism_in = sum(c[0] for c in components)
+        prism_up = sum(c[1] for c in components)
+        found[eye] = OrderRx(
+            _mm(getattr(order, f"{name}_sphere")),
+            _mm(getattr(order, f"{name}_cylinder")),
+            getattr(order, f"{name}_axis"),
+            add=_mm(getattr(order, f"{name}_add")),
+            prism_in=prism_in,
+            prism_up=prism_up,
+            pd=_mm(getattr(order, f"pd_{name}")),
+            height=_mm(getattr(order, f"seg_height_{name}")),
+        )
+    return found
+
+
+def _base(order: Order, column: str) -> str | None:
+    base = getattr(order, f"{column}_base")
+    return None if base is None else str(base.value)
 
 
 def _finding_json(finding: Finding) -> dict[str, str]:
@@ -91,7 +119,15 @@ def process(data: bytes, order: Order) -> Processed:
     # the other eye alone would hide that the file needs sending again.
     traced.raise_if_errors()
     measured = measure_set(traced)
-    findings = check(doc, traced, measured, order_frame(order), order_rx(order))
+    findings = check(
+        doc,
+        traced,
+        measured,
+        order_frame(order),
+        order_rx(order),
+        binocular_pd=_mm(order.pd_binocular),
+    )
+    findings += check_companions(doc, traced, measured)
     return Processed(doc, measured, findings, ticket_outline(traced))
 
 
@@ -121,10 +157,10 @@ def _row(
 class OmaWorker:
     """The handler of ``process-oma-file`` for one process."""
 
-    def __init__(self, system: JobSystem, storage: FileStorage | None = None) -> None:
-        self.system = system
-        self.db = Transactions(system.engine, system.write_turn)
-        self.storage = storage or open_storages(system.settings).uploads
+    def __init__(self, context: WorkerContext, storage: FileStorage | None = None) -> None:
+        self.context = context
+        self.db = context.db
+        self.storage = storage or open_storages(context.settings).uploads
 
     async def process_file(self, payload: ProcessOmaFile, ctx: JobContext) -> dict[str, Any]:
         """Read, check and attach the file; fails for good on an unreadable file."""
@@ -147,7 +183,7 @@ class OmaWorker:
             row_status,
             [_finding_json(f) for f in result.findings],
             document=[[r.label, list(r.fields)] for r in result.doc.records],
-            measurements={eye: m.as_dict() for eye, m in result.measured.items()},
+            measurements=_measurements(result),
             outline=result.outline,
         )
         tracing_id = await self._store(row, uploader)
@@ -190,13 +226,15 @@ class OmaWorker:
             order = await session.get(Order, row.order_id)
             if order is None:
                 return None
-            row.created_at = utc_now(self.system.clock)
+            row.created_at = utc_now(self.context.clock)
             session.add(row)
-            if row.outline is not None:
+            # A tracing with errors is kept for the record but never becomes the
+            # order's shape: the order (and its ticket) keep the previous one.
+            if row.outline is not None and row.status is not TracingStatus.ERRORS:
                 order.frame_outline = row.outline
                 session.info[COMPANY_INFO_KEY] = order.lab_id
-                await self.system.helpers.queue_lab_work_ticket_pdf(order.id, session=session)
-            await self._tell_uploader(session, uploader, order, row.status, len(row.findings))
+                await self.context.helpers.queue_lab_work_ticket_pdf(order.id, session=session)
+            await self._tell_uploader(session, uploader, order, row.status, row.findings)
             await session.flush()
             return row.id
 
@@ -206,7 +244,7 @@ class OmaWorker:
         uploader: tuple[str | None, str],
         order: Order,
         row_status: TracingStatus,
-        findings: int,
+        findings: list[dict[str, str]],
     ) -> None:
         user_id, company_id = uploader
         if user_id is None:
@@ -219,12 +257,40 @@ class OmaWorker:
             TracingStatus.ERRORS: "Tracing checked: errors to correct",
             TracingStatus.UNREADABLE: "Tracing file could not be read",
         }
-        await self.system.helpers.queue_system_notification(
+        count = len(findings)
+        body = (
+            f"The tracing file of order {order.number} was processed: "
+            f"{row_status.value}, {count} finding{'s' if count != 1 else ''}."
+        )
+        if row_status in (TracingStatus.ERRORS, TracingStatus.UNREADABLE):
+            # Prescription findings carry powers: the notification names them only.
+            errors = [
+                "the prescription differs from the order's"
+                if f["code"].startswith("rx_")
+                else f["message"]
+                for f in findings
+                if f["severity"] == "error"
+            ]
+            body += " The order keeps its previous shape. Why: " + "; ".join(errors[:3])
+        await self.context.helpers.queue_system_notification(
             user_id,
             f"{titles[row_status]} ({order.number})",
-            f"The tracing file of order {order.number} was processed: "
-            f"{row_status.value}, {findings} finding{'s' if findings != 1 else ''}.",
+            body,
             "high" if row_status in (TracingStatus.ERRORS, TracingStatus.UNREADABLE) else "low",
             f"/orders/{order.id}",
             session=session,
         )
+
+
+def _measurements(result: Processed) -> dict[str, Any]:
+    """What the row keeps of the measurements: each eye's (``R``, ``L``) and, when the
+    file has drill records, ``holes`` (eye, x, y, diameter in mm, as the file gives
+    them): the lab ticket draws them from here, without reading the file again."""
+    kept: dict[str, Any] = {eye: m.as_dict() for eye, m in result.measured.items()}
+    holes, _ = drill_holes(result.doc)
+    if holes:
+        kept["holes"] = [
+            {"eye": h.eye, "x_mm": h.x_mm, "y_mm": h.y_mm, "diameter_mm": h.diameter_mm}
+            for h in holes
+        ]
+    return kept

@@ -138,13 +138,17 @@ class OmaDocument:
 
 
 def looks_like_oma(data: bytes) -> bool:
-    """Cheap check for an upload: text, and its first non-blank line is a record.
+    """Check for an upload: text throughout, and its first non-blank line is a record.
 
-    Reads the first KiB only; :func:`parse` still has the last word.
+    The binary test reads the whole file (it is one regex scan, and the upload is
+    size-capped); the record test the first KiB. :func:`parse` has the last word.
     """
-    head = _strip_framing(data[:LOOKS_LIKE_WINDOW])
-    if b"\x00" in head or BINARY_RE.search(head) is not None:
+    # Binary anywhere refuses the file, as :func:`parse` would: a packed tracing late
+    # in a file must be refused at upload as one early in it is.
+    body = _strip_framing(data)
+    if BINARY_RE.search(body) is not None:
         return False
+    head = body[:LOOKS_LIKE_WINDOW]
     for raw in head.replace(b"\r", b"\n").split(b"\n"):
         line = raw.decode("latin-1").strip(FIELD_PADDING)
         if line:

@@ -1,9 +1,15 @@
-"""Tracing datasets: a ``TRCFMT`` record and its data records, decoded per eye.
+"""Datasets: a header record and its data records; the tracings decoded per eye.
 
-``TRCFMT=format;count;E|U;R|L|B;kind`` opens a dataset; the ``R=`` (radii), ``A=``
-(angles) and ``ZFMT=``/``Z=``/``ZA=`` (bevel heights) records after it belong to it,
-until the next ``TRCFMT`` or any other label. ``kind`` is what was traced (DCS: ``F``
-frame, ``P`` pattern, ``D`` demo lens); it is kept as written.
+DCS 3.x opens a dataset with a ``...FMT=format;count;E|U;R|L|B;...`` header:
+``TRCFMT`` for the frame or lens tracing (the shape), and companions with the same
+layout, ``ZFMT`` (bevel heights), ``STHKFMT``/``CTHKFMT``... (thickness maps). The
+``R=``, ``A=``, ``Z=`` and ``ZA=`` records after a header belong to it, until the next
+header or any other label. Every label ending in ``FMT`` is taken as a header, so a
+companion this module does not know still owns its records instead of leaving them
+stray. Only ``TRCFMT`` datasets give the shape; the others are kept with their kind
+(the header's label) for :mod:`ils.workers.oma.companions`. In ``TRCFMT`` the fifth
+field is what was traced (DCS: ``F`` frame, ``P`` pattern, ``D`` demo lens), kept as
+written.
 
 What we read, and why:
 
@@ -37,7 +43,10 @@ from ils.workers.oma.records import Eye, OmaDocument, OmaFormatError, Record
 
 #: More points than any tracer sends (they send 400 to a few thousand).
 MAX_POINTS: Final = 10_000
-DATA_LABELS: Final = frozenset({"R", "A", "ZFMT", "Z", "ZA"})
+DATA_LABELS: Final = frozenset({"R", "A", "Z", "ZA"})
+TRACING_HEADER: Final = "TRCFMT"
+#: A dataset header: ``TRCFMT``, ``ZFMT``, ``STHKFMT``... (upper-case, ends in FMT).
+HEADER_RE: Final = re.compile(r"[A-Z][A-Z0-9]*FMT")
 #: Data records that must not stray outside a dataset: they would belong to no eye.
 STRAY_NAMES: Final = {"R": "a radius (R=)", "A": "an angle (A=)"}
 SIDES: Final = frozenset({"R", "L", "B"})
@@ -48,10 +57,15 @@ FULL_CIRCLE_HUNDREDTHS: Final = 36_000
 
 @dataclass(frozen=True, slots=True)
 class Dataset:
-    """A ``TRCFMT`` record and the data records that follow it, as read."""
+    """A header record (``TRCFMT``, ``STHKFMT``...) and the data records after it."""
 
     header: Record
     data: tuple[Record, ...]
+
+    @property
+    def kind(self) -> str:
+        """The header's label: what the dataset holds (``TRCFMT`` is the shape)."""
+        return self.header.label
 
     def values(self, label: str) -> list[str]:
         """The fields of this dataset's ``label`` records, run together in order."""
@@ -128,6 +142,8 @@ def tracings(doc: OmaDocument) -> TracingSet:
     grouped, stray = datasets(doc)
     errors.extend(stray)
     for dataset in grouped:
+        if dataset.kind != TRACING_HEADER:
+            continue
         try:
             decoded = _decode(dataset)
         except OmaFormatError as error:
@@ -147,9 +163,9 @@ def tracings(doc: OmaDocument) -> TracingSet:
 
 
 def datasets(doc: OmaDocument) -> tuple[list[Dataset], list[OmaFormatError]]:
-    """The document's tracing datasets, and an error for each run of stray data records.
+    """The document's datasets (every kind), and an error per run of stray records.
 
-    A ``R=`` or ``A=`` record before any ``TRCFMT``, or after another label closed its
+    A ``R=`` or ``A=`` record before any header, or after another label closed its
     dataset, belongs to no eye: reporting it beats guessing.
     """
     found: list[Dataset] = []
@@ -159,7 +175,7 @@ def datasets(doc: OmaDocument) -> tuple[list[Dataset], list[OmaFormatError]]:
     closed_by: Record | None = None  # the record that ended the last dataset
     in_stray_run = False
     for record in doc.records:
-        if record.label == "TRCFMT":
+        if is_header(record.label):
             if header is not None:
                 found.append(Dataset(header, tuple(data)))
             header, data, closed_by, in_stray_run = record, [], None, False
@@ -177,6 +193,11 @@ def datasets(doc: OmaDocument) -> tuple[list[Dataset], list[OmaFormatError]]:
     if header is not None:
         found.append(Dataset(header, tuple(data)))
     return found, errors
+
+
+def is_header(label: str) -> bool:
+    """Whether ``label`` opens a dataset (``TRCFMT``, ``ZFMT``, ``STHKFMT``...)."""
+    return HEADER_RE.fullmatch(label) is not None
 
 
 def mirror(tracing: Tracing, eye: Eye) -> Tracing:
@@ -274,13 +295,18 @@ def _count(text: str, name: str, line: int) -> int:
 def _integers(dataset: Dataset, label: str, count: int, name: str, what: str) -> list[int]:
     """The dataset's ``label`` fields as non-negative integers, exactly ``count`` of them."""
     values = dataset.values(label)
+    # Too many values with a bad one among them: a stray ``;`` is an empty field to
+    # report, not one radius too many. Too few: the file is truncated, say so first.
+    bad = INTEGERS_RE.fullmatch(";".join(values)) is None
+    if bad and len(values) >= count:
+        raise _bad_value(dataset, label, name, what)
     if len(values) != count:
         hint = " (the file may be truncated)" if len(values) < count else ""
         raise OmaFormatError(
-            f"{name} has {len(values)} {what} but its TRCFMT declares {count}{hint}",
+            f"{name} has {len(values)} {what} but its {dataset.kind} declares {count}{hint}",
             line=dataset.header.line,
         )
-    if INTEGERS_RE.fullmatch(";".join(values)) is None:
+    if bad:
         raise _bad_value(dataset, label, name, what)
     return [int(value) for value in values]
 
@@ -327,7 +353,7 @@ def _stray(record: Record, closed_by: Record | None) -> OmaFormatError:
     what = STRAY_NAMES[record.label]
     if closed_by is None:
         return OmaFormatError(
-            f"{what} record before any TRCFMT record: the tracing has no header",
+            f"{what} record before any dataset header (TRCFMT...): it belongs to no dataset",
             line=record.line,
         )
     return OmaFormatError(

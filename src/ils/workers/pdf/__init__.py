@@ -23,6 +23,9 @@ document and is shut down when the system closes (its engine is disposed), or by
 
 from __future__ import annotations
 
+import asyncio
+import logging
+
 from ils.jobs.payloads.pdf import (
     ExaminationFormPdf,
     InvoicePdf,
@@ -31,7 +34,8 @@ from ils.jobs.payloads.pdf import (
     ReceiptPdf,
 )
 from ils.jobs.registry import HandlerRegistry
-from ils.jobs.system import JobSystem
+from ils.jobs.worker_context import WorkerContext
+from ils.workers.pdf.errors import DocumentRenderError
 from ils.workers.pdf.generate import (
     DocumentGenerator,
     generate_examination_form,
@@ -57,15 +61,25 @@ __all__ = [
 ]
 
 
-def register(registry: HandlerRegistry, system: JobSystem) -> PdfWorker:
+def register(registry: HandlerRegistry, context: WorkerContext) -> PdfWorker:
     """Register the five PDF handlers; returns the worker (its pool stops when the
-    system closes; no process starts before the first document)."""
-    worker = PdfWorker(DocumentGenerator.for_system(system))
+    system closes). A process that works the pdf queue starts the render pool as it
+    starts (a service of the queue), not on its first document; a process that only
+    enqueues never starts one."""
+    worker = PdfWorker(DocumentGenerator.for_context(context))
 
     async def close() -> None:
         worker.close()
 
-    system.on_close(close)
+    async def warm(stop: asyncio.Event) -> None:
+        try:
+            await worker.generator.renderer.start()
+        except DocumentRenderError as exc:  # the first document will try again
+            logging.getLogger(__name__).warning("render pool not started: %s", exc)
+        await stop.wait()
+
+    context.on_close(close)
+    registry.serve_with("pdf", warm)
     registry.register(OrderSheetPdf, worker.order_sheet)
     registry.register(InvoicePdf, worker.invoice)
     registry.register(ReceiptPdf, worker.receipt)

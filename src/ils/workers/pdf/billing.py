@@ -3,7 +3,12 @@
 The totals come computed (``ils.domain.billing``: VAT rounded once per rate), so what
 the PDF prints is what the API answers. Spectacle goods are standard-rated and the
 dispensing service exempt; an exempt line says ``Exempt``, not ``0%``, as an invoice
-must distinguish exemption from a zero rate.
+must distinguish exemption from a zero rate. What a UK VAT invoice must show is here:
+each rate by its HMRC name (standard 20%, reduced 5%, zero 0%, exempt) with the net,
+VAT and gross of its lines; unit prices and line amounts marked as excluding VAT; and
+the tax point. ILS raises the invoice when the lab dispatches the goods, so the tax
+point is the invoice date (HMRC's 14-day rule): it is printed from ``issued_on``
+rather than stored on its own.
 """
 
 from __future__ import annotations
@@ -12,14 +17,14 @@ from reportlab.lib.units import mm
 
 from ils.workers.pdf import fmt
 from ils.workers.pdf.data import InvoiceData, InvoiceFacts, ReceiptData
-from ils.workers.pdf.layout import CONFIDENTIAL_RED, Column, Sheet
+from ils.workers.pdf.layout import BOLD, CONFIDENTIAL_RED, Column, Sheet
 
 LINE_COLUMNS = (
     Column("Description", 4.2),
     Column("Qty", 0.6, "right"),
-    Column("Unit price", 1.2, "right"),
-    Column("VAT", 0.9, "right"),
-    Column("Net", 1.3, "right"),
+    Column("Unit price (net, excl. VAT)", 1.4, "right"),
+    Column("VAT rate", 1.0, "right"),
+    Column("Net amount (excl. VAT)", 1.4, "right"),
 )
 RATE_COLUMNS = (
     Column("VAT rate", 2.0),
@@ -35,6 +40,7 @@ def _parties(sheet: Sheet, invoice: InvoiceFacts) -> None:
             ("Invoice number", invoice.number),
             ("Invoice date", fmt.day(invoice.issued_on)),
             ("Customer", invoice.customer_name),
+            ("Tax point", fmt.day(invoice.issued_on)),
             ("Due date", fmt.day(invoice.due_on)),
             ("Customer VAT", invoice.customer_vat_number or fmt.BLANK),
             ("Your order", invoice.order_number or fmt.BLANK),
@@ -49,9 +55,7 @@ def _vat_analysis(sheet: Sheet, invoice: InvoiceFacts) -> None:
     cur = invoice.currency
     rows = [
         [
-            "Exempt"
-            if rate.vat_treatment == "exempt"
-            else f"Standard {fmt.vat_rate(rate.vat_treatment, rate.vat_rate_bp)}",
+            fmt.vat_rate_name(rate.vat_treatment, rate.vat_rate_bp),
             fmt.money(rate.net_cents, cur),
             fmt.money(rate.vat_cents, cur),
             fmt.money(rate.gross_cents, cur),
@@ -76,7 +80,7 @@ def render_invoice(data: InvoiceData) -> bytes:
     sheet = Sheet(data.letterhead, "Invoice", invoice.number, data.meta)
     if invoice.status == "void":
         sheet.canvas.setFillColor(CONFIDENTIAL_RED)
-        sheet.canvas.setFont("Helvetica-Bold", 11)
+        sheet.canvas.setFont(BOLD, 11)
         sheet.canvas.drawString(sheet.left, sheet.y - 4 * mm, "VOID - this invoice was cancelled")
         sheet.y -= 7 * mm
         sheet.canvas.setFillColorRGB(0, 0, 0)
@@ -99,9 +103,9 @@ def render_invoice(data: InvoiceData) -> bytes:
     _vat_analysis(sheet, invoice)
     sheet.space(2 * mm)
     summary = [
-        ("Total net", fmt.money(invoice.net_cents, cur)),
+        ("Total net (excl. VAT)", fmt.money(invoice.net_cents, cur)),
         ("Total VAT", fmt.money(invoice.vat_cents, cur)),
-        ("Total due", fmt.money(invoice.gross_cents, cur)),
+        ("Total due (incl. VAT)", fmt.money(invoice.gross_cents, cur)),
     ]
     if invoice.payments:
         summary.append(("Paid", fmt.money(invoice.paid_cents, cur)))

@@ -63,6 +63,9 @@ class EyePrescription:
     add: Decimal | None = None
     prism: Decimal | None = None
     prism_base: str | None = None
+    #: A compound prism's vertical component (``prism`` is then the horizontal one).
+    prism_vertical: Decimal | None = None
+    prism_vertical_base: str | None = None
     #: Monocular PD, mm.
     pd: Decimal | None = None
     #: Segment or fitting height, mm.
@@ -78,6 +81,17 @@ class LensSpec:
     index: Decimal | None = None
     coatings: tuple[str, ...] = ()
     tint: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DrawnHole:
+    """A drill hole for the ticket: ``x_mm`` towards the nose, ``y_mm`` up, from the
+    lens's boxing centre (the outline's frame), ``diameter_mm`` across."""
+
+    eye: str
+    x_mm: float
+    y_mm: float
+    diameter_mm: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +111,11 @@ class FrameSpec:
     dbl: Decimal | None = None
     ed: Decimal | None = None
     outline: tuple[tuple[float, float], ...] | None = None
+    # Tracing facts for the work ticket (issue 20, lens tracing; see ticket_tracing):
+    # a note when the newest tracing was refused, its warnings, its drill holes.
+    tracing_note: str | None = None
+    tracing_warnings: tuple[str, ...] = ()
+    holes: tuple[DrawnHole, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,6 +259,27 @@ class EyeExamination:
     k2: Decimal | None = None
     k_axis: int | None = None
     iop: Decimal | None = None
+    unaided_distance: str | None = None
+    aided_distance: str | None = None
+    unaided_near: str | None = None
+    aided_near: str | None = None
+    #: Ophthalmoscopy per eye, ``(finding, text)`` in the form's order.
+    fundus: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class SightTestRecord:
+    """The UK sight-test parts of an examination form (labels already in words)."""
+
+    history: tuple[tuple[str, str], ...] = ()
+    binocular_acuity: tuple[tuple[str, str], ...] = ()
+    binocular_vision: tuple[tuple[str, str], ...] = ()
+    ophthalmoscopy_method: str | None = None
+    outcome: str | None = None
+    referral_reason: str | None = None
+    recall_date: date | None = None
+    optometrist_name: str | None = None
+    goc_number: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,6 +299,7 @@ class ExaminationData:
     slit_lamp_notes: str | None = None
     fundus_notes: str | None = None
     recommendations: str | None = None
+    sight_test: SightTestRecord = field(default_factory=SightTestRecord)
     meta: DocumentMeta = field(default_factory=DocumentMeta)
 
 

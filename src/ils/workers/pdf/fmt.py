@@ -1,13 +1,19 @@
 """How values are printed: dioptres signed to two places, money with its symbol.
 
 One place for these rules, so the order sheet, the ticket and the tests agree on
-what ``-2.25`` or ``£129.50`` looks like.
+what ``-2.25``, ``175°``, ``1.50Δ base in`` or ``£129.50`` looks like. ``axis`` and
+``prism`` are the bare forms older documents print; a prescription is printed with
+``axis_degrees`` and ``prism_dioptres`` / ``compound_prism``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date
 from decimal import Decimal
+
+from ils.domain.billing import vat_rate_name as _vat_rate_name
+from ils.workers.pdf.fonts import has_prism_sign
 
 #: Shown for a value that was not given, so a blank is never mistaken for zero.
 BLANK = "-"
@@ -46,6 +52,34 @@ def axis(value: int | None) -> str:
     return BLANK if value is None else str(value)
 
 
+def axis_degrees(value: int | None) -> str:
+    """``175°``: an axis with its degree sign, as a prescription is written (the sign
+    tells an axis from a dioptre or a millimetre at a glance); ``-`` when missing."""
+    return BLANK if value is None else f"{value}°"
+
+
+def prism_sign() -> str:
+    """``Δ`` (prism dioptre) when the document font has it, else ``" prism dioptres"``:
+    the spelled-out fallback of the Helvetica path (see ``fonts``)."""
+    return "Δ" if has_prism_sign() else " prism dioptres"
+
+
+def prism_dioptres(value: Decimal | None, base: str | None) -> str:
+    """``1.50Δ base in``: one prism component, amount with its sign and base direction;
+    ``-`` for none. A prism without a base is printed ``1.50Δ base ?`` so the missing
+    direction shows rather than passes as complete."""
+    if value is None or value == 0:
+        return BLANK
+    return f"{value:.2f}{prism_sign()} base {base or '?'}"
+
+
+def compound_prism(parts: Iterable[tuple[Decimal | None, str | None]]) -> str:
+    """``1.50Δ base in, 0.50Δ base up``: every component of one eye's prism (a compound
+    prism has a horizontal and a vertical one); ``-`` when none has an amount."""
+    printed = [prism_dioptres(value, base) for value, base in parts if value]
+    return ", ".join(printed) or BLANK
+
+
 def prism(value: Decimal | None, base: str | None) -> str:
     """``1.00 base in``; ``-`` for none."""
     if value is None or value == 0:
@@ -68,6 +102,12 @@ def vat_rate(treatment: str, rate_bp: int) -> str:
         return "Exempt"
     percent = Decimal(rate_bp) / 100
     return f"{percent.normalize():f}%"
+
+
+def vat_rate_name(treatment: str, rate_bp: int) -> str:
+    """``Standard rate 20%``, ``Reduced rate 5%``, ``Zero rate 0%``, ``Exempt``: the UK
+    names (``ils.domain.billing.vat_rate_name``), for the VAT analysis of an invoice."""
+    return _vat_rate_name(treatment, rate_bp)
 
 
 def day(value: date | None) -> str:

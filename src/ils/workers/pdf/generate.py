@@ -25,13 +25,13 @@ from typing import Any, Final
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from ils.clock import Clock, SystemClock
-from ils.db.engine import Transactions, WriteTurnFactory
+from ils.db.transactions import Transactions
 from ils.domain.content import Document
 from ils.domain.types import new_id
-from ils.jobs.system import JobSystem
+from ils.jobs.worker_context import WorkerContext
 from ils.storage import FileStorage
 from ils.storage.backends import open_storages
 from ils.workers.pdf.data import DocumentKind, DocumentMeta
@@ -45,12 +45,12 @@ VERSION_ATTEMPTS: Final = 5
 logger = logging.getLogger(__name__)
 
 
-def default_pool_size(system: JobSystem) -> int:
+def default_pool_size(context: WorkerContext) -> int:
     """``ILS_PDF__POOL_SIZE``, else the smaller of CPUs and the pdf queue's concurrency."""
-    configured = system.settings.pdf.pool_size
+    configured = context.settings.pdf.pool_size
     if configured is not None:
         return configured
-    return max(1, min(os.cpu_count() or 1, system.catalogue["pdf"].concurrency))
+    return max(1, min(os.cpu_count() or 1, context.catalogue["pdf"].concurrency))
 
 
 class DocumentGenerator:
@@ -58,39 +58,37 @@ class DocumentGenerator:
 
     def __init__(
         self,
-        engine: AsyncEngine,
+        db: Transactions,
         storage: FileStorage,
         renderer: Renderer,
         *,
-        write_turn: WriteTurnFactory | None = None,
         clock: Clock | None = None,
     ) -> None:
-        self.db = Transactions(engine, write_turn)
+        self.db = db
         self.storage = storage
         self.renderer = renderer
         self.clock = clock or SystemClock()
 
     @classmethod
-    def for_system(
-        cls, system: JobSystem, *, renderer: Renderer | None = None
+    def for_context(
+        cls, context: WorkerContext, *, renderer: Renderer | None = None
     ) -> DocumentGenerator:
-        """A generator on the job system's database and settings.
+        """A generator on the worker context's database and settings.
 
         Without ``renderer`` it renders in a new process pool (sized by
         :func:`default_pool_size`, started with the first document): :meth:`close` it.
         """
-        settings = system.settings
+        settings = context.settings
         return cls(
-            system.engine,
+            context.db,
             open_storages(settings).documents,
             renderer
             or ProcessPoolRenderer(
-                default_pool_size(system),
+                default_pool_size(context),
                 timeout_s=settings.pdf.render_timeout_s,
                 nice=settings.pdf.render_nice,
             ),
-            write_turn=system.write_turn,
-            clock=system.producer.clock,
+            clock=context.clock,
         )
 
     def close(self) -> None:

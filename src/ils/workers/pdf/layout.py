@@ -11,6 +11,10 @@ count is. reportlab resolves the forward reference when it writes the file.
 
 Output is ``invariant`` (no creation time or random file id inside), so the same
 values give the same bytes and the same checksum.
+
+Text is set in DejaVu Sans, embedded as a subset (``fonts``: Helvetica, which has no
+prism sign, is the fallback), so a document is some 40 KiB rather than a few. Labels
+and values wrap rather than being cut: a wider font must never drop a coating.
 """
 
 from __future__ import annotations
@@ -27,10 +31,12 @@ from reportlab.lib.utils import simpleSplit
 from reportlab.pdfbase.pdfmetrics import stringWidth
 from reportlab.pdfgen.canvas import Canvas
 
+from ils.workers.pdf import fonts
 from ils.workers.pdf.data import DocumentMeta, Letterhead
 
-FONT = "Helvetica"
-BOLD = "Helvetica-Bold"
+#: DejaVu Sans (with the prism sign) or, without it, Helvetica: see ``fonts``.
+FONT = fonts.REGULAR
+BOLD = fonts.BOLD
 MARGIN = 16 * mm
 HEADER_HEIGHT = 34 * mm
 FOOTER_HEIGHT = 12 * mm
@@ -96,13 +102,20 @@ class Sheet:
         self.reference = reference
         self.meta = meta
         self.confidential = confidential
+        fonts.ensure_fonts()
         self.color = brand_color(letterhead.primary_color)
         self.width, self.height = page_size(letterhead.paper_size)
         self.left = MARGIN
         self.right = self.width - MARGIN
         self.bottom = MARGIN + FOOTER_HEIGHT
         self._buffer = io.BytesIO()
-        self.canvas = Canvas(self._buffer, pagesize=(self.width, self.height), invariant=True)
+        # The initial font too, or every page would still reference Helvetica.
+        self.canvas = Canvas(
+            self._buffer,
+            pagesize=(self.width, self.height),
+            invariant=True,
+            initialFontName=FONT,  # type: ignore[arg-type]  # types-reportlab says float
+        )
         # The title only: a patient name must never end up in file metadata.
         self.canvas.setTitle(f"{title} {reference}")
         self.canvas.setAuthor(letterhead.name)
@@ -239,13 +252,22 @@ class Sheet:
         width: float | None = None,
     ) -> None:
         """Label / value pairs in ``columns`` columns, row by row, over ``width``
-        points from the left margin (the full width by default)."""
+        points from the left margin (the full width by default).
+
+        A value too long for its cell wraps onto more lines (the row grows) rather
+        than being cut: a coating left off a ticket is a lens made wrong."""
         col_width = (width or self.content_width) / columns
-        row_height = 5.2 * mm
+        line_height = 5.2 * mm
+        wrap_leading = 9 * 1.25
+        max_width = col_width * (1 - label_share) - 2 * mm
         c = self.canvas
         for start in range(0, len(pairs), columns):
+            row = pairs[start : start + columns]
+            values = [simpleSplit(value, BOLD, 9, max_width) or [""] for _, value in row]
+            extra = max(len(lines) for lines in values) - 1
+            row_height = line_height + extra * wrap_leading
             self.room(row_height)
-            for offset, (label, value) in enumerate(pairs[start : start + columns]):
+            for offset, ((label, _), lines) in enumerate(zip(row, values, strict=True)):
                 x = self.left + offset * col_width
                 c.setFont(FONT, 8)
                 c.setFillColor(GREY)
@@ -253,8 +275,9 @@ class Sheet:
                 c.setFont(BOLD, 9)
                 c.setFillColor(colors.black)
                 value_x = x + col_width * label_share
-                max_width = col_width * (1 - label_share) - 2 * mm
-                c.drawString(value_x, self.y - 3.8 * mm, _fit(value, BOLD, 9, max_width))
+                for index, line in enumerate(lines):
+                    text = _fit(line, BOLD, 9, max_width)  # one unbreakable word only
+                    c.drawString(value_x, self.y - 3.8 * mm - index * wrap_leading, text)
             self.y -= row_height
 
     def paragraph(self, text: str, size: float = 9, font: str = FONT) -> None:
@@ -282,8 +305,15 @@ class Sheet:
         pad = 1.6 * mm
         leading = size * 1.3
 
+        # Headings wrap like cells: a long one ("Unit price (net, excl. VAT)") must not
+        # run into its neighbour.
+        heads = [
+            simpleSplit(col.heading, BOLD, size, width - 2 * pad) or [""]
+            for col, width in zip(columns, widths, strict=True)
+        ]
+
         def draw_headings() -> None:
-            height = leading + 2 * pad
+            height = max(len(lines) for lines in heads) * leading + 2 * pad
             self.room(height + leading + 2 * pad)
             c = self.canvas
             c.setFillColor(self.color)
@@ -291,8 +321,11 @@ class Sheet:
             c.setFillColor(colors.white)
             c.setFont(BOLD, size)
             x = self.left
-            for col, width in zip(columns, widths, strict=True):
-                _draw_aligned(c, col.heading, x, width, self.y - pad - size, col.align, pad)
+            for lines, col, width in zip(heads, columns, widths, strict=True):
+                line_y = self.y - pad - size
+                for line in lines:
+                    _draw_aligned(c, line, x, width, line_y, col.align, pad)
+                    line_y -= leading
                 x += width
             c.setFillColor(colors.black)
             self.y -= height

@@ -15,10 +15,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
+from enum import StrEnum
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
+from ils.domain import sight_test
 from ils.domain.billing import Invoice, InvoiceTotals
 from ils.domain.clinical import Examination, Patient
 from ils.domain.companies import Company, zone_named
@@ -41,10 +43,12 @@ from ils.workers.pdf.data import (
     OrderSheetData,
     PaymentData,
     ReceiptData,
+    SightTestRecord,
     VatRateData,
 )
 from ils.workers.pdf.errors import DocumentDataError
 from ils.workers.pdf.shape import clean_outline
+from ils.workers.pdf.ticket_tracing import ticket_tracing
 
 #: The column of ``documents`` that links each kind to its subject.
 SUBJECT_COLUMN: dict[DocumentKind, str] = {
@@ -117,6 +121,10 @@ async def _order(session: AsyncSession, order_id: str) -> Order:
     return order
 
 
+def _value(member: StrEnum | None) -> str | None:
+    return None if member is None else member.value
+
+
 def _eye(order: Order, side: str) -> EyePrescription:
     cylinder = getattr(order, f"{side}_cylinder")
     axis = getattr(order, f"{side}_axis")
@@ -133,6 +141,8 @@ def _eye(order: Order, side: str) -> EyePrescription:
         add=getattr(order, f"{side}_add"),
         prism=prism,
         prism_base=base.value if base is not None else None,
+        prism_vertical=getattr(order, f"{side}_prism_vertical"),
+        prism_vertical_base=_value(getattr(order, f"{side}_prism_vertical_base")),
         pd=getattr(order, f"pd_{side}"),
         height=getattr(order, f"seg_height_{side}"),
     )
@@ -152,10 +162,10 @@ def _order_facts(order: Order) -> OrderFacts:
         pd_binocular=order.pd_binocular,
         lens=LensSpec(
             design=order.lens_design.value,
-            material=order.lens_material,
+            material=_value(order.lens_material),
             index=order.lens_index,
             coatings=tuple(str(c) for c in order.coatings or ()),
-            tint=order.tint,
+            tint=_value(order.tint),
         ),
         frame=FrameSpec(
             brand=order.frame_brand,
@@ -184,7 +194,13 @@ async def load_lab_ticket(session: AsyncSession, order_id: str) -> Loaded:
     order = await _order(session, order_id)
     if order.status == OrderStatus.CANCELLED:
         raise DocumentDataError(f"order {order_id} is cancelled: no work ticket")
-    data = LabTicketData(letterhead(order.lab), _order_facts(order))
+    facts = _order_facts(order)
+    # Issue 20 (lens tracing): a refused tracing's note, warnings and drill holes.
+    traced = await ticket_tracing(session, order.id)
+    frame = replace(
+        facts.frame, tracing_note=traced.note, tracing_warnings=traced.warnings, holes=traced.holes
+    )
+    data = LabTicketData(letterhead(order.lab), replace(facts, frame=frame))
     return Loaded(data, order.lab_id, order.number, order.lab.time_zone)
 
 
@@ -293,8 +309,17 @@ async def load_examination_form(session: AsyncSession, examination_id: str) -> L
     if company is None or exam.patient.company_id != exam.company_id:
         raise DocumentDataError(f"examination {examination_id}: patient of another practice")
 
+    acuity = exam.acuity or {}
+    fundus = exam.ophthalmoscopy or {}
+
     def eye(side: str, suffix: str) -> EyeExamination:
+        seen = _block(acuity.get(side))
         return EyeExamination(
+            unaided_distance=_text(seen.get("unaided_distance")),
+            aided_distance=_text(seen.get("aided_distance")),
+            unaided_near=_text(seen.get("unaided_near")),
+            aided_near=_text(seen.get("aided_near")),
+            fundus=_labelled(_block(fundus.get(side)), sight_test.OPHTHALMOSCOPY),
             acuity=getattr(exam, f"va_{suffix}"),
             sphere=getattr(exam, f"{side}_sphere"),
             cylinder=getattr(exam, f"{side}_cylinder"),
@@ -321,8 +346,39 @@ async def load_examination_form(session: AsyncSession, examination_id: str) -> L
         slit_lamp_notes=exam.slit_lamp_notes,
         fundus_notes=exam.fundus_notes,
         recommendations=exam.recommendations,
+        sight_test=SightTestRecord(
+            history=_labelled(exam.history or {}, sight_test.HISTORY),
+            binocular_acuity=_labelled(_block(acuity.get("binocular")), sight_test.ACUITY),
+            binocular_vision=_labelled(exam.binocular_vision or {}, sight_test.BINOCULAR_VISION),
+            ophthalmoscopy_method=_words(fundus.get("method")),
+            outcome=None if exam.outcome is None else sight_test.outcome_label(exam.outcome),
+            referral_reason=exam.referral_reason,
+            recall_date=exam.recall_date,
+            optometrist_name=exam.optometrist_name,
+            goc_number=exam.goc_number,
+        ),
     )
     return Loaded(data, exam.company_id, reference, company.time_zone)
+
+
+def _block(value: object) -> dict[str, object]:
+    """A JSON block of the sight test, or an empty one for anything else."""
+    return {str(k): v for k, v in value.items()} if isinstance(value, dict) else {}
+
+
+def _text(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+def _words(value: object) -> str | None:
+    return None if value is None else str(value).replace("_", " ")
+
+
+def _labelled(
+    block: dict[str, object], fields: tuple[tuple[str, str], ...]
+) -> tuple[tuple[str, str], ...]:
+    """``(label, text)`` of the fields recorded, in the form's order."""
+    return tuple((label, str(block[key])) for key, label in fields if block.get(key) is not None)
 
 
 LOADERS = {

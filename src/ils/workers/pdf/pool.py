@@ -23,6 +23,10 @@ class Renderer(Protocol):
         """The PDF of ``data`` as ``kind``."""
         ...
 
+    async def start(self) -> None:
+        """Be ready for the first document (start processes); a no-op when inline."""
+        ...
+
     def close(self) -> None:
         """Release processes or threads (idempotent)."""
         ...
@@ -37,6 +41,9 @@ class InlineRenderer:
 
     async def render(self, kind: str, data: DocumentData) -> bytes:
         return render_document(kind, data)
+
+    async def start(self) -> None:
+        return None
 
     def close(self) -> None:
         return None
@@ -64,6 +71,17 @@ class ProcessPoolRenderer:
     def started(self) -> bool:
         """Whether processes are running."""
         return self._pool.started
+
+    @property
+    def ready(self) -> bool:
+        """Whether every process is up and warmed (see :meth:`start`)."""
+        return self._pool.warmed
+
+    async def start(self) -> None:
+        try:
+            await self._pool.start()
+        except CpuPoolError as exc:
+            raise DocumentRenderError(str(exc)) from exc
 
     async def render(self, kind: str, data: DocumentData) -> bytes:
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ils.domain.lens_options import label
 from ils.workers.pdf import fmt
 from ils.workers.pdf.data import EyePrescription, OrderFacts
 from ils.workers.pdf.layout import Column, Sheet
@@ -18,6 +19,20 @@ RX_COLUMNS = (
 )
 
 
+def option_label(code: str | None) -> str:
+    """A lens type, coating or tint code as documents print it (``-`` when absent)."""
+    return fmt.BLANK if code is None else label(code)
+
+
+def _prism(eye: EyePrescription) -> str:
+    """One prism as before; a compound prism (issue 20) with both components."""
+    if eye.prism_vertical is None:
+        return fmt.prism(eye.prism, eye.prism_base)
+    return fmt.compound_prism(
+        ((eye.prism, eye.prism_base), (eye.prism_vertical, eye.prism_vertical_base))
+    )
+
+
 def rx_row(label: str, eye: EyePrescription) -> list[str]:
     """One eye's row of the prescription table."""
     return [
@@ -26,7 +41,7 @@ def rx_row(label: str, eye: EyePrescription) -> list[str]:
         fmt.dioptres(eye.cylinder),
         fmt.axis(eye.axis),
         fmt.dioptres(eye.add),
-        fmt.prism(eye.prism, eye.prism_base),
+        _prism(eye),
         fmt.mm(eye.pd),
         fmt.mm(eye.height),
     ]
@@ -46,10 +61,10 @@ def lens_fields(order: OrderFacts) -> list[tuple[str, str]]:
     lens = order.lens
     return [
         ("Design", fmt.words(lens.design)),
-        ("Material", fmt.words(lens.material)),
+        ("Material", option_label(lens.material)),
         ("Index", fmt.plain(lens.index)),
-        ("Tint", fmt.words(lens.tint) if lens.tint else "None"),
-        ("Coatings", ", ".join(fmt.words(c) for c in lens.coatings) or "None"),
+        ("Tint", option_label(lens.tint) if lens.tint else "None"),
+        ("Coatings", ", ".join(option_label(c) for c in lens.coatings) or "None"),
     ]
 
 

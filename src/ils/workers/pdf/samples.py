@@ -28,6 +28,7 @@ from ils.workers.pdf.data import (
     OrderSheetData,
     PaymentData,
     ReceiptData,
+    SightTestRecord,
 )
 from ils.workers.pdf.load import vat_rates
 
@@ -188,6 +189,11 @@ def sample(kind: DocumentKind) -> DocumentData:
             Decimal("44.00"),
             90,
             Decimal("15"),
+            unaided_distance="6/18",
+            aided_distance="6/6",
+            unaided_near="N10",
+            aided_near="N5",
+            fundus=(("Media", "clear"), ("C/D ratio", "0.3"), ("Macula", "healthy")),
         ),
         left=EyeExamination(
             "6/9",
@@ -199,9 +205,34 @@ def sample(kind: DocumentKind) -> DocumentData:
             Decimal("44.25"),
             85,
             Decimal("16"),
+            unaided_distance="6/12",
+            aided_distance="6/9",
+            unaided_near="N8",
+            aided_near="N5",
+            fundus=(("Media", "clear"), ("C/D ratio", "0.3"), ("Macula", "healthy")),
         ),
         slit_lamp_notes="Lids and lashes clear. Cornea clear. Anterior chamber deep and quiet.",
         fundus_notes="Discs pink, well defined, C/D 0.3 both eyes. Maculae healthy.",
         recommendations="Progressive lenses for full-time wear. Review in 2 years.",
+        # Issue 20: the UK sight-test record parts (ils.domain.sight_test labels).
+        sight_test=SightTestRecord(
+            history=(
+                ("Reason for visit", "Routine eye examination"),
+                ("Symptoms", "Near vision blurred late in the day"),
+                ("General health", "Good; type 2 diabetes, diet controlled"),
+                ("Medication", "None"),
+            ),
+            binocular_acuity=(("Aided distance", "6/6"), ("Aided near", "N5")),
+            binocular_vision=(
+                ("Cover test (distance)", "orthophoria"),
+                ("Cover test (near)", "slight exophoria, good recovery"),
+                ("Near point of convergence", "8 cm"),
+            ),
+            ophthalmoscopy_method="slit lamp binocular indirect",
+            outcome="New prescription issued",
+            recall_date=date(2027, 11, 27),
+            optometrist_name="A. Optom",
+            goc_number="01-23456",
+        ),
         meta=META,
     )

@@ -1,5 +1,9 @@
 """The frame's shape on the work ticket, from its tracing or else its box.
 
+Drill holes of a rimless frame are drawn on the shape (numbered ``H1``... and listed
+with their positions by the ticket), and a tracing that was attached but refused is
+named in the note under the drawing instead of "no tracing attached".
+
 The interface with the OMA worker is ``orders.frame_outline``: the right lens as
 ``(x, y)`` points in millimetres around its boxing centre, x towards the nose, y up,
 seen from the front. :func:`clean_outline` checks such a list (what a later parser or
@@ -24,6 +28,9 @@ from ils.workers.pdf.layout import BOLD, FONT, GREY, Sheet
 MAX_HALF_SIZE_MM = 60.0
 MIN_POINTS = 8
 DRAWING_HEIGHT = 40 * mm
+NOTE_CHARS = 90
+#: Drawn holes are never smaller than this (points), so a 1 mm hole stays visible.
+MIN_HOLE_RADIUS = 1.2
 
 Outline = tuple[tuple[float, float], ...]
 
@@ -122,6 +129,7 @@ def draw_frame(
         path.close()
         c.drawPath(path, stroke=1, fill=0)
     c.setDash()
+    _draw_holes(sheet, frame, {"R": (right_cx, 1.0), "L": (left_cx, -1.0)}, mid_y, scale)
     c.setStrokeColor(GREY)
     c.setLineWidth(0.4)
     for cx in (right_cx, left_cx):
@@ -134,6 +142,9 @@ def draw_frame(
     c.setFont(FONT, 7.5)
     c.setFillColor(GREY)
     note = "traced shape" if traced else "boxed size only (no tracing attached)"
+    if frame.tracing_note:
+        # Attached but refused: say so, never "no tracing attached".
+        note = frame.tracing_note[:NOTE_CHARS]
     scale_note = "1:1" if scale >= mm * 0.999 else f"scale {scale / mm:.2f}:1"
     c.drawCentredString(
         mid_x,
@@ -142,3 +153,28 @@ def draw_frame(
     )
     c.setFillColor(colors.black)
     sheet.y = top - DRAWING_HEIGHT
+
+
+def hole_label(index: int) -> str:
+    """How the drawing and the list below it name a hole: H1, H2..."""
+    return f"H{index}"
+
+
+def _draw_holes(
+    sheet: Sheet,
+    frame: FrameSpec,
+    centres: dict[str, tuple[float, float]],
+    mid_y: float,
+    scale: float,
+) -> None:
+    """Each drill hole as a filled circle at its position, numbered as listed."""
+    c = sheet.canvas
+    c.setFont(FONT, 5.5)
+    for index, hole in enumerate(frame.holes, start=1):
+        cx, mirror = centres.get(hole.eye, centres["R"])
+        px, py = cx + mirror * hole.x_mm * scale, mid_y + hole.y_mm * scale
+        c.setFillColor(sheet.color)
+        c.circle(px, py, max(hole.diameter_mm / 2 * scale, MIN_HOLE_RADIUS), stroke=0, fill=1)
+        c.setFillColor(colors.black)
+        c.drawCentredString(px, py + 1.6 * mm, hole_label(index))
+    c.setFillColor(colors.black)

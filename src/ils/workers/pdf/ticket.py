@@ -15,8 +15,8 @@ from reportlab.lib.units import mm
 from ils.workers.pdf import fmt
 from ils.workers.pdf.data import LabTicketData, OrderFacts
 from ils.workers.pdf.layout import BOLD, FONT, GREY, Sheet
-from ils.workers.pdf.prescription import draw_prescription, frame_fields, lens_fields
-from ils.workers.pdf.shape import DRAWING_HEIGHT, draw_frame
+from ils.workers.pdf.prescription import draw_prescription, frame_fields, lens_fields, option_label
+from ils.workers.pdf.shape import DRAWING_HEIGHT, draw_frame, hole_label
 
 BARCODE_HEIGHT = 13 * mm
 
@@ -29,17 +29,30 @@ def stations(order: OrderFacts) -> list[tuple[str, str]]:
     ar = "anti_reflective" in coatings
     others = sorted(coatings - {"hard_coat", "anti_reflective"})
     return [
-        ("Job entry & lens pick", f"{fmt.words(lens.material)} {fmt.plain(lens.index)}"),
+        ("Job entry & lens pick", f"{option_label(lens.material)} {fmt.plain(lens.index)}"),
         ("Surfacing (generate)", fmt.words(lens.design)),
         ("Fining & polishing", ""),
-        ("Tint", fmt.words(lens.tint) if lens.tint else "n/a"),
+        ("Tint", option_label(lens.tint) if lens.tint else "n/a"),
         ("Hard coat", "" if hard else "n/a"),
         ("Anti-reflective coating", "" if ar else "n/a"),
-        ("Other treatments", ", ".join(fmt.words(c) for c in others) if others else "n/a"),
+        ("Other treatments", ", ".join(option_label(c) for c in others) if others else "n/a"),
         ("Edging & mounting", " ".join(v for v in (order.frame.brand, order.frame.model) if v)),
         ("Final inspection (QC)", "power, axis, centration, cosmetics"),
         ("Packing & dispatch", f"due {fmt.day(order.due_date)}"),
     ]
+
+
+def _tracing_lines(sheet: Sheet, order: OrderFacts) -> None:
+    """Drill hole positions and the tracing's warnings, under the shape."""
+    frame = order.frame
+    if frame.holes:
+        holes = "; ".join(
+            f"{hole_label(i)} {h.eye} x {h.x_mm:+.1f} y {h.y_mm:+.1f} mm Ø{h.diameter_mm:.1f}"
+            for i, h in enumerate(frame.holes, start=1)
+        )
+        sheet.paragraph(f"Drill holes (from boxing centre, x nasal): {holes}", size=8)
+    for warning in frame.tracing_warnings:
+        sheet.paragraph(f"Tracing warning: {warning}", size=8)
 
 
 def render_lab_ticket(data: LabTicketData) -> bytes:
@@ -81,6 +94,7 @@ def render_lab_ticket(data: LabTicketData) -> bytes:
     sheet.y = top
     draw_frame(sheet, order.frame, x=sheet.left + split, width=sheet.content_width - split)
     sheet.y = min(sheet.y, below_fields)
+    _tracing_lines(sheet, order)
     if order.notes:
         sheet.heading("Notes")
         sheet.paragraph(order.notes)
