@@ -1,0 +1,1 @@
+"""ILS against other Python job libraries on one Redis: ``python -m bench.peers --help``."""
