@@ -309,14 +309,3 @@ class JobMonitor:
             for row in rows
             if row["seen_at_ms"] < now - window_ms and not row.get("stopped_at_ms")
         ]
-
-    async def _oldest_waiting(self, queue: str) -> int | None:
-        oldest: list[int] = []
-        for store in self.reachable_stores():
-            try:
-                found = await store.oldest_waiting_ms(queue)
-            except ILSError:
-                continue
-            if found is not None:
-                oldest.append(found)
-        return min(oldest) if oldest else None
