@@ -81,10 +81,10 @@ async def test_every_email_type_arrives_with_recipient_subject_parts_and_content
     for part in (text, html):
         assert "ORD-2026-000042" in part
         assert "Submitted" in part
-        assert "Progressive polycarbonate index 1.60 lenses" in part
+        assert "Progressive Polycarbonate index 1.60 lenses" in part
         assert "Ray-Ban RB5154" in part
-        assert "-2.25" in part and "-0.75" in part and "180" in part and "+2.00" in part
-        assert "1.00 base in" in part
+        assert "-2.25" in part and "-0.75" in part and "180°" in part and "+2.00" in part
+        assert "1.00Δ base in" in part
         assert "P-0042" in part  # the practice's own reference: it holds the patient
         assert f"http://127.0.0.1:8000/orders/{net.order.id}" in part
     assert "#0a7c59" in html and "CLEAR VIEW" in html  # the lab's branding

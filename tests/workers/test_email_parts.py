@@ -164,3 +164,39 @@ def test_briefing_sections_read_what_they_can() -> None:
     }
     assert briefing_sections("not an object")["metrics"] == []
     assert briefing_sections({"highlights": "one"})["highlights"] == ["one"]
+
+
+def test_order_mails_print_lens_labels_degree_and_prism_signs() -> None:
+    """The order e-mail reads like the documents (issue 20): labels, not codes, for the
+    lens type, coatings and tint; the axis with its degree sign; every prism component
+    with the prism sign and its base."""
+    from ils.domain.orders import Order, PrismBase
+    from ils.workers.email.content import order_items, prescription
+
+    order = Order(
+        lens_design="progressive",
+        lens_material="high_index",
+        lens_index=Decimal("1.67"),
+        coatings=["anti_reflective", "hard_coat"],
+        tint="photochromic_grey",
+        right_sphere=Decimal("-2.25"),
+        right_cylinder=Decimal("-0.75"),
+        right_axis=175,
+        right_prism=Decimal("1.50"),
+        right_prism_base=PrismBase("in"),
+        right_prism_vertical=Decimal("0.50"),
+        right_prism_vertical_base=PrismBase("up"),
+        left_sphere=Decimal("-2.00"),
+        left_axis=5,
+        left_prism=Decimal("1.00"),
+        left_prism_base=PrismBase("out"),
+    )
+    items = "\n".join(order_items(order))
+    for code in ("high_index", "anti_reflective", "hard_coat", "photochromic_grey"):
+        assert code not in items
+    assert "Anti-reflective" in items and "Hard coat" in items
+    eyes = {eye["label"]: eye for eye in prescription(order)["eyes"]}
+    assert eyes["R"]["axis"] == "175°"
+    assert eyes["R"]["prism"] == "1.50Δ base in, 0.50Δ base up"
+    assert eyes["L"]["axis"] == "5°"
+    assert eyes["L"]["prism"] == "1.00Δ base out"

@@ -58,12 +58,9 @@ def test_order_documents_print_every_prescription_value(kind: DocumentKind) -> N
         assert fmt.dioptres(eye.add) in text
         assert fmt.mm(eye.pd) in text
         assert fmt.mm(eye.height) in text
-    if kind == DocumentKind.ORDER_SHEET:  # degree and prism signs (issue 20)
-        assert "-2.25 -0.75 175° +2.00" in text  # the right eye's row, in order
-        assert f"+1.50 -0.50 10° +2.25 1.50{fmt.prism_sign()} base in 32 21.5" in text
-    else:
-        assert "-2.25 -0.75 175 +2.00" in text  # the right eye's row, in order
-        assert "+1.50 -0.50 10 +2.25 1.50 base in 32 21.5" in text
+    # Degree and prism signs on both documents (issue 20), a single prism included.
+    assert "-2.25 -0.75 175° +2.00" in text  # the right eye's row, in order
+    assert f"+1.50 -0.50 10° +2.25 1.50{fmt.prism_sign()} base in 32 21.5" in text
     assert "63.5" in text  # binocular PD
     for value in (
         "Progressive",

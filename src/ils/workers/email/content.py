@@ -33,6 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ils.domain.clinical import Patient
 from ils.domain.companies import Company, User
 from ils.domain.content import AIResult, AIResultKind
+from ils.domain.lens_options import label as lens_label
 from ils.domain.marketplace import Connection, ConnectionStatus
 from ils.domain.orders import Order
 from ils.domain.supply import Product, PurchaseOrder, PurchaseOrderStatus
@@ -86,15 +87,23 @@ def _rx_eye(order: Order, side: str, name: str) -> dict[str, str] | None:
     axis = getattr(order, f"{side}_axis")
     add = getattr(order, f"{side}_add")
     prism = getattr(order, f"{side}_prism")
-    base = getattr(order, f"{side}_prism_base")
-    if all(value is None for value in (sphere, cylinder, axis, add, prism)):
+    vertical = getattr(order, f"{side}_prism_vertical")
+    if all(value is None for value in (sphere, cylinder, axis, add, prism, vertical)):
         return None
-    prism_text = f"{prism:.2f} base {base.value}" if prism and base is not None else ""
+    components = (
+        (prism, getattr(order, f"{side}_prism_base")),
+        (vertical, getattr(order, f"{side}_prism_vertical_base")),
+    )
+    prism_text = ", ".join(
+        f"{amount:.2f}Δ base {base.value if base is not None else '?'}"
+        for amount, base in components
+        if amount
+    )
     return {
         "label": name,
         "sphere": dioptres(sphere),
         "cylinder": dioptres(cylinder),
-        "axis": "" if axis is None else str(axis),
+        "axis": "" if axis is None else f"{axis}°",
         "add": dioptres(add),
         "prism": prism_text,
     }
@@ -129,7 +138,7 @@ def order_items(order: Order) -> list[str]:
         part
         for part in (
             label(order.lens_design),
-            order.lens_material,
+            None if order.lens_material is None else lens_label(order.lens_material),
             None if order.lens_index is None else f"index {order.lens_index}",
             "lenses, pair",
         )
@@ -137,9 +146,9 @@ def order_items(order: Order) -> list[str]:
     )
     items = [lens]
     if order.coatings:
-        items.append("Coatings: " + ", ".join(label(code) for code in order.coatings))
+        items.append("Coatings: " + ", ".join(lens_label(code) for code in order.coatings))
     if order.tint:
-        items.append(f"Tint: {order.tint}")
+        items.append(f"Tint: {lens_label(order.tint)}")
     frame = " ".join(part for part in (order.frame_brand, order.frame_model) if part)
     if frame or order.frame_colour:
         colour = f" ({order.frame_colour})" if order.frame_colour else ""

@@ -25,9 +25,8 @@ def option_label(code: str | None) -> str:
 
 
 def _prism(eye: EyePrescription) -> str:
-    """One prism as before; a compound prism (issue 20) with both components."""
-    if eye.prism_vertical is None:
-        return fmt.prism(eye.prism, eye.prism_base)
+    """Every prism component of one eye with the prism sign and its base: a single
+    prism reads ``1.50Δ base in`` exactly like one component of a compound prism."""
     return fmt.compound_prism(
         ((eye.prism, eye.prism_base), (eye.prism_vertical, eye.prism_vertical_base))
     )
@@ -39,7 +38,7 @@ def rx_row(label: str, eye: EyePrescription) -> list[str]:
         label,
         fmt.dioptres(eye.sphere),
         fmt.dioptres(eye.cylinder),
-        fmt.axis(eye.axis),
+        fmt.axis_degrees(eye.axis),
         fmt.dioptres(eye.add),
         _prism(eye),
         fmt.mm(eye.pd),
