@@ -1,5 +1,5 @@
-"""``/orders/{id}``, ``/purchase-orders/{id}``, ``/marketplace/connections``: the pages
-e-mails link to (issue 22).
+"""``/orders/{id}``, ``/invoices/{id}``, ``/purchase-orders/{id}``,
+``/marketplace/connections``: the pages e-mails link to (issue 22).
 
 Documents are made with the real generator on the app's database and storage; the
 pages are then fetched as each side would, signed out, and from another company.
@@ -23,12 +23,19 @@ from ils.web.dashboard.pages import safe_next
 from ils.web.state import WebState
 from ils.workers.pdf.generate import (
     DocumentGenerator,
+    generate_invoice,
     generate_lab_work_ticket,
     generate_order_sheet,
 )
 from ils.workers.pdf.pool import InlineRenderer
 from tests.web.conftest import Factory, SignedIn
-from tests.workers.pdf_support import ORDER_NUMBER, PATIENT_LAST, Records, build_records
+from tests.workers.pdf_support import (
+    INVOICE_NUMBER,
+    ORDER_NUMBER,
+    PATIENT_LAST,
+    Records,
+    build_records,
+)
 
 
 async def order_with_documents(state: WebState, factory: Factory) -> tuple[Records, str, str]:
@@ -188,7 +195,60 @@ async def test_purchase_order_and_connections_pages(
     assert signed_out.headers["location"].endswith("next=%2Fpurchase-orders%2Fabc")
 
 
+async def test_issuer_and_customer_see_the_invoice_with_its_pdf(
+    state: WebState, signed_in: SignedIn, client: httpx.AsyncClient
+) -> None:
+    """The invoice page: net unit prices, VAT rate names, totals, the payment, the
+    balance and the PDF; the order it bills is linked. Billing roles of the issuing lab
+    and the invoiced practice only; anyone else gets 404, a lab_tech 403."""
+    records = await build_records(state.sessions)
+    invoice_id = records.invoice.id
+    generator = DocumentGenerator.for_context(
+        state.system.worker_context(), renderer=InlineRenderer()
+    )
+    pdf = await generate_invoice(generator, invoice_id)
+    signed_out = await client.get(f"/invoices/{invoice_id}")
+    assert signed_out.status_code == 303
+    assert signed_out.headers["location"].endswith(f"next=%2Finvoices%2F{invoice_id}")
+    for company in (records.lab, records.practice):
+        reader, _ = await signed_in(Role.STAFF, company=company)
+        response = await reader.get(f"/invoices/{invoice_id}")
+        assert response.status_code == 200
+        html = response.text
+        assert INVOICE_NUMBER in html
+        assert "Unit price (excl. VAT)" in html and "£12.50" in html
+        assert "Standard rate 20%" in html and "Exempt" in html
+        # 98.00 + 2 x 12.50 at 20 % and 35.00 exempt; 100.00 paid.
+        assert "£158.00" in html and "£24.60" in html and "£182.60" in html
+        assert "BACS 7781" in html and "£82.60" in html
+        assert f'href="/orders/{records.order.id}"' in html and ORDER_NUMBER in html
+        if company is records.lab:
+            assert f'href="/api/documents/{pdf.id}"' in html
+    stranger, _ = await signed_in(Role.ADMIN, CompanyKind.PRACTICE)
+    missing = await stranger.get(f"/invoices/{invoice_id}")
+    assert missing.status_code == 404 and INVOICE_NUMBER not in missing.text
+    technician, _ = await signed_in(Role.LAB_TECH, company=records.lab)
+    refused = await technician.get(f"/invoices/{invoice_id}")
+    assert refused.status_code == 403 and INVOICE_NUMBER not in refused.text
+
+
+async def test_the_header_shows_the_dashboard_to_managers_only(
+    state: WebState, signed_in: SignedIn
+) -> None:
+    """Staff reach the e-mail pages but not the dashboard: their header has no links
+    to pages that would refuse them, and the brand leads home instead."""
+    records = await build_records(state.sessions)
+    staff, _ = await signed_in(Role.STAFF, company=records.practice)
+    html = (await staff.get(f"/orders/{records.order.id}")).text
+    assert 'href="/admin/queues"' not in html and 'href="/admin/audit"' not in html
+    assert 'class="brand" href="/"' in html
+    admin, _ = await signed_in(Role.ADMIN, company=records.practice)
+    html = (await admin.get(f"/orders/{records.order.id}")).text
+    assert 'href="/admin/queues"' in html and 'href="/admin/audit"' in html
+
+
 def test_next_may_lead_to_the_e_mail_pages_only() -> None:
+    assert safe_next("/invoices/abc") == "/invoices/abc"
     assert safe_next("/orders/abc") == "/orders/abc"
     assert safe_next("/purchase-orders/abc") == "/purchase-orders/abc"
     assert safe_next("/marketplace/connections") == "/marketplace/connections"

@@ -11,7 +11,6 @@ from __future__ import annotations
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 
-from ils.domain.companies import MANAGER_ROLES
 from ils.web.dashboard.pages import Pages
 from ils.web.deps import SessionDep, StateDep
 from ils.web.security import SESSION_COOKIE
@@ -25,12 +24,10 @@ class LandingPage:
 
     async def show(self, request: Request, session: SessionDep, state: StateDep) -> HTMLResponse:
         auth = await state.auth.find(session, request.cookies.get(SESSION_COOKIE))
-        manager = auth is not None and auth.user.role in MANAGER_ROLES
         return self.pages.render(
             "landing.html",
             auth=auth,
             title="Welcome",
             section="home",
-            manager=manager,
             company=None if auth is None else auth.company,
         )

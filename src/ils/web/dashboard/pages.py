@@ -34,7 +34,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from markupsafe import Markup, escape
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ils.domain.companies import zone_named
+from ils.domain.companies import MANAGER_ROLES, zone_named
 from ils.errors import ConfigurationError, ILSError
 from ils.web.errors import status_for, validation_details
 from ils.web.security import SessionAuth
@@ -231,7 +231,7 @@ def part(value: object) -> str:
 
 
 #: Where ``next`` may lead besides the dashboard: the pages e-mails link to (issue 22).
-NEXT_PREFIXES: Final = ("/admin/", "/orders/", "/purchase-orders/", "/marketplace/")
+NEXT_PREFIXES: Final = ("/admin/", "/orders/", "/purchase-orders/", "/invoices/", "/marketplace/")
 
 
 def safe_next(value: str | None) -> str:
@@ -305,11 +305,15 @@ class Pages:
         status: int = 200,
         **context: Any,
     ) -> HTMLResponse:
-        """A page; never cached, since it holds job data and the session's CSRF token."""
+        """A page; never cached, since it holds job data and the session's CSRF token.
+
+        ``manager`` tells the header whether to show the dashboard's sections: staff
+        reach the e-mail pages too, and a link to a page that refuses them is noise."""
         html = self.templates.get_template(template).render(
             auth=auth,
             csrf=auth.session.csrf_token if auth else None,
             title=title,
+            manager=auth is not None and auth.user.role in MANAGER_ROLES,
             **context,
         )
         return HTMLResponse(html, status_code=status, headers={"Cache-Control": "no-store"})

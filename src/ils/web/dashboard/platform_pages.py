@@ -1,5 +1,5 @@
-"""The pages behind the platform's e-mail links: an order, a purchase order, the
-marketplace connections.
+"""The pages behind the platform's e-mail links: an order, an invoice, a purchase
+order, the marketplace connections.
 
 Why they exist: every e-mail the workers send links back to ``PlatformLinks``
 (``ils.workers.email.links``); before these pages those links led to a JSON 404. They
@@ -16,9 +16,11 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 
+from ils.domain.billing import Invoice, vat_rate_name
 from ils.domain.companies import Role
 from ils.domain.company_queries import company_names
 from ils.domain.document_queries import subject_documents
+from ils.domain.money import format_money
 from ils.domain.orders import Order
 from ils.domain.scoping import get_scoped
 from ils.domain.supply import PurchaseOrder
@@ -26,15 +28,17 @@ from ils.domain.tracing_queries import tracing_history
 from ils.errors import ForbiddenError
 from ils.web.dashboard.pages import Pages
 from ils.web.deps import CurrentAuth, SessionDep
+from ils.web.routers.billing import BILLING_ROLES
 from ils.web.routers.documents import CLINICAL_EXCLUDED_ROLES, CLINICAL_KINDS
 from ils.web.routers.purchasing import PURCHASING_ROLES
+from ils.web.schemas.billing import InvoiceOut
 from ils.web.services import marketplace as marketplace_service
 from ils.web.services import orders as order_service
 from ils.web.services import purchasing as purchasing_service
 
 
 class PlatformPages:
-    """Handlers of ``/orders/{id}``, ``/purchase-orders/{id}`` and
+    """Handlers of ``/orders/{id}``, ``/invoices/{id}``, ``/purchase-orders/{id}`` and
     ``/marketplace/connections`` for any signed-in user of an owning company."""
 
     def __init__(self, pages: Pages) -> None:
@@ -65,6 +69,35 @@ class PlatformPages:
             lab=names.get(order.lab_id, "—"),
             documents=documents,
             tracing=tracings[0] if tracings else None,
+        )
+
+    async def invoice(
+        self, invoice_id: str, auth: CurrentAuth, session: SessionDep
+    ) -> HTMLResponse:
+        """The invoice as its lab (issuer) or practice (customer) sees it: lines with
+        net unit prices and VAT rate names, totals, payments, balance, its PDF. The
+        API's billing roles only (a lab_tech reads no prices)."""
+        if auth.user.role not in (*BILLING_ROLES, Role.PLATFORM_ADMIN):
+            raise ForbiddenError("Your role may not read invoices.")
+        invoice = await get_scoped(
+            session, Invoice, invoice_id, auth.user.company_id, owners=("company_id", "customer_id")
+        )
+        view = InvoiceOut.build(invoice)
+        names = await company_names(session, (invoice.company_id, invoice.customer_id))
+        order = None if invoice.order_id is None else await session.get(Order, invoice.order_id)
+        documents = await subject_documents(session, auth.user.company_id, invoice.id)
+        return self.pages.render(
+            "invoice_page.html",
+            auth=auth,
+            title=f"Invoice {view.number}",
+            section="",
+            invoice=view,
+            issuer=names.get(invoice.company_id, "—"),
+            customer=names.get(invoice.customer_id, "—"),
+            order_number=None if order is None else order.number,
+            vat_names=[vat_rate_name(line.vat_treatment, line.vat_rate_bp) for line in view.lines],
+            money=lambda cents: format_money(cents, view.currency),
+            documents=documents,
         )
 
     async def purchase_order(
@@ -112,6 +145,9 @@ def add_platform_routes(router: APIRouter, pages: Pages) -> None:
     handlers = PlatformPages(pages)
     router.add_api_route(
         "/orders/{order_id}", handlers.order, methods=["GET"], response_class=HTMLResponse
+    )
+    router.add_api_route(
+        "/invoices/{invoice_id}", handlers.invoice, methods=["GET"], response_class=HTMLResponse
     )
     router.add_api_route(
         "/purchase-orders/{purchase_order_id}",

@@ -26,6 +26,7 @@ from sqlalchemy.orm import aliased
 from ils.domain.billing import Invoice, InvoiceLine, InvoiceStatus, Payment
 from ils.domain.clinical import Examination, Patient
 from ils.domain.companies import Company, CompanyKind
+from ils.domain.money import format_money
 from ils.domain.orders import Order, OrderStatus, OrderStatusChange
 from ils.domain.supply import DailySale, Product, StockLevel
 
@@ -86,10 +87,7 @@ def short_date(day: date) -> str:
 
 def money(cents: int | float, currency: str = "GBP") -> str:
     """``£1,234.50``; other currencies get their code (``EUR 1,234.50``)."""
-    symbol = {"GBP": "£", "EUR": "€", "USD": "$"}.get(currency)
-    sign = "-" if cents < 0 else ""
-    amount = f"{abs(cents) / 100:,.2f}"
-    return f"{sign}{symbol}{amount}" if symbol else f"{sign}{currency} {amount}"
+    return format_money(cents, currency)
 
 
 # -- orders ---------------------------------------------------------------------------

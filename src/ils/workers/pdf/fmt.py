@@ -13,12 +13,11 @@ from datetime import date
 from decimal import Decimal
 
 from ils.domain.billing import vat_rate_name as _vat_rate_name
+from ils.domain.money import format_money
 from ils.workers.pdf.fonts import has_prism_sign
 
 #: Shown for a value that was not given, so a blank is never mistaken for zero.
 BLANK = "-"
-
-_SYMBOLS = {"GBP": "£", "EUR": "€", "USD": "$"}
 
 
 def dioptres(value: Decimal | None) -> str:
@@ -89,11 +88,7 @@ def prism(value: Decimal | None, base: str | None) -> str:
 
 def money(cents: int, currency: str = "GBP") -> str:
     """``£1,234.50``; a negative amount is ``-£12.00``. Unknown currencies use the code."""
-    sign = "-" if cents < 0 else ""
-    whole, rest = divmod(abs(cents), 100)
-    symbol = _SYMBOLS.get(currency.upper())
-    amount = f"{whole:,}.{rest:02d}"
-    return f"{sign}{symbol}{amount}" if symbol else f"{sign}{currency.upper()} {amount}"
+    return format_money(cents, currency)
 
 
 def vat_rate(treatment: str, rate_bp: int) -> str:
