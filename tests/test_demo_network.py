@@ -14,8 +14,8 @@ from sqlalchemy import func, select
 
 from ils.db.engine import create_engine, session_factory
 from ils.db.migrations import upgrade_database
-from ils.demo.network import build_network, network_exists
-from ils.demo.setup import CREDENTIALS_FILE, prepare_demo
+from ils.demo.network import BUILD_STEPS, build_network, network_exists
+from ils.demo.setup import CREDENTIALS_FILE, describe_after, prepare_demo
 from ils.domain.billing import Invoice, InvoiceStatus
 from ils.domain.companies import Company, CompanyKind, Role, User
 from ils.domain.orders import Order, OrderStatus
@@ -39,7 +39,8 @@ async def test_network_has_every_role_and_a_weekly_rhythm(db_url: str) -> None:
     try:
         accounts = await build_network(sessions, today=TODAY, password_hash="x", step=steps.append)
         assert await network_exists(sessions)
-        assert len(steps) == 6
+        # In the order the progress line announces them (ils.demo.setup.describe_after).
+        assert steps == list(BUILD_STEPS)
         assert {a.role for a in accounts} == set(Role)
         async with sessions() as session:
             kinds = list(await session.scalars(select(Company.kind)))
@@ -95,3 +96,13 @@ async def test_prepare_demo_builds_once_and_prints_the_same_sign_in(tmp_path: Pa
             assert user.password_hash.startswith("$argon2id$")
     finally:
         await engine.dispose()
+
+
+def test_the_progress_line_names_the_step_that_runs_now() -> None:
+    """Issue 22: the line said "built companies" while the users were being built, so
+    it lagged the work by a step. Once a step is done it names the next one."""
+    assert describe_after(BUILD_STEPS[0]) == f"building {BUILD_STEPS[1]}"
+    assert [describe_after(step) for step in BUILD_STEPS] == [
+        *(f"building {step}" for step in BUILD_STEPS[1:]),
+        "built",
+    ]

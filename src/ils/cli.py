@@ -223,13 +223,17 @@ def demo(
     ] = False,
 ) -> None:
     """Build the demo network (once), print how to sign in, and start the server."""
+    console = Console()
+    # Said before the platform's modules load (about a second), so the first start is
+    # never silent.
+    console.print("Starting the ILS demo...")
     from datetime import date
 
     from ils.demo.setup import prepare_demo
 
     async def build(settings: Settings) -> Settings:
         settings = _served_at(settings, host, port)
-        await prepare_demo(settings, Console(), today=date.today(), base_url=settings.public_url)
+        await prepare_demo(settings, console, today=date.today(), base_url=settings.public_url)
         return settings
 
     settings = _run(build)

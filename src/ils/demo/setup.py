@@ -55,46 +55,65 @@ def _load(path: Path) -> tuple[str, list[DemoAccount]] | None:
         return None
 
 
+#: What the progress line says while each build step of the network runs.
+FIRST_STEPS = ("checking the database (first start: migrating it)", "making the demo password")
+
+
+def describe_after(done: str) -> str:
+    """The progress line once the build step ``done`` has finished: the step that runs
+    now (a line naming the finished step lagged the work by a whole step)."""
+    position = BUILD_STEPS.index(done) + 1
+    return f"building {BUILD_STEPS[position]}" if position < len(BUILD_STEPS) else "built"
+
+
 async def prepare_demo(
     settings: Settings, console: Console, *, today: date, base_url: str | None = None
 ) -> None:
     """Migrate, build the network unless it exists, and print where to go and the
-    sign-ins grouped by company kind (``base_url``: where the server will answer)."""
-    console.print("Preparing the demo: checking the database (first start: migrating it)...")
-    await ensure_schema(settings)
+    sign-ins grouped by company kind (``base_url``: where the server will answer).
+
+    One progress line runs from the first step to the last, and always names the step
+    that is running, so a first start never sits silent while it migrates or builds."""
     engine = create_engine(settings.effective_database_url)
     sessions = session_factory(engine)
     path = _credentials_path(settings)
     try:
-        saved = _load(path)
-        if await network_exists(sessions) and saved is not None:
-            password, accounts = saved
-            console.print(f"Demo network already built in {settings.effective_database_url}")
-        elif await network_exists(sessions):
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total}"),
+            TimeElapsedColumn(),
+            console=console,
+        ) as progress:
+            task = progress.add_task(FIRST_STEPS[0], total=len(FIRST_STEPS) + len(BUILD_STEPS))
+            await ensure_schema(settings)
+            progress.update(task, advance=1, description="looking for the demo network")
+            saved = _load(path)
+            exists = await network_exists(sessions)
+            if exists:
+                progress.update(task, completed=progress.tasks[0].total, description="found")
+            else:
+                progress.update(task, description=FIRST_STEPS[1])
+                password = demo_password()
+                password_hash = await Passwords().hash(password)
+                progress.update(task, advance=1, description=f"building {BUILD_STEPS[0]}")
+
+                def step(name: str) -> None:
+                    progress.update(task, advance=1, description=describe_after(name))
+
+                accounts = await build_network(
+                    sessions, today=today, password_hash=password_hash, step=step
+                )
+                _save(path, password, accounts)
+        if exists and saved is None:
             console.print(
                 "[yellow]The demo network exists but its sign-in details are lost "
                 f"({path}); start from an empty data directory to rebuild.[/yellow]"
             )
             return
-        else:
-            password = demo_password()
-            password_hash = await Passwords().hash(password)
-            with Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                TextColumn("{task.completed}/{task.total}"),
-                TimeElapsedColumn(),
-                console=console,
-            ) as progress:
-                task = progress.add_task("building the demo network", total=len(BUILD_STEPS))
-
-                def step(name: str) -> None:
-                    progress.update(task, advance=1, description=f"built {name}")
-
-                accounts = await build_network(
-                    sessions, today=today, password_hash=password_hash, step=step
-                )
-            _save(path, password, accounts)
+        if exists and saved is not None:
+            password, accounts = saved
+            console.print(f"Demo network already built in {settings.effective_database_url}")
         kinds = await _company_kinds(sessions)
         console.print(
             _sign_in_table(accounts, password, kinds), markup=False, highlight=False, soft_wrap=True
