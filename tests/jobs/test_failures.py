@@ -17,10 +17,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ils.clock import SystemClock
 from ils.errors import PermanentJobError
 from ils.jobs.admin import JobAction, JobAdmin
-from ils.jobs.catalogue import Catalogue, build_catalogue
+from ils.jobs.catalogue import Catalogue
 from ils.jobs.failures import (
     ActionBounds,
     FailureGroupNotFoundError,
@@ -34,8 +33,7 @@ from ils.jobs.failures import (
 )
 from ils.jobs.model import JobOptions, JobRecord, JobState, NewJob
 from ils.jobs.stores.base import JobStore
-from ils.settings import Settings
-from tests.jobs.test_job_admin import PAIRS, Closer, Stores, open_store
+from tests.support.stores import PAIRS, admin_over, store_pair, unlimited_catalogue
 
 EMAIL, PDF = "email", "pdf"
 QUEUES = (EMAIL, PDF)
@@ -196,8 +194,7 @@ def test_groups_count_times_and_sample_whatever_the_order() -> None:
 @pytest.fixture
 def catalogue() -> Catalogue:
     """No rate limits: each fetch claims a waiting job at once."""
-    unlimited = {"rate_limit_max": 0}
-    return build_catalogue(Settings(_env_file=None, queues={EMAIL: unlimited, PDF: unlimited}))
+    return unlimited_catalogue(EMAIL, PDF)
 
 
 @pytest.fixture(params=PAIRS)
@@ -205,22 +202,14 @@ async def pair(
     request: pytest.FixtureRequest, catalogue: Catalogue
 ) -> AsyncIterator[tuple[JobStore, JobStore]]:
     """(Redis or memory, SQLite or PostgreSQL): the two stores of Redis mode."""
-    closers: list[Closer] = []
-    try:
-        first, second = request.param.split("+")
-        yield (
-            await open_store(first, request, catalogue, closers),
-            await open_store(second, request, catalogue, closers),
-        )
-    finally:
-        for close in closers:
-            await close()
+    async with store_pair(request, catalogue) as stores:
+        yield stores
 
 
 @pytest.fixture
 def admin(pair: tuple[JobStore, JobStore]) -> JobAdmin:
     """An admin of every company over both stores."""
-    return JobAdmin(Stores(*pair), SystemClock())
+    return admin_over(*pair)
 
 
 Failure = tuple[str, str]  # (reason, stack trace)

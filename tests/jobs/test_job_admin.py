@@ -9,99 +9,51 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from ils.clock import SystemClock
 from ils.db.engine import create_engine, session_factory
-from ils.db.migrations import upgrade_database
 from ils.errors import InvalidJobStateError, JobNotFoundError
 from ils.jobs.admin import JobAction, JobAdmin
-from ils.jobs.catalogue import Catalogue, build_catalogue
+from ils.jobs.catalogue import Catalogue
 from ils.jobs.model import JobOptions, JobState, NewJob
 from ils.jobs.stores.base import JobStore
 from ils.jobs.stores.local.store import LocalJobStore
-from ils.jobs.stores.memory.store import MemoryJobStore
-from ils.jobs.stores.redis.store import RedisJobStore
-from ils.settings import Settings
-from tests.conftest import delete_prefix
+from tests.support.stores import (
+    PAIRS,
+    Closer,
+    Q,
+    admin_over,
+    open_store,
+    store_pair,
+    unlimited_catalogue,
+)
 
-Q = "email"
-#: (first store, second store): Redis comes first in ``JobSystem.stores()``.
-PAIRS = ("redis+sqlite", "redis+postgres", "memory+sqlite")
 LOCAL_KINDS = ("sqlite", "postgres")
-
-
-class Stores:
-    """The stores a ``JobSystem`` in Redis mode reaches after an outage."""
-
-    def __init__(self, *stores: JobStore) -> None:
-        self.all = list(stores)
-
-    def stores(self) -> list[JobStore]:
-        return list(self.all)
-
-    def reachable_stores(self) -> list[JobStore]:
-        return list(self.all)
 
 
 @pytest.fixture
 def catalogue() -> Catalogue:
     """No rate limit on the queue: a fetch claims the waiting job at once."""
-    return build_catalogue(Settings(_env_file=None, queues={Q: {"rate_limit_max": 0}}))
-
-
-Closer = Callable[[], Awaitable[None]]
-
-
-async def open_store(
-    kind: str,
-    request: pytest.FixtureRequest,
-    catalogue: Catalogue,
-    closers: list[Closer],
-    *,
-    poll_interval_ms: int = 20,
-) -> JobStore:
-    """A real store of ``kind``, closed (and its Redis keys deleted) after the test."""
-    if kind == "memory":
-        return MemoryJobStore(catalogue)
-    if kind == "redis":
-        url: str = request.getfixturevalue("redis_url")
-        prefix: str = request.getfixturevalue("redis_prefix")
-        redis = RedisJobStore(url, catalogue, prefix=prefix)
-        closers += [redis.close, lambda: delete_prefix(url, prefix)]
-        return redis
-    url = request.getfixturevalue("sqlite_url" if kind == "sqlite" else "pg_url")
-    await upgrade_database(url)
-    local = LocalJobStore(create_engine(url), catalogue, poll_interval_ms=poll_interval_ms)
-    closers.append(local.close)
-    return local
+    return unlimited_catalogue(Q)
 
 
 @pytest.fixture(params=PAIRS)
 async def pair(
     request: pytest.FixtureRequest, catalogue: Catalogue
 ) -> AsyncIterator[tuple[JobStore, JobStore]]:
-    closers: list[Closer] = []
-    try:
-        first, second = request.param.split("+")
-        yield (
-            await open_store(first, request, catalogue, closers),
-            await open_store(second, request, catalogue, closers),
-        )
-    finally:
-        for close in closers:
-            await close()
+    async with store_pair(request, catalogue) as stores:
+        yield stores
 
 
 @pytest.fixture
 def admin(pair: tuple[JobStore, JobStore]) -> JobAdmin:
     """An admin of every company over both stores."""
-    return JobAdmin(Stores(*pair), SystemClock())
+    return admin_over(*pair)
 
 
 def new_job(n: int, company: str | None = None, **options: Any) -> NewJob:
@@ -326,7 +278,7 @@ async def test_within_a_transaction_changes_commit_or_roll_back_with_it(local: L
     first statement, and the change must neither wait for it nor outlive a rollback."""
     store, sessions = local
     job_id = await failed(store, 1)
-    admin = JobAdmin(Stores(store), SystemClock())
+    admin = admin_over(store)
     for outcome in ("rollback", "commit"):
         async with store.write_turn(), sessions() as session:
             await session.execute(text("SELECT 1"))  # the request's transaction begins
@@ -345,7 +297,7 @@ async def test_within_a_transaction_a_refused_action_leaves_the_others(local: Lo
     one = await failed(store, 1)
     waiting = await store.add(Q, new_job(2))
     async with store.write_turn(), sessions() as session:
-        inside = JobAdmin(Stores(store), SystemClock()).within(session)
+        inside = admin_over(store).within(session)
         result = await inside.bulk(JobAction.RETRY, Q, [waiting, one])
         assert (result.done, list(result.skipped)) == ([one], [waiting])
         await session.commit()
@@ -360,11 +312,10 @@ async def test_within_a_transaction_workers_are_woken_after_the_commit(local: Lo
     try:
         async with asyncio.timeout(10):
             # Parked once it holds its wake-up event (private: no public sign exists).
-            while Q not in store._wakeups:
+            while (wakeup := store._wakeups.waiting(Q)) is None:
                 await asyncio.sleep(0)
-        wakeup = store._wakeups[Q]
         async with store.write_turn(), sessions() as session:
-            await JobAdmin(Stores(store), SystemClock()).within(session).retry(Q, job_id)
+            await admin_over(store).within(session).retry(Q, job_id)
             assert not wakeup.is_set()
             await session.commit()
             assert wakeup.is_set()

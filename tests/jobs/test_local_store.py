@@ -35,27 +35,18 @@ from ils.errors import (
     StoreUnavailableError,
     UnknownQueueError,
 )
-from ils.jobs.catalogue import Catalogue, Retention, build_catalogue
+from ils.jobs.catalogue import Catalogue, Retention
 from ils.jobs.model import ClaimedJob, JobOptions, JobState, NewJob
 from ils.jobs.stores.local.claim import PrunePlan, RetentionSchedule
 from ils.jobs.stores.local.sql import JOBS, LOGS, STALLED_REASON
 from ils.jobs.stores.local.store import LocalJobStore
-from ils.settings import Settings
 from tests.faults.wait import eventually
+from tests.support.stores import Q, job
+from tests.support.stores import email_catalogue as catalogue
 
-Q = "email"
 ROOT = Path(__file__).resolve().parents[2]
 OUR_TABLES = {"ils_jobs", "ils_job_logs", "ils_queue_state"}
 MakeStore = Callable[..., LocalJobStore]
-
-
-def job(n: int = 0, **options: Any) -> NewJob:
-    return NewJob("order-confirmation", {"orderId": f"o{n}", "userId": "u1"}, JobOptions(**options))
-
-
-def catalogue(**email: Any) -> Catalogue:
-    base = {"backoff_delay_ms": 50, "lock_duration_ms": 1000, "rate_limit_max": 0}
-    return build_catalogue(Settings(queues={"email": {**base, **email}}))
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

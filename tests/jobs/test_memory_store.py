@@ -15,24 +15,13 @@ import pytest
 
 from ils.clock import ManualClock
 from ils.errors import InvalidPayloadError, LockLostError
-from ils.jobs.catalogue import Catalogue, build_catalogue
-from ils.jobs.model import JobOptions, JobState, NewJob
+from ils.jobs.model import JobState, NewJob
 from ils.jobs.stores.local.sql import STALLED_REASON
 from ils.jobs.stores.memory.state import MemoryState
 from ils.jobs.stores.memory.store import MemoryJobStore
-from ils.settings import Settings
 from tests.faults.wait import still
-
-Q = "email"
-
-
-def job(n: int = 0, **options: Any) -> NewJob:
-    return NewJob("order-confirmation", {"orderId": f"o{n}", "userId": "u1"}, JobOptions(**options))
-
-
-def catalogue(**email: Any) -> Catalogue:
-    base = {"backoff_delay_ms": 50, "lock_duration_ms": 1000, "rate_limit_max": 0}
-    return build_catalogue(Settings(queues={"email": {**base, **email}}))
+from tests.support.stores import Q, job
+from tests.support.stores import email_catalogue as catalogue
 
 
 async def test_lock_lease_on_the_clock_then_recovered_then_failed() -> None:

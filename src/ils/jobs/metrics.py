@@ -36,80 +36,77 @@ class JobMetrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        self.jobs = Gauge(
+        gauge, registry = self._gauge, self.registry
+        self.jobs = gauge(
             "ils_jobs",
             "Jobs by queue and state, over all processes (read from the stores).",
-            ["queue", "state"],
-            registry=self.registry,
+            "queue",
+            "state",
         )
         self.completed = Counter(
-            "ils_jobs_completed",
-            "Jobs this process completed.",
-            ["queue"],
-            registry=self.registry,
+            "ils_jobs_completed", "Jobs this process completed.", ["queue"], registry=registry
         )
         self.failed = Counter(
             "ils_jobs_failed",
             "Job attempts that failed in this process, by whether the job will retry.",
             ["queue", "final"],
-            registry=self.registry,
+            registry=registry,
         )
         self.processing = Histogram(
             "ils_job_processing_seconds",
             "How long handlers of this process ran, per attempt.",
             ["queue"],
             buckets=PROCESSING_BUCKETS,
-            registry=self.registry,
+            registry=registry,
         )
         self.start_delay = Histogram(
             "ils_job_start_delay_seconds",
             "From enqueue to the first start of a job (delays and rate limits included).",
             ["queue"],
             buckets=DELAY_BUCKETS,
-            registry=self.registry,
+            registry=registry,
         )
-        self.fallback = Gauge(
+        self.fallback = gauge(
             "ils_fallback_in_use",
             "1 while Redis is configured but unreachable and jobs go to the local store.",
-            registry=self.registry,
         )
 
-        self.held = Gauge(
+        self.held = gauge(
             "ils_fallback_held_jobs",
             "Jobs whose add to Redis had an unknown outcome, waiting to be resolved into "
             "Redis by id (they never run from the local store).",
-            registry=self.registry,
         )
-        self.held_age = Gauge(
+        self.held_age = gauge(
             "ils_fallback_held_oldest_age_seconds",
             "Age of the oldest held job (0 when none is held).",
-            registry=self.registry,
         )
-        self.held_resolved = Gauge(
+        self.held_resolved = gauge(
             "ils_fallback_held_resolved_total",
             "Held jobs resolved so far, over every process: was_in_redis (the first add "
             "had landed) or added_again (it had not).",
-            ["outcome"],
-            registry=self.registry,
+            "outcome",
         )
-        self.eviction_unsafe = Gauge(
+        self.eviction_unsafe = gauge(
             "ils_redis_eviction_unsafe",
             "1 while Redis's maxmemory-policy is not noeviction (queue keys may be evicted).",
-            registry=self.registry,
         )
 
-        self.status = Gauge(
+        self.status = gauge(
             "ils_health_status",
             "The health report's status: 0 ok, 1 degraded, 2 down (see ils_health_problem).",
-            registry=self.registry,
         )
-        self.problem = Gauge(
+        self.problem = gauge(
             "ils_health_problem",
             "1 for each problem the health report names now (code, severity, queue; queue "
             "is empty for problems of the whole system).",
-            ["code", "severity", "queue"],
-            registry=self.registry,
+            "code",
+            "severity",
+            "queue",
         )
+
+    def _gauge(self, name: str, documentation: str, *labels: str) -> Gauge:
+        """A gauge on this registry: most figures are gauges read at scrape time."""
+        return Gauge(name, documentation, list(labels), registry=self.registry)
 
     def observe(self, outcome: JobOutcome) -> None:
         """Count one finished attempt (a runner listener)."""
@@ -140,14 +137,12 @@ class JobMetrics:
                 self.jobs.labels(queue, state.value).set(counts.get(state.value, 0))
         in_fallback = system.redis is not None and not system.redis_in_use
         self.fallback.set(1 if in_fallback else 0)
-        if system.gate is not None and health["fallback"]["held_jobs"] is not None:
-            held = await system.producer.outbox.held()
-            self.held.set(held.count)
-            oldest = held.oldest_since_ms
-            self.held_age.set(
-                0 if oldest is None else max(system.clock.now_ms() - oldest, 0) / 1000
-            )
-            for outcome, count in held.resolved.items():
+        fallback = health["fallback"]
+        if system.gate is not None and fallback["held_jobs"] is not None:
+            # The report read the held jobs already: its figures, not a second read.
+            self.held.set(fallback["held_jobs"])
+            self.held_age.set(fallback["held_oldest_age_s"] or 0)
+            for outcome, count in fallback["resolved"].items():
                 self.held_resolved.labels(outcome).set(count)
             self.eviction_unsafe.set(0 if system.gate.eviction_safe else 1)
 

@@ -27,6 +27,7 @@ from ils.jobs.outbox import Outbox
 from ils.jobs.stores.base import JobStore
 from ils.jobs.stores.local.store import LocalJobStore
 from ils.jobs.stores.redis.store import RedisJobStore
+from ils.jobs.workers_view import WorkerInfo, WorkersView, worker_processes
 from ils.settings import HealthSettings
 
 
@@ -126,15 +127,17 @@ class JobMonitor:
                     "wait for Redis to answer; they run once, in Redis.",
                 )
             )
-        workers = await self._live_workers(now) if local.reachable else []
-        if local.reachable:
-            problems.extend(stopped_worker_problems(await self._stopped_workers(now)))
+        view = await self._workers(now) if local.reachable else None
+        workers = [] if view is None else [_live_row(worker, now) for worker in view.live]
+        if view is not None:
+            silent = [(w.worker_id, w.host or "", w.seen_s_ago(now)) for w in view.silent()]
+            problems.extend(stopped_worker_problems(silent))
         readable = [store for store in self.reachable_stores() if store is not self.local]
         if local.reachable:
             readable.append(self.local)
         queues: dict[str, Any] = {}
         for key in self.catalogue:
-            facts, counts = await self._queue_facts(key, readable, workers, now)
+            facts, counts = await self._queue_facts(key, readable, view, now)
             problems.extend(queue_problems(facts, self.rules))
             queues[key] = {
                 "counts": counts,
@@ -192,7 +195,7 @@ class JobMonitor:
         self,
         key: str,
         stores: list[JobStore],
-        workers: list[dict[str, Any]],
+        workers: WorkersView | None,
         now: int,
     ) -> tuple[QueueFacts, dict[str, int] | None]:
         """One queue's facts over the stores that answer (a failing one is skipped)."""
@@ -228,7 +231,7 @@ class JobMonitor:
             ready=ready,
             paused=paused,
             oldest_waiting_age_s=None if oldest is None else max(now - oldest, 0) / 1000,
-            live_workers=sum(1 for worker in workers if key in worker["queues"]),
+            live_workers=0 if workers is None else workers.live_on(key),
             completed_recently=done,
             failed_recently=failed,
             max_wait_s=config.max_wait_s,
@@ -277,35 +280,22 @@ class JobMonitor:
             for start, (done, failed) in buckets.items()
         ]
 
-    async def _live_workers(self, now: int) -> list[dict[str, Any]]:
-        """Worker processes that recorded a heartbeat within three intervals."""
-        window_ms = int(3 * self.heartbeat_s * 1000)
+    async def _workers(self, now: int) -> WorkersView | None:
+        """The worker processes of the last hour (live and gone), ``None`` when the
+        app database does not answer."""
         try:
-            rows = await self.local.live_workers(now - window_ms)
+            return await worker_processes(self.local, now, self.heartbeat_s)
         except ILSError:
-            return []
-        return [
-            {
-                "id": row["worker_id"],
-                "host": row["host"],
-                "pid": row["pid"],
-                "queues": list(row["queues"]),
-                "started_at_ms": row["started_at_ms"],
-                "seen_s_ago": max(now - row["seen_at_ms"], 0) / 1000,
-            }
-            for row in rows
-        ]
+            return None
 
-    async def _stopped_workers(self, now: int) -> list[tuple[str, str, float]]:
-        """Workers seen in the last hour whose heartbeat stopped without a clean stop
-        (a clean stop removes or marks the row)."""
-        window_ms = int(3 * self.heartbeat_s * 1000)
-        try:
-            rows = await self.local.live_workers(now - 3_600_000)
-        except ILSError:
-            return []
-        return [
-            (row["worker_id"], row["host"], max(now - row["seen_at_ms"], 0) / 1000)
-            for row in rows
-            if row["seen_at_ms"] < now - window_ms and not row.get("stopped_at_ms")
-        ]
+
+def _live_row(worker: WorkerInfo, now: int) -> dict[str, Any]:
+    """A live worker as the health body lists it."""
+    return {
+        "id": worker.worker_id,
+        "host": worker.host,
+        "pid": worker.pid,
+        "queues": list(worker.queues),
+        "started_at_ms": worker.started_at_ms,
+        "seen_s_ago": worker.seen_s_ago(now),
+    }

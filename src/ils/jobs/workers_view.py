@@ -1,12 +1,15 @@
 """The workers view: each worker process, live or recently gone, and what it runs.
 
 Read from the heartbeat rows (``ils_workers``) that every worker process writes, in
-both modes (every worker has the app database). A worker is live when it beat within
-:data:`LIVE_BEATS` heartbeats and did not stop; otherwise it is gone: ``stopped`` when
-it said so on a clean shutdown, ``silent`` when its beats just ended (killed, crashed,
-cut off from the database). Gone workers stay listed for an hour after their last
-beat, with what they were running then: the jobs a silent worker held are the ones
-the stalled-job sweep will move back to waiting.
+both modes (every worker has the app database). It is the one read model of worker
+processes: the workers API and page show it, and the health report counts its live
+workers per queue and warns about its silent ones, so the two never disagree.
+
+A worker is live when it beat within :data:`LIVE_BEATS` heartbeats and did not stop;
+otherwise it is gone: ``stopped`` when it said so on a clean shutdown, ``silent`` when
+its beats just ended (killed, crashed, cut off from the database). Gone workers stay
+listed for an hour after their last beat, with what they were running then: the jobs a
+silent worker held are the ones the stalled-job sweep will move back to waiting.
 
 Everything here is as of each worker's last heartbeat (every ``worker_heartbeat_s``,
 10 s by default), not of this instant: a job that started a moment ago shows at the
@@ -28,6 +31,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any, Final
 
+from ils.jobs.consumer import RunningJob
 from ils.jobs.stores.local.store import LocalJobStore
 
 #: A worker is live while its last beat is at most this many heartbeats old (the
@@ -42,16 +46,9 @@ class GoneReason(StrEnum):
     SILENT = "silent"  # its heartbeats ended without a word: killed, crashed, cut off
 
 
-@dataclass(frozen=True, slots=True)
-class RunningJobInfo:
-    """A job a worker was running at its last heartbeat."""
-
-    queue: str
-    job_id: str
-    name: str
-    store: str
-    started_at_ms: int | None
-    company_id: str | None
+#: A job a worker was running at its last heartbeat: read back as the same record its
+#: consumer wrote into the heartbeat row, so the two cannot drift apart.
+RunningJobInfo = RunningJob
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +88,10 @@ class WorkerInfo:
         """Every job it was running, seen or not."""
         return len(self.running) + self.other_running
 
+    def seen_s_ago(self, now_ms: int) -> float:
+        """Seconds since its last heartbeat (never negative across hosts' clocks)."""
+        return max(now_ms - self.seen_at_ms, 0) / 1000
+
 
 @dataclass(frozen=True, slots=True)
 class WorkersView:
@@ -100,6 +101,16 @@ class WorkersView:
     heartbeat_s: float
     live: tuple[WorkerInfo, ...] = field(default=())
     recently_gone: tuple[WorkerInfo, ...] = field(default=())
+
+    def silent(self) -> tuple[WorkerInfo, ...]:
+        """Gone workers that did not stop cleanly (the health report's stopped
+        heartbeats), first started first."""
+        gone = [worker for worker in self.recently_gone if worker.gone is GoneReason.SILENT]
+        return tuple(sorted(gone, key=lambda worker: (worker.started_at_ms, worker.worker_id)))
+
+    def live_on(self, queue: str) -> int:
+        """How many live workers serve ``queue``."""
+        return sum(1 for worker in self.live if queue in worker.queues)
 
     def for_company(self, company_id: str | None) -> WorkersView:
         """The view a viewer may see: ``None`` is the platform's (everything); a

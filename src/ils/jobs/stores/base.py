@@ -6,7 +6,10 @@ Redis, compatible with the platform's Node BullMQ service),
 ``stores.memory.MemoryJobStore`` (the local store's behaviour in memory, for tests).
 The runner, the producer and the monitoring API only see this class, and one contract
 test suite (``tests/jobs/test_store_contract.py``) holds all of them (on Redis,
-SQLite, PostgreSQL and memory) to the same behaviour.
+SQLite, PostgreSQL and memory) to the same behaviour. The local and the memory store
+share :class:`PolledStore` (their catalogue, clock and waits), and every store the
+checks of ``clean`` (:func:`clean_bounds`) and the filter of lists and searches
+(:class:`JobFilter`).
 
 Queues are named by their catalogue key (``"email"``), never by the Redis name.
 """
@@ -15,12 +18,25 @@ from __future__ import annotations
 
 import abc
 import json
-from collections.abc import Callable, Sequence
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from ils.jobs.model import ClaimedJob, Fetch, JobRecord, JobState, NewJob, StoreHealth
+from ils.clock import Clock, SystemClock
+from ils.jobs.catalogue import Catalogue, QueueConfig
+from ils.jobs.model import (
+    CLEANABLE_STATES,
+    ClaimedJob,
+    Fetch,
+    JobRecord,
+    JobState,
+    NewJob,
+    StoreHealth,
+)
+from ils.jobs.stores.waiting import Wakeups, wait_until_ready
 
-#: Jobs read per round of a scan (``JobStore._scan``).
+#: Jobs read per round of a scan (``JobStore._filtered``).
 SCAN_PAGE = 500
 
 
@@ -37,11 +53,44 @@ class JobTiming(NamedTuple):
     weight: float = 1.0
 
 
+def clean_bounds(state: JobState, older_than_ms: int, now_ms: int) -> tuple[JobState, int]:
+    """What :meth:`JobStore.clean` checks before it deletes, in every store alike: the
+    state (``ValueError`` for one it may not clean) and the newest age it deletes."""
+    state = JobState(state)
+    if state not in CLEANABLE_STATES:
+        raise ValueError(f"cannot clean {state.value} jobs")
+    return state, now_ms - max(older_than_ms, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class JobFilter:
+    """Which jobs a company list or a search keeps: ``company_id``'s, and (``text``
+    not ``None``) those whose name, id or payload contains ``text`` in any case."""
+
+    company_id: str | None = None
+    text: str | None = None
+
+    def matches(self, job: JobRecord) -> bool:
+        if self.company_id is not None and job.company_id != self.company_id:
+            return False
+        if self.text is None:
+            return True
+        needle = self.text.casefold()
+        return (
+            needle in job.name.casefold()
+            or needle in job.id.casefold()
+            or needle in json.dumps(job.data, ensure_ascii=False).casefold()
+        )
+
+
 class JobStore(abc.ABC):
     """Durable storage and state machine of jobs, for producers, workers and admins."""
 
     #: ``"redis"`` or ``"local"``: shown in records, health and the monitoring API.
     kind: str
+    #: Whether the default company lists and searches (:meth:`_filtered`) read the whole
+    #: queue rather than stop at ``scan_limit``: true where reading is cheap (memory).
+    scans_whole_queue: bool = False
 
     # -- producers -----------------------------------------------------------------
 
@@ -92,9 +141,8 @@ class JobStore(abc.ABC):
         at ``scan_limit`` jobs at most (the Redis store: BullMQ has no index by
         company). The local store answers from its index instead.
         """
-        return await self._scan(
-            queue, state, lambda job: job.company_id == company_id, offset, limit, scan_limit
-        )
+        keep = JobFilter(company_id=company_id)
+        return await self._filtered(queue, state, keep, offset, limit, scan_limit)
 
     async def search_jobs(
         self,
@@ -111,40 +159,33 @@ class JobStore(abc.ABC):
         optionally of one company: a page, how many match, and whether the search
         stopped at ``scan_limit`` jobs. This default scans :meth:`list_jobs` pages
         (the Redis store); the local store searches in SQL."""
-        needle = text.casefold()
+        keep = JobFilter(company_id=company_id, text=text)
+        return await self._filtered(queue, state, keep, offset, limit, scan_limit)
 
-        def matches(job: JobRecord) -> bool:
-            if company_id is not None and job.company_id != company_id:
-                return False
-            return (
-                needle in job.name.casefold()
-                or needle in job.id.casefold()
-                or needle in json.dumps(job.data, ensure_ascii=False).casefold()
-            )
-
-        return await self._scan(queue, state, matches, offset, limit, scan_limit)
-
-    async def _scan(
+    async def _filtered(
         self,
         queue: str,
         state: JobState,
-        keep: Callable[[JobRecord], bool],
+        keep: JobFilter,
         offset: int,
         limit: int,
         scan_limit: int,
     ) -> tuple[list[JobRecord], int, bool]:
-        """Page through :meth:`list_jobs`, keeping what ``keep`` accepts, looking at
-        ``scan_limit`` jobs at most: the page, how many were kept, and whether the scan
-        stopped before the end."""
+        """The one place company lists and searches are answered (a store with an
+        index overrides it). This default pages through :meth:`list_jobs`, keeping
+        what ``keep`` accepts, looking at ``scan_limit`` jobs at most: the page, how
+        many were kept, and whether the scan stopped before the end."""
         found: list[JobRecord] = []
         looked = 0
-        while looked < scan_limit:
+        budget = math.inf if self.scans_whole_queue else scan_limit
+        start = max(offset, 0)  # as the local store's SQL reads a negative offset
+        while looked < budget:
             page = await self.list_jobs(queue, state, offset=looked, limit=SCAN_PAGE)
-            found += [job for job in page if keep(job)]
+            found += [job for job in page if keep.matches(job)]
             looked += SCAN_PAGE
             if len(page) < SCAN_PAGE:
-                return found[offset : offset + limit], len(found), False
-        return found[offset : offset + limit], len(found), True
+                return found[start : start + limit], len(found), False
+        return found[start : start + limit], len(found), True
 
     @abc.abstractmethod
     async def get_job(self, queue: str, job_id: str) -> JobRecord | None:
@@ -315,3 +356,61 @@ class JobStore(abc.ABC):
     @abc.abstractmethod
     async def close(self) -> None:
         """Release connections. The store is unusable afterwards."""
+
+
+class PolledStore(JobStore):
+    """What the local and the in-memory store share: a catalogue and a clock, a stall
+    limit, and a ``wait_for_work`` that wakes on :class:`Wakeups` and polls between.
+
+    The memory store copies the local store's behaviour, so the parts that do not
+    touch where jobs are kept are written once here rather than twice.
+    """
+
+    def __init__(
+        self,
+        catalogue: Catalogue,
+        *,
+        clock: Clock | None,
+        max_stalled_count: int,
+        poll_interval_ms: int,
+        wakeups: Wakeups,
+    ) -> None:
+        self._catalogue = catalogue
+        self._clock = clock or SystemClock()
+        self._max_stalled = max_stalled_count
+        self._poll_s = max(poll_interval_ms, 1) / 1000
+        self._wakeups = wakeups
+        self._closed = False
+
+    def _config(self, queue: str) -> QueueConfig:
+        return self._catalogue[queue]
+
+    def _now(self) -> int:
+        return self._clock.now_ms()
+
+    @abc.abstractmethod
+    async def _ready_in_s(self, queue: str) -> float | None:
+        """Seconds until a job of ``queue`` comes due: 0 when one is claimable now,
+        ``None`` when none is pending."""
+
+    async def wait_for_work(self, queue: str, timeout_ms: int) -> None:
+        """Return when a job may be claimable, or after ``timeout_ms``.
+
+        Jobs added, retried, promoted or resumed through this store (or, in memory,
+        any store sharing its state) wake the waiters at once; others are seen by
+        polling every ``poll_interval_ms``; a delayed job coming due ends the wait at
+        its due time.
+        """
+        self._config(queue)
+        await wait_until_ready(
+            lambda: self._wakeups.wakeup(queue),
+            lambda: self._ready_in_s(queue),
+            lambda: self._closed,
+            self._poll_s,
+            timeout_ms,
+        )
+
+    async def close(self) -> None:
+        """Wake every waiter; the store is unusable afterwards."""
+        self._closed = True
+        self._wakeups.notify_all()

@@ -1,5 +1,6 @@
 """The wait of ``wait_for_work`` for stores that learn of new jobs by waking and polling
-(the local and the in-memory store): one loop, so both end a wait the same way."""
+(the local and the in-memory store): one loop and one set of wake-ups, so both end a
+wait the same way."""
 
 from __future__ import annotations
 
@@ -36,3 +37,30 @@ async def wait_until_ready(
             return
         except TimeoutError:
             continue
+
+
+class Wakeups:
+    """One ``asyncio.Event`` per queue that the next :meth:`notify` sets: how a store
+    that adds, retries, promotes or resumes a job ends the waits on that queue."""
+
+    def __init__(self) -> None:
+        self._events: dict[str, asyncio.Event] = {}
+
+    def wakeup(self, queue: str) -> asyncio.Event:
+        """The event the next ``notify(queue)`` sets."""
+        return self._events.setdefault(queue, asyncio.Event())
+
+    def waiting(self, queue: str) -> asyncio.Event | None:
+        """The event waiters on ``queue`` hold now, if any (tests park on it)."""
+        return self._events.get(queue)
+
+    def notify(self, queue: str) -> None:
+        """Wake every ``wait_for_work`` caller on ``queue``."""
+        event = self._events.pop(queue, None)
+        if event is not None:
+            event.set()
+
+    def notify_all(self) -> None:
+        """Wake every waiter (the store closes)."""
+        for queue in list(self._events):
+            self.notify(queue)

@@ -305,47 +305,25 @@ class Sheet:
         pad = 1.6 * mm
         leading = size * 1.3
 
-        # Headings wrap like cells: a long one ("Unit price (net, excl. VAT)") must not
-        # run into its neighbour.
-        heads = [
-            simpleSplit(col.heading, BOLD, size, width - 2 * pad) or [""]
-            for col, width in zip(columns, widths, strict=True)
-        ]
-
-        def draw_headings() -> None:
-            height = max(len(lines) for lines in heads) * leading + 2 * pad
-            self.room(height + leading + 2 * pad)
-            c = self.canvas
-            c.setFillColor(self.color)
-            c.rect(self.left, self.y - height, self.content_width, height, stroke=0, fill=1)
-            c.setFillColor(colors.white)
-            c.setFont(BOLD, size)
-            x = self.left
-            for lines, col, width in zip(heads, columns, widths, strict=True):
-                line_y = self.y - pad - size
-                for line in lines:
-                    _draw_aligned(c, line, x, width, line_y, col.align, pad)
-                    line_y -= leading
-                x += width
-            c.setFillColor(colors.black)
-            self.y -= height
-
-        draw_headings()
-        for index, row in enumerate(rows):
-            font = BOLD if index in bold_rows else FONT
-            cells = [
+        def wrap(texts: Sequence[str], font: str) -> list[list[str]]:
+            return [
                 simpleSplit(text, font, size, width - 2 * pad) or [""]
-                for text, width in zip(row, widths, strict=True)
+                for text, width in zip(texts, widths, strict=True)
             ]
-            height = max(len(lines) for lines in cells) * leading + 2 * pad
-            if self.y - height < self.bottom:
-                self.new_page()
-                draw_headings()
+
+        def height_of(cells: list[list[str]]) -> float:
+            return max(len(lines) for lines in cells) * leading + 2 * pad
+
+        def draw(
+            cells: list[list[str]], font: str, band: colors.Color | None, ink: colors.Color
+        ) -> None:
+            """One row of wrapped cells (the headings are a row too) on an optional band."""
+            height = height_of(cells)
             c = self.canvas
-            if index % 2:
-                c.setFillColor(ZEBRA)
+            if band is not None:
+                c.setFillColor(band)
                 c.rect(self.left, self.y - height, self.content_width, height, stroke=0, fill=1)
-                c.setFillColor(colors.black)
+            c.setFillColor(ink)
             c.setFont(font, size)
             x = self.left
             for lines, col, width in zip(cells, columns, widths, strict=True):
@@ -354,7 +332,25 @@ class Sheet:
                     _draw_aligned(c, line, x, width, line_y, col.align, pad)
                     line_y -= leading
                 x += width
+            c.setFillColor(colors.black)
             self.y -= height
+
+        # Headings wrap like cells: a long one ("Unit price (net, excl. VAT)") must not
+        # run into its neighbour.
+        heads = wrap([col.heading for col in columns], BOLD)
+
+        def draw_headings() -> None:
+            self.room(height_of(heads) + leading + 2 * pad)
+            draw(heads, BOLD, self.color, colors.white)
+
+        draw_headings()
+        for index, row in enumerate(rows):
+            font = BOLD if index in bold_rows else FONT
+            cells = wrap(row, font)
+            if self.y - height_of(cells) < self.bottom:
+                self.new_page()
+                draw_headings()
+            draw(cells, font, ZEBRA if index % 2 else None, colors.black)
         self.canvas.setStrokeColor(RULE)
         self.canvas.setLineWidth(0.5)
         self.canvas.line(self.left, self.y, self.right, self.y)

@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from enum import StrEnum
+from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
@@ -49,6 +50,8 @@ from ils.workers.pdf.data import (
 from ils.workers.pdf.errors import DocumentDataError
 from ils.workers.pdf.shape import clean_outline
 from ils.workers.pdf.ticket_tracing import ticket_tracing
+
+Model = TypeVar("Model")
 
 #: The column of ``documents`` that links each kind to its subject.
 SUBJECT_COLUMN: dict[DocumentKind, str] = {
@@ -110,15 +113,21 @@ def patient_reference(patient: Patient) -> str:
     return patient.reference or f"P-{patient.id[:8].upper()}"
 
 
+async def _subject(
+    session: AsyncSession, model: type[Model], row_id: str, what: str, *related: Any
+) -> Model:
+    """A document's subject with what it hangs off (``related``: relationships loaded
+    with it); a subject that is gone is a :class:`DocumentDataError`, never rendered."""
+    row = await session.get(model, row_id, options=[selectinload(r) for r in related])
+    if row is None:
+        raise DocumentDataError(f"{what} {row_id} not found (deleted?)")
+    return row
+
+
 async def _order(session: AsyncSession, order_id: str) -> Order:
-    order = await session.get(
-        Order,
-        order_id,
-        options=[selectinload(Order.company), selectinload(Order.lab), selectinload(Order.patient)],
+    return await _subject(
+        session, Order, order_id, "order", Order.company, Order.lab, Order.patient
     )
-    if order is None:
-        raise DocumentDataError(f"order {order_id} not found (deleted?)")
-    return order
 
 
 def _value(member: StrEnum | None) -> str | None:
@@ -205,17 +214,9 @@ async def load_lab_ticket(session: AsyncSession, order_id: str) -> Loaded:
 
 
 async def _invoice(session: AsyncSession, invoice_id: str) -> Invoice:
-    invoice = await session.get(
-        Invoice,
-        invoice_id,
-        options=[
-            selectinload(Invoice.company),
-            selectinload(Invoice.customer),
-            selectinload(Invoice.order),
-        ],
+    invoice = await _subject(
+        session, Invoice, invoice_id, "invoice", Invoice.company, Invoice.customer, Invoice.order
     )
-    if invoice is None:
-        raise DocumentDataError(f"invoice {invoice_id} not found (deleted?)")
     if not invoice.lines:
         raise DocumentDataError(f"invoice {invoice_id} has no lines")
     return invoice
@@ -298,13 +299,14 @@ async def load_receipt(session: AsyncSession, invoice_id: str) -> Loaded:
 
 async def load_examination_form(session: AsyncSession, examination_id: str) -> Loaded:
     """The practice's clinical record of the examination."""
-    exam = await session.get(
+    exam = await _subject(
+        session,
         Examination,
         examination_id,
-        options=[selectinload(Examination.patient), selectinload(Examination.examiner)],
+        "examination",
+        Examination.patient,
+        Examination.examiner,
     )
-    if exam is None:
-        raise DocumentDataError(f"examination {examination_id} not found (deleted?)")
     company = await session.get(Company, exam.company_id)
     if company is None or exam.patient.company_id != exam.company_id:
         raise DocumentDataError(f"examination {examination_id}: patient of another practice")

@@ -6,39 +6,10 @@ practice's reference: the sheet also goes to the lab, which needs no more.
 
 from __future__ import annotations
 
-from reportlab.lib.units import mm
-
 from ils.workers.pdf import fmt
-from ils.workers.pdf.data import EyePrescription, OrderFacts, OrderSheetData
+from ils.workers.pdf.data import OrderSheetData
 from ils.workers.pdf.layout import Column, Sheet
-from ils.workers.pdf.prescription import RX_COLUMNS, frame_fields, lens_fields
-
-
-def rx_row(label: str, eye: EyePrescription) -> list[str]:
-    """One eye's row as a prescription is written: the axis with its degree sign and
-    each prism component in prism dioptres with its base (``175°``,
-    ``1.50Δ base in, 0.50Δ base up``)."""
-    return [
-        label,
-        fmt.dioptres(eye.sphere),
-        fmt.dioptres(eye.cylinder),
-        fmt.axis_degrees(eye.axis),
-        fmt.dioptres(eye.add),
-        fmt.compound_prism(
-            [(eye.prism, eye.prism_base), (eye.prism_vertical, eye.prism_vertical_base)]
-        ),
-        fmt.mm(eye.pd),
-        fmt.mm(eye.height),
-    ]
-
-
-def draw_prescription(sheet: Sheet, order: OrderFacts) -> None:
-    """Right then left eye, the way every lab form lists them, and the binocular PD."""
-    sheet.heading("Prescription")
-    sheet.table(RX_COLUMNS, [rx_row("R", order.right), rx_row("L", order.left)], size=9.5)
-    if order.pd_binocular is not None:
-        sheet.space(1.5 * mm)
-        sheet.fields([("Binocular PD (mm)", fmt.mm(order.pd_binocular))], columns=2)
+from ils.workers.pdf.prescription import draw_prescription, frame_fields, lens_fields
 
 
 def render_order_sheet(data: OrderSheetData) -> bytes:

@@ -16,19 +16,16 @@ from sqlalchemy import ColumnElement, Connection, Text, cast, delete, func, or_,
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ils.clock import Clock
 from ils.db.transactions import TxRunner
 from ils.errors import InvalidJobStateError, JobNotFoundError, StoreUnavailableError
-from ils.jobs.catalogue import Catalogue, QueueConfig
 from ils.jobs.model import (
-    CLEANABLE_STATES,
     COUNTED_STATES,
     FINISHED_STATES,
     JobRecord,
     JobState,
     StoreHealth,
 )
-from ils.jobs.stores.base import JobTiming
+from ils.jobs.stores.base import JobFilter, JobTiming, PolledStore, clean_bounds
 from ils.jobs.stores.local.claim import read_switches
 from ils.jobs.stores.local.sql import (
     COMPLETED,
@@ -66,24 +63,15 @@ def newest_first(state: JobState) -> tuple[ColumnElement[Any], ...]:
     return (JOBS.c.created_at_ms.desc(), JOBS.c.seq.desc())
 
 
-class LocalAdmin:
+class LocalAdmin(PolledStore):
     """Transactions, wake-ups and the admin operations of the local store."""
 
     kind = "local"
     _engine: AsyncEngine
     _runner: TxRunner
-    _catalogue: Catalogue
-    _clock: Clock
     _dialect: str
-    _wakeups: dict[str, asyncio.Event]
 
     # -- plumbing ----------------------------------------------------------------------
-
-    def _config(self, queue: str) -> QueueConfig:
-        return self._catalogue[queue]
-
-    def _now(self) -> int:
-        return self._clock.now_ms()
 
     async def _run(self, body: Callable[[Connection], T], *, readonly: bool = False) -> T:
         """Run ``body`` in one transaction; outages become ``StoreUnavailableError``."""
@@ -94,9 +82,7 @@ class LocalAdmin:
 
     def _notify(self, queue: str) -> None:
         """Wake this process's ``wait_for_work`` callers on ``queue``."""
-        event = self._wakeups.pop(queue, None)
-        if event is not None:
-            event.set()
+        self._wakeups.notify(queue)
 
     # -- worker heartbeats (statements in ``stores.local.worker_rows``) -----------------
 
@@ -177,44 +163,30 @@ class LocalAdmin:
 
         return await self._run(body, readonly=True)
 
-    async def list_company_jobs(
+    async def _filtered(
         self,
         queue: str,
         state: JobState,
-        company_id: str,
-        *,
-        offset: int = 0,
-        limit: int = 50,
-        scan_limit: int = 10_000,
+        keep: JobFilter,
+        offset: int,
+        limit: int,
+        scan_limit: int,
     ) -> tuple[list[JobRecord], int, bool]:
-        """From the (queue, company_id, state) index: exact, whatever the queue holds."""
-        return await self._filtered_page(
-            queue, state, [JOBS.c.company_id == company_id], offset, limit
-        )
-
-    async def search_jobs(
-        self,
-        queue: str,
-        state: JobState,
-        text: str,
-        *,
-        company_id: str | None = None,
-        offset: int = 0,
-        limit: int = 50,
-        scan_limit: int = 10_000,
-    ) -> tuple[list[JobRecord], int, bool]:
-        """In SQL: ``LIKE`` on the name, the id and the payload's JSON text (any case,
-        wildcards in ``text`` taken literally); exact over the whole queue."""
-        needle = text.casefold()
-        where: list[ColumnElement[bool]] = [
-            or_(
-                func.lower(JOBS.c.name).contains(needle, autoescape=True),
-                func.lower(JOBS.c.id).contains(needle, autoescape=True),
-                func.lower(cast(JOBS.c.data, Text)).contains(needle, autoescape=True),
+        """In SQL, exact whatever the queue holds: a company's jobs from the (queue,
+        company_id, state) index; a search by ``LIKE`` on the name, the id and the
+        payload's JSON text (any case, wildcards in the text taken literally)."""
+        where: list[ColumnElement[bool]] = []
+        if keep.text is not None:
+            needle = keep.text.casefold()
+            where.append(
+                or_(
+                    func.lower(JOBS.c.name).contains(needle, autoescape=True),
+                    func.lower(JOBS.c.id).contains(needle, autoescape=True),
+                    func.lower(cast(JOBS.c.data, Text)).contains(needle, autoescape=True),
+                )
             )
-        ]
-        if company_id is not None:
-            where.append(JOBS.c.company_id == company_id)
+        if keep.company_id is not None:
+            where.append(JOBS.c.company_id == keep.company_id)
         return await self._filtered_page(queue, state, where, offset, limit)
 
     async def _filtered_page(
@@ -379,10 +351,7 @@ class LocalAdmin:
         self, queue: str, state: JobState, *, older_than_ms: int = 0, limit: int = 0
     ) -> int:
         self._config(queue)
-        state = JobState(state)
-        if state not in CLEANABLE_STATES:
-            raise ValueError(f"cannot clean {state.value} jobs")
-        cutoff = self._now() - max(older_than_ms, 0)
+        state, cutoff = clean_bounds(state, older_than_ms, self._now())
         age = JOBS.c.finished_at_ms if state in FINISHED_STATES else JOBS.c.created_at_ms
 
         def body(conn: Connection) -> int:

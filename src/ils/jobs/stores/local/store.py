@@ -11,7 +11,6 @@ in ``claim``; monitoring and admin operations in ``admin``; how a transaction ru
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,12 +18,11 @@ from sqlalchemy import Connection, event, exists, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import Session
 
-from ils.clock import Clock, SystemClock
+from ils.clock import Clock
 from ils.db.transactions import Transactions, TxRunner, WriteTurn
 from ils.errors import JobNotFoundError, LockLostError
 from ils.jobs.catalogue import Catalogue, QueueConfig
 from ils.jobs.model import ClaimedJob, Fetch, JobState, NewJob
-from ils.jobs.stores.base import JobStore
 from ils.jobs.stores.local.admin import LocalAdmin
 from ils.jobs.stores.local.claim import (
     HOLDING,
@@ -52,7 +50,7 @@ from ils.jobs.stores.local.sql import (
     new_job_values,
     shown_state,
 )
-from ils.jobs.stores.waiting import wait_until_ready
+from ils.jobs.stores.waiting import Wakeups
 
 #: ``Session.info`` keys: jobs added in the open transaction, and the queues the last
 #: commit added to (whose idle workers to wake).
@@ -75,7 +73,7 @@ def _drop_pending_jobs(sync_session: Session) -> None:
     sync_session.info.pop(COMMITTED_QUEUES_KEY, None)
 
 
-class LocalJobStore(LocalAdmin, JobStore):
+class LocalJobStore(LocalAdmin):
     """The job store on the app database; one instance per process is enough.
 
     Args:
@@ -104,19 +102,20 @@ class LocalJobStore(LocalAdmin, JobStore):
         poll_interval_ms: int = 100,
         write_turn: WriteTurn | None = None,
     ) -> None:
+        super().__init__(
+            catalogue,
+            clock=clock,
+            max_stalled_count=max_stalled_count,
+            poll_interval_ms=poll_interval_ms,
+            wakeups=Wakeups(),
+        )
         self._engine = engine
         #: The process's turn for SQLite writers; the web app's write requests take it
         #: too (``JobSystem.write_turn``), so writers of one process queue in order.
         self.write_turn = write_turn or WriteTurn()
         self._runner = Transactions(engine, self.write_turn)
-        self._catalogue = catalogue
-        self._clock = clock or SystemClock()
         self._dialect = engine.dialect.name
-        self._max_stalled = max_stalled_count
-        self._poll_s = max(poll_interval_ms, 1) / 1000
-        self._wakeups = {}
         self._retention = RetentionSchedule()
-        self._closed = False
 
     @property
     def transactions(self) -> TxRunner:
@@ -306,33 +305,12 @@ class LocalJobStore(LocalAdmin, JobStore):
 
         await self._run(body)
 
-    async def wait_for_work(self, queue: str, timeout_ms: int) -> None:
-        """Return when a job may be claimable, or after ``timeout_ms``.
-
-        Jobs added, retried, promoted or resumed by this process wake the waiters at
-        once; other processes' jobs are seen by polling every ``poll_interval_ms``;
-        a delayed job coming due ends the wait at its due time.
-        """
-        self._config(queue)
-
-        async def ready_in_s() -> float | None:
-            return await self._run(
-                lambda conn: _ready_in_s(conn, queue, self._now()), readonly=True
-            )
-
-        await wait_until_ready(
-            lambda: self._wakeups.setdefault(queue, asyncio.Event()),
-            ready_in_s,
-            lambda: self._closed,
-            self._poll_s,
-            timeout_ms,
-        )
+    async def _ready_in_s(self, queue: str) -> float | None:
+        return await self._run(lambda conn: _ready_in_s(conn, queue, self._now()), readonly=True)
 
     async def close(self) -> None:
         """Wake every waiter and release the store's connections."""
-        self._closed = True
-        for queue in list(self._wakeups):
-            self._notify(queue)
+        await super().close()
         await self._engine.dispose()
 
 

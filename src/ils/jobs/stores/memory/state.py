@@ -9,7 +9,6 @@ states), so the rules below read like the local store's SQL they mirror.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import json
 from dataclasses import dataclass, field, replace
@@ -18,6 +17,7 @@ from typing import Any
 from ils.jobs.catalogue import RateLimit, Retention
 from ils.jobs.model import ClaimedJob, Fetch, JobRecord, JobState
 from ils.jobs.stores.local.sql import ACTIVE, DELAYED, WAITING, QueueSwitches, shown_state
+from ils.jobs.stores.waiting import Wakeups
 
 #: What records, health and the monitoring API call this store.
 KIND = "memory"
@@ -188,8 +188,9 @@ def newest_first(jobs: list[MemoryJob], state: JobState) -> list[MemoryJob]:
     return sorted(jobs, key=lambda j: (j.created_at_ms, j.seq), reverse=True)
 
 
-class MemoryState:
-    """What every ``MemoryJobStore`` sharing it sees: jobs, switches and wake-ups.
+class MemoryState(Wakeups):
+    """What every ``MemoryJobStore`` sharing it sees: jobs, switches and wake-ups (its
+    ``wakeup``, ``notify`` and ``notify_all``, those of every waiting store).
 
     One event loop only: the stores change it without locks, which is safe because
     each operation runs to its end without awaiting, and the wake-ups are
@@ -197,9 +198,9 @@ class MemoryState:
     """
 
     def __init__(self) -> None:
+        super().__init__()
         self._queues: dict[str, QueueData] = {}
         self._seq = itertools.count(1)
-        self._wakeups: dict[str, asyncio.Event] = {}
 
     def queue(self, key: str) -> QueueData:
         """The data of queue ``key``, created empty on first use."""
@@ -214,17 +215,3 @@ class MemoryState:
 
     def job_count(self) -> int:
         return sum(len(queue.jobs) for queue in self._queues.values())
-
-    def wakeup(self, queue: str) -> asyncio.Event:
-        """The event the next ``notify(queue)`` sets."""
-        return self._wakeups.setdefault(queue, asyncio.Event())
-
-    def notify(self, queue: str) -> None:
-        """Wake every store's ``wait_for_work`` callers on ``queue``."""
-        event = self._wakeups.pop(queue, None)
-        if event is not None:
-            event.set()
-
-    def notify_all(self) -> None:
-        for queue in list(self._wakeups):
-            self.notify(queue)

@@ -16,15 +16,14 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from ils.clock import Clock, SystemClock
+from ils.clock import Clock
 from ils.errors import InvalidJobStateError, JobNotFoundError, LockLostError
 from ils.jobs.catalogue import Catalogue, QueueConfig
 from ils.jobs.model import (
-    CLEANABLE_STATES,
     COUNTED_STATES,
     FINISHED_STATES,
     ClaimedJob,
@@ -34,7 +33,7 @@ from ils.jobs.model import (
     NewJob,
     StoreHealth,
 )
-from ils.jobs.stores.base import JobStore, JobTiming
+from ils.jobs.stores.base import JobTiming, PolledStore, clean_bounds
 from ils.jobs.stores.local.claim import rate_limit_wait
 from ils.jobs.stores.local.sql import (
     ACTIVE,
@@ -57,10 +56,9 @@ from ils.jobs.stores.memory.state import (
     frozen,
     newest_first,
 )
-from ils.jobs.stores.waiting import wait_until_ready
 
 
-class MemoryJobStore(JobStore):
+class MemoryJobStore(PolledStore):
     """A job store in this process's memory.
 
     Args:
@@ -76,6 +74,9 @@ class MemoryJobStore(JobStore):
     """
 
     kind = KIND
+    #: Company lists and searches are exact over the whole queue, as the local
+    #: store's SQL answers them.
+    scans_whole_queue = True
 
     def __init__(
         self,
@@ -86,12 +87,14 @@ class MemoryJobStore(JobStore):
         poll_interval_ms: int = 50,
         state: MemoryState | None = None,
     ) -> None:
-        self._catalogue = catalogue
-        self._clock = clock or SystemClock()
-        self._max_stalled = max_stalled_count
-        self._poll_s = max(poll_interval_ms, 1) / 1000
         self.state = state or MemoryState()
-        self._closed = False
+        super().__init__(
+            catalogue,
+            clock=clock,
+            max_stalled_count=max_stalled_count,
+            poll_interval_ms=poll_interval_ms,
+            wakeups=self.state,
+        )
 
     async def _open(self, queue: str) -> tuple[QueueConfig, QueueData]:
         """The queue's config (unknown queues raise at once) and data, after the one
@@ -99,12 +102,6 @@ class MemoryJobStore(JobStore):
         config = self._config(queue)
         await asyncio.sleep(0)
         return config, self.state.queue(queue)
-
-    def _config(self, queue: str) -> QueueConfig:
-        return self._catalogue[queue]
-
-    def _now(self) -> int:
-        return self._clock.now_ms()
 
     # -- producers -------------------------------------------------------------------
 
@@ -149,22 +146,6 @@ class MemoryJobStore(JobStore):
         start = max(offset, 0)
         page = newest_first(data.in_state(stored), wanted)[start : start + limit]
         return [job.record(data.paused) for job in page]
-
-    async def _scan(
-        self,
-        queue: str,
-        state: JobState,
-        keep: Callable[[JobRecord], bool],
-        offset: int,
-        limit: int,
-        scan_limit: int,
-    ) -> tuple[list[JobRecord], int, bool]:
-        """Company lists and searches over the whole queue, never stopped at
-        ``scan_limit``: exact, as the local store's SQL answers them."""
-        everything = await self.list_jobs(queue, state, limit=1 << 62)
-        found = [job for job in everything if keep(job)]
-        start = max(offset, 0)
-        return found[start : start + limit], len(found), False
 
     async def get_job(self, queue: str, job_id: str) -> JobRecord | None:
         _, data = await self._open(queue)
@@ -253,10 +234,7 @@ class MemoryJobStore(JobStore):
         self, queue: str, state: JobState, *, older_than_ms: int = 0, limit: int = 0
     ) -> int:
         self._config(queue)
-        state = JobState(state)
-        if state not in CLEANABLE_STATES:
-            raise ValueError(f"cannot clean {state.value} jobs")
-        cutoff = self._now() - max(older_than_ms, 0)
+        state, cutoff = clean_bounds(state, older_than_ms, self._now())
         _, data = await self._open(queue)
         stored = stored_state(state, data.paused)
         if stored is None:
@@ -328,9 +306,7 @@ class MemoryJobStore(JobStore):
         json_value(result, queue, job.record.name, "result")
         config, data = await self._open(queue)
         now = self._now()
-        held = data.holding(job, now)
-        if held is None:
-            raise LockLostError(queue, job.id)
+        held = _held(queue, data, job, now)
         held.state, held.result, held.finished_at_ms = COMPLETED, frozen(result), now
         held.attempts_made += 1
         held.release()
@@ -350,9 +326,7 @@ class MemoryJobStore(JobStore):
         (fixed when it was added), not the worker's copy of its record."""
         config, data = await self._open(queue)
         now = self._now()
-        held = data.holding(job, now)
-        if held is None:
-            raise LockLostError(queue, job.id)
+        held = _held(queue, data, job, now)
         held.attempts_made += 1
         held.failed_reason = str(reason)
         if stacktrace is not None:
@@ -417,30 +391,21 @@ class MemoryJobStore(JobStore):
         _, data = await self._open(queue)
         _find(queue, data, job.id).logs.append(str(line))
 
-    async def wait_for_work(self, queue: str, timeout_ms: int) -> None:
-        """Return when a job may be claimable, or after ``timeout_ms``.
-
-        Jobs added, retried, promoted, resumed or requeued through any store sharing
-        the state wake the waiters at once; a delayed job coming due ends the wait at
-        its due time (the clock is read again every ``poll_interval_ms``).
-        """
+    async def _ready_in_s(self, queue: str) -> float | None:
+        """As the local store's; the clock is read again every ``poll_interval_ms``, so
+        a hand-moved clock passing a delayed job's time ends the wait. On close the
+        jobs stay in the state, for stores still sharing it."""
         _, data = await self._open(queue)
+        return data.ready_in_s(self._now())
 
-        async def ready_in_s() -> float | None:
-            return data.ready_in_s(self._now())
 
-        await wait_until_ready(
-            lambda: self.state.wakeup(queue),
-            ready_in_s,
-            lambda: self._closed,
-            self._poll_s,
-            timeout_ms,
-        )
-
-    async def close(self) -> None:
-        """Wake every waiter. The jobs stay in the state, for stores still sharing it."""
-        self._closed = True
-        self.state.notify_all()
+def _held(queue: str, data: QueueData, job: ClaimedJob, now: int) -> MemoryJob:
+    """The job ``job``'s worker still holds the lock of; ``LockLostError`` if it does not
+    (the worker must not complete or fail a job another one may have taken)."""
+    held = data.holding(job, now)
+    if held is None:
+        raise LockLostError(queue, job.id)
+    return held
 
 
 def _find(queue: str, data: QueueData, job_id: str) -> MemoryJob:
