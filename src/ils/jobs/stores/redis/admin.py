@@ -4,7 +4,8 @@ Our states are BullMQ's with two translations: "waiting" spans BullMQ's ``wait``
 its legacy ``paused`` list and its ``prioritized`` set, and those jobs count as
 ``paused`` while the queue's meta hash carries the paused flag (BullMQ 5+ pauses by
 flag and leaves the jobs where they are). Every function here raises the store's own
-errors; the caller wraps them in ``unavailable_guard``.
+errors; the caller wraps them in ``unavailable_guard``. A job that cannot be decoded is
+listed and shown as a placeholder (``stores.redis.placeholder``), never an error.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from redis.asyncio import Redis
 from ils.errors import InvalidJobStateError, JobNotFoundError, JobSystemError
 from ils.jobs.model import COUNTED_STATES, JobRecord, JobState, StoreHealth
 from ils.jobs.stores.redis.bull import BullQueue
-from ils.jobs.stores.redis.codec import decode_options, newest_first_key, record_from_hash
+from ils.jobs.stores.redis.codec import decode_options, newest_first_key
+from ils.jobs.stores.redis.placeholder import describe_record
 
 #: BullMQ's containers of jobs that wait to run.
 PENDING_TYPES = ("wait", "paused", "prioritized")
@@ -74,7 +76,7 @@ async def list_jobs(bull: BullQueue, state: JobState, offset: int, limit: int) -
         page = await bull.newest_finished(bull.keys[state.value], offset, limit)
         hashes = await bull.job_hashes(page)
         return [
-            record_from_hash(bull.config.key, job_id, raw, state)
+            describe_record(bull.config.key, job_id, raw, state)
             for job_id, raw in zip(page, hashes, strict=True)
             if raw
         ]
@@ -86,7 +88,7 @@ async def list_jobs(bull: BullQueue, state: JobState, offset: int, limit: int) -
     page = [job_id for job_id, _ in ranked[offset : offset + max(limit, 0)]]
     hashes = await bull.job_hashes(page)
     return [
-        record_from_hash(bull.config.key, job_id, raw, state)
+        describe_record(bull.config.key, job_id, raw, state)
         for job_id, raw in zip(page, hashes, strict=True)
         if raw
     ]
@@ -108,7 +110,7 @@ async def get_job(bull: BullQueue, job_id: str) -> JobRecord | None:
     state = await state_of(bull, job_id) if raw else None
     if state is None:
         return None
-    return record_from_hash(bull.config.key, job_id, raw, state, await bull.logs(job_id))
+    return describe_record(bull.config.key, job_id, raw, state, await bull.logs(job_id))
 
 
 async def _existing(bull: BullQueue, job_id: str) -> dict[str, str]:
@@ -205,7 +207,7 @@ async def list_company_jobs(
     page, total = await bull.company_page(bull.keys[state.value], company_id, offset, limit)
     hashes = await bull.job_hashes(page)
     records = [
-        record_from_hash(bull.config.key, job_id, raw, state)
+        describe_record(bull.config.key, job_id, raw, state)
         for job_id, raw in zip(page, hashes, strict=True)
         if raw
     ]

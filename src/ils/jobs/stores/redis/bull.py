@@ -26,6 +26,8 @@ from redis.backoff import NoBackoff
 from ils.errors import StoreUnavailableError
 from ils.jobs.catalogue import QueueConfig
 from ils.jobs.stores.redis.connect import async_client
+from ils.jobs.stores.redis.decode import MAX_TIME_MS
+from ils.jobs.stores.redis.placeholder import lenient_int
 from ils.jobs.stores.redis.schedulers import use_our_cron
 from ils.redis_settings import RedisConnection
 
@@ -132,10 +134,16 @@ def make_client(
 
     Where Redis is (URL, TLS, Sentinel) comes from ``connection``; with Sentinel,
     redis-py runs the connect (master look-up included) under the same retry policy.
+
+    Replies are decoded with ``surrogateescape``: any producer on the shared Redis can
+    write bytes that are not UTF-8 into a job, and a strict decoder would raise on every
+    read of that job (the fetch, the lists, the job page, the removal). Escaped, the
+    bytes round-trip unchanged and ``stores.redis.decode`` names them.
     """
     return async_client(
         connection,
         decode_responses=True,
+        encoding_errors="surrogateescape",
         connect_timeout_s=connect_timeout_ms / 1000,
         socket_timeout_s=None if blocking else COMMAND_TIMEOUT_S,
         retry=Retry(
@@ -398,11 +406,13 @@ class BullQueue:
             return [int(count) for count in await pipe.execute()]
 
     async def timestamps(self, job_ids: Sequence[str]) -> list[int]:
-        """Creation times (epoch ms) of several jobs in one round trip; 0 when gone."""
+        """Creation times (epoch ms) of several jobs in one round trip; 0 when gone or
+        unreadable."""
         async with self._client.pipeline(transaction=False) as pipe:
             for job_id in job_ids:
                 pipe.hget(self.job_key(job_id), "timestamp")
-            return [int(value or 0) for value in await pipe.execute()]
+            # Any producer may have written the field: "inf" or text reads as unknown.
+            return [lenient_int(value, MAX_TIME_MS) for value in await pipe.execute()]
 
     async def oldest_pending_ids(self, sample: int) -> list[str]:
         """Waiting ids most likely to be the oldest: the tails of the lists (where

@@ -16,7 +16,7 @@ from typing import Any
 
 from ils.errors import InvalidPayloadError
 from ils.jobs.catalogue import QueueConfig, Retention
-from ils.jobs.model import JobRecord, JobState, NewJob
+from ils.jobs.model import NewJob
 
 #: BullMQ's short option keys, as ``bullmq.job.optsDecodeMap`` reads them back.
 SHORT_OPTION_KEYS: Mapping[str, str] = {
@@ -81,10 +81,15 @@ COMPANY_OPTION = "ilsCompanyId"
 
 
 def decode_options(raw: str | None) -> dict[str, Any]:
-    """A job's stored ``opts`` JSON with BullMQ's short keys spelled out."""
+    """A job's stored ``opts`` JSON with BullMQ's short keys spelled out; ``{}`` when
+    they cannot be read (the worker decodes strictly, ``stores.redis.decode``: this
+    loose reading serves operations on a job already claimed or finished)."""
     if not raw:
         return {}
-    loaded = json.loads(raw)
+    try:
+        loaded = json.loads(raw)
+    except (ValueError, RecursionError):
+        return {}
     if not isinstance(loaded, dict):
         return {}
     return {SHORT_OPTION_KEYS.get(key, key): value for key, value in loaded.items()}
@@ -140,55 +145,13 @@ def failure_fields(reason: str, stacktrace: list[str]) -> dict[str, str]:
     }
 
 
-def record_from_hash(
-    queue: str,
-    job_id: str,
-    raw: Mapping[str, str],
-    state: JobState,
-    logs: list[str] | None = None,
-) -> JobRecord:
-    """A :class:`JobRecord` from a job hash (``HGETALL`` or a script's job data)."""
-    opts = decode_options(raw.get("opts"))
-    return JobRecord(
-        id=job_id,
-        queue=queue,
-        name=raw.get("name", ""),
-        data=_json(raw.get("data"), {}),
-        state=state,
-        priority=_int(raw.get("priority"), 0),
-        attempts=attempts_of(opts),
-        attempts_made=_int(raw.get("atm") or raw.get("attemptsMade"), 0),
-        backoff_delay_ms=backoff_base_ms(opts),
-        delay_ms=_int(raw.get("delay"), 0),
-        progress=_json(raw.get("progress"), 0),
-        result=_json(raw.get("returnvalue"), None),
-        failed_reason=raw.get("failedReason") or None,
-        stacktrace=[str(line) for line in _json(raw.get("stacktrace"), [])],
-        created_at_ms=_int(raw.get("timestamp"), 0),
-        processed_at_ms=_int(raw.get("processedOn"), 0) or None,
-        finished_at_ms=_int(raw.get("finishedOn"), 0) or None,
-        logs=list(logs or []),
-        store="redis",
-        company_id=str(opts[COMPANY_OPTION]) if opts.get(COMPANY_OPTION) else None,
-    )
-
-
 def newest_first_key(job_id: str, timestamp: int) -> tuple[int, int, str]:
     """Sort key for "newest first": creation time, then the Redis counter id.
 
     Jobs added in the same millisecond (a bulk add) keep their add order because
     generated ids grow; custom ids sort after them, by name.
     """
-    return (timestamp, int(job_id) if job_id.isdigit() else -1, job_id)
-
-
-def _json(raw: str | None, default: Any) -> Any:
-    if raw is None or raw == "":
-        return default
-    try:
-        return json.loads(raw)
-    except ValueError:
-        return raw
+    return (timestamp, int(job_id) if job_id.isascii() and job_id.isdigit() else -1, job_id)
 
 
 def _int(value: Any, default: int) -> int:
@@ -196,5 +159,5 @@ def _int(value: Any, default: int) -> int:
         return default
     try:
         return int(float(value))
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return default

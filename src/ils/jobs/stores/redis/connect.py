@@ -90,8 +90,11 @@ def async_client(
     socket_timeout_s: float | None,
     retry: AsyncRetry | None = None,
     decode_responses: bool = False,
+    encoding_errors: str = "strict",
 ) -> aioredis.Redis:
-    """An asyncio client; ``retry`` ``None`` keeps redis-py's default policy."""
+    """An asyncio client; ``retry`` ``None`` keeps redis-py's default policy.
+    ``encoding_errors`` is the codec error handler of decoded replies (and of
+    commands' text), ``"surrogateescape"`` to read bytes that are not UTF-8."""
     return _client(
         _ASYNC,
         connection,
@@ -99,6 +102,7 @@ def async_client(
         socket_timeout_s,
         retry,
         decode_responses,
+        encoding_errors,
     )
 
 
@@ -128,6 +132,7 @@ def _client(
     socket_timeout_s: float | None,
     retry: AsyncRetry | SyncRetry | None,
     decode_responses: bool,
+    encoding_errors: str = "strict",
 ) -> ClientT:
     """A client of ``kind``: from the URL, or the master's through the sentinels.
 
@@ -136,6 +141,7 @@ def _client(
     """
     conn = as_connection(connection)
     options = _options(conn, connect_timeout_s, socket_timeout_s, decode_responses)
+    options["encoding_errors"] = encoding_errors
     if retry is not None:
         options["retry"] = retry
     if conn.url is not None:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -48,11 +47,18 @@ from ils.jobs.stores.redis.codec import (
     keep_jobs,
     next_stacktrace,
     now_ms,
-    record_from_hash,
     retry_delay_ms,
     validate_new_job,
 )
 from ils.jobs.stores.redis.connect import as_connection
+from ils.jobs.stores.redis.decode import UndecodableJobError, decode_job
+from ils.jobs.stores.redis.failing import (
+    OUTAGES,
+    StalledLog,
+    fail_deferred,
+    fail_if_flagged,
+    fail_undecodable,
+)
 from ils.jobs.stores.redis.probe import ThreadProbe
 from ils.jobs.stores.redis.schedulers import advance
 from ils.jobs.stores.redis.schedulers import sync as sync_schedulers
@@ -101,6 +107,7 @@ class RedisJobStore(RedisAdmin):
         self._queues = {}
         self._producer_queues = {}
         self._claims: dict[tuple[str, str, str], dict[str, Any]] = {}
+        self._stalled_log = StalledLog(MAX_REMEMBERED_CLAIMS)
         self._closed = False
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -210,18 +217,26 @@ class RedisJobStore(RedisAdmin):
         """Turn a script's fetch reply into a :class:`Fetch`, failing flagged jobs.
 
         A job BullMQ's stalled check flagged (``defa``) is failed here, as BullMQ's
-        Worker does when it receives one, and the next job is fetched in the same call.
+        Worker does when it receives one, and so is a job that cannot be decoded
+        (``stores.redis.decode``): for good, with the problem as its reason, since no
+        retry can make it readable. The next job is fetched in the same call.
         """
         for _ in range(MAX_DEFERRED_PER_FETCH):
-            if nxt.data is None or nxt.job_id is None:
+            job_id, raw = nxt.job_id, nxt.data
+            if raw is None or job_id is None:
                 return _no_job(nxt)
-            if "defa" not in nxt.data:
-                record = record_from_hash(bull.config.key, nxt.job_id, nxt.data, JobState.ACTIVE)
-                self._remember(bull, nxt.job_id, token, decode_options(nxt.data.get("opts")))
-                if "rjk" in nxt.data:
-                    await self._advance_scheduler(bull, nxt.job_id, nxt.data)
-                return Fetch(ClaimedJob(record, token))
-            nxt = await self._fail_deferred(bull, nxt.job_id, nxt.data, token, fetch_next=True)
+            if "defa" in raw:
+                nxt = await fail_deferred(bull, job_id, raw, token, fetch_next=True)
+                continue
+            try:
+                record, opts = decode_job(bull.config.key, job_id, raw, JobState.ACTIVE)
+            except UndecodableJobError as exc:
+                nxt = await fail_undecodable(bull, job_id, raw, token, str(exc), fetch_next=True)
+                continue
+            self._remember(bull, job_id, token, opts)
+            if "rjk" in raw:
+                await self._advance_scheduler(bull, job_id, raw)
+            return Fetch(ClaimedJob(record, token))
         return Fetch(None, 0)
 
     async def _advance_scheduler(self, bull: BullQueue, job_id: str, raw: dict[str, str]) -> None:
@@ -241,26 +256,6 @@ class RedisJobStore(RedisAdmin):
         """Make ``queue``'s BullMQ job schedulers exactly ``wanted``."""
         with unavailable_guard():
             return await sync_schedulers(self._bull(queue).queue, wanted)
-
-    async def _fail_deferred(
-        self, bull: BullQueue, job_id: str, raw: dict[str, str], token: str, *, fetch_next: bool
-    ) -> NextJob:
-        opts = decode_options(raw.get("opts"))
-        reason = raw["defa"]
-        previous = json.loads(raw.get("stacktrace") or "[]")
-        outcome = await bull.finish(
-            job_id,
-            raw.get("name", ""),
-            opts,
-            int(raw.get("atm") or 0),
-            token,
-            completed=False,
-            value=reason,
-            keep=opts.get("removeOnFail", keep_jobs(bull.config.keep_failed)),
-            fetch_next=fetch_next,
-            fields=failure_fields(reason, previous),
-        )
-        return outcome if isinstance(outcome, NextJob) else NextJob(None, None, 0, 0)
 
     def _remember(self, bull: BullQueue, job_id: str, token: str, opts: dict[str, Any]) -> None:
         if len(self._claims) >= MAX_REMEMBERED_CLAIMS:
@@ -354,16 +349,20 @@ class RedisJobStore(RedisAdmin):
         ``stalled_interval_ms`` across all processes (Node's workers included), so
         a dead worker's job returns to waiting between one and two intervals after
         its lock expired; calls in between return ``[]``. Jobs over
-        ``max_stalled_count`` are failed here rather than at their next fetch.
+        ``max_stalled_count`` are failed here rather than at their next fetch; one that
+        cannot be failed is logged once (``StalledLog``) and the pass goes on to the
+        others, as only an outage stops it.
         """
         bull = self._bull(queue)
         with unavailable_guard():
             moved = await bull.move_stalled_to_wait(self._max_stalled_count)
             for job_id in moved:
-                token = f"ils-stalled-{uuid.uuid4().hex}"
-                if await bull.claim_deferred_failure(job_id, token):
-                    raw = await bull.job_hash(job_id)
-                    await self._fail_deferred(bull, job_id, raw, token, fetch_next=False)
+                try:
+                    await fail_if_flagged(bull, job_id)
+                except OUTAGES:
+                    raise
+                except Exception as exc:  # one job's trouble must not stop the others
+                    self._stalled_log.once(bull.config.key, job_id, exc)
         return moved
 
     async def update_progress(self, queue: str, job: ClaimedJob, progress: Any) -> None:
