@@ -203,6 +203,10 @@ def _serve(settings: Settings, host: str | None, port: int | None, *, start_work
         log_config=None,
         log_level=settings.log_level.lower(),
         server_header=False,
+        # X-Forwarded-For is believed from the configured proxies only: uvicorn's own
+        # default trusts it from 127.0.0.1, so any local client could name its address.
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=settings.trusted_proxies.split(",") if settings.trusted_proxies else [],
     )
     server = uvicorn.Server(config)
     # The start-up banner (ils.jobs.banner) is logged by the app once it runs; uvicorn
@@ -325,6 +329,18 @@ def _with_system(action: Callable[[JobSystem], Coroutine[Any, Any, T]]) -> T:
             await system.close()
 
     return _run(main)
+
+
+@app.command("unlock-sign-in")
+def unlock_sign_in(email: str) -> None:
+    """Lift an account's sign-in lock and forget its failed attempts (audited)."""
+    from ils.domain.sign_in_throttle import unlock_account
+
+    async def action(system: JobSystem) -> bool:
+        return await unlock_account(system.engine, email, system.clock.now_ms())
+
+    done = _with_system(action)
+    Console().print(f"{email}: {'unlocked' if done else 'nothing to unlock'}")
 
 
 @jobs_app.command("stats")

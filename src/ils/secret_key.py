@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ils.errors import ConfigurationError
+from ils.files import open_private
 
 if TYPE_CHECKING:
     from ils.settings import Settings
@@ -108,9 +109,8 @@ def _generated(data_dir: Path) -> str:
     """
     path = data_dir / SECRET_KEY_FILE
     if not path.exists():
-        data_dir.mkdir(parents=True, exist_ok=True)
         draft = data_dir / f".{SECRET_KEY_FILE}.{secrets.token_hex(8)}"
-        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        fd = open_private(draft)  # 0600 in a 0700 data directory, whatever the umask
         try:
             with os.fdopen(fd, "w") as handle:
                 handle.write(secrets.token_urlsafe(48) + "\n")

@@ -6,6 +6,7 @@ Environment variables use the ``ILS_`` prefix; nested values use ``__``, for exa
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from pathlib import Path
 from typing import Any, Literal
@@ -13,6 +14,8 @@ from typing import Any, Literal
 from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ils.fairness_settings import FairnessSettings
+from ils.limit_settings import LimitSettings, SignInSettings
 from ils.redis_settings import RedisConnection, redis_connection_of
 from ils.secret_key import resolve_secret_keys
 
@@ -383,6 +386,10 @@ class Settings(BaseSettings):
     cookie_secure: bool = False
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
+    # The reverse proxies (addresses or CIDRs, comma-separated) whose X-Forwarded-For
+    # and X-Forwarded-Proto ``ils serve`` believes. Empty: those headers are ignored
+    # whoever sends them, so no client can choose the address the audit log records.
+    trusted_proxies: str = ""
     # Run the workers inside the web process; off when they run as ``ils worker``.
     start_workers: bool = True
     # Where people reach the platform: the base of every link in e-mails.
@@ -395,11 +402,29 @@ class Settings(BaseSettings):
     oma: OmaSettings = Field(default_factory=OmaSettings)
     schedules: ScheduleSettings = Field(default_factory=ScheduleSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
+    # Quotas and fair priorities per company on shared queues (ils.fairness_settings).
+    fairness: FairnessSettings = Field(default_factory=FairnessSettings)
+    # Sign-in throttling and per-session request limits (ils.limit_settings).
+    sign_in: SignInSettings = Field(default_factory=SignInSettings)
+    limits: LimitSettings = Field(default_factory=LimitSettings)
 
     @field_validator("redis_url", "redis_host", "redis_username", "redis_sentinels")
     @classmethod
     def _blank_is_unset(cls, value: str | None) -> str | None:
         return value.strip() or None if value is not None else None
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxy_networks(cls, value: str) -> str:
+        """Each entry an IP address or network, so a typo fails at start instead of
+        silently trusting nobody (or, worse, the wrong hosts)."""
+        entries = [entry.strip() for entry in value.split(",") if entry.strip()]
+        for entry in entries:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"{entry!r} is not an IP address or network") from None
+        return ",".join(entries)
 
     @field_validator("redis_port", mode="before")
     @classmethod

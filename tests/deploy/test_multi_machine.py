@@ -29,7 +29,7 @@ from ils.domain.companies import Company, CompanyKind, Role, User
 from ils.web.security import CSRF_HEADER
 from tests.conftest import delete_prefix, free_port
 from tests.s3 import S3Server
-from tests.web.api_support import order_body
+from tests.web.api_support import accepted_connection, order_body
 
 pytestmark = [pytest.mark.redis, pytest.mark.postgres, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
@@ -79,7 +79,8 @@ class Fleet:
 
 
 async def _seed(url: str) -> tuple[str, str]:
-    """A practice with a user and a patient, and a lab; returns (patient id, lab id)."""
+    """A practice with a user and a patient, and a lab it is connected to; returns
+    (patient id, lab id)."""
     engine = create_engine(url)
     hashed = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1).hash(PASSWORD)
     try:
@@ -98,7 +99,7 @@ async def _seed(url: str) -> tuple[str, str]:
                 )
             )
             patient = Patient(company_id=practice.id, first_name="Ada", last_name="Byron")
-            session.add(patient)
+            session.add_all([patient, accepted_connection(practice.id, lab.id)])
             await session.flush()
             return patient.id, lab.id
     finally:

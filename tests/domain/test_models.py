@@ -53,7 +53,7 @@ DOMAIN_TABLES = {
     "stock_levels", "daily_sales", "purchase_orders", "purchase_order_lines",
     "connections", "notifications", "documents", "ai_results", "conversations",
     "messages", "uploaded_files", "number_sequences", "mail_messages", "audit_log",
-    "order_tracings",
+    "order_tracings", "sign_in_throttles",
 }  # fmt: skip
 S = OrderStatus
 

@@ -195,9 +195,10 @@ async def test_a_worker_whose_heartbeat_stopped_is_named(tmp_path: Path) -> None
         health = await system.monitor.health()
         assert codes(health) == ["worker_heartbeat_stopped"]
         assert (
-            "Worker w-dead on host-9 stopped sending heartbeats 31 s ago"
+            "Worker w-dead stopped sending heartbeats 31 s ago"
             in (health["problems"][0]["message"])
         )
+        assert health["problems"][0]["detail"] == "It ran on host host-9."
         assert health["workers"] == []
     finally:
         await system.close()

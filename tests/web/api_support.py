@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from ils.db.engine import Base
 from ils.domain.clinical import Patient
 from ils.domain.companies import Company, CompanyKind, Role, User
+from ils.domain.marketplace import Connection, ConnectionStatus
 from ils.domain.supply import Product
 from ils.jobs.model import JobRecord, JobState
 from ils.web.state import WebState
@@ -60,6 +61,21 @@ async def patient_of(factory: Factory, practice: Company, **fields: Any) -> Pati
     )
     await factory.add(patient)
     return patient
+
+
+def accepted_connection(requester_id: str, target_id: str) -> Connection:
+    """The row of an accepted marketplace connection, for any session to add: orders
+    and purchase orders need one between the two companies (docs/platform.md)."""
+    return Connection(
+        requester_id=requester_id, target_id=target_id, status=ConnectionStatus.ACCEPTED
+    )
+
+
+async def connect(factory: Factory, requester: Company, target: Company) -> Connection:
+    """Connect two companies on the marketplace (accepted), so they may trade."""
+    connection = accepted_connection(requester.id, target.id)
+    await factory.add(connection)
+    return connection
 
 
 def order_body(patient_id: str, lab_id: str, /, **overrides: Any) -> dict[str, Any]:
@@ -150,7 +166,7 @@ async def build_world(
 
 async def order_world(factory: Factory, signed_in: SignedIn) -> World:
     """A practice (admin, staff, and an oddly placed lab_tech), a lab (admin, staff,
-    lab_tech), a supplier (staff), and a patient of the practice."""
+    lab_tech) connected to it, a supplier (staff), and a patient of the practice."""
     world = await build_world(
         factory,
         signed_in,
@@ -161,6 +177,7 @@ async def order_world(factory: Factory, signed_in: SignedIn) -> World:
         },
     )
     world.patients.append(await patient_of(factory, world.practice))
+    await connect(factory, world.practice, world.lab)
     return world
 
 

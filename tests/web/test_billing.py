@@ -17,6 +17,7 @@ from tests.web.api_support import (
     World,
     all_jobs,
     build_world,
+    connect,
     count,
     errors_of,
     order_body,
@@ -36,13 +37,15 @@ LINES: list[dict[str, Any]] = [
 
 @pytest.fixture
 async def world(factory: Factory, signed_in: SignedIn) -> World:
-    """A practice (admin, staff), a lab (admin, staff, lab_tech) and a patient."""
+    """A practice (admin, staff), a lab (admin, staff, lab_tech) connected to it and a
+    patient."""
     world = await build_world(
         factory,
         signed_in,
         {PRACTICE: (Role.ADMIN, Role.STAFF), LAB: (Role.ADMIN, Role.STAFF, Role.LAB_TECH)},
     )
     world.patients.append(await patient_of(factory, world.practice))
+    await connect(factory, world.practice, world.lab)
     return world
 
 
@@ -115,6 +118,7 @@ async def test_invoice_numbers_run_per_lab(
 
     other_lab = await factory.company(LAB)
     other_client, _ = await signed_in(Role.STAFF, LAB, company=other_lab)
+    await connect(factory, world.practice, other_lab)
     body = order_body(world.patient.id, other_lab.id)
     order = (await world.client(PRACTICE).post("/api/orders", json=body)).json()
     response = await other_client.post(f"/api/orders/{order['id']}/invoices", json={"lines": LINES})

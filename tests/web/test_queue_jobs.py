@@ -14,7 +14,7 @@ from ils.jobs.model import JobOptions, JobState
 from ils.jobs.registry import HandlerRegistry
 from ils.jobs.runner import Runner
 from ils.web.state import WebState
-from tests.web.api_support import order_body, patient_of
+from tests.web.api_support import connect, order_body, patient_of
 from tests.web.conftest import Factory, SignedIn
 
 
@@ -222,6 +222,7 @@ async def test_jobs_queued_by_a_request_carry_the_requesting_company(
     practice_client, _ = await signed_in(Role.STAFF, CompanyKind.PRACTICE, company=practice)
     await signed_in(Role.ADMIN, CompanyKind.LAB, company=lab)
     patient = await patient_of(factory, practice)
+    await connect(factory, practice, lab)
     response = await practice_client.post("/api/orders", json=order_body(patient.id, lab.id))
     assert response.status_code == 201, response.text
     jobs = []

@@ -13,6 +13,7 @@ from sqlalchemy.orm import DeclarativeBase
 
 from ils.db.sqlite_inline import DRIVER as INLINE_DRIVER
 from ils.db.sqlite_inline import INLINE_BUSY_TIMEOUT_MS, begin_immediate
+from ils.files import create_private
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -86,8 +87,10 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
         return create_async_engine(url, echo=echo)
     sqlite_url = make_url(url).set(drivername=f"sqlite+{INLINE_DRIVER}")
     database = sqlite_url.database
-    if database and database != ":memory:":
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    if database and database != ":memory:" and "uri" not in sqlite_url.query:
+        # SQLite would create the file 0644 under a 022 umask, and gives its -wal, -shm
+        # and -journal files the database file's mode: made here first, all are 0600.
+        create_private(Path(database))
     engine = create_async_engine(sqlite_url, echo=echo)
     configure_sqlite(engine.sync_engine)
     return engine

@@ -14,6 +14,7 @@ import ils.domain.mail
 import ils.domain.marketplace
 import ils.domain.numbering
 import ils.domain.orders
+import ils.domain.sign_in_throttle
 import ils.domain.supply
 import ils.jobs.outbox
 import ils.jobs.schedules.store

@@ -9,7 +9,9 @@ store of the configured mode, the runner with each queue's concurrency and limit
 Real handlers load what their job names from the database, so the demo first makes
 the few records its jobs are about (a sample lab, practice, supplier and their order,
 purchase order, connection request, briefing, invoice, examination, chat question and
-tracing file; once, under fixed ids). The
+tracing file; once, under fixed ids). They keep the platform's rules: the practice
+orders from a lab it is connected to, the lab from a connected supplier, and the
+pending connection request comes from a newcomer practice. The
 e-mails then really go out: as ``.eml`` files under ``data_dir/mail`` by default.
 """
 
@@ -30,7 +32,7 @@ from ils.db.engine import session_factory
 from ils.domain.clinical import Patient
 from ils.domain.companies import Company, CompanyKind, Role, User
 from ils.domain.content import AIResult, AIResultKind
-from ils.domain.marketplace import Connection
+from ils.domain.marketplace import Connection, ConnectionStatus
 from ils.domain.orders import LensDesign, Order
 from ils.domain.supply import (
     Product,
@@ -65,6 +67,7 @@ class Samples:
     order: str = "sample-order"
     purchase_order: str = "sample-po"
     connection: str = "sample-connection"
+    newcomer: str = "sample-newcomer"
 
 
 def _sample_rows(ids: Samples) -> list[list[Any]]:
@@ -95,8 +98,6 @@ def _sample_rows(ids: Samples) -> list[list[Any]]:
                       supplier_id=ids.supplier, status=PurchaseOrderStatus.SENT,
                       lines=[PurchaseOrderLine(product_id="sample-product", quantity=20,
                                                unit_price_cents=900)]),
-        Connection(id=ids.connection, requester_id=ids.practice, target_id=ids.lab,
-                   message="We would like to order from you."),
         AIResult(company_id=ids.practice, kind=AIResultKind.BRIEFING, day=DEMO_DAY,
                  payload={"summary": "A quiet day: one order placed.",
                           "metrics": {"orders": 1}},
@@ -120,6 +121,38 @@ async def ensure_samples(sessions: async_sessionmaker[AsyncSession]) -> Samples:
 #: The invoice (with a payment) and examination the sample PDF jobs render.
 SAMPLE_INVOICE = "sample-invoice"
 SAMPLE_EXAMINATION = "sample-examination"
+
+
+async def ensure_marketplace_samples(
+    sessions: async_sessionmaker[AsyncSession], ids: Samples
+) -> None:
+    """Connect the sample practice to the lab and the lab to the supplier (accepted:
+    orders need it), and make the pending request of the connection e-mail a
+    newcomer's, unless done already. A database of an older demo run held that request
+    from the sample practice, whose order broke the rule; the row is moved over."""
+    async with sessions() as session, session.begin():
+        if await session.get(Company, ids.newcomer) is not None:
+            return
+        session.add(Company(id=ids.newcomer, kind=CompanyKind.PRACTICE, name="Sample Newcomer"))
+        await session.flush()
+        request = await session.get(Connection, ids.connection)
+        if request is None:
+            request = Connection(id=ids.connection)
+            session.add(request)
+        request.requester_id, request.target_id = ids.newcomer, ids.lab
+        request.status = ConnectionStatus.PENDING
+        request.message = "We would like to order from you."
+        await session.flush()
+        for requester_id, target_id in ((ids.practice, ids.lab), (ids.lab, ids.supplier)):
+            session.add(
+                Connection(
+                    requester_id=requester_id,
+                    target_id=target_id,
+                    status=ConnectionStatus.ACCEPTED,
+                    created_at=datetime(2026, 11, 1, 9, tzinfo=UTC),
+                    decided_at=datetime(2026, 11, 2, 9, tzinfo=UTC),
+                )
+            )
 
 
 async def ensure_document_samples(sessions: async_sessionmaker[AsyncSession], ids: Samples) -> None:
@@ -234,7 +267,7 @@ async def queue_samples(helpers: JobHelpers, n: int, ids: Samples | None = None)
         await helpers.queue_order_confirmation_email(ids.order, ids.user),
         await helpers.queue_shipment_notification_email(ids.order, ids.user, f"1Z{n:08d}", "UPS"),
         await helpers.queue_purchase_order_email(ids.purchase_order, ids.supplier),
-        await helpers.queue_marketplace_connection_email(ids.connection, ids.practice, ids.lab),
+        await helpers.queue_marketplace_connection_email(ids.connection, ids.newcomer, ids.lab),
         await helpers.queue_general_notification_email(
             ids.user, "Lab closed Friday", "See you Monday."
         ),
@@ -252,7 +285,7 @@ async def queue_samples(helpers: JobHelpers, n: int, ids: Samples | None = None)
             ids.user, "forecast", "Demand up", "Single vision +12%"
         ),
         await helpers.queue_marketplace_notification(
-            ids.lab_user, ids.connection, "request", "Sample Practice"
+            ids.lab_user, ids.connection, "request", "Sample Newcomer"
         ),
         await helpers.queue_daily_briefing(ids.lab, day),
         await helpers.queue_demand_forecast(ids.lab, 30),
@@ -298,6 +331,7 @@ async def run_demo(settings: Settings, rounds: int, console: Console) -> None:
         started = time.monotonic()
         sessions = session_factory(system.engine)
         samples = await ensure_samples(sessions)
+        await ensure_marketplace_samples(sessions, samples)
         await ensure_document_samples(sessions, samples)
         await ensure_ai_and_tracing_samples(settings, system, samples)
         refs: list[JobRef] = []

@@ -16,7 +16,7 @@ import random
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
 from sqlalchemy import select
@@ -150,7 +150,9 @@ class NetworkBuilder(HistoryBuilder):
             )
             for p, slug in zip(practices, ("brightside", "harbour", "northgate"), strict=True)
         }
-        self._users(supplier, "prism-supply", [("Alex Moreno", Role.COMPANY_ADMIN)])
+        supplier_users = self._users(
+            supplier, "prism-supply", [("Alex Moreno", Role.COMPANY_ADMIN)]
+        )
         await self.session.flush()
         self.step("users")
         patients = {p.id: self._patients(p, 40) for p in practices}
@@ -160,24 +162,48 @@ class NetworkBuilder(HistoryBuilder):
         products = self._products(supplier, lab)
         self._sales_history(lab, products)
         self.step("products and sales")
+        # Ordering needs an accepted connection (docs/platform.md): the network was
+        # connected before its first order.
+        self._connections(lab, lab_users[1], practices, practice_users, supplier_users[0])
         await self.session.flush()
+        self.step("marketplace")
         # Number allocation queries would otherwise flush after every order.
         with self.session.sync_session.no_autoflush:
             await self._orders(lab, practices, patients, practice_users, lab_users)
         await self.session.flush()
         self.step("orders and invoices")
-        for practice in practices:
+        return self.accounts
+
+    def _connections(
+        self,
+        lab: Company,
+        lab_admin: User,
+        practices: list[Company],
+        practice_users: dict[str, list[User]],
+        supplier_admin: User,
+    ) -> None:
+        """Each practice asked the lab, and the lab asked the supplier, a fortnight
+        before the history starts; each request was accepted the next day."""
+        asked = datetime.combine(
+            self.today - timedelta(days=self.days + 14), time(9, 30), tzinfo=UTC
+        )
+        pairs = [
+            (practice.id, lab.id, practice_users[practice.id][0], lab_admin)
+            for practice in practices
+        ]
+        pairs.append((lab.id, supplier_admin.company_id, lab_admin, supplier_admin))
+        for requester_id, target_id, requested_by, decided_by in pairs:
             self.session.add(
                 Connection(
-                    requester_id=practice.id, target_id=lab.id, status=ConnectionStatus.ACCEPTED
+                    requester_id=requester_id,
+                    target_id=target_id,
+                    status=ConnectionStatus.ACCEPTED,
+                    requested_by=requested_by.id,
+                    decided_by=decided_by.id,
+                    created_at=asked,
+                    decided_at=asked + timedelta(days=1),
                 )
             )
-        self.session.add(
-            Connection(requester_id=lab.id, target_id=supplier.id, status=ConnectionStatus.ACCEPTED)
-        )
-        await self.session.flush()
-        self.step("marketplace")
-        return self.accounts
 
     def _name(self) -> str:
         return f"{self.rng.choice(FIRST_NAMES)} {self.rng.choice(LAST_NAMES)}"
@@ -348,6 +374,6 @@ BUILD_STEPS = (
     "users",
     "patients",
     "products and sales",
-    "orders and invoices",
     "marketplace",
+    "orders and invoices",
 )

@@ -2,6 +2,11 @@
 
 One row per ordered pair (requester, target), unique, so asking twice is a conflict
 rather than a duplicate. Whether a reverse request may coexist is the API's call.
+
+An accepted connection is what lets two companies trade: a practice orders only from
+a lab it is connected to, a lab sends purchase orders only to a connected supplier
+(:func:`require_connection`). Without it anyone could push a patient's prescription,
+or an e-mailed purchase order, to any company on the platform.
 """
 
 from __future__ import annotations
@@ -9,12 +14,24 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import (
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+    and_,
+    or_,
+    select,
+)
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ils.db.engine import Base
 from ils.domain.companies import Company
 from ils.domain.types import ID_LENGTH, CreatedAtMixin, IdMixin, StrEnumType, UtcDateTime
+from ils.errors import InvalidFieldError
 
 
 class ConnectionStatus(StrEnum):
@@ -55,3 +72,36 @@ class Connection(IdMixin, CreatedAtMixin, Base):
 
     requester: Mapped[Company] = relationship(foreign_keys=[requester_id])
     target: Mapped[Company] = relationship(foreign_keys=[target_id])
+
+
+async def connected(session: AsyncSession, first_id: str, second_id: str) -> bool:
+    """Whether the two companies have an accepted connection, whichever of them asked."""
+    found = await session.scalar(
+        select(Connection.id)
+        .where(
+            Connection.status == ConnectionStatus.ACCEPTED,
+            or_(
+                and_(Connection.requester_id == first_id, Connection.target_id == second_id),
+                and_(Connection.requester_id == second_id, Connection.target_id == first_id),
+            ),
+        )
+        .limit(1)
+    )
+    return found is not None
+
+
+async def require_connection(
+    session: AsyncSession, company_id: str, partner: Company, *, field: str
+) -> None:
+    """Refuse trade between ``company_id`` and ``partner`` unless they are connected.
+
+    A pending or rejected request is no consent: only the partner accepting (or the
+    partner's own request, accepted by this company) opens the way for orders that
+    carry patient data or go out by e-mail in the partner's name.
+
+    Raises:
+        InvalidFieldError: no accepted connection (422 on ``field``, naming the
+            partner, whose name the caller already knows from the marketplace).
+    """
+    if not await connected(session, company_id, partner.id):
+        raise InvalidFieldError(field, f"no accepted marketplace connection with {partner.name}")

@@ -28,12 +28,18 @@ Status = Literal["ok", "degraded", "down"]
 
 @dataclass(frozen=True, slots=True)
 class Problem:
-    """One thing wrong, said once."""
+    """One thing wrong, said once.
+
+    ``message`` is the sentence anyone allowed to read the report may see; ``detail``
+    holds the internals behind it (hosts, paths, pids) that only the platform's own
+    operators get, so the web layer drops one field instead of rewriting sentences.
+    """
 
     severity: Severity
     code: str
     message: str
     queue: str | None = None
+    detail: str | None = None
 
     def as_dict(self) -> dict[str, str | None]:
         return {
@@ -41,6 +47,7 @@ class Problem:
             "code": self.code,
             "message": self.message,
             "queue": self.queue,
+            "detail": self.detail,
         }
 
 
@@ -119,8 +126,9 @@ def stopped_worker_problems(stale: Sequence[tuple[str, str, float]]) -> list[Pro
         Problem(
             "warning",
             "worker_heartbeat_stopped",
-            f"Worker {worker_id} on {host} stopped sending heartbeats {_duration(ago)} ago "
+            f"Worker {worker_id} stopped sending heartbeats {_duration(ago)} ago "
             "without stopping cleanly; jobs it held return to waiting when their locks expire.",
+            detail=f"It ran on host {host}.",
         )
         for worker_id, host, ago in stale
     ]

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 from typing import Any, Final, Protocol
 
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ils.errors import ConfigurationError, InvalidPayloadError
+from ils.jobs.fairness import Demand
 from ils.jobs.job_types import (
     AiInsightType,
     JobTypes,
@@ -48,8 +50,10 @@ class JobSink(Protocol):
         options: JobOptions,
         *,
         session: AsyncSession | None = None,
+        demand: Demand | None = None,
     ) -> JobRef:
-        """Queue one validated job and return where it went."""
+        """Queue one validated job and return where it went; ``demand``: a job a user
+        triggered, held to its company's quota (``ils.jobs.fairness``)."""
         ...
 
 
@@ -71,6 +75,7 @@ class JobHelpers:
         sink: Receives the validated jobs (the producer in production).
         job_types: The catalogue of job types; the defaults of jobs.md when omitted.
         stats: What ``get_queue_stats`` answers (``JobMonitor.stats`` in production).
+        demand: Jobs a user triggered, of that class (see :meth:`on_demand`).
     """
 
     def __init__(
@@ -79,10 +84,20 @@ class JobHelpers:
         job_types: JobTypes | None = None,
         *,
         stats: Callable[[], Awaitable[dict[str, Any]]] | None = None,
+        demand: Demand | None = None,
     ) -> None:
         self._sink = sink
         self._job_types = job_types if job_types is not None else default_job_types()
         self._stats = stats
+        self._demand = demand
+
+    def on_demand(self, demand: Demand) -> JobHelpers:
+        """These helpers for jobs a user just asked for (``interactive``: a person
+        waits on screen; ``bulk``: a manager's run): on a shared queue with quotas they
+        count against the company's quota and get its fair priority, or raise
+        ``QuotaExceededError`` (``ils.jobs.fairness``). Platform work (schedules,
+        follow-ups) uses the plain helpers and keeps its job type's priority."""
+        return JobHelpers(self._sink, self._job_types, stats=self._stats, demand=demand)
 
     async def _enqueue(
         self,
@@ -96,7 +111,8 @@ class JobHelpers:
         """Build and validate the payload, then enqueue it with the type's options.
 
         Every problem (payload fields and ``attempts``) is reported at once, and the
-        sink is not called when there is any.
+        sink is not called when there is any. With a demand class (:meth:`on_demand`),
+        the job is made for the company its payload names, whose quota it counts against.
         """
         job_type = self._job_types.get(queue, name)
         problems = _attempts_problems(attempts)
@@ -107,7 +123,14 @@ class JobHelpers:
         if problems:
             raise InvalidPayloadError(queue, name, problems)
         options = job_type.options_for(payload, attempts=attempts)
-        return await self._sink.enqueue(queue, name, payload, options, session=session)
+        if self._demand is None:
+            return await self._sink.enqueue(queue, name, payload, options, session=session)
+        company_id = getattr(payload, "company_id", None)
+        if isinstance(company_id, str):
+            options = replace(options, company_id=company_id)
+        return await self._sink.enqueue(
+            queue, name, payload, options, session=session, demand=self._demand
+        )
 
     async def get_queue_stats(self) -> dict[str, Any]:
         """Counts of every queue by state and whether Redis is in use (jobs.md)."""

@@ -29,6 +29,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ils.clock import Clock
 from ils.errors import InvalidPayloadError, PayloadTooLargeError, StoreUnavailableError
+from ils.fairness_settings import FairnessSettings
+from ils.jobs.fairness import Demand, FairShare
+from ils.jobs.fairness_load import StoreLoadCounter
 from ils.jobs.gate import RedisGate
 from ils.jobs.job_types import JobTypes
 from ils.jobs.model import JobOptions, JobRef, NewJob
@@ -63,6 +66,7 @@ class Producer:
         *,
         max_payload_bytes: int,
         redis_timeout_ms: int,
+        fairness: FairnessSettings | None = None,
     ) -> None:
         self.job_types = job_types
         self.clock = clock
@@ -77,6 +81,10 @@ class Producer:
             clock,
             resolve=None if redis is None else redis.add_once,
             can_resolve=lambda: gate is not None and gate.up,
+        )
+        #: Quotas and fair priorities of user-triggered jobs (``ils.jobs.fairness``).
+        self.fairness = FairShare(
+            fairness or FairnessSettings(), StoreLoadCounter(local, redis, gate), clock
         )
 
     def prepare(self, queue: str, name: str, payload: BaseModel, options: JobOptions) -> NewJob:
@@ -103,15 +111,23 @@ class Producer:
         options: JobOptions,
         *,
         session: AsyncSession | None = None,
+        demand: Demand | None = None,
     ) -> JobRef:
         """Queue a job. With ``session``, it is part of that transaction: written to the
         jobs table directly in local mode, or to the outbox and handed to Redis after
-        commit in Redis mode. A rollback queues nothing either way."""
+        commit in Redis mode. A rollback queues nothing either way.
+
+        ``demand``: a user-triggered job of that class, held to its company's quota and
+        given its fair priority (``ils.jobs.fairness``; ``QuotaExceededError``)."""
         if options.company_id is None and session is not None:
             company_id = session.info.get(COMPANY_INFO_KEY)
             if isinstance(company_id, str):
                 options = replace(options, company_id=company_id)
         job = self.prepare(queue, name, payload, options)
+        if demand is not None:
+            job = replace(
+                job, options=await self.fairness.admit(queue, demand, job.options, session)
+            )
         assert job.options.job_id is not None
         if session is not None and self.redis is None:
             # Local mode: the jobs table is in the same database as the caller's rows.

@@ -129,6 +129,7 @@ class JobSystem:
             clock,
             max_payload_bytes=settings.max_payload_bytes,
             redis_timeout_ms=settings.redis_enqueue_timeout_ms,
+            fairness=settings.fairness,
         )
         # Opens the first pooled connection now: the first fallback enqueue must not pay
         # for a database connect (tens of ms on PostgreSQL).

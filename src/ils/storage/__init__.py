@@ -9,7 +9,8 @@ that could climb out of the root is refused.
 
 Local writes are atomic: the bytes go to a temporary file in the same directory,
 are flushed to disk, and are renamed over the final name, so a reader (or a crash)
-never sees half a file under a real key.
+never sees half a file under a real key. Files are created 0600 and directories 0700
+(:mod:`ils.files`): documents and uploads are patients' data.
 
 Reads are checked: a caller that recorded the SHA-256 of what it stored (the
 ``documents`` and ``uploaded_files`` rows do) passes it to :meth:`FileStorage.get`, and
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import Protocol
 
 from ils.errors import StorageChecksumError, StorageError
+from ils.files import open_private, private_dir
 
 _KEY_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
@@ -130,10 +132,12 @@ class LocalFileStorage:
 
 
 def _write_atomically(target: Path, data: bytes) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
+    # Documents hold patient data: 0600 files in 0700 directories, whatever the umask
+    # (the rename keeps the temporary file's mode).
+    private_dir(target.parent)
     temp = target.with_name(f".{target.name}.{secrets.token_hex(6)}.tmp")
     try:
-        with open(temp, "wb") as handle:
+        with os.fdopen(open_private(temp), "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())

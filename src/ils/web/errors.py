@@ -10,6 +10,7 @@ method and route only, never the query string, headers or body.
 
 from __future__ import annotations
 
+import json
 import logging
 import traceback
 from collections.abc import Sequence
@@ -18,7 +19,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError, ValidationException
 from fastapi.responses import JSONResponse
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from sqlalchemy.exc import DBAPIError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -37,11 +38,15 @@ from ils.errors import (
     StoreUnavailableError,
     UnknownQueueError,
 )
+from ils.web.schemas.common import ErrorOut, ValidationErrorOut
 
 # Where FastAPI says a value came from; the client knows, so the field name suffices.
 _SOURCES = frozenset({"body", "query", "path", "header", "cookie"})
 _VALUE_ERROR_PREFIXES = ("Value error, ", "Assertion failed, ")
 INTERNAL_ERROR = "internal error"
+# What FastAPI answers (400) when a JSON body cannot even be read: bytes that are not
+# UTF-8, nesting deeper than the parser's recursion limit.
+UNREADABLE_BODY = "There was an error parsing the body"
 
 
 def field_name(loc: Sequence[Any]) -> str:
@@ -131,6 +136,11 @@ async def _ils_error(request: Request, exc: Exception) -> JSONResponse:
         # Configuration messages may name hosts and URLs: keep them in the log.
         logging.getLogger(__name__).error("configuration error: %s", exc)
         return JSONResponse({"detail": "service unavailable"}, status_code=status)
+    # A 429 that knows when asking again helps says so (RFC 9110 Retry-After, seconds).
+    retry_after = getattr(exc, "retry_after_s", None)
+    if isinstance(exc, RateLimitedError) and isinstance(retry_after, int):
+        headers = {"Retry-After": str(max(retry_after, 1))}
+        return JSONResponse({"detail": str(exc)}, status_code=status, headers=headers)
     return JSONResponse({"detail": str(exc)}, status_code=status)
 
 
@@ -239,7 +249,78 @@ class InternalErrorMiddleware:
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    """Register the handlers and the catch-all middleware on ``app``."""
+    """Register the handlers and the catch-all middleware on ``app``, and make its
+    OpenAPI document describe the bodies they answer (:func:`document_errors`)."""
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(ILSError, _ils_error)
     app.add_middleware(InternalErrorMiddleware)
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        # FastAPI caches its document on app.openapi_schema: post-process it once.
+        if app.openapi_schema is None:
+            app.openapi_schema = document_errors(generate())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+_JSON = "application/json"
+_FASTAPI_ERROR_SCHEMAS = ("HTTPValidationError", "ValidationError")
+
+
+def _component_ref(schema: dict[str, Any], model: type[BaseModel]) -> dict[str, str]:
+    """A ``$ref`` to ``model`` in ``schema``'s components, adding it (and the models it
+    nests) when no route has brought it in yet."""
+    template = "#/components/schemas/{model}"
+    definition = model.model_json_schema(ref_template=template)
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    for name, nested in definition.pop("$defs", {}).items():
+        components.setdefault(name, nested)
+    components.setdefault(model.__name__, definition)
+    return {"$ref": template.format(model=model.__name__)}
+
+
+def _reads_json(operation: dict[str, Any]) -> bool:
+    content = operation.get("requestBody", {}).get("content", {})
+    return any(kind == _JSON or kind.endswith("+json") for kind in content)
+
+
+def document_errors(schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema`` (FastAPI's OpenAPI document) with the error bodies the API really answers.
+
+    FastAPI documents every 422 as its own ``HTTPValidationError`` (``loc``, ``msg``,
+    ``type``), but :func:`_validation_error` answers ``{"detail": [{"field",
+    "message"}]}``; and the 400 FastAPI itself answers for a JSON body it cannot read
+    (not UTF-8, nested too deep) is documented nowhere. Clients generated from the
+    document, and schemathesis' conformance checks, would believe the schema and be
+    wrong. Done once over the whole document, so no route can forget it: every 422
+    gets the real body, every operation reading a JSON body gets its 400 and 422, and
+    FastAPI's two error models leave the components.
+    """
+    invalid = {
+        "description": "invalid input, per field",
+        "content": {_JSON: {"schema": _component_ref(schema, ValidationErrorOut)}},
+    }
+    unreadable = {
+        "description": f"the body is not JSON that can be read: {UNREADABLE_BODY!r}",
+        "content": {_JSON: {"schema": ErrorOut.model_json_schema()}},
+    }
+    for path_item in schema.get("paths", {}).values():
+        for operation in path_item.values():
+            if not isinstance(operation, dict) or "responses" not in operation:
+                continue
+            responses = operation["responses"]
+            if _reads_json(operation):
+                responses.setdefault("400", unreadable)
+                responses.setdefault("422", invalid)
+            if "422" in responses:
+                described = responses["422"].get("description")
+                responses["422"] = {**invalid}
+                if described and described != "Validation Error":
+                    responses["422"]["description"] = described
+            operation["responses"] = dict(sorted(responses.items()))
+    if "#/components/schemas/HTTPValidationError" not in json.dumps(schema.get("paths", {})):
+        for name in _FASTAPI_ERROR_SCHEMAS:
+            schema.get("components", {}).get("schemas", {}).pop(name, None)
+    return schema

@@ -17,6 +17,11 @@ Order and the window: rows are read by ``created_at`` (then id). A worker's comm
 can land a moment after a later-stamped one, so a stream re-reads the last
 :data:`LATE_COMMIT_S` seconds each time and skips the ids it has already sent.
 The database is the truth; signals only say "look now".
+
+Caps (issue 23): the hub counts its streams per session and per user
+(:class:`~ils.web.slots.OpenStreams`, numbers from ``LimitSettings``). A stream that
+pushes either over its cap closes the oldest one, which ends with a ``closed`` event
+and a long ``retry:`` so its browser does not come straight back to push another out.
 """
 
 from __future__ import annotations
@@ -37,13 +42,20 @@ from ils.db.transactions import Transactions
 from ils.domain.content import Notification
 from ils.jobs.channels import NOTIFICATIONS as CHANNEL
 from ils.jobs.events import EventBus, Subscription
+from ils.limit_settings import LimitSettings
 from ils.settings import NotificationSettings
 from ils.web.schemas.notifications import NotificationOut
+from ils.web.slots import OpenStreams
 
 #: How far behind the newest row a late commit may still land.
 LATE_COMMIT_S: Final = 5.0
 #: Rows sent per read; a stream far behind catches up over several reads.
 BATCH: Final = 200
+#: What the hub tells a stream pushed out by a newer one of its session or user.
+CLOSE: Final = "close"
+#: The last event of a stream closed for a newer one: a browser reconnects after a
+#: minute (``retry:``) instead of two seconds, so tabs do not push each other out.
+CLOSED_EVENT: Final = 'retry: 60000\nevent: closed\ndata: {"reason": "too many streams"}\n\n'
 
 
 def notification_out(row: Notification) -> NotificationOut:
@@ -76,6 +88,7 @@ class NotificationHub:
         self._db = db
         self._settings = settings
         self._streams: dict[str, set[Subscription]] = {}
+        self._open: OpenStreams[Subscription] = OpenStreams()
         self._task: asyncio.Task[None] | None = None
         #: Newest ``created_at`` the poll has seen, and the ids seen near it.
         self._watermark: datetime | None = None
@@ -87,21 +100,37 @@ class NotificationHub:
         """How many streams are open in this process."""
         return sum(len(streams) for streams in self._streams.values())
 
+    def count(self, *, session_key: str | None = None, user_id: str | None = None) -> int:
+        """Open streams of a session or of a user (see :class:`OpenStreams`)."""
+        return self._open.count(session_key=session_key, user_id=user_id)
+
     @contextlib.asynccontextmanager
-    async def attach(self, user_id: str) -> AsyncIterator[Subscription]:
-        """A wake-up channel for one stream of ``user_id`` while the block runs."""
+    async def attach(
+        self, user_id: str, session_key: str, caps: LimitSettings
+    ) -> AsyncIterator[Subscription]:
+        """A wake-up channel for one stream of ``user_id`` while the block runs; the
+        oldest streams it pushes over the caps are told to close."""
         wake = Subscription(user_id)
         self._streams.setdefault(user_id, set()).add(wake)
+        for evicted in self._open.add(wake, session_key, user_id, caps):
+            # No wake-up after this one: a full backlog could drop it.
+            self._forget(evicted)
+            evicted.deliver(CLOSE)
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._run(), name="ils-notification-hub")
         try:
             yield wake
         finally:
-            streams = self._streams.get(user_id)
-            if streams is not None:
-                streams.discard(wake)
-                if not streams:
-                    del self._streams[user_id]
+            self._open.discard(wake)
+            self._forget(wake)
+
+    def _forget(self, wake: Subscription) -> None:
+        """Stop waking ``wake`` (its channel is its user's id)."""
+        streams = self._streams.get(wake.channel)
+        if streams is not None:
+            streams.discard(wake)
+            if not streams:
+                del self._streams[wake.channel]
 
     def _wake(self, user_ids: set[str]) -> None:
         for user_id in user_ids:
@@ -176,12 +205,17 @@ class NotificationStream:
         settings: NotificationSettings,
         user_id: str,
         company_id: str,
+        *,
+        session_key: str,
+        caps: LimitSettings,
     ) -> None:
         self._hub = hub
         self._db = db
         self._settings = settings
         self._user_id = user_id
         self._company_id = company_id
+        self._session_key = session_key
+        self._caps = caps
         #: The ``created_at`` of the newest row sent, and ids sent within the window.
         self._cursor: datetime | None = None
         self._sent: dict[str, datetime] = {}
@@ -261,9 +295,12 @@ class NotificationStream:
 
     async def events(self) -> AsyncIterator[str]:
         """The text/event-stream body: what was missed, then each new notification,
-        with a comment line when idle so proxies keep the connection."""
-        yield f"retry: 2000\n: connected {json.dumps(self._user_id)}\n\n"
-        async with self._hub.attach(self._user_id) as wake:
+        with a comment line when idle so proxies keep the connection. Ends with
+        :data:`CLOSED_EVENT` when a newer stream pushes it over a cap."""
+        attached = self._hub.attach(self._user_id, self._session_key, self._caps)
+        async with attached as wake:
+            # Counted before the client hears it is connected.
+            yield f"retry: 2000\n: connected {json.dumps(self._user_id)}\n\n"
             for row in await self._unsent():
                 yield sse_event(row)
             while True:
@@ -271,6 +308,8 @@ class NotificationStream:
                 if signal is None:
                     yield ": keep-alive\n\n"
                     continue
-                wake.drain()
+                if CLOSE in (signal, *wake.drain()):
+                    yield CLOSED_EVENT
+                    return
                 for row in await self._unsent():
                     yield sse_event(row)

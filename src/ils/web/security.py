@@ -17,6 +17,9 @@ Why it is built this way:
   they need nothing from the key and survive a rotation as they are.
 * Sessions live in ``user_sessions`` so signing out, deactivating a user or deleting a
   session row ends access at once; each carries its own CSRF token.
+* Guessing is throttled per account and per address (:func:`throttle_rules`, applied
+  by :mod:`ils.domain.sign_in_throttle`): argon2 makes one guess dear, the throttle
+  makes many of them slow, then impossible for a while.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import asyncio
 import base64
 import hashlib
 import hmac
+import math
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -37,6 +41,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ils.clock import Clock
 from ils.domain.companies import Company, User, UserSession
+from ils.domain.sign_in_throttle import ThrottleRule, ThrottleRules
+from ils.limit_settings import SignInSettings
 
 #: Name of the HttpOnly cookie holding ``token.signature``.
 SESSION_COOKIE = "ils_session"
@@ -237,3 +243,29 @@ def csrf_matches(expected: str, given: str | None) -> bool:
     if not given or not given.isascii():
         return False
     return hmac.compare_digest(expected.encode("ascii"), given.encode("ascii"))
+
+
+def throttle_rules(settings: SignInSettings) -> ThrottleRules:
+    """The sign-in throttle's rules from its settings (seconds become milliseconds)."""
+
+    def ms(seconds: float) -> int:
+        return max(int(seconds * 1000), 1)
+
+    def rule(free: int, lock_after: int) -> ThrottleRule:
+        return ThrottleRule(
+            free_attempts=free,
+            lock_after=lock_after,
+            base_delay_ms=ms(settings.base_delay_s),
+            max_delay_ms=ms(settings.max_delay_s),
+            lock_ms=ms(settings.lock_duration_s),
+        )
+
+    return ThrottleRules(
+        account=rule(settings.free_attempts, settings.lock_after),
+        address=rule(settings.address_free_attempts, settings.address_lock_after),
+    )
+
+
+def retry_after(ms: int) -> str:
+    """A ``Retry-After`` value: whole seconds, rounded up, at least one."""
+    return str(max(math.ceil(ms / 1000), 1))

@@ -6,7 +6,7 @@ single place and nothing lives in a module global (docs/design.md, rule 6).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -16,6 +16,7 @@ from ils.settings import Settings
 from ils.storage.backends import Storages
 from ils.web.live import NotificationHub
 from ils.web.security import Passwords, SessionManager
+from ils.web.slots import RequestSlots
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +34,7 @@ class WebState:
         notifications: Wakes this process's live notification streams.
         storage: Documents and uploaded files (one S3 client for all requests).
         numbering: PostgreSQL's engine for order numbers (``None`` on SQLite).
+        slots: Expensive requests running per session (``ils.web.limits``).
     """
 
     settings: Settings
@@ -45,3 +47,4 @@ class WebState:
     notifications: NotificationHub
     storage: Storages
     numbering: AsyncEngine | None = None
+    slots: RequestSlots = field(default_factory=RequestSlots)

@@ -20,7 +20,7 @@ from ils.jobs.failures import ACTION_MAX_JOBS, group_failures
 from ils.web.dashboard.pages import Pages
 from ils.web.dashboard.routes import Manager
 from ils.web.deps import SystemDep, queue_key
-from ils.web.schemas.failures import FailureGroupsOut
+from ils.web.disclosure import failures_for
 from ils.web.services import queue_jobs as service
 
 
@@ -48,6 +48,6 @@ class FailuresPage:
             section="failures",
             queue=key,
             queues=list(system.catalogue),
-            report=FailureGroupsOut.of(report),
+            report=failures_for(report, auth.user),
             max_jobs=ACTION_MAX_JOBS,
         )

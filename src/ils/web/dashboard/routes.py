@@ -55,8 +55,9 @@ from ils.web.deps import (
     not_found,
     queue_key,
 )
-from ils.web.schemas.common import DEFAULT_LIMIT, MAX_LIMIT
-from ils.web.schemas.queues import AuditOut, JobDetailOut, JobSummaryOut
+from ils.web.disclosure import health_for, job_detail, job_summary
+from ils.web.schemas.common import DEFAULT_LIMIT, Limit, Offset
+from ils.web.schemas.queues import AuditOut
 from ils.web.security import SessionAuth
 from ils.web.services import queue_jobs as service
 from ils.web.services import schedules as schedule_service
@@ -102,8 +103,6 @@ async def manager(auth: CurrentAuth) -> SessionAuth:
 Manager = Annotated[SessionAuth, Depends(manager)]
 QueueKey = Annotated[str, Path(max_length=64)]
 JobId = Annotated[str, Path(max_length=255)]
-Offset = Annotated[int, Query(ge=0)]
-Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
 
 
 def _paging(
@@ -148,7 +147,7 @@ class Dashboard:
         """Every queue's counts, chart and oldest waiting job, and the health panel;
         the first numbers come with the page, the script refreshes them."""
         stats = await system.monitor.stats()
-        health = await system.monitor.health()
+        health = health_for(await system.monitor.health(), auth.user)
         queues = [
             {
                 "key": key,
@@ -204,7 +203,7 @@ class Dashboard:
             paused=await paused_note(system, key),
             clean_states=CLEAN_STATES,
             search=text,
-            jobs=[JobSummaryOut.of(job) for job in found.jobs],
+            jobs=[job_summary(job, auth.user) for job in found.jobs],
             truncated=found.truncated,
             paging=_paging(
                 base, {"state": state.value, "search": text}, offset, limit, found.total
@@ -227,7 +226,7 @@ class Dashboard:
         record = await service.find_job(system, key, job_id, auth.user)
         if record is None:
             raise not_found()
-        job = JobDetailOut.of(record)
+        job = job_detail(record, auth.user)
         names = await company_names(session, [job.company_id] if job.company_id else [])
         return self.pages.render(
             "job.html",

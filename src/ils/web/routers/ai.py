@@ -3,7 +3,9 @@
 * Results (briefings, forecasts, anomalies, insights) are the company's: any role of
   the company may read them; another company's id answers 404.
 * Running a job (``POST /api/ai/runs/{kind}``) is for managers: it queues work on the
-  rate-limited ``ai`` queue for the whole company.
+  rate-limited ``ai`` queue for the whole company, as ``bulk`` demand: held to the
+  company's quota (429 with ``Retry-After`` past it) and queued at its fair priority
+  (``ils.jobs.fairness``), so one company's runs cannot hold up another's.
 * Chat: a user's conversations are theirs alone. A question is stored first and the
   ``chat-response`` job names it by id, so the question's text never sits in Redis;
   the answer arrives as the conversation's next message, which
@@ -30,6 +32,7 @@ from ils.jobs.channels import CHAT as CHAT_CHANNEL
 from ils.jobs.helpers import JobHelpers
 from ils.jobs.model import JobRef
 from ils.web.deps import CurrentCompany, CurrentUser, ManagerUser, SessionDep, StateDep
+from ils.web.limits import ExpensiveRequest
 from ils.web.schemas.ai import (
     AIResultOut,
     AnomalyRun,
@@ -43,7 +46,7 @@ from ils.web.schemas.ai import (
     MessageOut,
     QueuedOut,
 )
-from ils.web.schemas.common import DEFAULT_LIMIT, MAX_LIMIT, Page, RecordId, error_responses
+from ils.web.schemas.common import DEFAULT_LIMIT, Limit, Offset, Page, RecordId, error_responses
 from ils.web.services import chat
 from ils.web.services.common import now_utc
 
@@ -65,8 +68,8 @@ async def list_results(
     company: CurrentCompany,
     session: SessionDep,
     kind: AIResultKind | None = None,
-    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Limit = DEFAULT_LIMIT,
+    offset: Offset = 0,
 ) -> Page[AIResultOut]:
     """The company's results, newest first (by the day they are for, then creation)."""
     rows, total = await ai_queries.list_results(session, company.id, kind, limit, offset)
@@ -94,7 +97,7 @@ async def get_briefing(day: date, company: CurrentCompany, session: SessionDep) 
 # -- runs -----------------------------------------------------------------------------
 
 
-RUN_RESPONSES: Final = error_responses(401, 403)
+RUN_RESPONSES: Final = error_responses(401, 403, 429)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,8 +116,9 @@ class CompanyRun:
 async def company_run(
     user: ManagerUser, company: CurrentCompany, session: SessionDep, state: StateDep
 ) -> CompanyRun:
-    """Managers only: a run works for the whole company."""
-    return CompanyRun(company, session, state.system.helpers, state.clock)
+    """Managers only: a run works for the whole company. Its job is ``bulk`` demand,
+    held to the company's quota and fair priority (``ils.jobs.fairness``)."""
+    return CompanyRun(company, session, state.system.helpers.on_demand("bulk"), state.clock)
 
 
 ManagerRun = Annotated[CompanyRun, Depends(company_run)]
@@ -187,8 +191,8 @@ async def create_conversation(
 async def list_conversations(
     user: CurrentUser,
     session: SessionDep,
-    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Limit = DEFAULT_LIMIT,
+    offset: Offset = 0,
 ) -> Page[ConversationOut]:
     """Most recently active first; messages are on each chat's own page."""
     rows, total = await chat_queries.list_conversations(
@@ -237,8 +241,9 @@ async def ask(
     session: SessionDep,
     state: StateDep,
 ) -> AskedOut:
-    """Stores the question and queues its answer (``chat-response``, the ai queue's most
-    urgent job). 429 when the user asked more than five questions in the last minute."""
+    """Stores the question and queues its answer (``chat-response``, interactive demand:
+    ahead of every run). 429 when the user asked more than five questions in the last
+    minute, or their company reached its quota of answers (with ``Retry-After``)."""
     message, ref = await chat.ask(
         session, state.system, user, conversation_id, body.content, now_utc(state.clock)
     )
@@ -248,18 +253,21 @@ async def ask(
 @router.get(
     "/conversations/{conversation_id}/messages",
     summary="Messages after one (waiting for the answer)",
-    responses=error_responses(401, 404),
+    responses=error_responses(401, 404, 429),
 )
 async def messages_after(
     conversation_id: RecordId,
     user: CurrentUser,
     session: SessionDep,
     state: StateDep,
+    _: ExpensiveRequest,
     after: Annotated[str | None, Query(max_length=32, description="A message id.")] = None,
     wait: Annotated[float, Query(ge=0, le=WAIT_MAX_S, description="Seconds to wait.")] = 0,
 ) -> list[MessageOut]:
     """The messages after ``after`` (all without it); with ``wait``, an empty answer
-    comes only after waiting that long for a new message."""
+    comes only after waiting that long for a new message. A session may have
+    ``ILS_LIMITS__EXPENSIVE_PER_SESSION`` of these at once; one more answers 429 with
+    ``Retry-After``."""
     conversation = await chat_queries.get_conversation(
         session, user.id, user.company_id, conversation_id
     )

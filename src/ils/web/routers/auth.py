@@ -4,6 +4,11 @@ A successful sign-in sets two cookies: ``ils_session`` (HttpOnly, so scripts and
 XSS payload cannot read it) and ``ils_csrf`` (readable, so the web client can echo it
 in ``X-CSRF-Token``). SameSite=Lax keeps the session off cross-site POSTs; the CSRF
 header covers what SameSite does not (older browsers, same-site subdomains).
+
+Sign-in is throttled per account and per client address (see
+:mod:`ils.domain.sign_in_throttle`): too-early attempts and locked ones answer 429 with
+``Retry-After`` before any password is checked, for unknown e-mails exactly as for real
+ones. Admins lift a lock with ``POST /api/auth/sign-in-locks/unlock``.
 """
 
 from __future__ import annotations
@@ -11,14 +16,22 @@ from __future__ import annotations
 from datetime import datetime
 
 from fastapi import APIRouter, HTTPException, Request, Response
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from ils.domain import sign_in_throttle as throttle
 from ils.domain.account_queries import company_of, user_by_email
 from ils.domain.companies import Company, CompanyKind, Role, User
 from ils.domain.types import EMAIL_LENGTH
 from ils.settings import Settings
-from ils.web.deps import CurrentAuth, SessionDep, StateDep
-from ils.web.security import CSRF_COOKIE, SESSION_COOKIE, IssuedSession
+from ils.web.deps import NOT_ALLOWED, CurrentAuth, ManagerUser, SessionDep, StateDep, not_found
+from ils.web.security import (
+    CSRF_COOKIE,
+    SESSION_COOKIE,
+    IssuedSession,
+    retry_after,
+    throttle_rules,
+)
 
 router = APIRouter(prefix="/api/auth", tags=["auth"])
 
@@ -27,6 +40,10 @@ WRONG_CREDENTIALS = "wrong e-mail or password"
 # Longer passwords are refused before hashing: argon2 would take them, but a megabyte
 # "password" is a way to burn CPU, not a password.
 MAX_PASSWORD_LENGTH = 1024
+#: The 429 of an attempt that came before the next allowed time.
+TOO_SOON = "too many failed sign-ins; wait before trying again"
+#: The 429 of a locked account or address.
+LOCKED = "sign-in locked after too many failed attempts; try again later or ask an admin"
 
 
 class SignInRequest(BaseModel):
@@ -75,9 +92,30 @@ class SessionOut(BaseModel):
 
 
 class ErrorOut(BaseModel):
-    """The body of a 401 or 403."""
+    """The body of a 401, 403 or 429."""
 
     detail: str
+
+
+class UnlockIn(BaseModel):
+    """Whose sign-in to unlock: an account's e-mail, or (platform admins) an address."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    email: str | None = Field(default=None, min_length=1, max_length=EMAIL_LENGTH)
+    address: str | None = Field(default=None, min_length=1, max_length=64)
+
+    @model_validator(mode="after")
+    def _one_of_them(self) -> UnlockIn:
+        if (self.email is None) == (self.address is None):
+            raise ValueError("give either email or address")
+        return self
+
+
+class UnlockOut(BaseModel):
+    """Whether there was a lock or failures to lift (unlocking twice is harmless)."""
+
+    unlocked: bool
 
 
 def _session_out(user: User, company: Company, csrf_token: str, expires_at: datetime) -> SessionOut:
@@ -115,9 +153,27 @@ def _clear_cookies(response: Response, settings: Settings) -> None:
         )
 
 
+def _client_address(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+def _refused(refusal: throttle.Refusal) -> JSONResponse:
+    """The 429 of a throttled attempt. Returned, not raised: the request's transaction
+    commits what the check wrote (a lapsed lock cleared, its audit entry)."""
+    return JSONResponse(
+        {"detail": LOCKED if refusal.locked else TOO_SOON},
+        status_code=429,
+        headers={"Retry-After": retry_after(refusal.retry_after_ms)},
+    )
+
+
 @router.post(
     "/sign-in",
-    responses={401: {"model": ErrorOut, "description": WRONG_CREDENTIALS}},
+    response_model=SessionOut,
+    responses={
+        401: {"model": ErrorOut, "description": WRONG_CREDENTIALS},
+        429: {"model": ErrorOut, "description": f"{TOO_SOON}; or: {LOCKED} (see Retry-After)"},
+    },
 )
 async def sign_in(
     body: SignInRequest,
@@ -125,21 +181,30 @@ async def sign_in(
     response: Response,
     state: StateDep,
     session: SessionDep,
-) -> SessionOut:
+) -> SessionOut | Response:
     """Check e-mail and password, start a session and set its cookies.
 
     Unknown e-mails cost a password verification too, and every failure answers the
-    same 401, so neither timing nor message tells which e-mails have accounts.
+    same 401, so neither timing nor message tells which e-mails have accounts. The
+    throttle is checked before the e-mail is even looked up; a failure is counted in
+    the request's transaction, which is why the 401 is returned rather than raised.
     """
+    attempt = throttle.Attempt(
+        throttle.normalise_email(body.email), _client_address(request), state.clock.now_ms()
+    )
+    refusal = await throttle.check(session, attempt)
+    if refusal is not None:
+        return _refused(refusal)
     user = await user_by_email(session, body.email)
     if user is None:
         await state.passwords.verify_nobody(body.password)
-        raise HTTPException(401, WRONG_CREDENTIALS)
+        return await _failed(session, state, attempt, "")
     if not await state.passwords.verify(user.password_hash, body.password):
-        raise HTTPException(401, WRONG_CREDENTIALS)
+        return await _failed(session, state, attempt, user.company_id)
     company = await company_of(session, user)
     if not user.is_active or company is None or not company.is_active:
-        raise HTTPException(401, WRONG_CREDENTIALS)
+        return await _failed(session, state, attempt, user.company_id)
+    await throttle.record_success(session, attempt.email)
     if state.passwords.needs_rehash(user.password_hash):
         # Parameters were raised since this hash was made: upgrade it while we know
         # the password.
@@ -155,6 +220,55 @@ async def sign_in(
     user.last_sign_in_at = issued.row.created_at
     _set_cookies(response, state.settings, issued, issued.row.created_at)
     return _session_out(user, company, issued.csrf_token, issued.expires_at)
+
+
+async def _failed(
+    session: SessionDep, state: StateDep, attempt: throttle.Attempt, company_id: str
+) -> JSONResponse:
+    """Count the failure (audited if it locks) and answer the one 401 of every miss."""
+    rules = throttle_rules(state.settings.sign_in)
+    await throttle.record_failure(session, rules, attempt, company_id)
+    return JSONResponse({"detail": WRONG_CREDENTIALS}, status_code=401)
+
+
+@router.post(
+    "/sign-in-locks/unlock",
+    responses={
+        401: {"model": ErrorOut, "description": "not signed in"},
+        403: {"model": ErrorOut, "description": "not an admin, or CSRF token missing"},
+        404: {"model": ErrorOut, "description": "no such user in your company"},
+    },
+)
+async def unlock_sign_in(
+    body: UnlockIn, admin: ManagerUser, request: Request, state: StateDep, session: SessionDep
+) -> UnlockOut:
+    """Lift a sign-in lock and forget the failures, audited. A platform admin unlocks
+    any e-mail or address; a company's admin the e-mails of their company's users
+    (any other e-mail answers 404, whether or not it has an account)."""
+    platform = admin.role is Role.PLATFORM_ADMIN
+    company_id = ""
+    if body.address is not None:
+        if not platform:
+            raise HTTPException(403, NOT_ALLOWED)
+        scope, subject = throttle.ThrottleScope.ADDRESS, body.address.strip()
+    else:
+        assert body.email is not None
+        scope, subject = throttle.ThrottleScope.ACCOUNT, body.email
+        user = await user_by_email(session, body.email)
+        if user is not None:
+            company_id = user.company_id
+        if not platform and (user is None or user.company_id != admin.company_id):
+            raise not_found()
+    unlocked = await throttle.unlock(
+        session,
+        scope,
+        subject,
+        state.clock.now_ms(),
+        actor=(admin.id, admin.email),
+        company_id=company_id,
+        ip=_client_address(request),
+    )
+    return UnlockOut(unlocked=unlocked)
 
 
 @router.post(

@@ -17,7 +17,7 @@ from ils.domain.companies import CompanyKind, Role, User
 from ils.domain.scoping import get_scoped
 from ils.web.deps import CurrentCompany, SessionDep, StateDep, SystemDep, require_roles
 from ils.web.schemas.clinical import ExaminationCreate, ExaminationOut, PatientCreate, PatientOut
-from ils.web.schemas.common import DEFAULT_LIMIT, MAX_LIMIT, Line100, Page, error_responses
+from ils.web.schemas.common import DEFAULT_LIMIT, Limit, Line100, Offset, Page, error_responses
 from ils.web.services import clinical as service
 from ils.web.services.common import now_utc
 
@@ -57,8 +57,8 @@ async def list_patients(
     search: Annotated[
         Line100 | None, Query(description="Start of a first name, last name or reference.")
     ] = None,
-    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Limit = DEFAULT_LIMIT,
+    offset: Offset = 0,
 ) -> Page[PatientOut]:
     """Your practice's patients by last name."""
     rows, total = await service.list_patients(session, company, search, limit, offset)

@@ -22,6 +22,7 @@ from ils.jobs.admin import SCAN_LIMIT, JobAction
 from ils.jobs.failures import RECENT_PER_QUEUE, group_failures, remove_group, retry_group
 from ils.jobs.system import JobSystem
 from ils.web.deps import SessionDep, StateDep, SystemDep, queue_key, require_roles
+from ils.web.disclosure import failures_for
 from ils.web.schemas.common import error_responses
 from ils.web.schemas.failures import FailureGroupsOut, GroupActionOut
 from ils.web.services import queue_jobs as service
@@ -49,7 +50,7 @@ async def failure_groups(
     read."""
     queues = [queue_key(system, queue)] if queue else list(system.catalogue)
     report = await group_failures(service.admin_for(system, user), queues, per_queue=per_queue)
-    return FailureGroupsOut.of(report)
+    return failures_for(report, user)
 
 
 async def _act(

@@ -16,7 +16,7 @@ from ils.domain import mail_queries
 from ils.domain.companies import MANAGER_ROLES, Role, User
 from ils.domain.mail import MailState
 from ils.web.deps import SessionDep, require_roles
-from ils.web.schemas.common import DEFAULT_LIMIT, MAX_LIMIT, Page, error_responses
+from ils.web.schemas.common import DEFAULT_LIMIT, Limit, Offset, Page, error_responses
 from ils.web.schemas.mail import MailMessageOut
 
 router = APIRouter(prefix="/api/mail", tags=["mail"])
@@ -38,8 +38,8 @@ async def list_mail(
     session: SessionDep,
     state: MailState | None = None,
     job_id: Annotated[str | None, Query(max_length=255)] = None,
-    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Limit = DEFAULT_LIMIT,
+    offset: Offset = 0,
 ) -> Page[MailMessageOut]:
     """E-mail messages, newest first: recipient, subject, job, times and state."""
     rows, total = await mail_queries.list_mail(session, _scope(user), state, job_id, limit, offset)

@@ -16,9 +16,9 @@ from fastapi.responses import StreamingResponse
 
 from ils.domain import notification_queries as queries
 from ils.domain.content import NotificationPriority
-from ils.web.deps import CurrentUser, SessionDep, StateDep
+from ils.web.deps import CurrentAuth, CurrentUser, SessionDep, StateDep
 from ils.web.live import NotificationStream, notification_out
-from ils.web.schemas.common import DEFAULT_LIMIT, MAX_LIMIT, Page, RecordId, error_responses
+from ils.web.schemas.common import DEFAULT_LIMIT, Limit, Offset, Page, RecordId, error_responses
 from ils.web.schemas.notifications import MarkedOut, NotificationOut, UnreadCountOut
 from ils.web.security import SESSION_COOKIE
 from ils.web.services import notifications as service
@@ -38,8 +38,8 @@ async def list_notifications(
     unread: Annotated[bool | None, Query(description="Only unread (true) or read (false).")] = None,
     kind: Annotated[str | None, Query(pattern=KIND_PATTERN)] = None,
     priority: NotificationPriority | None = None,
-    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Limit = DEFAULT_LIMIT,
+    offset: Offset = 0,
 ) -> Page[NotificationOut]:
     """Unread first, then newest first."""
     filters = queries.NotificationFilters(unread=unread, kind=kind, priority=priority)
@@ -69,7 +69,7 @@ async def unread_count(user: CurrentUser, session: SessionDep) -> UnreadCountOut
 )
 async def stream(
     request: Request,
-    user: CurrentUser,
+    auth: CurrentAuth,
     session: SessionDep,
     state: StateDep,
     last_event_id: Annotated[str | None, Header(max_length=64)] = None,
@@ -77,10 +77,22 @@ async def stream(
     """Each event is ``event: notification``, ``id:`` the notification's id, ``data:``
     the notification as JSON. Reconnecting with ``Last-Event-ID`` replays what came
     after that event. A comment line every ``ILS_NOTIFICATIONS__STREAM_HEARTBEAT_S``
-    keeps idle connections open; the stream ends when the session does."""
+    keeps idle connections open; the stream ends when the session does. A session
+    holds at most ``ILS_LIMITS__STREAMS_PER_SESSION`` streams, a user
+    ``ILS_LIMITS__STREAMS_PER_USER`` (per web process): a new one closes the oldest,
+    whose last event is ``event: closed``."""
     settings = state.settings.notifications
     db = state.notifications.db
-    live = NotificationStream(state.notifications, db, settings, user.id, user.company_id)
+    user = auth.user
+    live = NotificationStream(
+        state.notifications,
+        db,
+        settings,
+        user.id,
+        user.company_id,
+        session_key=auth.session.id,
+        caps=state.settings.limits,
+    )
     await live.start_at(session, last_event_id)
     cookie = request.cookies.get(SESSION_COOKIE)
 

@@ -9,7 +9,6 @@ answers 404.
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated, Final
 
 from fastapi import APIRouter, Depends, Query
@@ -24,7 +23,15 @@ from ils.web.deps import (
     SystemDep,
     require_roles,
 )
-from ils.web.schemas.common import DEFAULT_LIMIT, MAX_LIMIT, Page, RecordId, error_responses
+from ils.web.schemas.common import (
+    DEFAULT_LIMIT,
+    Day,
+    Limit,
+    Offset,
+    Page,
+    RecordId,
+    error_responses,
+)
 from ils.web.schemas.orders import OrderCreate, OrderOut, OrderSummary, ShipIn, StatusChangeIn
 from ils.web.services import orders as service
 from ils.web.services.common import now_utc
@@ -74,13 +81,13 @@ async def list_orders(
     status: OrderStatus | None = None,
     patient_id: RecordId | None = None,
     created_from: Annotated[
-        date | None, Query(description="First day, in your company's time zone.")
+        Day | None, Query(description="First day, in your company's time zone.")
     ] = None,
     created_to: Annotated[
-        date | None, Query(description="Last day (inclusive), in your company's time zone.")
+        Day | None, Query(description="Last day (inclusive), in your company's time zone.")
     ] = None,
-    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Limit = DEFAULT_LIMIT,
+    offset: Offset = 0,
 ) -> Page[OrderSummary]:
     """Orders your practice placed or your lab makes, newest first."""
     filters = service.OrderFilters(status, patient_id, created_from, created_to)

@@ -32,7 +32,8 @@ from ils.web.deps import (
     queue_key,
     require_roles,
 )
-from ils.web.schemas.common import DEFAULT_LIMIT, MAX_LIMIT, Page, error_responses
+from ils.web.disclosure import job_detail, job_summary
+from ils.web.schemas.common import DEFAULT_LIMIT, Limit, Offset, Page, error_responses
 from ils.web.schemas.queues import (
     AuditOut,
     BulkIn,
@@ -41,7 +42,6 @@ from ils.web.schemas.queues import (
     CountOut,
     JobDetailOut,
     JobPage,
-    JobSummaryOut,
 )
 from ils.web.services import queue_jobs as service
 
@@ -82,8 +82,8 @@ def _refusal(exc: JobNotFoundError | InvalidJobStateError) -> HTTPException:
 async def audit_log(
     user: QueueAdmin,
     session: SessionDep,
-    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Limit = DEFAULT_LIMIT,
+    offset: Offset = 0,
 ) -> Page[AuditOut]:
     """Newest first. A platform_admin reads every entry; others their company's."""
     company_id = None if service.sees_all(user) else user.company_id
@@ -105,8 +105,8 @@ async def list_jobs(
     search: Annotated[
         str | None, Query(max_length=200, description="Text in the name, id or payload.")
     ] = None,
-    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Limit = DEFAULT_LIMIT,
+    offset: Offset = 0,
 ) -> JobPage:
     """Newest first."""
     found = await service.find_jobs(
@@ -119,7 +119,7 @@ async def list_jobs(
         limit=limit,
     )
     return JobPage(
-        items=[JobSummaryOut.of(job) for job in found.jobs],
+        items=[job_summary(job, user) for job in found.jobs],
         total=found.total,
         limit=limit,
         offset=offset,
@@ -134,9 +134,10 @@ async def get_job(
     queue: QueueKey, job_id: JobId, user: QueueAdmin, system: SystemDep
 ) -> JobDetailOut:
     """Payload, options, attempts, progress, log lines, result, failure reason and
-    stack trace, timestamps."""
+    stack trace, timestamps. Stack traces, and paths in the reason and log lines,
+    for a platform_admin only (:func:`ils.web.disclosure.job_for`)."""
     admin = service.admin_for(system, user)
-    return JobDetailOut.of(await _job(admin, queue_key(system, queue), job_id))
+    return job_detail(await _job(admin, queue_key(system, queue), job_id), user)
 
 
 async def _act(op: JobOperator, action: JobAction, queue: str, job_id: str) -> JobAdmin:
@@ -157,7 +158,7 @@ async def _act_and_show(
 ) -> JobDetailOut:
     """The answer of an operation that leaves the job in place: the job after it."""
     admin = await _act(op, action, queue, job_id)
-    return JobDetailOut.of(await _job(admin, op.queue_key(queue), job_id))
+    return job_detail(await _job(admin, op.queue_key(queue), job_id), op.user)
 
 
 @router.post("/{queue}/jobs/{job_id}/retry", summary="Retry a failed job", responses=ACT_RESPONSES)

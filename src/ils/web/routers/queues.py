@@ -4,6 +4,8 @@ Who may: platform_admin, admin and company_admin (401 without a session, 403 for
 other roles). The bodies are the job system's own (``JobMonitor.stats`` and
 ``JobMonitor.health``), so ``ils jobs stats`` and this API cannot disagree. Counts
 are of the whole queue: they say how busy the system is and name no company's jobs.
+The health report's infrastructure (store locations, worker hosts and pids, problem
+details) is the platform_admin's only (:func:`ils.web.disclosure.health_for`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from fastapi import APIRouter, Depends, Path, Query
 from ils.domain.companies import MANAGER_ROLES, User
 from ils.jobs.catalogue import QueueConfig
 from ils.web.deps import SystemDep, queue_key, require_roles
+from ils.web.disclosure import health_for
 from ils.web.schemas.common import error_responses
 
 router = APIRouter(prefix="/api/queue", tags=["queues"])
@@ -88,8 +91,10 @@ async def stats(user: QueueViewer, system: SystemDep) -> dict[str, Any]:
 async def health(user: QueueViewer, system: SystemDep) -> dict[str, Any]:
     """``status`` is ``ok``, ``degraded`` (Redis configured but unreachable: jobs go to
     the local store) or ``down``; then each store's reachability and latency, Redis's
-    eviction policy and memory, each queue's counts and oldest waiting job's age."""
-    return await system.monitor.health()
+    eviction policy and memory, each queue's counts and oldest waiting job's age.
+    Where the stores and workers are (paths, hosts, ports, pids) only for a
+    platform_admin."""
+    return health_for(await system.monitor.health(), user)
 
 
 @router.get(
@@ -100,6 +105,6 @@ async def info(user: QueueViewer, system: SystemDep) -> dict[str, Any]:
     plus the health and stats bodies."""
     return {
         "queues": {key: queue_info(config) for key, config in system.catalogue.items()},
-        "health": await system.monitor.health(),
+        "health": health_for(await system.monitor.health(), user),
         "stats": await system.monitor.stats(),
     }

@@ -9,7 +9,7 @@ from pydantic import Field, model_validator
 
 from ils.domain.content import AIResultKind, MessageRole
 from ils.jobs.payloads.ai import AiInsightType, MetricType, TimeRange
-from ils.web.schemas.common import ChatText, InputModel, Line100, OutputModel, RecordId
+from ils.web.schemas.common import ChatText, Day, InputModel, Line100, OutputModel, RecordId
 
 
 class AIResultOut(OutputModel):
@@ -34,7 +34,7 @@ class QueuedOut(OutputModel):
 class BriefingRun(InputModel):
     """Build the briefing of ``date`` (default: today) for some users or all managers."""
 
-    date: dt.date | None = None
+    date: Day | None = None
     user_ids: list[RecordId] | None = Field(default=None, max_length=500)
 
 
@@ -56,8 +56,8 @@ class InsightRun(InputModel):
     """Insights of one kind over ``period_start``..``period_end`` (local dates)."""
 
     insight_type: AiInsightType
-    period_start: dt.date
-    period_end: dt.date
+    period_start: Day
+    period_end: Day
 
     @model_validator(mode="after")
     def _ordered(self) -> InsightRun:

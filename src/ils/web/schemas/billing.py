@@ -27,7 +27,7 @@ from ils.domain.billing import (
     PaymentMethod,
     VatTreatment,
 )
-from ils.web.schemas.common import InputModel, Line100, Line500, OutputModel
+from ils.web.schemas.common import Day, InputModel, Line100, Line500, OutputModel
 
 MAX_LINES: Final = 200
 MAX_QUANTITY: Final = 100_000
@@ -78,7 +78,7 @@ class InvoiceCreate(InputModel):
     lines: list[InvoiceLineIn] = Field(min_length=1, max_length=MAX_LINES)
     payment_terms_days: int = Field(default=30, ge=0, le=MAX_TERMS_DAYS)
     currency: Currency = "GBP"
-    issued_on: date | None = Field(
+    issued_on: Day | None = Field(
         default=None, description="Default: today in the lab's time zone."
     )
 

@@ -21,7 +21,7 @@ from pydantic import (
 )
 
 from ils.domain.clinical import Examination, SightTestOutcome
-from ils.web.schemas.common import InputModel, Line64, Line100, Notes, OutputModel, RecordId
+from ils.web.schemas.common import Day, InputModel, Line64, Line100, Notes, OutputModel, RecordId
 from ils.web.schemas.prescription import Refraction, stepped
 from ils.web.schemas.sight_test import AcuityIn, BinocularVisionIn, HistoryIn, OphthalmoscopyIn
 
@@ -61,7 +61,7 @@ class PatientCreate(InputModel):
     reference: Line64 | None = Field(
         default=None, description="The practice's own patient number, unique per practice."
     )
-    date_of_birth: date | None = None
+    date_of_birth: Day | None = None
     email: EmailStr | None = None
     phone: Phone | None = None
 
@@ -126,7 +126,7 @@ class ExaminationCreate(InputModel):
         validate_default=True,
         description="Why and to whom; required with outcome referral, refused otherwise.",
     )
-    recall_date: date | None = Field(default=None, description="After the examination date.")
+    recall_date: Day | None = Field(default=None, description="After the examination date.")
     optometrist_name: Line100 | None = Field(
         default=None, validate_default=True, description="Required with an outcome."
     )

@@ -41,7 +41,8 @@ class FailureGroupOut(BaseModel):
     last_seen: datetime = Field(description="The newest failure of the group.")
     sample_job_id: str = Field(description="The group's newest job.")
     sample_stacktrace: str | None = Field(
-        description=f"That job's last stack trace (its end, at most {TRACE_CHARS:,} characters)."
+        description=f"That job's last stack trace (its end, at most {TRACE_CHARS:,} "
+        "characters); null unless you are a platform_admin."
     )
 
     @classmethod

@@ -19,6 +19,7 @@ from ils.domain.lens_options import Coating, LensType, Tint
 from ils.domain.orders import LENS_INDEXES, LensDesign, Order, OrderStatus, PrismBase
 from ils.domain.rx import mono_pds_agree
 from ils.web.schemas.common import (
+    Day,
     InputModel,
     Line64,
     Line100,
@@ -136,7 +137,7 @@ class OrderCreate(InputModel):
         "and progressive lenses.",
     )
     frame: FrameIn | None = None
-    due_date: date | None = None
+    due_date: Day | None = None
     price_cents: int | None = Field(default=None, ge=0, le=MAX_PRICE_CENTS)
     notes: Notes | None = None
     remake_of_id: RecordId | None = Field(

@@ -14,9 +14,10 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Annotated, Final
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import AfterValidator, Field, ValidationInfo, field_validator
 
 from ils.domain.orders import PrismBase
+from ils.web.schemas.common import InputModel
 
 ZERO: Final = Decimal("0.00")
 # Fixed2 columns store hundredths: a finer value would be silently rounded.
@@ -77,15 +78,13 @@ Axis = Annotated[int, AfterValidator(_check_axis)]
 _check_add: Final = stepped_check(ADD_LOW, ADD_HIGH, "0.25", "D", signed=True)
 
 
-class Refraction(BaseModel):
+class Refraction(InputModel):
     """One eye's refraction: sphere, cylinder with its axis, reading addition.
 
     A zero cylinder has no axis: one sent anyway is dropped, since axis without
     cylinder is meaningless and storing it would suggest an astigmatic correction.
     An add of zero means "no add" (single vision), as practice software sends it.
     """
-
-    model_config = ConfigDict(extra="forbid")
 
     sphere: Sphere = Field(description="Dioptres, -30.00..+30.00 in 0.25 steps (0 = plano).")
     cylinder: Cylinder = Field(default=ZERO, description="Dioptres, -10.00..+10.00 in 0.25 steps.")

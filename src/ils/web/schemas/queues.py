@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from ils.jobs.model import JobRecord, JobState
-from ils.web.schemas.common import OutputModel
+from ils.web.schemas.common import InputModel, OutputModel
 
 
 def _time(ms: int | None) -> datetime | None:
@@ -28,7 +28,9 @@ class JobSummaryOut(BaseModel):
     created_at: datetime | None
     processed_at: datetime | None
     finished_at: datetime | None
-    failed_reason: str | None
+    failed_reason: str | None = Field(
+        description="Why it failed; paths and addresses hidden unless you are a platform_admin."
+    )
 
     @classmethod
     def of(cls, job: JobRecord) -> JobSummaryOut:
@@ -56,7 +58,9 @@ class JobDetailOut(JobSummaryOut):
     options: dict[str, Any]
     progress: Any
     result: Any
-    stacktrace: list[str]
+    stacktrace: list[str] = Field(
+        description="One per failed attempt, oldest first; empty unless you are a platform_admin."
+    )
     logs: list[str]
 
     @classmethod
@@ -95,7 +99,7 @@ class CountOut(BaseModel):
     count: int
 
 
-class CleanIn(BaseModel):
+class CleanIn(InputModel):
     """Delete finished or stuck jobs of one state older than a grace."""
 
     state: Literal["completed", "failed", "delayed", "waiting", "paused"]
@@ -103,7 +107,7 @@ class CleanIn(BaseModel):
     limit: int = Field(default=0, ge=0, le=100_000, description="0: no limit.")
 
 
-class BulkIn(BaseModel):
+class BulkIn(InputModel):
     """Retry or remove chosen jobs at once."""
 
     action: Literal["retry", "remove"]

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, StringConstraints
 
-from ils.web.schemas.common import InputModel, Line100, OutputModel
+from ils.web.schemas.common import InputModel, Line100, Moment, OutputModel
 
 #: Schedules run at most once a minute, like cron.
 MIN_EVERY_S = 60
@@ -61,8 +61,8 @@ class ScheduleIn(InputModel):
     time_zone: ZoneName | None = Field(
         default=None, description="IANA zone; the schedule's company's own when left out"
     )
-    start: dt.datetime | None = None
-    end: dt.datetime | None = None
+    start: Moment | None = None
+    end: Moment | None = None
     catch_up: Literal["once", "skip"] = "once"
     jobs: list[ScheduledJobIn] = Field(min_length=1, max_length=10)
     company_wide: bool = Field(
@@ -83,8 +83,8 @@ class ScheduleEdit(InputModel):
     cron: CronText | None = None
     every_s: EverySeconds | None = None
     time_zone: ZoneName | None = None
-    start: dt.datetime | None = None
-    end: dt.datetime | None = None
+    start: Moment | None = None
+    end: Moment | None = None
     catch_up: Literal["once", "skip"] | None = None
     jobs: list[ScheduledJobIn] | None = Field(default=None, min_length=1, max_length=10)
 
@@ -98,8 +98,8 @@ class SchedulePreviewIn(InputModel):
     time_zone: ZoneName | None = Field(
         default=None, description="IANA zone; your company's own when left out"
     )
-    start: dt.datetime | None = None
-    end: dt.datetime | None = None
+    start: Moment | None = None
+    end: Moment | None = None
     count: int = Field(default=PREVIEW_RUNS, ge=1, le=20, description="How many runs to show.")
 
 

@@ -12,7 +12,7 @@ from typing import Final
 from pydantic import Field, field_validator
 
 from ils.domain.supply import PurchaseOrderStatus
-from ils.web.schemas.common import InputModel, OutputModel, RecordId
+from ils.web.schemas.common import Day, InputModel, OutputModel, RecordId
 
 MAX_PO_LINES: Final = 200
 MAX_PO_QUANTITY: Final = 1_000_000
@@ -30,7 +30,7 @@ class PurchaseOrderCreate(InputModel):
 
     supplier_id: RecordId
     lines: list[PurchaseOrderLineIn] = Field(min_length=1, max_length=MAX_PO_LINES)
-    expected_on: date | None = Field(
+    expected_on: Day | None = Field(
         default=None, description="Default: today plus the longest lead time of the lines."
     )
 

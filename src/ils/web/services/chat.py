@@ -3,7 +3,9 @@
 A question is stored first and its ``chat-response`` job names it by id, so the
 question's text never sits in the job store; the answer arrives later as the
 conversation's next message. The per-user rate limit lives here because the ai queue
-runs ten jobs a minute for the whole platform: one user must not fill it.
+runs ten jobs a minute for the whole platform: one user must not fill it. The answer is
+queued as ``interactive`` demand: its company's quota and fair priority (ahead of every
+manager's run) come from ``ils.jobs.fairness``.
 """
 
 from __future__ import annotations
@@ -69,7 +71,9 @@ async def ask(
     Raises:
         NotFoundError: unknown id, or a conversation of another user or company.
         RateLimitedError: the user asked :data:`QUESTIONS_PER_MINUTE` questions in the
-            last minute (nothing stored, nothing queued).
+            last minute, or their company reached its quota of chat answers on the ai
+            queue (``QuotaExceededError``, ``ils.jobs.fairness``); nothing is stored or
+            queued (the request's transaction rolls back).
     """
     conversation = await chat_queries.get_conversation(
         session, user.id, user.company_id, conversation_id
@@ -85,7 +89,7 @@ async def ask(
     if conversation.title is None:
         conversation.title = content.splitlines()[0][:TITLE_LENGTH]
     await session.flush()
-    ref = await system.helpers.queue_chat_response(
+    ref = await system.helpers.on_demand("interactive").queue_chat_response(
         user.id, user.company_id, conversation.id, message.id, session=session
     )
     return message, ref

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from ils.domain.clinical import Patient
 from ils.domain.companies import Company, CompanyKind, Role, User
+from ils.domain.marketplace import require_connection
 from ils.domain.numbering import NumberKind, allocate_number
 from ils.domain.orders import (
     Order,
@@ -150,7 +151,8 @@ async def create_order(
 
     Raises:
         InvalidFieldError: ``patient_id`` is not a patient of this practice,
-            ``lab_id`` is not an active lab, ``due_date`` has passed, or
+            ``lab_id`` is not an active lab or has no accepted marketplace
+            connection with the practice, ``due_date`` has passed, or
             ``remake_of_id`` is not an order of the same practice, patient and lab,
             or a sphere leaves ±30.00 D once transposed to minus cylinder
             (422; nothing written, nothing queued).
@@ -163,6 +165,7 @@ async def create_order(
     lab = await active_company(
         session, body.lab_id, [CompanyKind.LAB], field="lab_id", rule="must be an active lab"
     )
+    await require_connection(session, practice.id, lab, field="lab_id")
     today = practice.local_date(now)
     if body.due_date is not None and body.due_date < today:
         raise field_error("due_date", "must not be in the past")

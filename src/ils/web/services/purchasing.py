@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ils.domain.companies import Company, CompanyKind, User
+from ils.domain.marketplace import require_connection
 from ils.domain.numbering import NumberKind, allocate_number
 from ils.domain.supply import Product, PurchaseOrder, PurchaseOrderLine, PurchaseOrderStatus
 from ils.jobs.system import JobSystem
@@ -33,7 +34,8 @@ async def create_purchase_order(
         The purchase order and its products by id (for the response).
 
     Raises:
-        InvalidFieldError: ``supplier_id`` is not an active supplier, or a line's
+        InvalidFieldError: ``supplier_id`` is not an active supplier or has no
+            accepted marketplace connection with the lab, or a line's
             product is not in that supplier's catalogue (422 ``lines.N.product_id``).
     """
     supplier = await active_company(
@@ -43,6 +45,7 @@ async def create_purchase_order(
         field="supplier_id",
         rule="must be an active supplier",
     )
+    await require_connection(session, lab.id, supplier, field="supplier_id")
     wanted = [line.product_id for line in body.lines]
     found = await session.scalars(
         select(Product).where(Product.id.in_(wanted), Product.company_id == supplier.id)

@@ -18,7 +18,8 @@ facts the worker retrieved. Modules, one concern each:
   ``chat_answers`` and ``chat_trade`` (rules that understand a question and answer it
   from facts; ``chat_trade`` for invoices, customers and lens mix),
   ``language_model`` (the optional OpenAI-compatible endpoint);
-* ``results`` (company checks, idempotent storing, notifying managers) and
+* ``results`` (company checks, idempotent storing, notifying managers),
+  ``bad_input`` (days out of range and overflows fail a job at once) and
   ``handlers`` (the five jobs).
 """
 

@@ -32,6 +32,7 @@ from ils.jobs.job_types import (
 from ils.jobs.registry import JobContext
 from ils.jobs.worker_context import WorkerContext
 from ils.workers.ai import anomaly_scan, demand
+from ils.workers.ai.bad_input import job_day, permanent_on_overflow
 from ils.workers.ai.briefing import build_briefing
 from ils.workers.ai.chat import compose_answer, phrase_answer
 from ils.workers.ai.facts import Period, short_date
@@ -83,6 +84,7 @@ class AIWorker:
 
     # -- demand forecast ----------------------------------------------------------------
 
+    @permanent_on_overflow
     async def demand_forecast(self, job: DemandForecast, ctx: JobContext) -> dict[str, Any]:
         """Forecast the company's stocked products and store the result."""
         began = time.perf_counter()
@@ -150,6 +152,7 @@ class AIWorker:
 
     # -- anomalies ----------------------------------------------------------------------
 
+    @permanent_on_overflow
     async def anomaly_detection(self, job: AnomalyDetection, ctx: JobContext) -> dict[str, Any]:
         """Scan one metric; store new anomalies and tell the managers of big ones."""
         async with self.db.read() as session:
@@ -212,9 +215,12 @@ class AIWorker:
 
     # -- insights -----------------------------------------------------------------------
 
+    @permanent_on_overflow
     async def insight_generation(self, job: InsightGeneration, ctx: JobContext) -> dict[str, Any]:
         """Compute the findings of one kind over the period and store them."""
-        period = Period(date.fromisoformat(job.period_start), date.fromisoformat(job.period_end))
+        period = Period(
+            job_day(job.period_start, "periodStart"), job_day(job.period_end, "periodEnd")
+        )
         async with self.db.read() as session:
             company = await load_company(session, job.company_id)
             findings = await generate_insights(
@@ -241,9 +247,10 @@ class AIWorker:
 
     # -- daily briefing -----------------------------------------------------------------
 
+    @permanent_on_overflow
     async def daily_briefing(self, job: DailyBriefingJob, ctx: JobContext) -> dict[str, Any]:
         """Build, store and send the company's briefing for the day (once per job)."""
-        day = date.fromisoformat(job.date)
+        day = job_day(job.date, "date")
         async with self.db.read() as session:
             company = await load_company(session, job.company_id)
             done = await self._briefing_of_job(session, company, ctx.job_id)
@@ -286,6 +293,7 @@ class AIWorker:
 
     # -- chat ---------------------------------------------------------------------------
 
+    @permanent_on_overflow
     async def chat_response(self, job: ChatResponse, ctx: JobContext) -> dict[str, Any]:
         """Answer the user's message from the company's data and store the reply."""
         async with self.db.read() as session:

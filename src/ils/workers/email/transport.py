@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Protocol
 
 from ils.errors import MailDeliveryError
+from ils.files import open_private
 from ils.settings import Settings
 
 #: Called once the server has taken the envelope, before the content is sent.
@@ -93,13 +94,15 @@ class FileTransport:
             raise MailDeliveryError(
                 f"writing the message to {self.directory} failed: {exc}"
             ) from None
-        return Accepted(f"written to {path}")
+        # The name only: the reply is shown in the mail log to companies' admins, and the
+        # server's directories are not theirs to know (the mail directory is ILS_DATA_DIR/mail).
+        return Accepted(f"written to {path.name}")
 
     def _write(self, mail: Outgoing) -> Path:
-        self.directory.mkdir(parents=True, exist_ok=True)
         path = self.directory / f"{mail.file_stem}.eml"
         draft = self.directory / f".{mail.file_stem}.{secrets.token_hex(4)}.tmp"
-        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        # A message names patients and orders: 0600 in a 0700 directory, whatever the umask.
+        fd = open_private(draft)
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(mail.data)

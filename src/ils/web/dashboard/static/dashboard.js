@@ -177,6 +177,13 @@
       const severity = document.createElement("strong");
       severity.textContent = p.severity;
       item.append(severity, ` ${p.message}`);
+      // Internals (hosts, paths) come only in a platform admin's report.
+      if (p.detail) {
+        const detail = document.createElement("span");
+        detail.className = "detail";
+        detail.textContent = p.detail;
+        item.append(" ", detail);
+      }
       return item;
     });
     list.replaceChildren(...items);

@@ -1,0 +1,58 @@
+"""Settings of sign-in throttling and request limits (``ILS_SIGN_IN__...``, ``ILS_LIMITS__...``).
+
+A module of its own, beside ``ils.settings``, so the limits are read next to their
+defaults and the settings module stays small. ``ils.web.security`` turns
+:class:`SignInSettings` into the throttle's rules; ``ils.web.limits`` applies
+:class:`LimitSettings`. docs/platform.md ("Sign-in throttling and request limits")
+explains the numbers.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field, model_validator
+
+
+class SignInSettings(BaseModel):
+    """Sign-in throttling, per account (the normalised e-mail, whether or not it has an
+    account) and per client address.
+
+    The first ``free_attempts`` failures cost nothing; each failure after them makes
+    the next attempt wait ``base_delay_s`` doubled per failure (at most
+    ``max_delay_s``); failure number ``lock_after`` locks for ``lock_duration_s``. An
+    address is shared by whole offices behind one NAT, so its numbers are higher.
+    """
+
+    model_config = {"extra": "forbid"}
+
+    free_attempts: int = Field(default=5, ge=0, le=1000)
+    base_delay_s: float = Field(default=1.0, gt=0, le=3600)
+    max_delay_s: float = Field(default=60.0, gt=0, le=86_400)
+    lock_after: int = Field(default=10, ge=1, le=10_000)
+    lock_duration_s: float = Field(default=900.0, gt=0, le=7 * 86_400)
+    address_free_attempts: int = Field(default=20, ge=0, le=100_000)
+    address_lock_after: int = Field(default=100, ge=1, le=1_000_000)
+
+    @model_validator(mode="after")
+    def _lock_after_the_free_ones(self) -> SignInSettings:
+        if self.lock_after <= self.free_attempts:
+            raise ValueError("lock_after must be greater than free_attempts")
+        if self.address_lock_after <= self.address_free_attempts:
+            raise ValueError("address_lock_after must be greater than address_free_attempts")
+        return self
+
+
+class LimitSettings(BaseModel):
+    """Caps on what one session or user holds open in one web process.
+
+    A new notification stream over ``streams_per_session`` (or ``streams_per_user``
+    across the user's sessions) closes the oldest one; more than
+    ``expensive_per_session`` long polls of one session at once answer 429 with
+    ``Retry-After: retry_after_s``.
+    """
+
+    model_config = {"extra": "forbid"}
+
+    streams_per_session: int = Field(default=5, ge=1, le=1000)
+    streams_per_user: int = Field(default=10, ge=1, le=10_000)
+    expensive_per_session: int = Field(default=2, ge=1, le=1000)
+    retry_after_s: int = Field(default=5, ge=1, le=3600)
