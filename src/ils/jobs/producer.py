@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from collections.abc import Sequence
 from dataclasses import replace
 
 from pydantic import BaseModel
@@ -119,24 +120,71 @@ class Producer:
 
         ``demand``: a user-triggered job of that class, held to its company's quota and
         given its fair priority (``ils.jobs.fairness``; ``QuotaExceededError``)."""
-        if options.company_id is None and session is not None:
-            company_id = session.info.get(COMPANY_INFO_KEY)
-            if isinstance(company_id, str):
-                options = replace(options, company_id=company_id)
-        job = self.prepare(queue, name, payload, options)
+        job = self.prepare(queue, name, payload, _stamped(options, session))
         if demand is not None:
             job = replace(
                 job, options=await self.fairness.admit(queue, demand, job.options, session)
             )
-        assert job.options.job_id is not None
         if session is not None and self.redis is None:
             # Local mode: the jobs table is in the same database as the caller's rows.
             await self.local.add_in_session(session, queue, [job])
-            return JobRef(queue=queue, name=name, job_id=job.options.job_id, store=self.local.kind)
+            return _ref(queue, job, self.local.kind)
         if session is not None:
             return self.outbox.record(session, queue, job)
-        store = await self.deliver(queue, job)
-        return JobRef(queue=queue, name=name, job_id=job.options.job_id, store=store)
+        return _ref(queue, job, await self.deliver(queue, job))
+
+    async def enqueue_many(
+        self,
+        queue: str,
+        jobs: Sequence[tuple[str, BaseModel, JobOptions]],
+        *,
+        session: AsyncSession | None = None,
+    ) -> list[JobRef]:
+        """Queue many jobs of one queue at once, for producers that make them together
+        (a schedule's fan-out to every company, a batch of invoices): one round trip to
+        Redis and one insert in the local store instead of one per job.
+
+        Every job is checked before any is queued, so a bad one queues none. With
+        ``session`` they are part of its transaction, as with :meth:`enqueue`. Jobs of
+        a demand class (quotas, fair priorities) are queued one by one with
+        :meth:`enqueue` instead: each one's admission depends on the one before.
+        """
+        prepared = [
+            self.prepare(queue, name, payload, _stamped(options, session))
+            for name, payload, options in jobs
+        ]
+        if not prepared:
+            return []
+        if session is not None and self.redis is None:
+            await self.local.add_in_session(session, queue, prepared)
+            return [_ref(queue, job, self.local.kind) for job in prepared]
+        if session is not None:
+            return [self.outbox.record(session, queue, job) for job in prepared]
+        store = await self.deliver_many(queue, prepared)
+        return [_ref(queue, job, store) for job in prepared]
+
+    async def deliver_many(self, queue: str, jobs: Sequence[NewJob]) -> str:
+        """:meth:`deliver` for many jobs in one call: all in Redis, all in the local
+        store, or all held (an ambiguous bulk add is resolved job by job, by id)."""
+        if self.redis is None or self.gate is None or not self.gate.up:
+            await self.local.add_bulk(queue, jobs)
+            return self.local.kind
+        add = asyncio.ensure_future(self.redis.add_bulk(queue, jobs))
+        try:
+            await asyncio.wait_for(asyncio.shield(add), self.redis_timeout_s)
+            return self.redis.kind
+        except TimeoutError:
+            self.gate.suspect_outage("a bulk enqueue took longer than its budget")
+        except StoreUnavailableError as exc:
+            self.gate.report(exc)
+            if exc.unsent:
+                await self.local.add_bulk(queue, jobs)
+                return self.local.kind
+        for job in jobs:
+            assert job.options.job_id is not None
+            await self.outbox.hold(queue, job)
+            self.outbox.settle_later(job.options.job_id, add)
+        return HELD
 
     async def deliver(self, queue: str, job: NewJob, in_outbox: bool = False) -> str:
         """Add to Redis when it is up, else to the local store; returns the store kind,
@@ -165,3 +213,17 @@ class Producer:
         await self.outbox.hold(queue, job, existing=in_outbox)
         self.outbox.settle_later(job.options.job_id, add)
         return HELD
+
+
+def _stamped(options: JobOptions, session: AsyncSession | None) -> JobOptions:
+    """``options`` with the company a request's session acts for, unless set."""
+    if options.company_id is None and session is not None:
+        company_id = session.info.get(COMPANY_INFO_KEY)
+        if isinstance(company_id, str):
+            return replace(options, company_id=company_id)
+    return options
+
+
+def _ref(queue: str, job: NewJob, store: str) -> JobRef:
+    assert job.options.job_id is not None
+    return JobRef(queue=queue, name=job.name, job_id=job.options.job_id, store=store)

@@ -15,22 +15,21 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query
 
 from ils.domain.companies import MANAGER_ROLES, User
 from ils.jobs.admin import SCAN_LIMIT, JobAction
 from ils.jobs.failures import RECENT_PER_QUEUE, group_failures, remove_group, retry_group
-from ils.jobs.system import JobSystem
-from ils.web.deps import SessionDep, StateDep, SystemDep, queue_key, require_roles
+from ils.web.deps import JobOperator, SystemDep, job_operator, queue_key, require_roles
 from ils.web.disclosure import failures_for
 from ils.web.schemas.common import error_responses
 from ils.web.schemas.failures import FailureGroupsOut, GroupActionOut
 from ils.web.services import queue_jobs as service
-from ils.web.services.common import now_utc
 
 router = APIRouter(prefix="/api/queue/failures", tags=["queues"])
 
 QueueAdmin = Annotated[User, Depends(require_roles(*MANAGER_ROLES))]
+QueueOperator = Annotated[JobOperator, Depends(job_operator(*MANAGER_ROLES))]
 FingerprintId = Annotated[str, Path(max_length=100, description="`<queue>-<16 hex digits>`")]
 
 
@@ -53,23 +52,14 @@ async def failure_groups(
     return failures_for(report, user)
 
 
-async def _act(
-    action: JobAction,
-    fingerprint: str,
-    user: User,
-    system: JobSystem,
-    session: SessionDep,
-    request: Request,
-    state: StateDep,
-) -> GroupActionOut:
+async def _act(action: JobAction, fingerprint: str, op: JobOperator) -> GroupActionOut:
     """A group action as a route does it: in the request's transaction, audited there."""
-    admin = service.admin_for(system, user, session)
     act = retry_group if action is JobAction.RETRY else remove_group
-    result = await act(admin, fingerprint, system.catalogue)
+    result = await act(op.admin(), fingerprint, op.system.catalogue)
     if result.done:
         found = result.fingerprint
-        service.audit(
-            session, request, user, now_utc(state.clock), f"group-{action.value}", found.queue,
+        op.audit(
+            f"group-{action.value}", found.queue,
             fingerprint=fingerprint, name=found.name, exception_type=found.exception_type,
             message=found.message, count=len(result.done), missing=len(result.missing),
             job_ids=result.done,
@@ -82,17 +72,10 @@ async def _act(
     summary="Retry every failed job of a group",
     responses=error_responses(401, 403, 404),
 )
-async def retry(
-    fingerprint: FingerprintId,
-    user: QueueAdmin,
-    system: SystemDep,
-    session: SessionDep,
-    request: Request,
-    state: StateDep,
-) -> GroupActionOut:
+async def retry(fingerprint: FingerprintId, op: QueueOperator) -> GroupActionOut:
     """Back to waiting with their attempts reset, in batches; 404 when no failed job
     you may see has this fingerprint."""
-    return await _act(JobAction.RETRY, fingerprint, user, system, session, request, state)
+    return await _act(JobAction.RETRY, fingerprint, op)
 
 
 @router.post(
@@ -100,13 +83,6 @@ async def retry(
     summary="Remove every failed job of a group",
     responses=error_responses(401, 403, 404),
 )
-async def remove(
-    fingerprint: FingerprintId,
-    user: QueueAdmin,
-    system: SystemDep,
-    session: SessionDep,
-    request: Request,
-    state: StateDep,
-) -> GroupActionOut:
+async def remove(fingerprint: FingerprintId, op: QueueOperator) -> GroupActionOut:
     """Deleted with their logs, in batches; 404 as for retry."""
-    return await _act(JobAction.REMOVE, fingerprint, user, system, session, request, state)
+    return await _act(JobAction.REMOVE, fingerprint, op)
