@@ -102,6 +102,29 @@ class Transactions:
         async with self._turn(), self.sessions() as session, session.begin():
             yield session
 
+    @contextlib.asynccontextmanager
+    async def request(self, *, reading: bool) -> AsyncIterator[AsyncSession]:
+        """A web request's transaction: committed on exit, rolled back on any error.
+
+        ``reading`` (a GET, HEAD or OPTIONS): on SQLite the transaction starts deferred
+        instead of taking the write lock (``BEGIN IMMEDIATE``) and skips the process's
+        write turn, so reads never queue behind writers or the workers' claims; such
+        requests must not write. Anything else queues for the write turn (shared with
+        the local job store) instead of racing for the file lock in SQLite's busy
+        handler. On other databases both are the same plain transaction.
+        """
+        turn = contextlib.nullcontext() if reading else self._turn()
+        async with turn, self.sessions() as session:
+            if reading and self.sqlite:
+                await session.connection(execution_options={READ_ONLY_OPTION: True})
+            try:
+                yield session
+            except BaseException:
+                await session.rollback()
+                raise
+            # The request's one commit (``session.commit``, which tests count).
+            await session.commit()
+
     async def run(self, body: Callable[[Connection], T], *, readonly: bool = False) -> T:
         """``body`` on a synchronous connection in one transaction (see :class:`TxRunner`)."""
         if readonly and self.sqlite:

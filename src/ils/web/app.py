@@ -20,7 +20,7 @@ from fastapi import FastAPI
 
 from ils import __version__
 from ils.clock import Clock, SystemClock
-from ils.db.engine import create_numbering_engine, session_factory
+from ils.db.engine import create_numbering_engine
 from ils.db.transactions import Transactions
 from ils.jobs.banner import start_up_banner
 from ils.jobs.system import JobSystem
@@ -86,11 +86,8 @@ def create_app(
         storage = open_storages(settings)
         system = await JobSystem.open(settings, clock=the_clock)
         numbering = create_numbering_engine(system.engine)
-        hub = NotificationHub(
-            system.events,
-            Transactions(system.engine, system.write_turn),
-            settings.notifications,
-        )
+        transactions = Transactions(system.engine, system.write_turn)
+        hub = NotificationHub(system.events, transactions, settings.notifications)
         stop = asyncio.Event()
         worker_task: asyncio.Task[None] | None = None
         try:
@@ -99,7 +96,7 @@ def create_app(
             app.state.ils = WebState(
                 settings=settings,
                 system=system,
-                sessions=session_factory(system.engine),
+                transactions=transactions,
                 passwords=passwords,
                 auth=SessionManager(signer, timedelta(hours=settings.session_ttl_hours), the_clock),
                 clock=the_clock,

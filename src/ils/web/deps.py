@@ -55,7 +55,6 @@ function-scoped ones).
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -64,7 +63,6 @@ from fastapi import Depends, HTTPException, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ils.clock import Clock
-from ils.db.engine import READ_ONLY_OPTION
 from ils.domain.companies import MANAGER_ROLES, Company, CompanyKind, Role, User
 from ils.domain.scoping import get_scoped
 from ils.errors import UnknownQueueError
@@ -113,28 +111,11 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
 async def get_session(request: Request, state: StateDep) -> AsyncIterator[AsyncSession]:
-    """One transaction per request: commit on success, roll back on any exception.
-
-    On SQLite a GET, HEAD or OPTIONS request reads in a deferred transaction instead of
-    taking the write lock (``BEGIN IMMEDIATE``), so reads never queue behind writers
-    or the workers' claims. Such handlers must not write.
-    """
-    sqlite = state.system.engine.dialect.name == "sqlite"
-    reading = request.method in READ_METHODS
-    # A write request on SQLite queues for the process's write turn (shared with the
-    # local job store) instead of racing for the file lock in SQLite's busy handler.
-    turn: contextlib.AbstractAsyncContextManager[object] = (
-        state.system.write_turn() if sqlite and not reading else contextlib.nullcontext()
-    )
-    async with turn, state.sessions() as session:
-        if sqlite and reading:
-            await session.connection(execution_options={READ_ONLY_OPTION: True})
-        try:
-            yield session
-        except BaseException:
-            await session.rollback()
-            raise
-        await session.commit()
+    """One transaction per request: commit on success, roll back on any exception
+    (``Transactions.request``: on SQLite a GET, HEAD or OPTIONS request reads without
+    taking the write lock, and must not write)."""
+    async with state.transactions.request(reading=request.method in READ_METHODS) as session:
+        yield session
 
 
 # scope="function": the commit runs when the handler returns, before the response is

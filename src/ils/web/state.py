@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from ils.clock import Clock
+from ils.db.transactions import Transactions
 from ils.jobs.system import JobSystem
 from ils.settings import Settings
 from ils.storage.backends import Storages
@@ -26,7 +27,8 @@ class WebState:
     Attributes:
         settings: The settings the app was created with.
         system: The job system (stores, helpers, outbox).
-        sessions: Makes the per-request database session (on ``system.engine``).
+        transactions: The request transactions on ``system.engine`` with the process's
+            write turn (``get_session``); ``sessions`` is its session factory.
         passwords: argon2id hashing, off the event loop.
         auth: Signed cookies and server-side sessions.
         clock: The injected clock (session expiry).
@@ -39,7 +41,7 @@ class WebState:
 
     settings: Settings
     system: JobSystem
-    sessions: async_sessionmaker[AsyncSession]
+    transactions: Transactions
     passwords: Passwords
     auth: SessionManager
     clock: Clock
@@ -48,3 +50,8 @@ class WebState:
     storage: Storages
     numbering: AsyncEngine | None = None
     slots: RequestSlots = field(default_factory=RequestSlots)
+
+    @property
+    def sessions(self) -> async_sessionmaker[AsyncSession]:
+        """Sessions on the app database outside a request (tests, start-up)."""
+        return self.transactions.sessions

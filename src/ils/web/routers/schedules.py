@@ -34,7 +34,6 @@ from typing import Final
 
 from fastapi import APIRouter, BackgroundTasks, HTTPException, Request, Response
 
-from ils.db.transactions import Transactions
 from ils.domain.companies import Role, User
 from ils.domain.types import new_id
 from ils.errors import ILSError
@@ -93,7 +92,7 @@ async def _sync_job_schedulers(state: WebState) -> None:
         return
     logger = logging.getLogger(__name__)
     try:
-        async with Transactions(state.system.engine).read() as session:
+        async with state.transactions.read() as session:
             schedules = await _store().list(session, every_company=True)
         await state.system.schedulers.sync(schedules)
     except ILSError as error:
