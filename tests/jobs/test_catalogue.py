@@ -20,7 +20,7 @@ def test_defaults_match_jobs_md() -> None:
     assert table == {
         "email": ("emails", 5, RateLimit(100, 60_000), 3, 30_000),
         "pdf": ("pdfs", 3, RateLimit(20, 60_000), 3, 60_000),
-        "notification": ("notifications", 10, RateLimit(200, 60_000), 3, 30_000),
+        "notification": ("notifications", 10, RateLimit(6_000, 60_000), 3, 30_000),
         "ai": ("ai-processing", 2, RateLimit(10, 60_000), 2, 120_000),
         "oma": ("oma-processing", 2, None, 3, 60_000),
         "scheduled": ("scheduled-jobs", 1, None, 3, 120_000),

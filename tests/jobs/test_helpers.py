@@ -82,6 +82,7 @@ queue_lab_work_ticket_pdf           pdf           lab-work-ticket           1 -
 queue_examination_form_pdf          pdf           examination-form          2 -
 queue_system_notification           notification  system-notification       3 5
 queue_order_notification            notification  order-notification        2 5
+queue_company_order_notification    notification  company-order-notification 2 5
 queue_ai_insight_notification       notification  ai-insight-notification   3 3
 queue_marketplace_notification      notification  marketplace-notification  2 3
 queue_daily_briefing                ai            daily-briefing            3 -
@@ -120,6 +121,9 @@ CALLS: dict[str, dict[str, Any]] = {
     },
     "queue_order_notification": {
         "userId": USER, "orderId": ORDER, "status": "shipped", "message": "On its way",
+    },
+    "queue_company_order_notification": {
+        "companyId": COMPANY, "orderId": ORDER, "status": "accepted", "message": "Accepted",
     },
     "queue_ai_insight_notification": {
         "userId": USER, "insightType": "anomaly", "title": "Odd day",
@@ -195,6 +199,9 @@ SIGNATURES: dict[str, list[tuple[str, Any]]] = {
     "queue_order_notification": [
         ("user_id", ...), ("order_id", ...), ("status", ...), ("message", ...),
     ],
+    "queue_company_order_notification": [
+        ("company_id", ...), ("order_id", ...), ("status", ...), ("message", ...),
+    ],
     "queue_ai_insight_notification": [
         ("user_id", ...), ("insight_type", ...), ("title", ...), ("summary", ...),
         ("detail_url", None),
@@ -231,7 +238,7 @@ def payload_json(call: Call) -> dict[str, Any]:
 def test_there_is_one_helper_per_jobs_md_job(helpers: JobHelpers) -> None:
     public = {n for n in dir(helpers) if n.startswith("queue_")}
     assert public == set(HELPERS_MD) == set(CALLS) == set(SIGNATURES)
-    assert len(public) == 23
+    assert len(public) == 24
 
 
 @pytest.mark.parametrize("name", sorted(SIGNATURES))

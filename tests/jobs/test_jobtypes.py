@@ -44,6 +44,7 @@ pdf           lab-work-ticket           1 -  type orderId
 pdf           examination-form          2 -  type examinationId
 notification  system-notification       3 5  type userId title message priority actionUrl
 notification  order-notification        2 5  type userId orderId status message
+notification  company-order-notification 2 5  type companyId orderId status message
 notification  ai-insight-notification   3 3  type userId insightType title summary detailUrl
 notification  marketplace-notification  2 3  type userId connectionId action companyName
 notification  urgent-notification-email 1 3  type notificationId
@@ -107,6 +108,10 @@ TS_JSON: dict[tuple[str, str], str] = {
     ("notification", "order-notification"): (
         '{"type":"order-notification","userId":"$B","orderId":"$A",'
         '"status":"in_production","message":"Your order is being surfaced."}'
+    ),
+    ("notification", "company-order-notification"): (
+        '{"type":"company-order-notification","companyId":"42","orderId":"$A",'
+        '"status":"accepted","message":"Order ORD-2026-000042 is now accepted"}'
     ),
     ("notification", "ai-insight-notification"): (
         '{"type":"ai-insight-notification","userId":"$B","insightType":"forecast",'
@@ -201,7 +206,7 @@ def test_catalogue_is_exactly_jobs_md(types: JobTypes) -> None:
     got = {(jt.queue, jt.name): (jt.priority, jt.attempts) for jt in types}
     want = {key: (priority, attempts) for key, (_, priority, attempts) in JOBS_MD.items()}
     assert got == want
-    assert len(types) == 24
+    assert len(types) == 25
 
 
 def test_for_queue_lists_the_queue_types_in_jobs_md_order(types: JobTypes) -> None:

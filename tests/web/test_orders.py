@@ -90,15 +90,17 @@ async def test_create_stores_the_order_and_queues_its_jobs(
         ("lab-work-ticket", order["id"]),
         ("order-sheet", order["id"]),
     ]
-    notes = await queued(state, "notification", "order-notification")
-    lab_users = {world.user(LAB, role).id for role in (Role.ADMIN, Role.STAFF, Role.LAB_TECH)}
-    assert {job.data["userId"] for job in notes} == lab_users
-    assert inactive.id not in {job.data["userId"] for job in notes}
-    for job in notes:
-        assert job.data["orderId"] == order["id"]
-        assert job.data["status"] == "submitted"
-        assert order["number"] in job.data["message"]
-    assert await all_jobs(state) == 1 + 2 + len(lab_users)
+    # One notification job for the lab, not one per lab user (issue 21): its worker
+    # finds the lab's active users (not ``inactive``) when it runs.
+    notes = await queued(state, "notification")
+    assert [job.name for job in notes] == ["company-order-notification"]
+    (job,) = notes
+    assert job.data["companyId"] == world.lab.id
+    assert inactive.company_id == world.lab.id
+    assert job.data["orderId"] == order["id"]
+    assert job.data["status"] == "submitted"
+    assert order["number"] in job.data["message"]
+    assert await all_jobs(state) == 1 + 2 + 1
 
 
 async def test_order_numbers_count_up(world: World) -> None:
@@ -257,13 +259,13 @@ async def test_a_failure_after_writing_and_queueing_leaves_nothing(
     roll back together: the jobs were only recorded in the request's transaction."""
     helpers = state.system.helpers
     calls: list[str] = []
-    original = helpers.queue_order_notification
+    original = helpers.queue_company_order_notification
 
     async def fail_on_notification(*args: Any, **kwargs: Any) -> Any:
         calls.append("notification")
         raise RuntimeError("notification service exploded")
 
-    monkeypatch.setattr(helpers, "queue_order_notification", fail_on_notification)
+    monkeypatch.setattr(helpers, "queue_company_order_notification", fail_on_notification)
     before = (await count(db, Order), await all_jobs(state))
 
     response = await world.client(PRACTICE).post("/api/orders", json=body_for(world))
@@ -275,7 +277,7 @@ async def test_a_failure_after_writing_and_queueing_leaves_nothing(
     assert await count(db, OrderStatusChange) == 0
     assert await count(db, OutboxRow) == 0
 
-    monkeypatch.setattr(helpers, "queue_order_notification", original)
+    monkeypatch.setattr(helpers, "queue_company_order_notification", original)
     order = await place(world)
     if state.system.engine.dialect.name == "sqlite":
         # Counted in the request's transaction: the failed request's number came back.

@@ -110,7 +110,10 @@ DEFAULT_QUEUES: tuple[QueueConfig, ...] = (
         "notifications",
         "In-app notifications: system, order, AI insight and marketplace",
         10,
-        RateLimit(200, 60_000),
+        # 100 a second: an in-app notification calls no outside provider, so a low
+        # platform-wide limit only delays it (200 a minute made them 55 s late with
+        # 100 users, issue 21). ILS_QUEUES__NOTIFICATION__RATE_LIMIT_MAX overrides it.
+        RateLimit(6_000, 60_000),
         3,
         30,
     ),

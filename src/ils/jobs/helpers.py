@@ -320,6 +320,27 @@ class JobHelpers:
         }
         return await self._enqueue("notification", "order-notification", fields, session=session)
 
+    async def queue_company_order_notification(
+        self,
+        company_id: str,
+        order_id: str,
+        status: str,
+        message: str,
+        *,
+        session: AsyncSession | None = None,
+    ) -> JobRef:
+        """Tell every active user of a company in-app that an order changed status:
+        one job per event, whose worker finds the recipients when it runs."""
+        fields: dict[str, object] = {
+            "company_id": company_id,
+            "order_id": order_id,
+            "status": status,
+            "message": message,
+        }
+        return await self._enqueue(
+            "notification", "company-order-notification", fields, session=session
+        )
+
     async def queue_ai_insight_notification(
         self,
         user_id: str,

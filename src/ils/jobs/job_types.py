@@ -41,6 +41,7 @@ from ils.jobs.payloads.email import (
 )
 from ils.jobs.payloads.notification import (
     AiInsightNotification,
+    CompanyOrderNotification,
     MarketplaceAction,
     MarketplaceNotification,
     NotificationInsightType,
@@ -65,6 +66,7 @@ __all__ = [
     "AnomalyDetection",
     "ChatResponse",
     "CleanupExpiredData",
+    "CompanyOrderNotification",
     "DailyBriefingEmail",
     "DailyBriefingJob",
     "DemandForecast",
@@ -230,6 +232,7 @@ def default_job_types() -> JobTypes:
             # 3 is that of the default "medium".
             JobType("notification", "system-notification", SystemNotification, 3, 5),
             JobType("notification", "order-notification", OrderNotification, 2, 5),
+            JobType("notification", "company-order-notification", CompanyOrderNotification, 2, 5),
             JobType("notification", "ai-insight-notification", AiInsightNotification, 3, 3),
             JobType("notification", "marketplace-notification", MarketplaceNotification, 2, 3),
             JobType("notification", "urgent-notification-email", UrgentNotificationEmail, 1, 3),

@@ -55,6 +55,21 @@ class OrderNotification(JobPayload):
     message: Message
 
 
+class CompanyOrderNotification(JobPayload):
+    """Tell every active user of a company that an order changed status.
+
+    One job per event, not per recipient: the worker resolves the company's active
+    users when it runs, so an order event costs one job however large the company
+    (issue 21: one job per recipient flooded the rate-limited queue).
+    """
+
+    type: Literal["company-order-notification"] = "company-order-notification"
+    company_id: Identifier
+    order_id: Identifier
+    status: ShortText
+    message: Message
+
+
 class AiInsightNotification(JobPayload):
     """Point a user at a new AI insight (briefing, forecast, anomaly, recommendation)."""
 

@@ -35,7 +35,6 @@ from ils.web.schemas.orders import OrderCreate, OrderOut, StatusChangeOut
 from ils.web.schemas.prescription import EyePrescription
 from ils.web.services.common import (
     active_company,
-    active_user_ids,
     field_error,
     query_error,
 )
@@ -147,7 +146,8 @@ async def create_order(
     (the history of a new order is that entry: no need to read it back).
 
     Queues the order-confirmation e-mail to ``user``, the order sheet and lab work
-    ticket PDFs, and an order notification to every active user of the lab.
+    ticket PDFs, and one order notification job for the lab (its worker notifies
+    every user of the lab active when it runs).
 
     Raises:
         InvalidFieldError: ``patient_id`` is not a patient of this practice,
@@ -172,7 +172,6 @@ async def create_order(
     if body.remake_of_id is not None:
         await _check_remake(session, body, practice.id)
     columns = _order_columns(body)  # may refuse a transposed sphere: before the number
-    recipients = await active_user_ids(session, lab.id)
     # Late, once the checks have passed: a number taken by a failed order is a gap.
     number = await allocate_number(session, NumberKind.ORDER, year=today.year, own_engine=numbering)
     order = Order(
@@ -199,10 +198,9 @@ async def create_order(
     await helpers.queue_order_sheet_pdf(order.id, session=session)
     await helpers.queue_lab_work_ticket_pdf(order.id, session=session)
     message = f"New order {order.number} from {practice.name}"
-    for recipient in recipients:
-        await helpers.queue_order_notification(
-            recipient, order.id, OrderStatus.SUBMITTED.value, message, session=session
-        )
+    await helpers.queue_company_order_notification(
+        lab.id, order.id, OrderStatus.SUBMITTED.value, message, session=session
+    )
     return order, submitted
 
 
@@ -290,10 +288,11 @@ async def list_orders(
 async def _notify_side(
     session: AsyncSession, system: JobSystem, order: Order, company_id: str, message: str
 ) -> None:
-    for recipient in await active_user_ids(session, company_id):
-        await system.helpers.queue_order_notification(
-            recipient, order.id, order.status.value, message, session=session
-        )
+    """One notification job for the side's company, not one per user: its worker
+    notifies every active user, so a large company costs the queue one job (issue 21)."""
+    await system.helpers.queue_company_order_notification(
+        company_id, order.id, order.status.value, message, session=session
+    )
 
 
 async def change_status(

@@ -5,7 +5,7 @@
 * ``handlers``: store with the job's id (idempotent), signal live streams through the
   job system's event bus, e-mail urgent ones left unread.
 
-Rate limit (200 a minute across processes) and concurrency (10 per process) are the
+Rate limit (6,000 a minute across processes) and concurrency (10 per process) are the
 queue's, enforced by the runner from the catalogue.
 """
 
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from ils.jobs.payloads.notification import (
     AiInsightNotification,
+    CompanyOrderNotification,
     MarketplaceNotification,
     OrderNotification,
     SystemNotification,
@@ -32,6 +33,7 @@ def register(registry: HandlerRegistry, context: WorkerContext) -> NotificationW
     worker = NotificationWorker(context)
     registry.register(SystemNotification, worker.system_notification)
     registry.register(OrderNotification, worker.order_notification)
+    registry.register(CompanyOrderNotification, worker.company_order_notification)
     registry.register(AiInsightNotification, worker.ai_insight_notification)
     registry.register(MarketplaceNotification, worker.marketplace_notification)
     registry.register(UrgentNotificationEmail, worker.escalate)

@@ -23,6 +23,7 @@ from ils.domain.orders import Order
 from ils.errors import PermanentJobError
 from ils.jobs.payloads.notification import (
     AiInsightNotification,
+    CompanyOrderNotification,
     MarketplaceNotification,
     OrderNotification,
     SystemNotification,
@@ -109,6 +110,37 @@ async def order_draft(session: AsyncSession, payload: OrderNotification) -> Draf
         payload.message,
         f"/orders/{order.id}",
     )
+
+
+async def company_order_drafts(
+    session: AsyncSession, payload: CompanyOrderNotification
+) -> list[Draft]:
+    """A ``company-order-notification``: the ``order-notification`` draft for each
+    user of the company active now (who joined or left since the event decides, not
+    who was there when it was queued); none for a company without active users."""
+    order = await session.scalar(select(Order).where(Order.id == payload.order_id))
+    if order is None or payload.company_id not in (order.company_id, order.lab_id):
+        raise NotificationTargetError(
+            f"order {payload.order_id} is not an order of company {payload.company_id}"
+        )
+    users = await session.scalars(
+        select(User.id)
+        .where(User.company_id == payload.company_id, User.is_active.is_(True))
+        .order_by(User.id)
+    )
+    title = _clip(f"Order {order.number}: {payload.status.replace('_', ' ')}", 200)
+    return [
+        Draft(
+            payload.company_id,
+            user_id,
+            "order",
+            NotificationPriority.HIGH,
+            title,
+            payload.message,
+            f"/orders/{order.id}",
+        )
+        for user_id in users
+    ]
 
 
 async def ai_insight_draft(session: AsyncSession, payload: AiInsightNotification) -> Draft:

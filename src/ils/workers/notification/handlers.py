@@ -5,6 +5,10 @@
   the row and stores nothing twice, and of two copies of the job running at once
   (the same job id in two stores) the one whose insert loses to the unique index
   returns the winner's row instead of failing.
+* A ``company-order-notification`` (one job per order event, not per recipient)
+  stores one row per active user of the company in one transaction, with
+  :func:`recipient_key` (job id and user id) in ``job_id``: a retry stores only the
+  rows an earlier attempt did not, so never one twice.
 * After the commit it publishes ``notifications`` → the user's id on the job
   system's event bus; web processes holding that user's live stream read the row.
 * An ``urgent`` notification also queues, in the same transaction, a delayed
@@ -17,20 +21,23 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any, Final, TypeVar
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ils.clock import utc_now
 from ils.domain.content import Notification, NotificationPriority
-from ils.domain.types import new_id
+from ils.domain.types import JOB_ID_LENGTH, new_id
 from ils.jobs import channels
 from ils.jobs.model import JobOptions
 from ils.jobs.payloads.notification import (
     AiInsightNotification,
+    CompanyOrderNotification,
     MarketplaceNotification,
     OrderNotification,
     SystemNotification,
@@ -42,6 +49,7 @@ from ils.jobs.worker_context import WorkerContext
 from ils.workers.notification.content import (
     Draft,
     ai_insight_draft,
+    company_order_drafts,
     marketplace_draft,
     order_draft,
     system_draft,
@@ -52,6 +60,10 @@ CHANNEL: Final = channels.NOTIFICATIONS
 URGENT_EMAIL_JOB: Final = "urgent-notification-email"
 #: E-mail subjects are one line of at most this many characters (jobs.md helpers).
 SUBJECT_LIMIT: Final = 200
+
+#: Rows per INSERT (and keys per look-up) of a company notification: at ten columns a
+#: row, well inside SQLite's and asyncpg's limits of about 32,000 bound parameters.
+BATCH_ROWS: Final = 1_000
 
 
 NoticeT = TypeVar(
@@ -65,6 +77,16 @@ Drafter = Callable[[AsyncSession, NoticeT], Awaitable[Draft]]
 def urgent_email_job_id(notification_id: str) -> str:
     """One escalation job per notification: adding it twice adds nothing."""
     return f"urgent-email-{notification_id}"
+
+
+def recipient_key(job_id: str, user_id: str) -> str:
+    """The ``job_id`` column of one recipient's row of a company notification job:
+    one per (job, user), so a retry finds what its earlier attempt stored. A job id
+    too long to fit beside the user id is replaced by its SHA-256."""
+    key = f"{job_id}/{user_id}"
+    if len(key) <= JOB_ID_LENGTH:
+        return key
+    return f"sha256-{hashlib.sha256(job_id.encode()).hexdigest()}/{user_id}"
 
 
 class NotificationWorker:
@@ -88,6 +110,53 @@ class NotificationWorker:
     ) -> dict[str, Any]:
         """Handler of ``order-notification``."""
         return await self.store(payload, ctx, order_draft)
+
+    async def company_order_notification(
+        self, payload: CompanyOrderNotification, ctx: JobContext
+    ) -> dict[str, Any]:
+        """Handler of ``company-order-notification``: a row for each active user of
+        the company, stored in one transaction, then each recipient's streams are
+        signalled (again on a retry: the first attempt may have died before)."""
+        async with self.db.write() as session:
+            drafts = await company_order_drafts(session, payload)
+            keyed = {recipient_key(ctx.job_id, draft.user_id): draft for draft in drafts}
+            try:
+                async with session.begin_nested():
+                    created = await self._insert_missing(session, keyed)
+            except IntegrityError:
+                # Another copy of this job stored rows first (PostgreSQL: our insert
+                # waited on its commit): store only those it did not.
+                async with session.begin_nested():
+                    created = await self._insert_missing(session, keyed)
+        for draft in drafts:
+            await self.context.events.publish(CHANNEL, draft.user_id)
+        await ctx.log(
+            f"stored {created} order notifications for company {payload.company_id} "
+            f"({len(drafts) - created} already stored)"
+        )
+        return {
+            "companyId": payload.company_id,
+            "orderId": payload.order_id,
+            "recipients": len(drafts),
+            "created": created,
+        }
+
+    async def _insert_missing(self, session: AsyncSession, keyed: dict[str, Draft]) -> int:
+        """Insert the rows of ``keyed`` (by recipient key) not stored yet, in one
+        multi-row INSERT per :data:`BATCH_ROWS`; how many were inserted."""
+        keys = list(keyed)
+        stored: set[str | None] = set()
+        for start in range(0, len(keys), BATCH_ROWS):
+            batch = keys[start : start + BATCH_ROWS]
+            found = await session.scalars(
+                select(Notification.job_id).where(Notification.job_id.in_(batch))
+            )
+            stored.update(found)
+        now = utc_now(self.context.clock)
+        rows = [_row(key, draft, now) for key, draft in keyed.items() if key not in stored]
+        for start in range(0, len(rows), BATCH_ROWS):
+            await session.execute(insert(Notification).values(rows[start : start + BATCH_ROWS]))
+        return len(rows)
 
     async def ai_insight_notification(
         self, payload: AiInsightNotification, ctx: JobContext
@@ -215,3 +284,19 @@ class NotificationWorker:
             user_id, subject, content, session=session
         )
         return True
+
+
+def _row(key: str, draft: Draft, now: datetime) -> dict[str, Any]:
+    """The column values of one notification row of a multi-row INSERT."""
+    return {
+        "id": new_id(),
+        "company_id": draft.company_id,
+        "user_id": draft.user_id,
+        "kind": draft.kind,
+        "priority": draft.priority,
+        "title": draft.title,
+        "message": draft.message,
+        "link": draft.link,
+        "job_id": key,
+        "created_at": now,
+    }
