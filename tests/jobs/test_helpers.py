@@ -16,9 +16,10 @@ from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ils.errors import InvalidPayloadError
-from ils.jobs.helpers import JobHelpers, JobSink
+from ils.jobs.helpers import JobHelpers
 from ils.jobs.job_types import JobTypes, default_job_types
 from ils.jobs.model import JobOptions, JobRef
+from ils.jobs.sink import JobSink
 
 
 @dataclass
@@ -236,7 +237,8 @@ def payload_json(call: Call) -> dict[str, Any]:
 
 
 def test_there_is_one_helper_per_jobs_md_job(helpers: JobHelpers) -> None:
-    public = {n for n in dir(helpers) if n.startswith("queue_")}
+    # queue_many is the batch form of any of them, not a job of its own.
+    public = {n for n in dir(helpers) if n.startswith("queue_") and n != "queue_many"}
     assert public == set(HELPERS_MD) == set(CALLS) == set(SIGNATURES)
     assert len(public) == 24
 

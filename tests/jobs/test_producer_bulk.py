@@ -110,3 +110,26 @@ async def test_one_bad_job_queues_none(tmp_path: Path) -> None:
         assert (await system.local.counts("ai"))[JobState.WAITING] == 0
     finally:
         await system.close()
+
+
+async def test_helpers_queue_many_validates_every_row_then_queues_them_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``JobHelpers.queue_many``: a batch of invoices' PDFs in one insert; a bad row
+    is named by its index and queues none of the batch."""
+    system = await JobSystem.open(Settings(_env_file=None, data_dir=tmp_path))
+    try:
+        rows: list[dict[str, object]] = [{"invoice_id": f"inv-{n}"} for n in range(50)]
+        with pytest.raises(InvalidPayloadError) as refused:
+            await system.helpers.queue_many("pdf", "invoice", [*rows, {"invoice_id": ""}])
+        assert any(problem.startswith("row 50: ") for problem in refused.value.problems)
+        assert (await system.local.counts("pdf"))[JobState.WAITING] == 0
+        calls = count_calls(monkeypatch, system.local, "add", "add_bulk")
+        refs = await system.helpers.queue_many("pdf", "invoice", rows)
+        assert calls == {"add": 0, "add_bulk": 1}
+        jobs = [await system.local.get_job("pdf", ref.job_id) for ref in refs]
+        assert [job.data["invoiceId"] for job in jobs if job is not None] == [
+            f"inv-{n}" for n in range(50)
+        ]
+    finally:
+        await system.close()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -32,29 +32,12 @@ from ils.jobs.job_types import (
 )
 from ils.jobs.model import JobOptions, JobRef
 from ils.jobs.payloads.ai import DEFAULT_FORECAST_DAYS
+from ils.jobs.sink import JobSink
 
 # jobs.md: e-mail helpers may set 2-5 attempts (fewer retries nothing, more spams
 # a recipient whose server half-accepted the mail).
 EMAIL_MIN_ATTEMPTS: Final = 2
 EMAIL_MAX_ATTEMPTS: Final = 5
-
-
-class JobSink(Protocol):
-    """Where helpers put jobs: the producer, or a fake in tests."""
-
-    async def enqueue(
-        self,
-        queue: str,
-        name: str,
-        payload: BaseModel,
-        options: JobOptions,
-        *,
-        session: AsyncSession | None = None,
-        demand: Demand | None = None,
-    ) -> JobRef:
-        """Queue one validated job and return where it went; ``demand``: a job a user
-        triggered, held to its company's quota (``ils.jobs.fairness``)."""
-        ...
 
 
 def _attempts_problems(attempts: int | None) -> list[str]:
@@ -99,6 +82,21 @@ class JobHelpers:
         follow-ups) uses the plain helpers and keeps its job type's priority."""
         return JobHelpers(self._sink, self._job_types, stats=self._stats, demand=demand)
 
+    def _build(
+        self, queue: str, name: str, fields: dict[str, object], attempts: int | None = None
+    ) -> tuple[BaseModel, JobOptions]:
+        """The validated payload and its job type's options; every problem (payload
+        fields and ``attempts``) reported at once in one ``InvalidPayloadError``."""
+        job_type = self._job_types.get(queue, name)
+        problems = _attempts_problems(attempts)
+        try:
+            payload = validate_payload(job_type, fields)
+        except InvalidPayloadError as exc:
+            problems = problems + exc.problems
+        if problems:
+            raise InvalidPayloadError(queue, name, problems)
+        return payload, job_type.options_for(payload, attempts=attempts)
+
     async def _enqueue(
         self,
         queue: str,
@@ -108,21 +106,10 @@ class JobHelpers:
         session: AsyncSession | None,
         attempts: int | None = None,
     ) -> JobRef:
-        """Build and validate the payload, then enqueue it with the type's options.
-
-        Every problem (payload fields and ``attempts``) is reported at once, and the
-        sink is not called when there is any. With a demand class (:meth:`on_demand`),
-        the job is made for the company its payload names, whose quota it counts against.
-        """
-        job_type = self._job_types.get(queue, name)
-        problems = _attempts_problems(attempts)
-        try:
-            payload = validate_payload(job_type, fields)
-        except InvalidPayloadError as exc:
-            problems = problems + exc.problems
-        if problems:
-            raise InvalidPayloadError(queue, name, problems)
-        options = job_type.options_for(payload, attempts=attempts)
+        """Validate, then enqueue with the type's options (the sink is not called on any
+        problem). With a demand class (:meth:`on_demand`), the job is made for the
+        company its payload names, whose quota it counts against."""
+        payload, options = self._build(queue, name, fields, attempts)
         if self._demand is None:
             return await self._sink.enqueue(queue, name, payload, options, session=session)
         company_id = getattr(payload, "company_id", None)
@@ -131,6 +118,27 @@ class JobHelpers:
         return await self._sink.enqueue(
             queue, name, payload, options, session=session, demand=self._demand
         )
+
+    async def queue_many(
+        self,
+        queue: str,
+        name: str,
+        rows: Sequence[dict[str, object]],
+        *,
+        session: AsyncSession | None = None,
+    ) -> list[JobRef]:
+        """Many jobs of one type at once (a fan-out, a batch of invoices), each row the
+        fields of one job as its helper takes them; all validated first (a bad row
+        queues none and is named), then queued in one round trip or one insert."""
+        jobs = []
+        for index, fields in enumerate(rows):
+            try:
+                payload, options = self._build(queue, name, fields)
+            except InvalidPayloadError as exc:
+                problems = [f"row {index}: {problem}" for problem in exc.problems]
+                raise InvalidPayloadError(queue, name, problems) from None
+            jobs.append((name, payload, options))
+        return await self._sink.enqueue_many(queue, jobs, session=session)
 
     async def get_queue_stats(self) -> dict[str, Any]:
         """Counts of every queue by state and whether Redis is in use (jobs.md)."""

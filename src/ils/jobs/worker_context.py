@@ -16,9 +16,10 @@ from ils.clock import Clock
 from ils.db.transactions import Transactions
 from ils.jobs.catalogue import Catalogue
 from ils.jobs.events import EventBus
-from ils.jobs.helpers import JobHelpers, JobSink
+from ils.jobs.helpers import JobHelpers
 from ils.jobs.job_types import JobTypes
 from ils.jobs.schedules.sync import JobSchedulers
+from ils.jobs.sink import JobSink
 from ils.settings import Settings
 
 Closer = Callable[[], Awaitable[None]]

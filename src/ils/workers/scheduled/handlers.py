@@ -25,6 +25,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
 
+from pydantic import BaseModel
 from sqlalchemy import delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -33,6 +34,7 @@ from ils.domain.companies import UserSession, zone_named
 from ils.domain.content import Document, Notification, UploadedFile
 from ils.errors import PermanentJobError
 from ils.jobs.job_types import CleanupExpiredData, RunSchedule
+from ils.jobs.model import JobOptions
 from ils.jobs.registry import JobContext
 from ils.jobs.schedules.store import Schedule, ScheduleStore
 from ils.jobs.worker_context import WorkerContext
@@ -121,20 +123,23 @@ class ScheduledWorker:
         local_date = moment.astimezone(zone_named(schedule.spec.time_zone)).date()
         stamp = int(moment.timestamp() * 1000)
         base = f"sched-{schedule.id}-{'manual-' if run.due is None else ''}{stamp}"
-        ids = []
+        # A schedule may fan out to many jobs: those of one queue go in one batch (one
+        # Redis round trip, one insert); the ids come back in the schedule's order.
+        batches: dict[str, list[tuple[int, str, BaseModel, JobOptions]]] = {}
         for n, job in enumerate(schedule.jobs):
             job_type = self.context.job_types.get(job.queue, job.name)
             payload = job_type.model.model_validate(fill(job.data, local_date))
             job_id = base if len(schedule.jobs) == 1 else f"{base}-{n}"
-            ref = await self.context.sink.enqueue(
-                job.queue,
-                job.name,
-                payload,
-                job_type.options_for(payload, job_id=job_id, company_id=schedule.company_id),
+            options = job_type.options_for(payload, job_id=job_id, company_id=schedule.company_id)
+            batches.setdefault(job.queue, []).append((n, job.name, payload, options))
+        ids: dict[int, str] = {}
+        for queue, batch in batches.items():
+            refs = await self.context.sink.enqueue_many(
+                queue, [(name, payload, options) for _, name, payload, options in batch],
                 session=session,
-            )
-            ids.append(ref.job_id)
-        return ids
+            )  # fmt: skip
+            ids.update((n, ref.job_id) for (n, *_), ref in zip(batch, refs, strict=True))
+        return [ids[n] for n in sorted(ids)]
 
     # -- clean-up -----------------------------------------------------------------------
 
