@@ -62,6 +62,7 @@ from ils.demo.setup import CREDENTIALS_FILE, prepare_demo
 from ils.domain.companies import Company, Role, User
 from ils.domain.content import Notification
 from ils.heap import freeze_start_up_heap
+from ils.jobs.catalogue import build_catalogue
 from ils.jobs.system import JobSystem
 from ils.settings import Settings
 
@@ -492,11 +493,17 @@ async def run(args: argparse.Namespace, tmp: str) -> Results:
     return results
 
 
+def default_limit_per_minute() -> int:
+    """The notification queue's default rate limit, jobs a minute (0: none)."""
+    limit = build_catalogue(Settings(_env_file=None))["notification"].rate_limit
+    return 0 if limit is None else limit.max * 60_000 // limit.duration_ms
+
+
 def report(args: argparse.Namespace, results: Results) -> None:
     delays = [1000 * (results.received[seq] - results.enqueued[seq]) for seq in results.received]
     mode = f"Redis ({args.redis})" if args.redis else "local (SQLite, local job store)"
     print(f"live notifications, {mode}, web and 1 notification worker in separate processes")
-    limit = "off (--no-limit)" if args.no_limit else "on (200/minute)"
+    limit = "off (--no-limit)" if args.no_limit else f"on ({default_limit_per_minute():,}/minute)"
     print(f"  clients {args.clients}  rate {args.rate:g}/s  queue rate limit {limit}")
     print(
         f"  notifications {args.notifications}  delivered {len(results.received)}  "
@@ -522,7 +529,7 @@ async def main() -> None:
     parser.add_argument(
         "--no-limit",
         action="store_true",
-        help="switch the notification queue's 200/minute rate limit off",
+        help="switch the notification queue's rate limit off",
     )
     parser.add_argument(
         "--connect-batch",
@@ -535,8 +542,8 @@ async def main() -> None:
     args = parser.parse_args()
     if args.clients < 1 or args.notifications < 1 or args.rate <= 0:
         parser.error("--clients, --notifications and --rate must be positive")
-    if not args.no_limit and args.rate > 200 / 60:
-        parser.error("--rate above 3.33/s exceeds the queue's 200/minute limit: add --no-limit")
+    if not args.no_limit and args.rate > default_limit_per_minute() / 60:
+        parser.error("--rate exceeds the notification queue's rate limit: add --no-limit")
     with tempfile.TemporaryDirectory() as tmp:
         results = await run(args, tmp)
     report(args, results)
