@@ -1,8 +1,8 @@
 """How values are printed: dioptres signed to two places, money with its symbol.
 
 One place for these rules, so the order sheet, the ticket and the tests agree on
-what ``-2.25``, ``175°``, ``1.50Δ base in`` or ``£129.50`` looks like. ``axis`` and
-``prism`` are the bare forms older documents print; a prescription is printed with
+what ``-2.25``, ``175°``, ``1.50Δ base in`` or ``£129.50`` looks like. ``axis`` is the
+bare form the examination form's tables print; a prescription is printed with
 ``axis_degrees`` and ``prism_dioptres`` / ``compound_prism``.
 """
 
@@ -77,13 +77,6 @@ def compound_prism(parts: Iterable[tuple[Decimal | None, str | None]]) -> str:
     prism has a horizontal and a vertical one); ``-`` when none has an amount."""
     printed = [prism_dioptres(value, base) for value, base in parts if value]
     return ", ".join(printed) or BLANK
-
-
-def prism(value: Decimal | None, base: str | None) -> str:
-    """``1.00 base in``; ``-`` for none."""
-    if value is None or value == 0:
-        return BLANK
-    return f"{value:.2f} base {base}" if base else f"{value:.2f}"
 
 
 def money(cents: int, currency: str = "GBP") -> str:
