@@ -24,6 +24,7 @@ import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import Any
 
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -170,21 +171,11 @@ class Producer:
             await self.local.add_bulk(queue, jobs)
             return self.local.kind
         add = asyncio.ensure_future(self.redis.add_bulk(queue, jobs))
-        try:
-            await asyncio.wait_for(asyncio.shield(add), self.redis_timeout_s)
-            return self.redis.kind
-        except TimeoutError:
-            self.gate.suspect_outage("a bulk enqueue took longer than its budget")
-        except StoreUnavailableError as exc:
-            self.gate.report(exc)
-            if exc.unsent:
-                await self.local.add_bulk(queue, jobs)
-                return self.local.kind
-        for job in jobs:
-            assert job.options.job_id is not None
-            await self.outbox.hold(queue, job)
-            self.outbox.settle_later(job.options.job_id, add)
-        return HELD
+        store = await self._settle(queue, jobs, add, in_outbox=False)
+        if store is None:
+            await self.local.add_bulk(queue, jobs)
+            return self.local.kind
+        return store
 
     async def deliver(self, queue: str, job: NewJob, in_outbox: bool = False) -> str:
         """Add to Redis when it is up, else to the local store; returns the store kind,
@@ -197,6 +188,22 @@ class Producer:
             await self.local.add(queue, job)
             return self.local.kind
         add = asyncio.ensure_future(self.redis.add(queue, job))
+        store = await self._settle(queue, [job], add, in_outbox=in_outbox)
+        if store is None:
+            await self.local.add(queue, job)
+            return self.local.kind
+        return store
+
+    async def _settle(
+        self, queue: str, jobs: Sequence[NewJob], add: asyncio.Future[Any], *, in_outbox: bool
+    ) -> str | None:
+        """The fate of an add to Redis in flight for ``jobs``, one piece for the single
+        and the bulk add: Redis's kind when it answered within the budget; ``None`` when
+        it certainly never reached Redis (the caller adds the jobs locally); else
+        ``HELD``: each job is held in the outbox and settled by id once the add answers.
+        """
+        assert self.redis is not None
+        assert self.gate is not None
         try:
             # Shielded: a timeout must not cancel the add. Cancelling would leave its
             # fate unknown for certain and cost the pooled connection.
@@ -207,11 +214,11 @@ class Producer:
         except StoreUnavailableError as exc:
             self.gate.report(exc)
             if exc.unsent:
-                await self.local.add(queue, job)
-                return self.local.kind
-        assert job.options.job_id is not None
-        await self.outbox.hold(queue, job, existing=in_outbox)
-        self.outbox.settle_later(job.options.job_id, add)
+                return None
+        for job in jobs:
+            assert job.options.job_id is not None
+            await self.outbox.hold(queue, job, existing=in_outbox)
+            self.outbox.settle_later(job.options.job_id, add)
         return HELD
 
 
