@@ -75,10 +75,9 @@ def make_app() -> FastAPI:
             system = app.state.ils.system
             from ils.jobs.registry import HandlerRegistry
 
-            tools["email"] = register_email(HandlerRegistry(system.job_types), system)
-            tools["pdf"] = DocumentGenerator.for_context(
-                system.worker_context(), renderer=InlineRenderer()
-            )
+            context = system.worker_context()
+            tools["email"] = register_email(HandlerRegistry(system.job_types), context)
+            tools["pdf"] = DocumentGenerator.for_context(context, renderer=InlineRenderer())
             yield
 
     app.router.lifespan_context = lifespan

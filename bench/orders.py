@@ -17,7 +17,7 @@ per lab user) in the same transaction. Two runs on the same server:
 Prints latency p50/p99/max, requests per second and errors for each.
 
     .venv/bin/python bench/orders.py [--clients 50] [--orders 1500] [--think-ms 1000]
-        [--postgres URL]
+        [--postgres URL] [--worker-processes N] [--no-workers]
 
 Target (issue 3): p99 under 50 ms and zero errors, 50 clients, paced run.
 """
@@ -43,13 +43,16 @@ from typing import Any
 
 import httpx
 from rich.console import Console
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from ils.db.engine import create_engine, session_factory
 from ils.demo.setup import CREDENTIALS_FILE, prepare_demo
 from ils.domain.clinical import Patient
 from ils.domain.companies import Company, CompanyKind
 from ils.heap import freeze_start_up_heap
+from ils.jobs.catalogue import RateLimit, build_catalogue
+from ils.jobs.model import PENDING_STATES, JobState
+from ils.jobs.stores.local.schema import JobRow
 from ils.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -62,6 +65,11 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def log_tail(log: Path) -> str:
+    """The end of the server's log, to say why it did not start."""
+    return log.read_text(errors="replace")[-3000:]
 
 
 def pct(values: list[float], q: float) -> float:
@@ -82,6 +90,28 @@ async def ids(settings: Settings) -> tuple[str, list[str]]:
         await engine.dispose()
     assert lab is not None
     return lab, patients
+
+
+def rate_note(limit: RateLimit | None) -> str:
+    """`` (limit N/min)`` for a rate-limited queue: its backlog grows by design."""
+    return "" if limit is None else f" (limit {limit.max * 60_000 // limit.duration_ms}/min)"
+
+
+async def backlog(settings: Settings) -> dict[str, int]:
+    """Jobs waiting or running per queue: whether the workers kept up with the orders
+    (requests going first must not mean jobs never run)."""
+    engine = create_engine(settings.effective_database_url)
+    try:
+        async with engine.connect() as conn:
+            rows = await conn.execute(
+                select(JobRow.queue, func.count())
+                .where(JobRow.state.in_([*PENDING_STATES, JobState.ACTIVE]))
+                .group_by(JobRow.queue)
+            )
+            left = {str(queue): int(count) for queue, count in rows}
+    finally:
+        await engine.dispose()
+    return {queue: left.get(queue, 0) for queue in ("email", "pdf", "notification")}
 
 
 def order_body(lab_id: str, patients: list[str], rng: random.Random) -> dict[str, Any]:
@@ -114,7 +144,11 @@ async def server(command: list[str], env: dict[str, str], log: Path) -> AsyncIte
         )
         base = f"http://127.0.0.1:{port}"
         try:
-            await wait_ready(base, proc)
+            try:
+                await wait_ready(base, proc)
+            except RuntimeError:
+                print(log_tail(log), file=sys.stderr)
+                raise
             yield base
         finally:
             proc.terminate()
@@ -242,6 +276,11 @@ async def main() -> None:
     parser.add_argument(
         "--no-inline", action="store_true", help="skip the run with the work inside the request"
     )
+    parser.add_argument(
+        "--no-workers",
+        action="store_true",
+        help="run no workers at all (the request's own cost; jobs wait)",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         env_db = {"ILS_DATABASE_URL": args.postgres} if args.postgres else {}
@@ -263,9 +302,10 @@ async def main() -> None:
         password = credentials["password"]
         clients, orders, think = args.clients, args.orders, args.think_ms / 1000
         results = []
+        backlogs: list[tuple[str, dict[str, int]]] = []
         serve = [sys.executable, "-m", "ils", "serve"]
         workers: list[subprocess.Popen[bytes]] = []
-        if args.worker_processes:
+        if args.worker_processes or args.no_workers:
             serve.append("--no-workers")
             nice = ["nice", "-n", str(args.worker_nice)] if args.worker_nice else []
             with log.open("ab") as out:
@@ -286,6 +326,7 @@ async def main() -> None:
             ):
                 run = await load(base, cookies, csrf, lab, patients, clients, orders, pause)
                 results.append((label, *run))
+                backlogs.append((label, await backlog(settings)))
         for worker in workers:
             worker.terminate()
             worker.wait(60)
@@ -318,6 +359,15 @@ async def main() -> None:
         print(
             f"  {label:<36} p50 {p50:7.1f} ms  p99 {p99:7.1f} ms  "
             f"max {1000 * max(latencies):7.1f} ms  {rate:5.0f} requests/s  {errors} errors"
+        )
+    catalogue = build_catalogue(Settings(_env_file=None))
+    for label, left in backlogs:
+        print(
+            f"  jobs not done as the {label.split(',')[1].strip()} run ended: "
+            + ", ".join(
+                f"{queue} {count}{rate_note(catalogue[queue].rate_limit)}"
+                for queue, count in sorted(left.items())
+            )
         )
     _, paced, paced_errors, _ = results[0]
     met = 1000 * pct(paced, 0.99) < 50 and paced_errors == 0
