@@ -42,7 +42,7 @@ def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
-def configure_sqlite(engine: Engine) -> None:
+def configure_sqlite(engine: Engine, *, autocheckpoint: bool = True) -> None:
     """Settings every SQLite connection of ILS gets (the inline driver's engine).
 
     WAL (readers never block the writer), foreign keys, and ``BEGIN IMMEDIATE``
@@ -52,7 +52,8 @@ def configure_sqlite(engine: Engine) -> None:
     write lock instead, with a short retry, for up to ``SQLITE_BUSY_TIMEOUT_S``. A
     transaction marked read-only (``READ_ONLY_OPTION`` as an execution option or in the
     connection's ``info``) begins deferred instead: under WAL it neither waits for nor
-    holds up a writer, so a poll never delays an enqueue.
+    holds up a writer, so a poll never delays an enqueue. Without ``autocheckpoint``
+    no commit checkpoints the log: a :class:`~ils.db.checkpoint.WalCheckpointer` must.
     """
 
     @event.listens_for(engine, "connect")
@@ -64,6 +65,8 @@ def configure_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute(f"PRAGMA busy_timeout={INLINE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA foreign_keys=ON")
+        if not autocheckpoint:
+            cursor.execute("PRAGMA wal_autocheckpoint=0")
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -77,8 +80,11 @@ def configure_sqlite(engine: Engine) -> None:
             begin_immediate(conn.connection.dbapi_connection, SQLITE_BUSY_TIMEOUT_S)  # type: ignore[arg-type]
 
 
-def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
+def create_engine(url: str, *, echo: bool = False, autocheckpoint: bool = True) -> AsyncEngine:
     """An async engine for ``url``; SQLite gets :func:`configure_sqlite`.
+
+    ``autocheckpoint=False``: on SQLite no commit checkpoints the write-ahead log
+    (a blocking ``fsync`` on the event loop); start a :func:`wal_checkpointer` for it.
 
     SQLite runs on our inline driver whatever driver the URL names (``sqlite://``, or
     ``sqlite+aiosqlite://`` in older settings): see :mod:`ils.db.sqlite_inline` for why.
@@ -92,8 +98,18 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
         # and -journal files the database file's mode: made here first, all are 0600.
         create_private(Path(database))
     engine = create_async_engine(sqlite_url, echo=echo)
-    configure_sqlite(engine.sync_engine)
+    configure_sqlite(engine.sync_engine, autocheckpoint=autocheckpoint)
     return engine
+
+
+def sqlite_file(engine: AsyncEngine) -> Path | None:
+    """The database file of a SQLite engine (``None`` for PostgreSQL or in memory)."""
+    if engine.dialect.name != "sqlite":
+        return None
+    database = engine.url.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database)
 
 
 def create_numbering_engine(engine: AsyncEngine) -> AsyncEngine | None:
