@@ -24,14 +24,9 @@ import asyncio
 import json
 import os
 import secrets
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -46,22 +41,11 @@ from ils.heap import freeze_start_up_heap
 from ils.jobs.stores.local.schema import JobRow
 from ils.jobs.system import JobSystem
 from ils.settings import Settings
+from serving import ils_serve, pct, server
 
-ROOT = Path(__file__).resolve().parents[1]
 PASSWORD = "bench-dashboard-password"  # noqa: S105 (a throwaway bench database)
 TARGET_MS = 300.0
 RETENTION = {"pdf": {"keep_completed_count": 1_000_000, "keep_completed_age_s": 86_400}}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 async def seed_users(settings: Settings) -> list[str]:
@@ -216,36 +200,6 @@ async def delete_prefix(url: str, prefix: str) -> None:
         await client.aclose()
 
 
-@asynccontextmanager
-async def server(env: dict[str, str], log: Path) -> AsyncIterator[str]:
-    port = free_port()
-    with log.open("ab") as out:
-        proc = subprocess.Popen(  # noqa: ASYNC220 (started once, before the measurement)
-            [sys.executable, "-m", "ils", "serve", "--no-workers", "--port", str(port)],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=out,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        async with httpx.AsyncClient(base_url=base) as probe:
-            for _ in range(600):
-                try:
-                    if (await probe.get("/docs")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if proc.poll() is not None:
-                    tail = await asyncio.to_thread(log.read_text)
-                    raise RuntimeError(f"the server exited:\n{tail[-3000:]}")
-                await asyncio.sleep(0.1)
-        yield base
-    finally:
-        proc.terminate()
-        proc.wait(60)
-
-
 async def signed_in(base: str, email: str) -> httpx.AsyncClient:
     client = httpx.AsyncClient(base_url=base, timeout=30)
     response = await client.post("/api/auth/sign-in", json={"email": email, "password": PASSWORD})
@@ -302,7 +256,10 @@ async def main() -> None:
         log = Path(tmp) / "server.log"
         results: list[tuple[str, str, list[float], int]] = []
         try:
-            async with server(env, log) as base:
+            async with server(ils_serve("--no-workers"), env, log, start_timeout_s=60) as (
+                base,
+                _,
+            ):
                 platform = await signed_in(base, "platform_admin@bench.example")
                 company = await signed_in(base, "company_admin@bench.example")
                 probes = [

@@ -40,12 +40,10 @@ import os
 import random
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -65,8 +63,8 @@ from ils.heap import freeze_start_up_heap
 from ils.jobs.catalogue import build_catalogue
 from ils.jobs.system import JobSystem
 from ils.settings import Settings
+from serving import ils_serve, log_tail, pct, process, server
 
-ROOT: Final = Path(__file__).resolve().parents[1]
 STREAM_PATH: Final = "/api/notifications/stream"
 TITLE_PREFIX: Final = "bench "
 #: Concurrent sign-ins: each is an argon2 verification in the server's thread pool.
@@ -74,25 +72,6 @@ SIGN_IN_BATCH: Final = 8
 #: How long the last notification may take before the rest count as missing.
 DRAIN_TIMEOUT_S: Final = 30.0
 CONNECT_TIMEOUT_S: Final = 60.0
-LOG_TAIL_LINES: Final = 40
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
-def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
-    if not path.exists():
-        return f"({path.name}: no log)"
-    text = path.read_text(errors="replace").splitlines()[-lines:]
-    return f"--- last {len(text)} lines of {path.name} ---\n" + "\n".join(text)
 
 
 def copy_logs(target: Path, logs: list[Path]) -> None:
@@ -179,52 +158,6 @@ async def add_users(settings: Settings, count: int, password: str) -> list[str]:
 
 
 # -- processes -------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def process(
-    command: list[str], env: dict[str, str], log: Path
-) -> Iterator[subprocess.Popen[bytes]]:
-    """Run ``command`` until the block ends (SIGTERM, then 60 s, then SIGKILL)."""
-    with log.open("ab") as out:
-        proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=out)
-    try:
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(60)
-            except subprocess.TimeoutExpired:
-                print(f"{command[3]} did not stop within 60 s; killed")
-                proc.kill()
-                proc.wait()
-
-
-@contextlib.asynccontextmanager
-async def server(
-    env: dict[str, str], log: Path
-) -> AsyncIterator[tuple[str, subprocess.Popen[bytes]]]:
-    """``ils serve --no-workers`` on a free port until the block ends; its URL."""
-    port = free_port()
-    command = [sys.executable, "-m", "ils", "serve", "--no-workers", "--port", str(port)]
-    with process(command, env, log) as proc:
-        base = f"http://127.0.0.1:{port}"
-        await wait_ready(base, proc)
-        yield base, proc
-
-
-async def wait_ready(base: str, proc: subprocess.Popen[bytes]) -> None:
-    async with httpx.AsyncClient(base_url=base) as client:
-        for _ in range(600):
-            if proc.poll() is not None:
-                raise RuntimeError(f"the server exited during start-up (code {proc.returncode})")
-            try:
-                await client.get("/api/auth/me")
-                return
-            except httpx.TransportError:
-                await asyncio.sleep(0.1)
-    raise RuntimeError("the server did not start within 60 s")
 
 
 # -- clients ---------------------------------------------------------------------------
@@ -428,7 +361,10 @@ async def run(args: argparse.Namespace, tmp: str) -> Results:
     system: JobSystem | None = None
     user_ids: list[str] = []
     try:
-        async with server(env, server_log) as (base, server_proc):
+        async with server(ils_serve("--no-workers"), env, server_log, start_timeout_s=60) as (
+            base,
+            server_proc,
+        ):
             with process(worker_command, env, worker_log) as worker_proc:
                 print(f"signing in {args.clients} users ...", flush=True)
                 signed = await sign_in_all(base, emails, password)

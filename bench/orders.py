@@ -26,17 +26,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import random
 import secrets
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -54,27 +51,11 @@ from ils.jobs.catalogue import RateLimit, build_catalogue
 from ils.jobs.model import PENDING_STATES, JobState
 from ils.jobs.stores.local.schema import JobRow
 from ils.settings import Settings
+from serving import ROOT, pct, server
 
-ROOT = Path(__file__).resolve().parents[1]
 PRACTICE = "Brightside Opticians"
 #: The route of ``bench/inline_orders_app.py``: the order's e-mail and PDFs in the request.
 INLINE_PATH = "/api/bench/orders-inline"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def log_tail(log: Path) -> str:
-    """The end of the server's log, to say why it did not start."""
-    return log.read_text(errors="replace")[-3000:]
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 async def ids(settings: Settings) -> tuple[str, list[str]]:
@@ -132,45 +113,6 @@ def order_body(lab_id: str, patients: list[str], rng: random.Random) -> dict[str
         "frame": {"box_a": "52.00", "box_b": "38.00", "dbl": "18.00", "ed": "55.00"},
         "price_cents": 12900,
     }
-
-
-@contextlib.asynccontextmanager
-async def server(command: list[str], env: dict[str, str], log: Path) -> AsyncIterator[str]:
-    """Run ``command`` (a server on a free port) until the block ends; yields its URL."""
-    port = free_port()
-    with log.open("ab") as out:
-        proc = subprocess.Popen(  # noqa: ASYNC220 (started once, before the measurement)
-            [*command, "--port", str(port)], cwd=ROOT, env=env, stdout=out, stderr=out
-        )
-        base = f"http://127.0.0.1:{port}"
-        try:
-            try:
-                await wait_ready(base, proc)
-            except RuntimeError:
-                print(log_tail(log), file=sys.stderr)
-                raise
-            yield base
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(60)
-            except subprocess.TimeoutExpired:
-                print("the server did not stop within 60 s; killed")
-                proc.kill()
-                proc.wait()
-
-
-async def wait_ready(base: str, proc: subprocess.Popen[bytes]) -> None:
-    async with httpx.AsyncClient(base_url=base) as client:
-        for _ in range(300):
-            if proc.poll() is not None:
-                raise RuntimeError("the server exited during start-up")
-            try:
-                await client.get("/api/auth/me")
-                return
-            except httpx.TransportError:
-                await asyncio.sleep(0.1)
-    raise RuntimeError("the server did not start")
 
 
 async def sign_in(base: str, email: str, password: str) -> tuple[httpx.Cookies, str]:
@@ -318,7 +260,7 @@ async def main() -> None:
                     )
                     for _ in range(args.worker_processes)
                 ]
-        async with server(serve, env, log) as base:
+        async with server(serve, env, log) as (base, _):
             cookies, csrf = await sign_in(base, email, password)
             for label, pause in (
                 (f"queued, paced ({args.think_ms:.0f} ms think)", think),
@@ -336,7 +278,7 @@ async def main() -> None:
                 *(sys.executable, "-m", "uvicorn", "--app-dir", str(ROOT / "bench")),
                 *("--factory", "inline_orders_app:make_app", "--log-level", "warning"),
             ]
-            async with server(inline, env, log) as base:
+            async with server(inline, env, log) as (base, _):
                 cookies, csrf = await sign_in(base, email, password)
                 run = await load(
                     base, cookies, csrf, lab, patients, clients, orders, think, INLINE_PATH

@@ -76,12 +76,9 @@ import os
 import random
 import secrets
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from pathlib import Path
@@ -101,12 +98,12 @@ from ils.domain.clinical import Patient
 from ils.domain.companies import Company, CompanyKind, Role, User
 from ils.heap import freeze_start_up_heap
 from ils.settings import Settings
+from serving import ROOT, ils_serve, log_tail, pct, server
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from users_support.client import order_body
 from users_support.procstat import TreeReading, read_tree
 
-ROOT: Final = Path(__file__).resolve().parents[1]
 CLIENT: Final = Path(__file__).resolve().parent / "users_support" / "client.py"
 LAB_ADMIN: Final = "admin@clearview-lab.example"
 PLATFORM_ADMIN: Final = "platform-admin@clearview-lab.example"
@@ -117,29 +114,10 @@ API_P99_TARGET_MS: Final = 100.0
 DELIVERY_TARGET_MS: Final = 1000.0
 #: The ramp-up's requests (sign-in, the first stream connect) are not API figures.
 NOT_API: Final = frozenset({"GET /api/notifications/stream"})
-LOG_TAIL_LINES: Final = 30
 
 
 def progress(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else math.nan
-
-
-def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
-    if not path.exists():
-        return f"({path.name}: no log)"
-    text = path.read_text(errors="replace").splitlines()[-lines:]
-    return f"--- last {len(text)} lines of {path.name} ---\n" + "\n".join(text)
 
 
 def log_errors(path: Path, shown: int = 5) -> tuple[int, list[str]]:
@@ -371,42 +349,6 @@ async def populate(
 
 
 # -- the server --------------------------------------------------------------------------
-
-
-@contextlib.asynccontextmanager
-async def server(env: dict[str, str], log: Path) -> AsyncIterator[tuple[str, int]]:
-    """``ils serve`` (workers in-process) on a free port until the block ends."""
-    port = free_port()
-    command = [sys.executable, "-m", "ils", "serve", "--port", str(port)]
-    with log.open("ab") as out:
-        proc = subprocess.Popen(  # noqa: ASYNC220 (started once, before the measurement)
-            command, cwd=ROOT, env=env, stdout=out, stderr=out
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        await wait_ready(base, proc)
-        yield base, proc.pid
-    finally:
-        proc.terminate()
-        try:
-            await asyncio.to_thread(proc.wait, 60)
-        except subprocess.TimeoutExpired:
-            progress("the server did not stop within 60 s; killed")
-            proc.kill()
-            proc.wait()
-
-
-async def wait_ready(base: str, proc: subprocess.Popen[bytes]) -> None:
-    async with httpx.AsyncClient(base_url=base) as client:
-        for _ in range(1200):
-            if proc.poll() is not None:
-                raise RuntimeError(f"the server exited during start-up (code {proc.returncode})")
-            try:
-                await client.get("/healthz/live")
-                return
-            except httpx.TransportError:
-                await asyncio.sleep(0.1)
-    raise RuntimeError("the server did not start within 120 s")
 
 
 async def signed_in(base: str, email: str, password: str) -> httpx.AsyncClient:
@@ -896,7 +838,8 @@ async def run(args: argparse.Namespace, tmp: str, deployment: Deployment) -> dic
     clients: list[ClientProcess] = []
     sampler: asyncio.Task[None] | None = None
     try:
-        async with server(env, log) as (base, pid):
+        async with server(ils_serve(), env, log, start_timeout_s=120) as (base, proc):
+            pid = proc.pid
             sampler = asyncio.create_task(memory.sample(pid))
             await asyncio.sleep(1.5)
             started_up = time.monotonic()
@@ -952,7 +895,7 @@ async def run(args: argparse.Namespace, tmp: str, deployment: Deployment) -> dic
             sampler.cancel()
             end_reading = memory.at(time.monotonic())
     except Exception:
-        progress(log_tail(log))
+        progress(log_tail(log, 30))
         raise
     finally:
         if sampler is not None:
