@@ -100,10 +100,17 @@ async def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-async def app(settings: Settings, clock: TestClock) -> AsyncIterator[FastAPI]:
+def app_settings(settings: Settings) -> Settings:
+    """The settings ``app`` is created with: a test module that needs other rules
+    (sign-in throttling, stream caps) overrides this fixture, not ``app``."""
+    return settings
+
+
+@pytest.fixture
+async def app(app_settings: Settings, clock: TestClock) -> AsyncIterator[FastAPI]:
     """The app with its lifespan running (job system open, workers off)."""
     application = create_app(
-        settings, start_workers=False, clock=clock, password_hasher=cheap_hasher()
+        app_settings, start_workers=False, clock=clock, password_hasher=cheap_hasher()
     )
     async with application.router.lifespan_context(application):
         yield application

@@ -24,7 +24,6 @@ from ils.domain.companies import CompanyKind, Role
 from ils.domain.sign_in_throttle import SignInThrottle
 from ils.limit_settings import SignInSettings
 from ils.settings import Settings
-from ils.web.app import create_app
 from ils.web.routers.auth import LOCKED, TOO_SOON, WRONG_CREDENTIALS
 from tests.web.conftest import (
     BASE_URL,
@@ -34,7 +33,6 @@ from tests.web.conftest import (
     Factory,
     SignedIn,
     TestClock,
-    cheap_hasher,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -53,16 +51,9 @@ LOCK_MS = 900_000
 
 
 @pytest.fixture
-async def app(settings: Settings, clock: TestClock) -> AsyncIterator[FastAPI]:
-    """The conftest's app, with :data:`RULES`."""
-    application = create_app(
-        settings.model_copy(update={"sign_in": RULES}),
-        start_workers=False,
-        clock=clock,
-        password_hasher=cheap_hasher(),
-    )
-    async with application.router.lifespan_context(application):
-        yield application
+def app_settings(settings: Settings) -> Settings:
+    """The conftest's app gets :data:`RULES`."""
+    return settings.model_copy(update={"sign_in": RULES})
 
 
 @pytest.fixture

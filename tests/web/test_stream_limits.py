@@ -24,28 +24,20 @@ from ils.domain.companies import Company, CompanyKind, Role, User
 from ils.limit_settings import LimitSettings
 from ils.settings import Settings
 from ils.testing import eventually, still
-from ils.web.app import create_app
 from ils.web.limits import TOO_BUSY
 from ils.web.security import CSRF_HEADER, SESSION_COOKIE, session_id_of
 from ils.web.state import WebState
 from tests.conftest import free_port
-from tests.web.conftest import PASSWORD, ClientMaker, Factory, TestClock, cheap_hasher, sign_in
+from tests.web.conftest import PASSWORD, ClientMaker, Factory, sign_in
 
 CAPS = LimitSettings(streams_per_session=2, streams_per_user=3, expensive_per_session=2)
 WAIT_S = 10.0
 
 
 @pytest.fixture
-async def app(settings: Settings, clock: TestClock) -> AsyncIterator[FastAPI]:
-    """The conftest's app, with :data:`CAPS`."""
-    application = create_app(
-        settings.model_copy(update={"limits": CAPS}),
-        start_workers=False,
-        clock=clock,
-        password_hasher=cheap_hasher(),
-    )
-    async with application.router.lifespan_context(application):
-        yield application
+def app_settings(settings: Settings) -> Settings:
+    """The conftest's app gets :data:`CAPS`."""
+    return settings.model_copy(update={"limits": CAPS})
 
 
 @pytest.fixture

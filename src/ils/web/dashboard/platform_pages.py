@@ -13,9 +13,14 @@ examination forms ``lab_tech`` may not read.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+from typing import TypeVar
+
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from ils.db.engine import Base
 from ils.domain.billing import Invoice, vat_rate_name
 from ils.domain.companies import Role
 from ils.domain.company_queries import company_names
@@ -32,9 +37,12 @@ from ils.web.routers.billing import BILLING_ROLES
 from ils.web.routers.documents import CLINICAL_EXCLUDED_ROLES, CLINICAL_KINDS
 from ils.web.routers.purchasing import PURCHASING_ROLES
 from ils.web.schemas.billing import InvoiceOut
+from ils.web.security import SessionAuth
 from ils.web.services import marketplace as marketplace_service
 from ils.web.services import orders as order_service
 from ils.web.services import purchasing as purchasing_service
+
+RecordT = TypeVar("RecordT", bound=Base)
 
 
 class PlatformPages:
@@ -77,10 +85,14 @@ class PlatformPages:
         """The invoice as its lab (issuer) or practice (customer) sees it: lines with
         net unit prices and VAT rate names, totals, payments, balance, its PDF. The
         API's billing roles only (a lab_tech reads no prices)."""
-        if auth.user.role not in (*BILLING_ROLES, Role.PLATFORM_ADMIN):
-            raise ForbiddenError("Your role may not read invoices.")
-        invoice = await get_scoped(
-            session, Invoice, invoice_id, auth.user.company_id, owners=("company_id", "customer_id")
+        invoice = await _readable(
+            session,
+            auth,
+            Invoice,
+            invoice_id,
+            BILLING_ROLES,
+            ("company_id", "customer_id"),
+            "invoices",
         )
         view = InvoiceOut.build(invoice)
         names = await company_names(session, (invoice.company_id, invoice.customer_id))
@@ -105,14 +117,14 @@ class PlatformPages:
     ) -> HTMLResponse:
         """The purchase order as its lab or its supplier sees it: status and lines.
         The API's purchasing roles only (a lab_tech reads no prices there either)."""
-        if auth.user.role not in (*PURCHASING_ROLES, Role.PLATFORM_ADMIN):
-            raise ForbiddenError("Your role may not read purchase orders.")
-        po = await get_scoped(
+        po = await _readable(
             session,
+            auth,
             PurchaseOrder,
             purchase_order_id,
-            auth.user.company_id,
-            owners=("company_id", "supplier_id"),
+            PURCHASING_ROLES,
+            ("company_id", "supplier_id"),
+            "purchase orders",
         )
         view = purchasing_service.purchase_order_out(
             po, await purchasing_service.products_of(session, po)
@@ -138,6 +150,23 @@ class PlatformPages:
             section="",
             connections=rows,
         )
+
+
+async def _readable(
+    session: AsyncSession,
+    auth: SessionAuth,
+    model: type[RecordT],
+    record_id: str,
+    roles: Iterable[Role],
+    owners: Sequence[str],
+    what: str,
+) -> RecordT:
+    """The record if the user's role is one of ``roles`` (the API's rule for its
+    route) and their company is one of its ``owners``: 403 for the role, for a record
+    of other companies the same 404 as for a missing one."""
+    if auth.user.role not in (*roles, Role.PLATFORM_ADMIN):
+        raise ForbiddenError(f"Your role may not read {what}.")
+    return await get_scoped(session, model, record_id, auth.user.company_id, owners=owners)
 
 
 def add_platform_routes(router: APIRouter, pages: Pages) -> None:
