@@ -107,3 +107,29 @@ async def test_a_restart_waits_for_the_writers_of_the_process(tmp_path: Path) ->
     await asyncio.gather(holder, pending)
     assert checkpointer.restarts == 1
     writer.close()
+
+
+async def test_a_writer_waiting_for_the_pool_does_not_hold_the_write_turn(
+    tmp_path: Path,
+) -> None:
+    """1,000 users in ``bench/users.py`` timed out every order: a job in the turn
+    waited for a pooled connection while the connections were with requests, and
+    every writer waited behind it. A writer now takes its connection first."""
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from ils.db.transactions import Transactions
+
+    url = f"sqlite+ilsinline:///{tmp_path / 'pool.db'}"
+    engine = create_async_engine(url, pool_size=1, max_overflow=0)
+    turn = WriteTurn()
+    writes = Transactions(engine, turn.background)
+    try:
+        async with engine.connect() as only:  # the pool's one connection, busy
+            await only.execute(text("SELECT 1"))
+            writer = asyncio.create_task(writes.run(lambda conn: None))
+            await still(writer.done, 0.1)  # waits for the connection...
+            async with asyncio.timeout(1), turn():  # ...not in the turn
+                pass
+        await asyncio.wait_for(writer, 5)
+    finally:
+        await engine.dispose()

@@ -96,6 +96,21 @@ async def test_the_turn_is_re_entrant_in_a_task() -> None:
         pass
 
 
+async def test_a_task_created_in_the_turn_waits_for_it() -> None:
+    """Re-entrant for the holding task only: a task it creates (and whose context it
+    copies) must not write beside it."""
+    turn = WriteTurn()
+    order: list[str] = []
+    released = asyncio.Event()
+    released.set()
+    async with turn():
+        child = asyncio.create_task(_take(turn.background, "child", order, released))
+        await still(lambda: bool(order), 0.1, message="the child wrote inside the turn")
+        order.append("holder")
+    await asyncio.wait_for(child, 5)
+    assert order == ["holder", "child"]
+
+
 async def test_quiet_waits_for_the_requests_but_not_longer_than_its_bound() -> None:
     foreground = Foreground(max_wait_s=30)
     await asyncio.wait_for(foreground.quiet(), 1)  # nothing answered: at once

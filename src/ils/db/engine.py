@@ -27,6 +27,9 @@ NAMING_CONVENTION = {
 # Execution option (or connection ``info`` key) marking a read-only transaction:
 # SQLite then begins deferred.
 READ_ONLY_OPTION = "ils_read_only"
+# Connections kept by a SQLite engine's pool, and how many more it may open for a moment.
+SQLITE_POOL_SIZE = 20
+SQLITE_POOL_OVERFLOW = 80
 # Seconds a SQLite writer waits for another process's write lock.
 SQLITE_BUSY_TIMEOUT_S = 30
 
@@ -97,7 +100,14 @@ def create_engine(url: str, *, echo: bool = False, autocheckpoint: bool = True) 
         # SQLite would create the file 0644 under a 022 umask, and gives its -wal, -shm
         # and -journal files the database file's mode: made here first, all are 0600.
         create_private(Path(database))
-    engine = create_async_engine(sqlite_url, echo=echo)
+    # A pooled SQLite connection is a file handle and a page cache, opened in a
+    # fraction of a millisecond. Writers take theirs before they queue for the write
+    # turn (``Transactions``), so the pool must outnumber the writers and readers in
+    # flight: 15 (SQLAlchemy's default) ran out under ``bench/orders.py`` and put every
+    # request behind the queue for a connection.
+    engine = create_async_engine(
+        sqlite_url, echo=echo, pool_size=SQLITE_POOL_SIZE, max_overflow=SQLITE_POOL_OVERFLOW
+    )
     configure_sqlite(engine.sync_engine, autocheckpoint=autocheckpoint)
     return engine
 
