@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession as AsyncSession
 from sqlalchemy.orm import DeclarativeBase
 
 from ils.db.sqlite_inline import DRIVER as INLINE_DRIVER
-from ils.db.sqlite_inline import INLINE_BUSY_TIMEOUT_MS, begin_immediate
+from ils.db.sqlite_inline import INLINE_BUSY_TIMEOUT_MS, InlineSQLiteDialect, begin_immediate
 from ils.files import create_private
 
 NAMING_CONVENTION = {
@@ -105,9 +105,13 @@ def create_engine(url: str, *, echo: bool = False, autocheckpoint: bool = True) 
     # turn (``Transactions``), so the pool must outnumber the writers and readers in
     # flight: 15 (SQLAlchemy's default) ran out under ``bench/orders.py`` and put every
     # request behind the queue for a connection.
-    engine = create_async_engine(
-        sqlite_url, echo=echo, pool_size=SQLITE_POOL_SIZE, max_overflow=SQLITE_POOL_OVERFLOW
+    # (An in-memory database has one shared connection: no pool to size.)
+    sizes = (
+        {"pool_size": SQLITE_POOL_SIZE, "max_overflow": SQLITE_POOL_OVERFLOW}
+        if InlineSQLiteDialect.is_file_db(sqlite_url)
+        else {}
     )
+    engine = create_async_engine(sqlite_url, echo=echo, **sizes)
     configure_sqlite(engine.sync_engine, autocheckpoint=autocheckpoint)
     return engine
 

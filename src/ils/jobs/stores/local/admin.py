@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, Connection, Text, cast, delete, func, or_, select, update
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ils.db.transactions import TxRunner
@@ -78,6 +78,12 @@ class LocalAdmin(PolledStore):
         try:
             return await self._runner.run(body, readonly=readonly)
         except UNAVAILABLE as exc:
+            raise StoreUnavailableError(f"local job store: {type(exc).__name__}") from exc
+        except DBAPIError as exc:
+            # A pooled connection the server closed (a restart, a killed backend):
+            # asyncpg's ConnectionDoesNotExistError is no OperationalError.
+            if not exc.connection_invalidated:
+                raise
             raise StoreUnavailableError(f"local job store: {type(exc).__name__}") from exc
 
     def _notify(self, queue: str) -> None:
