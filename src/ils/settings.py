@@ -392,10 +392,6 @@ class Settings(BaseSettings):
     trusted_proxies: str = ""
     # Run the workers inside the web process; off when they run as ``ils worker``.
     start_workers: bool = True
-    # With the workers inside the web process: the longest a job's start waits for a
-    # moment without requests being answered (requests first on the shared event
-    # loop; see ils.jobs.foreground). 0: jobs never wait.
-    worker_yield_ms: int = Field(default=100, ge=0, le=10_000)
     # Where people reach the platform: the base of every link in e-mails.
     public_url: str = "http://127.0.0.1:8000"
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)

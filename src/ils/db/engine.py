@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession as AsyncSession
 from sqlalchemy.orm import DeclarativeBase
 
 from ils.db.sqlite_inline import DRIVER as INLINE_DRIVER
-from ils.db.sqlite_inline import INLINE_BUSY_TIMEOUT_MS, InlineSQLiteDialect, begin_immediate
+from ils.db.sqlite_inline import INLINE_BUSY_TIMEOUT_MS, begin_immediate
 from ils.files import create_private
 
 NAMING_CONVENTION = {
@@ -27,9 +27,6 @@ NAMING_CONVENTION = {
 # Execution option (or connection ``info`` key) marking a read-only transaction:
 # SQLite then begins deferred.
 READ_ONLY_OPTION = "ils_read_only"
-# Connections kept by a SQLite engine's pool, and how many more it may open for a moment.
-SQLITE_POOL_SIZE = 20
-SQLITE_POOL_OVERFLOW = 80
 # Seconds a SQLite writer waits for another process's write lock.
 SQLITE_BUSY_TIMEOUT_S = 30
 
@@ -45,7 +42,7 @@ def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
-def configure_sqlite(engine: Engine, *, autocheckpoint: bool = True) -> None:
+def configure_sqlite(engine: Engine) -> None:
     """Settings every SQLite connection of ILS gets (the inline driver's engine).
 
     WAL (readers never block the writer), foreign keys, and ``BEGIN IMMEDIATE``
@@ -55,8 +52,7 @@ def configure_sqlite(engine: Engine, *, autocheckpoint: bool = True) -> None:
     write lock instead, with a short retry, for up to ``SQLITE_BUSY_TIMEOUT_S``. A
     transaction marked read-only (``READ_ONLY_OPTION`` as an execution option or in the
     connection's ``info``) begins deferred instead: under WAL it neither waits for nor
-    holds up a writer, so a poll never delays an enqueue. Without ``autocheckpoint``
-    no commit checkpoints the log: a :class:`~ils.db.checkpoint.WalCheckpointer` must.
+    holds up a writer, so a poll never delays an enqueue.
     """
 
     @event.listens_for(engine, "connect")
@@ -68,8 +64,6 @@ def configure_sqlite(engine: Engine, *, autocheckpoint: bool = True) -> None:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute(f"PRAGMA busy_timeout={INLINE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA foreign_keys=ON")
-        if not autocheckpoint:
-            cursor.execute("PRAGMA wal_autocheckpoint=0")
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -83,11 +77,8 @@ def configure_sqlite(engine: Engine, *, autocheckpoint: bool = True) -> None:
             begin_immediate(conn.connection.dbapi_connection, SQLITE_BUSY_TIMEOUT_S)  # type: ignore[arg-type]
 
 
-def create_engine(url: str, *, echo: bool = False, autocheckpoint: bool = True) -> AsyncEngine:
+def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     """An async engine for ``url``; SQLite gets :func:`configure_sqlite`.
-
-    ``autocheckpoint=False``: on SQLite no commit checkpoints the write-ahead log
-    (a blocking ``fsync`` on the event loop); start a :func:`wal_checkpointer` for it.
 
     SQLite runs on our inline driver whatever driver the URL names (``sqlite://``, or
     ``sqlite+aiosqlite://`` in older settings): see :mod:`ils.db.sqlite_inline` for why.
@@ -100,30 +91,9 @@ def create_engine(url: str, *, echo: bool = False, autocheckpoint: bool = True) 
         # SQLite would create the file 0644 under a 022 umask, and gives its -wal, -shm
         # and -journal files the database file's mode: made here first, all are 0600.
         create_private(Path(database))
-    # A pooled SQLite connection is a file handle and a page cache, opened in a
-    # fraction of a millisecond. Writers take theirs before they queue for the write
-    # turn (``Transactions``), so the pool must outnumber the writers and readers in
-    # flight: 15 (SQLAlchemy's default) ran out under ``bench/orders.py`` and put every
-    # request behind the queue for a connection.
-    # (An in-memory database has one shared connection: no pool to size.)
-    sizes = (
-        {"pool_size": SQLITE_POOL_SIZE, "max_overflow": SQLITE_POOL_OVERFLOW}
-        if InlineSQLiteDialect.is_file_db(sqlite_url)
-        else {}
-    )
-    engine = create_async_engine(sqlite_url, echo=echo, **sizes)
-    configure_sqlite(engine.sync_engine, autocheckpoint=autocheckpoint)
+    engine = create_async_engine(sqlite_url, echo=echo)
+    configure_sqlite(engine.sync_engine)
     return engine
-
-
-def sqlite_file(engine: AsyncEngine) -> Path | None:
-    """The database file of a SQLite engine (``None`` for PostgreSQL or in memory)."""
-    if engine.dialect.name != "sqlite":
-        return None
-    database = engine.url.database
-    if not database or database == ":memory:" or database.startswith("file:"):
-        return None
-    return Path(database)
 
 
 def create_numbering_engine(engine: AsyncEngine) -> AsyncEngine | None:

@@ -81,14 +81,9 @@ class InlineSQLiteDialect(SQLiteDialect_pysqlite):
     supports_statement_cache = True
 
     @classmethod
-    def is_file_db(cls, url: URL) -> bool:
-        """Whether ``url`` names a database file (pooled), not one in memory (shared)."""
-        return bool(cls._is_url_file_db(url))
-
-    @classmethod
     def get_pool_class(cls, url: URL) -> type[Pool]:
         # One shared connection for an in-memory database (each new one would be empty).
-        if cls.is_file_db(url):
+        if cls._is_url_file_db(url):
             return AsyncAdaptedQueuePool
         return StaticPool
 

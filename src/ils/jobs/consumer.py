@@ -141,9 +141,6 @@ class QueueConsumer:
     # Redis mode, rate-limited queue: the window every start counts in, whichever store
     # it is from (the local store's), so both stores together stay within the limit.
     rate_tokens: RateTokens | None = None
-    # ``ils serve`` with workers: wait for a moment without requests before starting a
-    # job (``Foreground.quiet``, bounded), so requests go first on the shared loop.
-    yield_to: Callable[[], Awaitable[None]] | None = None
     _running: dict[str, tuple[ClaimedJob, asyncio.Task[None]]] = field(default_factory=dict)
     _slots: asyncio.Semaphore = field(init=False)
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
@@ -228,8 +225,6 @@ class QueueConsumer:
                 await asyncio.sleep(GATE_WAIT_S)
                 continue
             await self._slots.acquire()
-            if self.yield_to is not None:
-                await self.yield_to()
             if self._stopping.is_set():
                 self._slots.release()
                 return
@@ -314,8 +309,6 @@ class QueueConsumer:
         try:
             while current is not None:
                 self._running[current.id] = (current, task)
-                if current is not claimed and self.yield_to is not None:
-                    await self.yield_to()
                 try:
                     following = await self._process(current)
                 finally:

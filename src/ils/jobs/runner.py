@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
 from ils.jobs.catalogue import QueueConfig
@@ -38,7 +38,6 @@ class Runner:
         *,
         listeners: Sequence[JobListener] = (),
         gates: Mapping[str, RedisGate | None] | None = None,
-        yield_to: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.worker_id = uuid.uuid4().hex[:12]
         gates = gates or {}
@@ -59,7 +58,6 @@ class Runner:
                 rate_tokens=(
                     shared_window if store is not local and config.rate_limit is not None else None
                 ),
-                yield_to=yield_to,
             )
             for store in stores
             for config in queues

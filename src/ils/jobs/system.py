@@ -13,8 +13,7 @@ from collections.abc import Awaitable, Callable
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ils.clock import Clock, SystemClock
-from ils.db.checkpoint import WalCheckpointer
-from ils.db.engine import create_engine, sqlite_file
+from ils.db.engine import create_engine
 from ils.db.migrations import current_revision, head_revision, upgrade_database
 from ils.db.transactions import Transactions, WriteTurn
 from ils.errors import ConfigurationError
@@ -96,9 +95,7 @@ class JobSystem:
         job_types = default_job_types()
         url = settings.effective_database_url
         await ensure_schema(settings)
-        # SQLite: the write-ahead log is checkpointed in a thread (started below), not
-        # by whichever commit on the event loop crosses 1,000 pages (ils.db.checkpoint).
-        engine = create_engine(url, autocheckpoint=False)
+        engine = create_engine(url)
         local = LocalJobStore(
             engine,
             catalogue,
@@ -148,16 +145,6 @@ class JobSystem:
         )
         system = cls(settings, catalogue, job_types, engine, local, redis, gate, producer, events)
         await system._connect_redis()
-        database_file = sqlite_file(engine)
-        if database_file is not None:
-            checkpointer = WalCheckpointer(database_file, local.write_turn.background)
-            task = asyncio.create_task(checkpointer.run(), name="ils-wal-checkpoints")
-
-            async def stop_checkpoints() -> None:
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
-
-            system.on_close(stop_checkpoints)
         return system
 
     async def _connect_redis(self) -> None:
@@ -232,7 +219,7 @@ class JobSystem:
             job_types=self.job_types,
             helpers=self.helpers,
             sink=self.producer,
-            db=Transactions(self.engine, self.write_turn.background),
+            db=Transactions(self.engine, self.write_turn),
             events=self.events,
             schedulers=self.schedulers,
             on_close=self.on_close,

@@ -85,13 +85,8 @@ NOT_ALLOWED = "not allowed for your role"
 NOT_FOUND = "not found"
 
 
-async def get_state(request: Request) -> WebState:
-    """The lifespan's :class:`WebState` (fails loudly when the lifespan did not run).
-
-    This and the other dependencies that await nothing are still ``async def``:
-    FastAPI runs a plain ``def`` dependency in its thread pool, a thread hop for each
-    one on every request (5 % of the order API's time in a profile).
-    """
+def get_state(request: Request) -> WebState:
+    """The lifespan's :class:`WebState` (fails loudly when the lifespan did not run)."""
     state = getattr(request.app.state, "ils", None)
     if not isinstance(state, WebState):
         raise RuntimeError("the app's lifespan has not run: use create_app and start it")
@@ -101,12 +96,12 @@ async def get_state(request: Request) -> WebState:
 StateDep = Annotated[WebState, Depends(get_state)]
 
 
-async def get_system(state: StateDep) -> JobSystem:
+def get_system(state: StateDep) -> JobSystem:
     """The job system: ``system.helpers.queue_...(..., session=session)`` to enqueue."""
     return state.system
 
 
-async def get_settings(state: StateDep) -> Settings:
+def get_settings(state: StateDep) -> Settings:
     """The settings the app was created with."""
     return state.settings
 
@@ -145,12 +140,12 @@ async def get_auth(request: Request, state: StateDep, session: SessionDep) -> Se
 CurrentAuth = Annotated[SessionAuth, Depends(get_auth)]
 
 
-async def get_current_user(auth: CurrentAuth) -> User:
+def get_current_user(auth: CurrentAuth) -> User:
     """The signed-in user (loaded in the request's session)."""
     return auth.user
 
 
-async def get_current_company(auth: CurrentAuth) -> Company:
+def get_current_company(auth: CurrentAuth) -> Company:
     """The signed-in user's company: the scope of every query."""
     return auth.company
 

@@ -130,8 +130,10 @@ class NotificationWorker:
                     created = await self._insert_missing(session, keyed)
         for draft in drafts:
             await self.context.events.publish(CHANNEL, draft.user_id)
-        # No log line: the result says it, and a line is one more write transaction
-        # for every order event (a quarter of this job's writes).
+        await ctx.log(
+            f"stored {created} order notifications for company {payload.company_id} "
+            f"({len(drafts) - created} already stored)"
+        )
         return {
             "companyId": payload.company_id,
             "orderId": payload.order_id,
@@ -199,13 +201,11 @@ class NotificationWorker:
                     notification, created = existing, False
         # Signalled again on a retry too: the first attempt may have died before it.
         await self.context.events.publish(CHANNEL, notification.user_id or "")
-        # No log line: the result says it (one write transaction fewer per notification).
-        return {
-            "notificationId": notification.id,
-            "kind": notification.kind,
-            "priority": notification.priority,
-            "created": created,
-        }
+        await ctx.log(
+            f"{'stored' if created else 'already stored'} {notification.kind} notification "
+            f"{notification.id} ({notification.priority})"
+        )
+        return {"notificationId": notification.id, "created": created}
 
     async def _insert(self, session: AsyncSession, content: Draft, ctx: JobContext) -> Notification:
         notification = Notification(

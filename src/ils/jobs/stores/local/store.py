@@ -113,7 +113,7 @@ class LocalJobStore(LocalAdmin):
         #: The process's turn for SQLite writers; the web app's write requests take it
         #: too (``JobSystem.write_turn``), so writers of one process queue in order.
         self.write_turn = write_turn or WriteTurn()
-        self._runner = Transactions(engine, self.write_turn.background)
+        self._runner = Transactions(engine, self.write_turn)
         self._dialect = engine.dialect.name
         self._retention = RetentionSchedule()
 
