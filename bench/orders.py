@@ -26,11 +26,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import random
 import secrets
-import subprocess
 import sys
 import tempfile
 import time
@@ -51,7 +51,7 @@ from ils.jobs.catalogue import RateLimit, build_catalogue
 from ils.jobs.model import PENDING_STATES, JobState
 from ils.jobs.stores.local.schema import JobRow
 from ils.settings import Settings
-from serving import ROOT, pct, server
+from serving import ROOT, ils_serve, pct, process, server
 
 PRACTICE = "Brightside Opticians"
 #: The route of ``bench/inline_orders_app.py``: the order's e-mail and PDFs in the request.
@@ -245,33 +245,23 @@ async def main() -> None:
         clients, orders, think = args.clients, args.orders, args.think_ms / 1000
         results = []
         backlogs: list[tuple[str, dict[str, int]]] = []
-        serve = [sys.executable, "-m", "ils", "serve"]
-        workers: list[subprocess.Popen[bytes]] = []
-        if args.worker_processes or args.no_workers:
-            serve.append("--no-workers")
-            nice = ["nice", "-n", str(args.worker_nice)] if args.worker_nice else []
-            with log.open("ab") as out:
-                workers = [
-                    subprocess.Popen(  # noqa: ASYNC220 (started once, before the measurement)
-                        [*nice, sys.executable, "-m", "ils", "worker"],
-                        cwd=ROOT,
-                        env=env,
-                        stdout=out,
-                    )
-                    for _ in range(args.worker_processes)
-                ]
-        async with server(serve, env, log) as (base, _):
-            cookies, csrf = await sign_in(base, email, password)
-            for label, pause in (
-                (f"queued, paced ({args.think_ms:.0f} ms think)", think),
-                ("queued, saturating (back to back)", 0.0),
-            ):
-                run = await load(base, cookies, csrf, lab, patients, clients, orders, pause)
-                results.append((label, *run))
-                backlogs.append((label, await backlog(settings)))
-        for worker in workers:
-            worker.terminate()
-            worker.wait(60)
+        separate = bool(args.worker_processes or args.no_workers)
+        serve = ils_serve("--no-workers") if separate else ils_serve()
+        nice = ["nice", "-n", str(args.worker_nice)] if args.worker_nice else []
+        with contextlib.ExitStack() as workers:
+            for _ in range(args.worker_processes):
+                workers.enter_context(
+                    process([*nice, sys.executable, "-m", "ils", "worker"], env, log)
+                )
+            async with server(serve, env, log) as (base, _):
+                cookies, csrf = await sign_in(base, email, password)
+                for label, pause in (
+                    (f"queued, paced ({args.think_ms:.0f} ms think)", think),
+                    ("queued, saturating (back to back)", 0.0),
+                ):
+                    run = await load(base, cookies, csrf, lab, patients, clients, orders, pause)
+                    results.append((label, *run))
+                    backlogs.append((label, await backlog(settings)))
         if not args.no_inline:
             # The same orders with the e-mail and the two PDFs done inside the request.
             inline = [

@@ -838,7 +838,7 @@ async def run(args: argparse.Namespace, tmp: str, deployment: Deployment) -> dic
     clients: list[ClientProcess] = []
     sampler: asyncio.Task[None] | None = None
     try:
-        async with server(ils_serve(), env, log, start_timeout_s=120) as (base, proc):
+        async with server(ils_serve(), env, log) as (base, proc):
             pid = proc.pid
             sampler = asyncio.create_task(memory.sample(pid))
             await asyncio.sleep(1.5)
