@@ -191,12 +191,15 @@ class Outbox:
     def settle_later(self, row_id: str, add: asyncio.Future[Any]) -> None:
         """When the add still in flight for held row ``row_id`` answers, settle the row:
         an add that succeeded means the job is in Redis (the row goes, counted); a failed
-        one releases the row to the next relay, which resolves it by job id."""
+        one releases the row and relays at once, which resolves it by job id (or leaves
+        it held while the gate says Redis is down, until the gate sees Redis back). Not
+        every process runs the outbox sweep: a producer-only one would otherwise leave
+        the row held until some other process's sweep came by."""
 
         def done(future: asyncio.Future[Any]) -> None:
             failed = future.cancelled() or future.exception() is not None
             task = asyncio.get_running_loop().create_task(
-                self._release(row_id) if failed else self._resolved(row_id, WAS_IN_REDIS)
+                self._release_and_relay(row_id) if failed else self._resolved(row_id, WAS_IN_REDIS)
             )
             self._pending.add(task)
             task.add_done_callback(self._pending.discard)
@@ -214,12 +217,13 @@ class Outbox:
 
         await self._transactions.run(body)
 
-    async def _release(self, row_id: str) -> None:
+    async def _release_and_relay(self, row_id: str) -> None:
         await self._transactions.run(
             lambda conn: conn.execute(
                 update(OutboxRow).where(OutboxRow.id == row_id).values(claimed_until_ms=0)
             )
         )
+        await self.relay()
 
     def _relay_after_commit(self, session: AsyncSession) -> None:
         """Relay after every commit of this session (the hook is added once per session;

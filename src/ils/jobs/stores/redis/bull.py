@@ -119,6 +119,7 @@ def make_client(
     *,
     blocking: bool = False,
     retry: bool = True,
+    max_connections: int | None = None,
 ) -> Redis:
     """A Redis client that fails fast instead of retrying for minutes.
 
@@ -134,6 +135,8 @@ def make_client(
 
     Where Redis is (URL, TLS, Sentinel) comes from ``connection``; with Sentinel,
     redis-py runs the connect (master look-up included) under the same retry policy.
+
+    ``max_connections`` bounds the pool (see ``connect.async_client``).
 
     Replies are decoded with ``surrogateescape``: any producer on the shared Redis can
     write bytes that are not UTF-8 into a job, and a strict decoder would raise on every
@@ -151,6 +154,7 @@ def make_client(
             0 if blocking or not retry else 1,
             supported_errors=(redis_errors.ConnectionError,),
         ),
+        max_connections=max_connections,
     )
 
 

@@ -91,10 +91,14 @@ def async_client(
     retry: AsyncRetry | None = None,
     decode_responses: bool = False,
     encoding_errors: str = "strict",
+    max_connections: int | None = None,
 ) -> aioredis.Redis:
     """An asyncio client; ``retry`` ``None`` keeps redis-py's default policy.
     ``encoding_errors`` is the codec error handler of decoded replies (and of
-    commands' text), ``"surrogateescape"`` to read bytes that are not UTF-8."""
+    commands' text), ``"surrogateescape"`` to read bytes that are not UTF-8.
+    ``max_connections`` bounds the pool (redis-py's default otherwise); a command
+    that finds it full fails with ``MaxConnectionsError``, so a caller that may
+    run more commands at once than that must wait for a slot itself."""
     return _client(
         _ASYNC,
         connection,
@@ -103,6 +107,7 @@ def async_client(
         retry,
         decode_responses,
         encoding_errors,
+        max_connections,
     )
 
 
@@ -133,6 +138,7 @@ def _client(
     retry: AsyncRetry | SyncRetry | None,
     decode_responses: bool,
     encoding_errors: str = "strict",
+    max_connections: int | None = None,
 ) -> ClientT:
     """A client of ``kind``: from the URL, or the master's through the sentinels.
 
@@ -142,6 +148,8 @@ def _client(
     conn = as_connection(connection)
     options = _options(conn, connect_timeout_s, socket_timeout_s, decode_responses)
     options["encoding_errors"] = encoding_errors
+    if max_connections is not None:
+        options["max_connections"] = max_connections
     if retry is not None:
         options["retry"] = retry
     if conn.url is not None:

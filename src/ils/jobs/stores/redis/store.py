@@ -36,7 +36,6 @@ from ils.jobs.stores.redis.bull import (
     LOCK_LOST_CODES,
     BullQueue,
     NextJob,
-    make_client,
     unavailable_guard,
 )
 from ils.jobs.stores.redis.codec import (
@@ -62,7 +61,7 @@ from ils.jobs.stores.redis.failing import (
 from ils.jobs.stores.redis.probe import ThreadProbe
 from ils.jobs.stores.redis.schedulers import advance
 from ils.jobs.stores.redis.schedulers import sync as sync_schedulers
-from ils.jobs.stores.redis.store_admin import RedisAdmin
+from ils.jobs.stores.redis.store_admin import PRODUCER_CONNECTIONS, RedisAdmin
 from ils.redis_settings import RedisConnection
 
 # Claimed jobs whose options we keep in memory between fetch and finish (saves a read).
@@ -104,6 +103,7 @@ class RedisJobStore(RedisAdmin):
         self._client = None
         self._blocking = None
         self._producer = None
+        self._producer_slots = asyncio.Semaphore(PRODUCER_CONNECTIONS)
         self._queues = {}
         self._producer_queues = {}
         self._claims: dict[tuple[str, str, str], dict[str, Any]] = {}
@@ -129,10 +129,11 @@ class RedisJobStore(RedisAdmin):
         bull = self._producer_bull(queue)
         validate_new_job(queue, job)
         _check_json(queue, job)
-        with unavailable_guard():
-            job_id = await bull.add(job.name, job.data, self._options(bull, job))
-            await self._index_companies(bull, [(job, job_id)])
-            return job_id
+        async with self._producer_slots:
+            with unavailable_guard():
+                job_id = await bull.add(job.name, job.data, self._options(bull, job))
+                await self._index_companies(bull, [(job, job_id)])
+                return job_id
 
     def _options(self, bull: BullQueue, job: NewJob) -> dict[str, Any]:
         """BullMQ options, with a deduplication key on the job's id kept for
@@ -150,12 +151,13 @@ class RedisJobStore(RedisAdmin):
     async def warm_up(self) -> None:
         """Open the producers' first connection now: the first enqueue must not spend its
         budget on a TCP connect (and be held for it). Silent when Redis is down."""
-        if self._producer is None and not self._closed:
-            self._producer = make_client(self._connection, self._connect_timeout_ms, retry=False)
+        if self._closed:
+            return
+        client = self._producer_client()
         for _ in range(2):  # a pooled socket left from before a restart fails once
             try:
-                if self._producer is not None:
-                    await asyncio.wait_for(self._producer.ping(), 2.0)
+                async with self._producer_slots:
+                    await asyncio.wait_for(client.ping(), 2.0)
                 return
             except Exception as err:  # an outage is the gate's business, not the warm-up's
                 logging.getLogger(__name__).debug("warm-up ping: %s", type(err).__name__)
@@ -170,12 +172,13 @@ class RedisJobStore(RedisAdmin):
         assert job.options.job_id is not None
         bull = self._producer_bull(queue)
         validate_new_job(queue, job)
-        with unavailable_guard():
-            found = await bull.known(job.options.job_id)
-            if not found:
-                job_id = await bull.add(job.name, job.data, self._options(bull, job))
-                await self._index_companies(bull, [(job, job_id)])
-            return found
+        async with self._producer_slots:
+            with unavailable_guard():
+                found = await bull.known(job.options.job_id)
+                if not found:
+                    job_id = await bull.add(job.name, job.data, self._options(bull, job))
+                    await self._index_companies(bull, [(job, job_id)])
+                return found
 
     def probe(self, timeout_ms: int) -> ThreadProbe:
         """A blocking PING (with the eviction policy) on a connection of its own, for
@@ -199,12 +202,13 @@ class RedisJobStore(RedisAdmin):
             _check_json(queue, job)
         if not jobs:
             return []
-        with unavailable_guard():
-            ids = await bull.add_bulk(
-                [(job.name, job.data, self._options(bull, job)) for job in jobs]
-            )
-            await self._index_companies(bull, list(zip(jobs, ids, strict=True)))
-            return ids
+        async with self._producer_slots:
+            with unavailable_guard():
+                ids = await bull.add_bulk(
+                    [(job.name, job.data, self._options(bull, job)) for job in jobs]
+                )
+                await self._index_companies(bull, list(zip(jobs, ids, strict=True)))
+                return ids
 
     # -- workers -------------------------------------------------------------------------
 

@@ -9,6 +9,8 @@ of ``stores.redis.admin``. The attributes below are set by ``RedisJobStore.__ini
 
 from __future__ import annotations
 
+import asyncio
+
 from redis.asyncio import Redis
 
 from ils.errors import StoreUnavailableError
@@ -19,6 +21,13 @@ from ils.jobs.stores.redis import admin as redis_admin
 from ils.jobs.stores.redis import timings as redis_timings
 from ils.jobs.stores.redis.bull import BullQueue, make_client, unavailable_guard
 from ils.redis_settings import RedisConnection
+
+# Connections of the producers' pool, and adds in flight at once. Under a burst on a
+# busy machine, adds outlive their budget (the job is held and the add goes on), so
+# in-flight adds pile up; past the pool's size redis-py refuses the next add with
+# MaxConnectionsError, which reads as an outage. The next add waits for a slot
+# instead (inside the add, so the enqueue's budget still bounds the caller's wait).
+PRODUCER_CONNECTIONS = 64
 
 
 class RedisAdmin(JobStore):
@@ -32,6 +41,7 @@ class RedisAdmin(JobStore):
     _client: Redis | None
     _blocking: Redis | None
     _producer: Redis | None
+    _producer_slots: asyncio.Semaphore
     _queues: dict[str, BullQueue]
     _producer_queues: dict[str, BullQueue]
     _closed: bool
@@ -53,19 +63,28 @@ class RedisAdmin(JobStore):
             self._blocking = make_client(self._connection, self._connect_timeout_ms, blocking=True)
         return self._blocking
 
+    def _producer_client(self) -> Redis:
+        """The producers' client, which never resends a command: whether a failed add
+        may have run must stay knowable (``StoreUnavailableError.unsent``). Its pool
+        has ``PRODUCER_CONNECTIONS``; every use holds one of ``_producer_slots``."""
+        if self._closed:
+            raise StoreUnavailableError("redis store is closed", unsent=True)
+        if self._producer is None:
+            self._producer = make_client(
+                self._connection,
+                self._connect_timeout_ms,
+                retry=False,
+                max_connections=PRODUCER_CONNECTIONS,
+            )
+        return self._producer
+
     def _producer_bull(self, queue: str) -> BullQueue:
-        """The queue on the producers' client, which never resends a command: whether a
-        failed add may have run must stay knowable (``StoreUnavailableError.unsent``)."""
+        """The queue on the producers' client (``_producer_client``)."""
         config = self._catalogue[queue]
         bull = self._producer_queues.get(queue)
         if bull is None:
-            if self._closed:
-                raise StoreUnavailableError("redis store is closed", unsent=True)
-            if self._producer is None:
-                self._producer = make_client(
-                    self._connection, self._connect_timeout_ms, retry=False
-                )
-            bull = self._producer_queues[queue] = BullQueue(config, self._producer, self._prefix)
+            client = self._producer_client()
+            bull = self._producer_queues[queue] = BullQueue(config, client, self._prefix)
         return bull
 
     def _bull(self, queue: str) -> BullQueue:
