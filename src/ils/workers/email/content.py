@@ -52,6 +52,7 @@ from ils.workers.email.drafts import (
     Skip,
     company,
     company_recipients,
+    drafts_for,
     user_recipient,
 )
 from ils.workers.email.links import PlatformLinks, tracking_url
@@ -277,10 +278,8 @@ class ContentBuilder:
             "links": {"purchase_order": self.links.purchase_order(po.id), "home": self.links.home},
         }
         subject = f"Purchase order {po.number} from {lab.name}"
-        return [
-            MailDraft(recipient, lab.id, brand, subject, "purchase_order", context)
-            for recipient in await company_recipients(session, supplier)
-        ]
+        recipients = await company_recipients(session, supplier)
+        return drafts_for(lab, recipients, subject, "purchase_order", context)
 
     # -- marketplace -------------------------------------------------------------------
 
@@ -307,11 +306,8 @@ class ContentBuilder:
             "links": {"connections": self.links.connections, "home": self.links.home},
         }
         subject = f"{requester.name} would like to connect with {target.name}"
-        brand = Brand.of(requester)
-        return [
-            MailDraft(recipient, requester.id, brand, subject, "marketplace_connection", context)
-            for recipient in await company_recipients(session, target)
-        ]
+        recipients = await company_recipients(session, target)
+        return drafts_for(requester, recipients, subject, "marketplace_connection", context)
 
     # -- to one user -------------------------------------------------------------------
 
@@ -321,11 +317,7 @@ class ContentBuilder:
         user, recipient = await user_recipient(session, payload.user_id)
         own = await company(session, user.company_id, "company")
         context = {"content": payload.content, "links": {"home": self.links.home}}
-        return [
-            MailDraft(
-                recipient, own.id, Brand.of(own), payload.subject, "general_notification", context
-            )
-        ]
+        return drafts_for(own, [recipient], payload.subject, "general_notification", context)
 
     async def daily_briefing(self, session: AsyncSession, payload: DailyBriefingEmail) -> Built:
         user, recipient = await user_recipient(session, payload.user_id)
@@ -350,7 +342,7 @@ class ContentBuilder:
             "links": {"home": self.links.home},
         }
         subject = f"Daily briefing for {own.name}, {day.day} {day:%b %Y}"
-        return [MailDraft(recipient, own.id, Brand.of(own), subject, "daily_briefing", context)]
+        return drafts_for(own, [recipient], subject, "daily_briefing", context)
 
 
 def _with(draft: MailDraft, subject: str, template: str) -> MailDraft:

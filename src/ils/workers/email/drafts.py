@@ -11,6 +11,7 @@ or address, since they end up in the monitoring API.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -87,6 +88,25 @@ class Skip:
     """Nothing to send, and why (the job completes with this reason)."""
 
     reason: str
+
+
+def drafts_for(
+    sender: Company,
+    recipients: Iterable[Recipient],
+    subject: str,
+    template: str,
+    context: dict[str, Any],
+) -> list[MailDraft]:
+    """One draft per recipient, each speaking for ``sender`` (its id and branding).
+
+    Every e-mail that goes out in a company's name is drafted this way, so the
+    recipients of one job (a supplier's managers, say) all get the same message.
+    """
+    brand = Brand.of(sender)
+    return [
+        MailDraft(recipient, sender.id, brand, subject, template, context)
+        for recipient in recipients
+    ]
 
 
 async def user_recipient(session: AsyncSession, user_id: str) -> tuple[User, Recipient]:

@@ -92,24 +92,37 @@ async def system_draft(session: AsyncSession, payload: SystemNotification) -> Dr
     )
 
 
+async def _company_order(
+    session: AsyncSession, order_id: str, company_id: str, whose: str
+) -> Order:
+    """Order ``order_id`` if ``company_id`` is its practice or lab; else the job fails,
+    saying ``whose`` order it is not (``company <id>``, ``user <id>'s company``)."""
+    order = await session.scalar(select(Order).where(Order.id == order_id))
+    if order is None or company_id not in (order.company_id, order.lab_id):
+        raise NotificationTargetError(f"order {order_id} is not an order of {whose}")
+    return order
+
+
+def _order_notice(order: Order, company_id: str, user_id: str, status: str, message: str) -> Draft:
+    """What an order notification says to one user, whether the job named the user
+    or the whole company: the order's number and new status, linked."""
+    return Draft(
+        company_id,
+        user_id,
+        "order",
+        NotificationPriority.HIGH,
+        _clip(f"Order {order.number}: {status.replace('_', ' ')}", 200),
+        message,
+        f"/orders/{order.id}",
+    )
+
+
 async def order_draft(session: AsyncSession, payload: OrderNotification) -> Draft:
     """An ``order-notification``: the order's number and new status, linked."""
     user = await active_user(session, payload.user_id)
-    order = await session.scalar(select(Order).where(Order.id == payload.order_id))
-    if order is None or user.company_id not in (order.company_id, order.lab_id):
-        raise NotificationTargetError(
-            f"order {payload.order_id} is not an order of user {user.id}'s company"
-        )
-    status = payload.status.replace("_", " ")
-    return Draft(
-        user.company_id,
-        user.id,
-        "order",
-        NotificationPriority.HIGH,
-        _clip(f"Order {order.number}: {status}", 200),
-        payload.message,
-        f"/orders/{order.id}",
-    )
+    whose = f"user {user.id}'s company"
+    order = await _company_order(session, payload.order_id, user.company_id, whose)
+    return _order_notice(order, user.company_id, user.id, payload.status, payload.message)
 
 
 async def company_order_drafts(
@@ -118,27 +131,15 @@ async def company_order_drafts(
     """A ``company-order-notification``: the ``order-notification`` draft for each
     user of the company active now (who joined or left since the event decides, not
     who was there when it was queued); none for a company without active users."""
-    order = await session.scalar(select(Order).where(Order.id == payload.order_id))
-    if order is None or payload.company_id not in (order.company_id, order.lab_id):
-        raise NotificationTargetError(
-            f"order {payload.order_id} is not an order of company {payload.company_id}"
-        )
+    company_id = payload.company_id
+    order = await _company_order(session, payload.order_id, company_id, f"company {company_id}")
     users = await session.scalars(
         select(User.id)
-        .where(User.company_id == payload.company_id, User.is_active.is_(True))
+        .where(User.company_id == company_id, User.is_active.is_(True))
         .order_by(User.id)
     )
-    title = _clip(f"Order {order.number}: {payload.status.replace('_', ' ')}", 200)
     return [
-        Draft(
-            payload.company_id,
-            user_id,
-            "order",
-            NotificationPriority.HIGH,
-            title,
-            payload.message,
-            f"/orders/{order.id}",
-        )
+        _order_notice(order, company_id, user_id, payload.status, payload.message)
         for user_id in users
     ]
 

@@ -208,18 +208,8 @@ class NotificationWorker:
         return {"notificationId": notification.id, "created": created}
 
     async def _insert(self, session: AsyncSession, content: Draft, ctx: JobContext) -> Notification:
-        notification = Notification(
-            id=new_id(),
-            company_id=content.company_id,
-            user_id=content.user_id,
-            kind=content.kind,
-            priority=content.priority,
-            title=content.title,
-            message=content.message,
-            link=content.link,
-            job_id=ctx.job_id,
-            created_at=utc_now(self.context.clock),
-        )
+        """Add the job's row (and an urgent one's delayed e-mail check) to ``session``."""
+        notification = Notification(**_row(ctx.job_id, content, utc_now(self.context.clock)))
         session.add(notification)
         await session.flush()
         if content.priority is NotificationPriority.URGENT:
@@ -287,7 +277,9 @@ class NotificationWorker:
 
 
 def _row(key: str, draft: Draft, now: datetime) -> dict[str, Any]:
-    """The column values of one notification row of a multi-row INSERT."""
+    """The column values of one notification row, stored under ``key`` (its ``job_id``):
+    a notification job's single row and each row of a company notification's multi-row
+    INSERT are built here, so both kinds of job store the same columns."""
     return {
         "id": new_id(),
         "company_id": draft.company_id,

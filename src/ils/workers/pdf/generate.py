@@ -121,9 +121,9 @@ class DocumentGenerator:
         column = getattr(Document, SUBJECT_COLUMN[kind])
         async with self.db.read() as session:
             if job_id is not None:
-                done = await self._by_job(session, job_id)
+                done = await self._made_by_job(session, kind, subject_id, job_id)
                 if done is not None:
-                    return _same_subject(done, kind, subject_id, job_id)
+                    return done
             loaded = await LOADERS[kind](session, subject_id)
             version = await self._next_version(session, column, kind, subject_id)
         meta = DocumentMeta(version, generated_at(self.clock.now_ms(), loaded.time_zone))
@@ -190,9 +190,9 @@ class DocumentGenerator:
             # winner took our version number: render again with the next one.
             if job_id is not None:
                 async with self.db.read() as session:
-                    done = await self._by_job(session, job_id)
+                    done = await self._made_by_job(session, kind, subject_id, job_id)
                 if done is not None:
-                    return _same_subject(done, kind, subject_id, job_id), False
+                    return done, False
             raise DocumentVersionConflict(f"{kind.value} version {version} was taken") from None
         return document, True
 
@@ -202,6 +202,16 @@ class DocumentGenerator:
             select(Document).where(Document.job_id == job_id)
         )
         return found
+
+    @classmethod
+    async def _made_by_job(
+        cls, session: AsyncSession, kind: DocumentKind, subject_id: str, job_id: str
+    ) -> Document | None:
+        """The document an earlier attempt of ``job_id`` recorded, if any, checked to be
+        this very one (:func:`_same_subject`): a retry answers with it, whether it finds
+        it before rendering or after losing the race to record."""
+        done = await cls._by_job(session, job_id)
+        return None if done is None else _same_subject(done, kind, subject_id, job_id)
 
     @staticmethod
     async def _next_version(
