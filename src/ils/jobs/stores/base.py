@@ -8,7 +8,7 @@ The runner, the producer and the monitoring API only see this class, and one con
 test suite (``tests/jobs/test_store_contract.py``) holds all of them (on Redis,
 SQLite, PostgreSQL and memory) to the same behaviour. The local and the memory store
 share :class:`PolledStore` (their catalogue, clock and waits), and every store the
-checks of ``clean`` (:func:`clean_bounds`) and the filter of lists and searches
+checks of ``clean`` (:func:`cleanable_state`) and the filter of lists and searches
 (:class:`JobFilter`).
 
 Queues are named by their catalogue key (``"email"``), never by the Redis name.
@@ -53,13 +53,19 @@ class JobTiming(NamedTuple):
     weight: float = 1.0
 
 
-def clean_bounds(state: JobState, older_than_ms: int, now_ms: int) -> tuple[JobState, int]:
-    """What :meth:`JobStore.clean` checks before it deletes, in every store alike: the
-    state (``ValueError`` for one it may not clean) and the newest age it deletes."""
+def cleanable_state(state: JobState) -> JobState:
+    """The state :meth:`JobStore.clean` is asked to delete from, refused alike by every
+    store (``ValueError``) when it is not one of ``CLEANABLE_STATES``."""
     state = JobState(state)
     if state not in CLEANABLE_STATES:
         raise ValueError(f"cannot clean {state.value} jobs")
-    return state, now_ms - max(older_than_ms, 0)
+    return state
+
+
+def clean_bounds(state: JobState, older_than_ms: int, now_ms: int) -> tuple[JobState, int]:
+    """What :meth:`JobStore.clean` checks before it deletes, in the stores that measure
+    age themselves: the state (:func:`cleanable_state`) and the newest age it deletes."""
+    return cleanable_state(state), now_ms - max(older_than_ms, 0)
 
 
 @dataclass(frozen=True, slots=True)

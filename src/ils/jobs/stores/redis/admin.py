@@ -74,18 +74,19 @@ async def list_jobs(bull: BullQueue, state: JobState, offset: int, limit: int) -
         # The sets keep up to the retention count (100,000 in the dashboard bench):
         # a page reads its own slice only.
         page = await bull.newest_finished(bull.keys[state.value], offset, limit)
-        hashes = await bull.job_hashes(page)
-        return [
-            describe_record(bull.config.key, job_id, raw, state)
-            for job_id, raw in zip(page, hashes, strict=True)
-            if raw
-        ]
+        return await _records(bull, page, state)
     ids = await _ids_in_state(bull, state)
     stamps = await bull.timestamps(ids)
     ranked = sorted(
         zip(ids, stamps, strict=True), key=lambda pair: newest_first_key(*pair), reverse=True
     )
     page = [job_id for job_id, _ in ranked[offset : offset + max(limit, 0)]]
+    return await _records(bull, page, state)
+
+
+async def _records(bull: BullQueue, page: list[str], state: JobState) -> list[JobRecord]:
+    """The records of a page of ids in ``state``, one pipelined read for every page a
+    list answers; a job deleted since its id was read is left out, not shown empty."""
     hashes = await bull.job_hashes(page)
     return [
         describe_record(bull.config.key, job_id, raw, state)
@@ -205,13 +206,7 @@ async def list_company_jobs(
     """One company's jobs in a scored state (completed, failed, delayed), newest first
     by that score, and how many there are: intersected in Redis, one page returned."""
     page, total = await bull.company_page(bull.keys[state.value], company_id, offset, limit)
-    hashes = await bull.job_hashes(page)
-    records = [
-        describe_record(bull.config.key, job_id, raw, state)
-        for job_id, raw in zip(page, hashes, strict=True)
-        if raw
-    ]
-    return records, total
+    return await _records(bull, page, state), total
 
 
 async def finished_per_minute(

@@ -25,6 +25,7 @@ from redis.backoff import NoBackoff
 
 from ils.errors import StoreUnavailableError
 from ils.jobs.catalogue import QueueConfig
+from ils.jobs.stores.redis.codec import failure_fields, finished_retention
 from ils.jobs.stores.redis.connect import async_client
 from ils.jobs.stores.redis.decode import MAX_TIME_MS
 from ils.jobs.stores.redis.placeholder import lenient_int
@@ -271,18 +272,23 @@ class BullQueue:
         *,
         completed: bool,
         value: Any,
-        keep: Any,
         fetch_next: bool,
-        fields: Mapping[str, str] | None = None,
+        stacktrace: Sequence[str] = (),
     ) -> int | NextJob:
-        """moveToFinished: a negative status code, or what it fetched next."""
+        """moveToFinished: a negative status code, or what it fetched next.
+
+        Every finish is kept as the job's options or the queue's retention say
+        (``finished_retention``), and every failure for good records ``value`` as its
+        failed reason with ``stacktrace`` (``failure_fields``), so no caller spells
+        either out again.
+        """
         job = self._job(job_id, name, opts, attempts_made)
+        keep = finished_retention(opts, self.config, completed=completed)
         if completed:
             keys, args = self._scripts.moveToCompletedArgs(job, value, keep, token, fetch_next)
         else:
-            keys, args = self._scripts.moveToFailedArgs(
-                job, value, keep, token, fetch_next, dict(fields or {})
-            )
+            fields = failure_fields(value, list(stacktrace))
+            keys, args = self._scripts.moveToFailedArgs(job, value, keep, token, fetch_next, fields)
         raw = await self._run("moveToFinished", keys, args)
         if isinstance(raw, int) and raw < 0:
             return raw

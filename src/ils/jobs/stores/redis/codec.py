@@ -39,6 +39,15 @@ def keep_jobs(retention: Retention) -> dict[str, int]:
     return {"age": retention.age_s, "count": retention.count}
 
 
+def finished_retention(opts: Mapping[str, Any], config: QueueConfig, *, completed: bool) -> Any:
+    """What BullMQ keeps when a job finishes: the job's own ``removeOnComplete`` or
+    ``removeOnFail`` (any producer may set one, Node's included), else the queue's
+    retention. One rule for every finish, whoever calls it."""
+    if completed:
+        return opts.get("removeOnComplete", keep_jobs(config.keep_completed))
+    return opts.get("removeOnFail", keep_jobs(config.keep_failed))
+
+
 def validate_new_job(queue: str, job: NewJob) -> None:
     """Refuse a job no store would run (``NewJob.problems``, which include what Node
     BullMQ refuses), before anything is queued; Redis has no limits of its own here."""

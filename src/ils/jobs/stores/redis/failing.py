@@ -17,7 +17,6 @@ import uuid
 from ils.errors import StoreUnavailableError
 from ils.jobs.model import JobState
 from ils.jobs.stores.redis.bull import UNAVAILABLE_ERRORS, BullQueue, NextJob
-from ils.jobs.stores.redis.codec import failure_fields, keep_jobs
 from ils.jobs.stores.redis.decode import MAX_COUNT, UndecodableJobError, decode_job
 from ils.jobs.stores.redis.placeholder import NAME_CHARS, lenient_int, printable
 
@@ -44,9 +43,8 @@ async def fail_deferred(
         token,
         completed=False,
         value=reason,
-        keep=opts.get("removeOnFail", keep_jobs(bull.config.keep_failed)),
         fetch_next=fetch_next,
-        fields=failure_fields(reason, previous),
+        stacktrace=previous,
     )
     return outcome if isinstance(outcome, NextJob) else NextJob(None, None, 0, 0)
 
@@ -70,9 +68,7 @@ async def fail_undecodable(
         token,
         completed=False,
         value=reason,
-        keep=keep_jobs(bull.config.keep_failed),
         fetch_next=fetch_next,
-        fields=failure_fields(reason, []),
     )
     recorded = "" if isinstance(outcome, NextJob) else f" (not recorded: code {outcome})"
     logging.getLogger(__name__).warning(

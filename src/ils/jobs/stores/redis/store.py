@@ -43,7 +43,6 @@ from ils.jobs.stores.redis.codec import (
     bull_options,
     decode_options,
     failure_fields,
-    keep_jobs,
     next_stacktrace,
     now_ms,
     retry_delay_ms,
@@ -288,7 +287,6 @@ class RedisJobStore(RedisAdmin):
                 job.token,
                 completed=True,
                 value=result,
-                keep=opts.get("removeOnComplete", keep_jobs(bull.config.keep_completed)),
                 fetch_next=fetch_next,
             )
             if isinstance(outcome, int):
@@ -309,8 +307,8 @@ class RedisJobStore(RedisAdmin):
             opts = await self._opts(bull, job, forget=True)
             made = job.record.attempts_made
             traces = next_stacktrace(job.record.stacktrace, stacktrace, opts)
-            fields = failure_fields(reason, traces)
             if retry and made + 1 < attempts_of(opts):
+                fields = failure_fields(reason, traces)
                 delay = retry_delay_ms(opts, made + 1, bull.config)
                 if delay > 0:
                     code = await bull.move_to_delayed(job.id, job.token, delay, fields, now_ms())
@@ -327,9 +325,8 @@ class RedisJobStore(RedisAdmin):
                     job.token,
                     completed=False,
                     value=reason,
-                    keep=opts.get("removeOnFail", keep_jobs(bull.config.keep_failed)),
                     fetch_next=False,
-                    fields=fields,
+                    stacktrace=traces,
                 )
                 code = outcome if isinstance(outcome, int) else 0
                 state = JobState.FAILED

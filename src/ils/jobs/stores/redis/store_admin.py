@@ -15,8 +15,8 @@ from redis.asyncio import Redis
 
 from ils.errors import StoreUnavailableError
 from ils.jobs.catalogue import Catalogue
-from ils.jobs.model import CLEANABLE_STATES, JobRecord, JobState, StoreHealth
-from ils.jobs.stores.base import JobStore, JobTiming
+from ils.jobs.model import JobRecord, JobState, StoreHealth
+from ils.jobs.stores.base import JobStore, JobTiming, cleanable_state
 from ils.jobs.stores.redis import admin as redis_admin
 from ils.jobs.stores.redis import timings as redis_timings
 from ils.jobs.stores.redis.bull import BullQueue, make_client, unavailable_guard
@@ -155,8 +155,7 @@ class RedisAdmin(JobStore):
     async def clean(
         self, queue: str, state: JobState, *, older_than_ms: int = 0, limit: int = 0
     ) -> int:
-        if state not in CLEANABLE_STATES:
-            raise ValueError(f"cannot clean {state.value} jobs")
+        state = cleanable_state(state)
         bull = self._bull(queue)
         with unavailable_guard():
             return await redis_admin.clean(bull, state, older_than_ms, limit)
