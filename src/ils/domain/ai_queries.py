@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ils.domain.content import AIResult, AIResultKind
 from ils.domain.paging import fetch_page
-from ils.errors import NotFoundError
+from ils.domain.scoping import get_scoped, one_or_not_found
 
 
 async def list_results(
@@ -36,12 +36,7 @@ async def get_result(session: AsyncSession, company_id: str, result_id: str) -> 
     Raises:
         NotFoundError: unknown id or another company's result.
     """
-    row = await session.scalar(
-        select(AIResult).where(AIResult.id == result_id, AIResult.company_id == company_id)
-    )
-    if row is None:
-        raise NotFoundError("AIResult")
-    return row
+    return await get_scoped(session, AIResult, result_id, company_id)
 
 
 async def newest_briefing(session: AsyncSession, company_id: str, day: date) -> AIResult:
@@ -51,7 +46,7 @@ async def newest_briefing(session: AsyncSession, company_id: str, day: date) -> 
     Raises:
         NotFoundError: no briefing of that day.
     """
-    row = await session.scalar(
+    query = (
         select(AIResult)
         .where(
             AIResult.company_id == company_id,
@@ -61,6 +56,4 @@ async def newest_briefing(session: AsyncSession, company_id: str, day: date) -> 
         .order_by(AIResult.created_at.desc())
         .limit(1)
     )
-    if row is None:
-        raise NotFoundError("AIResult")
-    return row
+    return await one_or_not_found(session, query, "AIResult")

@@ -15,12 +15,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ils.domain.content import Conversation, Message, MessageRole
 from ils.domain.paging import fetch_page
-from ils.errors import NotFoundError
+from ils.domain.scoping import get_user_scoped, one_or_not_found, user_scoped
 
 
 @dataclass(frozen=True)
@@ -32,12 +32,6 @@ class MessageCursor:
     message_id: str
 
 
-def _conversations(user_id: str, company_id: str) -> Select[tuple[Conversation]]:
-    return select(Conversation).where(
-        Conversation.user_id == user_id, Conversation.company_id == company_id
-    )
-
-
 async def get_conversation(
     session: AsyncSession, user_id: str, company_id: str, conversation_id: str
 ) -> Conversation:
@@ -46,12 +40,7 @@ async def get_conversation(
     Raises:
         NotFoundError: unknown id, or a conversation of another user or company.
     """
-    row = await session.scalar(
-        _conversations(user_id, company_id).where(Conversation.id == conversation_id)
-    )
-    if row is None:
-        raise NotFoundError("Conversation")
-    return row
+    return await get_user_scoped(session, Conversation, conversation_id, user_id, company_id)
 
 
 async def list_conversations(
@@ -59,7 +48,8 @@ async def list_conversations(
 ) -> tuple[list[Conversation], int]:
     """A page of the user's conversations, most recently active first, and the total."""
     order = (Conversation.updated_at.desc(), Conversation.id)
-    return await fetch_page(session, _conversations(user_id, company_id), order, limit, offset)
+    query = user_scoped(Conversation, user_id, company_id)
+    return await fetch_page(session, query, order, limit, offset)
 
 
 async def message_cursor(
@@ -70,11 +60,11 @@ async def message_cursor(
     Raises:
         NotFoundError: no such message in this conversation.
     """
-    marker = await session.scalar(
-        select(Message).where(Message.id == message_id, Message.conversation_id == conversation_id)
+    marker = await one_or_not_found(
+        session,
+        select(Message).where(Message.id == message_id, Message.conversation_id == conversation_id),
+        "Message",
     )
-    if marker is None:
-        raise NotFoundError("Message")
     return MessageCursor(marker.created_at, marker.id)
 
 

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ils.domain.content import Notification, NotificationPriority
 from ils.domain.paging import count_rows, fetch_page
-from ils.errors import NotFoundError
+from ils.domain.scoping import get_user_scoped, user_scoped
 
 
 @dataclass(frozen=True)
@@ -28,9 +28,7 @@ class NotificationFilters:
 
 def mine(user_id: str, company_id: str) -> Select[tuple[Notification]]:
     """The user's notifications in their current company (the scope of every read)."""
-    return select(Notification).where(
-        Notification.user_id == user_id, Notification.company_id == company_id
-    )
+    return user_scoped(Notification, user_id, company_id)
 
 
 async def get_notification(
@@ -41,10 +39,7 @@ async def get_notification(
     Raises:
         NotFoundError: unknown id, or a notification of another user or company.
     """
-    row = await session.scalar(mine(user_id, company_id).where(Notification.id == notification_id))
-    if row is None:
-        raise NotFoundError("Notification")
-    return row
+    return await get_user_scoped(session, Notification, notification_id, user_id, company_id)
 
 
 async def list_notifications(

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ils.domain.content import OrderTracing
-from ils.errors import NotFoundError
+from ils.domain.scoping import one_or_not_found
 
 
 async def current_tracing(session: AsyncSession, order_id: str) -> OrderTracing:
@@ -20,15 +20,13 @@ async def current_tracing(session: AsyncSession, order_id: str) -> OrderTracing:
     Raises:
         NotFoundError: no tracing file of the order has been processed yet.
     """
-    row = await session.scalar(
+    query = (
         select(OrderTracing)
         .where(OrderTracing.order_id == order_id)
         .order_by(OrderTracing.created_at.desc(), OrderTracing.id.desc())
         .limit(1)
     )
-    if row is None:
-        raise NotFoundError("OrderTracing")
-    return row
+    return await one_or_not_found(session, query, "OrderTracing")
 
 
 async def tracing_history(session: AsyncSession, order_id: str) -> list[OrderTracing]:

@@ -7,7 +7,7 @@ answer, so a client never takes the newest failures for all of them.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, Field
@@ -20,10 +20,7 @@ from ils.jobs.failures import (
     FailureReport,
     GroupActionResult,
 )
-
-
-def _time(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, UTC)
+from ils.web.schemas.times import utc_from_ms
 
 
 class FailureGroupOut(BaseModel):
@@ -54,8 +51,8 @@ class FailureGroupOut(BaseModel):
             exception_type=group.exception_type,
             message=group.message,
             count=group.count,
-            first_seen=_time(group.first_seen_ms),
-            last_seen=_time(group.last_seen_ms),
+            first_seen=utc_from_ms(group.first_seen_ms),
+            last_seen=utc_from_ms(group.last_seen_ms),
             sample_job_id=group.sample_job_id,
             sample_stacktrace=group.sample_stacktrace,
         )

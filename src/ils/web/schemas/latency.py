@@ -8,11 +8,12 @@ milliseconds, ``null`` where the bucket has no job with that figure.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from pydantic import BaseModel, Field
 
 from ils.jobs.latency import LatencyBucket, LatencyWindow, QueueLatency
+from ils.web.schemas.times import utc_from_ms
 
 
 class LatencyPointOut(BaseModel):
@@ -28,7 +29,7 @@ class LatencyPointOut(BaseModel):
     @classmethod
     def of(cls, bucket: LatencyBucket) -> LatencyPointOut:
         return cls(
-            at=datetime.fromtimestamp(bucket.start_ms / 1000, UTC),
+            at=utc_from_ms(bucket.start_ms),
             jobs=bucket.jobs,
             wait_p50_ms=bucket.wait.p50_ms,
             wait_p95_ms=bucket.wait.p95_ms,

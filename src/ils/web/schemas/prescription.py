@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from decimal import Decimal
-from typing import Annotated, Final
+from typing import Annotated, Final, TypeVar
 
 from pydantic import AfterValidator, Field, ValidationInfo, field_validator
 
@@ -25,6 +25,8 @@ HUNDREDTH: Final = Decimal("0.01")
 AXIS_MAX: Final = 180
 ADD_LOW: Final = "0.75"
 ADD_HIGH: Final = "4"
+
+T = TypeVar("T")
 
 
 def _signed(value: Decimal) -> str:
@@ -78,6 +80,23 @@ Axis = Annotated[int, AfterValidator(_check_axis)]
 _check_add: Final = stepped_check(ADD_LOW, ADD_HIGH, "0.25", "D", signed=True)
 
 
+def _required_with(amount_field: str, value: T | None, info: ValidationInfo) -> T | None:
+    """A value that only means something with a non-zero ``amount_field`` (an axis
+    with a cylinder, a base with a prism): dropped without one, required with one.
+
+    An amount that failed its own check is not in ``info.data``; the value is then let
+    through unchanged, since one error for the field is enough.
+    """
+    if amount_field not in info.data:
+        return value
+    amount = info.data[amount_field]
+    if amount is None or amount == ZERO:
+        return None
+    if value is None:
+        raise ValueError(f"is required when {amount_field} is not zero")
+    return value
+
+
 class Refraction(InputModel):
     """One eye's refraction: sphere, cylinder with its axis, reading addition.
 
@@ -103,13 +122,7 @@ class Refraction(InputModel):
     @classmethod
     def _axis_with_cylinder(cls, axis: int | None, info: ValidationInfo) -> int | None:
         """Require an axis with a cylinder; drop one sent with a zero cylinder."""
-        if "cylinder" not in info.data:  # the cylinder itself failed: one error is enough
-            return axis
-        if info.data["cylinder"] == ZERO:
-            return None
-        if axis is None:
-            raise ValueError("is required when cylinder is not zero")
-        return axis
+        return _required_with("cylinder", axis, info)
 
     @field_validator("add")
     @classmethod
@@ -154,14 +167,7 @@ class EyePrescription(Refraction):
     @classmethod
     def _base_with_prism(cls, base: PrismBase | None, info: ValidationInfo) -> PrismBase | None:
         """A prism needs a base direction to be ground; no prism, no base."""
-        if "prism" not in info.data:
-            return base
-        prism = info.data["prism"]
-        if prism is None or prism == ZERO:
-            return None
-        if base is None:
-            raise ValueError("is required when prism is not zero")
-        return base
+        return _required_with("prism", base, info)
 
     @field_validator("prism_vertical_base")
     @classmethod

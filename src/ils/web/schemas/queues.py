@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
 from ils.jobs.model import JobRecord, JobState
 from ils.web.schemas.common import InputModel, OutputModel
+from ils.web.schemas.times import utc_from_ms
 
 
 def _time(ms: int | None) -> datetime | None:
-    return None if not ms else datetime.fromtimestamp(ms / 1000, UTC)
+    """A job record's time; 0 is how a record says "not yet", like ``None``."""
+    return None if not ms else utc_from_ms(ms)
 
 
 class JobSummaryOut(BaseModel):

@@ -8,17 +8,14 @@ are ``null`` for company admins, and ``running`` lists only their company's jobs
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Literal
 from urllib.parse import quote
 
 from pydantic import BaseModel, Field
 
 from ils.jobs.workers_view import RunningJobInfo, WorkerInfo, WorkersView
-
-
-def _time(ms: int | None) -> datetime | None:
-    return None if ms is None else datetime.fromtimestamp(ms / 1000, UTC)
+from ils.web.schemas.times import utc_from_ms, utc_from_ms_or_none
 
 
 def job_path(queue: str, job_id: str) -> str:
@@ -44,7 +41,7 @@ class RunningJobOut(BaseModel):
             job_id=job.job_id,
             name=job.name,
             store=job.store,
-            started_at=_time(job.started_at_ms),
+            started_at=utc_from_ms_or_none(job.started_at_ms),
             company_id=job.company_id,
             href=job_path(job.queue, job.job_id),
         )
@@ -82,13 +79,13 @@ class WorkerOut(BaseModel):
             concurrency=dict(worker.concurrency),
             running=[RunningJobOut.of(job) for job in worker.running],
             other_running=worker.other_running,
-            started_at=datetime.fromtimestamp(worker.started_at_ms / 1000, UTC),
-            last_heartbeat=datetime.fromtimestamp(worker.seen_at_ms / 1000, UTC),
+            started_at=utc_from_ms(worker.started_at_ms),
+            last_heartbeat=utc_from_ms(worker.seen_at_ms),
             seen_s_ago=max(now_ms - worker.seen_at_ms, 0) / 1000,
             jobs_done=worker.jobs_done,
             jobs_failed=worker.jobs_failed,
             gone=None if worker.gone is None else worker.gone.value,
-            stopped_at=_time(worker.stopped_at_ms),
+            stopped_at=utc_from_ms_or_none(worker.stopped_at_ms),
         )
 
 
@@ -104,7 +101,7 @@ class WorkersOut(BaseModel):
     @classmethod
     def of(cls, view: WorkersView) -> WorkersOut:
         return cls(
-            now=datetime.fromtimestamp(view.now_ms / 1000, UTC),
+            now=utc_from_ms(view.now_ms),
             heartbeat_s=view.heartbeat_s,
             live=[WorkerOut.of(worker, view.now_ms) for worker in view.live],
             recently_gone=[WorkerOut.of(worker, view.now_ms) for worker in view.recently_gone],

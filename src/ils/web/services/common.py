@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ils.clock import Clock, utc_now
 from ils.domain.companies import Company, CompanyKind, Role, User
+from ils.domain.marketplace import require_connection
 from ils.errors import InvalidFieldError
 
 
@@ -52,6 +53,22 @@ async def active_company(
     if company is None or not company.is_active or company.kind not in frozenset(kinds):
         raise field_error(field, rule)
     return company
+
+
+async def trading_partner(
+    session: AsyncSession, company_id: str, partner_id: str, kind: CompanyKind, *, field: str
+) -> Company:
+    """The company ``company_id`` orders from: active, of ``kind``, and connected.
+
+    A practice's lab and a lab's supplier pass the same two checks before anything is
+    written, each a 422 on ``field``: an active company of that kind (else "must be an
+    active lab"), then an accepted marketplace connection between the two.
+    """
+    partner = await active_company(
+        session, partner_id, [kind], field=field, rule=f"must be an active {kind.value}"
+    )
+    await require_connection(session, company_id, partner, field=field)
+    return partner
 
 
 async def active_user_ids(

@@ -18,7 +18,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from ils.domain.clinical import Patient
 from ils.domain.companies import Company, CompanyKind, Role, User
-from ils.domain.marketplace import require_connection
 from ils.domain.numbering import NumberKind, allocate_number
 from ils.domain.orders import (
     Order,
@@ -34,9 +33,9 @@ from ils.jobs.system import JobSystem
 from ils.web.schemas.orders import OrderCreate, OrderOut, StatusChangeOut
 from ils.web.schemas.prescription import EyePrescription
 from ils.web.services.common import (
-    active_company,
     field_error,
     query_error,
+    trading_partner,
 )
 
 #: Practice roles that place and cancel orders (lab_tech belongs to labs).
@@ -162,10 +161,7 @@ async def create_order(
     )
     if patient is None:
         raise field_error("patient_id", "must be a patient of your practice")
-    lab = await active_company(
-        session, body.lab_id, [CompanyKind.LAB], field="lab_id", rule="must be an active lab"
-    )
-    await require_connection(session, practice.id, lab, field="lab_id")
+    lab = await trading_partner(session, practice.id, body.lab_id, CompanyKind.LAB, field="lab_id")
     today = practice.local_date(now)
     if body.due_date is not None and body.due_date < today:
         raise field_error("due_date", "must not be in the past")

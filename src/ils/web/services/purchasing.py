@@ -12,12 +12,11 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ils.domain.companies import Company, CompanyKind, User
-from ils.domain.marketplace import require_connection
 from ils.domain.numbering import NumberKind, allocate_number
 from ils.domain.supply import Product, PurchaseOrder, PurchaseOrderLine, PurchaseOrderStatus
 from ils.jobs.system import JobSystem
 from ils.web.schemas.supply import PurchaseOrderCreate, PurchaseOrderLineOut, PurchaseOrderOut
-from ils.web.services.common import active_company, field_error
+from ils.web.services.common import field_error, trading_partner
 
 
 async def create_purchase_order(
@@ -38,14 +37,9 @@ async def create_purchase_order(
             accepted marketplace connection with the lab, or a line's
             product is not in that supplier's catalogue (422 ``lines.N.product_id``).
     """
-    supplier = await active_company(
-        session,
-        body.supplier_id,
-        [CompanyKind.SUPPLIER],
-        field="supplier_id",
-        rule="must be an active supplier",
+    supplier = await trading_partner(
+        session, lab.id, body.supplier_id, CompanyKind.SUPPLIER, field="supplier_id"
     )
-    await require_connection(session, lab.id, supplier, field="supplier_id")
     wanted = [line.product_id for line in body.lines]
     found = await session.scalars(
         select(Product).where(Product.id.in_(wanted), Product.company_id == supplier.id)
