@@ -24,7 +24,8 @@ The aliases: ``SessionDep`` (the request's ``AsyncSession``), ``SystemDep`` (the
 lifespan built), ``CurrentAuth`` (session row, user, company), ``CurrentUser``,
 ``CurrentCompany``, ``ManagerUser`` (platform_admin, admin, company_admin). Helpers:
 ``require_roles(*roles, kinds=...)``, ``scoped_get(...)``, ``not_found()``, and
-``job_operator(*roles)`` for the routes that change jobs (their audited operations).
+``job_operator(*roles)`` for the routes that change jobs (their audited operations;
+``ManagerOperator`` is a manager's).
 
 The rules these dependencies enforce, so routers need not repeat them:
 
@@ -250,6 +251,11 @@ def job_operator(*roles: Role) -> Callable[..., Awaitable[JobOperator]]:
         return JobOperator(user, system, session, request, state.clock)
 
     return operator
+
+
+#: A manager's job operations (platform_admin: every job; admin and company_admin: their
+#: company's), the rule of the queue and failure-group routes.
+ManagerOperator = Annotated[JobOperator, Depends(job_operator(*MANAGER_ROLES))]
 
 
 #: The company-scoped lookup by id (:func:`ils.domain.scoping.get_scoped`), under the

@@ -230,6 +230,23 @@ def part(value: object) -> str:
     return quote(str(value), safe="")
 
 
+#: The Jinja filters, each named after its function (``{{ job.created_at|moment }}``).
+FILTERS: Final[tuple[Callable[..., Any], ...]] = (
+    when,
+    moment,
+    zoned,
+    every,
+    age,
+    pretty,
+    compact,
+    shown,
+    tone,
+    label,
+    part,
+    by_attempt,
+)
+
+
 #: Where ``next`` may lead besides the dashboard: the pages e-mails link to (issue 22).
 NEXT_PREFIXES: Final = ("/admin/", "/orders/", "/purchase-orders/", "/invoices/", "/marketplace/")
 
@@ -280,20 +297,7 @@ class Pages:
             lstrip_blocks=True,
             auto_reload=False,
         )
-        self.templates.filters.update(
-            when=when,
-            moment=moment,
-            zoned=zoned,
-            every=every,
-            age=age,
-            pretty=pretty,
-            compact=compact,
-            shown=shown,
-            tone=tone,
-            label=label,
-            part=part,
-            by_attempt=by_attempt,
-        )
+        self.templates.filters.update({f.__name__: f for f in FILTERS})
         self.assets = {name: _asset(name, kind) for name, kind in STATIC_TYPES.items()}
 
     def render(

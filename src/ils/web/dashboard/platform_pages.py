@@ -14,7 +14,7 @@ examination forms ``lab_tech`` may not read.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
@@ -66,15 +66,14 @@ class PlatformPages:
             if row.kind not in CLINICAL_KINDS or user.role not in CLINICAL_EXCLUDED_ROLES
         ]
         tracings = await tracing_history(session, order.id)
-        names = await company_names(session, (order.company_id, order.lab_id))
-        return self.pages.render(
+        practice, lab = await _names(session, order.company_id, order.lab_id)
+        return self._page(
             "order_page.html",
-            auth=auth,
-            title=f"Order {view.number}",
-            section="",
+            auth,
+            f"Order {view.number}",
             order=view,
-            practice=names.get(order.company_id, "—"),
-            lab=names.get(order.lab_id, "—"),
+            practice=practice,
+            lab=lab,
             documents=documents,
             tracing=tracings[0] if tracings else None,
         )
@@ -95,17 +94,16 @@ class PlatformPages:
             "invoices",
         )
         view = InvoiceOut.build(invoice)
-        names = await company_names(session, (invoice.company_id, invoice.customer_id))
+        issuer, customer = await _names(session, invoice.company_id, invoice.customer_id)
         order = None if invoice.order_id is None else await session.get(Order, invoice.order_id)
         documents = await subject_documents(session, auth.user.company_id, invoice.id)
-        return self.pages.render(
+        return self._page(
             "invoice_page.html",
-            auth=auth,
-            title=f"Invoice {view.number}",
-            section="",
+            auth,
+            f"Invoice {view.number}",
             invoice=view,
-            issuer=names.get(invoice.company_id, "—"),
-            customer=names.get(invoice.customer_id, "—"),
+            issuer=issuer,
+            customer=customer,
             order_number=None if order is None else order.number,
             vat_names=[vat_rate_name(line.vat_treatment, line.vat_rate_bp) for line in view.lines],
             money=lambda cents: format_money(cents, view.currency),
@@ -129,27 +127,32 @@ class PlatformPages:
         view = purchasing_service.purchase_order_out(
             po, await purchasing_service.products_of(session, po)
         )
-        names = await company_names(session, (po.company_id, po.supplier_id))
-        return self.pages.render(
+        buyer, supplier = await _names(session, po.company_id, po.supplier_id)
+        return self._page(
             "purchase_order_page.html",
-            auth=auth,
-            title=f"Purchase order {view.number}",
-            section="",
+            auth,
+            f"Purchase order {view.number}",
             po=view,
-            buyer=names.get(po.company_id, "—"),
-            supplier=names.get(po.supplier_id, "—"),
+            buyer=buyer,
+            supplier=supplier,
         )
 
     async def connections(self, auth: CurrentAuth, session: SessionDep) -> HTMLResponse:
         """The company's marketplace connections, both directions, newest first."""
         rows = await marketplace_service.list_connections(session, auth.company, None)
-        return self.pages.render(
-            "connections_page.html",
-            auth=auth,
-            title="Connections",
-            section="",
-            connections=rows,
-        )
+        return self._page("connections_page.html", auth, "Connections", connections=rows)
+
+    def _page(self, template: str, auth: SessionAuth, title: str, **context: Any) -> HTMLResponse:
+        """One of these pages: they belong to none of the dashboard's sections (the
+        header highlights none), whoever reads them."""
+        return self.pages.render(template, auth=auth, title=title, section="", **context)
+
+
+async def _names(session: AsyncSession, *company_ids: str) -> list[str]:
+    """The companies' names in the order given, ``—`` for one not found, so a page
+    names both parties of a record in one query and never fails on a missing name."""
+    names = await company_names(session, company_ids)
+    return [names.get(company_id, "—") for company_id in company_ids]
 
 
 async def _readable(

@@ -15,12 +15,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Path, Query
 
-from ils.domain.companies import MANAGER_ROLES, User
 from ils.jobs.admin import SCAN_LIMIT, JobAction
 from ils.jobs.failures import RECENT_PER_QUEUE, group_failures, remove_group, retry_group
-from ils.web.deps import JobOperator, SystemDep, job_operator, queue_key, require_roles
+from ils.web.deps import JobOperator, ManagerOperator, ManagerUser, SystemDep, queue_key
 from ils.web.disclosure import failures_for
 from ils.web.schemas.common import error_responses
 from ils.web.schemas.failures import FailureGroupsOut, GroupActionOut
@@ -28,8 +27,6 @@ from ils.web.services import queue_jobs as service
 
 router = APIRouter(prefix="/api/queue/failures", tags=["queues"])
 
-QueueAdmin = Annotated[User, Depends(require_roles(*MANAGER_ROLES))]
-QueueOperator = Annotated[JobOperator, Depends(job_operator(*MANAGER_ROLES))]
 FingerprintId = Annotated[str, Path(max_length=100, description="`<queue>-<16 hex digits>`")]
 
 
@@ -37,7 +34,7 @@ FingerprintId = Annotated[str, Path(max_length=100, description="`<queue>-<16 he
     "", summary="Failed jobs grouped by fingerprint", responses=error_responses(401, 403, 404)
 )
 async def failure_groups(
-    user: QueueAdmin,
+    user: ManagerUser,
     system: SystemDep,
     queue: Annotated[str | None, Query(max_length=64, description="Only this queue.")] = None,
     per_queue: Annotated[
@@ -72,7 +69,7 @@ async def _act(action: JobAction, fingerprint: str, op: JobOperator) -> GroupAct
     summary="Retry every failed job of a group",
     responses=error_responses(401, 403, 404),
 )
-async def retry(fingerprint: FingerprintId, op: QueueOperator) -> GroupActionOut:
+async def retry(fingerprint: FingerprintId, op: ManagerOperator) -> GroupActionOut:
     """Back to waiting with their attempts reset, in batches; 404 when no failed job
     you may see has this fingerprint."""
     return await _act(JobAction.RETRY, fingerprint, op)
@@ -83,6 +80,6 @@ async def retry(fingerprint: FingerprintId, op: QueueOperator) -> GroupActionOut
     summary="Remove every failed job of a group",
     responses=error_responses(401, 403, 404),
 )
-async def remove(fingerprint: FingerprintId, op: QueueOperator) -> GroupActionOut:
+async def remove(fingerprint: FingerprintId, op: ManagerOperator) -> GroupActionOut:
     """Deleted with their logs, in batches; 404 as for retry."""
     return await _act(JobAction.REMOVE, fingerprint, op)

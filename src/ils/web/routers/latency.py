@@ -12,17 +12,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Path
 
-from ils.domain.companies import MANAGER_ROLES, User
 from ils.jobs.latency import LatencyWindow, queue_latency
-from ils.web.deps import SystemDep, queue_key, require_roles
+from ils.web.deps import ManagerUser, SystemDep, queue_key
 from ils.web.schemas.common import error_responses
 from ils.web.schemas.latency import LatencyOut
 
 router = APIRouter(prefix="/api/queue", tags=["queues"])
-
-LatencyViewer = Annotated[User, Depends(require_roles(*MANAGER_ROLES))]
 
 
 @router.get(
@@ -32,7 +29,7 @@ LatencyViewer = Annotated[User, Depends(require_roles(*MANAGER_ROLES))]
 )
 async def latency(
     queue: Annotated[str, Path(max_length=64)],
-    user: LatencyViewer,
+    user: ManagerUser,
     system: SystemDep,
     window: LatencyWindow = LatencyWindow.HOUR,
 ) -> LatencyOut:

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from typing import Annotated, Final
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 
 from ils.domain import mail_queries
-from ils.domain.companies import MANAGER_ROLES, Role, User
+from ils.domain.companies import Role, User
 from ils.domain.mail import MailState
-from ils.web.deps import SessionDep, require_roles
+from ils.web.deps import ManagerUser, SessionDep
 from ils.web.schemas.common import DEFAULT_LIMIT, Limit, Offset, Page, error_responses
 from ils.web.schemas.mail import MailMessageOut
 
@@ -23,8 +23,6 @@ router = APIRouter(prefix="/api/mail", tags=["mail"])
 
 #: Roles that see every company's messages; the other managers see their company's.
 PLATFORM_WIDE: Final = frozenset({Role.PLATFORM_ADMIN})
-
-MailReader = Annotated[User, Depends(require_roles(*MANAGER_ROLES))]
 
 
 def _scope(user: User) -> str | None:
@@ -34,7 +32,7 @@ def _scope(user: User) -> str | None:
 
 @router.get("", summary="Sent-mail log", responses=error_responses(401, 403))
 async def list_mail(
-    user: MailReader,
+    user: ManagerUser,
     session: SessionDep,
     state: MailState | None = None,
     job_id: Annotated[str | None, Query(max_length=255)] = None,

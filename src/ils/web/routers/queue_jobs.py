@@ -19,18 +19,19 @@ from typing import Annotated, Any, Final
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response
 
 from ils.domain.audit import list_audit_entries
-from ils.domain.companies import MANAGER_ROLES, Role, User
+from ils.domain.companies import Role
 from ils.errors import InvalidJobStateError, JobNotFoundError
 from ils.jobs.admin import JobAction, JobAdmin
 from ils.jobs.model import JobRecord, JobState
 from ils.web.deps import (
     JobOperator,
+    ManagerOperator,
+    ManagerUser,
     SessionDep,
     SystemDep,
     job_operator,
     not_found,
     queue_key,
-    require_roles,
 )
 from ils.web.disclosure import job_detail, job_summary
 from ils.web.schemas.common import DEFAULT_LIMIT, Limit, Offset, Page, error_responses
@@ -47,10 +48,8 @@ from ils.web.services import queue_jobs as service
 
 router = APIRouter(prefix="/api/queue", tags=["queues"])
 
-QueueAdmin = Annotated[User, Depends(require_roles(*MANAGER_ROLES))]
-#: The routes that change jobs: a manager's (their company's jobs), and a
-#: platform_admin's for what stops or starts a queue for every company.
-QueueOperator = Annotated[JobOperator, Depends(job_operator(*MANAGER_ROLES))]
+#: What stops or starts a queue for every company is a platform_admin's; the other
+#: routes that change jobs are a manager's (``ManagerOperator``: their company's jobs).
 PlatformOperator = Annotated[JobOperator, Depends(job_operator(Role.PLATFORM_ADMIN))]
 QueueKey = Annotated[str, Path(max_length=64, description="email, pdf, notification, ...")]
 JobId = Annotated[str, Path(max_length=255)]
@@ -80,7 +79,7 @@ def _refusal(exc: JobNotFoundError | InvalidJobStateError) -> HTTPException:
     "/audit", summary="The audit log of queue operations", responses=error_responses(401, 403)
 )
 async def audit_log(
-    user: QueueAdmin,
+    user: ManagerUser,
     session: SessionDep,
     limit: Limit = DEFAULT_LIMIT,
     offset: Offset = 0,
@@ -99,7 +98,7 @@ async def audit_log(
 )
 async def list_jobs(
     queue: QueueKey,
-    user: QueueAdmin,
+    user: ManagerUser,
     system: SystemDep,
     state: JobState = JobState.WAITING,
     search: Annotated[
@@ -131,7 +130,7 @@ async def list_jobs(
     "/{queue}/jobs/{job_id}", summary="One job in full", responses=error_responses(401, 403, 404)
 )
 async def get_job(
-    queue: QueueKey, job_id: JobId, user: QueueAdmin, system: SystemDep
+    queue: QueueKey, job_id: JobId, user: ManagerUser, system: SystemDep
 ) -> JobDetailOut:
     """Payload, options, attempts, progress, log lines, result, failure reason and
     stack trace, timestamps. Stack traces, and paths in the reason and log lines,
@@ -162,7 +161,7 @@ async def _act_and_show(
 
 
 @router.post("/{queue}/jobs/{job_id}/retry", summary="Retry a failed job", responses=ACT_RESPONSES)
-async def retry_job(queue: QueueKey, job_id: JobId, op: QueueOperator) -> JobDetailOut:
+async def retry_job(queue: QueueKey, job_id: JobId, op: ManagerOperator) -> JobDetailOut:
     """Back to waiting with its attempts reset; 409 unless it failed."""
     return await _act_and_show(op, JobAction.RETRY, queue, job_id)
 
@@ -170,7 +169,7 @@ async def retry_job(queue: QueueKey, job_id: JobId, op: QueueOperator) -> JobDet
 @router.post(
     "/{queue}/jobs/{job_id}/promote", summary="Run a delayed job now", responses=ACT_RESPONSES
 )
-async def promote_job(queue: QueueKey, job_id: JobId, op: QueueOperator) -> JobDetailOut:
+async def promote_job(queue: QueueKey, job_id: JobId, op: ManagerOperator) -> JobDetailOut:
     """Waiting now instead of at its due time; 409 unless it is delayed."""
     return await _act_and_show(op, JobAction.PROMOTE, queue, job_id)
 
@@ -181,7 +180,7 @@ async def promote_job(queue: QueueKey, job_id: JobId, op: QueueOperator) -> JobD
     summary="Remove a job",
     responses=ACT_RESPONSES,
 )
-async def remove_job(queue: QueueKey, job_id: JobId, op: QueueOperator) -> Response:
+async def remove_job(queue: QueueKey, job_id: JobId, op: ManagerOperator) -> Response:
     """Deleted with its logs; 409 while a worker runs it."""
     await _act(op, JobAction.REMOVE, queue, job_id)
     return Response(status_code=204)
@@ -192,7 +191,7 @@ async def remove_job(queue: QueueKey, job_id: JobId, op: QueueOperator) -> Respo
     summary="Retry or remove chosen jobs",
     responses=error_responses(401, 403, 404),
 )
-async def bulk(queue: QueueKey, body: BulkIn, op: QueueOperator) -> BulkOut:
+async def bulk(queue: QueueKey, body: BulkIn, op: ManagerOperator) -> BulkOut:
     """Each job is handled on its own: one that cannot be (not found, not failed,
     running) is skipped with the reason, the others are done."""
     key = op.queue_key(queue)
@@ -209,7 +208,7 @@ async def bulk(queue: QueueKey, body: BulkIn, op: QueueOperator) -> BulkOut:
     summary="Retry every failed job",
     responses=error_responses(401, 403, 404),
 )
-async def retry_failed(queue: QueueKey, op: QueueOperator) -> CountOut:
+async def retry_failed(queue: QueueKey, op: ManagerOperator) -> CountOut:
     """A platform_admin retries the whole queue's; others their company's."""
     key = op.queue_key(queue)
     count = await op.admin().retry_failed(key)
@@ -222,7 +221,7 @@ async def retry_failed(queue: QueueKey, op: QueueOperator) -> CountOut:
     summary="Delete jobs of a state older than a grace",
     responses=error_responses(401, 403, 404),
 )
-async def clean(queue: QueueKey, body: CleanIn, op: QueueOperator) -> CountOut:
+async def clean(queue: QueueKey, body: CleanIn, op: ManagerOperator) -> CountOut:
     """Completed or failed jobs by finish time, others by creation time."""
     key = op.queue_key(queue)
     count = await op.admin().clean(

@@ -13,17 +13,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Path, Query
 
-from ils.domain.companies import MANAGER_ROLES, User
 from ils.jobs.catalogue import QueueConfig
-from ils.web.deps import SystemDep, queue_key, require_roles
+from ils.web.deps import ManagerUser, SystemDep, queue_key
 from ils.web.disclosure import health_for
 from ils.web.schemas.common import error_responses
 
 router = APIRouter(prefix="/api/queue", tags=["queues"])
-
-QueueViewer = Annotated[User, Depends(require_roles(*MANAGER_ROLES))]
 
 
 def queue_info(config: QueueConfig) -> dict[str, Any]:
@@ -56,7 +53,7 @@ def queue_info(config: QueueConfig) -> dict[str, Any]:
 )
 async def throughput(
     queue: Annotated[str, Path(max_length=64)],
-    user: QueueViewer,
+    user: ManagerUser,
     system: SystemDep,
     minutes: Annotated[int, Query(ge=1, le=24 * 60)] = 60,
 ) -> dict[str, Any]:
@@ -80,7 +77,7 @@ async def throughput(
 
 
 @router.get("/stats", summary="Counts of every queue by state", responses=error_responses(401, 403))
-async def stats(user: QueueViewer, system: SystemDep) -> dict[str, Any]:
+async def stats(user: ManagerUser, system: SystemDep) -> dict[str, Any]:
     """``{"redis": bool, "mode": "redis"|"local", "<queue>": {"waiting": n, ...}, ...}``."""
     return await system.monitor.stats()
 
@@ -88,7 +85,7 @@ async def stats(user: QueueViewer, system: SystemDep) -> dict[str, Any]:
 @router.get(
     "/health", summary="Overall status and what it rests on", responses=error_responses(401, 403)
 )
-async def health(user: QueueViewer, system: SystemDep) -> dict[str, Any]:
+async def health(user: ManagerUser, system: SystemDep) -> dict[str, Any]:
     """``status`` is ``ok``, ``degraded`` (Redis configured but unreachable: jobs go to
     the local store) or ``down``; then each store's reachability and latency, Redis's
     eviction policy and memory, each queue's counts and oldest waiting job's age.
@@ -100,7 +97,7 @@ async def health(user: QueueViewer, system: SystemDep) -> dict[str, Any]:
 @router.get(
     "/info", summary="Each queue's options, health and stats", responses=error_responses(401, 403)
 )
-async def info(user: QueueViewer, system: SystemDep) -> dict[str, Any]:
+async def info(user: ManagerUser, system: SystemDep) -> dict[str, Any]:
     """Per queue: description, concurrency, rate limit, attempts, back-off, retention;
     plus the health and stats bodies."""
     return {

@@ -30,9 +30,11 @@ process working the ``scheduled`` queue syncs again within ``builtins_sync_s``
 from __future__ import annotations
 
 import logging
-from typing import Final
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any, Final
 
-from fastapi import APIRouter, BackgroundTasks, HTTPException, Request, Response
+from fastapi import APIRouter, BackgroundTasks, Depends, HTTPException, Request, Response
 
 from ils.domain.companies import Role, User
 from ils.domain.types import new_id
@@ -101,6 +103,65 @@ async def _sync_job_schedulers(state: WebState) -> None:
         log_internal_error(logger, "the job scheduler sync after a schedule change", error)
 
 
+@dataclass(frozen=True, slots=True)
+class ScheduleChange:
+    """A request that changes a schedule: who asks, the transaction the change and its
+    audit entry share, and the response whose background task syncs BullMQ after it.
+
+    Every change route needs the same five things (user, session, state, request,
+    background tasks) for the same steps: find a schedule the user may see, audit the
+    change, sync once committed. One dependency gives them, as ``JobOperator`` does
+    for job operations, so a route states only what it changes.
+    """
+
+    user: User
+    session: SessionDep  # the request's AsyncSession
+    state: WebState
+    request: Request
+    background: BackgroundTasks
+
+    def now(self) -> datetime:
+        """The moment of the change, from the app's clock (one per change: its save,
+        its audit entry and its answer agree)."""
+        return now_utc(self.state.clock)
+
+    async def visible(self, schedule_id: str) -> Schedule:
+        """The schedule if the user may see it; 404 otherwise."""
+        return await _visible(self.session, self.user, schedule_id)
+
+    async def editable(self, schedule_id: str) -> Schedule:
+        """The schedule if the user may edit or delete it: 404 as :meth:`visible`, 409
+        for a built-in one (those may only be paused, resumed and run now)."""
+        schedule = await self.visible(schedule_id)
+        if schedule.builtin:
+            raise HTTPException(409, BUILTIN)
+        return schedule
+
+    def audit(self, now: datetime, action: str, schedule_id: str, **detail: Any) -> None:
+        """Record the operation in the request's transaction."""
+        audit(self.session, self.request, self.user, now, action, TICK_QUEUE, schedule_id, **detail)
+
+    def done(self, now: datetime, action: str, schedule_id: str, **detail: Any) -> None:
+        """Audit a change of the schedules table and sync BullMQ once it is committed."""
+        self.audit(now, action, schedule_id, **detail)
+        _after_change(self.background, self.state)
+
+
+async def schedule_change(
+    user: ManagerUser,
+    session: SessionDep,
+    state: StateDep,
+    request: Request,
+    background: BackgroundTasks,
+) -> ScheduleChange:
+    """The :class:`ScheduleChange` of a manager's request (401 and 403 as
+    ``ManagerUser``)."""
+    return ScheduleChange(user, session, state, request, background)
+
+
+ChangeDep = Annotated[ScheduleChange, Depends(schedule_change)]
+
+
 @router.get("", summary="List schedules with their next runs", responses=RESPONSES)
 async def list_schedules(
     user: ManagerUser, session: SessionDep, state: StateDep
@@ -139,128 +200,76 @@ async def get_schedule(
 
 @router.post("", status_code=201, summary="Create a schedule", responses=RESPONSES)
 async def create_schedule(
-    body: ScheduleIn,
-    request: Request,
-    user: ManagerUser,
-    company: CurrentCompany,
-    session: SessionDep,
-    state: StateDep,
-    background: BackgroundTasks,
+    body: ScheduleIn, change: ChangeDep, company: CurrentCompany
 ) -> ScheduleOut:
-    now = now_utc(state.clock)
-    owner = await service.owner_of(session, body, user, company)
+    now = change.now()
+    owner = await service.owner_of(change.session, body, change.user, company)
     schedule = service.new_schedule(
         f"custom:{new_id()}",
         body,
-        user,
+        change.user,
         owner,
-        state.system.job_types,
+        change.state.system.job_types,
         owner.local_date(now),
     )
-    saved = await _store().save(session, schedule, now)
-    audit(session, request, user, now, "schedule-create", TICK_QUEUE, saved.id, name=saved.name)
-    _after_change(background, state)
+    saved = await _store().save(change.session, schedule, now)
+    change.done(now, "schedule-create", saved.id, name=saved.name)
     return service.schedule_out(saved, now)
 
 
 @router.patch("/{schedule_id}", summary="Edit a schedule", responses=CHANGE_RESPONSES)
 async def edit_schedule(
-    schedule_id: str,
-    body: ScheduleEdit,
-    request: Request,
-    user: ManagerUser,
-    company: CurrentCompany,
-    session: SessionDep,
-    state: StateDep,
-    background: BackgroundTasks,
+    schedule_id: str, body: ScheduleEdit, change: ChangeDep, company: CurrentCompany
 ) -> ScheduleOut:
-    schedule = await _visible(session, user, schedule_id)
-    if schedule.builtin:
-        raise HTTPException(409, BUILTIN)
-    now = now_utc(state.clock)
-    changed = service.edited(schedule, body, user, state.system.job_types, company.local_date(now))
-    saved = await _store().save(session, changed, now)
-    fields = sorted(body.model_fields_set)
-    audit(session, request, user, now, "schedule-update", TICK_QUEUE, saved.id, fields=fields)
-    _after_change(background, state)
+    schedule = await change.editable(schedule_id)
+    now = change.now()
+    job_types = change.state.system.job_types
+    edited = service.edited(schedule, body, change.user, job_types, company.local_date(now))
+    saved = await _store().save(change.session, edited, now)
+    change.done(now, "schedule-update", saved.id, fields=sorted(body.model_fields_set))
     return service.schedule_out(saved, now)
 
 
-async def _pause(
-    schedule_id: str,
-    paused: bool,
-    request: Request,
-    user: User,
-    session: SessionDep,
-    state: WebState,
-    background: BackgroundTasks,
-) -> ScheduleOut:
-    await _visible(session, user, schedule_id)
-    now = now_utc(state.clock)
-    saved = await _store().set_paused(session, schedule_id, paused, now)
+async def _set_paused(change: ScheduleChange, schedule_id: str, paused: bool) -> ScheduleOut:
+    """Pause and resume are one change, told apart by ``paused`` and the audit action."""
+    await change.visible(schedule_id)
+    now = change.now()
+    saved = await _store().set_paused(change.session, schedule_id, paused, now)
     if saved is None:
         raise not_found()
-    action = "schedule-pause" if paused else "schedule-resume"
-    audit(session, request, user, now, action, TICK_QUEUE, schedule_id)
-    _after_change(background, state)
+    change.done(now, "schedule-pause" if paused else "schedule-resume", schedule_id)
     return service.schedule_out(saved, now)
 
 
 @router.post("/{schedule_id}/pause", summary="Pause a schedule", responses=RESPONSES)
-async def pause_schedule(
-    schedule_id: str,
-    request: Request,
-    user: ManagerUser,
-    session: SessionDep,
-    state: StateDep,
-    background: BackgroundTasks,
-) -> ScheduleOut:
+async def pause_schedule(schedule_id: str, change: ChangeDep) -> ScheduleOut:
     """No run until resumed."""
-    return await _pause(schedule_id, True, request, user, session, state, background)
+    return await _set_paused(change, schedule_id, True)
 
 
 @router.post("/{schedule_id}/resume", summary="Resume a schedule", responses=RESPONSES)
-async def resume_schedule(
-    schedule_id: str,
-    request: Request,
-    user: ManagerUser,
-    session: SessionDep,
-    state: StateDep,
-    background: BackgroundTasks,
-) -> ScheduleOut:
+async def resume_schedule(schedule_id: str, change: ChangeDep) -> ScheduleOut:
     """Runs again from its next due time; runs missed while paused are not caught up."""
-    return await _pause(schedule_id, False, request, user, session, state, background)
+    return await _set_paused(change, schedule_id, False)
 
 
 @router.post(
     "/{schedule_id}/run", status_code=202, summary="Run a schedule now", responses=RESPONSES
 )
-async def run_schedule_now(
-    schedule_id: str, request: Request, user: ManagerUser, session: SessionDep, state: StateDep
-) -> QueuedOut:
+async def run_schedule_now(schedule_id: str, change: ChangeDep) -> QueuedOut:
     """Queues its tick at once (a paused schedule too); its regular runs are unchanged."""
-    schedule = await _visible(session, user, schedule_id)
-    ref = await state.system.helpers.queue_schedule_run(schedule.id, True, session=session)
-    audit(session, request, user, now_utc(state.clock), "schedule-run", TICK_QUEUE, schedule.id)
+    schedule = await change.visible(schedule_id)
+    helpers = change.state.system.helpers
+    ref = await helpers.queue_schedule_run(schedule.id, True, session=change.session)
+    change.audit(change.now(), "schedule-run", schedule.id)
     return QueuedOut(queue=ref.queue, name=ref.name, job_id=ref.job_id)
 
 
 @router.delete(
     "/{schedule_id}", status_code=204, summary="Delete a schedule", responses=CHANGE_RESPONSES
 )
-async def delete_schedule(
-    schedule_id: str,
-    request: Request,
-    user: ManagerUser,
-    session: SessionDep,
-    state: StateDep,
-    background: BackgroundTasks,
-) -> Response:
-    schedule = await _visible(session, user, schedule_id)
-    if schedule.builtin:
-        raise HTTPException(409, BUILTIN)
-    await _store().delete(session, schedule.id)
-    now = now_utc(state.clock)
-    audit(session, request, user, now, "schedule-delete", TICK_QUEUE, schedule.id)
-    _after_change(background, state)
+async def delete_schedule(schedule_id: str, change: ChangeDep) -> Response:
+    schedule = await change.editable(schedule_id)
+    await _store().delete(change.session, schedule.id)
+    change.done(change.now(), "schedule-delete", schedule.id)
     return Response(status_code=204)

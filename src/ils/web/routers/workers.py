@@ -10,19 +10,14 @@ same view.
 
 from __future__ import annotations
 
-from typing import Annotated
+from fastapi import APIRouter
 
-from fastapi import APIRouter, Depends
-
-from ils.domain.companies import MANAGER_ROLES, User
-from ils.web.deps import SystemDep, require_roles
+from ils.web.deps import ManagerUser, SystemDep
 from ils.web.schemas.common import error_responses
 from ils.web.schemas.workers import WorkersOut
 from ils.web.services.workers import workers_for
 
 router = APIRouter(prefix="/api/queue", tags=["queues"])
-
-WorkersViewer = Annotated[User, Depends(require_roles(*MANAGER_ROLES))]
 
 
 @router.get(
@@ -30,7 +25,7 @@ WorkersViewer = Annotated[User, Depends(require_roles(*MANAGER_ROLES))]
     summary="Worker processes: live and recently gone, with their running jobs",
     responses=error_responses(401, 403),
 )
-async def list_workers(user: WorkersViewer, system: SystemDep) -> WorkersOut:
+async def list_workers(user: ManagerUser, system: SystemDep) -> WorkersOut:
     """Each live worker process (host, pid, version, queues, concurrency, running jobs,
     start, last heartbeat, jobs done and failed since start), as of its last
     heartbeat, and the workers gone within the last hour (``gone``: ``stopped`` or
