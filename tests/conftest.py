@@ -11,6 +11,7 @@ import os
 import socket
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
@@ -19,6 +20,7 @@ from redis.asyncio import Redis
 from ils.clock import Clock, SystemClock
 from ils.db.engine import create_engine
 from ils.db.migrations import upgrade_database
+from ils.jobs import system as job_system
 from ils.jobs.catalogue import Catalogue, build_catalogue
 from ils.jobs.stores.base import JobStore
 from ils.jobs.stores.local.store import LocalJobStore
@@ -26,6 +28,7 @@ from ils.jobs.stores.memory.state import MemoryState
 from ils.jobs.stores.memory.store import MemoryJobStore
 from ils.jobs.stores.redis.store import RedisJobStore
 from ils.settings import Settings
+from tests.support.sqlite_template import build_template, from_template
 
 # One moto S3 server for the whole run, shared by every test that uses S3.
 pytest_plugins = ["tests.s3"]
@@ -137,6 +140,24 @@ def pg_url(pg_admin_url: str, pg_template: str) -> Iterator[str]:
         _psql(pg_admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite database migrated to head once per test session (see
+    ``tests.support.sqlite_template``)."""
+    return build_template(tmp_path_factory.mktemp("sqlite-template"))
+
+
+@pytest.fixture(autouse=True)
+def sqlite_first_start_from_template(
+    sqlite_template: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A system's first start on a fresh data directory copies the migrated template
+    instead of running every migration (the result is the same database)."""
+    monkeypatch.setattr(
+        job_system, "upgrade_database", from_template(sqlite_template, upgrade_database)
+    )
+
+
 @pytest.fixture
 def sqlite_url(tmp_path: os.PathLike[str]) -> str:
     """A SQLite database file in the test's temporary directory."""
@@ -212,7 +233,9 @@ async def make_store(request: pytest.FixtureRequest) -> AsyncIterator[StoreFacto
             return store
     else:
         url = request.getfixturevalue("sqlite_url" if kind == "sqlite" else "pg_url")
-        await upgrade_database(url)
+        # PostgreSQL's is cloned from its migrated template; SQLite's is copied.
+        if kind == "sqlite":
+            await from_template(request.getfixturevalue("sqlite_template"), upgrade_database)(url)
         engines = []
 
         async def factory(
