@@ -86,8 +86,13 @@ NOT_ALLOWED = "not allowed for your role"
 NOT_FOUND = "not found"
 
 
-def get_state(request: Request) -> WebState:
-    """The lifespan's :class:`WebState` (fails loudly when the lifespan did not run)."""
+async def get_state(request: Request) -> WebState:
+    """The lifespan's :class:`WebState` (fails loudly when the lifespan did not run).
+
+    This and the other dependencies that await nothing are still ``async def``:
+    FastAPI runs a plain ``def`` dependency in its thread pool, a thread hop for each
+    one on every request (5 % of the order API's time in a profile).
+    """
     state = getattr(request.app.state, "ils", None)
     if not isinstance(state, WebState):
         raise RuntimeError("the app's lifespan has not run: use create_app and start it")
@@ -97,12 +102,12 @@ def get_state(request: Request) -> WebState:
 StateDep = Annotated[WebState, Depends(get_state)]
 
 
-def get_system(state: StateDep) -> JobSystem:
+async def get_system(state: StateDep) -> JobSystem:
     """The job system: ``system.helpers.queue_...(..., session=session)`` to enqueue."""
     return state.system
 
 
-def get_settings(state: StateDep) -> Settings:
+async def get_settings(state: StateDep) -> Settings:
     """The settings the app was created with."""
     return state.settings
 
@@ -141,12 +146,12 @@ async def get_auth(request: Request, state: StateDep, session: SessionDep) -> Se
 CurrentAuth = Annotated[SessionAuth, Depends(get_auth)]
 
 
-def get_current_user(auth: CurrentAuth) -> User:
+async def get_current_user(auth: CurrentAuth) -> User:
     """The signed-in user (loaded in the request's session)."""
     return auth.user
 
 
-def get_current_company(auth: CurrentAuth) -> Company:
+async def get_current_company(auth: CurrentAuth) -> Company:
     """The signed-in user's company: the scope of every query."""
     return auth.company
 
