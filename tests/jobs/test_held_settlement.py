@@ -35,14 +35,14 @@ async def test_a_burst_of_adds_waits_for_connections_instead_of_failing(
     try:
         assert system.redis is not None
         job_type = system.job_types.get("email", "general-notification")
+        payloads = [
+            job_type.model(user_id="u1", subject=f"Burst {n}", content="Body.") for n in range(400)
+        ]
         jobs = [
             system.producer.prepare(
-                "email",
-                "general-notification",
-                job_type.model(user_id="u1", subject=f"Burst {n}", content="Body."),
-                job_type.options_for(job_type.model(user_id="u1", subject="s", content="c")),
+                "email", "general-notification", payload, job_type.options_for(payload)
             )
-            for n in range(400)
+            for payload in payloads
         ]
         outcomes = await asyncio.gather(
             *(system.redis.add("email", job) for job in jobs), return_exceptions=True
