@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import IO
 
 from bench.peers.common import DONE, ROOT, Item, Peer
+from bench.serving import pct
 from redis.asyncio import Redis
 
 
@@ -46,11 +47,6 @@ class Sizes:
 
 class MeasurementError(Exception):
     pass
-
-
-def pct(values: Sequence[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 # -- worker processes ----------------------------------------------------------------
