@@ -9,6 +9,8 @@ timing). Any other database error still propagates.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -16,43 +18,42 @@ import pytest
 from sqlalchemy.exc import DBAPIError
 
 from ils.errors import StoreUnavailableError
-from ils.jobs.system import JobSystem
-from ils.settings import Settings
+from ils.jobs.stores.local.store import LocalJobStore
+from ils.testing import open_test_system
 
 
-def _failing(invalidated: bool) -> Any:
+@pytest.fixture
+async def local(tmp_path: Path) -> AsyncIterator[LocalJobStore]:
+    """The local store of a test system (the embedded default)."""
+    async with open_test_system(tmp_path) as test_system:
+        yield test_system.system.local
+
+
+@contextmanager
+def every_transaction_failing(store: LocalJobStore, *, invalidated: bool) -> Iterator[None]:
+    """Inside the block, every transaction of ``store`` fails as a closed connection
+    does (``invalidated``) or as any other database error; the system closes after
+    the block with its real transactions."""
+
     async def run(body: Any, *, readonly: bool = False) -> Any:
         raise DBAPIError(
             "SELECT 1", {}, Exception("connection was closed"), connection_invalidated=invalidated
         )
 
-    return run
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(store._runner, "run", run)
+        yield
 
 
-async def test_a_closed_connection_makes_the_store_unavailable(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    system = await JobSystem.open(Settings(_env_file=None, data_dir=tmp_path))
-    try:
-        monkeypatch.setattr(system.local._runner, "run", _failing(invalidated=True))
-        health = await system.local.health()
+async def test_a_closed_connection_makes_the_store_unavailable(local: LocalJobStore) -> None:
+    with every_transaction_failing(local, invalidated=True):
+        health = await local.health()
         assert not health.reachable
         assert health.error == "database unreachable (DBAPIError)"
         with pytest.raises(StoreUnavailableError):
-            await system.local.counts("email")
-    finally:
-        monkeypatch.undo()
-        await system.close()
+            await local.counts("email")
 
 
-async def test_another_database_error_is_not_an_outage(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    system = await JobSystem.open(Settings(_env_file=None, data_dir=tmp_path))
-    try:
-        monkeypatch.setattr(system.local._runner, "run", _failing(invalidated=False))
-        with pytest.raises(DBAPIError):
-            await system.local.health()
-    finally:
-        monkeypatch.undo()
-        await system.close()
+async def test_another_database_error_is_not_an_outage(local: LocalJobStore) -> None:
+    with every_transaction_failing(local, invalidated=False), pytest.raises(DBAPIError):
+        await local.health()
