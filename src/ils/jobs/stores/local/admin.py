@@ -52,6 +52,18 @@ T = TypeVar("T")
 
 #: Database errors that mean "cannot reach the store now", not "bug".
 UNAVAILABLE = (OperationalError, InterfaceError, OSError)
+
+
+def unreachable(exc: Exception) -> bool:
+    """Whether ``exc`` means the store cannot be reached now: one of ``UNAVAILABLE``,
+    or a pooled connection the server closed (a restart, a killed backend), which
+    asyncpg reports as ``ConnectionDoesNotExistError``: a ``DBAPIError`` marked
+    ``connection_invalidated``, but no ``OperationalError``."""
+    if isinstance(exc, UNAVAILABLE):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+
+
 HEALTH_TIMEOUT_S = 5.0
 
 
@@ -77,12 +89,8 @@ class LocalAdmin(PolledStore):
         """Run ``body`` in one transaction; outages become ``StoreUnavailableError``."""
         try:
             return await self._runner.run(body, readonly=readonly)
-        except UNAVAILABLE as exc:
-            raise StoreUnavailableError(f"local job store: {type(exc).__name__}") from exc
-        except DBAPIError as exc:
-            # A pooled connection the server closed (a restart, a killed backend):
-            # asyncpg's ConnectionDoesNotExistError is no OperationalError.
-            if not exc.connection_invalidated:
+        except (DBAPIError, OSError) as exc:
+            if not unreachable(exc):
                 raise
             raise StoreUnavailableError(f"local job store: {type(exc).__name__}") from exc
 
