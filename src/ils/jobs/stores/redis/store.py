@@ -128,11 +128,10 @@ class RedisJobStore(RedisAdmin):
         bull = self._producer_bull(queue)
         validate_new_job(queue, job)
         _check_json(queue, job)
-        async with self._producer_slots:
-            with unavailable_guard():
-                job_id = await bull.add(job.name, job.data, self._options(bull, job))
-                await self._index_companies(bull, [(job, job_id)])
-                return job_id
+        async with self._producing():
+            job_id = await bull.add(job.name, job.data, self._options(bull, job))
+            await self._index_companies(bull, [(job, job_id)])
+            return job_id
 
     def _options(self, bull: BullQueue, job: NewJob) -> dict[str, Any]:
         """BullMQ options, with a deduplication key on the job's id kept for
@@ -171,13 +170,12 @@ class RedisJobStore(RedisAdmin):
         assert job.options.job_id is not None
         bull = self._producer_bull(queue)
         validate_new_job(queue, job)
-        async with self._producer_slots:
-            with unavailable_guard():
-                found = await bull.known(job.options.job_id)
-                if not found:
-                    job_id = await bull.add(job.name, job.data, self._options(bull, job))
-                    await self._index_companies(bull, [(job, job_id)])
-                return found
+        async with self._producing():
+            found = await bull.known(job.options.job_id)
+            if not found:
+                job_id = await bull.add(job.name, job.data, self._options(bull, job))
+                await self._index_companies(bull, [(job, job_id)])
+            return found
 
     def probe(self, timeout_ms: int) -> ThreadProbe:
         """A blocking PING (with the eviction policy) on a connection of its own, for
@@ -201,13 +199,12 @@ class RedisJobStore(RedisAdmin):
             _check_json(queue, job)
         if not jobs:
             return []
-        async with self._producer_slots:
-            with unavailable_guard():
-                ids = await bull.add_bulk(
-                    [(job.name, job.data, self._options(bull, job)) for job in jobs]
-                )
-                await self._index_companies(bull, list(zip(jobs, ids, strict=True)))
-                return ids
+        async with self._producing():
+            ids = await bull.add_bulk(
+                [(job.name, job.data, self._options(bull, job)) for job in jobs]
+            )
+            await self._index_companies(bull, list(zip(jobs, ids, strict=True)))
+            return ids
 
     # -- workers -------------------------------------------------------------------------
 

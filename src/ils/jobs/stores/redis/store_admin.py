@@ -10,6 +10,8 @@ of ``stores.redis.admin``. The attributes below are set by ``RedisJobStore.__ini
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 
 from redis.asyncio import Redis
 
@@ -77,6 +79,15 @@ class RedisAdmin(JobStore):
                 max_connections=PRODUCER_CONNECTIONS,
             )
         return self._producer
+
+    @contextlib.asynccontextmanager
+    async def _producing(self) -> AsyncIterator[None]:
+        """One of ``_producer_slots`` while a producer's commands run (so the pool never
+        runs out: see ``PRODUCER_CONNECTIONS``), with an outage turned into
+        ``StoreUnavailableError`` as everywhere else."""
+        async with self._producer_slots:
+            with unavailable_guard():
+                yield
 
     def _producer_bull(self, queue: str) -> BullQueue:
         """The queue on the producers' client (``_producer_client``)."""
