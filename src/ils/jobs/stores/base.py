@@ -70,11 +70,17 @@ def clean_bounds(state: JobState, older_than_ms: int, now_ms: int) -> tuple[JobS
 
 @dataclass(frozen=True, slots=True)
 class JobFilter:
-    """Which jobs a company list or a search keeps: ``company_id``'s, and (``text``
-    not ``None``) those whose name, id or payload contains ``text`` in any case."""
+    """A company list or a search, as :meth:`JobStore._filtered` answers both: the jobs
+    in ``state`` of ``company_id`` (any company when ``None``) whose name, id or payload
+    contains ``text`` in any case (any job when ``None``); the page ``offset`` and
+    ``limit`` of them, and at most ``scan_limit`` jobs looked at by a scan."""
 
-    company_id: str | None = None
-    text: str | None = None
+    state: JobState
+    company_id: str | None
+    text: str | None
+    offset: int
+    limit: int
+    scan_limit: int
 
     def matches(self, job: JobRecord) -> bool:
         if self.company_id is not None and job.company_id != self.company_id:
@@ -147,8 +153,8 @@ class JobStore(abc.ABC):
         at ``scan_limit`` jobs at most (the Redis store: BullMQ has no index by
         company). The local store answers from its index instead.
         """
-        keep = JobFilter(company_id=company_id)
-        return await self._filtered(queue, state, keep, offset, limit, scan_limit)
+        keep = JobFilter(state, company_id, None, offset, limit, scan_limit)
+        return await self._filtered(queue, keep)
 
     async def search_jobs(
         self,
@@ -165,33 +171,26 @@ class JobStore(abc.ABC):
         optionally of one company: a page, how many match, and whether the search
         stopped at ``scan_limit`` jobs. This default scans :meth:`list_jobs` pages
         (the Redis store); the local store searches in SQL."""
-        keep = JobFilter(company_id=company_id, text=text)
-        return await self._filtered(queue, state, keep, offset, limit, scan_limit)
+        keep = JobFilter(state, company_id, text, offset, limit, scan_limit)
+        return await self._filtered(queue, keep)
 
-    async def _filtered(
-        self,
-        queue: str,
-        state: JobState,
-        keep: JobFilter,
-        offset: int,
-        limit: int,
-        scan_limit: int,
-    ) -> tuple[list[JobRecord], int, bool]:
+    async def _filtered(self, queue: str, keep: JobFilter) -> tuple[list[JobRecord], int, bool]:
         """The one place company lists and searches are answered (a store with an
         index overrides it). This default pages through :meth:`list_jobs`, keeping
-        what ``keep`` accepts, looking at ``scan_limit`` jobs at most: the page, how
-        many were kept, and whether the scan stopped before the end."""
+        what ``keep`` accepts, looking at ``keep.scan_limit`` jobs at most: the page,
+        how many were kept, and whether the scan stopped before the end."""
         found: list[JobRecord] = []
         looked = 0
-        budget = math.inf if self.scans_whole_queue else scan_limit
-        start = max(offset, 0)  # as the local store's SQL reads a negative offset
+        budget = math.inf if self.scans_whole_queue else keep.scan_limit
+        start = max(keep.offset, 0)  # as the local store's SQL reads a negative offset
+        end = start + keep.limit
         while looked < budget:
-            page = await self.list_jobs(queue, state, offset=looked, limit=SCAN_PAGE)
+            page = await self.list_jobs(queue, keep.state, offset=looked, limit=SCAN_PAGE)
             found += [job for job in page if keep.matches(job)]
             looked += SCAN_PAGE
             if len(page) < SCAN_PAGE:
-                return found[start : start + limit], len(found), False
-        return found[start : start + limit], len(found), True
+                return found[start:end], len(found), False
+        return found[start:end], len(found), True
 
     @abc.abstractmethod
     async def get_job(self, queue: str, job_id: str) -> JobRecord | None:
@@ -315,7 +314,6 @@ class JobStore(abc.ABC):
         ``None``. Raises ``LockLostError`` when the token no longer holds the lock.
         """
 
-    @abc.abstractmethod
     async def fail(
         self,
         queue: str,
@@ -330,9 +328,18 @@ class JobStore(abc.ABC):
         When ``retry`` and attempts remain, the job becomes ``delayed`` for the
         exponential back-off (``backoff * 2**(attempts_made-1)``; ``waiting`` when that
         is 0); otherwise ``failed`` with the failed retention applied. ``reason`` and
-        ``stacktrace`` are stored (stack traces accumulate, one per attempt).
+        ``stacktrace`` are stored as text (stack traces accumulate, one per attempt).
         Raises ``LockLostError`` when the token no longer holds the lock.
         """
+        trace = None if stacktrace is None else str(stacktrace)
+        return await self._fail(queue, job, str(reason), trace, retry)
+
+    @abc.abstractmethod
+    async def _fail(
+        self, queue: str, job: ClaimedJob, reason: str, stacktrace: str | None, retry: bool
+    ) -> JobState:
+        """What :meth:`fail` does in this store, given ``reason`` and ``stacktrace`` as
+        ``str``: the public signature and that coercion are written once, in :meth:`fail`."""
 
     @abc.abstractmethod
     async def extend_locks(self, queue: str, jobs: Sequence[ClaimedJob]) -> list[str]:

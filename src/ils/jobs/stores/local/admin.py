@@ -35,6 +35,7 @@ from ils.jobs.stores.local.sql import (
     LOGS,
     WAITING,
     record_from_row,
+    retried_values,
     shown_state,
     stored_state,
     upsert_pause,
@@ -177,15 +178,7 @@ class LocalAdmin(PolledStore):
 
         return await self._run(body, readonly=True)
 
-    async def _filtered(
-        self,
-        queue: str,
-        state: JobState,
-        keep: JobFilter,
-        offset: int,
-        limit: int,
-        scan_limit: int,
-    ) -> tuple[list[JobRecord], int, bool]:
+    async def _filtered(self, queue: str, keep: JobFilter) -> tuple[list[JobRecord], int, bool]:
         """In SQL, exact whatever the queue holds: a company's jobs from the (queue,
         company_id, state) index; a search by ``LIKE`` on the name, the id and the
         payload's JSON text (any case, wildcards in the text taken literally)."""
@@ -201,7 +194,7 @@ class LocalAdmin(PolledStore):
             )
         if keep.company_id is not None:
             where.append(JOBS.c.company_id == keep.company_id)
-        return await self._filtered_page(queue, state, where, offset, limit)
+        return await self._filtered_page(queue, keep.state, where, keep.offset, keep.limit)
 
     async def _filtered_page(
         self,
@@ -431,28 +424,8 @@ def _expect_state(conn: Connection, queue: str, job_id: str, expected: str, oper
 
 
 def _back_to_waiting(now: int, queue: str, which: ColumnElement[bool] | None = None) -> Any:
-    """Failed job(s) back to waiting, as BullMQ's retry does.
-
-    Attempts start again from zero; the finish time, start time and failure reason are
-    cleared (the stack traces stay, as history). They queue behind the jobs already
-    waiting.
-    """
+    """Failed job(s) back to waiting, as BullMQ's retry does (``retried_values``)."""
     where = [JOBS.c.queue == queue, JOBS.c.state == FAILED]
     if which is not None:
         where.append(which)
-    return (
-        update(JOBS)
-        .where(*where)
-        .values(
-            state=WAITING,
-            attempts_made=0,
-            attempts_started=0,
-            stalled_count=0,
-            run_at_ms=now,
-            failed_reason=None,
-            finished_at_ms=None,
-            processed_at_ms=None,
-            lock_token=None,
-            lock_until_ms=None,
-        )
-    )
+    return update(JOBS).where(*where).values(retried_values(now))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -138,6 +139,28 @@ def new_job_values(config: QueueConfig, job: NewJob, now: int) -> dict[str, Any]
     }
 
 
+def retried_values(now: int) -> dict[str, Any]:
+    """The columns BullMQ's retry of a failed job rewrites, in every store that keeps
+    these columns (the local store's rows, the memory store's ``MemoryJob``).
+
+    Attempts start again from zero; the finish time, start time and failure reason are
+    cleared (the stack traces stay, as history); due now, so the job queues behind the
+    jobs already waiting.
+    """
+    return {
+        "state": WAITING,
+        "attempts_made": 0,
+        "attempts_started": 0,
+        "stalled_count": 0,
+        "run_at_ms": now,
+        "failed_reason": None,
+        "finished_at_ms": None,
+        "processed_at_ms": None,
+        "lock_token": None,
+        "lock_until_ms": None,
+    }
+
+
 def _insert_job() -> TextClause:
     """``INSERT ... ON CONFLICT (queue, id) DO NOTHING`` of one job, as text.
 
@@ -156,28 +179,42 @@ def _insert_job() -> TextClause:
 INSERT_JOB = _insert_job()
 
 
-def record_from_row(row: Row[Any], paused: bool, logs: list[str] | None = None) -> JobRecord:
-    """A ``JobRecord`` from a full ``ils_jobs`` row."""
+def _as_read(value: Any) -> Any:
+    """A JSON column as the database driver returns it: already decoded."""
+    return value
+
+
+def record_from_row(
+    row: Row[Any] | Any,
+    paused: bool,
+    logs: list[str] | None = None,
+    *,
+    store: str = "local",
+    load: Callable[[Any], Any] = _as_read,
+) -> JobRecord:
+    """A ``JobRecord`` from a full ``ils_jobs`` row, or from anything holding its
+    columns as attributes: the memory store's ``MemoryJob`` (``store="memory"``), whose
+    JSON columns are text that ``load`` reads, so both stores build records alike."""
     return JobRecord(
         id=row.id,
         queue=row.queue,
         name=row.name,
-        data=row.data,
+        data=load(row.data),
         state=shown_state(row.state, paused),
         priority=row.priority,
         attempts=row.attempts,
         attempts_made=row.attempts_made,
         backoff_delay_ms=row.backoff_delay_ms,
         delay_ms=row.delay_ms,
-        progress=row.progress,
-        result=row.result,
+        progress=load(row.progress),
+        result=load(row.result),
         failed_reason=row.failed_reason,
         stacktrace=list(row.stacktrace or []),
         created_at_ms=row.created_at_ms,
         processed_at_ms=row.processed_at_ms,
         finished_at_ms=row.finished_at_ms,
         logs=logs or [],
-        store="local",
+        store=store,
         company_id=row.company_id,
     )
 

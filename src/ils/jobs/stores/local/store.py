@@ -215,21 +215,15 @@ class LocalJobStore(LocalAdmin):
 
         return await self._run(body)
 
-    async def fail(
-        self,
-        queue: str,
-        job: ClaimedJob,
-        reason: str,
-        stacktrace: str | None,
-        *,
-        retry: bool = True,
+    async def _fail(
+        self, queue: str, job: ClaimedJob, reason: str, stacktrace: str | None, retry: bool
     ) -> JobState:
         config = self._config(queue)
         plan = self._retention.plan(queue, FAILED, config.keep_failed, self._now())
 
         def body(conn: Connection) -> JobState:
             now = self._now()
-            state = _record_failure(conn, config, job, str(reason), stacktrace, retry, now)
+            state = _record_failure(conn, config, job, reason, stacktrace, retry, now)
             if state == FAILED:
                 prune(conn, queue, FAILED, config.keep_failed, now, plan)
             paused = state == WAITING and read_switches(conn, queue).paused
@@ -339,7 +333,7 @@ def _record_failure(
     made = held.attempts_made + 1
     traces = list(held.stacktrace or [])
     if stacktrace is not None:
-        traces.append(str(stacktrace))
+        traces.append(stacktrace)
     values: dict[str, Any] = {
         "attempts_made": made,
         "failed_reason": reason,

@@ -16,7 +16,7 @@ from typing import Any
 
 from ils.jobs.catalogue import RateLimit, Retention
 from ils.jobs.model import ClaimedJob, Fetch, JobRecord, JobState
-from ils.jobs.stores.local.sql import ACTIVE, DELAYED, WAITING, QueueSwitches, shown_state
+from ils.jobs.stores.local.sql import ACTIVE, DELAYED, WAITING, QueueSwitches, record_from_row
 from ils.jobs.stores.waiting import Wakeups
 
 #: What records, health and the monitoring API call this store.
@@ -68,28 +68,8 @@ class MemoryJob:
 
     def record(self, paused: bool, *, with_logs: bool = False) -> JobRecord:
         """The job as callers see it; logs only for a single-job read, as stored."""
-        return JobRecord(
-            id=self.id,
-            queue=self.queue,
-            name=self.name,
-            data=json.loads(self.data),
-            state=shown_state(self.state, paused),
-            priority=self.priority,
-            attempts=self.attempts,
-            attempts_made=self.attempts_made,
-            backoff_delay_ms=self.backoff_delay_ms,
-            delay_ms=self.delay_ms,
-            progress=json.loads(self.progress),
-            result=json.loads(self.result),
-            failed_reason=self.failed_reason,
-            stacktrace=list(self.stacktrace),
-            created_at_ms=self.created_at_ms,
-            processed_at_ms=self.processed_at_ms,
-            finished_at_ms=self.finished_at_ms,
-            logs=list(self.logs) if with_logs else [],
-            store=KIND,
-            company_id=self.company_id,
-        )
+        logs = list(self.logs) if with_logs else None
+        return record_from_row(self, paused, logs, store=KIND, load=json.loads)
 
 
 @dataclass(slots=True)

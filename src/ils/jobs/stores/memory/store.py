@@ -45,6 +45,7 @@ from ils.jobs.stores.local.sql import (
     check_new_job,
     json_value,
     new_job_values,
+    retried_values,
     shown_state,
     stored_state,
 )
@@ -313,14 +314,8 @@ class MemoryJobStore(PolledStore):
         data.prune(COMPLETED, config.keep_completed, now)
         return self._claim(config, data, job.token) if fetch_next else None
 
-    async def fail(
-        self,
-        queue: str,
-        job: ClaimedJob,
-        reason: str,
-        stacktrace: str | None,
-        *,
-        retry: bool = True,
+    async def _fail(
+        self, queue: str, job: ClaimedJob, reason: str, stacktrace: str | None, retry: bool
     ) -> JobState:
         """As ``local._record_failure``: the attempts and back-off are the stored job's
         (fixed when it was added), not the worker's copy of its record."""
@@ -328,9 +323,9 @@ class MemoryJobStore(PolledStore):
         now = self._now()
         held = _held(queue, data, job, now)
         held.attempts_made += 1
-        held.failed_reason = str(reason)
+        held.failed_reason = reason
         if stacktrace is not None:
-            held.stacktrace.append(str(stacktrace))
+            held.stacktrace.append(stacktrace)
         held.release()
         if retry and held.attempts_made < held.attempts:
             backoff = config.backoff_ms(held.attempts_made, held.backoff_delay_ms)
@@ -424,10 +419,7 @@ def _expect(queue: str, data: QueueData, job_id: str, expected: str, operation: 
 
 
 def _back_to_waiting(job: MemoryJob, now: int) -> None:
-    """A failed job back to waiting, as ``local.admin._back_to_waiting`` (BullMQ's retry):
-    attempts from zero, finish, start and reason cleared, stack traces kept as history,
-    queued behind the jobs already waiting."""
-    job.state, job.run_at_ms = WAITING, now
-    job.attempts_made = job.attempts_started = job.stalled_count = 0
-    job.failed_reason = job.finished_at_ms = job.processed_at_ms = None
-    job.release()
+    """A failed job back to waiting, as the local store's retry: the columns of
+    ``local.sql.retried_values`` set on the job."""
+    for column, value in retried_values(now).items():
+        setattr(job, column, value)

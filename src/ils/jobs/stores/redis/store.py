@@ -290,14 +290,8 @@ class RedisJobStore(RedisAdmin):
                 raise _finish_error(queue, job.id, outcome)
             return await self._claimed(bull, outcome, job.token) if fetch_next else None
 
-    async def fail(
-        self,
-        queue: str,
-        job: ClaimedJob,
-        reason: str,
-        stacktrace: str | None,
-        *,
-        retry: bool = True,
+    async def _fail(
+        self, queue: str, job: ClaimedJob, reason: str, stacktrace: str | None, retry: bool
     ) -> JobState:
         bull = self._bull(queue)
         with unavailable_guard():

@@ -18,7 +18,7 @@ from redis.asyncio import Redis
 from ils.errors import StoreUnavailableError
 from ils.jobs.catalogue import Catalogue
 from ils.jobs.model import JobRecord, JobState, StoreHealth
-from ils.jobs.stores.base import JobStore, JobTiming, cleanable_state
+from ils.jobs.stores.base import JobFilter, JobStore, JobTiming, cleanable_state
 from ils.jobs.stores.redis import admin as redis_admin
 from ils.jobs.stores.redis import timings as redis_timings
 from ils.jobs.stores.redis.bull import BullQueue, make_client, unavailable_guard
@@ -119,27 +119,20 @@ class RedisAdmin(JobStore):
         with unavailable_guard():
             return await redis_admin.list_jobs(bull, state, offset, limit)
 
-    async def list_company_jobs(
-        self,
-        queue: str,
-        state: JobState,
-        company_id: str,
-        *,
-        offset: int = 0,
-        limit: int = 50,
-        scan_limit: int = 10_000,
-    ) -> tuple[list[JobRecord], int, bool]:
-        """Finished and delayed jobs from the company index (their sets are scored, so
-        membership is one ``ZSCORE`` each, pipelined); the short active and waiting
-        lists by the default scan."""
-        if state not in (JobState.COMPLETED, JobState.FAILED, JobState.DELAYED):
-            return await super().list_company_jobs(
-                queue, state, company_id, offset=offset, limit=limit, scan_limit=scan_limit
-            )
+    async def _filtered(self, queue: str, keep: JobFilter) -> tuple[list[JobRecord], int, bool]:
+        """A company's finished and delayed jobs from the company index (their sets are
+        scored, so membership is one ``ZSCORE`` each, pipelined); searches and the short
+        active and waiting lists by the default scan."""
+        if (
+            keep.company_id is None
+            or keep.text is not None
+            or keep.state not in (JobState.COMPLETED, JobState.FAILED, JobState.DELAYED)
+        ):
+            return await super()._filtered(queue, keep)
         bull = self._bull(queue)
         with unavailable_guard():
             page, total = await redis_admin.list_company_jobs(
-                bull, state, company_id, offset, limit
+                bull, keep.state, keep.company_id, keep.offset, keep.limit
             )
         return page, total, False
 
