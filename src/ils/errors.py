@@ -8,6 +8,8 @@ end up in logs and in the monitoring API.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 
 class ILSError(Exception):
     """Root of every error ILS raises deliberately."""
@@ -113,13 +115,24 @@ class PayloadTooLargeError(InvalidPayloadError):
         self.limit = limit
 
 
-class JobNotFoundError(JobSystemError):
-    """A job id that the store does not hold (or no longer holds)."""
+class OneJobError(JobSystemError):
+    """A failure about one job, which the caller finds again by its queue and id.
+
+    Each subclass only words its message (``template``, formatted with both).
+    """
+
+    template: ClassVar[str]
 
     def __init__(self, queue: str, job_id: str) -> None:
-        super().__init__(f"job {job_id!r} not found in queue {queue!r}")
+        super().__init__(self.template.format(queue=queue, job_id=job_id))
         self.queue = queue
         self.job_id = job_id
+
+
+class JobNotFoundError(OneJobError):
+    """A job id that the store does not hold (or no longer holds)."""
+
+    template = "job {job_id!r} not found in queue {queue!r}"
 
 
 class InvalidJobStateError(JobSystemError):
@@ -133,13 +146,10 @@ class InvalidJobStateError(JobSystemError):
         self.operation = operation
 
 
-class LockLostError(JobSystemError):
+class LockLostError(OneJobError):
     """The worker no longer holds the job's lock (it expired and another took it)."""
 
-    def __init__(self, queue: str, job_id: str) -> None:
-        super().__init__(f"lock lost for job {job_id!r} of queue {queue!r}")
-        self.queue = queue
-        self.job_id = job_id
+    template = "lock lost for job {job_id!r} of queue {queue!r}"
 
 
 class StoreUnavailableError(JobSystemError):

@@ -100,6 +100,16 @@ def newest_first(job: JobRecord) -> tuple[int, int, str]:
     return (job.finished_at_ms or 0, job.created_at_ms, job.id)
 
 
+async def _apply(action: JobAction, store: JobStore, queue: str, job_id: str) -> None:
+    """Do ``action`` to a job in the store that holds it (the store checks its state)."""
+    if action is JobAction.RETRY:
+        await store.retry_job(queue, job_id)
+    elif action is JobAction.REMOVE:
+        await store.remove_job(queue, job_id)
+    else:
+        await store.promote(queue, job_id)
+
+
 class JobAdmin:
     """List, search, find, retry, remove, promote, clean, pause and resume jobs.
 
@@ -218,14 +228,8 @@ class JobAdmin:
                 the one the job was found in, so the refusal names what the caller saw.
         """
         job = await self.get(queue, job_id)
-        store = self._store_of(job)
         try:
-            if action is JobAction.RETRY:
-                await store.retry_job(job.queue, job.id)
-            elif action is JobAction.REMOVE:
-                await store.remove_job(job.queue, job.id)
-            else:
-                await store.promote(job.queue, job.id)
+            await _apply(action, self._store_of(job), job.queue, job.id)
         except InvalidJobStateError:
             raise InvalidJobStateError(job.queue, job.id, job.state.value, action.value) from None
         return job
@@ -246,18 +250,10 @@ class JobAdmin:
 
     async def retry_failed(self, queue: str) -> int:
         """Every failed job in scope back to waiting; how many."""
-        count = 0
         if self.scope.everyone:
-            for store in self._source.reachable_stores():
-                count += await store.retry_failed(queue)
-            return count
-        for job in await self._every(queue, JobState.FAILED):
-            try:
-                await self._store_of(job).retry_job(queue, job.id)
-            except (JobNotFoundError, InvalidJobStateError):
-                continue
-            count += 1
-        return count
+            stores = self._source.reachable_stores()
+            return sum([await store.retry_failed(queue) for store in stores])
+        return await self._each(JobAction.RETRY, queue, await self._every(queue, JobState.FAILED))
 
     async def clean(
         self, queue: str, state: JobState, *, older_than_ms: int = 0, limit: int = 0
@@ -268,22 +264,17 @@ class JobAdmin:
         One company's: its jobs are removed one by one, ``limit`` in all.
         """
         if self.scope.everyone:
-            count = 0
-            for store in self._source.reachable_stores():
-                count += await store.clean(queue, state, older_than_ms=older_than_ms, limit=limit)
-            return count
+            stores = self._source.reachable_stores()
+            return sum(
+                [
+                    await store.clean(queue, state, older_than_ms=older_than_ms, limit=limit)
+                    for store in stores
+                ]
+            )
         cutoff = self._clock.now_ms() - older_than_ms
-        count = 0
-        for job in await self._every(queue, state):
-            stamp = job.finished_at_ms or job.created_at_ms
-            if stamp > cutoff or (limit and count >= limit):
-                continue
-            try:
-                await self._store_of(job).remove_job(queue, job.id)
-            except (JobNotFoundError, InvalidJobStateError):
-                continue
-            count += 1
-        return count
+        jobs = await self._every(queue, state)
+        old = [job for job in jobs if (job.finished_at_ms or job.created_at_ms) <= cutoff]
+        return await self._each(JobAction.REMOVE, queue, old, limit)
 
     async def pause(self, queue: str) -> None:
         """No new jobs of ``queue`` start, in any store, until it is resumed."""
@@ -303,6 +294,23 @@ class JobAdmin:
         """A queue switch stops or starts every company's jobs."""
         if not self.scope.everyone:
             raise PermissionError(f"only an admin of every company may {what} a queue")
+
+    async def _each(
+        self, action: JobAction, queue: str, jobs: Sequence[JobRecord], limit: int = 0
+    ) -> int:
+        """``action`` on each of ``jobs`` (one company's, found by a scan) in its own
+        store, at most ``limit`` (0 is no limit); a job gone or changed since the scan is
+        skipped. How many were done."""
+        count = 0
+        for job in jobs:
+            if limit and count >= limit:
+                break
+            try:
+                await _apply(action, self._store_of(job), queue, job.id)
+            except (JobNotFoundError, InvalidJobStateError):
+                continue
+            count += 1
+        return count
 
     def _store_of(self, job: JobRecord) -> JobStore:
         for store in self._source.stores():

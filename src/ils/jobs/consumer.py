@@ -357,22 +357,8 @@ class QueueConsumer:
             next_fetch = await self.store.complete(
                 self.queue, claimed, _to_json(result), fetch_next=fetch_next
             )
-        except LockLostError:
-            self.logger.warning(
-                "job %s %s: lock lost before completion",
-                claimed.id,
-                self.queue,
-                extra=job_fields(claimed, self.queue),
-            )
-            return None
         except ILSError as exc:
-            self.logger.warning(
-                "job %s %s: could not record completion: %s",
-                claimed.id,
-                self.queue,
-                exc,
-                extra=job_fields(claimed, self.queue),
-            )
+            self._not_recorded(claimed, "completion", exc)
             return None
         await self._notify(claimed, JobState.COMPLETED, started, started_ms, None)
         if next_fetch is not None and next_fetch.job is not None and not self._stopping.is_set():
@@ -384,22 +370,20 @@ class QueueConsumer:
     ) -> JobState:
         try:
             return await self.store.fail(self.queue, claimed, reason, trace, retry=retry)
-        except LockLostError:
-            self.logger.warning(
-                "job %s %s: lock lost before failure was recorded",
-                claimed.id,
-                self.queue,
-                extra=job_fields(claimed, self.queue),
-            )
         except ILSError as exc:
-            self.logger.warning(
-                "job %s %s: could not record failure: %s",
-                claimed.id,
-                self.queue,
-                exc,
-                extra=job_fields(claimed, self.queue),
-            )
+            self._not_recorded(claimed, "failure", exc)
         return JobState.ACTIVE
+
+    def _not_recorded(self, claimed: ClaimedJob, outcome: str, exc: ILSError) -> None:
+        """Log a job's ``outcome`` (completion, failure) that the store did not take:
+        the lock was lost (another worker may hold the job now) or the store failed."""
+        extra = job_fields(claimed, self.queue)
+        if isinstance(exc, LockLostError):
+            message = "job %s %s: lock lost before %s was recorded"
+            self.logger.warning(message, claimed.id, self.queue, outcome, extra=extra)
+            return
+        message = "job %s %s: could not record %s: %s"
+        self.logger.warning(message, claimed.id, self.queue, outcome, exc, extra=extra)
 
     async def _notify(
         self,

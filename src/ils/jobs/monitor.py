@@ -7,6 +7,7 @@ throughput, read over every store jobs may be in. It only reads; the composition
 
 from __future__ import annotations
 
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
 from ils.clock import Clock
@@ -40,31 +41,21 @@ def _store_health(health: StoreHealth) -> dict[str, Any]:
     }
 
 
+# Identity equality, and no generated repr (it would print the stores' connections).
+@dataclass(eq=False, repr=False)
 class JobMonitor:
     """Read-only figures of the job system (the bodies of the monitoring endpoints)."""
 
-    def __init__(
-        self,
-        catalogue: Catalogue,
-        local: LocalJobStore,
-        redis: RedisJobStore | None,
-        gate: RedisGate | None,
-        outbox: Outbox,
-        admin: JobAdmin,
-        clock: Clock,
-        *,
-        heartbeat_s: float,
-        rules: HealthSettings | None = None,
-    ) -> None:
-        self.catalogue = catalogue
-        self.local = local
-        self.redis = redis
-        self.gate = gate
-        self.outbox = outbox
-        self.admin = admin
-        self.clock = clock
-        self.heartbeat_s = heartbeat_s
-        self.rules = rules or HealthSettings()
+    catalogue: Catalogue
+    local: LocalJobStore
+    redis: RedisJobStore | None
+    gate: RedisGate | None
+    outbox: Outbox
+    admin: JobAdmin
+    clock: Clock
+    _: KW_ONLY
+    heartbeat_s: float
+    rules: HealthSettings = field(default_factory=HealthSettings)
 
     @property
     def mode(self) -> str:

@@ -21,7 +21,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -60,6 +60,9 @@ HOLD_CLAIM_MS = 5_000
 WAS_IN_REDIS = "was_in_redis"
 ADDED_AGAIN = "added_again"
 OUTCOMES = (WAS_IN_REDIS, ADDED_AGAIN)
+#: The job options an outbox row keeps in columns of the same names (its id stands
+#: for ``job_id``), read and written by name so the two cannot drift apart.
+_OPTION_COLUMNS = tuple(f.name for f in fields(JobOptions) if f.name != "job_id")
 
 
 class FallbackCount(Base):
@@ -92,18 +95,8 @@ class OutboxRow(Base):
 
     def to_new_job(self) -> NewJob:
         """The job this row stands for, with the row id as its (idempotent) job id."""
-        return NewJob(
-            self.name,
-            self.data,
-            JobOptions(
-                priority=self.priority,
-                delay_ms=self.delay_ms,
-                attempts=self.attempts,
-                backoff_delay_ms=self.backoff_delay_ms,
-                job_id=self.id,
-                company_id=self.company_id,
-            ),
-        )
+        options = {name: getattr(self, name) for name in _OPTION_COLUMNS}
+        return NewJob(self.name, self.data, JobOptions(**options, job_id=self.id))
 
 
 OUTBOX = cast(Table, OutboxRow.__table__)
@@ -372,17 +365,12 @@ class Outbox:
 
 def _row(row_id: str, queue: str, job: NewJob, now: int, *, held: int | None) -> dict[str, Any]:
     """The column values of the outbox row standing for ``job`` (unclaimed)."""
-    options = job.options
     return {
         "id": row_id,
         "queue": queue,
         "name": job.name,
         "data": job.data,
-        "priority": options.priority,
-        "delay_ms": options.delay_ms,
-        "attempts": options.attempts,
-        "backoff_delay_ms": options.backoff_delay_ms,
-        "company_id": options.company_id,
+        **{name: getattr(job.options, name) for name in _OPTION_COLUMNS},
         "created_at_ms": now,
         "claimed_until_ms": 0,
         "held_since_ms": held,

@@ -23,7 +23,7 @@ import asyncio
 import json
 import uuid
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import KW_ONLY, InitVar, dataclass, replace
 from typing import Any
 
 from pydantic import BaseModel
@@ -55,38 +55,34 @@ def new_job_id() -> str:
 COMPANY_INFO_KEY = "ils_company_id"
 
 
+# Identity equality, and no generated repr (it would print the stores' connections).
+@dataclass(eq=False, repr=False)
 class Producer:
     """The single way jobs enter the system (helpers, the outbox relay, the CLI)."""
 
-    def __init__(
-        self,
-        job_types: JobTypes,
-        local: LocalJobStore,
-        redis: RedisJobStore | None,
-        gate: RedisGate | None,
-        clock: Clock,
-        *,
-        max_payload_bytes: int,
-        redis_timeout_ms: int,
-        fairness: FairnessSettings | None = None,
-    ) -> None:
-        self.job_types = job_types
-        self.clock = clock
-        self.local = local
-        self.redis = redis
-        self.gate = gate
-        self.max_payload_bytes = max_payload_bytes
-        self.redis_timeout_s = redis_timeout_ms / 1000
+    job_types: JobTypes
+    local: LocalJobStore
+    redis: RedisJobStore | None
+    gate: RedisGate | None
+    clock: Clock
+    _: KW_ONLY
+    max_payload_bytes: int
+    redis_timeout_ms: int
+    fairness: InitVar[FairnessSettings | None] = None
+
+    def __post_init__(self, fairness: FairnessSettings | None) -> None:
         self.outbox = Outbox(
-            local.transactions,
+            self.local.transactions,
             self.deliver,
-            clock,
-            resolve=None if redis is None else redis.add_once,
-            can_resolve=lambda: gate is not None and gate.up,
+            self.clock,
+            resolve=None if self.redis is None else self.redis.add_once,
+            can_resolve=lambda: self.gate is not None and self.gate.up,
         )
         #: Quotas and fair priorities of user-triggered jobs (``ils.jobs.fairness``).
-        self.fairness = FairShare(
-            fairness or FairnessSettings(), StoreLoadCounter(local, redis, gate), clock
+        self.fair_share = FairShare(
+            fairness or FairnessSettings(),
+            StoreLoadCounter(self.local, self.redis, self.gate),
+            self.clock,
         )
 
     def prepare(self, queue: str, name: str, payload: BaseModel, options: JobOptions) -> NewJob:
@@ -124,7 +120,7 @@ class Producer:
         job = self.prepare(queue, name, payload, _stamped(options, session))
         if demand is not None:
             job = replace(
-                job, options=await self.fairness.admit(queue, demand, job.options, session)
+                job, options=await self.fair_share.admit(queue, demand, job.options, session)
             )
         if session is not None and self.redis is None:
             # Local mode: the jobs table is in the same database as the caller's rows.
@@ -207,7 +203,7 @@ class Producer:
         try:
             # Shielded: a timeout must not cancel the add. Cancelling would leave its
             # fate unknown for certain and cost the pooled connection.
-            await asyncio.wait_for(asyncio.shield(add), self.redis_timeout_s)
+            await asyncio.wait_for(asyncio.shield(add), self.redis_timeout_ms / 1000)
             return self.redis.kind
         except TimeoutError:
             self.gate.suspect_outage("an enqueue took longer than its budget")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -34,52 +35,44 @@ from ils.jobs.worker_context import WorkerContext
 from ils.settings import Settings
 
 
+# Identity equality, and no generated repr: it would print the settings (credentials).
+@dataclass(eq=False, repr=False)
 class JobSystem:
     """Everything a process needs to produce, run and watch jobs."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        catalogue: Catalogue,
-        job_types: JobTypes,
-        engine: AsyncEngine,
-        local: LocalJobStore,
-        redis: RedisJobStore | None,
-        gate: RedisGate | None,
-        producer: Producer,
-        events: EventBus | None = None,
-    ) -> None:
-        self.settings = settings
-        self.catalogue = catalogue
-        self.job_types = job_types
-        self.engine = engine
-        self.local = local
-        self.redis = redis
-        self.gate = gate
-        self.producer = producer
-        #: Signals to other processes (new notifications for live streams).
-        self.events: EventBus = events or LocalEventBus()
+    settings: Settings
+    catalogue: Catalogue
+    job_types: JobTypes
+    engine: AsyncEngine
+    local: LocalJobStore
+    redis: RedisJobStore | None
+    gate: RedisGate | None
+    producer: Producer
+    #: Signals to other processes (new notifications for live streams).
+    events: EventBus = field(default_factory=LocalEventBus)
+
+    def __post_init__(self) -> None:
         #: Prometheus metrics (``/metrics``); the workers of this process feed them.
         self.metrics = JobMetrics()
         #: Listing, finding and operating on jobs over both stores, for every company;
         #: ``admin.for_company(id)`` limits it to one company's jobs.
-        self.admin = JobAdmin(self, producer.clock)
+        self.admin = JobAdmin(self, self.clock)
         #: Counts, health and throughput (the monitoring endpoints, ``ils jobs stats``).
         self.monitor = JobMonitor(
-            catalogue,
-            local,
-            redis,
-            gate,
-            producer.outbox,
+            self.catalogue,
+            self.local,
+            self.redis,
+            self.gate,
+            self.producer.outbox,
             self.admin,
-            producer.clock,
-            heartbeat_s=settings.worker_heartbeat_s,
-            rules=settings.health,
+            self.clock,
+            heartbeat_s=self.settings.worker_heartbeat_s,
+            rules=self.settings.health,
         )
         #: The ``queue_...`` functions of jobs.md, one per job.
-        self.helpers = JobHelpers(producer, job_types, stats=self.monitor.stats)
+        self.helpers = JobHelpers(self.producer, self.job_types, stats=self.monitor.stats)
         #: BullMQ's job schedulers in step with the schedules table (Redis mode).
-        self.schedulers = JobSchedulers(redis, gate)
+        self.schedulers = JobSchedulers(self.redis, self.gate)
         self.logger = logging.getLogger(__name__)
         self._background: list[asyncio.Task[None]] = []
         self._closers: list[Callable[[], Awaitable[None]]] = []

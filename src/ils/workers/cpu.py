@@ -41,6 +41,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import KW_ONLY, dataclass
 from multiprocessing.connection import Connection, Pipe
 from typing import Final, ParamSpec, TypeVar
 
@@ -184,10 +185,11 @@ def _ready() -> int:
     return os.getpid()
 
 
+@dataclass(eq=False)
 class CpuPool:
     """Runs picklable calls in a lazily started pool of ``size`` processes.
 
-    Args:
+    Attributes:
         size: processes in the pool.
         timeout_s: longest a call may take before the pool is replaced.
         nice: how much lower the pool's CPU priority is than the parent's.
@@ -196,20 +198,14 @@ class CpuPool:
         what: names the work in error messages ("rendering", "forecasting").
     """
 
-    def __init__(
-        self,
-        size: int,
-        *,
-        timeout_s: float = 120.0,
-        nice: int = 10,
-        warm_up: Callable[[], None] | None = None,
-        what: str = "the computation",
-    ) -> None:
-        self.size = size
-        self.timeout_s = timeout_s
-        self.nice = nice
-        self.what = what
-        self._warm_up = warm_up
+    size: int
+    _: KW_ONLY
+    timeout_s: float = 120.0
+    nice: int = 10
+    warm_up: Callable[[], None] | None = None
+    what: str = "the computation"
+
+    def __post_init__(self) -> None:
         self._executor: ProcessPoolExecutor | None = None
         self._warmed = False
         # One lifeline per executor: a discarded executor's may close while a new one runs.
@@ -232,7 +228,7 @@ class CpuPool:
                         max_workers=self.size,
                         mp_context=multiprocessing.get_context(_start_method()),
                         initializer=_start_process,
-                        initargs=(self.nice, self._warm_up, lifeline.reader, os.getpid()),
+                        initargs=(self.nice, self.warm_up, lifeline.reader, os.getpid()),
                     )
                 except BaseException:
                     lifeline.close()
