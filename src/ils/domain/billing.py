@@ -20,7 +20,6 @@ from sqlalchemy import (
     BigInteger,
     CheckConstraint,
     Date,
-    ForeignKey,
     Index,
     Integer,
     String,
@@ -32,12 +31,12 @@ from ils.db.engine import Base
 from ils.domain.companies import Company
 from ils.domain.orders import Order
 from ils.domain.types import (
-    ID_LENGTH,
     CreatedAtMixin,
     IdMixin,
     StrEnumType,
     TimestampMixin,
     UtcDateTime,
+    foreign_id,
     utcnow,
 )
 
@@ -236,13 +235,9 @@ class Invoice(IdMixin, TimestampMixin, Base):
     )
 
     number: Mapped[str] = mapped_column(String(20))
-    company_id: Mapped[str] = mapped_column(String(ID_LENGTH), ForeignKey("companies.id"))
-    customer_id: Mapped[str] = mapped_column(
-        String(ID_LENGTH), ForeignKey("companies.id"), index=True
-    )
-    order_id: Mapped[str | None] = mapped_column(
-        String(ID_LENGTH), ForeignKey("orders.id"), index=True
-    )
+    company_id: Mapped[str] = foreign_id("companies.id")
+    customer_id: Mapped[str] = foreign_id("companies.id", index=True)
+    order_id: Mapped[str | None] = foreign_id("orders.id", index=True)
     issued_on: Mapped[date] = mapped_column(Date)
     due_on: Mapped[date] = mapped_column(Date)
     #: ISO 4217 code.
@@ -289,9 +284,7 @@ class InvoiceLine(IdMixin, Base):
         CheckConstraint("vat_treatment <> 'exempt' OR vat_rate_bp = 0", name="exempt_no_rate"),
     )
 
-    invoice_id: Mapped[str] = mapped_column(
-        String(ID_LENGTH), ForeignKey("invoices.id", ondelete="CASCADE"), index=True
-    )
+    invoice_id: Mapped[str] = foreign_id("invoices.id", ondelete="CASCADE", index=True)
     #: Order of the lines on the printed invoice.
     position: Mapped[int] = mapped_column(Integer, default=0)
     description: Mapped[str] = mapped_column(String(500))
@@ -310,12 +303,8 @@ class Payment(IdMixin, CreatedAtMixin, Base):
     __tablename__ = "payments"
     __table_args__ = (CheckConstraint("amount_cents > 0", name="amount_positive"),)
 
-    invoice_id: Mapped[str] = mapped_column(
-        String(ID_LENGTH), ForeignKey("invoices.id"), index=True
-    )
-    company_id: Mapped[str] = mapped_column(
-        String(ID_LENGTH), ForeignKey("companies.id"), index=True
-    )
+    invoice_id: Mapped[str] = foreign_id("invoices.id", index=True)
+    company_id: Mapped[str] = foreign_id("companies.id", index=True)
     amount_cents: Mapped[int] = mapped_column(BigInteger)
     method: Mapped[PaymentMethod] = mapped_column(StrEnumType(PaymentMethod, 16))
     received_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)

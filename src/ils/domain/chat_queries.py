@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ils.domain.content import Conversation, Message, MessageRole
 from ils.domain.paging import fetch_page
-from ils.domain.scoping import get_user_scoped, one_or_not_found, user_scoped
+from ils.domain.scoping import one_or_not_found, user_scoped, user_scoped_getter
 
 
 @dataclass(frozen=True)
@@ -32,15 +32,10 @@ class MessageCursor:
     message_id: str
 
 
-async def get_conversation(
-    session: AsyncSession, user_id: str, company_id: str, conversation_id: str
-) -> Conversation:
-    """The user's conversation ``conversation_id``.
-
-    Raises:
-        NotFoundError: unknown id, or a conversation of another user or company.
-    """
-    return await get_user_scoped(session, Conversation, conversation_id, user_id, company_id)
+#: ``get_conversation(session, user_id, company_id, conversation_id)``: the user's
+#: conversation; :class:`~ils.errors.NotFoundError` for an unknown id or a conversation
+#: of another user or company.
+get_conversation = user_scoped_getter(Conversation)
 
 
 async def list_conversations(

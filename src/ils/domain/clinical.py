@@ -17,7 +17,6 @@ from sqlalchemy import (
     JSON,
     CheckConstraint,
     Date,
-    ForeignKey,
     Index,
     Integer,
     String,
@@ -30,13 +29,13 @@ from ils.db.engine import Base
 from ils.domain.companies import Company, User
 from ils.domain.types import (
     EMAIL_LENGTH,
-    ID_LENGTH,
     CreatedAtMixin,
     Fixed2,
     IdMixin,
     StrEnumType,
     TimestampMixin,
     UtcDateTime,
+    foreign_id,
 )
 
 
@@ -53,7 +52,7 @@ class Patient(IdMixin, TimestampMixin, Base):
         UniqueConstraint("company_id", "reference", name="uq_patients_company_reference"),
     )
 
-    company_id: Mapped[str] = mapped_column(String(ID_LENGTH), ForeignKey("companies.id"))
+    company_id: Mapped[str] = foreign_id("companies.id")
     reference: Mapped[str | None] = mapped_column(String(64))
     first_name: Mapped[str] = mapped_column(String(100))
     last_name: Mapped[str] = mapped_column(String(100))
@@ -94,13 +93,9 @@ class Examination(IdMixin, CreatedAtMixin, Base):
         CheckConstraint("iop_left >= 0", name="iop_left_non_negative"),
     )
 
-    company_id: Mapped[str] = mapped_column(String(ID_LENGTH), ForeignKey("companies.id"))
-    patient_id: Mapped[str] = mapped_column(
-        String(ID_LENGTH), ForeignKey("patients.id"), index=True
-    )
-    examiner_id: Mapped[str | None] = mapped_column(
-        String(ID_LENGTH), ForeignKey("users.id"), index=True
-    )
+    company_id: Mapped[str] = foreign_id("companies.id")
+    patient_id: Mapped[str] = foreign_id("patients.id", index=True)
+    examiner_id: Mapped[str | None] = foreign_id("users.id", index=True)
     examined_at: Mapped[datetime] = mapped_column(UtcDateTime())
     #: Snellen notation such as ``6/6`` or ``20/20``.
     va_right: Mapped[str | None] = mapped_column(String(16))

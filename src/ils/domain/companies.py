@@ -11,18 +11,18 @@ from datetime import date, datetime
 from enum import StrEnum
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import Boolean, CheckConstraint, ForeignKey, String
+from sqlalchemy import Boolean, CheckConstraint, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ils.db.engine import Base
 from ils.domain.types import (
     EMAIL_LENGTH,
-    ID_LENGTH,
     CreatedAtMixin,
     IdMixin,
     StrEnumType,
     TimestampMixin,
     UtcDateTime,
+    foreign_id,
 )
 
 
@@ -111,9 +111,7 @@ class User(IdMixin, TimestampMixin, Base):
     __tablename__ = "users"
     __table_args__ = (CheckConstraint("email = lower(email)", name="email_lower_case"),)
 
-    company_id: Mapped[str] = mapped_column(
-        String(ID_LENGTH), ForeignKey("companies.id"), index=True
-    )
+    company_id: Mapped[str] = foreign_id("companies.id", index=True)
     email: Mapped[str] = mapped_column(String(EMAIL_LENGTH), unique=True)
     name: Mapped[str] = mapped_column(String(200))
     #: argon2id hash (``argon2-cffi``), never the password.
@@ -138,9 +136,7 @@ class UserSession(CreatedAtMixin, Base):
     __tablename__ = "user_sessions"
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    user_id: Mapped[str] = mapped_column(
-        String(ID_LENGTH), ForeignKey("users.id", ondelete="CASCADE"), index=True
-    )
+    user_id: Mapped[str] = foreign_id("users.id", ondelete="CASCADE", index=True)
     csrf_token: Mapped[str] = mapped_column(String(64))
     #: Indexed for the purge of expired sessions.
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)

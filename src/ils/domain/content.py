@@ -17,7 +17,6 @@ from sqlalchemy import (
     BigInteger,
     CheckConstraint,
     Date,
-    ForeignKey,
     Index,
     Integer,
     String,
@@ -27,13 +26,13 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ils.db.engine import Base
 from ils.domain.types import (
-    ID_LENGTH,
     JOB_ID_LENGTH,
     CreatedAtMixin,
     IdMixin,
     StrEnumType,
     TimestampMixin,
     UtcDateTime,
+    foreign_id,
 )
 
 #: Length of a sha256 hex digest.
@@ -92,10 +91,8 @@ class Notification(IdMixin, CreatedAtMixin, Base):
         Index("ix_notifications_user_created", "user_id", "created_at"),
     )
 
-    company_id: Mapped[str] = mapped_column(String(ID_LENGTH), ForeignKey("companies.id"))
-    user_id: Mapped[str | None] = mapped_column(
-        String(ID_LENGTH), ForeignKey("users.id", ondelete="CASCADE")
-    )
+    company_id: Mapped[str] = foreign_id("companies.id")
+    user_id: Mapped[str | None] = foreign_id("users.id", ondelete="CASCADE")
     kind: Mapped[str] = mapped_column(String(32))
     priority: Mapped[NotificationPriority] = mapped_column(
         StrEnumType(NotificationPriority, 8), default=NotificationPriority.MEDIUM
@@ -137,18 +134,12 @@ class Document(IdMixin, CreatedAtMixin, Base):
         CheckConstraint("size_bytes >= 0", name="size_non_negative"),
     )
 
-    company_id: Mapped[str] = mapped_column(String(ID_LENGTH), ForeignKey("companies.id"))
+    company_id: Mapped[str] = foreign_id("companies.id")
     #: ``order_sheet``, ``lab_work_ticket``, ``invoice``, ``receipt``, ...
     kind: Mapped[str] = mapped_column(String(32))
-    order_id: Mapped[str | None] = mapped_column(
-        String(ID_LENGTH), ForeignKey("orders.id"), index=True
-    )
-    invoice_id: Mapped[str | None] = mapped_column(
-        String(ID_LENGTH), ForeignKey("invoices.id"), index=True
-    )
-    examination_id: Mapped[str | None] = mapped_column(
-        String(ID_LENGTH), ForeignKey("examinations.id"), index=True
-    )
+    order_id: Mapped[str | None] = foreign_id("orders.id", index=True)
+    invoice_id: Mapped[str | None] = foreign_id("invoices.id", index=True)
+    examination_id: Mapped[str | None] = foreign_id("examinations.id", index=True)
     version: Mapped[int] = mapped_column(Integer, default=1)
     path: Mapped[str] = mapped_column(String(PATH_LENGTH))
     sha256: Mapped[str] = mapped_column(String(SHA256_LENGTH))
@@ -168,7 +159,7 @@ class AIResult(IdMixin, CreatedAtMixin, Base):
     __tablename__ = "ai_results"
     __table_args__ = (Index("ix_ai_results_company_kind_day", "company_id", "kind", "day"),)
 
-    company_id: Mapped[str] = mapped_column(String(ID_LENGTH), ForeignKey("companies.id"))
+    company_id: Mapped[str] = foreign_id("companies.id")
     kind: Mapped[AIResultKind] = mapped_column(StrEnumType(AIResultKind, 16))
     period: Mapped[str | None] = mapped_column(String(32))
     day: Mapped[date | None] = mapped_column(Date)
@@ -182,10 +173,8 @@ class Conversation(IdMixin, TimestampMixin, Base):
     __tablename__ = "conversations"
     __table_args__ = (Index("ix_conversations_company_user", "company_id", "user_id"),)
 
-    company_id: Mapped[str] = mapped_column(String(ID_LENGTH), ForeignKey("companies.id"))
-    user_id: Mapped[str] = mapped_column(
-        String(ID_LENGTH), ForeignKey("users.id", ondelete="CASCADE"), index=True
-    )
+    company_id: Mapped[str] = foreign_id("companies.id")
+    user_id: Mapped[str] = foreign_id("users.id", ondelete="CASCADE", index=True)
     title: Mapped[str | None] = mapped_column(String(200))
 
     messages: Mapped[list[Message]] = relationship(
@@ -202,9 +191,7 @@ class Message(IdMixin, CreatedAtMixin, Base):
     __tablename__ = "messages"
     __table_args__ = (Index("ix_messages_conversation_created", "conversation_id", "created_at"),)
 
-    conversation_id: Mapped[str] = mapped_column(
-        String(ID_LENGTH), ForeignKey("conversations.id", ondelete="CASCADE")
-    )
+    conversation_id: Mapped[str] = foreign_id("conversations.id", ondelete="CASCADE")
     role: Mapped[MessageRole] = mapped_column(StrEnumType(MessageRole, 16))
     content: Mapped[str] = mapped_column(Text)
     #: The chat-response job that wrote this answer (unique: a retried job finds its
@@ -223,18 +210,14 @@ class UploadedFile(IdMixin, CreatedAtMixin, Base):
         CheckConstraint("size_bytes >= 0", name="size_non_negative"),
     )
 
-    company_id: Mapped[str] = mapped_column(String(ID_LENGTH), ForeignKey("companies.id"))
-    order_id: Mapped[str | None] = mapped_column(
-        String(ID_LENGTH), ForeignKey("orders.id"), index=True
-    )
+    company_id: Mapped[str] = foreign_id("companies.id")
+    order_id: Mapped[str | None] = foreign_id("orders.id", index=True)
     filename: Mapped[str] = mapped_column(String(255))
     content_type: Mapped[str] = mapped_column(String(100))
     size_bytes: Mapped[int] = mapped_column(BigInteger)
     sha256: Mapped[str] = mapped_column(String(SHA256_LENGTH))
     path: Mapped[str] = mapped_column(String(PATH_LENGTH))
-    uploaded_by: Mapped[str | None] = mapped_column(
-        String(ID_LENGTH), ForeignKey("users.id"), index=True
-    )
+    uploaded_by: Mapped[str | None] = foreign_id("users.id", index=True)
 
 
 class OrderTracing(IdMixin, CreatedAtMixin, Base):
@@ -252,12 +235,8 @@ class OrderTracing(IdMixin, CreatedAtMixin, Base):
     __tablename__ = "order_tracings"
     __table_args__ = (Index("ix_order_tracings_order_created", "order_id", "created_at"),)
 
-    order_id: Mapped[str] = mapped_column(
-        String(ID_LENGTH), ForeignKey("orders.id", ondelete="CASCADE")
-    )
-    file_id: Mapped[str] = mapped_column(
-        String(ID_LENGTH), ForeignKey("uploaded_files.id", ondelete="CASCADE"), index=True
-    )
+    order_id: Mapped[str] = foreign_id("orders.id", ondelete="CASCADE")
+    file_id: Mapped[str] = foreign_id("uploaded_files.id", ondelete="CASCADE", index=True)
     status: Mapped[TracingStatus] = mapped_column(StrEnumType(TracingStatus, 16))
     document: Mapped[list[Any] | None] = mapped_column(JSON)
     measurements: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

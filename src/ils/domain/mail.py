@@ -19,18 +19,18 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import ForeignKey, Index, Integer, String
+from sqlalchemy import Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ils.db.engine import Base
 from ils.domain.types import (
     EMAIL_LENGTH,
-    ID_LENGTH,
     JOB_ID_LENGTH,
     IdMixin,
     StrEnumType,
     TimestampMixin,
     UtcDateTime,
+    foreign_id,
 )
 
 #: Longest Message-ID kept (RFC 5322 lines are 998 characters; ours are ~60).
@@ -72,10 +72,8 @@ class MailMessage(IdMixin, TimestampMixin, Base):
     queue: Mapped[str] = mapped_column(String(32))
     job_name: Mapped[str] = mapped_column(String(64))
     slot: Mapped[str] = mapped_column(String(100))
-    company_id: Mapped[str] = mapped_column(String(ID_LENGTH), ForeignKey("companies.id"))
-    recipient_company_id: Mapped[str | None] = mapped_column(
-        String(ID_LENGTH), ForeignKey("companies.id")
-    )
+    company_id: Mapped[str] = foreign_id("companies.id")
+    recipient_company_id: Mapped[str | None] = foreign_id("companies.id")
     recipient: Mapped[str] = mapped_column(String(EMAIL_LENGTH))
     subject: Mapped[str] = mapped_column(String(SUBJECT_LENGTH))
     state: Mapped[MailState] = mapped_column(StrEnumType(MailState, 16), default=MailState.PENDING)

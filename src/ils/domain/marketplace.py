@@ -16,9 +16,7 @@ from enum import StrEnum
 
 from sqlalchemy import (
     CheckConstraint,
-    ForeignKey,
     Index,
-    String,
     Text,
     UniqueConstraint,
     and_,
@@ -30,7 +28,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ils.db.engine import Base
 from ils.domain.companies import Company
-from ils.domain.types import ID_LENGTH, CreatedAtMixin, IdMixin, StrEnumType, UtcDateTime
+from ils.domain.types import CreatedAtMixin, IdMixin, StrEnumType, UtcDateTime, foreign_id
 from ils.errors import InvalidFieldError
 
 
@@ -56,18 +54,14 @@ class Connection(IdMixin, CreatedAtMixin, Base):
         CheckConstraint("requester_id <> target_id", name="not_self"),
     )
 
-    requester_id: Mapped[str] = mapped_column(String(ID_LENGTH), ForeignKey("companies.id"))
-    target_id: Mapped[str] = mapped_column(String(ID_LENGTH), ForeignKey("companies.id"))
+    requester_id: Mapped[str] = foreign_id("companies.id")
+    target_id: Mapped[str] = foreign_id("companies.id")
     status: Mapped[ConnectionStatus] = mapped_column(
         StrEnumType(ConnectionStatus, 16), default=ConnectionStatus.PENDING
     )
     message: Mapped[str | None] = mapped_column(Text)
-    requested_by: Mapped[str | None] = mapped_column(
-        String(ID_LENGTH), ForeignKey("users.id"), index=True
-    )
-    decided_by: Mapped[str | None] = mapped_column(
-        String(ID_LENGTH), ForeignKey("users.id"), index=True
-    )
+    requested_by: Mapped[str | None] = foreign_id("users.id", index=True)
+    decided_by: Mapped[str | None] = foreign_id("users.id", index=True)
     decided_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
     requester: Mapped[Company] = relationship(foreign_keys=[requester_id])

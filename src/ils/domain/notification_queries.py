@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ils.domain.content import Notification, NotificationPriority
 from ils.domain.paging import count_rows, fetch_page
-from ils.domain.scoping import get_user_scoped, user_scoped
+from ils.domain.scoping import user_scoped, user_scoped_getter
 
 
 @dataclass(frozen=True)
@@ -31,15 +31,10 @@ def mine(user_id: str, company_id: str) -> Select[tuple[Notification]]:
     return user_scoped(Notification, user_id, company_id)
 
 
-async def get_notification(
-    session: AsyncSession, user_id: str, company_id: str, notification_id: str
-) -> Notification:
-    """The user's notification ``notification_id``.
-
-    Raises:
-        NotFoundError: unknown id, or a notification of another user or company.
-    """
-    return await get_user_scoped(session, Notification, notification_id, user_id, company_id)
+#: ``get_notification(session, user_id, company_id, notification_id)``: the user's
+#: notification; :class:`~ils.errors.NotFoundError` for an unknown id or a
+#: notification of another user or company.
+get_notification = user_scoped_getter(Notification)
 
 
 async def list_notifications(

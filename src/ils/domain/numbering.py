@@ -118,32 +118,6 @@ def _scope(kind: NumberKind, company_id: str | None) -> str:
     return GLOBAL_SCOPE
 
 
-async def allocate_value(
-    session: AsyncSession,
-    kind: NumberKind,
-    *,
-    year: int,
-    company_id: str | None = None,
-    own_engine: AsyncEngine | None = None,
-) -> int:
-    """The next value of the sequence, counted by the kind's policy (module docstring).
-
-    ``own_engine`` (PostgreSQL's numbering engine) takes numbers of kinds that allow
-    gaps in a transaction of their own; without it they are counted in the session's.
-
-    Raises:
-        ValueError: ``company_id`` given for a platform-wide kind, or missing for a
-            per-company kind.
-    """
-    scope = _scope(kind, company_id)
-    params = {"b_scope": scope, "b_kind": kind.value, "b_year": year}
-    if own_engine is not None and not FORMATS[kind].gapless:
-        async with own_engine.begin() as own:
-            await own.exec_driver_sql("SET LOCAL synchronous_commit = off")
-            return await _bump(own, params)
-    return await _bump(await session.connection(), params)
-
-
 async def _bump(connection: AsyncConnection, params: dict[str, Any]) -> int:
     """Increment the counter row (creating it at 1) and return the value taken."""
     taken = (await connection.execute(BUMP_SEQUENCE, params)).scalar_one_or_none()
@@ -169,7 +143,8 @@ async def allocate_number(
     company_id: str | None = None,
     own_engine: AsyncEngine | None = None,
 ) -> str:
-    """The next formatted number (``INV-2026-00001``).
+    """The next formatted number (``INV-2026-00001``), counted by the kind's policy
+    (module docstring).
 
     Args:
         session: The request's session; for gapless kinds its commit or rollback
@@ -178,9 +153,20 @@ async def allocate_number(
         year: The year printed in the number (the caller decides the zone: the issuing
             company's local year for invoices).
         company_id: The issuing company for per-company kinds; ``None`` for orders.
-        own_engine: The numbering engine, if the database has one (PostgreSQL).
+        own_engine: The numbering engine, if the database has one (PostgreSQL): kinds
+            that allow gaps take their number in a transaction of their own on it;
+            without it they are counted in the session's.
+
+    Raises:
+        ValueError: ``company_id`` given for a platform-wide kind, or missing for a
+            per-company kind.
     """
-    value = await allocate_value(
-        session, kind, year=year, company_id=company_id, own_engine=own_engine
-    )
+    scope = _scope(kind, company_id)
+    params = {"b_scope": scope, "b_kind": kind.value, "b_year": year}
+    if own_engine is not None and not FORMATS[kind].gapless:
+        async with own_engine.begin() as own:
+            await own.exec_driver_sql("SET LOCAL synchronous_commit = off")
+            value = await _bump(own, params)
+    else:
+        value = await _bump(await session.connection(), params)
     return format_number(kind, year, value)

@@ -23,7 +23,6 @@ from sqlalchemy import (
     BigInteger,
     CheckConstraint,
     Date,
-    ForeignKey,
     Index,
     Integer,
     String,
@@ -36,12 +35,12 @@ from ils.domain.clinical import Patient
 from ils.domain.companies import Company, User
 from ils.domain.lens_options import LensType, Tint
 from ils.domain.types import (
-    ID_LENGTH,
     Fixed2,
     IdMixin,
     StrEnumType,
     TimestampMixin,
     UtcDateTime,
+    foreign_id,
     utcnow,
 )
 from ils.errors import ILSError
@@ -184,14 +183,10 @@ class Order(IdMixin, TimestampMixin, Base):
 
     #: ``ORD-YYYY-NNNNNN`` from :mod:`ils.domain.numbering`, unique platform-wide.
     number: Mapped[str] = mapped_column(String(20), unique=True)
-    company_id: Mapped[str] = mapped_column(String(ID_LENGTH), ForeignKey("companies.id"))
-    lab_id: Mapped[str] = mapped_column(String(ID_LENGTH), ForeignKey("companies.id"))
-    patient_id: Mapped[str] = mapped_column(
-        String(ID_LENGTH), ForeignKey("patients.id"), index=True
-    )
-    created_by: Mapped[str | None] = mapped_column(
-        String(ID_LENGTH), ForeignKey("users.id"), index=True
-    )
+    company_id: Mapped[str] = foreign_id("companies.id")
+    lab_id: Mapped[str] = foreign_id("companies.id")
+    patient_id: Mapped[str] = foreign_id("patients.id", index=True)
+    created_by: Mapped[str | None] = foreign_id("users.id", index=True)
     status: Mapped[OrderStatus] = mapped_column(
         StrEnumType(OrderStatus, 16), default=OrderStatus.SUBMITTED
     )
@@ -258,9 +253,7 @@ class Order(IdMixin, TimestampMixin, Base):
     notes: Mapped[str | None] = mapped_column(Text)
     #: The earlier order this one makes again (a remake: wrong power, breakage,
     #: non-adapt); the remake rate of the insights counts these.
-    remake_of_id: Mapped[str | None] = mapped_column(
-        String(ID_LENGTH), ForeignKey("orders.id"), index=True
-    )
+    remake_of_id: Mapped[str | None] = foreign_id("orders.id", index=True)
 
     company: Mapped[Company] = relationship(foreign_keys=[company_id])
     lab: Mapped[Company] = relationship(foreign_keys=[lab_id])
@@ -319,14 +312,10 @@ class OrderStatusChange(IdMixin, Base):
 
     __tablename__ = "order_status_changes"
 
-    order_id: Mapped[str] = mapped_column(
-        String(ID_LENGTH), ForeignKey("orders.id", ondelete="CASCADE"), index=True
-    )
+    order_id: Mapped[str] = foreign_id("orders.id", ondelete="CASCADE", index=True)
     from_status: Mapped[OrderStatus | None] = mapped_column(StrEnumType(OrderStatus, 16))
     to_status: Mapped[OrderStatus] = mapped_column(StrEnumType(OrderStatus, 16))
-    changed_by: Mapped[str | None] = mapped_column(
-        String(ID_LENGTH), ForeignKey("users.id"), index=True
-    )
+    changed_by: Mapped[str | None] = foreign_id("users.id", index=True)
     changed_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     note: Mapped[str | None] = mapped_column(Text)
 

@@ -10,13 +10,14 @@ into its 404, the same body as a route's own ``not_found()``.
 
 A user's own records (notifications, AI conversations) are scoped tighter, to the user
 *and* the company they are signed in to: :func:`user_scoped` and
-:func:`get_user_scoped`. Read models with a lookup of their own (the newest row of
-something) end it with :func:`one_or_not_found`, so a miss answers the same everywhere.
+:func:`get_user_scoped` (:func:`user_scoped_getter` binds it to one model). Read
+models with a lookup of their own (the newest row of something) end it with
+:func:`one_or_not_found`, so a miss answers the same everywhere.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 from sqlalchemy import Select, or_, select
@@ -111,3 +112,18 @@ async def get_user_scoped(
     primary_key = sa_inspect(model).primary_key[0]
     query = user_scoped(model, user_id, company_id).where(primary_key == record_id)
     return await one_or_not_found(session, query, model.__name__)
+
+
+#: ``(session, user_id, company_id, record_id)``: the lookup a read model exports.
+UserScopedGetter = Callable[[AsyncSession, str, str, str], Awaitable[ModelT]]
+
+
+def user_scoped_getter(model: type[ModelT]) -> UserScopedGetter[ModelT]:
+    """:func:`get_user_scoped` bound to ``model``, with the user before the record id
+    as the read models' callers pass them; each read model defines its lookup with it
+    instead of repeating the same wrapper."""
+
+    async def get(session: AsyncSession, user_id: str, company_id: str, record_id: str) -> ModelT:
+        return await get_user_scoped(session, model, record_id, user_id, company_id)
+
+    return get

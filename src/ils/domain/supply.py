@@ -13,7 +13,6 @@ from sqlalchemy import (
     BigInteger,
     CheckConstraint,
     Date,
-    ForeignKey,
     Index,
     Integer,
     String,
@@ -23,7 +22,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ils.db.engine import Base
 from ils.domain.companies import Company, User
-from ils.domain.types import ID_LENGTH, IdMixin, StrEnumType, TimestampMixin
+from ils.domain.types import IdMixin, StrEnumType, TimestampMixin, foreign_id
 
 
 class ProductCategory(StrEnum):
@@ -56,7 +55,7 @@ class Product(IdMixin, TimestampMixin, Base):
         CheckConstraint("lead_time_days >= 0", name="lead_time_non_negative"),
     )
 
-    company_id: Mapped[str] = mapped_column(String(ID_LENGTH), ForeignKey("companies.id"))
+    company_id: Mapped[str] = foreign_id("companies.id")
     sku: Mapped[str] = mapped_column(String(64))
     name: Mapped[str] = mapped_column(String(200))
     category: Mapped[ProductCategory] = mapped_column(StrEnumType(ProductCategory, 16))
@@ -76,10 +75,8 @@ class StockLevel(IdMixin, TimestampMixin, Base):
         CheckConstraint("reorder_point >= 0", name="reorder_point_non_negative"),
     )
 
-    company_id: Mapped[str] = mapped_column(String(ID_LENGTH), ForeignKey("companies.id"))
-    product_id: Mapped[str] = mapped_column(
-        String(ID_LENGTH), ForeignKey("products.id"), index=True
-    )
+    company_id: Mapped[str] = foreign_id("companies.id")
+    product_id: Mapped[str] = foreign_id("products.id", index=True)
     on_hand: Mapped[int] = mapped_column(Integer, default=0)
     #: Below this, the lab should reorder (forecasts and insights flag it).
     reorder_point: Mapped[int] = mapped_column(Integer, default=0)
@@ -99,10 +96,8 @@ class DailySale(IdMixin, Base):
         CheckConstraint("units >= 0", name="units_non_negative"),
     )
 
-    company_id: Mapped[str] = mapped_column(String(ID_LENGTH), ForeignKey("companies.id"))
-    product_id: Mapped[str] = mapped_column(
-        String(ID_LENGTH), ForeignKey("products.id"), index=True
-    )
+    company_id: Mapped[str] = foreign_id("companies.id")
+    product_id: Mapped[str] = foreign_id("products.id", index=True)
     day: Mapped[date] = mapped_column(Date)
     units: Mapped[int] = mapped_column(Integer)
 
@@ -125,14 +120,12 @@ class PurchaseOrder(IdMixin, TimestampMixin, Base):
     )
 
     number: Mapped[str] = mapped_column(String(20))
-    company_id: Mapped[str] = mapped_column(String(ID_LENGTH), ForeignKey("companies.id"))
-    supplier_id: Mapped[str] = mapped_column(String(ID_LENGTH), ForeignKey("companies.id"))
+    company_id: Mapped[str] = foreign_id("companies.id")
+    supplier_id: Mapped[str] = foreign_id("companies.id")
     status: Mapped[PurchaseOrderStatus] = mapped_column(
         StrEnumType(PurchaseOrderStatus, 16), default=PurchaseOrderStatus.DRAFT
     )
-    created_by: Mapped[str | None] = mapped_column(
-        String(ID_LENGTH), ForeignKey("users.id"), index=True
-    )
+    created_by: Mapped[str | None] = foreign_id("users.id", index=True)
     expected_on: Mapped[date | None] = mapped_column(Date)
 
     company: Mapped[Company] = relationship(foreign_keys=[company_id])
@@ -156,12 +149,10 @@ class PurchaseOrderLine(IdMixin, Base):
         CheckConstraint("unit_price_cents >= 0", name="unit_price_non_negative"),
     )
 
-    purchase_order_id: Mapped[str] = mapped_column(
-        String(ID_LENGTH), ForeignKey("purchase_orders.id", ondelete="CASCADE"), index=True
+    purchase_order_id: Mapped[str] = foreign_id(
+        "purchase_orders.id", ondelete="CASCADE", index=True
     )
-    product_id: Mapped[str] = mapped_column(
-        String(ID_LENGTH), ForeignKey("products.id"), index=True
-    )
+    product_id: Mapped[str] = foreign_id("products.id", index=True)
     quantity: Mapped[int] = mapped_column(Integer)
     unit_price_cents: Mapped[int] = mapped_column(BigInteger)
 

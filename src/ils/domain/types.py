@@ -19,8 +19,8 @@ from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import DateTime, Dialect, Integer, String
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import DateTime, Dialect, ForeignKey, Integer, String
+from sqlalchemy.orm import Mapped, MappedColumn, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 #: Length of every primary key made by :func:`new_id` (uuid4 hex).
@@ -181,6 +181,17 @@ class IdMixin:
     id: Mapped[str] = mapped_column(
         String(ID_LENGTH), primary_key=True, default=new_id, sort_order=-100
     )
+
+
+def foreign_id(
+    target: str, *, ondelete: str | None = None, index: bool | None = None
+) -> MappedColumn[Any]:
+    """A column holding the :class:`IdMixin` key of another table (``"orders.id"``).
+
+    Written once so every reference has the length of the key it points at; whether
+    it may be empty follows from its ``Mapped[...]`` annotation, as for any column.
+    """
+    return mapped_column(String(ID_LENGTH), ForeignKey(target, ondelete=ondelete), index=index)
 
 
 class CreatedAtMixin:
