@@ -32,6 +32,7 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator
+from dataclasses import KW_ONLY, dataclass, field
 from datetime import datetime, timedelta
 from typing import Final
 
@@ -60,17 +61,7 @@ CLOSED_EVENT: Final = 'retry: 60000\nevent: closed\ndata: {"reason": "too many s
 
 def notification_out(row: Notification) -> NotificationOut:
     """The API and stream representation of ``row``."""
-    return NotificationOut(
-        id=row.id,
-        kind=row.kind,
-        priority=row.priority,
-        title=row.title,
-        message=row.message,
-        link=row.link,
-        created_at=row.created_at,
-        read_at=row.read_at,
-        read=row.read_at is not None,
-    )
+    return NotificationOut.read_from(row, read=row.read_at is not None)
 
 
 def sse_event(row: Notification) -> str:
@@ -195,35 +186,26 @@ class NotificationHub:
             self._task = None
 
 
+@dataclass(eq=False)
 class NotificationStream:
     """The events of one connected browser: replay, then live notifications."""
 
-    def __init__(
-        self,
-        hub: NotificationHub,
-        db: Transactions,
-        settings: NotificationSettings,
-        user_id: str,
-        company_id: str,
-        *,
-        session_key: str,
-        caps: LimitSettings,
-    ) -> None:
-        self._hub = hub
-        self._db = db
-        self._settings = settings
-        self._user_id = user_id
-        self._company_id = company_id
-        self._session_key = session_key
-        self._caps = caps
-        #: The ``created_at`` of the newest row sent, and ids sent within the window.
-        self._cursor: datetime | None = None
-        self._sent: dict[str, datetime] = {}
+    hub: NotificationHub
+    db: Transactions
+    settings: NotificationSettings
+    user_id: str
+    company_id: str
+    _: KW_ONLY
+    session_key: str
+    caps: LimitSettings
+    #: The ``created_at`` of the newest row sent, and ids sent within the window.
+    _cursor: datetime | None = field(default=None, init=False)
+    _sent: dict[str, datetime] = field(default_factory=dict, init=False)
 
     def _mine(self) -> tuple[ColumnElement[bool], ...]:
         return (
-            Notification.user_id == self._user_id,
-            Notification.company_id == self._company_id,
+            Notification.user_id == self.user_id,
+            Notification.company_id == self.company_id,
         )
 
     async def start_at(self, session: AsyncSession, last_event_id: str | None) -> None:
@@ -273,7 +255,7 @@ class NotificationStream:
             self._sent = dict(rows.tuples().all())
 
     async def _unsent(self) -> list[Notification]:
-        async with self._db.read() as session:
+        async with self.db.read() as session:
             query = select(Notification).where(*self._mine())
             if self._cursor is not None:
                 since = self._cursor - timedelta(seconds=LATE_COMMIT_S)
@@ -297,14 +279,14 @@ class NotificationStream:
         """The text/event-stream body: what was missed, then each new notification,
         with a comment line when idle so proxies keep the connection. Ends with
         :data:`CLOSED_EVENT` when a newer stream pushes it over a cap."""
-        attached = self._hub.attach(self._user_id, self._session_key, self._caps)
+        attached = self.hub.attach(self.user_id, self.session_key, self.caps)
         async with attached as wake:
             # Counted before the client hears it is connected.
-            yield f"retry: 2000\n: connected {json.dumps(self._user_id)}\n\n"
+            yield f"retry: 2000\n: connected {json.dumps(self.user_id)}\n\n"
             for row in await self._unsent():
                 yield sse_event(row)
             while True:
-                signal = await wake.get(self._settings.stream_heartbeat_s)
+                signal = await wake.get(self.settings.stream_heartbeat_s)
                 if signal is None:
                     yield ": keep-alive\n\n"
                     continue

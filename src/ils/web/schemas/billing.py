@@ -153,28 +153,10 @@ class InvoiceOut(OutputModel):
         """From the invoice with its lines and payments loaded."""
         totals = invoice.totals()
         paid = invoice.paid_cents()
-        return cls(
-            id=invoice.id,
-            number=invoice.number,
-            company_id=invoice.company_id,
-            customer_id=invoice.customer_id,
-            order_id=invoice.order_id,
-            issued_on=invoice.issued_on,
-            due_on=invoice.due_on,
-            currency=invoice.currency,
-            payment_terms_days=invoice.payment_terms_days,
-            status=invoice.status,
+        return cls.read_from(
+            invoice,
             lines=[
-                InvoiceLineOut(
-                    id=line.id,
-                    position=line.position,
-                    description=line.description,
-                    quantity=line.quantity,
-                    unit_price_cents=line.unit_price_cents,
-                    vat_treatment=line.vat_treatment,
-                    vat_rate_bp=line.vat_rate_bp,
-                    net_cents=line.quantity * line.unit_price_cents,
-                )
+                InvoiceLineOut.read_from(line, net_cents=line.quantity * line.unit_price_cents)
                 for line in invoice.lines
             ],
             # A RateTotal has VatRateOut's fields (gross as a property): read them as is.
@@ -188,5 +170,4 @@ class InvoiceOut(OutputModel):
                 PaymentOut.model_validate(payment)
                 for payment in sorted(invoice.payments, key=lambda p: (p.received_at, p.id))
             ],
-            created_at=invoice.created_at,
         )

@@ -22,7 +22,7 @@ from pydantic import (
 
 from ils.domain.clinical import Examination, SightTestOutcome
 from ils.web.schemas.common import Day, InputModel, Line64, Line100, Notes, OutputModel, RecordId
-from ils.web.schemas.prescription import Refraction, stepped
+from ils.web.schemas.prescription import Refraction, checked_when_absent, stepped
 from ils.web.schemas.sight_test import AcuityIn, BinocularVisionIn, HistoryIn, OphthalmoscopyIn
 
 EARLIEST_BIRTH: Final = date(1900, 1, 1)
@@ -121,19 +121,13 @@ class ExaminationCreate(InputModel):
     outcome: SightTestOutcome | None = Field(
         default=None, description="no_change, new_rx or referral."
     )
-    referral_reason: Notes | None = Field(
-        default=None,
-        validate_default=True,
-        description="Why and to whom; required with outcome referral, refused otherwise.",
+    referral_reason: Notes | None = checked_when_absent(
+        "Why and to whom; required with outcome referral, refused otherwise."
     )
     recall_date: Day | None = Field(default=None, description="After the examination date.")
-    optometrist_name: Line100 | None = Field(
-        default=None, validate_default=True, description="Required with an outcome."
-    )
-    goc_number: GocNumber | None = Field(
-        default=None,
-        validate_default=True,
-        description="GOC registration, 01-NNNNN; required with an outcome.",
+    optometrist_name: Line100 | None = checked_when_absent("Required with an outcome.")
+    goc_number: GocNumber | None = checked_when_absent(
+        "GOC registration, 01-NNNNN; required with an outcome."
     )
 
     @field_validator("referral_reason")
@@ -204,44 +198,17 @@ class ExaminationOut(OutputModel):
         """From the flat row (``right_sphere``, ``va_right``, ``iop_left`` ...)."""
 
         def eye(side: str) -> ExaminationEyeOut:
-            sphere = getattr(exam, f"{side}_sphere")
             refraction = (
                 None
-                if sphere is None
-                else RefractionOut(
-                    sphere=sphere,
-                    cylinder=getattr(exam, f"{side}_cylinder"),
-                    axis=getattr(exam, f"{side}_axis"),
-                    add=getattr(exam, f"{side}_add"),
-                )
+                if getattr(exam, f"{side}_sphere") is None
+                else RefractionOut.read_from(exam, prefix=f"{side}_")
             )
-            return ExaminationEyeOut(
+            return ExaminationEyeOut.read_from(
+                exam,
+                prefix=f"{side}_",
                 va=getattr(exam, f"va_{side}"),
                 refraction=refraction,
-                k1=getattr(exam, f"{side}_k1"),
-                k2=getattr(exam, f"{side}_k2"),
-                k_axis=getattr(exam, f"{side}_k_axis"),
                 iop=getattr(exam, f"iop_{side}"),
             )
 
-        return cls(
-            id=exam.id,
-            patient_id=exam.patient_id,
-            examiner_id=exam.examiner_id,
-            examined_at=exam.examined_at,
-            right=eye("right"),
-            left=eye("left"),
-            slit_lamp_notes=exam.slit_lamp_notes,
-            fundus_notes=exam.fundus_notes,
-            recommendations=exam.recommendations,
-            history=exam.history,
-            acuity=exam.acuity,
-            binocular_vision=exam.binocular_vision,
-            ophthalmoscopy=exam.ophthalmoscopy,
-            outcome=exam.outcome,
-            referral_reason=exam.referral_reason,
-            recall_date=exam.recall_date,
-            optometrist_name=exam.optometrist_name,
-            goc_number=exam.goc_number,
-            created_at=exam.created_at,
-        )
+        return cls.read_from(exam, right=eye("right"), left=eye("left"))

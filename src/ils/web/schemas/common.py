@@ -15,7 +15,7 @@ import types
 import unicodedata
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Annotated, Any, Final, Generic, TypeVar, Union, get_args, get_origin
+from typing import Annotated, Any, Final, Generic, Self, TypeVar, Union, get_args, get_origin
 
 from fastapi import Query
 from pydantic import (
@@ -29,6 +29,7 @@ from pydantic import (
     field_validator,
 )
 
+from ils.domain.records import read_fields
 from ils.domain.types import ID_LENGTH
 
 # The job payloads' own text rules: what a request stores ends up in e-mails, PDFs and
@@ -181,9 +182,20 @@ class InputModel(BaseModel):
 
 
 class OutputModel(BaseModel):
-    """Base of responses, built from ORM rows."""
+    """Base of responses, built from ORM rows (or records with the fields as
+    attributes)."""
 
     model_config = ConfigDict(from_attributes=True)
+
+    @classmethod
+    def read_from(cls, source: object, *, prefix: str = "", **given: Any) -> Self:
+        """The response read from ``source`` as ``from_attributes`` validation reads
+        a row: each field from the attribute of the same name (after ``prefix``:
+        ``frame_`` for an order's frame columns), except the fields ``given`` (derived
+        values, nested bodies, renamed attributes). A response that mirrors a record
+        thus names its fields once, in the model, rather than again in each builder;
+        validation runs as if the fields had been passed one by one."""
+        return cls.model_validate(read_fields(source, cls.model_fields, prefix=prefix, given=given))
 
 
 class Page(BaseModel, Generic[T]):

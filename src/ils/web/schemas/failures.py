@@ -20,10 +20,11 @@ from ils.jobs.failures import (
     FailureReport,
     GroupActionResult,
 )
+from ils.web.schemas.common import OutputModel
 from ils.web.schemas.times import utc_from_ms
 
 
-class FailureGroupOut(BaseModel):
+class FailureGroupOut(OutputModel):
     """Failed jobs that failed the same way."""
 
     fingerprint: str = Field(description="The group's id: `<queue>-<16 hex digits>`.")
@@ -44,21 +45,14 @@ class FailureGroupOut(BaseModel):
 
     @classmethod
     def of(cls, group: FailureGroup) -> FailureGroupOut:
-        return cls(
-            fingerprint=group.fingerprint,
-            queue=group.queue,
-            name=group.name,
-            exception_type=group.exception_type,
-            message=group.message,
-            count=group.count,
+        return cls.read_from(
+            group,
             first_seen=utc_from_ms(group.first_seen_ms),
             last_seen=utc_from_ms(group.last_seen_ms),
-            sample_job_id=group.sample_job_id,
-            sample_stacktrace=group.sample_stacktrace,
         )
 
 
-class FailureGroupsOut(BaseModel):
+class FailureGroupsOut(OutputModel):
     """The groups, largest first, and what they were built from."""
 
     groups: list[FailureGroupOut]
@@ -74,14 +68,7 @@ class FailureGroupsOut(BaseModel):
 
     @classmethod
     def of(cls, report: FailureReport) -> FailureGroupsOut:
-        return cls(
-            groups=[FailureGroupOut.of(group) for group in report.groups],
-            per_queue=report.per_queue,
-            scanned=report.scanned,
-            failed=report.failed,
-            truncated=report.truncated,
-            truncated_queues=report.truncated_queues,
-        )
+        return cls.read_from(report, groups=[FailureGroupOut.of(group) for group in report.groups])
 
 
 class GroupActionOut(BaseModel):

@@ -13,6 +13,7 @@ from datetime import datetime
 from pydantic import BaseModel, Field
 
 from ils.jobs.latency import LatencyBucket, LatencyWindow, QueueLatency
+from ils.web.schemas.common import OutputModel
 from ils.web.schemas.times import utc_from_ms
 
 
@@ -38,7 +39,7 @@ class LatencyPointOut(BaseModel):
         )
 
 
-class LatencyOut(BaseModel):
+class LatencyOut(OutputModel):
     """A queue's wait and run times per bucket, oldest first; the last bucket is the
     current one, still filling."""
 
@@ -51,11 +52,8 @@ class LatencyOut(BaseModel):
 
     @classmethod
     def of(cls, latency: QueueLatency) -> LatencyOut:
-        return cls(
-            queue=latency.queue,
-            window=latency.window,
+        return cls.read_from(
+            latency,
             bucket_s=latency.bucket_ms // 1000,
-            stores=latency.stores,
-            unavailable=latency.unavailable,
             points=[LatencyPointOut.of(bucket) for bucket in latency.buckets],
         )

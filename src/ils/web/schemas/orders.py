@@ -32,6 +32,7 @@ from ils.web.schemas.prescription import (
     PdBinocular,
     PdMonocular,
     SegHeight,
+    checked_when_absent,
     stepped,
 )
 
@@ -124,17 +125,11 @@ class OrderCreate(InputModel):
         "pd_binocular is absent; with all three, pd_right + pd_left within 1 mm of "
         "pd_binocular.",
     )
-    seg_height_right: SegHeight | None = Field(
-        default=None,
-        validate_default=True,
-        description="Segment / fitting height, millimetres 10..40; required for bifocal "
-        "and progressive lenses.",
+    seg_height_right: SegHeight | None = checked_when_absent(
+        "Segment / fitting height, millimetres 10..40; required for bifocal and progressive lenses."
     )
-    seg_height_left: SegHeight | None = Field(
-        default=None,
-        validate_default=True,
-        description="Segment / fitting height, millimetres 10..40; required for bifocal "
-        "and progressive lenses.",
+    seg_height_left: SegHeight | None = checked_when_absent(
+        "Segment / fitting height, millimetres 10..40; required for bifocal and progressive lenses."
     )
     frame: FrameIn | None = None
     due_date: Day | None = None
@@ -307,50 +302,24 @@ class OrderOut(OrderSummary):
 
         def eye(side: str) -> EyeOut:
             entered = (order.rx_as_entered or {}).get(side)
-            return EyeOut(
+            return EyeOut.read_from(
+                order,
+                prefix=f"{side}_",
                 entered=None if entered is None else EnteredRx.model_validate(entered),
-                prism_vertical=getattr(order, f"{side}_prism_vertical"),
-                prism_vertical_base=getattr(order, f"{side}_prism_vertical_base"),
-                sphere=getattr(order, f"{side}_sphere"),
-                cylinder=getattr(order, f"{side}_cylinder"),
-                axis=getattr(order, f"{side}_axis"),
-                add=getattr(order, f"{side}_add"),
-                prism=getattr(order, f"{side}_prism"),
-                prism_base=getattr(order, f"{side}_prism_base"),
             )
 
-        summary = OrderSummary.model_validate(order).model_dump()
-        return cls(
-            **summary,
-            created_by=order.created_by,
+        return cls.read_from(
+            order,
             right=eye("right"),
             left=eye("left"),
-            pd_binocular=order.pd_binocular,
-            pd_right=order.pd_right,
-            pd_left=order.pd_left,
-            seg_height_right=order.seg_height_right,
-            seg_height_left=order.seg_height_left,
-            lens=LensOut(
-                design=order.lens_design,
-                material=order.lens_material,
-                index=order.lens_index,
+            lens=LensOut.read_from(
+                order,
+                prefix="lens_",
                 coatings=[Coating(code) for code in order.coatings or []],
                 tint=order.tint,
                 original_text=order.lens_options_original,
             ),
-            frame=FrameOut(
-                brand=order.frame_brand,
-                model=order.frame_model,
-                colour=order.frame_colour,
-                box_a=order.frame_box_a,
-                box_b=order.frame_box_b,
-                dbl=order.frame_dbl,
-                ed=order.frame_ed,
-            ),
-            carrier=order.carrier,
-            price_cents=order.price_cents,
-            notes=order.notes,
-            held_from_status=order.held_from_status,
+            frame=FrameOut.read_from(order, prefix="frame_"),
             status_history=history,
             next_statuses=next_statuses,
         )

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from decimal import Decimal
-from typing import Annotated, Final, TypeVar
+from typing import Annotated, Any, Final, TypeVar
 
 from pydantic import AfterValidator, Field, ValidationInfo, field_validator
 
@@ -80,21 +80,34 @@ Axis = Annotated[int, AfterValidator(_check_axis)]
 _check_add: Final = stepped_check(ADD_LOW, ADD_HIGH, "0.25", "D", signed=True)
 
 
-def _required_with(amount_field: str, value: T | None, info: ValidationInfo) -> T | None:
-    """A value that only means something with a non-zero ``amount_field`` (an axis
-    with a cylinder, a base with a prism): dropped without one, required with one.
+def _required_with(amount_field: str) -> AfterValidator:
+    """The check of a value that only means something with a non-zero
+    ``amount_field`` (an axis with a cylinder, a base with a prism): dropped without
+    one, required with one.
 
     An amount that failed its own check is not in ``info.data``; the value is then let
     through unchanged, since one error for the field is enough.
     """
-    if amount_field not in info.data:
+
+    def check(value: T | None, info: ValidationInfo) -> T | None:
+        if amount_field not in info.data:
+            return value
+        amount = info.data[amount_field]
+        if amount is None or amount == ZERO:
+            return None
+        if value is None:
+            raise ValueError(f"is required when {amount_field} is not zero")
         return value
-    amount = info.data[amount_field]
-    if amount is None or amount == ZERO:
-        return None
-    if value is None:
-        raise ValueError(f"is required when {amount_field} is not zero")
-    return value
+
+    return AfterValidator(check)
+
+
+def checked_when_absent(description: str) -> Any:
+    """An optional body field (default ``None``) whose validators run even when it is
+    left out. Pydantic skips them for a default unless told; a field that depends on
+    another (an axis on its cylinder, a GOC number on the outcome) needs them to refuse
+    its absence where the other field requires it."""
+    return Field(default=None, validate_default=True, description=description)
 
 
 class Refraction(InputModel):
@@ -107,22 +120,12 @@ class Refraction(InputModel):
 
     sphere: Sphere = Field(description="Dioptres, -30.00..+30.00 in 0.25 steps (0 = plano).")
     cylinder: Cylinder = Field(default=ZERO, description="Dioptres, -10.00..+10.00 in 0.25 steps.")
-    axis: Axis | None = Field(
-        default=None,
-        validate_default=True,
-        description="Degrees 1..180; required when cylinder is not zero.",
+    axis: Annotated[Axis | None, _required_with("cylinder")] = checked_when_absent(
+        "Degrees 1..180; required when cylinder is not zero."
     )
-    add: Decimal | None = Field(
-        default=None,
-        validate_default=True,
-        description="Reading addition, +0.75..+4.00 in 0.25 steps; absent or 0 for none.",
+    add: Decimal | None = checked_when_absent(
+        "Reading addition, +0.75..+4.00 in 0.25 steps; absent or 0 for none."
     )
-
-    @field_validator("axis")
-    @classmethod
-    def _axis_with_cylinder(cls, axis: int | None, info: ValidationInfo) -> int | None:
-        """Require an axis with a cylinder; drop one sent with a zero cylinder."""
-        return _required_with("cylinder", axis, info)
 
     @field_validator("add")
     @classmethod
@@ -148,26 +151,16 @@ class EyePrescription(Refraction):
     """
 
     prism: Prism | None = Field(default=None, description="Prism dioptres, 0..10 in 0.25 steps.")
-    prism_base: PrismBase | None = Field(
-        default=None,
-        validate_default=True,
-        description="Base direction (in, out, up, down); required when prism is not zero.",
+    prism_base: Annotated[PrismBase | None, _required_with("prism")] = checked_when_absent(
+        "Base direction (in, out, up, down); required when prism is not zero."
     )
     prism_vertical: Prism | None = Field(
         default=None,
         description="A compound prism's vertical component, 0..10 in 0.25 steps.",
     )
-    prism_vertical_base: PrismBase | None = Field(
-        default=None,
-        validate_default=True,
-        description="up or down; required when prism_vertical is not zero.",
+    prism_vertical_base: PrismBase | None = checked_when_absent(
+        "up or down; required when prism_vertical is not zero."
     )
-
-    @field_validator("prism_base")
-    @classmethod
-    def _base_with_prism(cls, base: PrismBase | None, info: ValidationInfo) -> PrismBase | None:
-        """A prism needs a base direction to be ground; no prism, no base."""
-        return _required_with("prism", base, info)
 
     @field_validator("prism_vertical_base")
     @classmethod

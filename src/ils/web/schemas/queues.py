@@ -17,7 +17,7 @@ def _time(ms: int | None) -> datetime | None:
     return None if not ms else utc_from_ms(ms)
 
 
-class JobSummaryOut(BaseModel):
+class JobSummaryOut(OutputModel):
     """A job in a list: enough to find it, not its payload."""
 
     id: str
@@ -36,18 +36,11 @@ class JobSummaryOut(BaseModel):
 
     @classmethod
     def of(cls, job: JobRecord) -> JobSummaryOut:
-        return cls(
-            id=job.id,
-            name=job.name,
-            state=job.state,
-            store=job.store,
-            priority=job.priority,
-            attempts_made=job.attempts_made,
-            attempts=job.attempts,
+        return cls.read_from(
+            job,
             created_at=_time(job.created_at_ms),
             processed_at=_time(job.processed_at_ms),
             finished_at=_time(job.finished_at_ms),
-            failed_reason=job.failed_reason,
         )
 
 
@@ -67,21 +60,15 @@ class JobDetailOut(JobSummaryOut):
 
     @classmethod
     def of(cls, job: JobRecord) -> JobDetailOut:
-        return cls(
+        return cls.read_from(
+            job,
             **JobSummaryOut.of(job).model_dump(),
-            queue=job.queue,
-            company_id=job.company_id,
-            data=job.data,
             options={
                 "priority": job.priority,
                 "attempts": job.attempts,
                 "backoff": {"type": "exponential", "delay_ms": job.backoff_delay_ms},
                 "delay_ms": job.delay_ms,
             },
-            progress=job.progress,
-            result=job.result,
-            stacktrace=job.stacktrace,
-            logs=job.logs,
         )
 
 

@@ -15,6 +15,7 @@ from urllib.parse import quote
 from pydantic import BaseModel, Field
 
 from ils.jobs.workers_view import RunningJobInfo, WorkerInfo, WorkersView
+from ils.web.schemas.common import OutputModel
 from ils.web.schemas.times import utc_from_ms, utc_from_ms_or_none
 
 
@@ -23,7 +24,7 @@ def job_path(queue: str, job_id: str) -> str:
     return f"/api/queue/{quote(queue, safe='')}/jobs/{quote(job_id, safe='')}"
 
 
-class RunningJobOut(BaseModel):
+class RunningJobOut(OutputModel):
     """A job the worker was running at its last heartbeat."""
 
     queue: str
@@ -36,18 +37,14 @@ class RunningJobOut(BaseModel):
 
     @classmethod
     def of(cls, job: RunningJobInfo) -> RunningJobOut:
-        return cls(
-            queue=job.queue,
-            job_id=job.job_id,
-            name=job.name,
-            store=job.store,
+        return cls.read_from(
+            job,
             started_at=utc_from_ms_or_none(job.started_at_ms),
-            company_id=job.company_id,
             href=job_path(job.queue, job.job_id),
         )
 
 
-class WorkerOut(BaseModel):
+class WorkerOut(OutputModel):
     """One worker process, as of its last heartbeat."""
 
     id: str
@@ -70,20 +67,13 @@ class WorkerOut(BaseModel):
 
     @classmethod
     def of(cls, worker: WorkerInfo, now_ms: int) -> WorkerOut:
-        return cls(
+        return cls.read_from(
+            worker,
             id=worker.worker_id,
-            host=worker.host,
-            pid=worker.pid,
-            version=worker.version,
-            queues=list(worker.queues),
-            concurrency=dict(worker.concurrency),
             running=[RunningJobOut.of(job) for job in worker.running],
-            other_running=worker.other_running,
             started_at=utc_from_ms(worker.started_at_ms),
             last_heartbeat=utc_from_ms(worker.seen_at_ms),
             seen_s_ago=max(now_ms - worker.seen_at_ms, 0) / 1000,
-            jobs_done=worker.jobs_done,
-            jobs_failed=worker.jobs_failed,
             gone=None if worker.gone is None else worker.gone.value,
             stopped_at=utc_from_ms_or_none(worker.stopped_at_ms),
         )

@@ -173,16 +173,8 @@ async def list_connections(
 def connection_out(connection: Connection, viewer_id: str, other: Company) -> ConnectionOut:
     """The connection as ``viewer_id``'s company sees it."""
     outgoing = connection.requester_id == viewer_id
-    return ConnectionOut(
-        id=connection.id,
-        requester_id=connection.requester_id,
-        target_id=connection.target_id,
+    return ConnectionOut.read_from(
+        connection,
         direction=Direction.OUTGOING if outgoing else Direction.INCOMING,
         other=CompanyRef.model_validate(other),
-        status=connection.status,
-        message=connection.message,
-        requested_by=connection.requested_by,
-        decided_by=connection.decided_by,
-        created_at=connection.created_at,
-        decided_at=connection.decided_at,
     )

@@ -90,26 +90,16 @@ def purchase_order_out(po: PurchaseOrder, products: dict[str, Product]) -> Purch
     """The response for ``po``, lines by SKU (the table keeps no line order, and a
     stable order lets lab and supplier read the same list)."""
     lines = sorted(po.lines, key=lambda line: (products[line.product_id].sku, line.id))
-    return PurchaseOrderOut(
-        id=po.id,
-        number=po.number,
-        company_id=po.company_id,
-        supplier_id=po.supplier_id,
-        status=po.status,
-        created_by=po.created_by,
-        expected_on=po.expected_on,
+    return PurchaseOrderOut.read_from(
+        po,
         lines=[
-            PurchaseOrderLineOut(
-                id=line.id,
-                product_id=line.product_id,
+            PurchaseOrderLineOut.read_from(
+                line,
                 sku=products[line.product_id].sku,
                 name=products[line.product_id].name,
-                quantity=line.quantity,
-                unit_price_cents=line.unit_price_cents,
                 total_cents=line.quantity * line.unit_price_cents,
             )
             for line in lines
         ],
         total_cents=po.total_cents(),
-        created_at=po.created_at,
     )

@@ -19,7 +19,7 @@ dashboard's form shows them next to the field as they are.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any, Final, get_args
 from zoneinfo import ZoneInfo
@@ -123,22 +123,12 @@ def schedulable_for(user: User) -> list[SchedulableJob]:
 
 def schedule_out(schedule: Schedule, now: datetime) -> ScheduleOut:
     """The API form, with the next run computed at ``now``."""
-    spec = schedule.spec
-    return ScheduleOut(
-        id=schedule.id,
-        name=schedule.name,
-        company_id=schedule.company_id,
-        builtin=schedule.builtin,
-        cron=spec.cron,
-        every_s=spec.every_s,
-        time_zone=spec.time_zone,
-        start=spec.start,
-        end=spec.end,
-        catch_up=schedule.catch_up,
-        paused=schedule.paused,
+    return ScheduleOut.read_from(
+        schedule,
+        # The timing fields (cron, every_s, time_zone, start, end) are the spec's.
+        **asdict(schedule.spec),
         jobs=[job.as_json() for job in schedule.jobs],
         next_run_at=schedule.next_after(now),
-        last_run_at=schedule.last_run_at,
     )
 
 
