@@ -6,6 +6,7 @@ facts the worker retrieved. Modules, one concern each:
 
 * ``facts`` (one company-scoped query per figure), ``series`` (metrics per local day,
   week or month), ``stored`` (reading earlier results back);
+* ``arrays`` (the numeric series both statistics parts take, and its check);
 * ``forecast`` and ``demand_methods`` (demand classes, Holt-Winters, Croston/SBA/TSB,
   intervals, reorder suggestions), ``demand`` (the forecast job's reading, batches
   for the CPU pool, and stored shape);

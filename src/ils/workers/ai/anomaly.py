@@ -32,9 +32,9 @@ from statistics import NormalDist
 from typing import Final, Literal
 
 import numpy as np
-import numpy.typing as npt
 
-FloatArray = npt.NDArray[np.float64]
+from ils.workers.ai.arrays import FloatArray as FloatArray
+from ils.workers.ai.arrays import finite_series
 
 #: MAD to standard deviation for normal noise: the MAD of a normal distribution is
 #: ``sigma * Phi^-1(0.75)``, so ``1 / Phi^-1(0.75) = 1.4826``.
@@ -129,7 +129,7 @@ def detect_anomalies(
         ValueError: The series is not one-dimensional or holds NaN or infinities,
             the threshold is not positive, or ``min_history`` is negative.
     """
-    values = _validated(series)
+    values = finite_series(series, "series")
     if not (threshold > 0 and math.isfinite(threshold)):
         raise ValueError(f"threshold must be a positive number, got {threshold}")
     if min_history < 0:
@@ -150,7 +150,7 @@ def expected_values(series: FloatArray, *, season: int = 7) -> FloatArray:
     Raises:
         ValueError: The series is not one-dimensional or holds NaN or infinities.
     """
-    values = _validated(series)
+    values = finite_series(series, "series")
     if len(values) == 0:
         return values
     return _fit(values, season)
@@ -175,15 +175,6 @@ def describe(anomaly: Anomaly, *, metric: str, period: str, fmt: Callable[[float
         f"{metric} {_preposition(period)} {period} was {fmt(anomaly.value)}, "
         f"{comparison} (score {anomaly.score:.1f})."
     )
-
-
-def _validated(series: FloatArray) -> FloatArray:
-    values = np.asarray(series, dtype=np.float64)
-    if values.ndim != 1:
-        raise ValueError(f"series must be one-dimensional, got shape {values.shape}")
-    if not np.all(np.isfinite(values)):
-        raise ValueError("series must not contain NaN or infinite values")
-    return values
 
 
 def _effective_season(length: int, season: int) -> int:

@@ -15,14 +15,13 @@ import math
 import warnings
 from dataclasses import dataclass
 from statistics import NormalDist
-from typing import Any, Final, TypeAlias
+from typing import Any, Final
 
 import numpy as np
-import numpy.typing as npt
 from statsmodels.tools.sm_exceptions import ConvergenceWarning
 from statsmodels.tsa.holtwinters import ExponentialSmoothing
 
-FloatArray: TypeAlias = npt.NDArray[np.float64]
+from ils.workers.ai.arrays import FloatArray
 
 #: Smoothing constant of the Croston-type methods. Syntetos and Boylan recommend low
 #: values (0.05-0.2) for intermittent demand: a sale every few days carries little

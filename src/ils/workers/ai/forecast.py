@@ -18,8 +18,8 @@ from typing import Final
 
 import numpy as np
 
+from ils.workers.ai.arrays import FloatArray, finite_series
 from ils.workers.ai.demand_methods import (
-    FloatArray,
     ModelForecast,
     croston_type,
     holt_winters,
@@ -100,11 +100,7 @@ class Reorder:
 
 def _checked_history(history: FloatArray) -> FloatArray:
     """The history as a 1-D float64 array, or ValueError saying what is wrong."""
-    values = np.asarray(history, dtype=np.float64)
-    if values.ndim != 1:
-        raise ValueError(f"history must be 1-D (one value per day), got shape {values.shape}")
-    if not np.all(np.isfinite(values)):
-        raise ValueError("history contains NaN or infinite values; use 0 for days without sales")
+    values = finite_series(history, "history", advice="; use 0 for days without sales")
     if np.any(values < 0):
         first = int(np.flatnonzero(values < 0)[0])
         raise ValueError(f"history must not be negative (day {first} is {values[first]})")

@@ -13,7 +13,6 @@ from datetime import date, datetime, timedelta
 from typing import Final, Literal
 
 import numpy as np
-import numpy.typing as npt
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
@@ -23,9 +22,9 @@ from ils.domain.clinical import Examination
 from ils.domain.companies import Company
 from ils.domain.orders import Order
 from ils.domain.supply import DailySale
+from ils.workers.ai.arrays import FloatArray as FloatArray
 from ils.workers.ai.facts import LINE_NET, Period, invoiced_in, orders_side
 
-FloatArray = npt.NDArray[np.float64]
 Metric = Literal["revenue", "inventory", "orders", "patients"]
 Granularity = Literal["daily", "weekly", "monthly"]
 

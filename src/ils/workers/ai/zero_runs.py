@@ -34,7 +34,7 @@ from typing import Final
 
 import numpy as np
 
-from ils.workers.ai.anomaly import FloatArray
+from ils.workers.ai.arrays import FloatArray
 
 #: Monday to Friday (``date.weekday()``).
 TRADING_WEEKDAYS: Final = frozenset(range(5))

@@ -34,26 +34,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, Final
 
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from ils.clock import Clock
 from ils.domain.mail import MailState
 from ils.errors import ILSError, MailDeliveryError, MailRefusedError, PermanentJobError
-from ils.jobs.payloads.email import (
-    DailyBriefingEmail,
-    GeneralNotificationEmail,
-    MarketplaceConnectionEmail,
-    OrderConfirmationEmail,
-    OrderShipmentEmail,
-    PurchaseOrderEmail,
-)
 from ils.jobs.registry import JobContext
 from ils.settings import Settings, SmtpSettings
 from ils.workers.email.compose import compose, message_id_domain, message_key
-from ils.workers.email.content import Builder, ContentBuilder, EmailJobT
+from ils.workers.email.content import Builder, Built, ContentBuilder, EmailJobT
 from ils.workers.email.drafts import MailDraft, Skip
 from ils.workers.email.links import PlatformLinks
 from ils.workers.email.log import LoggedMessage, MailDatabase, MessageLog, NewMessage
@@ -95,6 +90,18 @@ class MessageBusyError(MailDeliveryError):
     retry finds the message sent, or the holder gone and the message free to send."""
 
 
+def _sends(
+    build: Callable[[ContentBuilder, AsyncSession, EmailJobT], Awaitable[Built]],
+) -> Callable[[EmailWorker, EmailJobT, JobContext], Awaitable[dict[str, Any]]]:
+    """The handler of one e-mail job type: :meth:`EmailWorker.run` with that type's
+    :class:`ContentBuilder` method, the one thing the six handlers differ in."""
+
+    async def handler(worker: EmailWorker, payload: EmailJobT, ctx: JobContext) -> dict[str, Any]:
+        return await worker.run(payload, ctx, partial(build, worker.content))
+
+    return handler
+
+
 class EmailWorker:
     """Sends the e-mails of the ``email`` queue for one process."""
 
@@ -123,35 +130,12 @@ class EmailWorker:
 
     # -- the six handlers: each drafts with its own builder, then :meth:`run` sends ------
 
-    async def order_confirmation(
-        self, payload: OrderConfirmationEmail, ctx: JobContext
-    ) -> dict[str, Any]:
-        """Handler of ``order-confirmation``."""
-        return await self.run(payload, ctx, self.content.order_confirmation)
-
-    async def order_shipment(self, payload: OrderShipmentEmail, ctx: JobContext) -> dict[str, Any]:
-        """Handler of ``order-shipment``."""
-        return await self.run(payload, ctx, self.content.order_shipment)
-
-    async def purchase_order(self, payload: PurchaseOrderEmail, ctx: JobContext) -> dict[str, Any]:
-        """Handler of ``purchase-order``."""
-        return await self.run(payload, ctx, self.content.purchase_order)
-
-    async def marketplace_connection(
-        self, payload: MarketplaceConnectionEmail, ctx: JobContext
-    ) -> dict[str, Any]:
-        """Handler of ``marketplace-connection``."""
-        return await self.run(payload, ctx, self.content.marketplace_connection)
-
-    async def general_notification(
-        self, payload: GeneralNotificationEmail, ctx: JobContext
-    ) -> dict[str, Any]:
-        """Handler of ``general-notification``."""
-        return await self.run(payload, ctx, self.content.general_notification)
-
-    async def daily_briefing(self, payload: DailyBriefingEmail, ctx: JobContext) -> dict[str, Any]:
-        """Handler of ``daily-briefing``."""
-        return await self.run(payload, ctx, self.content.daily_briefing)
+    order_confirmation = _sends(ContentBuilder.order_confirmation)
+    order_shipment = _sends(ContentBuilder.order_shipment)
+    purchase_order = _sends(ContentBuilder.purchase_order)
+    marketplace_connection = _sends(ContentBuilder.marketplace_connection)
+    general_notification = _sends(ContentBuilder.general_notification)
+    daily_briefing = _sends(ContentBuilder.daily_briefing)
 
     async def run(
         self, payload: EmailJobT, ctx: JobContext, build: Builder[EmailJobT]

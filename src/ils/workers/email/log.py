@@ -33,7 +33,7 @@ SQLite's busy handler; reads run in deferred transactions that take no lock.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
@@ -137,19 +137,13 @@ class MessageLog:
         async with self.db.write() as session:
             row = await self._row(session, new.message_id)
             if row is None:
+                # Every field of ``new`` is a column of the same name.
                 row = MailMessage(
-                    message_id=new.message_id,
-                    job_id=new.job_id,
-                    queue=new.queue,
-                    job_name=new.job_name,
-                    slot=new.slot,
-                    company_id=new.company_id,
-                    recipient_company_id=new.recipient_company_id,
+                    **(asdict(new) | values),
                     state=MailState.PENDING,
                     attempts=0,
                     created_at=self._now(),
                     updated_at=self._now(),
-                    **values,
                 )
                 try:
                     async with session.begin_nested():

@@ -10,8 +10,9 @@ company's order to another's staff.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -58,6 +59,15 @@ class Draft:
     title: str
     message: str
     link: str | None
+
+
+NoticeT = TypeVar(
+    "NoticeT",
+    bound=SystemNotification | OrderNotification | AiInsightNotification | MarketplaceNotification,
+)
+#: What one single-user notification job type stores for its payload (the drafters
+#: below); the handler of that type passes its own, so each gets its own payload.
+Drafter = Callable[[AsyncSession, NoticeT], Awaitable[Draft]]
 
 
 async def active_user(session: AsyncSession, user_id: str) -> User:

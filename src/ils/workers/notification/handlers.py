@@ -24,7 +24,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any, Final, TypeVar
+from typing import Any, Final
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -35,19 +35,14 @@ from ils.domain.content import Notification, NotificationPriority
 from ils.domain.types import JOB_ID_LENGTH, new_id
 from ils.jobs import channels
 from ils.jobs.model import JobOptions
-from ils.jobs.payloads.notification import (
-    AiInsightNotification,
-    CompanyOrderNotification,
-    MarketplaceNotification,
-    OrderNotification,
-    SystemNotification,
-    UrgentNotificationEmail,
-)
+from ils.jobs.payloads.notification import CompanyOrderNotification, UrgentNotificationEmail
 from ils.jobs.producer import COMPANY_INFO_KEY
 from ils.jobs.registry import JobContext
 from ils.jobs.worker_context import WorkerContext
 from ils.workers.notification.content import (
     Draft,
+    Drafter,
+    NoticeT,
     ai_insight_draft,
     company_order_drafts,
     marketplace_draft,
@@ -66,14 +61,6 @@ SUBJECT_LIMIT: Final = 200
 BATCH_ROWS: Final = 1_000
 
 
-NoticeT = TypeVar(
-    "NoticeT",
-    bound=SystemNotification | OrderNotification | AiInsightNotification | MarketplaceNotification,
-)
-#: What one notification job type stores for its payload (see ``content``).
-Drafter = Callable[[AsyncSession, NoticeT], Awaitable[Draft]]
-
-
 def urgent_email_job_id(notification_id: str) -> str:
     """One escalation job per notification: adding it twice adds nothing."""
     return f"urgent-email-{notification_id}"
@@ -89,6 +76,20 @@ def recipient_key(job_id: str, user_id: str) -> str:
     return f"sha256-{hashlib.sha256(job_id.encode()).hexdigest()}/{user_id}"
 
 
+def _stores(
+    drafter: Drafter[NoticeT],
+) -> Callable[[NotificationWorker, NoticeT, JobContext], Awaitable[dict[str, Any]]]:
+    """The handler of a single-user notification job type: :meth:`NotificationWorker.store`
+    with that type's drafter, which is all the four such types differ in."""
+
+    async def handler(
+        worker: NotificationWorker, payload: NoticeT, ctx: JobContext
+    ) -> dict[str, Any]:
+        return await worker.store(payload, ctx, drafter)
+
+    return handler
+
+
 class NotificationWorker:
     """Handlers of the ``notification`` queue for one process."""
 
@@ -97,19 +98,12 @@ class NotificationWorker:
         self.db = context.db
         self.settings = context.settings.notifications
 
-    # -- the four notification handlers: each stores what its own drafter makes -------
+    # -- the four single-user handlers: each stores what its own drafter makes -------
 
-    async def system_notification(
-        self, payload: SystemNotification, ctx: JobContext
-    ) -> dict[str, Any]:
-        """Handler of ``system-notification``."""
-        return await self.store(payload, ctx, system_draft)
-
-    async def order_notification(
-        self, payload: OrderNotification, ctx: JobContext
-    ) -> dict[str, Any]:
-        """Handler of ``order-notification``."""
-        return await self.store(payload, ctx, order_draft)
+    system_notification = _stores(system_draft)
+    order_notification = _stores(order_draft)
+    ai_insight_notification = _stores(ai_insight_draft)
+    marketplace_notification = _stores(marketplace_draft)
 
     async def company_order_notification(
         self, payload: CompanyOrderNotification, ctx: JobContext
@@ -157,18 +151,6 @@ class NotificationWorker:
         for start in range(0, len(rows), BATCH_ROWS):
             await session.execute(insert(Notification).values(rows[start : start + BATCH_ROWS]))
         return len(rows)
-
-    async def ai_insight_notification(
-        self, payload: AiInsightNotification, ctx: JobContext
-    ) -> dict[str, Any]:
-        """Handler of ``ai-insight-notification``."""
-        return await self.store(payload, ctx, ai_insight_draft)
-
-    async def marketplace_notification(
-        self, payload: MarketplaceNotification, ctx: JobContext
-    ) -> dict[str, Any]:
-        """Handler of ``marketplace-notification``."""
-        return await self.store(payload, ctx, marketplace_draft)
 
     async def store(
         self, payload: NoticeT, ctx: JobContext, drafter: Drafter[NoticeT]

@@ -19,6 +19,7 @@ from ils.domain import sight_test
 from ils.workers.pdf import fmt
 from ils.workers.pdf.data import ExaminationData, EyeExamination, SightTestRecord
 from ils.workers.pdf.layout import FONT, GREY, Column, Sheet
+from ils.workers.pdf.prescription import POWERS, eye_table
 
 CONFIDENTIAL = "CONFIDENTIAL - patient clinical record"
 
@@ -48,12 +49,8 @@ def _acuity_row(label: str, eye: EyeExamination) -> list[str]:
     ]
 
 
-ACUITY_COLUMNS = (
-    Column("Eye", 0.8),
-    Column("Unaided distance", 1.2, "right"),
-    Column("Aided distance", 1.2, "right"),
-    Column("Unaided near", 1.2, "right"),
-    Column("Aided near", 1.2, "right"),
+ACUITY_COLUMNS = eye_table(
+    ("Unaided distance", 1.2), ("Aided distance", 1.2), ("Unaided near", 1.2), ("Aided near", 1.2)
 )
 NOT_RECORDED = "Not recorded."
 _ACUITY_KEYS = sight_test.ACUITY
@@ -118,20 +115,9 @@ def _outcome(sheet: Sheet, record: SightTestRecord) -> None:
     sheet.y = base - 3 * mm
 
 
-REFRACTION_COLUMNS = (
-    Column("Eye", 0.8),
-    Column("VA", 1, "right"),
-    Column("Sphere", 1, "right"),
-    Column("Cylinder", 1, "right"),
-    Column("Axis", 0.8, "right"),
-    Column("Add", 0.9, "right"),
-)
-KERATOMETRY_COLUMNS = (
-    Column("Eye", 0.8),
-    Column("K1 (D)", 1, "right"),
-    Column("K2 (D)", 1, "right"),
-    Column("K axis", 1, "right"),
-    Column("IOP (mmHg)", 1.2, "right"),
+REFRACTION_COLUMNS = eye_table(("VA", 1.0), *POWERS)
+KERATOMETRY_COLUMNS = eye_table(
+    ("K1 (D)", 1.0), ("K2 (D)", 1.0), ("K axis", 1.0), ("IOP (mmHg)", 1.2)
 )
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import os
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from sqlalchemy import func, select
@@ -53,21 +54,14 @@ def default_pool_size(context: WorkerContext) -> int:
     return max(1, min(os.cpu_count() or 1, context.catalogue["pdf"].concurrency))
 
 
+@dataclass(eq=False)  # one generator is one set of resources: compared by identity
 class DocumentGenerator:
     """Generates and records documents on one database and one storage."""
 
-    def __init__(
-        self,
-        db: Transactions,
-        storage: FileStorage,
-        renderer: Renderer,
-        *,
-        clock: Clock | None = None,
-    ) -> None:
-        self.db = db
-        self.storage = storage
-        self.renderer = renderer
-        self.clock = clock or SystemClock()
+    db: Transactions
+    storage: FileStorage
+    renderer: Renderer
+    clock: Clock = field(default_factory=SystemClock, kw_only=True)
 
     @classmethod
     def for_context(
@@ -243,39 +237,29 @@ def download_name(kind: DocumentKind, number: str, version: int) -> str:
     return f"{kind.value.replace('_', '-')}-{safe}-v{version}.pdf"
 
 
-# -- one function per document, for callers outside the queue ---------------------
+# -- one callable per document, for callers outside the queue ---------------------
 
 
-async def generate_order_sheet(
-    generator: DocumentGenerator, order_id: str, *, job_id: str | None = None
-) -> Document:
-    """The order sheet of ``order_id`` (owned by the ordering practice)."""
-    return await generator.generate(DocumentKind.ORDER_SHEET, order_id, job_id=job_id)
+@dataclass(frozen=True, slots=True)
+class KindGenerator:
+    """``generate_invoice(generator, invoice_id, job_id=...)``: one kind's
+    :meth:`DocumentGenerator.generate`, named for callers outside the queue."""
+
+    kind: DocumentKind
+
+    async def __call__(
+        self, generator: DocumentGenerator, subject_id: str, *, job_id: str | None = None
+    ) -> Document:
+        return await generator.generate(self.kind, subject_id, job_id=job_id)
 
 
-async def generate_lab_work_ticket(
-    generator: DocumentGenerator, order_id: str, *, job_id: str | None = None
-) -> Document:
-    """The lab work ticket of ``order_id`` (owned by the lab)."""
-    return await generator.generate(DocumentKind.LAB_WORK_TICKET, order_id, job_id=job_id)
-
-
-async def generate_invoice(
-    generator: DocumentGenerator, invoice_id: str, *, job_id: str | None = None
-) -> Document:
-    """The invoice ``invoice_id`` (owned by the issuing lab)."""
-    return await generator.generate(DocumentKind.INVOICE, invoice_id, job_id=job_id)
-
-
-async def generate_receipt(
-    generator: DocumentGenerator, invoice_id: str, *, job_id: str | None = None
-) -> Document:
-    """The receipt of the latest payment of ``invoice_id`` (owned by the issuer)."""
-    return await generator.generate(DocumentKind.RECEIPT, invoice_id, job_id=job_id)
-
-
-async def generate_examination_form(
-    generator: DocumentGenerator, examination_id: str, *, job_id: str | None = None
-) -> Document:
-    """The examination form of ``examination_id`` (owned by the practice)."""
-    return await generator.generate(DocumentKind.EXAMINATION_FORM, examination_id, job_id=job_id)
+#: The order sheet of an order (owned by the ordering practice).
+generate_order_sheet: Final = KindGenerator(DocumentKind.ORDER_SHEET)
+#: The lab work ticket of an order (owned by the lab).
+generate_lab_work_ticket: Final = KindGenerator(DocumentKind.LAB_WORK_TICKET)
+#: An invoice (owned by the issuing lab).
+generate_invoice: Final = KindGenerator(DocumentKind.INVOICE)
+#: The receipt of an invoice's latest payment (owned by the issuer).
+generate_receipt: Final = KindGenerator(DocumentKind.RECEIPT)
+#: The examination form of an examination (owned by the practice).
+generate_examination_form: Final = KindGenerator(DocumentKind.EXAMINATION_FORM)

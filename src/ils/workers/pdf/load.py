@@ -13,10 +13,10 @@ that issued them, the examination form to the practice.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from datetime import UTC, date, datetime
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
@@ -26,6 +26,7 @@ from ils.domain.billing import Invoice, InvoiceTotals
 from ils.domain.clinical import Examination, Patient
 from ils.domain.companies import Company, zone_named
 from ils.domain.orders import Order, OrderStatus
+from ils.domain.records import read_fields
 from ils.workers.pdf.data import (
     DocumentData,
     DocumentKind,
@@ -51,7 +52,11 @@ from ils.workers.pdf.errors import DocumentDataError
 from ils.workers.pdf.shape import clean_outline
 from ils.workers.pdf.ticket_tracing import ticket_tracing
 
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
 Model = TypeVar("Model")
+Value = TypeVar("Value", bound="DataclassInstance")
 
 #: The column of ``documents`` that links each kind to its subject.
 SUBJECT_COLUMN: dict[DocumentKind, str] = {
@@ -85,22 +90,25 @@ def local_day(moment: datetime, time_zone: str) -> date:
     return moment.astimezone(zone_named(time_zone)).date()
 
 
+def from_attrs(kind: type[Value], source: object, *, prefix: str = "", **given: Any) -> Value:
+    """``kind`` (a dataclass of :mod:`~ils.workers.pdf.data`) read from a record as
+    pydantic's ``from_attributes`` reads one: each field from the attribute of the same
+    name (after ``prefix``: ``frame_`` for an order's frame columns), except the fields
+    ``given`` (derived or renamed values). A field the record has no column for keeps
+    its default (the frame's tracing facts, added from the tracing afterwards). Where a
+    document prints a record's columns under their own names, they are named once, in
+    the dataclass."""
+    names = [f.name for f in fields(kind) if hasattr(source, prefix + f.name)]
+    return kind(**read_fields(source, names, prefix=prefix, given=given))
+
+
 def letterhead(company: Company) -> Letterhead:
     """A company's header block."""
     place = " ".join(v for v in (company.city, company.postcode) if v)
     lines = tuple(
         v for v in (company.address_line1, company.address_line2, place, company.country) if v
     )
-    return Letterhead(
-        name=company.name,
-        address_lines=lines,
-        vat_number=company.vat_number,
-        email=company.email,
-        phone=company.phone,
-        primary_color=company.primary_color,
-        logo_text=company.logo_text,
-        paper_size=company.paper_size.value,
-    )
+    return from_attrs(Letterhead, company, address_lines=lines, paper_size=company.paper_size.value)
 
 
 def address(company: Company) -> tuple[str, ...]:
@@ -143,14 +151,11 @@ def _eye(order: Order, side: str) -> EyePrescription:
         raise DocumentDataError(f"order {order.id}: {side} cylinder without an axis")
     if prism not in (None, 0) and base is None:
         raise DocumentDataError(f"order {order.id}: {side} prism without a base direction")
-    return EyePrescription(
-        sphere=getattr(order, f"{side}_sphere"),
-        cylinder=cylinder,
-        axis=axis,
-        add=getattr(order, f"{side}_add"),
-        prism=prism,
-        prism_base=base.value if base is not None else None,
-        prism_vertical=getattr(order, f"{side}_prism_vertical"),
+    return from_attrs(
+        EyePrescription,
+        order,
+        prefix=f"{side}_",
+        prism_base=_value(base),
         prism_vertical_base=_value(getattr(order, f"{side}_prism_vertical_base")),
         pd=getattr(order, f"pd_{side}"),
         height=getattr(order, f"seg_height_{side}"),
@@ -176,15 +181,8 @@ def _order_facts(order: Order) -> OrderFacts:
             coatings=tuple(str(c) for c in order.coatings or ()),
             tint=_value(order.tint),
         ),
-        frame=FrameSpec(
-            brand=order.frame_brand,
-            model=order.frame_model,
-            colour=order.frame_colour,
-            box_a=order.frame_box_a,
-            box_b=order.frame_box_b,
-            dbl=order.frame_dbl,
-            ed=order.frame_ed,
-            outline=clean_outline(order.frame_outline),
+        frame=from_attrs(
+            FrameSpec, order, prefix="frame_", outline=clean_outline(order.frame_outline)
         ),
         price_cents=order.price_cents,
         notes=order.notes,
@@ -316,20 +314,16 @@ async def load_examination_form(session: AsyncSession, examination_id: str) -> L
 
     def eye(side: str, suffix: str) -> EyeExamination:
         seen = _block(acuity.get(side))
-        return EyeExamination(
+        return from_attrs(
+            EyeExamination,
+            exam,
+            prefix=f"{side}_",
             unaided_distance=_text(seen.get("unaided_distance")),
             aided_distance=_text(seen.get("aided_distance")),
             unaided_near=_text(seen.get("unaided_near")),
             aided_near=_text(seen.get("aided_near")),
             fundus=_labelled(_block(fundus.get(side)), sight_test.OPHTHALMOSCOPY),
             acuity=getattr(exam, f"va_{suffix}"),
-            sphere=getattr(exam, f"{side}_sphere"),
-            cylinder=getattr(exam, f"{side}_cylinder"),
-            axis=getattr(exam, f"{side}_axis"),
-            add=getattr(exam, f"{side}_add"),
-            k1=getattr(exam, f"{side}_k1"),
-            k2=getattr(exam, f"{side}_k2"),
-            k_axis=getattr(exam, f"{side}_k_axis"),
             iop=getattr(exam, f"iop_{suffix}"),
         )
 

@@ -1,4 +1,5 @@
-"""The prescription table and lens / frame fields shared by the ticket and order sheet."""
+"""The prescription table and lens / frame fields shared by the ticket and order sheet
+(and the per-eye table layout the examination form's tables share with them)."""
 
 from __future__ import annotations
 
@@ -7,16 +8,16 @@ from ils.workers.pdf import fmt
 from ils.workers.pdf.data import EyePrescription, OrderFacts
 from ils.workers.pdf.layout import Column, Sheet
 
-RX_COLUMNS = (
-    Column("Eye", 0.8),
-    Column("Sphere", 1, "right"),
-    Column("Cylinder", 1, "right"),
-    Column("Axis", 0.8, "right"),
-    Column("Add", 0.9, "right"),
-    Column("Prism / base", 1.5, "right"),
-    Column("PD", 0.8, "right"),
-    Column("Seg / fit ht", 1.1, "right"),
-)
+
+def eye_table(*figures: tuple[str, float]) -> tuple[Column, ...]:
+    """The columns of a per-eye table: the eye (``R``, then ``L``), then its figures,
+    each ``(heading, width)`` and right-aligned, as every clinical form sets them."""
+    return (Column("Eye", 0.8), *(Column(heading, width, "right") for heading, width in figures))
+
+
+#: The powers a prescription and an examination's refraction both print, alike.
+POWERS = (("Sphere", 1.0), ("Cylinder", 1.0), ("Axis", 0.8), ("Add", 0.9))
+RX_COLUMNS = eye_table(*POWERS, ("Prism / base", 1.5), ("PD", 0.8), ("Seg / fit ht", 1.1))
 
 
 def option_label(code: str | None) -> str:
