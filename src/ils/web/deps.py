@@ -22,7 +22,8 @@ How a router uses them::
 The aliases: ``SessionDep`` (the request's ``AsyncSession``), ``SystemDep`` (the
 :class:`~ils.jobs.system.JobSystem`), ``SettingsDep``, ``StateDep`` (everything the
 lifespan built), ``CurrentAuth`` (session row, user, company), ``CurrentUser``,
-``CurrentCompany``, ``ManagerUser`` (platform_admin, admin, company_admin). Helpers:
+``CurrentCompany``, ``ManagerUser`` (platform_admin, admin, company_admin),
+``PagingDep`` (a list's ``limit`` and ``offset``, and the page it answers). Helpers:
 ``require_roles(*roles, kinds=...)``, ``scoped_get(...)``, ``not_found()``, and
 ``job_operator(*roles)`` for the routes that change jobs (their audited operations;
 ``ManagerOperator`` is a manager's).
@@ -58,7 +59,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, HTTPException, Request
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -71,6 +72,7 @@ from ils.jobs.admin import JobAdmin
 from ils.jobs.producer import COMPANY_INFO_KEY
 from ils.jobs.system import JobSystem
 from ils.settings import Settings
+from ils.web.schemas.common import DEFAULT_LIMIT, Limit, Offset, Page
 from ils.web.security import CSRF_HEADER, SESSION_COOKIE, SessionAuth, csrf_matches
 from ils.web.services import queue_jobs as job_service
 from ils.web.services.common import now_utc
@@ -84,6 +86,9 @@ NOT_SIGNED_IN = "not signed in"
 CSRF_REFUSED = "CSRF token missing or wrong"
 NOT_ALLOWED = "not allowed for your role"
 NOT_FOUND = "not found"
+
+RowT = TypeVar("RowT")
+ItemT = TypeVar("ItemT")
 
 
 async def get_state(request: Request) -> WebState:
@@ -146,17 +151,11 @@ async def get_auth(request: Request, state: StateDep, session: SessionDep) -> Se
 CurrentAuth = Annotated[SessionAuth, Depends(get_auth)]
 
 
-async def get_current_user(auth: CurrentAuth) -> User:
-    """The signed-in user (loaded in the request's session)."""
-    return auth.user
-
-
 async def get_current_company(auth: CurrentAuth) -> Company:
     """The signed-in user's company: the scope of every query."""
     return auth.company
 
 
-CurrentUser = Annotated[User, Depends(get_current_user)]
 CurrentCompany = Annotated[Company, Depends(get_current_company)]
 
 
@@ -189,6 +188,8 @@ def require_roles(
     return check
 
 
+#: The signed-in user (loaded in the request's session), of any role and company kind.
+CurrentUser = Annotated[User, Depends(require_roles())]
 #: platform_admin, admin or company_admin of any company kind (marketplace decisions...).
 ManagerUser = Annotated[User, Depends(require_roles(*MANAGER_ROLES))]
 
@@ -205,6 +206,33 @@ def queue_key(system: JobSystem, queue: str) -> str:
         return system.catalogue[queue].key
     except UnknownQueueError:
         raise not_found() from None
+
+
+@dataclass(frozen=True, slots=True)
+class Paging:
+    """The window a list was asked for, and the page that answers it.
+
+    Every list of the API takes the same ``limit`` and ``offset`` query parameters and
+    answers a :class:`~ils.web.schemas.common.Page` of that window; one dependency
+    takes the one and builds the other, so a list route states only its filters and
+    how a row becomes an item.
+    """
+
+    limit: int
+    offset: int
+
+    def page(self, rows: Iterable[RowT], total: int, item: Callable[[RowT], ItemT]) -> Page[ItemT]:
+        """This window's ``rows`` as ``item`` makes them, with the ``total`` matching."""
+        items = [item(row) for row in rows]
+        return Page[ItemT](items=items, total=total, limit=self.limit, offset=self.offset)
+
+
+async def get_paging(limit: Limit = DEFAULT_LIMIT, offset: Offset = 0) -> Paging:
+    """The paging query parameters of a list."""
+    return Paging(limit, offset)
+
+
+PagingDep = Annotated[Paging, Depends(get_paging)]
 
 
 @dataclass(frozen=True, slots=True)

@@ -105,7 +105,7 @@ class PlatformPages:
             issuer=issuer,
             customer=customer,
             order_number=None if order is None else order.number,
-            vat_names=[vat_rate_name(line.vat_treatment, line.vat_rate_bp) for line in view.lines],
+            vat_name=vat_rate_name,
             money=lambda cents: format_money(cents, view.currency),
             documents=documents,
         )

@@ -49,6 +49,8 @@ from ils.web.dashboard.pages import (
 from ils.web.deps import (
     NOT_ALLOWED,
     CurrentAuth,
+    Paging,
+    PagingDep,
     SessionDep,
     StateDep,
     SystemDep,
@@ -56,7 +58,6 @@ from ils.web.deps import (
     queue_key,
 )
 from ils.web.disclosure import health_for, job_detail, job_summary
-from ils.web.schemas.common import DEFAULT_LIMIT, Limit, Offset
 from ils.web.schemas.queues import AuditOut
 from ils.web.security import SessionAuth
 from ils.web.services import queue_jobs as service
@@ -105,10 +106,9 @@ QueueKey = Annotated[str, Path(max_length=64)]
 JobId = Annotated[str, Path(max_length=255)]
 
 
-def _paging(
-    base: str, params: dict[str, Any], offset: int, limit: int, total: int
-) -> dict[str, Any]:
+def _paging(base: str, params: dict[str, Any], paging: Paging, total: int) -> dict[str, Any]:
     """Previous and next links of a paged list (``None`` at either end)."""
+    offset, limit = paging.offset, paging.limit
 
     def link(at: int) -> str:
         query = {key: value for key, value in params.items() if value}
@@ -176,17 +176,22 @@ class Dashboard:
         queue: QueueKey,
         auth: Manager,
         system: SystemDep,
+        paging: PagingDep,
         state: JobState = JobState.WAITING,
         search: Annotated[str | None, Query(max_length=200)] = None,
-        offset: Offset = 0,
-        limit: Limit = DEFAULT_LIMIT,
     ) -> HTMLResponse:
         """A queue's jobs in one state, newest first, with search, paging and the bulk
         actions; the list is the one ``GET /api/queue/{queue}/jobs`` answers."""
         key = queue_key(system, queue)
         text = (search or "").strip()
         found = await service.find_jobs(
-            system, key, state, auth.user, text=text or None, offset=offset, limit=limit
+            system,
+            key,
+            state,
+            auth.user,
+            text=text or None,
+            offset=paging.offset,
+            limit=paging.limit,
         )
         base = f"{HOME_PATH}/{part(key)}"
         counts = await service.admin_for(system, auth.user).counts(key)
@@ -205,9 +210,7 @@ class Dashboard:
             search=text,
             jobs=[job_summary(job, auth.user) for job in found.jobs],
             truncated=found.truncated,
-            paging=_paging(
-                base, {"state": state.value, "search": text}, offset, limit, found.total
-            ),
+            paging=_paging(base, {"state": state.value, "search": text}, paging, found.total),
             platform_admin=auth.user.role == Role.PLATFORM_ADMIN,
         )
 
@@ -246,20 +249,19 @@ class Dashboard:
         self,
         auth: Manager,
         session: SessionDep,
-        offset: Offset = 0,
-        limit: Limit = DEFAULT_LIMIT,
+        paging: PagingDep,
     ) -> HTMLResponse:
         """The audit log, newest first: a platform_admin reads every entry, others
         their company's (as ``GET /api/queue/audit``)."""
         company_id = None if service.sees_all(auth.user) else auth.user.company_id
-        rows, total = await list_audit_entries(session, company_id, limit, offset)
+        rows, total = await list_audit_entries(session, company_id, paging.limit, paging.offset)
         return self.pages.render(
             "audit.html",
             auth=auth,
             title="Audit log",
             section="audit",
             entries=[AuditOut.model_validate(row) for row in rows],
-            paging=_paging("/admin/audit", {}, offset, limit, total),
+            paging=_paging("/admin/audit", {}, paging, total),
         )
 
     async def schedules(self, auth: Manager, session: SessionDep, state: StateDep) -> HTMLResponse:

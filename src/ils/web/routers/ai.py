@@ -31,7 +31,14 @@ from ils.domain.content import AIResultKind, Conversation
 from ils.jobs.channels import CHAT as CHAT_CHANNEL
 from ils.jobs.helpers import JobHelpers
 from ils.jobs.model import JobRef
-from ils.web.deps import CurrentCompany, CurrentUser, ManagerUser, SessionDep, StateDep
+from ils.web.deps import (
+    CurrentCompany,
+    CurrentUser,
+    ManagerUser,
+    PagingDep,
+    SessionDep,
+    StateDep,
+)
 from ils.web.limits import ExpensiveRequest
 from ils.web.schemas.ai import (
     AIResultOut,
@@ -46,7 +53,7 @@ from ils.web.schemas.ai import (
     MessageOut,
     QueuedOut,
 )
-from ils.web.schemas.common import DEFAULT_LIMIT, Limit, Offset, Page, RecordId, error_responses
+from ils.web.schemas.common import Page, RecordId, error_responses
 from ils.web.services import chat
 from ils.web.services.common import now_utc
 
@@ -67,14 +74,14 @@ def _queued(ref: JobRef) -> QueuedOut:
 async def list_results(
     company: CurrentCompany,
     session: SessionDep,
+    paging: PagingDep,
     kind: AIResultKind | None = None,
-    limit: Limit = DEFAULT_LIMIT,
-    offset: Offset = 0,
 ) -> Page[AIResultOut]:
     """The company's results, newest first (by the day they are for, then creation)."""
-    rows, total = await ai_queries.list_results(session, company.id, kind, limit, offset)
-    items = [AIResultOut.model_validate(row) for row in rows]
-    return Page[AIResultOut](items=items, total=total, limit=limit, offset=offset)
+    rows, total = await ai_queries.list_results(
+        session, company.id, kind, paging.limit, paging.offset
+    )
+    return paging.page(rows, total, AIResultOut.model_validate)
 
 
 @router.get("/results/{result_id}", summary="One AI result", responses=error_responses(401, 404))
@@ -189,17 +196,13 @@ async def create_conversation(
 
 @router.get("/conversations", summary="List my chats", responses=error_responses(401))
 async def list_conversations(
-    user: CurrentUser,
-    session: SessionDep,
-    limit: Limit = DEFAULT_LIMIT,
-    offset: Offset = 0,
+    user: CurrentUser, session: SessionDep, paging: PagingDep
 ) -> Page[ConversationOut]:
     """Most recently active first; messages are on each chat's own page."""
     rows, total = await chat_queries.list_conversations(
-        session, user.id, user.company_id, limit, offset
+        session, user.id, user.company_id, paging.limit, paging.offset
     )
-    items = [_conversation_out(row, []) for row in rows]
-    return Page[ConversationOut](items=items, total=total, limit=limit, offset=offset)
+    return paging.page(rows, total, lambda row: _conversation_out(row, []))
 
 
 @router.get(

@@ -15,9 +15,9 @@ from fastapi import APIRouter, Depends, Query
 from ils.domain.clinical import Examination
 from ils.domain.companies import CompanyKind, Role, User
 from ils.domain.scoping import get_scoped
-from ils.web.deps import CurrentCompany, SessionDep, StateDep, SystemDep, require_roles
+from ils.web.deps import CurrentCompany, PagingDep, SessionDep, StateDep, SystemDep, require_roles
 from ils.web.schemas.clinical import ExaminationCreate, ExaminationOut, PatientCreate, PatientOut
-from ils.web.schemas.common import DEFAULT_LIMIT, Limit, Line100, Offset, Page, error_responses
+from ils.web.schemas.common import Line100, Page, error_responses
 from ils.web.services import clinical as service
 from ils.web.services.common import now_utc
 
@@ -54,16 +54,14 @@ async def list_patients(
     user: PracticeUser,
     company: CurrentCompany,
     session: SessionDep,
+    paging: PagingDep,
     search: Annotated[
         Line100 | None, Query(description="Start of a first name, last name or reference.")
     ] = None,
-    limit: Limit = DEFAULT_LIMIT,
-    offset: Offset = 0,
 ) -> Page[PatientOut]:
     """Your practice's patients by last name."""
-    rows, total = await service.list_patients(session, company, search, limit, offset)
-    items = [PatientOut.model_validate(row) for row in rows]
-    return Page[PatientOut](items=items, total=total, limit=limit, offset=offset)
+    rows, total = await service.list_patients(session, company, search, paging.limit, paging.offset)
+    return paging.page(rows, total, PatientOut.model_validate)
 
 
 @router.post(

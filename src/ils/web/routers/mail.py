@@ -15,8 +15,8 @@ from fastapi import APIRouter, Query
 from ils.domain import mail_queries
 from ils.domain.companies import Role, User
 from ils.domain.mail import MailState
-from ils.web.deps import ManagerUser, SessionDep
-from ils.web.schemas.common import DEFAULT_LIMIT, Limit, Offset, Page, error_responses
+from ils.web.deps import ManagerUser, PagingDep, SessionDep
+from ils.web.schemas.common import Page, error_responses
 from ils.web.schemas.mail import MailMessageOut
 
 router = APIRouter(prefix="/api/mail", tags=["mail"])
@@ -34,12 +34,12 @@ def _scope(user: User) -> str | None:
 async def list_mail(
     user: ManagerUser,
     session: SessionDep,
+    paging: PagingDep,
     state: MailState | None = None,
     job_id: Annotated[str | None, Query(max_length=255)] = None,
-    limit: Limit = DEFAULT_LIMIT,
-    offset: Offset = 0,
 ) -> Page[MailMessageOut]:
     """E-mail messages, newest first: recipient, subject, job, times and state."""
-    rows, total = await mail_queries.list_mail(session, _scope(user), state, job_id, limit, offset)
-    items = [MailMessageOut.model_validate(row) for row in rows]
-    return Page[MailMessageOut](items=items, total=total, limit=limit, offset=offset)
+    rows, total = await mail_queries.list_mail(
+        session, _scope(user), state, job_id, paging.limit, paging.offset
+    )
+    return paging.page(rows, total, MailMessageOut.model_validate)

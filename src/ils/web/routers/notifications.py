@@ -16,9 +16,9 @@ from fastapi.responses import StreamingResponse
 
 from ils.domain import notification_queries as queries
 from ils.domain.content import NotificationPriority
-from ils.web.deps import CurrentAuth, CurrentUser, SessionDep, StateDep
+from ils.web.deps import CurrentAuth, CurrentUser, PagingDep, SessionDep, StateDep
 from ils.web.live import NotificationStream, notification_out
-from ils.web.schemas.common import DEFAULT_LIMIT, Limit, Offset, Page, RecordId, error_responses
+from ils.web.schemas.common import Page, RecordId, error_responses
 from ils.web.schemas.notifications import MarkedOut, NotificationOut, UnreadCountOut
 from ils.web.security import SESSION_COOKIE
 from ils.web.services import notifications as service
@@ -35,19 +35,17 @@ STREAM_HEADERS: Final = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 async def list_notifications(
     user: CurrentUser,
     session: SessionDep,
+    paging: PagingDep,
     unread: Annotated[bool | None, Query(description="Only unread (true) or read (false).")] = None,
     kind: Annotated[str | None, Query(pattern=KIND_PATTERN)] = None,
     priority: NotificationPriority | None = None,
-    limit: Limit = DEFAULT_LIMIT,
-    offset: Offset = 0,
 ) -> Page[NotificationOut]:
     """Unread first, then newest first."""
     filters = queries.NotificationFilters(unread=unread, kind=kind, priority=priority)
     rows, total = await queries.list_notifications(
-        session, user.id, user.company_id, filters, limit, offset
+        session, user.id, user.company_id, filters, paging.limit, paging.offset
     )
-    items = [notification_out(row) for row in rows]
-    return Page[NotificationOut](items=items, total=total, limit=limit, offset=offset)
+    return paging.page(rows, total, notification_out)
 
 
 @router.get(

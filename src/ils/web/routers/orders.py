@@ -18,20 +18,13 @@ from ils.domain.orders import Order, OrderStatus
 from ils.domain.scoping import get_scoped
 from ils.web.deps import (
     CurrentCompany,
+    PagingDep,
     SessionDep,
     StateDep,
     SystemDep,
     require_roles,
 )
-from ils.web.schemas.common import (
-    DEFAULT_LIMIT,
-    Day,
-    Limit,
-    Offset,
-    Page,
-    RecordId,
-    error_responses,
-)
+from ils.web.schemas.common import Day, Page, RecordId, error_responses
 from ils.web.schemas.orders import OrderCreate, OrderOut, OrderSummary, ShipIn, StatusChangeIn
 from ils.web.services import orders as service
 from ils.web.services.common import now_utc
@@ -78,6 +71,7 @@ async def list_orders(
     user: OrderSideUser,
     company: CurrentCompany,
     session: SessionDep,
+    paging: PagingDep,
     status: OrderStatus | None = None,
     patient_id: RecordId | None = None,
     created_from: Annotated[
@@ -86,14 +80,11 @@ async def list_orders(
     created_to: Annotated[
         Day | None, Query(description="Last day (inclusive), in your company's time zone.")
     ] = None,
-    limit: Limit = DEFAULT_LIMIT,
-    offset: Offset = 0,
 ) -> Page[OrderSummary]:
     """Orders your practice placed or your lab makes, newest first."""
     filters = service.OrderFilters(status, patient_id, created_from, created_to)
-    rows, total = await service.list_orders(session, company, filters, limit, offset)
-    items = [OrderSummary.model_validate(row) for row in rows]
-    return Page[OrderSummary](items=items, total=total, limit=limit, offset=offset)
+    rows, total = await service.list_orders(session, company, filters, paging.limit, paging.offset)
+    return paging.page(rows, total, OrderSummary.model_validate)
 
 
 @router.get("/{order_id}", summary="One order", responses=error_responses(401, 403, 404))

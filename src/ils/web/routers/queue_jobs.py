@@ -27,6 +27,7 @@ from ils.web.deps import (
     JobOperator,
     ManagerOperator,
     ManagerUser,
+    PagingDep,
     SessionDep,
     SystemDep,
     job_operator,
@@ -78,17 +79,11 @@ def _refusal(exc: JobNotFoundError | InvalidJobStateError) -> HTTPException:
 @router.get(
     "/audit", summary="The audit log of queue operations", responses=error_responses(401, 403)
 )
-async def audit_log(
-    user: ManagerUser,
-    session: SessionDep,
-    limit: Limit = DEFAULT_LIMIT,
-    offset: Offset = 0,
-) -> Page[AuditOut]:
+async def audit_log(user: ManagerUser, session: SessionDep, paging: PagingDep) -> Page[AuditOut]:
     """Newest first. A platform_admin reads every entry; others their company's."""
     company_id = None if service.sees_all(user) else user.company_id
-    rows, total = await list_audit_entries(session, company_id, limit, offset)
-    items = [AuditOut.model_validate(row) for row in rows]
-    return Page[AuditOut](items=items, total=total, limit=limit, offset=offset)
+    rows, total = await list_audit_entries(session, company_id, paging.limit, paging.offset)
+    return paging.page(rows, total, AuditOut.model_validate)
 
 
 @router.get(
