@@ -4,7 +4,8 @@ Every job gets its id here, before any store sees it. The promise of the fallbac
 Redis slow or gone never fails an enqueue, never loses a job, and never runs a job
 twice. So an add to Redis ends one of three ways:
 
-- Redis answered within ``redis_enqueue_timeout_ms``: the job is in Redis.
+- Redis answered within ``redis_enqueue_timeout_ms`` (a bulk add: plus
+  ``redis_enqueue_ms_per_job`` for each further job): the job is in Redis.
 - The add certainly never reached Redis (the gate was already open, or the connection
   was refused): the job goes to the local store and runs there at once.
 - Anything else (the budget ran out, the connection dropped after the command went
@@ -68,6 +69,8 @@ class Producer:
     _: KW_ONLY
     max_payload_bytes: int
     redis_timeout_ms: int
+    #: What a bulk add's budget grows by for each job (``redis_enqueue_ms_per_job``).
+    redis_ms_per_job: float = 0.0
     fairness: InitVar[FairnessSettings | None] = None
 
     def __post_init__(self, fairness: FairnessSettings | None) -> None:
@@ -177,7 +180,7 @@ class Producer:
         """Add to Redis when it is up, else to the local store; returns the store kind,
         or ``HELD`` when the add's outcome is unknown (see the module docstring).
 
-        No call waits more than ``redis_enqueue_timeout_ms`` on Redis. ``in_outbox``:
+        No call waits more than :meth:`budget_s` on Redis. ``in_outbox``:
         the job is an outbox row already (the relay's), held in place if need be.
         """
         if self.redis is None or self.gate is None or not self.gate.up:
@@ -189,6 +192,12 @@ class Producer:
             await self.local.add(queue, job)
             return self.local.kind
         return store
+
+    def budget_s(self, jobs: int) -> float:
+        """How long an add of ``jobs`` jobs may wait on Redis before the producer
+        suspects an outage: the one-job budget, plus a per-job allowance for the jobs
+        after the first, since Redis's time grows with the batch."""
+        return (self.redis_timeout_ms + self.redis_ms_per_job * (jobs - 1)) / 1000
 
     async def _settle(
         self, queue: str, jobs: Sequence[NewJob], add: asyncio.Future[Any], *, in_outbox: bool
@@ -203,7 +212,7 @@ class Producer:
         try:
             # Shielded: a timeout must not cancel the add. Cancelling would leave its
             # fate unknown for certain and cost the pooled connection.
-            await asyncio.wait_for(asyncio.shield(add), self.redis_timeout_ms / 1000)
+            await asyncio.wait_for(asyncio.shield(add), self.budget_s(len(jobs)))
             return self.redis.kind
         except TimeoutError:
             self.gate.suspect_outage("an enqueue took longer than its budget")

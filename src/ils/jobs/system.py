@@ -122,6 +122,7 @@ class JobSystem:
             clock,
             max_payload_bytes=settings.max_payload_bytes,
             redis_timeout_ms=settings.redis_enqueue_timeout_ms,
+            redis_ms_per_job=settings.redis_enqueue_ms_per_job,
             fairness=settings.fairness,
         )
         # Opens the first pooled connection now: the first fallback enqueue must not pay
