@@ -76,7 +76,6 @@ class NotificationHub:
     def __init__(self, bus: EventBus, db: Transactions, settings: NotificationSettings) -> None:
         self._bus = bus
         self.db = db
-        self._db = db
         self._settings = settings
         self._streams: dict[str, set[Subscription]] = {}
         self._open: OpenStreams[Subscription] = OpenStreams()
@@ -150,7 +149,7 @@ class NotificationHub:
         """Users with rows the poll has not seen before (waking a stream that has
         sent them already costs one read and sends nothing)."""
         users = list(self._streams)
-        async with self._db.read() as session:
+        async with self.db.read() as session:
             query = select(Notification.id, Notification.user_id, Notification.created_at)
             query = query.where(Notification.user_id.in_(users))
             if self._watermark is not None:
