@@ -32,7 +32,6 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from ils.domain.audit import list_audit_entries
 from ils.domain.companies import MANAGER_ROLES, Role
 from ils.domain.company_queries import company_names
 from ils.jobs.model import CLEANABLE_STATES, COUNTED_STATES, JobState
@@ -253,8 +252,7 @@ class Dashboard:
     ) -> HTMLResponse:
         """The audit log, newest first: a platform_admin reads every entry, others
         their company's (as ``GET /api/queue/audit``)."""
-        company_id = None if service.sees_all(auth.user) else auth.user.company_id
-        rows, total = await list_audit_entries(session, company_id, paging.limit, paging.offset)
+        rows, total = await service.visible_audit(session, auth.user, paging.limit, paging.offset)
         return self.pages.render(
             "audit.html",
             auth=auth,

@@ -18,7 +18,6 @@ from typing import Annotated, Any, Final
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response
 
-from ils.domain.audit import list_audit_entries
 from ils.domain.companies import Role
 from ils.errors import InvalidJobStateError, JobNotFoundError
 from ils.jobs.admin import JobAction, JobAdmin
@@ -81,8 +80,7 @@ def _refusal(exc: JobNotFoundError | InvalidJobStateError) -> HTTPException:
 )
 async def audit_log(user: ManagerUser, session: SessionDep, paging: PagingDep) -> Page[AuditOut]:
     """Newest first. A platform_admin reads every entry; others their company's."""
-    company_id = None if service.sees_all(user) else user.company_id
-    rows, total = await list_audit_entries(session, company_id, paging.limit, paging.offset)
+    rows, total = await service.visible_audit(session, user, paging.limit, paging.offset)
     return paging.page(rows, total, AuditOut.model_validate)
 
 

@@ -16,7 +16,7 @@ from typing import Any, Final
 from fastapi import Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ils.domain.audit import AuditEntry
+from ils.domain.audit import AuditEntry, list_audit_entries
 from ils.domain.companies import Role, User
 from ils.jobs.admin import Found, JobAdmin
 from ils.jobs.model import JobRecord, JobState
@@ -29,6 +29,16 @@ PLATFORM_ROLES: Final = frozenset({Role.PLATFORM_ADMIN})
 def sees_all(user: User) -> bool:
     """Whether ``user`` sees every company's jobs."""
     return user.role in PLATFORM_ROLES
+
+
+async def visible_audit(
+    session: AsyncSession, user: User, limit: int, offset: int
+) -> tuple[list[AuditEntry], int]:
+    """A page of the audit log ``user`` may read, newest first, and the total: every
+    entry for a platform role, else its company's. The API and the dashboard both
+    answer from here, so the two cannot disagree on who sees what."""
+    company_id = None if sees_all(user) else user.company_id
+    return await list_audit_entries(session, company_id, limit, offset)
 
 
 def admin_for(system: JobSystem, user: User, session: AsyncSession | None = None) -> JobAdmin:
