@@ -183,3 +183,41 @@ def test_links_point_at_the_address_served_unless_a_public_url_is_set() -> None:
     assert everywhere.public_url == "http://127.0.0.1:9000"
     configured = Settings(_env_file=None, public_url="https://lab.example")
     assert _served_at(configured, None, 8123).public_url == "https://lab.example"
+
+
+#: Runs ``ils serve`` in-process and prints every module a second thread imported.
+_SERVE_WATCHING_IMPORTS = """
+import sys, threading
+seen = set()
+def record(event, args):
+    if event == "import" and threading.current_thread() is not threading.main_thread():
+        seen.add(args[0])
+sys.addaudithook(record)
+sys.argv = ["ils", "serve", "--port", "1"]
+from ils.cli import main
+try:
+    main()
+except SystemExit:
+    pass
+finally:
+    print("imported-off-main:", sorted(seen))
+"""
+
+
+def test_serve_imports_nothing_on_a_second_thread_while_it_starts(tmp_path: Path) -> None:
+    """Two threads importing redis at once deadlock Python's import locks (CI saw
+    ``_DeadlockError: redis.asyncio.retry`` in about one ``ils serve`` in twenty when
+    the start-up checks ran in a thread beside the app's imports). The start must do
+    its imports on one thread; here it stops at the checks for want of a secret key."""
+    env = {k: v for k, v in _env(tmp_path).items() if not k.startswith("REDIS_")}
+    env["ILS_REDIS_URL"] = "redis://127.0.0.1:1/0"
+    done = subprocess.run(
+        [sys.executable, "-c", _SERVE_WATCHING_IMPORTS],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert "ILS_SECRET_KEY" in done.stderr + done.stdout, done.stderr[-2000:]
+    assert "imported-off-main: []" in done.stdout, done.stdout[-2000:]

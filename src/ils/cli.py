@@ -7,7 +7,6 @@ import ipaddress
 import json
 import logging
 from collections.abc import Callable, Coroutine
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
@@ -180,19 +179,17 @@ def serve(
 
 def _serve(settings: Settings, host: str | None, port: int | None, *, start_workers: bool) -> None:
     """Run uvicorn with our app until SIGTERM / Ctrl-C (shared by serve and demo)."""
+    # The checks run after the web modules have imported, never beside them: a check
+    # thread importing redis while this thread imported the app deadlocked Python's
+    # import locks (one start in about twenty). Once the app's modules are loaded the
+    # checks take tens of milliseconds.
+    import uvicorn
+
     from ils.checks import start_up_checks
     from ils.heap import freeze_start_up_heap
+    from ils.web.app import create_app
 
-    # The start-up checks run in a thread of their own while the web modules import
-    # (over a second), so a healthy start does not wait for them at all.
-    with ThreadPoolExecutor(1, thread_name_prefix="ils-check") as pool:
-        checking = pool.submit(asyncio.run, start_up_checks(settings, "serve"))
-        import uvicorn
-
-        from ils.web.app import create_app
-
-        results = checking.result()
-    _refuse_or_warn(results)
+    _refuse_or_warn(asyncio.run(start_up_checks(settings, "serve")))
     logging.getLogger("uvicorn.access").addFilter(_drop_query_string)
     config = uvicorn.Config(
         create_app(settings, start_workers=start_workers, on_started=freeze_start_up_heap),
