@@ -11,6 +11,7 @@ job system (local mode), the real order service and the real runner.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,15 +25,19 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from ils.clock import ManualClock
 from ils.db.engine import session_factory
 from ils.db.migrations import upgrade_database
+from ils.db.transactions import Transactions
 from ils.domain.companies import Company, CompanyKind, Role, User
 from ils.domain.content import Notification, NotificationPriority
 from ils.domain.marketplace import Connection, ConnectionStatus
 from ils.domain.orders import OrderStatus
 from ils.jobs.catalogue import RateLimit, build_catalogue
+from ils.jobs.channels import read_notification_message
 from ils.jobs.payloads.notification import CompanyOrderNotification
 from ils.jobs.system import JobSystem
-from ils.settings import Settings
-from ils.testing import TestSystem
+from ils.limit_settings import LimitSettings
+from ils.settings import NotificationSettings, Settings
+from ils.testing import TestSystem, still
+from ils.web.live import NotificationHub, NotificationStream
 from ils.web.schemas.orders import OrderCreate
 from ils.web.services.orders import change_status, create_order
 from ils.workers import notification
@@ -156,16 +161,18 @@ async def test_an_order_queues_one_job_that_notifies_every_active_lab_user_once(
     async with env.system.events.subscribe(CHANNEL) as signals:
         result = await env.ts.run_until_idle()
         assert [outcome.job_id for outcome in result.completed] == [job.id]
-        signalled = set()
-        while len(signalled) < len(env.lab_users):
-            message = await signals.get(10.0)
-            assert message is not None, f"signalled only {signalled}"
-            signalled.add(message)
+        # The company's rows are announced together: one message, not one a user.
+        message = await signals.get(10.0)
+        assert message is not None
+        assert signals.drain() == []
+    announced, bare_users = read_notification_message(message)
     lab_ids = {user.id for user in env.lab_users}
-    # Each recipient's open streams were woken; nobody else's.
-    assert signalled == lab_ids
+    # Each recipient's row was announced to its streams; nobody else's.
+    assert set(announced.values()) == lab_ids
+    assert bare_users == set()
 
     rows = await env.rows()
+    assert announced == {row.id: row.user_id for row in rows}
     assert sorted(row.user_id or "" for row in rows) == sorted(lab_ids)
     assert env.inactive.id not in {row.user_id for row in rows}
     assert env.stranger.id not in {row.user_id for row in rows}
@@ -292,3 +299,68 @@ async def test_two_copies_of_one_job_at_once_store_each_row_once(env: Env) -> No
     )
     assert sorted([first["created"], second["created"]]) == [0, len(env.lab_users)]
     assert len(await env.rows()) == len(env.lab_users)
+
+
+async def _next_event(events: AsyncIterator[str]) -> str:
+    """The next event of a stream that is not a keep-alive comment."""
+    while True:
+        event_text = await anext(events)
+        if not event_text.startswith(": keep-alive"):
+            return event_text
+
+
+async def test_an_order_reaches_every_recipients_stream_with_one_read(env: Env) -> None:
+    """An order told to a lab's users wakes each of their open streams; the hub reads
+    the announced rows once for all of them (each stream reading for itself made an
+    order to a lab of 100 users cost 100 reads; bench/users.py, issue 21)."""
+    db = Transactions(env.system.engine, env.system.write_turn)
+    settings = NotificationSettings(stream_poll_s=60)
+    hub = NotificationHub(env.system.events, db, settings)
+    watchers = [*env.lab_users, env.stranger]
+    streams = [
+        NotificationStream(
+            hub,
+            db,
+            settings,
+            user.id,
+            user.company_id,
+            session_key=f"session-{user.id}",
+            caps=LimitSettings(),
+        ).events()
+        for user in watchers
+    ]
+    full_reads: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        text = " ".join(statement.split()).lower()
+        if text.startswith("select") and "notifications.title" in text:
+            full_reads.append(text)
+
+    engine = env.system.engine.sync_engine
+    try:
+        for events in streams:  # each has read what it missed (nothing) once connected
+            assert (await _next_event(events)).startswith("retry: 2000\n: connected")
+        event.listen(engine, "before_cursor_execute", record)
+        await _place_order(env)
+        await env.ts.run_until_idle()
+        received = await asyncio.wait_for(
+            asyncio.gather(*(_next_event(events) for events in streams[:-1])), timeout=10
+        )
+        event.remove(engine, "before_cursor_execute", record)
+        rows = {row.user_id: row for row in await env.rows()}
+        for user, text in zip(env.lab_users, received, strict=True):
+            assert text.startswith(f"id: {rows[user.id].id}\nevent: notification\n")
+        # The stranger of another lab heard nothing.
+        stranger = asyncio.ensure_future(_next_event(streams[-1]))
+        await still(stranger.done, message="the other lab's user was told")
+        stranger.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await stranger
+    finally:
+        if event.contains(engine, "before_cursor_execute", record):
+            event.remove(engine, "before_cursor_execute", record)
+        for events in streams:
+            await events.aclose()  # type: ignore[attr-defined]
+        await hub.close()
+    assert len(full_reads) == 1, full_reads
+    assert "notifications.id in" in full_reads[0]

@@ -234,13 +234,13 @@ async def test_users_of_other_companies_and_missing_records_fail_for_good(env: E
 async def test_a_stored_notification_is_signalled_on_the_event_bus(env: Env) -> None:
     async with env.system.events.subscribe(CHANNEL) as signals:
         assert isinstance(signals, Subscription)
-        await env.run(
+        result = await env.run(
             "system-notification",
             user_id=env.network.lab_admin.id,
             title="Hello",
             message="World",
         )
-        assert await signals.get(1.0) == env.network.lab_admin.id
+        assert await signals.get(1.0) == f"{result['notificationId']} {env.network.lab_admin.id}"
 
 
 # -- urgent notifications left unread are e-mailed -------------------------------------------

@@ -2,16 +2,20 @@
 
 How a notification reaches a browser:
 
-1. A worker (this process or any other) stores it and publishes the user's id on
-   the job system's event bus (``ils.workers.notification``): Redis pub/sub in Redis
-   mode, in-process in local mode.
-2. :class:`NotificationHub` listens on the bus once for the process and wakes the
-   streams of that user. It also looks in the database every ``stream_poll_s`` for
-   notifications of connected users that no signal announced: written by a worker
-   process it cannot hear (local mode) or signalled while Redis was down.
-3. Each :class:`NotificationStream` then reads the user's new rows and sends them as
-   events whose id is the notification's id. A reconnecting browser sends the last
-   one as ``Last-Event-ID`` and gets what came after it.
+1. A worker (this process or any other) stores it and announces the rows it stored
+   (notification and user ids, ``ils.jobs.channels``) on the job system's event bus
+   (``ils.workers.notification``): Redis pub/sub in Redis mode, in-process in local
+   mode.
+2. :class:`NotificationHub` listens on the bus once for the process, reads the
+   announced rows of its connected users in one query, and hands each stream its
+   user's rows: an order told to a lab of 100 users is one read, not 100. It also
+   looks in the database every ``stream_poll_s`` for notifications of connected users
+   that no signal announced (written by a worker process it cannot hear, in local
+   mode, or signalled while Redis was down) and wakes those streams to read for
+   themselves.
+3. Each :class:`NotificationStream` sends its rows as events whose id is the
+   notification's id. A reconnecting browser sends the last one as
+   ``Last-Event-ID`` and gets what came after it.
 
 Order and the window: rows are read by ``created_at`` (then id). A worker's commit
 can land a moment after a later-stamped one, so a stream re-reads the last
@@ -42,6 +46,7 @@ from ils.db.engine import AsyncSession
 from ils.db.transactions import Transactions
 from ils.domain.content import Notification
 from ils.jobs.channels import NOTIFICATIONS as CHANNEL
+from ils.jobs.channels import ROWS_PER_MESSAGE, read_notification_message
 from ils.jobs.events import EventBus, Subscription
 from ils.limit_settings import LimitSettings
 from ils.settings import NotificationSettings
@@ -54,6 +59,11 @@ LATE_COMMIT_S: Final = 5.0
 BATCH: Final = 200
 #: What the hub tells a stream pushed out by a newer one of its session or user.
 CLOSE: Final = "close"
+#: What the hub tells a stream to read for itself (the poll found rows, or a signal
+#: named no rows).
+READ: Final = "read"
+#: What the hub tells a stream it has handed rows to (:meth:`Listener.take`).
+HANDED: Final = "handed"
 #: The last event of a stream closed for a newer one: a browser reconnects after a
 #: minute (``retry:``) instead of two seconds, so tabs do not push each other out.
 CLOSED_EVENT: Final = 'retry: 60000\nevent: closed\ndata: {"reason": "too many streams"}\n\n'
@@ -70,6 +80,34 @@ def sse_event(row: Notification) -> str:
     return f"id: {row.id}\nevent: notification\ndata: {data}\n\n"
 
 
+class Listener:
+    """One stream's link to the hub: its wake-up channel, and the rows handed to it."""
+
+    def __init__(self, user_id: str) -> None:
+        self.wake = Subscription(user_id)
+        self._handed: list[Notification] = []
+
+    @property
+    def user_id(self) -> str:
+        return self.wake.channel
+
+    def hand(self, rows: list[Notification]) -> None:
+        """Give the stream ``rows`` of its user; one that has not taken :data:`BATCH`
+        rows yet (a slow browser) is told to read for itself instead, so what waits
+        here stays small."""
+        if len(self._handed) + len(rows) > BATCH:
+            self._handed.clear()
+            self.wake.deliver(READ)
+            return
+        self._handed.extend(rows)
+        self.wake.deliver(HANDED)
+
+    def take(self) -> list[Notification]:
+        """The rows handed since the last call."""
+        rows, self._handed = self._handed, []
+        return rows
+
+
 class NotificationHub:
     """Wakes this process's streams when their users have something new."""
 
@@ -77,8 +115,8 @@ class NotificationHub:
         self._bus = bus
         self.db = db
         self._settings = settings
-        self._streams: dict[str, set[Subscription]] = {}
-        self._open: OpenStreams[Subscription] = OpenStreams()
+        self._streams: dict[str, set[Listener]] = {}
+        self._open: OpenStreams[Listener] = OpenStreams()
         self._task: asyncio.Task[None] | None = None
         #: Newest ``created_at`` the poll has seen, and the ids seen near it.
         self._watermark: datetime | None = None
@@ -97,35 +135,90 @@ class NotificationHub:
     @contextlib.asynccontextmanager
     async def attach(
         self, user_id: str, session_key: str, caps: LimitSettings
-    ) -> AsyncIterator[Subscription]:
-        """A wake-up channel for one stream of ``user_id`` while the block runs; the
+    ) -> AsyncIterator[Listener]:
+        """A link to the hub for one stream of ``user_id`` while the block runs; the
         oldest streams it pushes over the caps are told to close."""
-        wake = Subscription(user_id)
-        self._streams.setdefault(user_id, set()).add(wake)
-        for evicted in self._open.add(wake, session_key, user_id, caps):
+        listener = Listener(user_id)
+        self._streams.setdefault(user_id, set()).add(listener)
+        for evicted in self._open.add(listener, session_key, user_id, caps):
             # No wake-up after this one: a full backlog could drop it.
             self._forget(evicted)
-            evicted.deliver(CLOSE)
+            evicted.wake.deliver(CLOSE)
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._run(), name="ils-notification-hub")
         try:
-            yield wake
+            yield listener
         finally:
-            self._open.discard(wake)
-            self._forget(wake)
+            self._open.discard(listener)
+            self._forget(listener)
 
-    def _forget(self, wake: Subscription) -> None:
-        """Stop waking ``wake`` (its channel is its user's id)."""
-        streams = self._streams.get(wake.channel)
+    def _forget(self, listener: Listener) -> None:
+        """Stop waking ``listener``."""
+        streams = self._streams.get(listener.user_id)
         if streams is not None:
-            streams.discard(wake)
+            streams.discard(listener)
             if not streams:
-                del self._streams[wake.channel]
+                del self._streams[listener.user_id]
 
     def _wake(self, user_ids: set[str]) -> None:
+        """Tell the streams of ``user_ids`` to read for themselves."""
         for user_id in user_ids:
-            for wake in self._streams.get(user_id, ()):
-                wake.deliver("new")
+            for listener in self._streams.get(user_id, ()):
+                listener.wake.deliver(READ)
+
+    async def _signalled(self, messages: list[str]) -> None:
+        """Hand the rows ``messages`` announce to the streams of their users (one read
+        for all of them); users named without rows read for themselves."""
+        announced: dict[str, str] = {}
+        users: set[str] = set()
+        for message in messages:
+            rows_named, named = read_notification_message(message)
+            announced |= rows_named
+            users |= named
+        wanted = [
+            row_id
+            for row_id, user_id in announced.items()
+            if user_id in self._streams and row_id not in self._seen
+        ]
+        self._wake(users)
+        if not wanted:
+            return
+        try:
+            found = await self._read_rows(wanted)
+        except Exception:
+            # The database is busy or down: each stream tries for itself.
+            self._logger.exception("reading announced notifications failed")
+            self._wake({announced[row_id] for row_id in wanted})
+            return
+        by_user: dict[str, list[Notification]] = {}
+        for row in found:
+            self._note_seen(row.id, row.created_at)
+            if row.user_id is not None:
+                by_user.setdefault(row.user_id, []).append(row)
+        for user_id, user_rows in by_user.items():
+            for listener in self._streams.get(user_id, ()):
+                listener.hand(user_rows)
+        if len(found) < len(wanted):
+            # Not visible to this read (or gone): the streams look for themselves.
+            found_ids = {row.id for row in found}
+            self._wake({announced[row_id] for row_id in wanted if row_id not in found_ids})
+
+    async def _read_rows(self, row_ids: list[str]) -> list[Notification]:
+        """The notifications ``row_ids``, oldest first."""
+        rows: list[Notification] = []
+        async with self.db.read() as session:
+            for start in range(0, len(row_ids), ROWS_PER_MESSAGE):
+                chunk = row_ids[start : start + ROWS_PER_MESSAGE]
+                rows += await session.scalars(
+                    select(Notification).where(Notification.id.in_(chunk))
+                )
+        rows.sort(key=lambda row: (row.created_at, row.id))
+        return rows
+
+    def _note_seen(self, row_id: str, created_at: datetime) -> None:
+        self._seen[row_id] = created_at
+        if self._watermark is None or created_at > self._watermark:
+            self._watermark = created_at
 
     async def _run(self) -> None:
         poll_s = self._settings.stream_poll_s
@@ -134,7 +227,10 @@ class NotificationHub:
             while True:
                 message = await signals.get(max(0.0, next_poll - time.monotonic()))
                 if message is not None:
-                    self._wake({message, *signals.drain()})
+                    try:
+                        await self._signalled([message, *signals.drain()])
+                    except Exception:
+                        self._logger.exception("handing notifications to streams failed")
                 if time.monotonic() >= next_poll:
                     next_poll = time.monotonic() + poll_s
                     if self._streams:
@@ -166,12 +262,9 @@ class NotificationHub:
             rows = (await session.execute(query)).all()
         woken = set()
         for notification_id, user_id, created_at in rows:
-            if notification_id not in self._seen:
-                self._seen[notification_id] = created_at
-                if user_id is not None:
-                    woken.add(user_id)
-            if self._watermark is None or created_at > self._watermark:
-                self._watermark = created_at
+            if notification_id not in self._seen and user_id is not None:
+                woken.add(user_id)
+            self._note_seen(notification_id, created_at)
         if self._watermark is not None:
             horizon = self._watermark - timedelta(seconds=2 * LATE_COMMIT_S)
             self._seen = {key: at for key, at in self._seen.items() if at >= horizon}
@@ -254,6 +347,7 @@ class NotificationStream:
             self._sent = dict(rows.tuples().all())
 
     async def _unsent(self) -> list[Notification]:
+        """Read the user's rows after the cursor (and the late-commit window)."""
         async with self.db.read() as session:
             query = select(Notification).where(*self._mine())
             if self._cursor is not None:
@@ -264,7 +358,19 @@ class NotificationStream:
                     BATCH + len(self._sent)
                 )
             )
-            fresh = [row for row in rows if row.id not in self._sent]
+            return self._accept(list(rows))
+
+    def _accept(self, rows: list[Notification]) -> list[Notification]:
+        """Of ``rows`` (oldest first), those to send: the stream's own, in the window
+        its read would cover, not sent yet; the cursor moves past them."""
+        since = None if self._cursor is None else self._cursor - timedelta(seconds=LATE_COMMIT_S)
+        fresh = [
+            row
+            for row in rows
+            if row.id not in self._sent
+            and row.company_id == self.company_id
+            and (since is None or row.created_at >= since)
+        ]
         for row in fresh:
             self._sent[row.id] = row.created_at
             if self._cursor is None or row.created_at > self._cursor:
@@ -279,18 +385,22 @@ class NotificationStream:
         with a comment line when idle so proxies keep the connection. Ends with
         :data:`CLOSED_EVENT` when a newer stream pushes it over a cap."""
         attached = self.hub.attach(self.user_id, self.session_key, self.caps)
-        async with attached as wake:
-            # Counted before the client hears it is connected.
+        async with attached as listener:
+            # Counted, and what was missed read, before the client hears it is connected.
+            missed = await self._unsent()
             yield f"retry: 2000\n: connected {json.dumps(self.user_id)}\n\n"
-            for row in await self._unsent():
+            for row in missed:
                 yield sse_event(row)
             while True:
-                signal = await wake.get(self.settings.stream_heartbeat_s)
+                signal = await listener.wake.get(self.settings.stream_heartbeat_s)
                 if signal is None:
                     yield ": keep-alive\n\n"
                     continue
-                if CLOSE in (signal, *wake.drain()):
+                signals = {signal, *listener.wake.drain()}
+                if CLOSE in signals:
                     yield CLOSED_EVENT
                     return
-                for row in await self._unsent():
+                handed = listener.take()
+                rows = await self._unsent() if READ in signals else self._accept(handed)
+                for row in rows:
                     yield sse_event(row)

@@ -9,8 +9,9 @@
   stores one row per active user of the company in one transaction, with
   :func:`recipient_key` (job id and user id) in ``job_id``: a retry stores only the
   rows an earlier attempt did not, so never one twice.
-* After the commit it publishes ``notifications`` → the user's id on the job
-  system's event bus; web processes holding that user's live stream read the row.
+* After the commit it publishes on ``notifications`` the rows it stored (notification
+  and user ids, a company's rows in one message) on the job system's event bus; web
+  processes holding a recipient's live stream read those rows once for all of them.
 * An ``urgent`` notification also queues, in the same transaction, a delayed
   ``urgent-notification-email`` job; when it runs and the notification is still
   unread, it marks the row and queues the e-mail, again in one transaction, so the
@@ -50,7 +51,7 @@ from ils.workers.notification.content import (
     system_draft,
 )
 
-#: The event-bus channel of new notifications; each message is a user id.
+#: The event-bus channel of new notifications (``ils.jobs.channels``).
 CHANNEL: Final = channels.NOTIFICATIONS
 URGENT_EMAIL_JOB: Final = "urgent-notification-email"
 #: E-mail subjects are one line of at most this many characters (jobs.md helpers).
@@ -116,14 +117,14 @@ class NotificationWorker:
             keyed = {recipient_key(ctx.job_id, draft.user_id): draft for draft in drafts}
             try:
                 async with session.begin_nested():
-                    created = await self._insert_missing(session, keyed)
+                    created, announced = await self._insert_missing(session, keyed)
             except IntegrityError:
                 # Another copy of this job stored rows first (PostgreSQL: our insert
                 # waited on its commit): store only those it did not.
                 async with session.begin_nested():
-                    created = await self._insert_missing(session, keyed)
-        for draft in drafts:
-            await self.context.events.publish(CHANNEL, draft.user_id)
+                    created, announced = await self._insert_missing(session, keyed)
+        for message in channels.notification_messages(announced):
+            await self.context.events.publish(CHANNEL, message)
         await ctx.log(
             f"stored {created} order notifications for company {payload.company_id} "
             f"({len(drafts) - created} already stored)"
@@ -135,22 +136,28 @@ class NotificationWorker:
             "created": created,
         }
 
-    async def _insert_missing(self, session: AsyncSession, keyed: dict[str, Draft]) -> int:
+    async def _insert_missing(
+        self, session: AsyncSession, keyed: dict[str, Draft]
+    ) -> tuple[int, list[tuple[str, str]]]:
         """Insert the rows of ``keyed`` (by recipient key) not stored yet, in one
-        multi-row INSERT per :data:`BATCH_ROWS`; how many were inserted."""
+        multi-row INSERT per :data:`BATCH_ROWS`: how many were inserted, and every
+        row of ``keyed`` (notification id, user id) to announce, stored now or before."""
         keys = list(keyed)
-        stored: set[str | None] = set()
+        stored: dict[str, tuple[str, str]] = {}
         for start in range(0, len(keys), BATCH_ROWS):
             batch = keys[start : start + BATCH_ROWS]
-            found = await session.scalars(
-                select(Notification.job_id).where(Notification.job_id.in_(batch))
+            found = await session.execute(
+                select(Notification.job_id, Notification.id, Notification.user_id).where(
+                    Notification.job_id.in_(batch)
+                )
             )
-            stored.update(found)
+            stored.update((key, (row_id, user_id or "")) for key, row_id, user_id in found)
         now = utc_now(self.context.clock)
         rows = [_row(key, draft, now) for key, draft in keyed.items() if key not in stored]
         for start in range(0, len(rows), BATCH_ROWS):
             await session.execute(insert(Notification).values(rows[start : start + BATCH_ROWS]))
-        return len(rows)
+        announced = [*stored.values(), *((row["id"], row["user_id"]) for row in rows)]
+        return len(rows), announced
 
     async def store(
         self, payload: NoticeT, ctx: JobContext, drafter: Drafter[NoticeT]
@@ -182,7 +189,9 @@ class NotificationWorker:
                         raise
                     notification, created = existing, False
         # Signalled again on a retry too: the first attempt may have died before it.
-        await self.context.events.publish(CHANNEL, notification.user_id or "")
+        if notification.user_id:
+            (message,) = channels.notification_messages([(notification.id, notification.user_id)])
+            await self.context.events.publish(CHANNEL, message)
         await ctx.log(
             f"{'stored' if created else 'already stored'} {notification.kind} notification "
             f"{notification.id} ({notification.priority})"
