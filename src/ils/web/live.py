@@ -11,8 +11,7 @@ How a notification reaches a browser:
    user's rows: an order told to a lab of 100 users is one read, not 100. It also
    looks in the database every ``stream_poll_s`` for notifications of connected users
    that no signal announced (written by a worker process it cannot hear, in local
-   mode, or signalled while Redis was down) and wakes those streams to read for
-   themselves.
+   mode, or signalled while Redis was down) and hands those the same way.
 3. Each :class:`NotificationStream` sends its rows as events whose id is the
    notification's id. A reconnecting browser sends the last one as
    ``Last-Event-ID`` and gets what came after it.
@@ -59,8 +58,8 @@ LATE_COMMIT_S: Final = 5.0
 BATCH: Final = 200
 #: What the hub tells a stream pushed out by a newer one of its session or user.
 CLOSE: Final = "close"
-#: What the hub tells a stream to read for itself (the poll found rows, or a signal
-#: named no rows).
+#: What the hub tells a stream to read for itself (a signal named no rows, the hub's
+#: read failed, or the stream had too many rows waiting).
 READ: Final = "read"
 #: What the hub tells a stream it has handed rows to (:meth:`Listener.take`).
 HANDED: Final = "handed"
@@ -167,20 +166,26 @@ class NotificationHub:
                 listener.wake.deliver(READ)
 
     async def _signalled(self, messages: list[str]) -> None:
-        """Hand the rows ``messages`` announce to the streams of their users (one read
-        for all of them); users named without rows read for themselves."""
+        """Hand the rows ``messages`` announce to the streams of their users; users
+        named without rows read for themselves."""
         announced: dict[str, str] = {}
         users: set[str] = set()
         for message in messages:
             rows_named, named = read_notification_message(message)
             announced |= rows_named
             users |= named
+        self._wake(users)
+        await self._hand(announced)
+
+    async def _hand(self, announced: dict[str, str]) -> None:
+        """Read the rows of ``announced`` (notification id → user id) that this
+        process's streams wait for and have not had, in one query, and hand each
+        stream its user's rows."""
         wanted = [
             row_id
             for row_id, user_id in announced.items()
             if user_id in self._streams and row_id not in self._seen
         ]
-        self._wake(users)
         if not wanted:
             return
         try:
@@ -233,17 +238,20 @@ class NotificationHub:
                         self._logger.exception("handing notifications to streams failed")
                 if time.monotonic() >= next_poll:
                     next_poll = time.monotonic() + poll_s
+                    if pending := signals.drain():
+                        # Announced before the poll's read: handed, not found unseen.
+                        await self._signalled(pending)
                     if self._streams:
                         try:
-                            self._wake(await self._poll())
+                            await self._hand(await self._poll())
                         except Exception:
                             # The database is down or busy: streams wait for the next
                             # signal or poll; the hub itself must not die.
                             self._logger.exception("notification poll failed")
 
-    async def _poll(self) -> set[str]:
-        """Users with rows the poll has not seen before (waking a stream that has
-        sent them already costs one read and sends nothing)."""
+    async def _poll(self) -> dict[str, str]:
+        """Rows of connected users the hub has not had (notification id → user id):
+        announced on no bus this process hears, or while Redis was down."""
         users = list(self._streams)
         async with self.db.read() as session:
             query = select(Notification.id, Notification.user_id, Notification.created_at)
@@ -255,20 +263,21 @@ class NotificationHub:
                 newest = await session.scalar(select(func.max(Notification.created_at)))
                 self._watermark = newest
                 if newest is None:
-                    return set()
+                    return {}
                 query = query.where(
                     Notification.created_at >= newest - timedelta(seconds=LATE_COMMIT_S)
                 )
             rows = (await session.execute(query)).all()
-        woken = set()
+        unseen = {}
         for notification_id, user_id, created_at in rows:
             if notification_id not in self._seen and user_id is not None:
-                woken.add(user_id)
-            self._note_seen(notification_id, created_at)
+                unseen[notification_id] = user_id
+            if self._watermark is None or created_at > self._watermark:
+                self._watermark = created_at
         if self._watermark is not None:
             horizon = self._watermark - timedelta(seconds=2 * LATE_COMMIT_S)
             self._seen = {key: at for key, at in self._seen.items() if at >= horizon}
-        return woken
+        return unseen
 
     async def close(self) -> None:
         """Stop listening (streams still open end with the server)."""
@@ -375,7 +384,9 @@ class NotificationStream:
             self._sent[row.id] = row.created_at
             if self._cursor is None or row.created_at > self._cursor:
                 self._cursor = row.created_at
-        if self._cursor is not None:
+        if self._cursor is not None and len(self._sent) > BATCH:
+            # Now and then, not per row: a busy lab user's stream gets rows every
+            # few milliseconds. Ids older than the window are never read again.
             horizon = self._cursor - timedelta(seconds=2 * LATE_COMMIT_S)
             self._sent = {key: at for key, at in self._sent.items() if at >= horizon}
         return fresh
