@@ -98,7 +98,7 @@ from ils.domain.clinical import Patient
 from ils.domain.companies import Company, CompanyKind, Role, User
 from ils.heap import freeze_start_up_heap
 from ils.settings import Settings
-from serving import ROOT, ils_serve, log_tail, pct, server
+from serving import ROOT, ils_serve, log_tail, pct, process, server
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from users_support.client import order_body
@@ -448,9 +448,18 @@ class Memory:
 
     readings: list[tuple[float, TreeReading]] = field(default_factory=list)
 
-    async def sample(self, pid: int, every_s: float = 1.0) -> None:
+    async def sample(self, pids: list[int], every_s: float = 1.0) -> None:
+        """Read the trees of ``pids`` (the server, and ``ils worker`` processes when
+        they run apart) every ``every_s``, as one."""
         while True:
-            reading = await asyncio.to_thread(read_tree, pid)
+            trees = await asyncio.to_thread(lambda: [read_tree(pid) for pid in pids])
+            pss = [tree.pss_bytes for tree in trees]
+            reading = TreeReading(
+                sum(tree.processes for tree in trees),
+                sum(tree.rss_bytes for tree in trees),
+                None if None in pss else sum(p or 0 for p in pss),
+                sum(tree.cpu_s for tree in trees),
+            )
             self.readings.append((time.monotonic(), reading))
             await asyncio.sleep(every_s)
 
@@ -694,12 +703,20 @@ def verdict(summary: dict[str, Any]) -> list[tuple[str, bool]]:
     ]
 
 
+def workers_where(worker_processes: int) -> str:
+    """Where the run's workers ran, for the report's first line."""
+    if worker_processes:
+        return f"workers in {worker_processes} `ils worker` process(es)"
+    return "workers in the server"
+
+
 def print_report(summary: dict[str, Any]) -> None:
     run = summary["run"]
     print(
         f"{run['users']} users ({run['lab_users']} lab, {run['practice_users']} in "
         f"{run['practices']} practices), {run['deployment']} ({run['stores']}), "
-        f"workers in the server, {run['client_processes']} client process(es); "
+        f"{workers_where(run['worker_processes'])}, {run['client_processes']} client "
+        "process(es); "
         f"think {run['think'][0]:g}-{run['think'][1]:g} s, an order every "
         f"~{run['order_every']:g} s per practice user; {summary['measured_s']:.0f} s measured "
         f"after {run['warmup']:g} s of warm-up"
@@ -743,7 +760,8 @@ def print_report(summary: dict[str, Any]) -> None:
     )
     m = summary["memory"]
     print(
-        f"  server memory (ils serve tree, RSS / PSS): after start-up {mib(m['start_rss'])} / "
+        "  server memory (ils serve tree and any ils worker, RSS / PSS): after start-up "
+        f"{mib(m['start_rss'])} / "
         f"{mib(m['start_pss'])}; users in {mib(m['ready_rss'])} / {mib(m['ready_pss'])}; "
         f"peak in window {mib(m['peak_rss'])} / {mib(m['peak_pss'])}; "
         f"end {mib(m['end_rss'])} / {mib(m['end_pss'])} ({m['processes']} processes); "
@@ -838,9 +856,16 @@ async def run(args: argparse.Namespace, tmp: str, deployment: Deployment) -> dic
     clients: list[ClientProcess] = []
     sampler: asyncio.Task[None] | None = None
     try:
-        async with server(ils_serve(), env, log) as (base, proc):
-            pid = proc.pid
-            sampler = asyncio.create_task(memory.sample(pid))
+        serve = ils_serve("--no-workers") if args.worker_processes else ils_serve()
+        async with contextlib.AsyncExitStack() as stack:
+            workers = [
+                stack.enter_context(process([sys.executable, "-m", "ils", "worker"], env, log))
+                for _ in range(args.worker_processes)
+            ]
+            base, proc = await stack.enter_async_context(server(serve, env, log))
+            sampler = asyncio.create_task(
+                memory.sample([proc.pid, *(worker.pid for worker in workers)])
+            )
             await asyncio.sleep(1.5)
             started_up = time.monotonic()
             progress("connecting the new practices and placing the seed orders ...")
@@ -940,6 +965,7 @@ async def run(args: argparse.Namespace, tmp: str, deployment: Deployment) -> dic
         "deployment": deployment.name,
         "stores": deployment.describe(),
         "client_processes": processes,
+        "worker_processes": args.worker_processes,
         "think": list(args.think),
         "order_every": args.order_every,
         "warmup": args.warmup,
@@ -988,6 +1014,12 @@ def parse_args() -> argparse.Namespace:
         "--client-processes", type=int, default=0, help="0: 1 up to 300 users, else 2"
     )
     parser.add_argument("--sign-in-concurrency", type=int, default=4)
+    parser.add_argument(
+        "--worker-processes",
+        type=int,
+        default=0,
+        help="run the workers as this many `ils worker` processes (0: inside the server)",
+    )
     parser.add_argument(
         "--server-env",
         action="append",
