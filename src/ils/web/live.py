@@ -79,6 +79,13 @@ def sse_event(row: Notification) -> str:
     return f"id: {row.id}\nevent: notification\ndata: {data}\n\n"
 
 
+def sse_events(rows: list[Notification]) -> str:
+    """The events of ``rows`` as one chunk: one write to the browser for all the rows
+    a wake-up brings, not one per row (each is an ASGI send on a loop that, with
+    1,000 streams, serves 1,500 events a second; bench/users.py)."""
+    return "".join(sse_event(row) for row in rows)
+
+
 class Listener:
     """One stream's link to the hub: its wake-up channel, and the rows handed to it."""
 
@@ -400,8 +407,8 @@ class NotificationStream:
             # Counted, and what was missed read, before the client hears it is connected.
             missed = await self._unsent()
             yield f"retry: 2000\n: connected {json.dumps(self.user_id)}\n\n"
-            for row in missed:
-                yield sse_event(row)
+            if missed:
+                yield sse_events(missed)
             while True:
                 signal = await listener.wake.get(self.settings.stream_heartbeat_s)
                 if signal is None:
@@ -413,5 +420,5 @@ class NotificationStream:
                     return
                 handed = listener.take()
                 rows = await self._unsent() if READ in signals else self._accept(handed)
-                for row in rows:
-                    yield sse_event(row)
+                if rows:
+                    yield sse_events(rows)
