@@ -229,6 +229,10 @@ class NotificationHub:
 
     def _note_seen(self, row_id: str, created_at: datetime) -> None:
         self._seen[row_id] = created_at
+        self._advance_watermark(created_at)
+
+    def _advance_watermark(self, created_at: datetime) -> None:
+        """Move the newest ``created_at`` the hub has met (the poll's window) forward."""
         if self._watermark is None or created_at > self._watermark:
             self._watermark = created_at
 
@@ -245,11 +249,12 @@ class NotificationHub:
                         self._logger.exception("handing notifications to streams failed")
                 if time.monotonic() >= next_poll:
                     next_poll = time.monotonic() + poll_s
-                    if pending := signals.drain():
-                        # Announced before the poll's read: handed, not found unseen.
-                        await self._signalled(pending)
                     if self._streams:
                         try:
+                            if pending := signals.drain():
+                                # Announced before the poll's read: handed, not found
+                                # unseen by the poll.
+                                await self._signalled(pending)
                             await self._hand(await self._poll())
                         except Exception:
                             # The database is down or busy: streams wait for the next
@@ -279,8 +284,7 @@ class NotificationHub:
         for notification_id, user_id, created_at in rows:
             if notification_id not in self._seen and user_id is not None:
                 unseen[notification_id] = user_id
-            if self._watermark is None or created_at > self._watermark:
-                self._watermark = created_at
+            self._advance_watermark(created_at)
         if self._watermark is not None:
             horizon = self._watermark - timedelta(seconds=2 * LATE_COMMIT_S)
             self._seen = {key: at for key, at in self._seen.items() if at >= horizon}
