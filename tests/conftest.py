@@ -7,6 +7,7 @@ failure into a skip for a developer machine without them.
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 import uuid
@@ -28,6 +29,7 @@ from ils.jobs.stores.memory.state import MemoryState
 from ils.jobs.stores.memory.store import MemoryJobStore
 from ils.jobs.stores.redis.store import RedisJobStore
 from ils.settings import Settings
+from tests.support.pg_clones import PgClones
 from tests.support.sqlite_template import build_template, from_template
 
 # One moto S3 server for the whole run, shared by every test that uses S3.
@@ -127,17 +129,27 @@ def pg_template(pg_admin_url: str) -> Iterator[str]:
         _psql(pg_admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@pytest.fixture(scope="session")
+def pg_clones(pg_admin_url: str, pg_template: str) -> Iterator[PgClones]:
+    """Clones of the template made ahead of the tests that take them (see
+    ``tests.support.pg_clones``); closed before the template is dropped."""
+    clones = PgClones(functools.partial(_psql, pg_admin_url), pg_template)
+    try:
+        yield clones
+    finally:
+        clones.close()
+
+
 @pytest.fixture
-def pg_url(pg_admin_url: str, pg_template: str) -> Iterator[str]:
+def pg_url(pg_admin_url: str, pg_clones: PgClones) -> Iterator[str]:
     """A PostgreSQL database of one test, at the current migration (cloned from the
     session's template), dropped afterwards."""
-    name = f"ils_t_{uuid.uuid4().hex[:12]}"
-    _psql(pg_admin_url, f'CREATE DATABASE "{name}" TEMPLATE "{pg_template}"')
+    name = pg_clones.take()
     base = pg_admin_url.rsplit("/", 1)[0]
     try:
         yield f"{base}/{name}"
     finally:
-        _psql(pg_admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        pg_clones.give_back(name)
 
 
 @pytest.fixture(scope="session")

@@ -29,6 +29,7 @@ from ils.domain.companies import Company, CompanyKind, Role, User
 from ils.web.security import CSRF_HEADER
 from tests.conftest import delete_prefix, free_port
 from tests.s3 import S3Server
+from tests.support.serving import until_serving
 from tests.web.api_support import accepted_connection, order_body
 
 pytestmark = [pytest.mark.redis, pytest.mark.postgres, pytest.mark.slow]
@@ -107,17 +108,7 @@ async def _seed(url: str) -> tuple[str, str]:
 
 
 async def _wait_up(fleet: Fleet, name: str, base: str) -> None:
-    async with httpx.AsyncClient(base_url=base, timeout=5) as probe:
-        deadline = time.monotonic() + TIMEOUT_S
-        while time.monotonic() < deadline:
-            assert fleet.processes[name].poll() is None, fleet.logs()
-            try:
-                if (await probe.get("/docs")).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.1)
-    pytest.fail(f"{name} did not start\n{fleet.logs()}")
+    await until_serving(base, fleet.processes[name], fleet.logs, timeout_s=TIMEOUT_S)
 
 
 @pytest.fixture

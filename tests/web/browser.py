@@ -21,13 +21,11 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import pytest_asyncio
 from argon2 import PasswordHasher
@@ -44,12 +42,14 @@ from ils.db.engine import session_factory
 from ils.domain.companies import Company, CompanyKind, Role, User
 from ils.errors import PermanentJobError
 from ils.jobs.job_types import OrderSheetPdf
-from ils.jobs.model import JobOptions, JobState
+from ils.jobs.model import JobOptions, JobRecord, JobState
 from ils.jobs.registry import HandlerRegistry
 from ils.jobs.runner import Runner
 from ils.jobs.system import JobSystem
 from ils.settings import Settings
+from ils.testing import eventually
 from tests.conftest import free_port
+from tests.support.serving import until_serving
 
 ROOT = Path(__file__).resolve().parents[2]
 EMAIL = "ada@lab.example"
@@ -97,13 +97,19 @@ class Site:
         return ref.job_id
 
     async def wait_state(self, job_id: str, wanted: JobState) -> None:
-        deadline = time.monotonic() + WAIT_MS / 1000
-        while True:
+        job: JobRecord | None = None
+
+        async def reached() -> bool:
+            nonlocal job
             job = await self.system.local.get_job("pdf", job_id)
-            if job is not None and job.state is wanted:
-                return
-            assert time.monotonic() < deadline, f"job {job_id} never became {wanted}: {job}"
-            await asyncio.sleep(0.05)
+            return job is not None and job.state is wanted
+
+        await eventually(
+            reached,
+            WAIT_MS / 1000,
+            interval=0.05,
+            message=lambda: f"job {job_id} never became {wanted}: {job}",
+        )
 
 
 async def _seed(system: JobSystem) -> str:
@@ -172,17 +178,7 @@ async def site(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Site]:
     try:
         company_id = await _seed(system)
         base = f"http://127.0.0.1:{port}"
-        async with httpx.AsyncClient(base_url=base, timeout=5) as probe:
-            for _ in range(300):
-                try:
-                    if (await probe.get("/admin/sign-in")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert server.poll() is None, log.read_text()
-                await asyncio.sleep(0.1)
-            else:
-                pytest.fail(f"ils serve did not start:\n{log.read_text()}")
+        await until_serving(base, server, log.read_text, path="/admin/sign-in")
         browser = await playwright.chromium.launch(executable_path=executable, headless=True)
         the_site = Site(base, system, browser, company_id)
         runner = _runner(the_site)

@@ -21,6 +21,8 @@ What router tests use:
 * ``db``: ``async with db() as session:`` to read what a request wrote.
 * ``clock``: real time plus an offset; ``clock.advance(ms)`` jumps ahead (session
   expiry) without disturbing the job system.
+* ``run_pdf_until_failed(state, handler, count)``: runs the pdf queue with ``handler``
+  until ``count`` jobs failed for good (failed jobs for the pages and APIs to show).
 """
 
 from __future__ import annotations
@@ -37,10 +39,13 @@ from argon2 import PasswordHasher
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ils.db.migrations import upgrade_database
 from ils.domain.companies import Company, CompanyKind, Role, User
 from ils.domain.types import new_id
+from ils.jobs.job_types import OrderSheetPdf
+from ils.jobs.registry import Handler, HandlerRegistry
+from ils.jobs.runner import Runner
 from ils.settings import Settings
+from ils.testing import eventually
 from ils.web.app import create_app
 from ils.web.security import CSRF_HEADER
 from ils.web.state import WebState
@@ -50,6 +55,8 @@ DB_KINDS = ("sqlite", "postgres")
 BASE_URL = "http://test"
 PASSWORD = "correct horse battery staple"
 SECRET_KEY = "test-secret-key-not-for-production"
+#: How long :func:`run_pdf_until_failed` waits for its jobs to fail.
+FAIL_TIMEOUT_S = 10.0
 
 
 def cheap_hasher() -> PasswordHasher:
@@ -92,10 +99,9 @@ async def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
     }
     if request.param == "sqlite":
         return Settings(_env_file=None, **common)
-    url: str = request.getfixturevalue("pg_url")
     # Only the embedded default migrates itself; a configured database is migrated
-    # deliberately, as in production.
-    await upgrade_database(url)
+    # deliberately, as in production: ``pg_url`` is a clone of a template at head.
+    url: str = request.getfixturevalue("pg_url")
     return Settings(_env_file=None, database_url=url, **common)
 
 
@@ -237,3 +243,32 @@ def signed_in(factory: Factory, make_client: ClientMaker) -> SignedIn:
         return await sign_in(make_client(), user.email, password), user
 
     return make
+
+
+async def run_pdf_until_failed(
+    state: WebState, handler: Handler[OrderSheetPdf], count: int
+) -> None:
+    """Run the pdf queue with ``handler`` until ``count`` jobs failed for good, then
+    stop it (``AssertionError`` with the counts seen after :data:`FAIL_TIMEOUT_S`)."""
+    system = state.system
+    registry = HandlerRegistry(system.job_types)
+    registry.register(OrderSheetPdf, handler)
+    runner = Runner(system.stores(), [system.catalogue["pdf"]], registry)
+    seen: dict[str, int] = {}
+
+    async def failed() -> bool:
+        seen.update(await system.monitor.counts("pdf"))
+        return seen["failed"] >= count
+
+    runner.start()
+    try:
+        await eventually(
+            failed,
+            FAIL_TIMEOUT_S,
+            interval=0.02,
+            message=lambda: (
+                f"{count} pdf job(s) did not fail in {FAIL_TIMEOUT_S} s; counts seen: {seen}"
+            ),
+        )
+    finally:
+        await runner.stop(5)

@@ -7,12 +7,10 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from http.cookies import SimpleCookie
 from pathlib import Path
 
 import httpx
-import pytest
 from argon2 import PasswordHasher
 from sqlalchemy import func, select
 
@@ -23,6 +21,7 @@ from ils.settings import Settings, default_database_url
 from ils.web.app import create_app
 from ils.web.security import CSRF_COOKIE, CSRF_HEADER, SESSION_COOKIE
 from tests.conftest import free_port
+from tests.support.serving import until_serving
 from tests.web.conftest import (
     BASE_URL,
     PASSWORD,
@@ -336,18 +335,8 @@ def test_ils_serve_signs_in_over_real_http(tmp_path: Path) -> None:
         )
     try:
         base = f"http://127.0.0.1:{port}"
+        asyncio.run(until_serving(base, proc, log.read_text))
         with httpx.Client(base_url=base, timeout=5) as client:
-            for _ in range(300):
-                try:
-                    if client.get("/docs").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert proc.poll() is None, log.read_text()
-                time.sleep(0.1)
-            else:
-                pytest.fail(f"ils serve did not start:\n{log.read_text()}")
-
             signed = client.post("/api/auth/sign-in", json={"email": email, "password": PASSWORD})
             assert signed.status_code == 200, signed.text
             assert signed.json()["company"]["id"] == company_id

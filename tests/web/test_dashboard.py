@@ -7,7 +7,6 @@ The browser behaviour (live counts, the actions' confirm dialogs) is in
 
 from __future__ import annotations
 
-import asyncio
 import re
 from pathlib import Path
 from typing import Any
@@ -18,14 +17,21 @@ import httpx
 from ils.domain.companies import CompanyKind, Role
 from ils.errors import PermanentJobError
 from ils.jobs.job_types import OrderSheetPdf
-from ils.jobs.registry import HandlerRegistry
-from ils.jobs.runner import Runner
+from ils.jobs.registry import Handler
 from ils.settings import Settings
 from ils.web.app import create_app
 from ils.web.dashboard.pages import traces_by_attempt
 from ils.web.state import WebState
 from tests.conftest import delete_prefix
-from tests.web.conftest import BASE_URL, SECRET_KEY, Factory, SignedIn, cheap_hasher, sign_in
+from tests.web.conftest import (
+    BASE_URL,
+    SECRET_KEY,
+    Factory,
+    SignedIn,
+    cheap_hasher,
+    run_pdf_until_failed,
+    sign_in,
+)
 from tests.web.test_queue_jobs import add
 
 MANAGERS = (Role.PLATFORM_ADMIN, Role.ADMIN, Role.COMPANY_ADMIN)
@@ -44,26 +50,14 @@ def pages_of(job_id: str) -> list[str]:
     ]
 
 
-async def fail_with(state: WebState, reason: str, count: int) -> None:
-    """Run the pdf queue until ``count`` jobs failed for good with ``reason``."""
+def broken_with(reason: str) -> Handler[OrderSheetPdf]:
+    """A pdf handler that logs a line of markup, then fails its job for good with ``reason``."""
 
     async def broken(payload: Any, ctx: Any) -> None:
         await ctx.log("looked for <i>the order</i>")
         raise PermanentJobError(reason)
 
-    system = state.system
-    registry = HandlerRegistry(system.job_types)
-    registry.register(OrderSheetPdf, broken)
-    runner = Runner(system.stores(), [system.catalogue["pdf"]], registry)
-    runner.start()
-    try:
-        for _ in range(500):
-            if (await system.monitor.counts("pdf"))["failed"] >= count:
-                return
-            await asyncio.sleep(0.02)
-        raise AssertionError("jobs did not fail")
-    finally:
-        await runner.stop(5)
+    return broken
 
 
 def assert_html(response: httpx.Response, status: int = 200) -> str:
@@ -156,7 +150,7 @@ async def test_overview_shows_counts_and_health(signed_in: SignedIn, state: WebS
 async def test_a_job_page_shows_the_failure_as_text(signed_in: SignedIn, state: WebState) -> None:
     admin, me = await signed_in(Role.COMPANY_ADMIN, CompanyKind.LAB)
     job_id = await add(state, "order-42", me.company_id)
-    await fail_with(state, HOSTILE, 1)
+    await run_pdf_until_failed(state, broken_with(HOSTILE), 1)
     page = assert_html(await admin.get(f"/admin/queues/pdf/jobs/{job_id}"))
     escaped = "&lt;script&gt;alert(&#39;owned&#39;)&lt;/script&gt; &amp; the order has no lens data"
     assert f'<p class="reason" data-failed-reason>{escaped}</p>' in page
@@ -211,7 +205,7 @@ async def test_job_list_pages_and_searches(signed_in: SignedIn, state: WebState)
 async def test_audit_page_lists_operations(signed_in: SignedIn, state: WebState) -> None:
     admin, me = await signed_in(Role.ADMIN, CompanyKind.LAB)
     job_id = await add(state, "order-1", me.company_id)
-    await fail_with(state, "no lens data", 1)
+    await run_pdf_until_failed(state, broken_with("no lens data"), 1)
     assert (await admin.post(f"/api/queue/pdf/jobs/{job_id}/retry")).status_code == 200
     page = assert_html(await admin.get("/admin/audit"))
     assert '<tr data-audit-action="retry">' in page
@@ -310,23 +304,6 @@ async def test_overview_in_redis_mode_shows_redis_health(
     assert "Redis is not configured" not in page
 
 
-async def run_until_failed(state: WebState, handler: Any, count: int) -> None:
-    """Run the pdf queue with ``handler`` until ``count`` jobs failed for good."""
-    system = state.system
-    registry = HandlerRegistry(system.job_types)
-    registry.register(OrderSheetPdf, handler)
-    runner = Runner(system.stores(), [system.catalogue["pdf"]], registry)
-    runner.start()
-    try:
-        for _ in range(500):
-            if (await system.monitor.counts("pdf"))["failed"] >= count:
-                return
-            await asyncio.sleep(0.02)
-        raise AssertionError("jobs did not fail")
-    finally:
-        await runner.stop(5)
-
-
 async def test_a_paused_queue_shows_a_badge_and_offers_only_resume(
     signed_in: SignedIn, state: WebState
 ) -> None:
@@ -392,7 +369,7 @@ async def test_the_clean_form_posts_to_the_clean_api_after_confirming(
     assert '<script src="/admin/static/forms.js" defer>' in page
     # What the form sends is what the API takes (its confirmation runs in the browser).
     job_id = await add(state, "order-old", me.company_id)
-    await fail_with(state, "no lens data", 1)
+    await run_pdf_until_failed(state, broken_with("no lens data"), 1)
     cleaned = await admin.post("/api/queue/pdf/clean", json={"state": "failed", "older_than_s": 0})
     assert cleaned.json() == {"count": 1}
     assert job_id not in assert_html(await admin.get("/admin/queues/pdf?state=failed"))
@@ -410,7 +387,7 @@ async def test_a_job_page_names_the_company_and_labels_traces_by_attempt(
         await ctx.log(f"attempt {ctx.attempt} looked up the order")
         raise RuntimeError(f"lens data missing on attempt {ctx.attempt}")
 
-    await run_until_failed(state, flaky, 1)
+    await run_pdf_until_failed(state, flaky, 1)
     page = assert_html(await admin.get(f"/admin/queues/pdf/jobs/{job_id}"))
     assert '<dd class="wrap" data-company>Lens &amp; Co &lt;Berlin&gt;</dd>' in page
     assert company.id not in page  # the name, not the 32-character id

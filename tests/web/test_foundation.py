@@ -19,6 +19,7 @@ from ils.domain.companies import Company, CompanyKind, Role, User
 from ils.domain.orders import InvalidTransitionError, OrderStatus, Side
 from ils.errors import InvalidPayloadError, JobNotFoundError, StoreUnavailableError
 from ils.settings import Settings, resolve_secret_key
+from ils.testing import eventually
 from ils.web.app import create_app
 from ils.web.deps import (
     CurrentUser,
@@ -317,10 +318,11 @@ async def test_in_process_workers_run_jobs_and_stop_with_the_app(
                 await system.helpers.queue_order_sheet_pdf(user.company_id, session=session)
 
             assert (await client.post("/api/test/job")).status_code == 200
-        for _ in range(200):
-            if (await state.system.monitor.counts("pdf"))["completed"] == 1:
-                break
-            await asyncio.sleep(0.05)
-        else:
-            pytest.fail(f"job not run: {await state.system.monitor.counts('pdf')}")
+        counts: dict[str, int] = {}
+
+        async def ran() -> bool:
+            counts.update(await state.system.monitor.counts("pdf"))
+            return counts["completed"] == 1
+
+        await eventually(ran, 10.0, interval=0.05, message=lambda: f"job not run in 10 s: {counts}")
     assert app.state.ils is None

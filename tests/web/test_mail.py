@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime, timedelta
 
 import httpx
 
 from ils.domain.companies import Company, CompanyKind, Role
 from ils.domain.mail import MailMessage, MailState
-from ils.jobs.model import JobState
+from ils.jobs.model import JobRecord, JobState
 from ils.jobs.registry import HandlerRegistry
 from ils.jobs.runner import Runner
+from ils.testing import eventually
 from ils.web.state import WebState
 from ils.workers import email
 from tests.web.api_support import connect, order_body, patient_of, queued
@@ -130,17 +130,24 @@ async def test_an_order_placed_through_the_api_is_mailed_and_logged(
     registry = HandlerRegistry(system.job_types)
     worker = email.register(registry, system.worker_context())
     runner = Runner(system.stores(), [system.catalogue["email"]], registry)
+    record: JobRecord | None = None
+
+    async def sent() -> bool:
+        nonlocal record
+        record = await system.local.get_job("email", job.id)
+        return record is not None and record.state is JobState.COMPLETED
+
     runner.start()
     try:
-        for _ in range(500):
-            record = await system.local.get_job("email", job.id)
-            if record is not None and record.state is JobState.COMPLETED:
-                break
-            await asyncio.sleep(0.02)
+        await eventually(
+            sent,
+            10.0,
+            interval=0.02,
+            message=lambda: f"the confirmation job did not complete in 10 s: {record}",
+        )
     finally:
         await runner.stop(5)
         await worker.close()
-    assert record is not None and record.state is JobState.COMPLETED, record
     (path,) = (state.settings.data_dir / "mail").glob("*.eml")
 
     admin, _ = await signed_in(Role.COMPANY_ADMIN, company=practice)

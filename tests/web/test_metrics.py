@@ -13,6 +13,7 @@ from ils.errors import PermanentJobError
 from ils.jobs.job_types import InvoicePdf, OrderSheetPdf
 from ils.jobs.registry import HandlerRegistry
 from ils.jobs.runner import Runner
+from ils.testing import eventually
 from ils.web.state import WebState
 
 
@@ -61,13 +62,20 @@ async def test_metrics_count_jobs_by_state_and_what_workers_did(
         registry,
         listeners=[system.metrics.observe],
     )
+    counts: dict[str, int] = {}
+
+    async def all_ran() -> bool:
+        counts.update(await system.monitor.counts("pdf"))
+        return counts["completed"] == 2 and counts["failed"] == 1
+
     runner.start()
     try:
-        for _ in range(500):
-            counts = await system.monitor.counts("pdf")
-            if counts["completed"] == 2 and counts["failed"] == 1:
-                break
-            await asyncio.sleep(0.02)
+        await eventually(
+            all_ran,
+            10.0,
+            interval=0.02,
+            message=lambda: f"wanted 2 completed and 1 failed pdf jobs in 10 s: {counts}",
+        )
     finally:
         await runner.stop(5)
 

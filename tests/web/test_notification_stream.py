@@ -15,7 +15,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -36,6 +35,7 @@ from ils.settings import Settings
 from ils.testing import eventually
 from ils.web.security import CSRF_HEADER
 from tests.conftest import delete_prefix, free_port
+from tests.support.serving import until_serving
 from tests.web.conftest import SECRET_KEY
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -108,13 +108,20 @@ class Platform:
     async def stored(self, count: int) -> None:
         """Wait until ``count`` notifications are in the database."""
         sessions = session_factory(self.system.engine)
-        deadline = time.monotonic() + DELIVERY_TIMEOUT_S
-        while True:
+        seen: int | None = None
+
+        async def all_stored() -> bool:
+            nonlocal seen
             async with sessions() as session:
-                if await session.scalar(select(func.count()).select_from(Notification)) == count:
-                    return
-            assert time.monotonic() < deadline, f"{count} notifications never stored"
-            await asyncio.sleep(0.05)
+                seen = await session.scalar(select(func.count()).select_from(Notification))
+            return seen == count
+
+        await eventually(
+            all_stored,
+            DELIVERY_TIMEOUT_S,
+            interval=0.05,
+            message=lambda: f"{count} notifications never stored: {seen} in the database",
+        )
 
 
 async def _seed(settings: Settings) -> tuple[str, str]:
@@ -199,17 +206,7 @@ async def platform(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncItera
     clients: dict[str, httpx.AsyncClient] = {}
     system = await JobSystem.open(settings)
     try:
-        async with httpx.AsyncClient(base_url=base, timeout=5) as probe:
-            for _ in range(300):
-                try:
-                    if (await probe.get("/docs")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert web.poll() is None, log.read_text()
-                await asyncio.sleep(0.1)
-            else:
-                pytest.fail(f"ils serve did not start:\n{log.read_text()}")
+        await until_serving(base, web, log.read_text)
         for who, email in (("ann", "ann@lab.example"), ("bob", "bob@practice.example")):
             client = httpx.AsyncClient(base_url=base, timeout=httpx.Timeout(5, read=None))
             signed = await client.post(

@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import httpx
 
 from ils.domain.companies import CompanyKind, Role
 from ils.errors import PermanentJobError
-from ils.jobs.job_types import OrderSheetPdf
 from ils.jobs.model import JobOptions, JobState
-from ils.jobs.registry import HandlerRegistry
-from ils.jobs.runner import Runner
 from ils.web.state import WebState
 from tests.web.api_support import connect, order_body, patient_of
-from tests.web.conftest import Factory, SignedIn
+from tests.web.conftest import Factory, SignedIn, run_pdf_until_failed
 
 
 async def add(state: WebState, order_id: str, company_id: str | None, **options: Any) -> str:
@@ -31,25 +27,9 @@ async def add(state: WebState, order_id: str, company_id: str | None, **options:
     return ref.job_id
 
 
-async def fail_all(state: WebState, count: int) -> None:
-    """Run the pdf queue with a handler that fails every job for good."""
-
-    async def broken(payload: Any, ctx: Any) -> None:
-        raise PermanentJobError("the order has no lens data")
-
-    system = state.system
-    registry = HandlerRegistry(system.job_types)
-    registry.register(OrderSheetPdf, broken)
-    runner = Runner(system.stores(), [system.catalogue["pdf"]], registry)
-    runner.start()
-    try:
-        for _ in range(500):
-            if (await system.monitor.counts("pdf"))["failed"] >= count:
-                return
-            await asyncio.sleep(0.02)
-        raise AssertionError("jobs did not fail")
-    finally:
-        await runner.stop(5)
+async def no_lens_data(payload: Any, ctx: Any) -> None:
+    """A pdf handler that fails every job for good."""
+    raise PermanentJobError("the order has no lens data")
 
 
 async def ids(client: httpx.AsyncClient, query: str) -> list[str]:
@@ -101,7 +81,7 @@ async def test_a_company_admin_sees_and_acts_on_their_companys_jobs_only(
     assert sorted(everything) == sorted([mine, theirs, nobodys])
 
     assert (await mine_client.get(f"/api/queue/pdf/jobs/{theirs}")).status_code == 404
-    await fail_all(state, 3)
+    await run_pdf_until_failed(state, no_lens_data, 3)
     # Retrying another company's failed job: 404, as if it did not exist; not retried.
     assert (await mine_client.post(f"/api/queue/pdf/jobs/{theirs}/retry")).status_code == 404
     record = await state.system.local.get_job("pdf", theirs)
@@ -123,7 +103,7 @@ async def test_list_search_and_one_job_in_full(signed_in: SignedIn, state: WebSt
     assert await ids(platform, "state=waiting&search=order-sheet&limit=1&offset=1") == [first]
     assert await ids(platform, "state=waiting&search=nothing-like-it") == []
 
-    await fail_all(state, 2)
+    await run_pdf_until_failed(state, no_lens_data, 2)
     response = await platform.get(f"/api/queue/pdf/jobs/{first}")
     assert response.status_code == 200
     job = response.json()
@@ -141,7 +121,7 @@ async def test_list_search_and_one_job_in_full(signed_in: SignedIn, state: WebSt
 async def test_operations_and_their_audit_entries(signed_in: SignedIn, state: WebState) -> None:
     platform, me = await signed_in(Role.PLATFORM_ADMIN, CompanyKind.LAB)
     failed = await add(state, "order-1", me.company_id)
-    await fail_all(state, 1)
+    await run_pdf_until_failed(state, no_lens_data, 1)
     delayed = await add(state, "order-2", me.company_id, delay_ms=3_600_000)
     waiting_to_remove = await add(state, "order-3", me.company_id)
 

@@ -13,8 +13,8 @@ from ils.domain.companies import CompanyKind, Role
 from ils.jobs.model import JobState
 from ils.web.services import queue_jobs as service
 from ils.web.state import WebState
-from tests.web.conftest import SignedIn
-from tests.web.test_queue_jobs import add, fail_all
+from tests.web.conftest import SignedIn, run_pdf_until_failed
+from tests.web.test_queue_jobs import add, no_lens_data
 
 
 async def test_an_operation_commits_once_with_its_audit_entry(
@@ -22,7 +22,7 @@ async def test_an_operation_commits_once_with_its_audit_entry(
 ) -> None:
     platform, me = await signed_in(Role.PLATFORM_ADMIN, CompanyKind.LAB)
     job_id = await add(state, "order-1", me.company_id)
-    await fail_all(state, 1)
+    await run_pdf_until_failed(state, no_lens_data, 1)
     commits: list[AsyncSession] = []
     commit = AsyncSession.commit
 
@@ -44,7 +44,7 @@ async def test_a_change_whose_audit_entry_fails_is_rolled_back(
 ) -> None:
     platform, me = await signed_in(Role.PLATFORM_ADMIN, CompanyKind.LAB)
     job_id = await add(state, "order-1", me.company_id)
-    await fail_all(state, 1)
+    await run_pdf_until_failed(state, no_lens_data, 1)
     audit = service.audit
 
     def unwritable(session: AsyncSession, *args: Any, **kwargs: Any) -> None:

@@ -12,6 +12,7 @@ from ils.domain.companies import CompanyKind, Role
 from ils.jobs.job_types import OrderConfirmationEmail, OrderSheetPdf
 from ils.jobs.registry import HandlerRegistry
 from ils.jobs.worker_process import run_workers
+from ils.testing import eventually
 from ils.web.state import WebState
 from tests.web.conftest import SignedIn
 
@@ -136,12 +137,19 @@ async def test_health_counts_connected_workers_per_queue(
     task = asyncio.create_task(run_workers(system, ["pdf", "email"], registry, stop=stop))
     # The platform admin: only they see where workers run (host and pid).
     admin, _ = await signed_in(Role.PLATFORM_ADMIN, CompanyKind.LAB)
+    health: dict[str, Any] = {}
+
+    async def worker_connected() -> bool:
+        health.update((await admin.get("/api/queue/health")).json())
+        return bool(health["workers"])
+
     try:
-        for _ in range(200):
-            health = (await admin.get("/api/queue/health")).json()
-            if health["workers"]:
-                break
-            await asyncio.sleep(0.02)
+        await eventually(
+            worker_connected,
+            4.0,
+            interval=0.02,
+            message=lambda: f"no worker in /api/queue/health within 4 s: {health}",
+        )
         (worker,) = health["workers"]
         assert sorted(worker["queues"]) == ["email", "pdf"]
         assert worker["pid"] == os.getpid() and worker["host"]

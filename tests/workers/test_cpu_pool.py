@@ -21,6 +21,7 @@ from ils.jobs.registry import HandlerRegistry, JobContext
 from ils.jobs.system import JobSystem
 from ils.jobs.worker_context import WorkerContext
 from ils.settings import Settings
+from ils.testing import eventually
 from ils.workers.cpu import CpuPool, CpuPoolError
 from ils.workers.pdf.data import DocumentKind
 from ils.workers.pdf.generate import DocumentGenerator
@@ -89,10 +90,12 @@ async def test_a_call_over_the_timeout_fails_and_the_pool_is_replaced() -> None:
             await pool.run(_sleep, 60.0)
         assert not pool.started
         # The stuck process was stopped, not left sleeping.
-        deadline = time.monotonic() + 5
-        while _alive(first_pid) and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
-        assert not _alive(first_pid)
+        await eventually(
+            lambda: not _alive(first_pid),
+            5,
+            interval=0.05,
+            message=f"the timed-out call's process {first_pid} still runs after 5 s",
+        )
         _, _, doubled = await pool.run(_pid_and_niceness, 3)
         assert doubled == 6
     finally:
@@ -154,14 +157,21 @@ def _descendants(pid: int) -> set[int]:
     return {child for child in found if _alive(child)}
 
 
-async def _wait_until_gone(pids: set[int]) -> set[int]:
-    """The pids still running once all have ended or the deadline has passed."""
-    deadline = time.monotonic() + ORPHAN_DEADLINE_S
-    running = {pid for pid in pids if _alive(pid)}
-    while running and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
-        running = {pid for pid in running if _alive(pid)}
-    return running
+async def _wait_until_gone(pids: set[int]) -> None:
+    """Wait until every one of ``pids`` has ended; ``AssertionError`` naming those
+    still running after :data:`ORPHAN_DEADLINE_S`."""
+    running = set(pids)
+
+    def gone() -> bool:
+        running.difference_update({pid for pid in running if not _alive(pid)})
+        return not running
+
+    await eventually(
+        gone,
+        ORPHAN_DEADLINE_S,
+        interval=0.05,
+        message=lambda: f"still running after {ORPHAN_DEADLINE_S} s: {sorted(running)}",
+    )
 
 
 def _kill_leftovers(pids: set[int]) -> None:
@@ -197,11 +207,16 @@ async def _until(
     condition: Callable[[], bool], what: str, proc: Popen[bytes], output: Path
 ) -> None:
     """Wait for ``condition`` while ``proc`` runs (a minute at most)."""
-    deadline = time.monotonic() + 60
-    while not condition():
+
+    def met() -> bool:
+        if condition():
+            return True
         assert proc.poll() is None, f"exited before {what}:\n{_text(output)}"
-        assert time.monotonic() < deadline, f"no {what} in a minute:\n{_text(output)}"
-        await asyncio.sleep(0.05)
+        return False
+
+    await eventually(
+        met, 60, interval=0.05, message=lambda: f"no {what} in a minute:\n{_text(output)}"
+    )
 
 
 async def _kill(proc: Popen[bytes]) -> None:
@@ -225,7 +240,7 @@ async def test_pool_processes_end_when_their_process_is_killed(tmp_path: Path) -
         # Two pool processes at least, beside the fork server and resource tracker.
         assert len(pool) >= 3, pool
         await _kill(proc)
-        assert await _wait_until_gone(pool) == set()
+        await _wait_until_gone(pool)
     finally:
         await _kill(proc)
         _kill_leftovers(pool)
@@ -289,7 +304,7 @@ async def test_worker_killed_during_its_graceful_shutdown_leaves_no_pool_process
         # The worker now waits for the running job: kill it there, as systemd would.
         await _until(lambda: "stopping:" in _text(log), "graceful shutdown", worker, log)
         await _kill(worker)
-        assert await _wait_until_gone(pool) == set()
+        await _wait_until_gone(pool)
     finally:
         if worker is not None:
             await _kill(worker)
