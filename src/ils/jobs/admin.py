@@ -81,7 +81,7 @@ class BulkResult:
 
 
 class StoreSource(Protocol):
-    """Where the stores come from (``JobSystem``): asked at each call, because which
+    """Where the stores come from (``JobStores``): asked at each call, because which
     stores are reachable changes while Redis goes down and comes back."""
 
     def stores(self) -> list[JobStore]: ...

@@ -25,6 +25,7 @@ from ils.jobs.health import (
 )
 from ils.jobs.model import COUNTED_STATES, JobState, StoreHealth
 from ils.jobs.outbox import Outbox
+from ils.jobs.store_set import JobStores
 from ils.jobs.stores.base import JobStore
 from ils.jobs.stores.local.store import LocalJobStore
 from ils.jobs.stores.redis.store import RedisJobStore
@@ -47,9 +48,7 @@ class JobMonitor:
     """Read-only figures of the job system (the bodies of the monitoring endpoints)."""
 
     catalogue: Catalogue
-    local: LocalJobStore
-    redis: RedisJobStore | None
-    gate: RedisGate | None
+    job_stores: JobStores
     outbox: Outbox
     admin: JobAdmin
     clock: Clock
@@ -58,20 +57,30 @@ class JobMonitor:
     rules: HealthSettings = field(default_factory=HealthSettings)
 
     @property
+    def local(self) -> LocalJobStore:
+        return self.job_stores.local
+
+    @property
+    def redis(self) -> RedisJobStore | None:
+        return self.job_stores.redis
+
+    @property
+    def gate(self) -> RedisGate | None:
+        return self.job_stores.gate
+
+    @property
     def mode(self) -> str:
         """``redis`` when Redis is configured, else ``local``."""
-        return "redis" if self.redis is not None else "local"
+        return self.job_stores.mode
 
     @property
     def redis_in_use(self) -> bool:
         """Whether new jobs go to Redis right now."""
-        return self.gate is not None and self.gate.up
+        return self.job_stores.redis_in_use
 
     def reachable_stores(self) -> list[JobStore]:
         """The stores worth asking now (Redis is skipped while the gate is open)."""
-        if self.redis is not None and self.redis_in_use:
-            return [self.redis, self.local]
-        return [self.local]
+        return self.job_stores.reachable_stores()
 
     async def counts(self, queue: str) -> dict[str, int]:
         """A queue's counts by state, summed over the reachable stores."""

@@ -28,6 +28,7 @@ from ils.jobs.metrics import JobMetrics
 from ils.jobs.monitor import JobMonitor
 from ils.jobs.producer import Producer
 from ils.jobs.schedules.sync import JobSchedulers
+from ils.jobs.store_set import JobStores
 from ils.jobs.stores.base import JobStore
 from ils.jobs.stores.local.store import LocalJobStore
 from ils.jobs.stores.redis.store import RedisJobStore
@@ -54,15 +55,15 @@ class JobSystem:
     def __post_init__(self) -> None:
         #: Prometheus metrics (``/metrics``); the workers of this process feed them.
         self.metrics = JobMetrics()
+        #: The stores and which of them answer now (admin and monitor ask it).
+        self.job_stores = JobStores(self.local, self.redis, self.gate)
         #: Listing, finding and operating on jobs over both stores, for every company;
         #: ``admin.for_company(id)`` limits it to one company's jobs.
-        self.admin = JobAdmin(self, self.clock)
+        self.admin = JobAdmin(self.job_stores, self.clock)
         #: Counts, health and throughput (the monitoring endpoints, ``ils jobs stats``).
         self.monitor = JobMonitor(
             self.catalogue,
-            self.local,
-            self.redis,
-            self.gate,
+            self.job_stores,
             self.producer.outbox,
             self.admin,
             self.clock,
@@ -177,12 +178,12 @@ class JobSystem:
     @property
     def mode(self) -> str:
         """``redis`` when Redis is configured, else ``local``."""
-        return self.monitor.mode
+        return self.job_stores.mode
 
     @property
     def redis_in_use(self) -> bool:
         """Whether new jobs go to Redis right now."""
-        return self.monitor.redis_in_use
+        return self.job_stores.redis_in_use
 
     def mode_sentence(self) -> str:
         """How jobs are stored right now, in one sentence: the words every start-up
@@ -196,7 +197,7 @@ class JobSystem:
     def stores(self) -> list[JobStore]:
         """Every store jobs may be in: Redis first, then the local store (in Redis mode
         it holds what was queued while Redis was down)."""
-        return [self.redis, self.local] if self.redis is not None else [self.local]
+        return self.job_stores.stores()
 
     @property
     def write_turn(self) -> WriteTurn:
@@ -221,11 +222,11 @@ class JobSystem:
 
     def gates(self) -> dict[str, RedisGate | None]:
         """The gate of each store kind, for the runner (only Redis has one)."""
-        return {"redis": self.gate} if self.gate is not None else {}
+        return self.job_stores.gates()
 
     def reachable_stores(self) -> list[JobStore]:
         """The stores worth asking now (Redis is skipped while the gate is open)."""
-        return self.monitor.reachable_stores()
+        return self.job_stores.reachable_stores()
 
     # -- lifecycle -------------------------------------------------------------------
 
