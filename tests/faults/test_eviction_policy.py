@@ -107,5 +107,5 @@ async def _no_held(system: JobSystem) -> bool:
 
 
 async def _scrape(system: JobSystem) -> bytes:
-    await system.metrics.refresh(system)
+    await system.metrics.refresh(system.monitor)
     return system.metrics.render()

@@ -21,7 +21,7 @@ from ils.jobs.consumer import JobOutcome
 from ils.jobs.model import COUNTED_STATES, JobState
 
 if TYPE_CHECKING:
-    from ils.jobs.system import JobSystem
+    from ils.jobs.monitor import JobMonitor
 
 #: The text exposition format's media type.
 CONTENT_TYPE: Final = CONTENT_TYPE_LATEST
@@ -121,10 +121,10 @@ class JobMetrics:
             final = "true" if outcome.state is JobState.FAILED else "false"
             self.failed.labels(queue, final).inc()
 
-    async def refresh(self, system: JobSystem) -> None:
+    async def refresh(self, monitor: JobMonitor) -> None:
         """Read the store-wide gauges now (called before each scrape), from the health
         report: it always answers, so a scrape during an outage still gets figures."""
-        health = await system.monitor.health()
+        health = await monitor.health()
         self.status.set({"ok": 0, "degraded": 1}.get(health["status"], 2))
         self.problem.clear()
         for problem in health["problems"]:
@@ -135,16 +135,16 @@ class JobMetrics:
                 continue
             for state in COUNTED_STATES:
                 self.jobs.labels(queue, state.value).set(counts.get(state.value, 0))
-        in_fallback = system.redis is not None and not system.redis_in_use
+        in_fallback = monitor.redis is not None and not monitor.redis_in_use
         self.fallback.set(1 if in_fallback else 0)
         fallback = health["fallback"]
-        if system.gate is not None and fallback["held_jobs"] is not None:
+        if monitor.gate is not None and fallback["held_jobs"] is not None:
             # The report read the held jobs already: its figures, not a second read.
             self.held.set(fallback["held_jobs"])
             self.held_age.set(fallback["held_oldest_age_s"] or 0)
             for outcome, count in fallback["resolved"].items():
                 self.held_resolved.labels(outcome).set(count)
-            self.eviction_unsafe.set(0 if system.gate.eviction_safe else 1)
+            self.eviction_unsafe.set(0 if monitor.gate.eviction_safe else 1)
 
     def render(self) -> bytes:
         """The exposition of every metric."""

@@ -19,5 +19,5 @@ router = APIRouter(tags=["queues"])
 async def metrics(system: SystemDep) -> Response:
     """Jobs by queue and state, completed and failed totals, processing-time and
     enqueue-to-start histograms, and whether the Redis fallback is in use."""
-    await system.metrics.refresh(system)
+    await system.metrics.refresh(system.monitor)
     return Response(system.metrics.render(), media_type=CONTENT_TYPE)
