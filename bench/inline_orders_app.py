@@ -35,16 +35,13 @@ from ils.workers.pdf.pool import InlineRenderer
 
 
 class _NoQueue:
-    """Stands in for the job system in ``create_order``: every helper does nothing."""
+    """Stands in for the job helpers in ``create_order``: every helper does nothing."""
 
-    class _Helpers:
-        def __getattr__(self, name: str) -> Any:
-            async def nothing(*args: Any, **kwargs: Any) -> None:
-                del args, kwargs
+    def __getattr__(self, name: str) -> Any:
+        async def nothing(*args: Any, **kwargs: Any) -> None:
+            del args, kwargs
 
-            return nothing
-
-    helpers = _Helpers()
+        return nothing
 
 
 class _RequestContext:

@@ -140,7 +140,7 @@ async def _place_order(env: Env) -> str:
     net = env.network
     async with env.system.worker_context().db.write() as session:
         order, _ = await create_order(
-            session, env.system, net.orderer, net.practice, _order_body(net), env.now()
+            session, env.system.helpers, net.orderer, net.practice, _order_body(net), env.now()
         )
     return order.id
 
@@ -207,7 +207,13 @@ async def test_a_status_change_queues_one_job_for_the_other_side(env: Env) -> No
     await env.ts.run_until_idle()
     async with env.system.worker_context().db.write() as session:
         await change_status(
-            session, env.system, net.lab_admin, order_id, OrderStatus.ACCEPTED, None, env.now()
+            session,
+            env.system.helpers,
+            net.lab_admin,
+            order_id,
+            OrderStatus.ACCEPTED,
+            None,
+            env.now(),
         )
     (job,) = await env.ts.enqueued("notification")
     assert job.name == "company-order-notification"

@@ -3,27 +3,29 @@
 How a router uses them::
 
     from ils.domain.companies import CompanyKind, Role, User
-    from ils.web.deps import SessionDep, SystemDep, require_roles, scoped_get
+    from ils.web.deps import HelpersDep, SessionDep, require_roles, scoped_get
 
     PracticeStaff = Annotated[User, Depends(require_roles(
         Role.ADMIN, Role.COMPANY_ADMIN, Role.STAFF, kinds=[CompanyKind.PRACTICE]))]
 
     @router.post("", status_code=201)
     async def create_order(
-        body: OrderIn, user: PracticeStaff, session: SessionDep, system: SystemDep
+        body: OrderIn, user: PracticeStaff, session: SessionDep, helpers: HelpersDep
     ) -> OrderOut:
         patient = await scoped_get(session, Patient, body.patient_id, user.company_id)
         order = Order(...)
         session.add(order)
         await session.flush()
-        await system.helpers.queue_order_confirmation_email(..., session=session)
+        await helpers.queue_order_confirmation_email(..., session=session)
         return OrderOut.model_validate(order)
 
-The aliases: ``SessionDep`` (the request's ``AsyncSession``), ``SystemDep`` (the
-:class:`~ils.jobs.system.JobSystem`), ``SettingsDep``, ``StateDep`` (everything the
-lifespan built), ``CurrentAuth`` (session row, user, company), ``CurrentUser``,
-``CurrentCompany``, ``ManagerUser`` (platform_admin, admin, company_admin),
-``PagingDep`` (a list's ``limit`` and ``offset``, and the page it answers). Helpers:
+The aliases: ``SessionDep`` (the request's ``AsyncSession``), ``HelpersDep`` (the
+``queue_...`` helpers, what the use cases take), ``SystemDep`` (the whole
+:class:`~ils.jobs.system.JobSystem`, for the monitoring and job admin routes),
+``SettingsDep``, ``StateDep`` (everything the lifespan built), ``CurrentAuth`` (session
+row, user, company), ``CurrentUser``, ``CurrentCompany``, ``ManagerUser``
+(platform_admin, admin, company_admin), ``PagingDep`` (a list's ``limit`` and
+``offset``, and the page it answers). Helpers:
 ``require_roles(*roles, kinds=...)``, ``scoped_get(...)``, ``not_found()``, and
 ``job_operator(*roles)`` for the routes that change jobs (their audited operations;
 ``ManagerOperator`` is a manager's).
@@ -69,6 +71,7 @@ from ils.domain.companies import MANAGER_ROLES, Company, CompanyKind, Role, User
 from ils.domain.scoping import get_scoped
 from ils.errors import UnknownQueueError
 from ils.jobs.admin import JobAdmin
+from ils.jobs.helpers import JobHelpers
 from ils.jobs.producer import COMPANY_INFO_KEY
 from ils.jobs.system import JobSystem
 from ils.settings import Settings
@@ -112,12 +115,19 @@ async def get_system(state: StateDep) -> JobSystem:
     return state.system
 
 
+async def get_helpers(state: StateDep) -> JobHelpers:
+    """The ``queue_...`` helpers of jobs.md: all a use case needs of the job system to
+    queue its jobs in the request's transaction."""
+    return state.system.helpers
+
+
 async def get_settings(state: StateDep) -> Settings:
     """The settings the app was created with."""
     return state.settings
 
 
 SystemDep = Annotated[JobSystem, Depends(get_system)]
+HelpersDep = Annotated[JobHelpers, Depends(get_helpers)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 

@@ -248,7 +248,7 @@ async def ask(
     ahead of every run). 429 when the user asked more than five questions in the last
     minute, or their company reached its quota of answers (with ``Retry-After``)."""
     message, ref = await chat.ask(
-        session, state.system, user, conversation_id, body.content, now_utc(state.clock)
+        session, state.system.helpers, user, conversation_id, body.content, now_utc(state.clock)
     )
     return AskedOut(message=MessageOut.model_validate(message), job=_queued(ref))
 

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends
 from ils.domain.billing import Invoice
 from ils.domain.companies import CompanyKind, Role, User
 from ils.domain.scoping import get_scoped
-from ils.web.deps import CurrentCompany, SessionDep, StateDep, SystemDep, require_roles
+from ils.web.deps import CurrentCompany, HelpersDep, SessionDep, StateDep, require_roles
 from ils.web.schemas.billing import InvoiceCreate, InvoiceOut, PaymentCreate
 from ils.web.schemas.common import error_responses
 from ils.web.services import billing as service
@@ -41,7 +41,7 @@ async def create_invoice(
     user: LabBillingUser,
     company: CurrentCompany,
     session: SessionDep,
-    system: SystemDep,
+    helpers: HelpersDep,
     state: StateDep,
 ) -> InvoiceOut:
     """Invoice the order's practice (one live invoice per order).
@@ -49,7 +49,7 @@ async def create_invoice(
     Queues: the invoice PDF.
     """
     invoice = await service.create_invoice(
-        session, system, company, order_id, body, now_utc(state.clock)
+        session, helpers, company, order_id, body, now_utc(state.clock)
     )
     return InvoiceOut.build(invoice)
 
@@ -76,7 +76,7 @@ async def record_payment(
     body: PaymentCreate,
     user: LabBillingUser,
     session: SessionDep,
-    system: SystemDep,
+    helpers: HelpersDep,
     state: StateDep,
 ) -> InvoiceOut:
     """Record money received (at most the balance); the invoice's status follows.
@@ -84,6 +84,6 @@ async def record_payment(
     Queues: the receipt PDF.
     """
     invoice = await service.record_payment(
-        session, system, user, invoice_id, body, now_utc(state.clock)
+        session, helpers, user, invoice_id, body, now_utc(state.clock)
     )
     return InvoiceOut.build(invoice)

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, Query
 from ils.domain.clinical import Examination
 from ils.domain.companies import CompanyKind, Role, User
 from ils.domain.scoping import get_scoped
-from ils.web.deps import CurrentCompany, PagingDep, SessionDep, StateDep, SystemDep, require_roles
+from ils.web.deps import CurrentCompany, HelpersDep, PagingDep, SessionDep, StateDep, require_roles
 from ils.web.schemas.clinical import ExaminationCreate, ExaminationOut, PatientCreate, PatientOut
 from ils.web.schemas.common import Line100, Page, error_responses
 from ils.web.services import clinical as service
@@ -74,14 +74,14 @@ async def create_examination(
     body: ExaminationCreate,
     user: PracticeUser,
     session: SessionDep,
-    system: SystemDep,
+    helpers: HelpersDep,
     state: StateDep,
 ) -> ExaminationOut:
     """Record an eye examination of one of your patients, examined by you.
 
     Queues: the examination-form PDF.
     """
-    exam = await service.create_examination(session, system, user, body, now_utc(state.clock))
+    exam = await service.create_examination(session, helpers, user, body, now_utc(state.clock))
     return ExaminationOut.build(exam)
 
 

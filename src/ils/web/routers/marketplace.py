@@ -11,7 +11,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from ils.domain.marketplace import ConnectionStatus
-from ils.web.deps import CurrentCompany, CurrentUser, ManagerUser, SessionDep, StateDep, SystemDep
+from ils.web.deps import CurrentCompany, CurrentUser, HelpersDep, ManagerUser, SessionDep, StateDep
 from ils.web.schemas.common import error_responses
 from ils.web.schemas.marketplace import ConnectionCreate, ConnectionOut, Decision
 from ils.web.services import marketplace as service
@@ -31,7 +31,7 @@ async def request_connection(
     user: ManagerUser,
     company: CurrentCompany,
     session: SessionDep,
-    system: SystemDep,
+    helpers: HelpersDep,
     state: StateDep,
 ) -> ConnectionOut:
     """Ask another active company to connect (409 if a live link exists either way).
@@ -40,7 +40,7 @@ async def request_connection(
     (``request``) to each admin and company_admin of the company asked.
     """
     connection, target = await service.request_connection(
-        session, system, user, company, body, now_utc(state.clock)
+        session, helpers, user, company, body, now_utc(state.clock)
     )
     return service.connection_out(connection, company.id, target)
 
@@ -73,7 +73,7 @@ async def decide_connection(
     user: ManagerUser,
     company: CurrentCompany,
     session: SessionDep,
-    system: SystemDep,
+    helpers: HelpersDep,
     state: StateDep,
 ) -> ConnectionOut:
     """Accept (``/accept``) or reject (``/reject``) a pending request made to your company.
@@ -83,7 +83,7 @@ async def decide_connection(
     """
     connection, requester = await service.decide(
         session,
-        system,
+        helpers,
         user,
         company,
         connection_id,

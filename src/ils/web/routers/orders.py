@@ -18,10 +18,10 @@ from ils.domain.orders import Order, OrderStatus
 from ils.domain.scoping import get_scoped
 from ils.web.deps import (
     CurrentCompany,
+    HelpersDep,
     PagingDep,
     SessionDep,
     StateDep,
-    SystemDep,
     require_roles,
 )
 from ils.web.schemas.common import Day, Page, RecordId, error_responses
@@ -52,7 +52,7 @@ async def create_order(
     user: OrderingUser,
     company: CurrentCompany,
     session: SessionDep,
-    system: SystemDep,
+    helpers: HelpersDep,
     state: StateDep,
 ) -> OrderOut:
     """Order lenses for one of the practice's patients from an active lab.
@@ -61,7 +61,7 @@ async def create_order(
     an order notification to each active user of the lab.
     """
     order, submitted = await service.create_order(
-        session, system, user, company, body, now_utc(state.clock), state.numbering
+        session, helpers, user, company, body, now_utc(state.clock), state.numbering
     )
     return await service.order_out(session, order, user, [submitted])
 
@@ -104,7 +104,7 @@ async def change_status(
     body: StatusChangeIn,
     user: OrderSideUser,
     session: SessionDep,
-    system: SystemDep,
+    helpers: HelpersDep,
     state: StateDep,
 ) -> OrderOut:
     """Move the order along its lifecycle (403 for your role, 409 for the lifecycle).
@@ -112,7 +112,7 @@ async def change_status(
     Queues: an order notification to each active user of the other side.
     """
     order = await service.change_status(
-        session, system, user, order_id, body.status, body.note, now_utc(state.clock)
+        session, helpers, user, order_id, body.status, body.note, now_utc(state.clock)
     )
     return await service.order_out(session, order, user)
 
@@ -125,7 +125,7 @@ async def ship_order(
     body: ShipIn,
     user: ShippingUser,
     session: SessionDep,
-    system: SystemDep,
+    helpers: HelpersDep,
     state: StateDep,
 ) -> OrderOut:
     """Mark a quality-checked order shipped with its tracking number.
@@ -135,7 +135,7 @@ async def ship_order(
     """
     order = await service.ship(
         session,
-        system,
+        helpers,
         user,
         order_id,
         body.tracking_number,

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends
 from ils.domain.companies import CompanyKind, Role, User
 from ils.domain.scoping import get_scoped
 from ils.domain.supply import PurchaseOrder
-from ils.web.deps import CurrentCompany, SessionDep, StateDep, SystemDep, require_roles
+from ils.web.deps import CurrentCompany, HelpersDep, SessionDep, StateDep, require_roles
 from ils.web.schemas.common import error_responses
 from ils.web.schemas.supply import PurchaseOrderCreate, PurchaseOrderOut
 from ils.web.services import purchasing as service
@@ -39,7 +39,7 @@ async def create_purchase_order(
     user: Buyer,
     company: CurrentCompany,
     session: SessionDep,
-    system: SystemDep,
+    helpers: HelpersDep,
     state: StateDep,
 ) -> PurchaseOrderOut:
     """Order products of one supplier's catalogue at its prices; the PO is sent at once.
@@ -47,7 +47,7 @@ async def create_purchase_order(
     Queues: the purchase-order e-mail to the supplier.
     """
     po, products = await service.create_purchase_order(
-        session, system, user, company, body, now_utc(state.clock)
+        session, helpers, user, company, body, now_utc(state.clock)
     )
     return service.purchase_order_out(po, products)
 

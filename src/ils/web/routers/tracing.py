@@ -96,7 +96,7 @@ async def upload_tracing(
     now = now_utc(state.clock)
     try:
         upload, ref = await service.upload_tracing(
-            session, state.system, state.storage.uploads, user, order, filename, data, now
+            session, state.system.helpers, state.storage.uploads, user, order, filename, data, now
         )
     except StorageError as exc:
         logger.error("order %s: tracing file not stored: %s", order.id, exc)

@@ -25,14 +25,14 @@ from ils.domain.numbering import NumberKind, allocate_number
 from ils.domain.orders import Order, OrderStatus
 from ils.domain.scoping import get_scoped
 from ils.errors import ConflictError
-from ils.jobs.system import JobSystem
+from ils.jobs.helpers import JobHelpers
 from ils.web.schemas.billing import InvoiceCreate, PaymentCreate
 from ils.web.services.common import field_error
 
 
 async def create_invoice(
     session: AsyncSession,
-    system: JobSystem,
+    helpers: JobHelpers,
     lab: Company,
     order_id: str,
     body: InvoiceCreate,
@@ -85,13 +85,13 @@ async def create_invoice(
     invoice.status = status_after_payments(invoice.totals().gross_cents, 0)
     session.add(invoice)
     await session.flush()
-    await system.helpers.queue_invoice_pdf(invoice.id, session=session)
+    await helpers.queue_invoice_pdf(invoice.id, session=session)
     return invoice
 
 
 async def record_payment(
     session: AsyncSession,
-    system: JobSystem,
+    helpers: JobHelpers,
     user: User,
     invoice_id: str,
     body: PaymentCreate,
@@ -125,5 +125,5 @@ async def record_payment(
     session.add(payment)
     invoice.status = status_after_payments(gross, invoice.paid_cents())
     await session.flush()
-    await system.helpers.queue_receipt_pdf(invoice.id, session=session)
+    await helpers.queue_receipt_pdf(invoice.id, session=session)
     return invoice

@@ -20,8 +20,8 @@ from ils.domain import chat_queries
 from ils.domain.companies import User
 from ils.domain.content import Conversation, Message, MessageRole
 from ils.errors import RateLimitedError
+from ils.jobs.helpers import JobHelpers
 from ils.jobs.model import JobRef
-from ils.jobs.system import JobSystem
 
 #: Questions one user may ask per minute, across conversations.
 QUESTIONS_PER_MINUTE: Final = 5
@@ -59,7 +59,7 @@ async def delete_conversation(session: AsyncSession, user: User, conversation_id
 
 async def ask(
     session: AsyncSession,
-    system: JobSystem,
+    helpers: JobHelpers,
     user: User,
     conversation_id: str,
     content: str,
@@ -89,7 +89,7 @@ async def ask(
     if conversation.title is None:
         conversation.title = content.splitlines()[0][:TITLE_LENGTH]
     await session.flush()
-    ref = await system.helpers.on_demand("interactive").queue_chat_response(
+    ref = await helpers.on_demand("interactive").queue_chat_response(
         user.id, user.company_id, conversation.id, message.id, session=session
     )
     return message, ref

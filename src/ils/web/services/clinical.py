@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ils.domain.clinical import Examination, Patient
 from ils.domain.companies import Company, User
 from ils.errors import ConflictError
-from ils.jobs.system import JobSystem
+from ils.jobs.helpers import JobHelpers
 from ils.web.schemas.clinical import ExaminationCreate, ExaminationEye, PatientCreate
 from ils.web.services.common import field_error
 
@@ -116,7 +116,7 @@ def _sight_test_columns(body: ExaminationCreate) -> dict[str, object]:
 
 async def create_examination(
     session: AsyncSession,
-    system: JobSystem,
+    helpers: JobHelpers,
     user: User,
     body: ExaminationCreate,
     now: datetime,
@@ -154,5 +154,5 @@ async def create_examination(
     )
     session.add(exam)
     await session.flush()
-    await system.helpers.queue_examination_form_pdf(exam.id, session=session)
+    await helpers.queue_examination_form_pdf(exam.id, session=session)
     return exam

@@ -18,8 +18,8 @@ from ils.domain.companies import MANAGER_ROLES, Company, CompanyKind, User
 from ils.domain.marketplace import Connection, ConnectionStatus
 from ils.domain.scoping import get_scoped
 from ils.errors import ConflictError, ForbiddenError
+from ils.jobs.helpers import JobHelpers
 from ils.jobs.job_types import MarketplaceAction
-from ils.jobs.system import JobSystem
 from ils.web.schemas.marketplace import CompanyRef, ConnectionCreate, ConnectionOut, Direction
 from ils.web.services.common import active_company, active_user_ids, field_error
 
@@ -29,7 +29,7 @@ ALREADY_LINKED: Final = "a pending or accepted connection with this company exis
 
 async def _notify_managers(
     session: AsyncSession,
-    system: JobSystem,
+    helpers: JobHelpers,
     company_id: str,
     connection: Connection,
     action: MarketplaceAction,
@@ -37,14 +37,14 @@ async def _notify_managers(
 ) -> None:
     """A marketplace notification to each active admin/company_admin of the company."""
     for recipient in await active_user_ids(session, company_id, MANAGER_ROLES):
-        await system.helpers.queue_marketplace_notification(
+        await helpers.queue_marketplace_notification(
             recipient, connection.id, action, company_name, session=session
         )
 
 
 async def request_connection(
     session: AsyncSession,
-    system: JobSystem,
+    helpers: JobHelpers,
     user: User,
     requester: Company,
     body: ConnectionCreate,
@@ -92,16 +92,16 @@ async def request_connection(
             await session.flush()
     except IntegrityError:  # the same request raced in from another session
         raise ConflictError(ALREADY_LINKED) from None
-    await system.helpers.queue_marketplace_connection_email(
+    await helpers.queue_marketplace_connection_email(
         connection.id, requester.id, target.id, session=session
     )
-    await _notify_managers(session, system, target.id, connection, "request", requester.name)
+    await _notify_managers(session, helpers, target.id, connection, "request", requester.name)
     return connection, target
 
 
 async def decide(
     session: AsyncSession,
-    system: JobSystem,
+    helpers: JobHelpers,
     user: User,
     company: Company,
     connection_id: str,
@@ -136,7 +136,7 @@ async def decide(
     await session.flush()
     action: MarketplaceAction = "accepted" if accept else "rejected"
     await _notify_managers(
-        session, system, connection.requester_id, connection, action, company.name
+        session, helpers, connection.requester_id, connection, action, company.name
     )
     requester = await session.get(Company, connection.requester_id)
     assert requester is not None  # a foreign key

@@ -29,7 +29,7 @@ from ils.domain.orders import (
 from ils.domain.rx import to_minus_cylinder
 from ils.domain.scoping import get_scoped
 from ils.errors import ForbiddenError
-from ils.jobs.system import JobSystem
+from ils.jobs.helpers import JobHelpers
 from ils.web.schemas.orders import OrderCreate, OrderOut, StatusChangeOut
 from ils.web.schemas.prescription import EyePrescription
 from ils.web.services.common import (
@@ -134,7 +134,7 @@ def status_label(status: OrderStatus) -> str:
 
 async def create_order(
     session: AsyncSession,
-    system: JobSystem,
+    helpers: JobHelpers,
     user: User,
     practice: Company,
     body: OrderCreate,
@@ -189,7 +189,7 @@ async def create_order(
     )
     session.add(submitted)
     await session.flush()
-    helpers = system.helpers
+    helpers = helpers
     await helpers.queue_order_confirmation_email(order.id, user.id, session=session)
     await helpers.queue_order_sheet_pdf(order.id, session=session)
     await helpers.queue_lab_work_ticket_pdf(order.id, session=session)
@@ -282,18 +282,18 @@ async def list_orders(
 
 
 async def _notify_side(
-    session: AsyncSession, system: JobSystem, order: Order, company_id: str, message: str
+    session: AsyncSession, helpers: JobHelpers, order: Order, company_id: str, message: str
 ) -> None:
     """One notification job for the side's company, not one per user: its worker
     notifies every active user, so a large company costs the queue one job (issue 21)."""
-    await system.helpers.queue_company_order_notification(
+    await helpers.queue_company_order_notification(
         company_id, order.id, order.status.value, message, session=session
     )
 
 
 async def change_status(
     session: AsyncSession,
-    system: JobSystem,
+    helpers: JobHelpers,
     user: User,
     order_id: str,
     to_status: OrderStatus,
@@ -319,13 +319,13 @@ async def change_status(
     await session.flush()
     other = order.lab_id if side == Side.PRACTICE else order.company_id
     message = f"Order {order.number} is now {status_label(to_status)}"
-    await _notify_side(session, system, order, other, message)
+    await _notify_side(session, helpers, order, other, message)
     return order
 
 
 async def ship(
     session: AsyncSession,
-    system: JobSystem,
+    helpers: JobHelpers,
     user: User,
     order_id: str,
     tracking_number: str,
@@ -352,10 +352,10 @@ async def ship(
     session.add(change)
     await session.flush()
     if order.created_by is not None:
-        await system.helpers.queue_shipment_notification_email(
+        await helpers.queue_shipment_notification_email(
             order.id, order.created_by, tracking_number, carrier, session=session
         )
     via = f" with {carrier}" if carrier else ""
     message = f"Order {order.number} has shipped{via}, tracking {tracking_number}"
-    await _notify_side(session, system, order, order.company_id, message)
+    await _notify_side(session, helpers, order, order.company_id, message)
     return order

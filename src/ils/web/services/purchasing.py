@@ -14,14 +14,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ils.domain.companies import Company, CompanyKind, User
 from ils.domain.numbering import NumberKind, allocate_number
 from ils.domain.supply import Product, PurchaseOrder, PurchaseOrderLine, PurchaseOrderStatus
-from ils.jobs.system import JobSystem
+from ils.jobs.helpers import JobHelpers
 from ils.web.schemas.supply import PurchaseOrderCreate, PurchaseOrderLineOut, PurchaseOrderOut
 from ils.web.services.common import field_error, trading_partner
 
 
 async def create_purchase_order(
     session: AsyncSession,
-    system: JobSystem,
+    helpers: JobHelpers,
     user: User,
     lab: Company,
     body: PurchaseOrderCreate,
@@ -75,7 +75,7 @@ async def create_purchase_order(
     )
     session.add(po)
     await session.flush()
-    await system.helpers.queue_purchase_order_email(po.id, supplier.id, session=session)
+    await helpers.queue_purchase_order_email(po.id, supplier.id, session=session)
     return po, products
 
 

@@ -17,8 +17,8 @@ from ils.domain.companies import User
 from ils.domain.content import UploadedFile
 from ils.domain.orders import Order
 from ils.domain.types import new_id
+from ils.jobs.helpers import JobHelpers
 from ils.jobs.model import JobRef
-from ils.jobs.system import JobSystem
 from ils.storage import FileStorage
 
 #: The content type recorded for every tracing file (recognised by content, not name).
@@ -27,7 +27,7 @@ CONTENT_TYPE: Final = "application/vnd.vca-dcs"
 
 async def upload_tracing(
     session: AsyncSession,
-    system: JobSystem,
+    helpers: JobHelpers,
     uploads: FileStorage,
     user: User,
     order: Order,
@@ -59,5 +59,5 @@ async def upload_tracing(
     )
     session.add(upload)
     await session.flush()
-    ref = await system.helpers.queue_oma_file(order.id, file_id, session=session)
+    ref = await helpers.queue_oma_file(order.id, file_id, session=session)
     return upload, ref
