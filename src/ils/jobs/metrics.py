@@ -135,16 +135,17 @@ class JobMetrics:
                 continue
             for state in COUNTED_STATES:
                 self.jobs.labels(queue, state.value).set(counts.get(state.value, 0))
-        in_fallback = monitor.redis is not None and not monitor.redis_in_use
+        stores = monitor.job_stores
+        in_fallback = stores.redis is not None and not stores.redis_in_use
         self.fallback.set(1 if in_fallback else 0)
         fallback = health["fallback"]
-        if monitor.gate is not None and fallback["held_jobs"] is not None:
+        if stores.gate is not None and fallback["held_jobs"] is not None:
             # The report read the held jobs already: its figures, not a second read.
             self.held.set(fallback["held_jobs"])
             self.held_age.set(fallback["held_oldest_age_s"] or 0)
             for outcome, count in fallback["resolved"].items():
                 self.held_resolved.labels(outcome).set(count)
-            self.eviction_unsafe.set(0 if monitor.gate.eviction_safe else 1)
+            self.eviction_unsafe.set(0 if stores.gate.eviction_safe else 1)
 
     def render(self) -> bytes:
         """The exposition of every metric."""

@@ -14,7 +14,7 @@ from ils.clock import Clock
 from ils.errors import ILSError
 from ils.jobs.admin import JobAdmin
 from ils.jobs.catalogue import Catalogue
-from ils.jobs.gate import EVICTION_SAFE, RedisGate
+from ils.jobs.gate import EVICTION_SAFE
 from ils.jobs.health import (
     Problem,
     QueueFacts,
@@ -27,8 +27,6 @@ from ils.jobs.model import COUNTED_STATES, JobState, StoreHealth
 from ils.jobs.outbox import Outbox
 from ils.jobs.store_set import JobStores
 from ils.jobs.stores.base import JobStore
-from ils.jobs.stores.local.store import LocalJobStore
-from ils.jobs.stores.redis.store import RedisJobStore
 from ils.jobs.workers_view import WorkerInfo, WorkersView, worker_processes
 from ils.settings import HealthSettings
 
@@ -56,28 +54,6 @@ class JobMonitor:
     heartbeat_s: float
     rules: HealthSettings = field(default_factory=HealthSettings)
 
-    @property
-    def local(self) -> LocalJobStore:
-        return self.job_stores.local
-
-    @property
-    def redis(self) -> RedisJobStore | None:
-        return self.job_stores.redis
-
-    @property
-    def gate(self) -> RedisGate | None:
-        return self.job_stores.gate
-
-    @property
-    def mode(self) -> str:
-        """``redis`` when Redis is configured, else ``local``."""
-        return self.job_stores.mode
-
-    @property
-    def redis_in_use(self) -> bool:
-        """Whether new jobs go to Redis right now."""
-        return self.job_stores.redis_in_use
-
     def reachable_stores(self) -> list[JobStore]:
         """The stores worth asking now (Redis is skipped while the gate is open)."""
         return self.job_stores.reachable_stores()
@@ -88,7 +64,10 @@ class JobMonitor:
 
     async def stats(self) -> dict[str, Any]:
         """``get_queue_stats()`` of jobs.md: counts of every queue and the mode."""
-        result: dict[str, Any] = {"redis": self.redis_in_use, "mode": self.mode}
+        result: dict[str, Any] = {
+            "redis": self.job_stores.redis_in_use,
+            "mode": self.job_stores.mode,
+        }
         for key in self.catalogue:
             result[key] = await self.counts(key)
         return result
@@ -103,11 +82,11 @@ class JobMonitor:
         :mod:`ils.jobs.health`), critical ones first.
         """
         now = self.clock.now_ms()
-        local = await self.local.health()
+        local = await self.job_stores.local.health()
         stores: dict[str, Any] = {"local": _store_health(local)}
         problems: list[Problem] = []
         redis_ok = False
-        if self.redis is not None:
+        if self.job_stores.redis is not None:
             redis_ok = await self._redis_health(stores, problems)
         if not local.reachable:
             problems.append(
@@ -132,9 +111,11 @@ class JobMonitor:
         if view is not None:
             silent = [(w.worker_id, w.host or "", w.seen_s_ago(now)) for w in view.silent()]
             problems.extend(stopped_worker_problems(silent))
-        readable = [store for store in self.reachable_stores() if store is not self.local]
+        readable = [
+            store for store in self.reachable_stores() if store is not self.job_stores.local
+        ]
         if local.reachable:
-            readable.append(self.local)
+            readable.append(self.job_stores.local)
         queues: dict[str, Any] = {}
         for key in self.catalogue:
             facts, counts = await self._queue_facts(key, readable, view, now)
@@ -149,8 +130,8 @@ class JobMonitor:
         status = overall_status(problems, can_take_jobs=local.reachable or redis_ok)
         return {
             "status": status,
-            "mode": self.mode,
-            "redis": self.redis_in_use,
+            "mode": self.job_stores.mode,
+            "redis": self.job_stores.redis_in_use,
             "stores": stores,
             "problems": [problem.as_dict() for problem in ordered(problems)],
             "fallback": fallback,
@@ -161,9 +142,9 @@ class JobMonitor:
 
     async def _redis_health(self, stores: dict[str, Any], problems: list[Problem]) -> bool:
         """Redis's part of the report; whether new jobs can go to Redis now."""
-        assert self.redis is not None
-        redis = await self.redis.health()
-        usable = redis.reachable and self.redis_in_use
+        assert self.job_stores.redis is not None
+        redis = await self.job_stores.redis.health()
+        usable = redis.reachable and self.job_stores.redis_in_use
         stores["redis"] = _store_health(redis)
         policy = redis.details.get("maxmemory_policy")
         safe = policy in (None, EVICTION_SAFE)
@@ -246,16 +227,16 @@ class JobMonitor:
 
     async def _fallback(self, local_reachable: bool) -> dict[str, Any] | None:
         """The fallback's state: the gate's, and the held jobs over every process."""
-        if self.gate is None:
+        if self.job_stores.gate is None:
             return None
         now = self.clock.now_ms()
         held = await self.outbox.held() if local_reachable else None
         oldest = None if held is None else held.oldest_since_ms
         return {
-            "redis_up": self.gate.up,
-            "suspect": self.gate.suspect,
-            "down_since_ms": self.gate.down_since_ms,
-            "reason": self.gate.reason,
+            "redis_up": self.job_stores.gate.up,
+            "suspect": self.job_stores.gate.suspect,
+            "down_since_ms": self.job_stores.gate.down_since_ms,
+            "reason": self.job_stores.gate.reason,
             "held_jobs": None if held is None else held.count,
             "held_since_ms": oldest,
             "held_oldest_age_s": None if oldest is None else max(now - oldest, 0) / 1000,
@@ -284,7 +265,7 @@ class JobMonitor:
         """The worker processes of the last hour (live and gone), ``None`` when the
         app database does not answer."""
         try:
-            return await worker_processes(self.local, now, self.heartbeat_s)
+            return await worker_processes(self.job_stores.local, now, self.heartbeat_s)
         except ILSError:
             return None
 
