@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -80,7 +80,7 @@ async def test_crash_between_commit_and_relay_is_swept(
 ) -> None:
     outbox = system.producer.outbox
 
-    async def down(queue: str, jobs: Sequence[NewJob], existing: bool) -> str:
+    async def down(queue: str, job: NewJob) -> str:
         raise StoreUnavailableError("store down")
 
     monkeypatch.setattr(outbox, "_deliver", down)
@@ -90,7 +90,7 @@ async def test_crash_between_commit_and_relay_is_swept(
     await outbox.drain_tasks()
     assert await outbox.pending() == 1
     assert await find(system, ref.job_id) is None
-    monkeypatch.setattr(outbox, "_deliver", system.producer.deliver_many)
+    monkeypatch.setattr(outbox, "_deliver", system.producer.deliver)
     await system.local.clean("email", JobState.WAITING)  # nothing there; the sweep must do it
     # The failed relay claimed the row for a while; a later sweep (here: claim expired) relays it.
     async with sessions() as session, session.begin():
@@ -130,31 +130,3 @@ async def test_idle_sweep_and_restart_take_no_write_lock(tmp_path: Path) -> None
     finally:
         other_process.execute("ROLLBACK")
         other_process.close()
-
-
-@pytest.mark.parametrize("system", ["redis"], indirect=True)  # local mode has no relay
-async def test_a_relay_adds_each_queues_rows_in_one_call(
-    system: JobSystem, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Row by row (an add and a delete each, in turn) the relay fell behind 60 jobs a
-    second on a busy server; a committed batch now goes in one add per queue."""
-    outbox = system.producer.outbox
-    calls: list[tuple[str, int]] = []
-    deliver_many = system.producer.deliver_many
-
-    async def counted(queue: str, jobs: Sequence[NewJob], existing: bool) -> str:
-        calls.append((queue, len(jobs)))
-        return await deliver_many(queue, jobs, existing)
-
-    monkeypatch.setattr(outbox, "_deliver", counted)
-    sessions = session_factory(system.engine)
-    async with sessions() as session, session.begin():
-        for n in range(30):
-            await system.helpers.queue_order_confirmation_email(f"ord-{n}", "u", session=session)
-        for n in range(20):
-            await system.helpers.queue_order_sheet_pdf(f"ord-{n}", session=session)
-    await outbox.drain_tasks()
-    assert sorted(calls) == [("email", 30), ("pdf", 20)]
-    assert await outbox.pending() == 0
-    assert (await system.monitor.counts("email"))["waiting"] == 30
-    assert (await system.monitor.counts("pdf"))["waiting"] == 20

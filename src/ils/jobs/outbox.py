@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, fields
 from typing import Any, cast
 
@@ -102,10 +102,9 @@ class OutboxRow(Base):
 OUTBOX = cast(Table, OutboxRow.__table__)
 FALLBACK_COUNTS = cast(Table, FallbackCount.__table__)
 
-# Picks the store for relayed jobs of one queue and adds them there in one call (one
-# Redis round trip or one insert); returns the store kind, or HELD when the add's
-# outcome is unknown (``existing`` says the rows are already there, held in place).
-Deliver = Callable[[str, Sequence[NewJob], bool], Awaitable[str]]
+# Picks the store for a relayed job and adds it there; returns the store kind, or
+# HELD when the add's outcome is unknown (``existing`` says the row is already there).
+Deliver = Callable[[str, NewJob, bool], Awaitable[str]]
 # Resolves a held job into Redis by job id: True if it was there already, False if it
 # was added now; raises ILSError while Redis cannot tell.
 Resolve = Callable[[str, NewJob], Awaitable[bool]]
@@ -252,29 +251,21 @@ class Outbox:
                 rows = await self._claim_batch()
                 if not rows:
                     return relayed
-                try:
-                    for row in rows:
+                for row in rows:
+                    try:
                         if row.held_since_ms is not None:
                             await self._resolve_held(row)
-                            relayed += 1
-                    for queue, queued in _by_queue(rows).items():
-                        await self._deliver_rows(queue, queued)
-                        relayed += len(queued)
-                except ILSError as exc:
-                    self.logger.warning("outbox: jobs not relayed yet: %s", exc)
-                    await self._release_rows([r.id for r in rows])
-                    return relayed
+                        else:
+                            await self._deliver_row(row)
+                    except ILSError as exc:
+                        self.logger.warning("outbox: job %s not relayed yet: %s", row.id, exc)
+                        await self._release_rows([r.id for r in rows])
+                        return relayed
+                    relayed += 1
 
-    async def _deliver_rows(self, queue: str, rows: list[OutboxRow]) -> None:
-        """One queue's fresh rows in one add (one Redis round trip, or one insert), then
-        one delete. Relaying row by row (an add and a delete transaction each, in turn)
-        fell behind 60 jobs a second on a busy server: bench/users.py, PostgreSQL +
-        Redis, left thousands of jobs in the outbox and notifications minutes late."""
-        if await self._deliver(queue, [row.to_new_job() for row in rows], True) != HELD:
-            ids = [row.id for row in rows]
-            await self._transactions.run(
-                lambda conn: conn.execute(delete(OutboxRow).where(OutboxRow.id.in_(ids)))
-            )
+    async def _deliver_row(self, row: OutboxRow) -> None:
+        if await self._deliver(row.queue, row.to_new_job(), True) != HELD:
+            await self._delete(row.id)
 
     async def _resolve_held(self, row: OutboxRow) -> None:
         if self._resolve is None:
@@ -370,15 +361,6 @@ class Outbox:
             except Exception:
                 self.logger.exception("outbox sweep failed")
             await asyncio.sleep(interval_s)
-
-
-def _by_queue(rows: list[OutboxRow]) -> dict[str, list[OutboxRow]]:
-    """The rows not held, grouped by queue in the order they were claimed."""
-    grouped: dict[str, list[OutboxRow]] = {}
-    for row in rows:
-        if row.held_since_ms is None:
-            grouped.setdefault(row.queue, []).append(row)
-    return grouped
 
 
 def _row(row_id: str, queue: str, job: NewJob, now: int, *, held: int | None) -> dict[str, Any]:

@@ -76,7 +76,7 @@ class Producer:
     def __post_init__(self, fairness: FairnessSettings | None) -> None:
         self.outbox = Outbox(
             self.local.transactions,
-            self.deliver_many,
+            self.deliver,
             self.clock,
             resolve=None if self.redis is None else self.redis.add_once,
             can_resolve=lambda: self.gate is not None and self.gate.up,
@@ -163,17 +163,14 @@ class Producer:
         store = await self.deliver_many(queue, prepared)
         return [_ref(queue, job, store) for job in prepared]
 
-    async def deliver_many(
-        self, queue: str, jobs: Sequence[NewJob], in_outbox: bool = False
-    ) -> str:
+    async def deliver_many(self, queue: str, jobs: Sequence[NewJob]) -> str:
         """:meth:`deliver` for many jobs in one call: all in Redis, all in the local
-        store, or all held (an ambiguous bulk add is resolved job by job, by id).
-        ``in_outbox``: the jobs are outbox rows already (the relay's), held in place."""
+        store, or all held (an ambiguous bulk add is resolved job by job, by id)."""
         if self.redis is None or self.gate is None or not self.gate.up:
             await self.local.add_bulk(queue, jobs)
             return self.local.kind
         add = asyncio.ensure_future(self.redis.add_bulk(queue, jobs))
-        store = await self._settle(queue, jobs, add, in_outbox=in_outbox)
+        store = await self._settle(queue, jobs, add, in_outbox=False)
         if store is None:
             await self.local.add_bulk(queue, jobs)
             return self.local.kind
