@@ -76,7 +76,7 @@ class Producer:
     def __post_init__(self, fairness: FairnessSettings | None) -> None:
         self.outbox = Outbox(
             self.local.transactions,
-            self.deliver,
+            self.deliver_many,
             self.clock,
             resolve=None if self.redis is None else self.redis.add_once,
             can_resolve=lambda: self.gate is not None and self.gate.up,
@@ -163,31 +163,40 @@ class Producer:
         store = await self.deliver_many(queue, prepared)
         return [_ref(queue, job, store) for job in prepared]
 
-    async def deliver_many(self, queue: str, jobs: Sequence[NewJob]) -> str:
+    async def deliver_many(
+        self, queue: str, jobs: Sequence[NewJob], in_outbox: bool = False
+    ) -> str:
         """:meth:`deliver` for many jobs in one call: all in Redis, all in the local
-        store, or all held (an ambiguous bulk add is resolved job by job, by id)."""
+        store, or all held (an ambiguous bulk add is resolved job by job, by id).
+
+        ``in_outbox``: the jobs are outbox rows already (the relay's). Nobody waits on
+        a relay, and its jobs are safe in the outbox whatever happens, so it waits for
+        Redis's own answer (bounded by the client's command timeout), not the enqueue
+        budget: under a busy event loop an add can look slower than 25 ms while Redis is
+        well, and each relayed job past the budget cost a hold and a settlement (two
+        more transactions a job) for nothing.
+        """
         if self.redis is None or self.gate is None or not self.gate.up:
             await self.local.add_bulk(queue, jobs)
             return self.local.kind
         add = asyncio.ensure_future(self.redis.add_bulk(queue, jobs))
-        store = await self._settle(queue, jobs, add, in_outbox=False)
+        store = await self._settle(queue, jobs, add, in_outbox=in_outbox)
         if store is None:
             await self.local.add_bulk(queue, jobs)
             return self.local.kind
         return store
 
-    async def deliver(self, queue: str, job: NewJob, in_outbox: bool = False) -> str:
+    async def deliver(self, queue: str, job: NewJob) -> str:
         """Add to Redis when it is up, else to the local store; returns the store kind,
         or ``HELD`` when the add's outcome is unknown (see the module docstring).
 
-        No call waits more than :meth:`budget_s` on Redis. ``in_outbox``:
-        the job is an outbox row already (the relay's), held in place if need be.
+        No call waits more than :meth:`budget_s` on Redis.
         """
         if self.redis is None or self.gate is None or not self.gate.up:
             await self.local.add(queue, job)
             return self.local.kind
         add = asyncio.ensure_future(self.redis.add(queue, job))
-        store = await self._settle(queue, [job], add, in_outbox=in_outbox)
+        store = await self._settle(queue, [job], add, in_outbox=False)
         if store is None:
             await self.local.add(queue, job)
             return self.local.kind
@@ -212,7 +221,8 @@ class Producer:
         try:
             # Shielded: a timeout must not cancel the add. Cancelling would leave its
             # fate unknown for certain and cost the pooled connection.
-            await asyncio.wait_for(asyncio.shield(add), self.budget_s(len(jobs)))
+            budget = None if in_outbox else self.budget_s(len(jobs))
+            await asyncio.wait_for(asyncio.shield(add), budget)
             return self.redis.kind
         except TimeoutError:
             self.gate.suspect_outage("an enqueue took longer than its budget")
