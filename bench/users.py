@@ -88,7 +88,7 @@ import asyncpg  # type: ignore[import-untyped]
 import httpx
 import redis.asyncio as aioredis
 from rich.console import Console
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.engine import make_url
 
 from ils.db.engine import create_engine, session_factory
@@ -97,6 +97,7 @@ from ils.demo.setup import CREDENTIALS_FILE, prepare_demo
 from ils.domain.clinical import Patient
 from ils.domain.companies import Company, CompanyKind, Role, User
 from ils.heap import freeze_start_up_heap
+from ils.jobs.outbox import OutboxRow
 from ils.settings import Settings
 from serving import ROOT, ils_serve, log_tail, pct, process, server
 
@@ -489,6 +490,20 @@ async def queue_backlog(env: dict[str, str]) -> dict[str, dict[str, int]]:
     return {key: value for key, value in stats.items() if isinstance(value, dict)}
 
 
+async def outbox_backlog(settings: Settings) -> dict[str, int]:
+    """Jobs committed but not yet handed to Redis (``ils_outbox``), by queue: with
+    PostgreSQL + Redis a job waits there first, which the queues' counts do not show."""
+    engine = create_engine(settings.effective_database_url)
+    try:
+        async with engine.connect() as conn:
+            rows = await conn.execute(
+                select(OutboxRow.queue, func.count()).group_by(OutboxRow.queue)
+            )
+            return {queue: int(count) for queue, count in rows.all()}
+    finally:
+        await engine.dispose()
+
+
 # -- the clients ---------------------------------------------------------------------------
 
 
@@ -795,6 +810,11 @@ def print_report(summary: dict[str, Any]) -> None:
                 for queue, c in summary["backlog"].items()
             )
         )
+    if summary.get("outbox"):
+        print(
+            "  jobs still in the outbox at the end (not yet in Redis): "
+            + ", ".join(f"{queue} {n}" for queue, n in sorted(summary["outbox"].items()))
+        )
     if summary["server_log_errors"]:
         print(f"  the server logged {summary['server_log_errors']} errors; the first:")
         for line in summary["server_log_first_errors"]:
@@ -917,6 +937,7 @@ async def run(args: argparse.Namespace, tmp: str, deployment: Deployment) -> dic
             )
             results = await asyncio.gather(*(client.receive("result") for client in clients))
             backlog = await queue_backlog(env)
+            outbox = await outbox_backlog(settings) if deployment.database_url else {}
             sampler.cancel()
             end_reading = memory.at(time.monotonic())
     except Exception:
@@ -957,6 +978,7 @@ async def run(args: argparse.Namespace, tmp: str, deployment: Deployment) -> dic
         queue: {state: counts.get(state, 0) for state in ("waiting", "delayed", "active")}
         for queue, counts in backlog.items()
     }
+    summary["outbox"] = outbox
     summary["run"] = {
         "users": args.users,
         "lab_users": lab_users,
