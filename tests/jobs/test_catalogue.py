@@ -6,7 +6,7 @@ import pytest
 
 from ils.errors import ConfigurationError, UnknownQueueError
 from ils.jobs.catalogue import RateLimit, Retention, build_catalogue
-from ils.settings import Settings
+from ils.settings import QueueOverride, Settings
 
 DAY = 86_400
 
@@ -61,3 +61,31 @@ def test_bad_override_values_are_refused() -> None:
         Settings(queues={"email": {"concurrency": 0}})
     with pytest.raises(ValidationError):
         Settings(queues={"email": {"concurency": 3}})
+
+
+def test_a_dead_workers_jobs_are_looked_for_six_times_a_lock() -> None:
+    """A killed worker's jobs come back soon after their lock runs out, not up to a
+    whole lock later (bench/peers kill test: 62 s with a check once a lock). Only the
+    lock decides whether a job is taken from its worker, so the lock stays as it is."""
+    catalogue = build_catalogue(Settings())
+    checks = {key: (q.lock_duration_ms, q.stalled_interval_ms) for key, q in catalogue.items()}
+    assert checks == {
+        "email": (30_000, 5_000),
+        "pdf": (60_000, 10_000),
+        "notification": (30_000, 5_000),
+        "ai": (120_000, 20_000),
+        "oma": (60_000, 10_000),
+        "scheduled": (120_000, 20_000),
+    }
+    overridden = build_catalogue(
+        Settings(
+            queues={
+                "email": QueueOverride(lock_duration_ms=12_000),
+                "pdf": QueueOverride(lock_duration_ms=500),
+                "ai": QueueOverride(lock_duration_ms=12_000, stalled_interval_ms=7_000),
+            }
+        )
+    )
+    assert overridden["email"].stalled_interval_ms == 2_000
+    assert overridden["pdf"].stalled_interval_ms == 500  # never longer than the lock
+    assert overridden["ai"].stalled_interval_ms == 7_000  # as set

@@ -599,3 +599,24 @@ async def test_claimed_record_matches_the_stored_row(url: str, make: MakeStore) 
     assert (claimed.record.priority, claimed.record.attempts) == (4, 5)
     stored = await sql(url, select(JOBS.c.lock_until_ms).where(JOBS.c.id == job_id))
     assert stored == clock.now_ms() + 1000
+
+
+async def test_an_idle_stalled_check_takes_no_write_lock(tmp_path: Path) -> None:
+    """The stalled check runs every few seconds for each queue in every process; with
+    nothing stalled it must not wait for (or take) SQLite's one write lock."""
+    from ils.jobs.system import JobSystem
+    from ils.settings import Settings
+
+    settings = Settings(data_dir=tmp_path)
+    system = await JobSystem.open(settings)
+    try:
+        other_process = sqlite3.connect(tmp_path / "ils.db", isolation_level=None)
+        other_process.execute("BEGIN IMMEDIATE")
+        try:
+            recovered = await asyncio.wait_for(system.local.recover_stalled("email"), 2)
+        finally:
+            other_process.execute("ROLLBACK")
+            other_process.close()
+    finally:
+        await system.close()
+    assert recovered == []

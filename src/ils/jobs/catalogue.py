@@ -54,6 +54,19 @@ class QueueConfig:
         return int(base * 2 ** max(attempts_made - 1, 0))
 
 
+def stalled_check_ms(lock_ms: int) -> int:
+    """How often a queue looks for jobs whose worker died: a sixth of the lock (5 s for
+    a 30 s lock), at least every second.
+
+    Whether a job is taken from its worker rests on its lock alone: BullMQ's check and
+    the local store's move back only a job whose lock is gone, so checking more often
+    never takes a job from a live worker. Checking once a lock, as BullMQ's defaults
+    do, brought a killed worker's jobs back up to a whole lock later than their lock
+    ran out (bench/peers kill test: 62 s for ILS, 69 s for bullmq).
+    """
+    return max(min(lock_ms, 1_000), lock_ms // 6)
+
+
 _DEFAULT_COMPLETED = Retention(age_s=DAY_S, count=1_000)
 _DEFAULT_FAILED = Retention(age_s=7 * DAY_S, count=5_000)
 
@@ -78,7 +91,7 @@ def _queue(
         attempts=attempts,
         backoff_delay_ms=5_000,
         lock_duration_ms=lock_s * 1000,
-        stalled_interval_ms=lock_s * 1000,
+        stalled_interval_ms=stalled_check_ms(lock_s * 1000),
         keep_completed=keep_completed,
         keep_failed=_DEFAULT_FAILED,
         max_wait_s=max_wait_s,
@@ -177,7 +190,7 @@ def _apply(config: QueueConfig, override: QueueOverride) -> QueueConfig:
         ),
         lock_duration_ms=lock,
         stalled_interval_ms=override.stalled_interval_ms
-        or (lock if override.lock_duration_ms else config.stalled_interval_ms),
+        or (stalled_check_ms(lock) if override.lock_duration_ms else config.stalled_interval_ms),
         keep_completed=Retention(
             _pick(override.keep_completed_age_s, config.keep_completed.age_s),
             _pick(override.keep_completed_count, config.keep_completed.count),

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, event, exists, func, insert, select, update
+from sqlalchemy import ColumnElement, Connection, and_, event, exists, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import Session
 
@@ -266,8 +266,13 @@ class LocalJobStore(LocalAdmin):
 
     async def recover_stalled(self, queue: str) -> list[str]:
         config = self._config(queue)
+        now = self._now()
+        # A read first: the check runs every few seconds per queue and process, and
+        # finding nothing must not take SQLite's one write lock.
+        if not await self._run(lambda conn: _any_stalled(conn, queue, now), readonly=True):
+            return []
         handled, requeued = await self._run(
-            lambda conn: _recover(conn, config, self._max_stalled, self._now())
+            lambda conn: _recover(conn, config, self._max_stalled, now)
         )
         if requeued:
             self._notify(queue)
@@ -352,6 +357,15 @@ def _record_failure(
     return state
 
 
+def _stalled_where(queue: str, now: int) -> ColumnElement[bool]:
+    """Active jobs of ``queue`` whose lock has run out: their worker stopped."""
+    return and_(JOBS.c.queue == queue, JOBS.c.state == ACTIVE, JOBS.c.lock_until_ms < now)
+
+
+def _any_stalled(conn: Connection, queue: str, now: int) -> bool:
+    return conn.scalar(select(JOBS.c.seq).where(_stalled_where(queue, now)).limit(1)) is not None
+
+
 def _recover(
     conn: Connection, config: QueueConfig, max_stalled: int, now: int
 ) -> tuple[list[str], bool]:
@@ -359,7 +373,7 @@ def _recover(
     queue = config.key
     stalled = conn.execute(
         select(JOBS.c.seq, JOBS.c.id, JOBS.c.stalled_count)
-        .where(JOBS.c.queue == queue, JOBS.c.state == ACTIVE, JOBS.c.lock_until_ms < now)
+        .where(_stalled_where(queue, now))
         .with_for_update(skip_locked=True)
     ).all()
     back = [row.seq for row in stalled if row.stalled_count < max_stalled]
