@@ -203,3 +203,43 @@ async def test_a_relayed_add_slower_than_the_enqueue_budget_is_not_held(
     assert system.job_stores.gate.suspicions == 0
     assert await redis.get_job("email", ref.job_id) is not None
     assert await system.producer.outbox.pending() == 0
+
+
+@pytest.mark.parametrize("system", ["redis"], indirect=True)
+async def test_a_commit_of_more_jobs_than_a_batch_relays_them_all(system: JobSystem) -> None:
+    """A commit's own relay takes its rows a batch (200) at a time until all are in
+    Redis: a batch of invoices or a schedule's fan-out does not wait for the sweep."""
+    outbox = system.producer.outbox
+    sessions = session_factory(system.engine)
+    rows: list[dict[str, object]] = [{"order_id": f"o{i}", "user_id": "u"} for i in range(450)]
+    async with outbox._lock:  # no sweep can help
+        async with sessions() as session, session.begin():
+            refs = await system.helpers.queue_many(
+                "email", "order-confirmation", rows, session=session
+            )
+
+        async def all_in_redis() -> bool:
+            return await outbox.pending() == 0
+
+        await eventually(all_in_redis, 10, message="jobs left in the outbox")
+    assert len(refs) == 450
+    assert (await system.monitor.counts("email"))["waiting"] == 450
+
+
+@pytest.mark.parametrize("system", ["redis"], indirect=True)
+async def test_a_failed_relay_is_logged_by_kind_and_swept_later(
+    system: JobSystem, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    outbox = system.producer.outbox
+
+    async def broken(queue: str, jobs: Sequence[NewJob], in_outbox: bool) -> str:
+        raise RuntimeError("INSERT ... Jane Doe")  # a message that may quote data
+
+    monkeypatch.setattr(outbox, "_deliver", broken)
+    sessions = session_factory(system.engine)
+    async with sessions() as session, session.begin():
+        await system.helpers.queue_order_confirmation_email("ord-1", "usr-1", session=session)
+    await outbox.drain_tasks()
+    assert "outbox: a relay failed (RuntimeError)" in caplog.text
+    assert "Jane Doe" not in caplog.text
+    assert await outbox.pending() == 1  # kept for the sweep

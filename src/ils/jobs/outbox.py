@@ -200,7 +200,7 @@ class Outbox:
                 self._release_and_relay(row_id) if failed else self._resolved(row_id, WAS_IN_REDIS)
             )
             self._pending.add(task)
-            task.add_done_callback(self._pending.discard)
+            task.add_done_callback(self._finished)
 
         add.add_done_callback(done)
 
@@ -249,7 +249,18 @@ class Outbox:
     def _start(self, loop: asyncio.AbstractEventLoop, relay: Coroutine[Any, Any, int]) -> None:
         task = loop.create_task(relay)
         self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[Any]) -> None:
+        """Forget a background relay; say so if it failed (its rows stay claimed for a
+        while, then the sweep relays them). The error's kind only: its text may quote
+        a statement's parameters."""
+        self._pending.discard(task)
+        if not task.cancelled() and (error := task.exception()) is not None:
+            self.logger.warning(
+                "outbox: a relay failed (%s); the sweep will relay its jobs",
+                type(error).__name__,
+            )
 
     async def relay_committed(self, row_ids: Sequence[str]) -> int:
         """Relay the rows one commit recorded, by id, beside any other relay.
@@ -261,8 +272,16 @@ class Outbox:
         that fell behind by thousands of jobs while the Redis queues stood empty.
         A row another relay has claimed is left to it.
         """
-        unclaimed = and_(OutboxRow.id.in_(row_ids), OutboxRow.claimed_until_ms < self._now())
-        return await self._relay_rows(await self._claim(unclaimed))
+        relayed = 0
+        for start in range(0, len(row_ids), RELAY_BATCH):
+            batch = row_ids[start : start + RELAY_BATCH]
+            unclaimed = and_(OutboxRow.id.in_(batch), OutboxRow.claimed_until_ms < self._now())
+            rows = await self._claim(unclaimed)
+            settled = await self._relay_rows(rows)
+            relayed += settled
+            if settled < len(rows):
+                break  # a store error: the rest waits for the sweep
+        return relayed
 
     async def relay(self) -> int:
         """Hand every committed row to a store and resolve held rows into Redis; returns
