@@ -16,7 +16,15 @@ from pathlib import Path
 import pytest
 
 BENCH = Path(__file__).resolve().parents[1] / "bench"
-SCRIPTS = ["serving", "orders", "users", "notifications", "dashboard", "inline_orders_app"]
+SCRIPTS = [
+    "serving",
+    "orders",
+    "users",
+    "notifications",
+    "dashboard",
+    "inline_orders_app",
+    "request_cpu",
+]
 
 
 @pytest.fixture
