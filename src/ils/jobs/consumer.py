@@ -12,7 +12,6 @@ period. ``runner.Runner`` puts one consumer per (store, queue) of a process toge
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import traceback
 from collections.abc import Awaitable, Callable, Sequence
@@ -37,6 +36,8 @@ from ils.jobs.stores.base import JobStore
 STORE_RETRY_S = 1.0
 GATE_WAIT_S = 0.2
 IDLE_BLOCK_MS = 5_000
+#: How long ``stop`` waits for a cancelled task to end before leaving it behind.
+CANCEL_WAIT_S = 1.0
 
 JobListener = Callable[["JobOutcome"], Awaitable[None] | None]
 
@@ -186,34 +187,55 @@ class QueueConsumer:
         """Stop claiming; wait up to ``grace_s`` for running jobs, then abandon them.
 
         An abandoned job keeps its lock until it expires; another worker's sweeper then
-        moves it back to waiting, so it is never lost.
+        moves it back to waiting, so it is never lost. ``stop`` itself always returns
+        soon after the grace: a claim that never comes back (a store that stopped
+        answering mid-command) or a job that swallows its cancellation is left behind
+        with a warning, not waited for, so a worker told to stop does stop.
         """
         self._stopping.set()
+        deadline = asyncio.get_running_loop().time() + grace_s
         feeder = self._tasks[0] if self._tasks else None
         if feeder is not None:
             # A claim in flight is let through (its job runs within the grace); an
             # idle feeder is only waiting for work and is cancelled.
             if not self._in_fetch:
                 feeder.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await feeder
+            await self._end_by(deadline, [feeder])
         jobs = [task for _, task in self._running.values()]
-        if jobs:
-            _, pending = await asyncio.wait(jobs, timeout=grace_s)
-            for task in pending:
-                task.cancel()
-            if pending:
-                self.logger.warning(
-                    "queue %s: %d job(s) still running after %.1fs grace; their locks will "
-                    "expire and another worker will pick them up",
-                    self.queue,
-                    len(pending),
-                    grace_s,
-                )
-                await asyncio.gather(*pending, return_exceptions=True)
+        if abandoned := await self._end_by(deadline, jobs):
+            self.logger.warning(
+                "queue %s: %d job(s) still running after %.1fs grace; their locks will "
+                "expire and another worker will pick them up",
+                self.queue,
+                abandoned,
+                grace_s,
+            )
         for task in self._tasks[1:]:
             task.cancel()
-        await asyncio.gather(*self._tasks[1:], return_exceptions=True)
+        await self._end_by(deadline, self._tasks[1:])
+
+    async def _end_by(self, deadline: float, tasks: Sequence[asyncio.Task[None]]) -> int:
+        """Let ``tasks`` run until ``deadline``, cancel those still running, and give
+        them :data:`CANCEL_WAIT_S` to end; how many had to be cancelled."""
+        if not tasks:
+            return 0
+        left = max(0.0, deadline - asyncio.get_running_loop().time())
+        _, pending = await asyncio.wait(tasks, timeout=left)
+        for task in pending:
+            task.cancel()
+        if pending:
+            _, stuck = await asyncio.wait(pending, timeout=CANCEL_WAIT_S)
+            if stuck:
+                self.logger.warning(
+                    "queue %s: %d task(s) ignored cancellation for %.1fs; left behind",
+                    self.queue,
+                    len(stuck),
+                    CANCEL_WAIT_S,
+                )
+        for task in tasks:
+            if task.done() and not task.cancelled():
+                task.exception()  # retrieved: each task logs its own failures
+        return len(pending)
 
     def _token(self) -> str:
         self._token_seq += 1
