@@ -63,11 +63,13 @@ async def test_a_held_job_whose_add_failed_is_resolved_without_a_sweep(
         assert system.redis is not None
         answer = asyncio.Event()
 
-        async def slow_then_failed(queue: str, job: Any) -> str:
+        async def slow_then_failed() -> str:
             await answer.wait()
             raise StoreUnavailableError("redis unavailable: the add failed", unsent=True)
 
-        monkeypatch.setattr(system.redis, "add", slow_then_failed)
+        monkeypatch.setattr(
+            system.redis, "start_add", lambda queue, job: asyncio.ensure_future(slow_then_failed())
+        )
         ref = await system.helpers.queue_general_notification_email("u1", "Held", "Body.")
         assert ref.store == HELD
         assert (await system.producer.outbox.held()).count == 1

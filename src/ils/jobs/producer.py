@@ -195,7 +195,9 @@ class Producer:
         if self.redis is None or self.gate is None or not self.gate.up:
             await self.local.add(queue, job)
             return self.local.kind
-        add = asyncio.ensure_future(self.redis.add(queue, job))
+        # Sent at once on the store's pipe: no task, and a burst of enqueues from many
+        # requests goes out as one write (``stores.redis.pipe``).
+        add = self.redis.start_add(queue, job)
         store = await self._settle(queue, [job], add, in_outbox=False)
         if store is None:
             await self.local.add(queue, job)
@@ -219,10 +221,7 @@ class Producer:
         assert self.redis is not None
         assert self.gate is not None
         try:
-            # Shielded: a timeout must not cancel the add. Cancelling would leave its
-            # fate unknown for certain and cost the pooled connection.
-            budget = None if in_outbox else self.budget_s(len(jobs))
-            await asyncio.wait_for(asyncio.shield(add), budget)
+            await _answer_within(add, None if in_outbox else self.budget_s(len(jobs)))
             return self.redis.kind
         except TimeoutError:
             self.gate.suspect_outage("an enqueue took longer than its budget")
@@ -235,6 +234,33 @@ class Producer:
             await self.outbox.hold(queue, job, existing=in_outbox)
             self.outbox.settle_later(job.options.job_id, add)
         return HELD
+
+
+async def _answer_within(add: asyncio.Future[Any], budget_s: float | None) -> Any:
+    """``add``'s result once it answers; ``TimeoutError`` if it has not answered
+    within ``budget_s`` (``None``: no bound). The add itself is never cancelled, not
+    even when the caller is: cancelling would leave its fate unknown for certain.
+
+    ``asyncio.wait_for(asyncio.shield(add))`` does the same with two more futures and
+    callbacks, each a pass of the event loop, on every enqueue."""
+    loop = asyncio.get_running_loop()
+    waiter = loop.create_future()
+
+    def release(_: object = None) -> None:
+        if not waiter.done():
+            waiter.set_result(None)
+
+    add.add_done_callback(release)
+    timer = None if budget_s is None else loop.call_later(budget_s, release)
+    try:
+        await waiter
+    finally:
+        add.remove_done_callback(release)
+        if timer is not None:
+            timer.cancel()
+    if not add.done():
+        raise TimeoutError
+    return add.result()
 
 
 def _stamped(options: JobOptions, session: AsyncSession | None) -> JobOptions:

@@ -28,6 +28,7 @@ from ils.jobs.catalogue import QueueConfig
 from ils.jobs.stores.redis.codec import failure_fields, finished_retention
 from ils.jobs.stores.redis.connect import async_client
 from ils.jobs.stores.redis.decode import MAX_TIME_MS
+from ils.jobs.stores.redis.pipe import NotSentError
 from ils.jobs.stores.redis.placeholder import lenient_int
 from ils.jobs.stores.redis.schedulers import use_our_cron
 from ils.redis_settings import RedisConnection
@@ -103,7 +104,7 @@ def never_sent(err: BaseException) -> bool:
     """
     seen: BaseException | None = err
     while seen is not None:
-        if isinstance(seen, ConnectionRefusedError | MasterNotFoundError):
+        if isinstance(seen, ConnectionRefusedError | MasterNotFoundError | NotSentError):
             return True
         text = str(seen)
         if isinstance(seen, redis_errors.ConnectionError | redis_errors.TimeoutError) and (
@@ -211,14 +212,14 @@ class BullQueue:
         self.worker: Any = bullmq.Worker(config.name, None, worker_opts)
         # Cron schedules fire at the times ils.jobs.schedules.cron computes, in both modes.
         use_our_cron(self.queue, self.worker)
-        self._scripts: Any = self.queue.backend.scripts
-        self.keys: Mapping[str, str] = self._scripts.keys
+        self.scripts: Any = self.queue.backend.scripts
+        self.keys: Mapping[str, str] = self.scripts.keys
         self._client = client
         self._claim_deferred = client.register_script(CLAIM_DEFERRED_FAILURE_LUA)
 
     def job_key(self, job_id: str) -> str:
         """The hash key of one job (``bull:<queue>:<id>``)."""
-        return str(self._scripts.toKey(job_id))
+        return str(self.scripts.toKey(job_id))
 
     async def known(self, job_id: str) -> bool:
         """Whether the job's hash or its deduplication key (``bull:<queue>:de:<id>``,
@@ -227,7 +228,7 @@ class BullQueue:
         return int(found) > 0
 
     async def _run(self, script: str, keys: list[Any], args: list[Any]) -> Any:
-        return await self._scripts.commands[script](keys=keys, args=args)
+        return await self.scripts.commands[script](keys=keys, args=args)
 
     # -- producers ---------------------------------------------------------------------
 
@@ -253,7 +254,7 @@ class BullQueue:
             "lockDuration": self.config.lock_duration_ms,
             "limiter": self.worker.opts.get("limiter"),
         }
-        return parse_next(await self._scripts.moveToActive(token, opts))
+        return parse_next(await self.scripts.moveToActive(token, opts))
 
     def _job(self, job_id: str, name: str, opts: Mapping[str, Any], attempts_made: int) -> Any:
         # Bound to the Worker: moveToFinished reads the fetch-next limiter from job.queue.opts.
@@ -285,10 +286,10 @@ class BullQueue:
         job = self._job(job_id, name, opts, attempts_made)
         keep = finished_retention(opts, self.config, completed=completed)
         if completed:
-            keys, args = self._scripts.moveToCompletedArgs(job, value, keep, token, fetch_next)
+            keys, args = self.scripts.moveToCompletedArgs(job, value, keep, token, fetch_next)
         else:
             fields = failure_fields(value, list(stacktrace))
-            keys, args = self._scripts.moveToFailedArgs(job, value, keep, token, fetch_next, fields)
+            keys, args = self.scripts.moveToFailedArgs(job, value, keep, token, fetch_next, fields)
         raw = await self._run("moveToFinished", keys, args)
         if isinstance(raw, int) and raw < 0:
             return raw
@@ -299,7 +300,7 @@ class BullQueue:
     ) -> int:
         """moveToDelayed for a retry back-off; returns the script's status code."""
         opts = {"fieldsToUpdate": dict(fields)}
-        keys, args = self._scripts.moveToDelayedArgs(job_id, timestamp, token, delay_ms, opts)
+        keys, args = self.scripts.moveToDelayedArgs(job_id, timestamp, token, delay_ms, opts)
         raw = await self._run("moveToDelayed", keys, args)
         return raw if isinstance(raw, int) else 0
 
@@ -308,7 +309,7 @@ class BullQueue:
     ) -> int:
         """retryJob: back to waiting at once (a zero back-off); returns the status code."""
         opts = {"fieldsToUpdate": dict(fields)}
-        keys, args = self._scripts.retryJobArgs(job_id, lifo, token, opts)
+        keys, args = self.scripts.retryJobArgs(job_id, lifo, token, opts)
         return int(await self._run("retryJob", keys, args))
 
     async def claim_deferred_failure(self, job_id: str, token: str) -> bool:
@@ -385,11 +386,19 @@ class BullQueue:
     ) -> None:
         """Add ``(company, job id)`` pairs to the company sets, each kept to ``cap``."""
         async with self._client.pipeline(transaction=False) as pipe:
-            for company_id, job_id in stamped:
-                key = self.company_key(company_id)
-                pipe.zadd(key, {job_id: now_ms})
-                pipe.zremrangebyrank(key, 0, -(cap + 1))
+            for command in self.company_index_commands(stamped, now_ms, cap):
+                pipe.execute_command(*command)
             await pipe.execute()
+
+    def company_index_commands(
+        self, stamped: Sequence[tuple[str, str]], now_ms: int, cap: int
+    ) -> list[tuple[Any, ...]]:
+        """The commands of :meth:`index_companies` (also sent on the producers' pipe)."""
+        commands: list[tuple[Any, ...]] = []
+        for company_id, job_id in stamped:
+            key = self.company_key(company_id)
+            commands += [("ZADD", key, now_ms, job_id), ("ZREMRANGEBYRANK", key, 0, -cap - 1)]
+        return commands
 
     async def company_page(
         self, state_key: str, company_id: str, offset: int, limit: int
@@ -474,7 +483,7 @@ class BullQueue:
 
     async def promote(self, job_id: str) -> int:
         """promote: 0 done, -3 not delayed."""
-        keys, args = self._scripts.promoteArgs(job_id)
+        keys, args = self.scripts.promoteArgs(job_id)
         return int(await self._run("promote", keys, args))
 
     async def clean(self, bull_type: str, grace_ms: int, limit: int) -> list[str]:

@@ -21,6 +21,8 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+from redis.exceptions import NoScriptError
+
 from ils.errors import (
     InvalidPayloadError,
     JobNotFoundError,
@@ -38,6 +40,7 @@ from ils.jobs.stores.redis.bull import (
     NextJob,
     unavailable_guard,
 )
+from ils.jobs.stores.redis.bull_add import AddCommand, add_command
 from ils.jobs.stores.redis.codec import (
     attempts_of,
     bull_options,
@@ -57,6 +60,7 @@ from ils.jobs.stores.redis.failing import (
     fail_if_flagged,
     fail_undecodable,
 )
+from ils.jobs.stores.redis.pipe import CommandPipe
 from ils.jobs.stores.redis.probe import ThreadProbe
 from ils.jobs.stores.redis.schedulers import advance
 from ils.jobs.stores.redis.schedulers import sync as sync_schedulers
@@ -102,6 +106,7 @@ class RedisJobStore(RedisAdmin):
         self._client = None
         self._blocking = None
         self._producer = None
+        self._pipe = None
         self._producer_slots = asyncio.Semaphore(PRODUCER_CONNECTIONS)
         self._queues = {}
         self._producer_queues = {}
@@ -121,17 +126,54 @@ class RedisJobStore(RedisAdmin):
             if client is not None:
                 await client.aclose()
         self._client = self._blocking = self._producer = None
+        if self._pipe is not None:
+            pipe, self._pipe = self._pipe, None
+            await pipe.close()
 
     # -- producers -----------------------------------------------------------------------
 
     async def add(self, queue: str, job: NewJob) -> str:
+        job_id = await self.start_add(queue, job)
+        if job.options.company_id and job.options.job_id is None:
+            # The id is Redis's own: the company index could not go with the add.
+            await self._index_companies(self._producer_bull(queue), [(job, job_id)])
+        return job_id
+
+    def start_add(self, queue: str, job: NewJob) -> asyncio.Future[str]:
+        """Send the add on the producers' pipe (``redis.pipe``) and return, at once, the
+        future of its job id, which fails as :meth:`add` would raise. The caller bounds
+        its own wait (the enqueue budget, ``Producer``); the add goes on regardless.
+
+        A job with a company goes with its company index entries, in the same write.
+        A bad job raises here, before anything is sent.
+        """
         bull = self._producer_bull(queue)
         validate_new_job(queue, job)
         _check_json(queue, job)
-        async with self._producing():
-            job_id = await bull.add(job.name, job.data, self._options(bull, job))
-            await self._index_companies(bull, [(job, job_id)])
-            return job_id
+        add = add_command(bull, job.name, job.data, self._options(bull, job))
+        commands = [add.command]
+        company_id, job_id = job.options.company_id, job.options.job_id
+        if company_id and job_id:
+            cap = company_index_cap(bull.config)
+            commands += bull.company_index_commands([(company_id, job_id)], now_ms(), cap)
+        pipe = self._producer_pipe(bull)
+        return pipe.send(commands, lambda outcome: self._added(pipe, add, outcome))
+
+    @staticmethod
+    def _added(pipe: CommandPipe, add: AddCommand, outcome: list[Any] | BaseException) -> str:
+        """The job id of a pipe's add, or its failure as ``StoreUnavailableError``."""
+        with unavailable_guard():
+            if isinstance(outcome, BaseException):
+                raise outcome
+            for reply in outcome:
+                if isinstance(reply, NoScriptError):
+                    # Scripts flushed under a live connection: a new one loads them.
+                    # The add did not run; it is resolved by id like any uncertain one.
+                    pipe.reconnect()
+                    raise StoreUnavailableError("redis unavailable: its scripts were flushed")
+                if isinstance(reply, BaseException):
+                    raise reply
+            return add.job_id(outcome[0])
 
     def _options(self, bull: BullQueue, job: NewJob) -> dict[str, Any]:
         """BullMQ options, with a deduplication key on the job's id kept for
@@ -147,15 +189,18 @@ class RedisJobStore(RedisAdmin):
         return opts
 
     async def warm_up(self) -> None:
-        """Open the producers' first connection now: the first enqueue must not spend its
-        budget on a TCP connect (and be held for it). Silent when Redis is down."""
+        """Open the producers' connections now (the pipe's and the pool's first): the
+        first enqueue must not spend its budget on a TCP connect (and be held for it).
+        Silent when Redis is down."""
         if self._closed:
             return
         client = self._producer_client()
+        pipe = self._producer_pipe(self._producer_bull(next(iter(self._catalogue.keys()))))
         for _ in range(2):  # a pooled socket left from before a restart fails once
             try:
                 async with self._producer_slots:
                     await asyncio.wait_for(client.ping(), 2.0)
+                await asyncio.wait_for(pipe.send([("PING",)], _reply_or_raise), 2.0)
                 return
             except Exception as err:  # an outage is the gate's business, not the warm-up's
                 logging.getLogger(__name__).debug("warm-up ping: %s", type(err).__name__)
@@ -425,3 +470,9 @@ def _check_json(queue: str, job: NewJob) -> None:
         json.dumps(job.data, allow_nan=False)
     except (TypeError, ValueError):
         raise InvalidPayloadError(queue, job.name, ["data: must be JSON-serialisable"]) from None
+
+
+def _reply_or_raise(outcome: list[Any] | BaseException) -> Any:
+    if isinstance(outcome, BaseException):
+        raise outcome
+    return outcome[0]

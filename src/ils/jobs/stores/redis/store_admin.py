@@ -21,7 +21,14 @@ from ils.jobs.model import JobRecord, JobState, StoreHealth
 from ils.jobs.stores.base import JobFilter, JobStore, JobTiming, cleanable_state
 from ils.jobs.stores.redis import admin as redis_admin
 from ils.jobs.stores.redis import timings as redis_timings
-from ils.jobs.stores.redis.bull import BullQueue, make_client, unavailable_guard
+from ils.jobs.stores.redis.bull import (
+    COMMAND_TIMEOUT_S,
+    BullQueue,
+    make_client,
+    unavailable_guard,
+)
+from ils.jobs.stores.redis.bull_add import add_scripts
+from ils.jobs.stores.redis.pipe import CommandPipe
 from ils.redis_settings import RedisConnection
 
 # Connections of the producers' pool, and adds in flight at once. Under a burst on a
@@ -43,6 +50,7 @@ class RedisAdmin(JobStore):
     _client: Redis | None
     _blocking: Redis | None
     _producer: Redis | None
+    _pipe: CommandPipe | None
     _producer_slots: asyncio.Semaphore
     _queues: dict[str, BullQueue]
     _producer_queues: dict[str, BullQueue]
@@ -79,6 +87,23 @@ class RedisAdmin(JobStore):
                 max_connections=PRODUCER_CONNECTIONS,
             )
         return self._producer
+
+    def _producer_pipe(self, bull: BullQueue) -> CommandPipe:
+        """The producers' pipe (``redis.pipe``): single adds share one connection and
+        are written without waiting for each other's replies. Like the producers'
+        client it never resends; it bounds its own reads, so its client has no socket
+        timeout. ``bull``: a queue whose add scripts it loads on each connect (the
+        scripts are the same for every queue)."""
+        if self._closed:
+            raise StoreUnavailableError("redis store is closed", unsent=True)
+        if self._pipe is None:
+            self._pipe = CommandPipe(
+                make_client(self._connection, self._connect_timeout_ms, blocking=True),
+                reply_timeout_s=COMMAND_TIMEOUT_S,
+                connect_timeout_s=self._connect_timeout_ms / 1000,
+                on_connect=add_scripts(bull),
+            )
+        return self._pipe
 
     @contextlib.asynccontextmanager
     async def _producing(self) -> AsyncIterator[None]:
