@@ -248,14 +248,6 @@ class BullQueue:
 
     # -- workers -----------------------------------------------------------------------
 
-    async def move_to_active(self, token: str) -> NextJob:
-        """Claim the next job atomically, with the queue's limiter and lock duration."""
-        opts = {
-            "lockDuration": self.config.lock_duration_ms,
-            "limiter": self.worker.opts.get("limiter"),
-        }
-        return parse_next(await self.scripts.moveToActive(token, opts))
-
     def _job(self, job_id: str, name: str, opts: Mapping[str, Any], attempts_made: int) -> Any:
         # Bound to the Worker: moveToFinished reads the fetch-next limiter from job.queue.opts.
         job = bullmq.Job(self.worker, name, None, dict(opts))

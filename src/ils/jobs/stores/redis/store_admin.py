@@ -27,7 +27,7 @@ from ils.jobs.stores.redis.bull import (
     make_client,
     unavailable_guard,
 )
-from ils.jobs.stores.redis.bull_add import add_scripts
+from ils.jobs.stores.redis.bull_piped import piped_scripts
 from ils.jobs.stores.redis.pipe import CommandPipe
 from ils.redis_settings import RedisConnection
 
@@ -88,12 +88,12 @@ class RedisAdmin(JobStore):
             )
         return self._producer
 
-    def _producer_pipe(self, bull: BullQueue) -> CommandPipe:
-        """The producers' pipe (``redis.pipe``): single adds share one connection and
-        are written without waiting for each other's replies. Like the producers'
-        client it never resends; it bounds its own reads, so its client has no socket
-        timeout. ``bull``: a queue whose add scripts it loads on each connect (the
-        scripts are the same for every queue)."""
+    def _piped(self, bull: BullQueue) -> CommandPipe:
+        """The store's pipe (``redis.pipe``): single adds and fetches share one
+        connection and are written without waiting for each other's replies. Like the
+        producers' client it never resends; it bounds its own reads, so its client has
+        no socket timeout. ``bull``: a queue whose scripts it loads on each connect
+        (the scripts are the same for every queue)."""
         if self._closed:
             raise StoreUnavailableError("redis store is closed", unsent=True)
         if self._pipe is None:
@@ -101,7 +101,7 @@ class RedisAdmin(JobStore):
                 make_client(self._connection, self._connect_timeout_ms, blocking=True),
                 reply_timeout_s=COMMAND_TIMEOUT_S,
                 connect_timeout_s=self._connect_timeout_ms / 1000,
-                on_connect=add_scripts(bull),
+                on_connect=piped_scripts(bull),
             )
         return self._pipe
 
