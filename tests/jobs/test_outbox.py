@@ -179,19 +179,16 @@ async def test_a_relayed_add_slower_than_the_enqueue_budget_is_not_held(
     two more transactions a job, on a server already short of time."""
     redis = system.redis
     assert redis is not None
-    add, add_bulk = redis.add, redis.add_bulk
+    start_add_bulk = redis.start_add_bulk
 
-    # The loop was busy: Redis's answer is read late (one job or many).
-    async def slow(queue: str, job: NewJob) -> str:
+    # The loop was busy: Redis's answer is read late.
+    async def late(queue: str, jobs: Sequence[NewJob]) -> list[str]:
         await asyncio.sleep(0.2)
-        return await add(queue, job)
+        return await start_add_bulk(queue, jobs)
 
-    async def slow_bulk(queue: str, jobs: Sequence[NewJob]) -> list[str]:
-        await asyncio.sleep(0.2)
-        return await add_bulk(queue, jobs)
-
-    monkeypatch.setattr(redis, "add", slow)
-    monkeypatch.setattr(redis, "add_bulk", slow_bulk)
+    monkeypatch.setattr(
+        redis, "start_add_bulk", lambda queue, jobs: asyncio.ensure_future(late(queue, jobs))
+    )
     sessions = session_factory(system.engine)
     async with sessions() as session, session.begin():
         ref = await system.helpers.queue_order_confirmation_email("ord-1", "usr-1", session=session)

@@ -19,6 +19,7 @@ from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 
 from ils.jobs.outbox import HELD
+from ils.jobs.payloads.email import OrderConfirmationEmail
 from ils.jobs.stores.redis.bull import make_client, never_sent
 from ils.jobs.stores.redis.pipe import CommandPipe, NotSentError
 from ils.jobs.system import JobSystem
@@ -210,3 +211,44 @@ def _in_redis(redis: Any, job_id: str) -> Callable[[], Any]:
         return await redis.get_job("email", job_id) is not None
 
     return check
+
+
+async def test_a_bulk_add_is_one_transaction_on_the_pipe(
+    tmp_path: Path, redis_url: str, redis_prefix: str
+) -> None:
+    """300 jobs from one ``enqueue_many``: one MULTI/EXEC (all or none, as BullMQ's
+    ``addBulk``), every job in Redis under its own id."""
+    system = await JobSystem.open(
+        Settings(
+            _env_file=None,
+            data_dir=tmp_path,
+            redis_url=redis_url,
+            redis_prefix=redis_prefix,
+            redis_enqueue_timeout_ms=5000,
+        )
+    )
+    raw = Redis.from_url(redis_url)
+    try:
+        assert system.redis is not None
+        payload = OrderConfirmationEmail(order_id="o", user_id="u")
+        options = system.job_types.get("email", "order-confirmation").options_for(payload)
+        jobs = [
+            ("order-confirmation", OrderConfirmationEmail(order_id=f"o{i}", user_id="u"), options)
+            for i in range(300)
+        ]
+        before = await _calls(raw, "multi")
+        refs = await system.producer.enqueue_many("email", jobs)
+        assert await _calls(raw, "multi") == before + 1
+        assert {ref.store for ref in refs} == {"redis"}
+        assert (await system.redis.counts("email"))["waiting"] == 300
+        found = await system.redis.get_job("email", refs[123].job_id)
+        assert found is not None and found.data["orderId"] == "o123"
+    finally:
+        await raw.aclose()
+        await system.close()
+        await delete_prefix(redis_url, redis_prefix)
+
+
+async def _calls(raw: Redis, command: str) -> int:
+    stats = await raw.info("commandstats")
+    return int(stats.get(f"cmdstat_{command}", {}).get("calls", 0))

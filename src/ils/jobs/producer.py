@@ -179,7 +179,7 @@ class Producer:
         if self.redis is None or self.gate is None or not self.gate.up:
             await self.local.add_bulk(queue, jobs)
             return self.local.kind
-        add = asyncio.ensure_future(self.redis.add_bulk(queue, jobs))
+        add = self.redis.start_add_bulk(queue, jobs)
         store = await self._settle(queue, jobs, add, in_outbox=in_outbox)
         if store is None:
             await self.local.add_bulk(queue, jobs)

@@ -17,8 +17,11 @@ from typing import Any
 import bullmq
 import msgpack
 from bullmq.scripts import raw2NextJobData
+from redis.exceptions import NoScriptError
 
-from ils.jobs.stores.redis.bull import BullQueue, NextJob, parse_next
+from ils.errors import StoreUnavailableError
+from ils.jobs.stores.redis.bull import BullQueue, NextJob, parse_next, unavailable_guard
+from ils.jobs.stores.redis.pipe import CommandPipe
 
 #: The scripts sent by SHA on the pipe: those ``addJob`` chooses from (by delay and
 #: priority), and the fetch's.
@@ -113,3 +116,20 @@ def piped_scripts(bull: BullQueue) -> list[tuple[str, str, str]]:
     """``SCRIPT LOAD`` of every script sent by SHA on the pipe: sent first on each new
     pipe connection, so an ``EVALSHA`` finds its script."""
     return [("SCRIPT", "LOAD", bull.scripts.commands[name].script) for name in PIPED_SCRIPTS]
+
+
+def checked_replies(pipe: CommandPipe, outcome: list[Any] | BaseException) -> list[Any]:
+    """A pipe send's replies, or its failure as ``StoreUnavailableError`` (an error
+    reply raises as itself, except those ``unavailable_guard`` maps)."""
+    with unavailable_guard():
+        if isinstance(outcome, BaseException):
+            raise outcome
+        for reply in outcome:
+            if isinstance(reply, NoScriptError):
+                # Scripts flushed under a live connection: a new one loads them. The
+                # command did not run; an add is resolved by id like any uncertain one.
+                pipe.reconnect()
+                raise StoreUnavailableError("redis unavailable: its scripts were flushed")
+            if isinstance(reply, BaseException):
+                raise reply
+        return outcome

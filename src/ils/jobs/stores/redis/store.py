@@ -21,8 +21,6 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from redis.exceptions import NoScriptError
-
 from ils.errors import (
     InvalidPayloadError,
     JobNotFoundError,
@@ -43,6 +41,7 @@ from ils.jobs.stores.redis.bull import (
 from ils.jobs.stores.redis.bull_piped import (
     AddCommand,
     add_command,
+    checked_replies,
     move_to_active_command,
     next_job,
 )
@@ -138,36 +137,66 @@ class RedisJobStore(RedisAdmin):
     # -- producers -----------------------------------------------------------------------
 
     async def add(self, queue: str, job: NewJob) -> str:
-        job_id = await self.start_add(queue, job)
-        if job.options.company_id and job.options.job_id is None:
-            # The id is Redis's own: the company index could not go with the add.
-            await self._index_companies(self._producer_bull(queue), [(job, job_id)])
-        return job_id
+        return (await self.add_bulk(queue, [job]))[0]
 
-    def start_add(self, queue: str, job: NewJob) -> asyncio.Future[str]:
-        """Send the add on the producers' pipe (``redis.pipe``) and return, at once, the
-        future of its job id, which fails as :meth:`add` would raise. The caller bounds
-        its own wait (the enqueue budget, ``Producer``); the add goes on regardless.
+    async def add_bulk(self, queue: str, jobs: Sequence[NewJob]) -> list[str]:
+        if not jobs:
+            return []
+        ids = await self.start_add_bulk(queue, jobs)
+        unindexed = [
+            (job, job_id)
+            for job, job_id in zip(jobs, ids, strict=True)
+            if job.options.company_id and job.options.job_id is None
+        ]
+        if unindexed:
+            # Ids of Redis's own making: the company index could not go with the add.
+            await self._index_companies(self._producer_bull(queue), unindexed)
+        return ids
 
-        A job with a company goes with its company index entries, in the same write.
-        A bad job raises here, before anything is sent.
+    def start_add(self, queue: str, job: NewJob) -> asyncio.Future[list[str]]:
+        """:meth:`start_add_bulk` of one job."""
+        return self.start_add_bulk(queue, [job])
+
+    def start_add_bulk(self, queue: str, jobs: Sequence[NewJob]) -> asyncio.Future[list[str]]:
+        """Send the adds on the store's pipe (``redis.pipe``) and return, at once, the
+        future of their job ids, which fails as :meth:`add_bulk` would raise. The caller
+        bounds its own wait (the enqueue budget, ``Producer``); the adds go on
+        regardless. More than one job are added in one MULTI/EXEC, all or none, as
+        BullMQ's ``addBulk`` adds them.
+
+        The jobs' company index entries go in the same write. A bad job raises here,
+        before anything is sent.
         """
         bull = self._producer_bull(queue)
-        validate_new_job(queue, job)
-        _check_json(queue, job)
-        add = add_command(bull, job.name, job.data, self._options(bull, job))
-        commands = [add.command]
-        company_id, job_id = job.options.company_id, job.options.job_id
-        if company_id and job_id:
+        for job in jobs:
+            validate_new_job(queue, job)
+            _check_json(queue, job)
+        adds = [add_command(bull, job.name, job.data, self._options(bull, job)) for job in jobs]
+        stamped = [
+            (job.options.company_id, job.options.job_id)
+            for job in jobs
+            if job.options.company_id and job.options.job_id
+        ]
+        commands = [add.command for add in adds]
+        if stamped:
             cap = company_index_cap(bull.config)
-            commands += bull.company_index_commands([(company_id, job_id)], now_ms(), cap)
+            commands += bull.company_index_commands(stamped, now_ms(), cap)
         pipe = self._piped(bull)
-        return pipe.send(commands, lambda outcome: self._added(pipe, add, outcome))
+        if len(jobs) == 1:
+            return pipe.send(commands, lambda outcome: self._added(pipe, adds, outcome))
+        in_multi = [("MULTI",), *commands, ("EXEC",)]
+        return pipe.send(
+            in_multi, lambda outcome: self._added(pipe, adds, checked_replies(pipe, outcome)[-1])
+        )
 
     @staticmethod
-    def _added(pipe: CommandPipe, add: AddCommand, outcome: list[Any] | BaseException) -> str:
-        """The job id of a pipe's add, or its failure as ``StoreUnavailableError``."""
-        return add.job_id(_replies(pipe, outcome)[0])
+    def _added(
+        pipe: CommandPipe, adds: Sequence[AddCommand], outcome: list[Any] | BaseException
+    ) -> list[str]:
+        """The job ids of a pipe's adds (their replies first, in order, then the company
+        index's), or their failure as ``StoreUnavailableError``."""
+        replies = checked_replies(pipe, outcome)
+        return [add.job_id(reply) for add, reply in zip(adds, replies, strict=False)]
 
     def _options(self, bull: BullQueue, job: NewJob) -> dict[str, Any]:
         """BullMQ options, with a deduplication key on the job's id kept for
@@ -194,7 +223,9 @@ class RedisJobStore(RedisAdmin):
             try:
                 async with self._producer_slots:
                     await asyncio.wait_for(client.ping(), 2.0)
-                await asyncio.wait_for(pipe.send([("PING",)], lambda got: _replies(pipe, got)), 2.0)
+                await asyncio.wait_for(
+                    pipe.send([("PING",)], lambda got: checked_replies(pipe, got)), 2.0
+                )
                 return
             except Exception as err:  # an outage is the gate's business, not the warm-up's
                 logging.getLogger(__name__).debug("warm-up ping: %s", type(err).__name__)
@@ -231,20 +262,6 @@ class RedisJobStore(RedisAdmin):
         if stamped:
             await bull.index_companies(stamped, now_ms(), company_index_cap(bull.config))
 
-    async def add_bulk(self, queue: str, jobs: Sequence[NewJob]) -> list[str]:
-        bull = self._producer_bull(queue)
-        for job in jobs:
-            validate_new_job(queue, job)
-            _check_json(queue, job)
-        if not jobs:
-            return []
-        async with self._producing():
-            ids = await bull.add_bulk(
-                [(job.name, job.data, self._options(bull, job)) for job in jobs]
-            )
-            await self._index_companies(bull, list(zip(jobs, ids, strict=True)))
-            return ids
-
     # -- workers -------------------------------------------------------------------------
 
     async def fetch(self, queue: str, token: str) -> Fetch:
@@ -254,7 +271,7 @@ class RedisJobStore(RedisAdmin):
             # On the pipe: no pooled connection to take, no write task (a pooled
             # command's costs about 0.4 ms of the time from an add to its job's start).
             command = move_to_active_command(bull, token)
-            replies = await pipe.send([command], lambda outcome: _replies(pipe, outcome))
+            replies = await pipe.send([command], lambda outcome: checked_replies(pipe, outcome))
             return await self._claimed(bull, next_job(replies[0]), token)
 
     async def _claimed(self, bull: BullQueue, nxt: NextJob, token: str) -> Fetch:
@@ -471,20 +488,3 @@ def _check_json(queue: str, job: NewJob) -> None:
         json.dumps(job.data, allow_nan=False)
     except (TypeError, ValueError):
         raise InvalidPayloadError(queue, job.name, ["data: must be JSON-serialisable"]) from None
-
-
-def _replies(pipe: CommandPipe, outcome: list[Any] | BaseException) -> list[Any]:
-    """A pipe send's replies, or its failure as ``StoreUnavailableError`` (an error
-    reply raises as itself, except those ``unavailable_guard`` maps)."""
-    with unavailable_guard():
-        if isinstance(outcome, BaseException):
-            raise outcome
-        for reply in outcome:
-            if isinstance(reply, NoScriptError):
-                # Scripts flushed under a live connection: a new one loads them. The
-                # command did not run; an add is resolved by id like any uncertain one.
-                pipe.reconnect()
-                raise StoreUnavailableError("redis unavailable: its scripts were flushed")
-            if isinstance(reply, BaseException):
-                raise reply
-        return outcome

@@ -31,11 +31,10 @@ from ils.jobs.stores.redis.bull_piped import piped_scripts
 from ils.jobs.stores.redis.pipe import CommandPipe
 from ils.redis_settings import RedisConnection
 
-# Connections of the producers' pool, and adds in flight at once. Under a burst on a
-# busy machine, adds outlive their budget (the job is held and the add goes on), so
-# in-flight adds pile up; past the pool's size redis-py refuses the next add with
-# MaxConnectionsError, which reads as an outage. The next add waits for a slot
-# instead (inside the add, so the enqueue's budget still bounds the caller's wait).
+# Connections of the producers' pool (the resolutions of held jobs and the warm-up
+# ping; adds go on the pipe), and its commands in flight at once: past the pool's size
+# redis-py refuses the next command with MaxConnectionsError, which reads as an
+# outage, so the next one waits for a slot instead.
 PRODUCER_CONNECTIONS = 64
 
 
