@@ -68,7 +68,9 @@ async def test_a_held_job_whose_add_failed_is_resolved_without_a_sweep(
             raise StoreUnavailableError("redis unavailable: the add failed", unsent=True)
 
         monkeypatch.setattr(
-            system.redis, "start_add", lambda queue, job: asyncio.ensure_future(slow_then_failed())
+            system.redis,
+            "start_add_bulk",
+            lambda queue, jobs: asyncio.ensure_future(slow_then_failed()),
         )
         ref = await system.helpers.queue_general_notification_email("u1", "Held", "Body.")
         assert ref.store == HELD

@@ -49,6 +49,20 @@ def pipe_for(url: str, *, reply_timeout_s: float = BOUND_S) -> CommandPipe:
     )
 
 
+async def redis_system(tmp_path: Path, redis_url: str, redis_prefix: str) -> JobSystem:
+    """A job system in Redis mode whose enqueues are not held on a loaded machine
+    (the tests assert where jobs went, not the enqueue budget)."""
+    return await JobSystem.open(
+        Settings(
+            _env_file=None,
+            data_dir=tmp_path,
+            redis_url=redis_url,
+            redis_prefix=redis_prefix,
+            redis_enqueue_timeout_ms=5000,
+        )
+    )
+
+
 @pytest.fixture
 async def pipe(redis_url: str) -> AsyncIterator[CommandPipe]:
     opened = pipe_for(redis_url)
@@ -178,15 +192,7 @@ async def test_adds_after_a_script_flush_are_held_then_resolved_and_later_ones_g
     """SCRIPT FLUSH under a live pipe: the add refused with NOSCRIPT did not run; it is
     held and resolved into Redis by id, and the pipe reconnects and loads its scripts,
     so the next enqueue goes straight to Redis."""
-    system = await JobSystem.open(
-        Settings(
-            _env_file=None,
-            data_dir=tmp_path,
-            redis_url=redis_url,
-            redis_prefix=redis_prefix,
-            redis_enqueue_timeout_ms=5000,
-        )
-    )
+    system = await redis_system(tmp_path, redis_url, redis_prefix)
     raw = Redis.from_url(redis_url)
     try:
         assert system.redis is not None
@@ -218,15 +224,7 @@ async def test_a_bulk_add_is_one_transaction_on_the_pipe(
 ) -> None:
     """300 jobs from one ``enqueue_many``: one MULTI/EXEC (all or none, as BullMQ's
     ``addBulk``), every job in Redis under its own id."""
-    system = await JobSystem.open(
-        Settings(
-            _env_file=None,
-            data_dir=tmp_path,
-            redis_url=redis_url,
-            redis_prefix=redis_prefix,
-            redis_enqueue_timeout_ms=5000,
-        )
-    )
+    system = await redis_system(tmp_path, redis_url, redis_prefix)
     raw = Redis.from_url(redis_url)
     try:
         assert system.redis is not None

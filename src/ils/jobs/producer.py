@@ -192,17 +192,8 @@ class Producer:
 
         No call waits more than :meth:`budget_s` on Redis.
         """
-        if self.redis is None or self.gate is None or not self.gate.up:
-            await self.local.add(queue, job)
-            return self.local.kind
-        # Sent at once on the store's pipe: no task, and a burst of enqueues from many
-        # requests goes out as one write (``stores.redis.pipe``).
-        add = self.redis.start_add(queue, job)
-        store = await self._settle(queue, [job], add, in_outbox=False)
-        if store is None:
-            await self.local.add(queue, job)
-            return self.local.kind
-        return store
+        # One piece with the bulk add: the same store calls with a batch of one.
+        return await self.deliver_many(queue, [job])
 
     def budget_s(self, jobs: int) -> float:
         """How long an add of ``jobs`` jobs may wait on Redis before the producer

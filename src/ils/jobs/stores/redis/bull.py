@@ -237,15 +237,6 @@ class BullQueue:
         job = await self.queue.add(name, dict(data), opts)
         return str(job.id)
 
-    async def add_bulk(
-        self, jobs: Sequence[tuple[str, Mapping[str, Any], dict[str, Any]]]
-    ) -> list[str]:
-        """Add jobs in one MULTI/EXEC transaction (``Queue.addBulk``)."""
-        added = await self.queue.addBulk(
-            [{"name": name, "data": dict(data), "opts": opts} for name, data, opts in jobs]
-        )
-        return [str(job.id) for job in added]
-
     # -- workers -----------------------------------------------------------------------
 
     def _job(self, job_id: str, name: str, opts: Mapping[str, Any], attempts_made: int) -> Any:

@@ -9,6 +9,7 @@ its command is built here from the same parts ``Scripts.moveToActive`` uses.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -133,3 +134,8 @@ def checked_replies(pipe: CommandPipe, outcome: list[Any] | BaseException) -> li
             if isinstance(reply, BaseException):
                 raise reply
         return outcome
+
+
+def send_checked(pipe: CommandPipe, commands: list[Any]) -> asyncio.Future[list[Any]]:
+    """Send ``commands`` on ``pipe``; the future of their :func:`checked_replies`."""
+    return pipe.send(commands, lambda outcome: checked_replies(pipe, outcome))

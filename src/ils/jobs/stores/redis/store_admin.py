@@ -88,7 +88,7 @@ class RedisAdmin(JobStore):
         return self._producer
 
     def _piped(self, bull: BullQueue) -> CommandPipe:
-        """The store's pipe (``redis.pipe``): single adds and fetches share one
+        """The store's pipe (``redis.pipe``): adds (single and bulk) and fetches share one
         connection and are written without waiting for each other's replies. Like the
         producers' client it never resends; it bounds its own reads, so its client has
         no socket timeout. ``bull``: a queue whose scripts it loads on each connect
