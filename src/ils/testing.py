@@ -41,7 +41,7 @@ from sqlalchemy import Row, Select, and_, func, or_, select
 from ils.clock import Clock, ManualClock
 from ils.db.engine import READ_ONLY_OPTION
 from ils.errors import ConfigurationError, ILSError
-from ils.jobs.consumer import JobOutcome
+from ils.jobs.attempt import JobOutcome
 from ils.jobs.helpers import JobHelpers
 from ils.jobs.job_types import JobType, validate_payload
 from ils.jobs.model import JobRecord, JobState

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ils.clock import ManualClock
-from ils.jobs.consumer import JobOutcome
+from ils.jobs.attempt import JobOutcome
 from ils.jobs.model import JobOptions, JobState, NewJob
 from ils.jobs.payloads.email import OrderConfirmationEmail
 from ils.jobs.registry import HandlerRegistry, JobContext

@@ -14,8 +14,8 @@ import pytest
 
 import ils
 from ils.errors import JobFailedError, PermanentJobError
+from ils.jobs.attempt import JobOutcome
 from ils.jobs.banner import start_up_banner
-from ils.jobs.consumer import JobOutcome
 from ils.jobs.model import JobOptions, JobState, NewJob
 from ils.jobs.payloads.email import OrderConfirmationEmail, OrderShipmentEmail
 from ils.jobs.registry import HandlerRegistry, JobContext

@@ -14,11 +14,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import traceback
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
-
-from pydantic import BaseModel
+from typing import Protocol
 
 from ils.errors import (
     ILSError,
@@ -26,6 +24,15 @@ from ils.errors import (
     LockLostError,
     PermanentJobError,
     StoreUnavailableError,
+)
+from ils.jobs.attempt import (
+    HandlerContext,
+    JobListener,
+    JobOutcome,
+    RunningJob,
+    failure_reason,
+    job_fields,
+    to_json,
 )
 from ils.jobs.catalogue import QueueConfig
 from ils.jobs.gate import RedisGate
@@ -39,8 +46,6 @@ IDLE_BLOCK_MS = 5_000
 #: How long ``stop`` waits for a cancelled task to end before leaving it behind.
 CANCEL_WAIT_S = 1.0
 
-JobListener = Callable[["JobOutcome"], Awaitable[None] | None]
-
 
 class RateTokens(Protocol):
     """The one rate-limit window of a queue over both stores (the local store's)."""
@@ -48,79 +53,6 @@ class RateTokens(Protocol):
     async def take_rate_token(self, queue: str) -> tuple[int, int]: ...
 
     async def refund_rate_token(self, queue: str, window_start_ms: int) -> None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class JobOutcome:
-    """What happened to one attempt, for listeners (metrics, tests, the demo)."""
-
-    queue: str
-    name: str
-    job_id: str
-    store: str
-    state: JobState
-    attempt: int
-    created_at_ms: int
-    started_at_ms: int
-    duration_s: float
-    reason: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class RunningJob:
-    """A job a worker process is running now, as its heartbeat reports it (the
-    workers view): identifiers only, never the payload."""
-
-    queue: str
-    job_id: str
-    name: str
-    store: str
-    started_at_ms: int | None
-    company_id: str | None
-
-
-@dataclass
-class _Context:
-    """The :class:`~ils.jobs.registry.JobContext` given to a handler."""
-
-    store_ref: JobStore
-    claimed: ClaimedJob
-    queue: str
-
-    @property
-    def job_id(self) -> str:
-        return self.claimed.id
-
-    @property
-    def attempt(self) -> int:
-        return self.claimed.record.attempts_made + 1
-
-    @property
-    def store(self) -> str:
-        return self.store_ref.kind
-
-    async def progress(self, value: int | float | dict[str, Any]) -> None:
-        await self.store_ref.update_progress(self.queue, self.claimed, value)
-
-    async def log(self, line: str) -> None:
-        # The stores keep a job's log as plain lines (BullMQ's list): the attempt that
-        # wrote a line is its prefix, so the job page can label every line by attempt.
-        await self.store_ref.add_log(self.queue, self.claimed, f"[attempt {self.attempt}] {line}")
-
-
-def failure_reason(exc: BaseException) -> str:
-    """A reason safe to store and show: our errors carry clean messages; for anything
-    else only the exception type and message (never the payload) are kept."""
-    if isinstance(exc, ILSError):
-        return str(exc)
-    message = str(exc).strip()
-    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
-
-
-def _to_json(result: Any) -> Any:
-    if isinstance(result, BaseModel):
-        return result.model_dump(mode="json", by_alias=True)
-    return result
 
 
 @dataclass
@@ -142,12 +74,15 @@ class QueueConsumer:
     # Redis mode, rate-limited queue: the window every start counts in, whichever store
     # it is from (the local store's), so both stores together stay within the limit.
     rate_tokens: RateTokens | None = None
+    # Whether ``slots`` is shared with another store's consumer (Redis mode).
+    shares_slots: bool = False
     _running: dict[str, tuple[ClaimedJob, asyncio.Task[None]]] = field(default_factory=dict)
     _slots: asyncio.Semaphore = field(init=False)
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _token_seq: int = 0
     _in_fetch: bool = False
+    _in_wait_for_job: bool = False
 
     def __post_init__(self) -> None:
         self._slots = self.slots or asyncio.Semaphore(self.config.concurrency)
@@ -196,9 +131,10 @@ class QueueConsumer:
         deadline = asyncio.get_running_loop().time() + grace_s
         feeder = self._tasks[0] if self._tasks else None
         if feeder is not None:
-            # A claim in flight is let through (its job runs within the grace); an
-            # idle feeder is only waiting for work and is cancelled.
-            if not self._in_fetch:
+            # A claim in flight is let through (its job runs within the grace). An idle
+            # feeder is woken where its wait claims (a cancel could lose a claim that
+            # ran), and cancelled where it only waits.
+            if not self._in_fetch and not (self._in_wait_for_job and await self._end_wait()):
                 feeder.cancel()
             await self._end_by(deadline, [feeder])
         jobs = [task for _, task in self._running.values()]
@@ -283,10 +219,56 @@ class QueueConsumer:
             if fetched.job is not None:
                 self._launch(fetched.job)
                 continue
-            self._slots.release()
             if self._stopping.is_set():
+                self._slots.release()
                 return  # stop() let this fetch finish: no idle block (up to 5 s) after it
-            await self._idle(fetched)
+            if self._claims_on_wake(fetched):
+                await self._wait_for_job(fetched)
+            else:
+                self._slots.release()
+                await self._idle(fetched)
+
+    def _claims_on_wake(self, fetched: Fetch) -> bool:
+        """Whether to wait with :meth:`JobStore.wait_for_job`, keeping the slot for the
+        job its wake-up may claim. Not with shared rate tokens (one is taken before
+        each claim), nor after a rate-limited fetch, nor when the one slot of a queue
+        is shared with the other store's consumer (it would wait out the idle block)."""
+        return (
+            self.store.claims_on_wake
+            and self.rate_tokens is None
+            and not fetched.rate_limited
+            and not (self.shares_slots and self.config.concurrency == 1)
+        )
+
+    async def _wait_for_job(self, fetched: Fetch) -> None:
+        """Wait for work holding a slot, and run the job claimed in the same round trip
+        (``stop`` wakes this wait rather than cancel it: see ``stores.redis.wait``)."""
+        self._in_wait_for_job = True
+        try:
+            claimed = await self.store.wait_for_job(
+                self.queue, _idle_timeout_ms(fetched), self._token(), self.worker_id
+            )
+        except BaseException as exc:
+            self._in_wait_for_job = False
+            self._slots.release()
+            if not isinstance(exc, Exception):
+                raise
+            await self._waiting_failed(exc)
+            return
+        self._in_wait_for_job = False
+        if claimed is None:
+            self._slots.release()
+        else:
+            self._launch(claimed)
+
+    async def _end_wait(self) -> bool:
+        """Wake the feeder's :meth:`_wait_for_job`; ``False`` when the store cannot (or
+        could not reach its server in time), so the caller cancels it instead."""
+        try:
+            async with asyncio.timeout(CANCEL_WAIT_S):
+                return await self.store.end_wait(self.queue, self.worker_id)
+        except Exception:
+            return False
 
     async def _fetch(self) -> Fetch:
         """Claim a job; with shared rate tokens, count the start in the one window
@@ -310,14 +292,16 @@ class QueueConsumer:
         if fetched.rate_limited:
             await asyncio.sleep(max(fetched.wait_ms, 1) / 1000)
             return
-        timeout = min(fetched.wait_ms, IDLE_BLOCK_MS) if fetched.wait_ms > 0 else IDLE_BLOCK_MS
         try:
-            await self.store.wait_for_work(self.queue, timeout)
+            await self.store.wait_for_work(self.queue, _idle_timeout_ms(fetched))
         except Exception as exc:
-            self.logger.warning(
-                "queue %s: waiting for work failed: %s", self.queue, failure_reason(exc)
-            )
-            await asyncio.sleep(STORE_RETRY_S)
+            await self._waiting_failed(exc)
+
+    async def _waiting_failed(self, exc: Exception) -> None:
+        self.logger.warning(
+            "queue %s: waiting for work failed: %s", self.queue, failure_reason(exc)
+        )
+        await asyncio.sleep(STORE_RETRY_S)
 
     def _launch(self, claimed: ClaimedJob) -> None:
         task = asyncio.create_task(self._slot(claimed), name=f"job:{self.queue}:{claimed.id}")
@@ -351,7 +335,9 @@ class QueueConsumer:
                     f"no handler for job {record.name!r} on queue {self.queue!r} in this worker"
                 )
             payload = registration.parse(record.data)
-            result = await registration.handler(payload, _Context(self.store, claimed, self.queue))
+            result = await registration.handler(
+                payload, HandlerContext(self.store, claimed, self.queue)
+            )
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -377,7 +363,7 @@ class QueueConsumer:
             # counted in the shared rate window.
             fetch_next = not self._stopping.is_set() and self.rate_tokens is None
             next_fetch = await self.store.complete(
-                self.queue, claimed, _to_json(result), fetch_next=fetch_next
+                self.queue, claimed, to_json(result), fetch_next=fetch_next
             )
         except ILSError as exc:
             self._not_recorded(claimed, "completion", exc)
@@ -485,14 +471,7 @@ class QueueConsumer:
             await asyncio.sleep(interval)
 
 
-def job_fields(claimed: ClaimedJob, queue: str) -> dict[str, Any]:
-    """The fields a job's log lines carry (``extra``), so a log handler can filter or
-    index them: job id, queue, attempt and company (identifiers only, never data)."""
-    record = claimed.record
-    return {
-        "job_id": claimed.id,
-        "queue": queue,
-        "job_name": record.name,
-        "attempt": record.attempts_made + 1,
-        "company_id": record.company_id,
-    }
+def _idle_timeout_ms(fetched: Fetch) -> int:
+    """How long to wait after a fetch that claimed nothing: until a delayed job it
+    reported comes due, at most the idle block."""
+    return min(fetched.wait_ms, IDLE_BLOCK_MS) if fetched.wait_ms > 0 else IDLE_BLOCK_MS

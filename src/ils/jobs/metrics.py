@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Final
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from ils.jobs.consumer import JobOutcome
+from ils.jobs.attempt import JobOutcome
 from ils.jobs.model import COUNTED_STATES, JobState
 
 if TYPE_CHECKING:

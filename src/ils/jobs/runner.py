@@ -13,8 +13,9 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
+from ils.jobs.attempt import JobListener, RunningJob
 from ils.jobs.catalogue import QueueConfig
-from ils.jobs.consumer import JobListener, QueueConsumer, RateTokens, RunningJob
+from ils.jobs.consumer import QueueConsumer, RateTokens
 from ils.jobs.gate import RedisGate
 from ils.jobs.registry import HandlerRegistry
 from ils.jobs.stores.base import JobStore
@@ -55,6 +56,7 @@ class Runner:
                 listeners,
                 gate=gates.get(store.kind),
                 slots=slots[config.key],
+                shares_slots=len(stores) > 1,
                 rate_tokens=(
                     shared_window if store is not local and config.rate_limit is not None else None
                 ),

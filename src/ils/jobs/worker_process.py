@@ -14,9 +14,9 @@ from dataclasses import asdict
 
 from ils import __version__
 from ils.errors import ConfigurationError, ILSError
+from ils.jobs.attempt import JobListener, JobOutcome
 from ils.jobs.banner import start_up_banner
 from ils.jobs.catalogue import QueueConfig
-from ils.jobs.consumer import JobListener, JobOutcome
 from ils.jobs.model import JobState
 from ils.jobs.registry import HandlerRegistry
 from ils.jobs.runner import Runner

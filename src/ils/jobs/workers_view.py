@@ -31,7 +31,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any, Final
 
-from ils.jobs.consumer import RunningJob
+from ils.jobs.attempt import RunningJob
 from ils.jobs.stores.local.store import LocalJobStore
 
 #: A worker is live while its last beat is at most this many heartbeats old (the

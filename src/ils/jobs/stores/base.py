@@ -366,6 +366,23 @@ class JobStore(abc.ABC):
     async def wait_for_work(self, queue: str, timeout_ms: int) -> None:
         """Return when a job of ``queue`` may be ready, or after ``timeout_ms``."""
 
+    #: Whether :meth:`wait_for_job` may claim a job (the caller keeps a slot for it).
+    claims_on_wake = False
+
+    async def wait_for_job(
+        self, queue: str, timeout_ms: int, token: str, waker: str
+    ) -> ClaimedJob | None:
+        """Wait as :meth:`wait_for_work`; a store that can claim a job for ``token`` in
+        the same round trip as the wake-up returns it, others return ``None`` and the
+        caller fetches. ``waker`` names the caller to :meth:`end_wait`."""
+        await self.wait_for_work(queue, timeout_ms)
+        return None
+
+    async def end_wait(self, queue: str, waker: str) -> bool:
+        """End ``waker``'s :meth:`wait_for_job` early; ``False`` when this store cannot,
+        and the caller cancels it instead (safe where the wait claims nothing)."""
+        return False
+
     @abc.abstractmethod
     async def close(self) -> None:
         """Release connections. The store is unusable afterwards."""

@@ -26,7 +26,6 @@ from ils.errors import (
     JobNotFoundError,
     JobSystemError,
     LockLostError,
-    StoreUnavailableError,
 )
 from ils.jobs.catalogue import Catalogue, QueueConfig
 from ils.jobs.model import ClaimedJob, Fetch, JobState, NewJob
@@ -70,14 +69,13 @@ from ils.jobs.stores.redis.probe import ThreadProbe
 from ils.jobs.stores.redis.schedulers import advance
 from ils.jobs.stores.redis.schedulers import sync as sync_schedulers
 from ils.jobs.stores.redis.store_admin import PRODUCER_CONNECTIONS, RedisAdmin
+from ils.jobs.stores.redis.wait import MarkerWaits, wait_on_marker
 from ils.redis_settings import RedisConnection
 
 # Claimed jobs whose options we keep in memory between fetch and finish (saves a read).
 MAX_REMEMBERED_CLAIMS = 10_000
 # Deferred-failure jobs (stalled too often) one fetch may fail before giving up for now.
 MAX_DEFERRED_PER_FETCH = 100
-# Extra time granted to a BZPOPMIN round trip beyond its own server-side timeout.
-BLOCK_GRACE_S = 1.0
 
 
 def company_index_cap(config: QueueConfig) -> int:
@@ -90,6 +88,7 @@ class RedisJobStore(RedisAdmin):
     """:class:`JobStore` over BullMQ queues in Redis (see the module docstring)."""
 
     kind = "redis"
+    claims_on_wake = True
 
     def __init__(
         self,
@@ -117,6 +116,7 @@ class RedisJobStore(RedisAdmin):
         self._producer_queues = {}
         self._claims: dict[tuple[str, str, str], dict[str, Any]] = {}
         self._stalled_log = StalledLog(MAX_REMEMBERED_CLAIMS)
+        self._waits = MarkerWaits(self._blocking_client)
         self._closed = False
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -433,31 +433,32 @@ class RedisJobStore(RedisAdmin):
         added first. Popping consumes the marker, so the caller must fetch next; a
         cancelled or closed wait returns promptly (redis-py drops the connection).
         """
-        marker = self._bull(queue).keys["marker"]
-        deadline = now_ms() + max(timeout_ms, 0)
-        while not self._closed:
-            remaining_s = (deadline - now_ms()) / 1000
-            if remaining_s <= 0:
-                return
-            try:
-                popped = await self._pop_marker(marker, remaining_s)
-            except StoreUnavailableError:
-                if self._closed:
-                    return
-                raise
-            if popped is None or popped <= now_ms():
-                return
-            deadline = min(deadline, popped)
+        bull = self._bull(queue)
+        await wait_on_marker(lambda s: self._waits.pop(bull, s), timeout_ms, self._is_closed)
 
-    async def _pop_marker(self, marker: str, timeout_s: float) -> int | None:
-        client = self._blocking_client()
-        # ``asyncio.timeout``, not ``wait_for``: on Python 3.11 ``wait_for`` runs the
-        # command in a task of its own, two more passes of the event loop between a job
-        # being added and this worker starting to fetch it.
-        with unavailable_guard():
-            async with asyncio.timeout(timeout_s + BLOCK_GRACE_S):
-                reply = await client.bzpopmin(marker, max(timeout_s, 0.001))
-        return None if not reply else int(float(reply[2]))
+    async def wait_for_job(
+        self, queue: str, timeout_ms: int, token: str, waker: str
+    ) -> ClaimedJob | None:
+        """Wait as :meth:`wait_for_work` and claim for ``token`` in the same round trip
+        (``redis.wait``); ``None`` when nothing was claimed (the caller fetches)."""
+        bull = self._bull(queue)
+        woken = await wait_on_marker(
+            lambda s: self._waits.pop_and_claim(bull, s, token, waker),
+            timeout_ms,
+            self._is_closed,
+        )
+        if woken is None or woken.claimed is None or woken.claimed.job_id is None:
+            return None
+        return (await self._claimed(bull, woken.claimed, token)).job
+
+    async def end_wait(self, queue: str, waker: str) -> bool:
+        """Wake ``waker``'s :meth:`wait_for_job` (its claim still runs): a cancelled
+        wait could lose a claim that had already run in Redis."""
+        await self._waits.wake(self._shared(), self._bull(queue), waker)
+        return True
+
+    def _is_closed(self) -> bool:
+        return self._closed
 
 
 def _no_job(nxt: NextJob) -> Fetch:

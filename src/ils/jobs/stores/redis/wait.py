@@ -1,0 +1,179 @@
+"""An idle worker's wait on its queue, and the claim Redis runs the moment it ends.
+
+An idle BullMQ worker blocks on the queue's marker (BZPOPMIN) and, once woken, claims
+with ``moveToActive``: two round trips between a job being added and it starting,
+where a stream consumer (taskiq's ``XREADGROUP``) needs one. Here the claim is written
+right behind the wait, on the same connection, in the same write. Redis keeps what a
+blocked client sent after its blocking command and runs it as soon as the client is
+unblocked, so the claim runs in Redis with no reply in between and both replies come
+back together: one round trip from add to claim.
+
+Two things follow from sending the claim before it runs:
+
+- It must be dated when it runs, not when it was sent (up to the wait's timeout
+  earlier): its date is the job's ``processedOn`` and decides which delayed jobs are
+  due. So it is ``bullmq``'s own ``moveToActive`` with its timestamp argument replaced
+  by Redis's clock (``TIME``); nothing else in the script changes.
+- A wait cancelled after the claim ran would lose the claim's reply: the job would
+  sit locked until its lock expired and the stalled check put it back. So a worker
+  that stops does not cancel its wait; it wakes it, by adding a member to a key of its
+  own that the wait blocks on beside the marker (:func:`wake_key`). The claim behind
+  it still runs, and a job it hands over is run like any other during the stop's grace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import NoScriptError
+
+from ils.jobs.stores.redis.bull import BullQueue, NextJob, unavailable_guard
+from ils.jobs.stores.redis.bull_piped import move_to_active_command, next_job
+from ils.jobs.stores.redis.codec import now_ms
+
+#: Extra time granted to a BZPOPMIN round trip beyond its own server-side timeout.
+BLOCK_GRACE_S = 1.0
+#: How long a wake key outlives a wake no wait took (a worker that had just stopped).
+WAKE_TTL_MS = 60_000
+#: ``moveToActive``'s timestamp argument, replaced by :data:`_DATED_BY_REDIS`.
+_TIMESTAMP_ARG = "ARGV[2]"
+_DATED_BY_REDIS = (
+    "local ilsTime = redis.call('TIME')\n"
+    "local ilsNow = ilsTime[1] * 1000 + math.floor(ilsTime[2] / 1000)\n"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Woken:
+    """How one wait on the marker ended."""
+
+    #: The popped marker's score (0, or a delayed job's due time); ``None`` when the
+    #: wait timed out or the wake key ended it.
+    popped_ms: int | None
+    #: The worker's wake key ended the wait (it is stopping).
+    woken: bool = False
+    #: What the claim behind the wait handed over; ``None`` for a plain wait, or when
+    #: the claim could not run (its script was not loaded).
+    claimed: NextJob | None = None
+
+    def ends_wait(self) -> bool:
+        """Whether to stop waiting: a job claimed, a wake, a timeout, or a ready job
+        (a future due time keeps waiting until then)."""
+        if self.woken or self.popped_ms is None or self.popped_ms <= now_ms():
+            return True
+        return self.claimed is not None and self.claimed.job_id is not None
+
+
+def wake_key(bull: BullQueue, waker: str) -> str:
+    """The key that ends ``waker``'s waits on ``bull``'s queue early."""
+    return f"{bull.keys['']}ils:wake:{waker}"
+
+
+def dated_move_to_active(bull: BullQueue) -> str:
+    """``bullmq``'s ``moveToActive`` dated by Redis's clock when it runs.
+
+    Fails loudly should a ``bullmq`` upgrade stop passing the timestamp as
+    ``ARGV[2]``, rather than claim with a stale date.
+    """
+    script: str = bull.scripts.commands["moveToActive"].script
+    if _TIMESTAMP_ARG not in script:
+        raise RuntimeError("bullmq's moveToActive no longer takes its timestamp as ARGV[2]")
+    return _DATED_BY_REDIS + script.replace(_TIMESTAMP_ARG, "ilsNow")
+
+
+async def wait_on_marker(
+    step: Callable[[float], Awaitable[Woken]], timeout_ms: int, closed: Callable[[], bool]
+) -> Woken | None:
+    """Run ``step`` (one wait of at most the given seconds) until it ends the wait or
+    ``timeout_ms`` passes; ``None`` when it timed out or the store closed."""
+    deadline = now_ms() + max(timeout_ms, 0)
+    while not closed():
+        remaining_s = (deadline - now_ms()) / 1000
+        if remaining_s <= 0:
+            return None
+        try:
+            woken = await step(remaining_s)
+        except Exception:
+            if closed():
+                return None
+            raise
+        if woken.ends_wait():
+            return woken
+        assert woken.popped_ms is not None
+        deadline = min(deadline, woken.popped_ms)
+    return None
+
+
+class MarkerWaits:
+    """The waits of one store, on its blocking client (no socket timeout, so each is
+    bounded here, by ``asyncio.timeout``: on Python 3.11 ``wait_for`` would run the
+    command in a task of its own, two more passes of the event loop between a job
+    being added and this worker claiming it)."""
+
+    def __init__(self, client: Callable[[], Redis]) -> None:
+        self._client = client
+        self._dated_sha: str | None = None
+
+    async def pop(self, bull: BullQueue, timeout_s: float) -> Woken:
+        """Wait on the marker alone."""
+        client = self._client()
+        with unavailable_guard():
+            async with asyncio.timeout(timeout_s + BLOCK_GRACE_S):
+                reply = await client.bzpopmin(bull.keys["marker"], max(timeout_s, 0.001))
+        return Woken(None if not reply else int(float(reply[2])))
+
+    async def pop_and_claim(
+        self, bull: BullQueue, timeout_s: float, token: str, waker: str
+    ) -> Woken:
+        """Wait on the marker (and ``waker``'s wake key); claim for ``token`` as soon as
+        the wait ends, in the same round trip."""
+        client = self._client()
+        with unavailable_guard():
+            sha = self._dated_sha or await self._load(client, bull)
+            claim = move_to_active_command(bull, token)
+            pipeline = client.pipeline(transaction=False)
+            pipeline.bzpopmin([bull.keys["marker"], wake_key(bull, waker)], max(timeout_s, 0.001))
+            pipeline.execute_command("EVALSHA", sha, *claim[2:])
+            async with asyncio.timeout(timeout_s + BLOCK_GRACE_S):
+                popped, claimed = await pipeline.execute(raise_on_error=False)
+        return self._woken(bull, popped, claimed)
+
+    async def wake(self, client: Redis, bull: BullQueue, waker: str) -> None:
+        """End ``waker``'s current (or next) wait on ``bull``'s queue."""
+        key = wake_key(bull, waker)
+        with unavailable_guard():
+            async with client.pipeline(transaction=True) as pipeline:
+                pipeline.zadd(key, {"stop": 0})
+                pipeline.pexpire(key, WAKE_TTL_MS)
+                await pipeline.execute()
+
+    async def _load(self, client: Redis, bull: BullQueue) -> str:
+        sha: str = await client.script_load(dated_move_to_active(bull))
+        self._dated_sha = sha
+        return sha
+
+    def _woken(self, bull: BullQueue, popped: Any, claimed: Any) -> Woken:
+        if isinstance(popped, BaseException):
+            raise popped
+        if isinstance(claimed, NoScriptError):
+            # Scripts flushed: loaded again before the next wait. The claim did not
+            # run; the caller fetches as usual.
+            self._dated_sha = None
+            claimed = None
+        elif isinstance(claimed, BaseException):
+            raise claimed
+        marker = bool(popped) and _text(popped[0]) == bull.keys["marker"]
+        woken = bool(popped) and not marker
+        return Woken(
+            int(float(popped[2])) if marker else None,
+            woken=woken,
+            claimed=None if claimed is None else next_job(claimed),
+        )
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
