@@ -1,32 +1,48 @@
 """BullMQ commands to send on the store's pipe (``redis.pipe``): an add, a fetch.
 
 ``bullmq`` sends its scripts through redis-py and waits for the reply; the pipe needs
-the command itself. An add's is made by ``bullmq``'s own ``addJob`` (which script,
-which keys, the packed arguments), run against a recorder in place of the client, so
-it stays exactly what the package would send. ``moveToActive`` takes no client, so
-its command is built here from the same parts ``Scripts.moveToActive`` uses.
+the command itself. Both are built here from the parts ``bullmq``'s ``Scripts`` uses
+(its keys, its option encoding, its scripts' SHAs), the add as ``Queue.add`` would
+send it for the options ILS gives (no parent, no repeat). Building ``bullmq``'s
+``Job`` and running ``addJob`` against a recorder made the same command, but cost a
+quarter of an enqueue's CPU (a ``Job`` object, the payload's JSON made twice more);
+``tests/jobs/test_bull_piped.py`` holds the two equal over generated jobs, so a
+``bullmq`` upgrade that changes what it sends fails there.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import bullmq
 import msgpack
+from bullmq.backoffs import Backoffs
 from bullmq.scripts import raw2NextJobData
 from redis.exceptions import NoScriptError
 
-from ils.errors import StoreUnavailableError
+from ils.errors import InvalidPayloadError, StoreUnavailableError
 from ils.jobs.stores.redis.bull import BullQueue, NextJob, parse_next, unavailable_guard
 from ils.jobs.stores.redis.pipe import CommandPipe
 
 #: The scripts sent by SHA on the pipe: those ``addJob`` chooses from (by delay and
 #: priority), and the fetch's.
 PIPED_SCRIPTS = ("addStandardJob", "addDelayedJob", "addPrioritizedJob", "moveToActive")
+#: Each add script's keys, in the order of ``Scripts.addStandardJob`` and the others.
+ADD_KEYS = {
+    "addStandardJob": (
+        "wait", "paused", "meta", "id", "completed", "delayed", "active", "events", "marker",
+    ),
+    "addDelayedJob": ("marker", "meta", "id", "delayed", "completed", "events"),
+    "addPrioritizedJob": (
+        "marker", "meta", "id", "prioritized", "delayed", "completed", "active", "events", "pc",
+    ),
+}  # fmt: skip
+#: Job options ``Queue.add`` handles with more than packing, which ILS never sets.
+UNSUPPORTED_OPTIONS = ("parent", "repeat", "repeatJobKey")
 #: ``moveToActive``'s keys, in the order of ``Scripts.moveToActive``.
 MOVE_TO_ACTIVE_KEYS = (
     "wait",
@@ -58,43 +74,64 @@ class AddCommand:
         return str(reply)
 
 
-class _EvalRecorder:
-    """A stand-in client that records the one ``EVALSHA`` it is asked to run."""
-
-    command: tuple[Any, ...] | None = None
-
-    async def evalsha(self, sha: str, numkeys: int, *keys_and_args: Any) -> str:
-        self.command = ("EVALSHA", sha, numkeys, *keys_and_args)
-        return ""  # not an int: ``addJob`` takes it for a job id and returns
-
-
 def add_command(
     bull: BullQueue, name: str, data: Mapping[str, Any], opts: dict[str, Any]
 ) -> AddCommand:
     """The command of ``Queue.add(name, data, opts)`` on ``bull``'s queue.
 
-    The recorder answers at once, so ``addJob`` ends without ever suspending: it is
-    stepped once, synchronously. Should a later ``bullmq`` wait on anything else, this
-    fails loudly instead of sending something half made.
+    Raises ``InvalidPayloadError`` for data JSON cannot carry (``NaN``, objects), as
+    ``Queue.add`` would fail on it, before anything is sent.
     """
-    queue = bull.queue
-    job = bullmq.Job(queue, name, dict(data), {**queue.jobsOpts, **opts})
-    recorder = _EvalRecorder()
-    step = bull.scripts.addJob(job, recorder)
+    if any(key in opts for key in UNSUPPORTED_OPTIONS):
+        raise ValueError(f"job options {UNSUPPORTED_OPTIONS} are not supported on the pipe")
+    scripts = bull.scripts
     try:
-        step.send(None)
-    except StopIteration:
-        pass
+        json_data = json.dumps(data, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError):
+        raise InvalidPayloadError(
+            bull.config.key, name, ["data: must be JSON-serialisable"]
+        ) from None
+    timestamp = opts.get("timestamp", round(time.time() * 1000))
+    # ``Job.__init__``'s options, key order included (it is packed).
+    job_opts = {
+        "attempts": 0,
+        "delay": 0,
+        **opts,
+        "backoff": Backoffs.normalize(opts.get("backoff")),
+    }
+    deduplication = opts.get("deduplication")
+    dedup_id = deduplication.get("id") if isinstance(deduplication, dict) else None
+    packed_args = msgpack.packb(
+        [
+            scripts.keys[""],
+            opts.get("jobId") or "",
+            name,
+            timestamp,
+            None,  # parent key
+            None,  # parent dependencies key
+            None,  # parent
+            None,  # repeat job key
+            f"{scripts.keys['']}de:{dedup_id}" if dedup_id else None,
+        ],
+        use_bin_type=True,
+    )
+    args = [packed_args, json_data, msgpack.packb(scripts.encodeOpts(job_opts))]
+    if job_opts.get("delay"):
+        script, last = "addDelayedJob", job_opts["delay"]
+    elif job_opts.get("priority"):
+        script, last = "addPrioritizedJob", job_opts["priority"]
     else:
-        step.close()
-        raise RuntimeError("bullmq's addJob waited on something other than its script")
-    assert recorder.command is not None
-    return AddCommand(recorder.command, job.parentKey, bull.scripts.finishedErrors)
+        script, last = "addStandardJob", timestamp
+    keys = scripts.getKeys(list(ADD_KEYS[script]))
+    sha = scripts.commands[script].sha
+    command = ("EVALSHA", sha, len(keys), *keys, *args, last)
+    return AddCommand(command, None, scripts.finishedErrors)
 
 
-def move_to_active_command(bull: BullQueue, token: str) -> tuple[Any, ...]:
+def move_to_active_command(bull: BullQueue, token: str, *, sha: str = "") -> tuple[Any, ...]:
     """``moveToActive`` of the next job for ``token``, with the queue's lock duration
-    and limiter; its reply is read by :func:`next_job`."""
+    and limiter; its reply is read by :func:`next_job`. ``sha``: a variant of the
+    script to run instead (``redis.wait``'s, dated by Redis)."""
     scripts = bull.scripts
     keys = scripts.getKeys(list(MOVE_TO_ACTIVE_KEYS))
     opts = {
@@ -103,7 +140,7 @@ def move_to_active_command(bull: BullQueue, token: str) -> tuple[Any, ...]:
         "limiter": bull.worker.opts.get("limiter"),
     }
     packed = msgpack.packb(opts, use_bin_type=True)
-    sha = scripts.commands["moveToActive"].sha
+    sha = sha or scripts.commands["moveToActive"].sha
     # Dated as bullmq dates it (its processedOn, the lock's and the limiter's start).
     return ("EVALSHA", sha, len(keys), *keys, scripts.keys[""], round(time.time() * 1000), packed)
 

@@ -16,13 +16,11 @@ monitoring and admin operations are in ``redis_store_admin`` (their bodies in
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Sequence
 from typing import Any
 
 from ils.errors import (
-    InvalidPayloadError,
     JobNotFoundError,
     JobSystemError,
     LockLostError,
@@ -116,7 +114,7 @@ class RedisJobStore(RedisAdmin):
         self._producer_queues = {}
         self._claims: dict[tuple[str, str, str], dict[str, Any]] = {}
         self._stalled_log = StalledLog(MAX_REMEMBERED_CLAIMS)
-        self._waits = MarkerWaits(self._blocking_client)
+        self._waits = MarkerWaits(self._blocking_client, self._wait_pipe)
         self._closed = False
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -131,6 +129,7 @@ class RedisJobStore(RedisAdmin):
             if client is not None:
                 await client.aclose()
         self._client = self._blocking = self._producer = None
+        await self._waits.close()
         if self._pipe is not None:
             pipe, self._pipe = self._pipe, None
             await pipe.close()
@@ -167,7 +166,6 @@ class RedisJobStore(RedisAdmin):
         bull = self._producer_bull(queue)
         for job in jobs:
             validate_new_job(queue, job)
-            _check_json(queue, job)
         adds = [add_command(bull, job.name, job.data, self._options(bull, job)) for job in jobs]
         stamped = [
             (job.options.company_id, job.options.job_id)
@@ -475,11 +473,3 @@ def _finish_error(queue: str, job_id: str, code: int) -> JobSystemError:
     return JobSystemError(
         f"BullMQ refused to finish job {job_id!r} of queue {queue!r} (code {code})"
     )
-
-
-def _check_json(queue: str, job: NewJob) -> None:
-    """Refuse a payload BullMQ could not store as JSON, naming no value."""
-    try:
-        json.dumps(job.data, allow_nan=False)
-    except (TypeError, ValueError):
-        raise InvalidPayloadError(queue, job.name, ["data: must be JSON-serialisable"]) from None

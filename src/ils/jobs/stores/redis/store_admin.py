@@ -29,6 +29,7 @@ from ils.jobs.stores.redis.bull import (
 )
 from ils.jobs.stores.redis.bull_piped import piped_scripts
 from ils.jobs.stores.redis.pipe import CommandPipe
+from ils.jobs.stores.redis.wait import BLOCK_GRACE_S, MAX_BLOCK_S
 from ils.redis_settings import RedisConnection
 
 # Connections of the producers' pool (the resolutions of held jobs and the warm-up
@@ -103,6 +104,19 @@ class RedisAdmin(JobStore):
                 on_connect=piped_scripts(bull),
             )
         return self._pipe
+
+    def _wait_pipe(self, on_connect: list[tuple[str, ...]]) -> CommandPipe:
+        """A pipe for one queue's waits-and-claims (``redis.wait``): a blocked command
+        holds its connection, so each queue has its own. No reply within the longest
+        wait and its grace means the connection is dead."""
+        if self._closed:
+            raise StoreUnavailableError("redis store is closed", unsent=True)
+        return CommandPipe(
+            make_client(self._connection, self._connect_timeout_ms, blocking=True),
+            reply_timeout_s=MAX_BLOCK_S + BLOCK_GRACE_S,
+            connect_timeout_s=self._connect_timeout_ms / 1000,
+            on_connect=on_connect,
+        )
 
     @contextlib.asynccontextmanager
     async def _producing(self) -> AsyncIterator[None]:

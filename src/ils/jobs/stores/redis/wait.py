@@ -24,6 +24,7 @@ Two things follow from sending the claim before it runs:
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -34,9 +35,13 @@ from redis.exceptions import NoScriptError
 from ils.jobs.stores.redis.bull import BullQueue, NextJob, unavailable_guard
 from ils.jobs.stores.redis.bull_piped import move_to_active_command, next_job
 from ils.jobs.stores.redis.codec import now_ms
+from ils.jobs.stores.redis.pipe import CommandPipe
 
 #: Extra time granted to a BZPOPMIN round trip beyond its own server-side timeout.
 BLOCK_GRACE_S = 1.0
+#: The longest single wait-and-claim; a longer wait is several (its pipe takes a
+#: connection as dead after this plus the grace without a reply).
+MAX_BLOCK_S = 5.0
 #: How long a wake key outlives a wake no wait took (a worker that had just stopped).
 WAKE_TTL_MS = 60_000
 #: ``moveToActive``'s timestamp argument, replaced by :data:`_DATED_BY_REDIS`.
@@ -109,14 +114,23 @@ async def wait_on_marker(
 
 
 class MarkerWaits:
-    """The waits of one store, on its blocking client (no socket timeout, so each is
-    bounded here, by ``asyncio.timeout``: on Python 3.11 ``wait_for`` would run the
-    command in a task of its own, two more passes of the event loop between a job
-    being added and this worker claiming it)."""
+    """The waits of one store.
 
-    def __init__(self, client: Callable[[], Redis]) -> None:
+    A plain wait (:meth:`pop`) is a BZPOPMIN on the store's blocking client, bounded
+    by ``asyncio.timeout`` (on Python 3.11 ``wait_for`` would run it in a task of its
+    own: two more passes of the event loop). A wait-and-claim goes on a
+    :class:`CommandPipe` of the queue's own (a blocked command holds its connection),
+    whose replies are read as they arrive, without a task either.
+    """
+
+    def __init__(
+        self, client: Callable[[], Redis], new_pipe: Callable[[list[tuple[str, ...]]], CommandPipe]
+    ) -> None:
         self._client = client
-        self._dated_sha: str | None = None
+        self._new_pipe = new_pipe
+        self._pipes: dict[str, CommandPipe] = {}
+        #: The dated script and its SHA (the same for every queue), made once.
+        self._dated: tuple[str, str] | None = None
 
     async def pop(self, bull: BullQueue, timeout_s: float) -> Woken:
         """Wait on the marker alone."""
@@ -129,18 +143,30 @@ class MarkerWaits:
     async def pop_and_claim(
         self, bull: BullQueue, timeout_s: float, token: str, waker: str
     ) -> Woken:
-        """Wait on the marker (and ``waker``'s wake key); claim for ``token`` as soon as
-        the wait ends, in the same round trip."""
-        client = self._client()
-        with unavailable_guard():
-            sha = self._dated_sha or await self._load(client, bull)
-            claim = move_to_active_command(bull, token)
-            pipeline = client.pipeline(transaction=False)
-            pipeline.bzpopmin([bull.keys["marker"], wake_key(bull, waker)], max(timeout_s, 0.001))
-            pipeline.execute_command("EVALSHA", sha, *claim[2:])
-            async with asyncio.timeout(timeout_s + BLOCK_GRACE_S):
-                popped, claimed = await pipeline.execute(raise_on_error=False)
-        return self._woken(bull, popped, claimed)
+        """Wait on the marker (and ``waker``'s wake key), at most :data:`MAX_BLOCK_S`;
+        claim for ``token`` as soon as the wait ends, in the same round trip."""
+        if self._dated is None:
+            script = dated_move_to_active(bull)
+            # Redis names scripts by SHA1 (EVALSHA): not a use for security.
+            self._dated = (script, hashlib.sha1(script.encode(), usedforsecurity=False).hexdigest())
+        script, sha = self._dated
+        pipe = self._pipes.get(bull.config.key)
+        if pipe is None:
+            pipe = self._new_pipe([("SCRIPT", "LOAD", script)])
+            self._pipes[bull.config.key] = pipe
+        claim = move_to_active_command(bull, token, sha=sha)
+        wait = ("BZPOPMIN", bull.keys["marker"], wake_key(bull, waker), _seconds(timeout_s))
+        replies = pipe.send([wait, claim], _replies)
+        try:
+            with unavailable_guard():
+                popped, claimed = await replies
+        except asyncio.CancelledError:
+            # The wait may still be blocked in Redis: a new connection for the next.
+            pipe.reconnect()
+            raise
+        if isinstance(claimed, NoScriptError):
+            pipe.reconnect()  # scripts flushed: loaded again on the next connection
+        return _woken(bull, popped, claimed)
 
     async def wake(self, client: Redis, bull: BullQueue, waker: str) -> None:
         """End ``waker``'s current (or next) wait on ``bull``'s queue."""
@@ -151,28 +177,38 @@ class MarkerWaits:
                 pipeline.pexpire(key, WAKE_TTL_MS)
                 await pipeline.execute()
 
-    async def _load(self, client: Redis, bull: BullQueue) -> str:
-        sha: str = await client.script_load(dated_move_to_active(bull))
-        self._dated_sha = sha
-        return sha
+    async def close(self) -> None:
+        pipes, self._pipes = self._pipes, {}
+        for pipe in pipes.values():
+            await pipe.close()
 
-    def _woken(self, bull: BullQueue, popped: Any, claimed: Any) -> Woken:
-        if isinstance(popped, BaseException):
-            raise popped
-        if isinstance(claimed, NoScriptError):
-            # Scripts flushed: loaded again before the next wait. The claim did not
-            # run; the caller fetches as usual.
-            self._dated_sha = None
-            claimed = None
-        elif isinstance(claimed, BaseException):
+
+def _replies(outcome: list[Any] | BaseException) -> list[Any]:
+    if isinstance(outcome, BaseException):
+        raise outcome
+    return outcome
+
+
+def _woken(bull: BullQueue, popped: Any, claimed: Any) -> Woken:
+    """Read the wait's and the claim's replies. A claim refused as ``NOSCRIPT`` did not
+    run: nothing was claimed, and the caller fetches as usual."""
+    if isinstance(popped, BaseException):
+        raise popped
+    if isinstance(claimed, NoScriptError):
+        claimed = None
+    elif isinstance(claimed, BaseException):
+        with unavailable_guard():
             raise claimed
-        marker = bool(popped) and _text(popped[0]) == bull.keys["marker"]
-        woken = bool(popped) and not marker
-        return Woken(
-            int(float(popped[2])) if marker else None,
-            woken=woken,
-            claimed=None if claimed is None else next_job(claimed),
-        )
+    marker = bool(popped) and _text(popped[0]) == bull.keys["marker"]
+    return Woken(
+        int(float(popped[2])) if marker else None,
+        woken=bool(popped) and not marker,
+        claimed=None if claimed is None else next_job(claimed),
+    )
+
+
+def _seconds(timeout_s: float) -> str:
+    return f"{min(max(timeout_s, 0.001), MAX_BLOCK_S):.3f}"
 
 
 def _text(value: Any) -> str:
