@@ -186,3 +186,23 @@ async def test_a_store_that_cannot_wake_is_cancelled_as_before(
     started = time.monotonic()
     await runner.stop(grace_s=5.0)
     assert time.monotonic() - started < 2.0
+
+
+async def test_a_claim_that_found_nothing_keeps_waiting(
+    stores: tuple[RedisJobStore, RedisJobStore], redis_url: str
+) -> None:
+    # A marker left behind with no job (a finish adds one when jobs may remain): the
+    # wait pops it at once and its claim finds nothing. The wait goes on, rather than
+    # sending the caller to fetch (and wait) again for nothing.
+    worker, producer = stores
+    client = redis_async.Redis.from_url(redis_url)
+    try:
+        await client.zadd(worker._bull(Q).keys["marker"], {"0": 0})
+    finally:
+        await client.aclose()
+    waiter = asyncio.create_task(worker.wait_for_job(Q, 3_000, "tok", "w"))
+    await asyncio.sleep(0.3)
+    assert not waiter.done()
+    job_id = await producer.add(Q, NewJob("order-confirmation", DATA))
+    claimed = await asyncio.wait_for(waiter, 2.0)
+    assert claimed is not None and claimed.id == job_id

@@ -46,6 +46,8 @@ MAX_BLOCK_S = 5.0
 WAKE_TTL_MS = 60_000
 #: ``moveToActive``'s timestamp argument, replaced by :data:`_DATED_BY_REDIS`.
 _TIMESTAMP_ARG = "ARGV[2]"
+#: No due time bounds the wait (the caller's timeout does).
+_NEVER = 2**62
 _DATED_BY_REDIS = (
     "local ilsTime = redis.call('TIME')\n"
     "local ilsNow = ilsTime[1] * 1000 + math.floor(ilsTime[2] / 1000)\n"
@@ -65,12 +67,26 @@ class Woken:
     #: the claim could not run (its script was not loaded).
     claimed: NextJob | None = None
 
-    def ends_wait(self) -> bool:
-        """Whether to stop waiting: a job claimed, a wake, a timeout, or a ready job
-        (a future due time keeps waiting until then)."""
-        if self.woken or self.popped_ms is None or self.popped_ms <= now_ms():
-            return True
-        return self.claimed is not None and self.claimed.job_id is not None
+    def wait_more_until_ms(self) -> int | None:
+        """``None`` when the wait is over; else the epoch ms to wait until at most.
+
+        A plain wait is over on a timeout or a ready marker; a future due time keeps
+        it waiting until then. A wait whose claim ran is over only with a job, a wake
+        or a rate limit (the caller fetches, and learns how long to pause): a claim
+        that found nothing has just looked, so the wait goes on (until a delayed job
+        it reported comes due), rather than the caller fetching again for nothing.
+        """
+        if self.woken:
+            return None
+        now = now_ms()
+        if self.claimed is None:
+            if self.popped_ms is None or self.popped_ms <= now:
+                return None
+            return self.popped_ms
+        if self.claimed.job_id is not None or self.claimed.limit_until_ms > 0:
+            return None
+        due = [at for at in (self.popped_ms, self.claimed.delay_until_ms) if at and at > now]
+        return min(due, default=_NEVER)
 
 
 def wake_key(bull: BullQueue, waker: str) -> str:
@@ -106,10 +122,10 @@ async def wait_on_marker(
             if closed():
                 return None
             raise
-        if woken.ends_wait():
+        until = woken.wait_more_until_ms()
+        if until is None:
             return woken
-        assert woken.popped_ms is not None
-        deadline = min(deadline, woken.popped_ms)
+        deadline = min(deadline, until)
     return None
 
 
