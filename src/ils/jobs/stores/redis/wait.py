@@ -209,7 +209,8 @@ def _woken(bull: BullQueue, popped: Any, claimed: Any) -> Woken:
     """Read the wait's and the claim's replies. A claim refused as ``NOSCRIPT`` did not
     run: nothing was claimed, and the caller fetches as usual."""
     if isinstance(popped, BaseException):
-        raise popped
+        with unavailable_guard():
+            raise popped
     if isinstance(claimed, NoScriptError):
         claimed = None
     elif isinstance(claimed, BaseException):
