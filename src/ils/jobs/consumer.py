@@ -222,11 +222,14 @@ class QueueConsumer:
             if self._stopping.is_set():
                 self._slots.release()
                 return  # stop() let this fetch finish: no idle block (up to 5 s) after it
-            if self._claims_on_wake(fetched):
-                await self._wait_for_job(fetched)
-            else:
-                self._slots.release()
-                await self._idle(fetched)
+            try:
+                if self._claims_on_wake(fetched):
+                    await self._wait_for_job(fetched)
+                else:
+                    self._slots.release()
+                    await self._idle(fetched)
+            except Exception as exc:
+                await self._waiting_failed(exc)
 
     def _claims_on_wake(self, fetched: Fetch) -> bool:
         """Whether to wait with :meth:`JobStore.wait_for_job`, keeping the slot for the
@@ -248,14 +251,11 @@ class QueueConsumer:
             claimed = await self.store.wait_for_job(
                 self.queue, _idle_timeout_ms(fetched), self._token(), self.worker_id
             )
-        except BaseException as exc:
-            self._in_wait_for_job = False
+        except BaseException:
             self._slots.release()
-            if not isinstance(exc, Exception):
-                raise
-            await self._waiting_failed(exc)
-            return
-        self._in_wait_for_job = False
+            raise
+        finally:
+            self._in_wait_for_job = False
         if claimed is None:
             self._slots.release()
         else:
@@ -292,10 +292,7 @@ class QueueConsumer:
         if fetched.rate_limited:
             await asyncio.sleep(max(fetched.wait_ms, 1) / 1000)
             return
-        try:
-            await self.store.wait_for_work(self.queue, _idle_timeout_ms(fetched))
-        except Exception as exc:
-            await self._waiting_failed(exc)
+        await self.store.wait_for_work(self.queue, _idle_timeout_ms(fetched))
 
     async def _waiting_failed(self, exc: Exception) -> None:
         self.logger.warning(

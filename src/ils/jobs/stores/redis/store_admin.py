@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
 from redis.asyncio import Redis
 
@@ -94,26 +95,26 @@ class RedisAdmin(JobStore):
         producers' client it never resends; it bounds its own reads, so its client has
         no socket timeout. ``bull``: a queue whose scripts it loads on each connect
         (the scripts are the same for every queue)."""
-        if self._closed:
-            raise StoreUnavailableError("redis store is closed", unsent=True)
         if self._pipe is None:
-            self._pipe = CommandPipe(
-                make_client(self._connection, self._connect_timeout_ms, blocking=True),
-                reply_timeout_s=COMMAND_TIMEOUT_S,
-                connect_timeout_s=self._connect_timeout_ms / 1000,
-                on_connect=piped_scripts(bull),
-            )
+            self._pipe = self._new_pipe(COMMAND_TIMEOUT_S, piped_scripts(bull))
+        elif self._closed:
+            raise StoreUnavailableError("redis store is closed", unsent=True)
         return self._pipe
 
     def _wait_pipe(self, on_connect: list[tuple[str, ...]]) -> CommandPipe:
         """A pipe for one queue's waits-and-claims (``redis.wait``): a blocked command
         holds its connection, so each queue has its own. No reply within the longest
         wait and its grace means the connection is dead."""
+        return self._new_pipe(MAX_BLOCK_S + BLOCK_GRACE_S, on_connect)
+
+    def _new_pipe(self, reply_timeout_s: float, on_connect: Sequence[Sequence[Any]]) -> CommandPipe:
+        """A :class:`CommandPipe` to this store's Redis, its connection made as every
+        other client's; ``on_connect`` is sent first on each new connection."""
         if self._closed:
             raise StoreUnavailableError("redis store is closed", unsent=True)
         return CommandPipe(
             make_client(self._connection, self._connect_timeout_ms, blocking=True),
-            reply_timeout_s=MAX_BLOCK_S + BLOCK_GRACE_S,
+            reply_timeout_s=reply_timeout_s,
             connect_timeout_s=self._connect_timeout_ms / 1000,
             on_connect=on_connect,
         )

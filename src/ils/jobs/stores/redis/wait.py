@@ -181,7 +181,10 @@ class MarkerWaits:
             pipe.reconnect()
             raise
         if isinstance(claimed, NoScriptError):
-            pipe.reconnect()  # scripts flushed: loaded again on the next connection
+            # Scripts flushed: the claim did not run (nothing was claimed; the caller
+            # fetches as usual), and a new connection loads the script again.
+            pipe.reconnect()
+            claimed = None
         return _woken(bull, popped, claimed)
 
     async def wake(self, client: Redis, bull: BullQueue, waker: str) -> None:
@@ -206,16 +209,12 @@ def _replies(outcome: list[Any] | BaseException) -> list[Any]:
 
 
 def _woken(bull: BullQueue, popped: Any, claimed: Any) -> Woken:
-    """Read the wait's and the claim's replies. A claim refused as ``NOSCRIPT`` did not
-    run: nothing was claimed, and the caller fetches as usual."""
-    if isinstance(popped, BaseException):
-        with unavailable_guard():
-            raise popped
-    if isinstance(claimed, NoScriptError):
-        claimed = None
-    elif isinstance(claimed, BaseException):
-        with unavailable_guard():
-            raise claimed
+    """Read the wait's and the claim's replies (``claimed``: ``None`` when the claim
+    did not run)."""
+    for reply in (popped, claimed):
+        if isinstance(reply, BaseException):
+            with unavailable_guard():
+                raise reply
     marker = bool(popped) and _text(popped[0]) == bull.keys["marker"]
     return Woken(
         int(float(popped[2])) if marker else None,
