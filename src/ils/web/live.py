@@ -124,9 +124,10 @@ class NotificationHub:
         self._streams: dict[str, set[Listener]] = {}
         self._open: OpenStreams[Listener] = OpenStreams()
         self._task: asyncio.Task[None] | None = None
-        #: Newest ``created_at`` the poll has seen, and the ids seen near it.
+        #: Newest ``created_at`` the poll has seen, and the rows seen near it (id →
+        #: its ``created_at`` and user).
         self._watermark: datetime | None = None
-        self._seen: dict[str, datetime] = {}
+        self._seen: dict[str, tuple[datetime, str]] = {}
         self._logger = logging.getLogger(__name__)
 
     @property
@@ -204,8 +205,8 @@ class NotificationHub:
             return
         by_user: dict[str, list[Notification]] = {}
         for row in found:
-            self._note_seen(row.id, row.created_at)
             if row.user_id is not None:
+                self._note_seen(row.id, row.created_at, row.user_id)
                 by_user.setdefault(row.user_id, []).append(row)
         for user_id, user_rows in by_user.items():
             for listener in self._streams.get(user_id, ()):
@@ -227,9 +228,14 @@ class NotificationHub:
         rows.sort(key=lambda row: (row.created_at, row.id))
         return rows
 
-    def _note_seen(self, row_id: str, created_at: datetime) -> None:
-        self._seen[row_id] = created_at
+    def _note_seen(self, row_id: str, created_at: datetime, user_id: str) -> None:
+        self._seen[row_id] = (created_at, user_id)
         self._advance_watermark(created_at)
+
+    def _seen_since(self, since: datetime) -> int:
+        """How many rows of connected users from ``since`` on the hub has handed."""
+        streams = self._streams
+        return sum(1 for at, user_id in self._seen.values() if at >= since and user_id in streams)
 
     def _advance_watermark(self, created_at: datetime) -> None:
         """Move the newest ``created_at`` the hub has met (the poll's window) forward."""
@@ -263,31 +269,37 @@ class NotificationHub:
 
     async def _poll(self) -> dict[str, str]:
         """Rows of connected users the hub has not had (notification id → user id):
-        announced on no bus this process hears, or while Redis was down."""
+        announced on no bus this process hears, or while Redis was down.
+
+        The rows of the window are counted first, and read only when the hub has
+        handed fewer: with 1,000 streams the window holds thousands of rows (1,500
+        notifications a second, bench/users.py), and reading them twice a second was
+        the web process's largest single cost (py-spy). A row is only ever deleted
+        long after it left the window (the scheduled clean-up), so equal counts mean
+        the hub has had every row of the window."""
         users = list(self._streams)
         async with self.db.read() as session:
-            query = select(Notification.id, Notification.user_id, Notification.created_at)
-            query = query.where(Notification.user_id.in_(users))
-            if self._watermark is not None:
-                since = self._watermark - timedelta(seconds=LATE_COMMIT_S)
-                query = query.where(Notification.created_at >= since)
-            else:
-                newest = await session.scalar(select(func.max(Notification.created_at)))
-                self._watermark = newest
-                if newest is None:
+            watermark = self._watermark
+            if watermark is None:
+                watermark = await session.scalar(select(func.max(Notification.created_at)))
+                if watermark is None:
                     return {}
-                query = query.where(
-                    Notification.created_at >= newest - timedelta(seconds=LATE_COMMIT_S)
-                )
-            rows = (await session.execute(query)).all()
+                self._advance_watermark(watermark)
+            since = watermark - timedelta(seconds=LATE_COMMIT_S)
+            # Rows seen before the window are never read again.
+            horizon = since - timedelta(seconds=LATE_COMMIT_S)
+            self._seen = {key: seen for key, seen in self._seen.items() if seen[0] >= horizon}
+            mine = (Notification.user_id.in_(users), Notification.created_at >= since)
+            stored = await session.scalar(select(func.count()).where(*mine))
+            if stored == self._seen_since(since):
+                return {}
+            query = select(Notification.id, Notification.user_id, Notification.created_at)
+            rows = (await session.execute(query.where(*mine))).all()
         unseen = {}
         for notification_id, user_id, created_at in rows:
             if notification_id not in self._seen and user_id is not None:
                 unseen[notification_id] = user_id
             self._advance_watermark(created_at)
-        if self._watermark is not None:
-            horizon = self._watermark - timedelta(seconds=2 * LATE_COMMIT_S)
-            self._seen = {key: at for key, at in self._seen.items() if at >= horizon}
         return unseen
 
     async def close(self) -> None:
