@@ -14,7 +14,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, and_, event, exists, func, insert, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Select,
+    and_,
+    event,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import Session
 
@@ -34,6 +43,12 @@ from ils.jobs.stores.local.claim import (
     read_switches,
     refund_rate_token,
     take_rate_token,
+)
+from ils.jobs.stores.local.readiness import (
+    DueTimes,
+    ReadinessBoard,
+    read_due_times,
+    readiness_query,
 )
 from ils.jobs.stores.local.sql import (
     ACTIVE,
@@ -87,7 +102,8 @@ class LocalJobStore(LocalAdmin):
         max_stalled_count: how many times a job may lose its worker and go back to
             waiting before it fails.
         poll_interval_ms: how often ``wait_for_work`` looks for jobs added by other
-            processes (jobs added by this one wake it at once).
+            processes (jobs added by this one wake it at once); every queue's waiters
+            share one read of the store per half interval (``ReadinessBoard``).
     """
 
     kind = "local"
@@ -116,6 +132,8 @@ class LocalJobStore(LocalAdmin):
         self._runner = Transactions(engine, self.write_turn)
         self._dialect = engine.dialect.name
         self._retention = RetentionSchedule()
+        self._readiness = ReadinessBoard(self._read_due_times, fresh_s=self._poll_s / 2)
+        self._readiness_queries: dict[tuple[str, ...], Select[tuple[object, ...]]] = {}
 
     @property
     def transactions(self) -> TxRunner:
@@ -305,7 +323,15 @@ class LocalJobStore(LocalAdmin):
         await self._run(body)
 
     async def _ready_in_s(self, queue: str) -> float | None:
-        return await self._run(lambda conn: _ready_in_s(conn, queue, self._now()), readonly=True)
+        due = await self._readiness.due_at_ms(queue, self._now())
+        return None if due is None else max(due - self._now(), 0) / 1000
+
+    async def _read_due_times(self, queues: tuple[str, ...]) -> DueTimes:
+        query = self._readiness_queries.get(queues)
+        if query is None:
+            # Built once per set of queues: the set settles as the workers start.
+            query = self._readiness_queries[queues] = readiness_query(queues)
+        return await self._run(lambda conn: read_due_times(conn, queues, query), readonly=True)
 
     async def close(self) -> None:
         """Wake every waiter and release the store's connections."""
@@ -400,15 +426,3 @@ def _recover(
         )
         prune(conn, queue, FAILED, config.keep_failed, now)
     return [row.id for row in stalled], bool(back)
-
-
-def _ready_in_s(conn: Connection, queue: str, now: int) -> float | None:
-    """Seconds until a job of ``queue`` can be claimed: 0 now, ``None`` not known."""
-    if read_switches(conn, queue).paused:
-        return None
-    if conn.scalar(select(exists().where(JOBS.c.queue == queue, JOBS.c.state == WAITING))):
-        return 0
-    next_due = conn.scalar(
-        select(func.min(JOBS.c.run_at_ms)).where(JOBS.c.queue == queue, JOBS.c.state == DELAYED)
-    )
-    return None if next_due is None else max(int(next_due) - now, 0) / 1000
