@@ -10,6 +10,7 @@ twice a poll interval, and still see what another process adds.
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -161,3 +162,29 @@ async def test_a_job_another_process_adds_ends_the_wait_on_its_queue(
     for task in waits.values():
         task.cancel()
     await asyncio.gather(*waits.values(), return_exceptions=True)
+
+
+def test_an_ask_right_after_a_read_ends_does_not_spin() -> None:
+    """A read has just ended and its callback has not run yet; a queue asked about
+    after the read began is not in it. Awaiting that finished read again does not
+    yield, so the ask would spin for ever with the loop blocked (it wedged the whole
+    server under bench/users.py). Run in a thread of its own: a spin cannot be
+    interrupted from inside its loop."""
+
+    async def scenario() -> list[int | None]:
+        read = CountingRead({"email": None, "pdf": 5_000})
+        board = ReadinessBoard(read, fresh_s=60)
+        read.gate.clear()
+        first = asyncio.create_task(board.due_at_ms("email", 1_000))
+        await eventually(lambda: len(read.calls) == 1)
+        # The read resumes first, then this ask runs before the read's callbacks.
+        read.gate.set()
+        second = asyncio.create_task(board.due_at_ms("pdf", 1_000))
+        return list(await asyncio.gather(first, second))
+
+    answers: list[list[int | None]] = []
+    thread = threading.Thread(target=lambda: answers.append(asyncio.run(scenario())), daemon=True)
+    thread.start()
+    thread.join(10)
+    assert not thread.is_alive(), "the ask spun on a finished read"
+    assert answers == [[None, 5_000]]

@@ -97,7 +97,10 @@ class ReadinessBoard:
         return due
 
     async def _refresh(self) -> None:
-        if self._reading is None:
+        # A finished read whose callback has not run yet must not be awaited again:
+        # awaiting a done future does not yield, so an asker it did not answer would
+        # spin on it for ever (the loop never gets to run ``_done``).
+        if self._reading is None or self._reading.done():
             self._reading = asyncio.ensure_future(self._read_all())
             self._reading.add_done_callback(self._done)
         await asyncio.shield(self._reading)
@@ -110,6 +113,7 @@ class ReadinessBoard:
 
     def _done(self, reading: asyncio.Future[None]) -> None:
         """Let the next ask read again; a failure nobody awaited is not left unread."""
-        self._reading = None
+        if self._reading is reading:
+            self._reading = None
         if not reading.cancelled():
             reading.exception()
