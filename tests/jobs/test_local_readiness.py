@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ import pytest
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ils.clock import SystemClock
+from ils.clock import ManualClock, SystemClock
 from ils.db.engine import create_engine
 from ils.db.migrations import upgrade_database
 from ils.jobs.stores.local.readiness import DueTimes, ReadinessBoard
@@ -188,3 +189,24 @@ def test_an_ask_right_after_a_read_ends_does_not_spin() -> None:
     thread.join(10)
     assert not thread.is_alive(), "the ask spun on a finished read"
     assert answers == [[None, 5_000]]
+
+
+async def test_a_queue_this_process_paused_is_not_ready_from_an_older_snapshot(url: str) -> None:
+    """The snapshot said a delayed job comes due; the queue is paused, then the job's
+    time comes while the snapshot is still fresh. The wait must see the pause (it
+    returned at once before: the failing CI run of test_local_store's pause test)."""
+    clock = ManualClock()
+    # A long poll: the snapshot stays fresh (5 s) for the whole test.
+    store = LocalJobStore(
+        create_engine(url), email_catalogue(), clock=clock, poll_interval_ms=10_000
+    )
+    try:
+        await store.add("email", job(1, delay_ms=100))
+        await store.wait_for_work("email", 50)  # due in 100 ms of the store's clock
+        await store.pause("email")
+        clock.advance(200)
+        started = time.monotonic()
+        await store.wait_for_work("email", 300)
+        assert time.monotonic() - started >= 0.25
+    finally:
+        await store.close()

@@ -96,6 +96,11 @@ class ReadinessBoard:
             del self._due[queue]
         return due
 
+    def forget(self, queue: str) -> None:
+        """Drop what the snapshot says of ``queue`` (this process changed it): the next
+        ask reads again."""
+        self._due.pop(queue, None)
+
     async def _refresh(self) -> None:
         # A finished read whose callback has not run yet must not be awaited again:
         # awaiting a done future does not yield, so an asker it did not answer would

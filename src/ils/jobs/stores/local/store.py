@@ -323,8 +323,20 @@ class LocalJobStore(LocalAdmin):
         await self._run(body)
 
     async def _ready_in_s(self, queue: str) -> float | None:
-        due = await self._readiness.due_at_ms(queue, self._now())
-        return None if due is None else max(due - self._now(), 0) / 1000
+        # One ``now`` for both: "due in 0 s" must be an answer the board used up, or
+        # a later wait would be told "ready" by the same entry.
+        now = self._now()
+        due = await self._readiness.due_at_ms(queue, now)
+        return None if due is None else max(due - now, 0) / 1000
+
+    def _notify(self, queue: str) -> None:
+        self._readiness.forget(queue)
+        super()._notify(queue)
+
+    async def pause(self, queue: str) -> None:
+        await super().pause(queue)
+        # This process's own waiters must not be told "ready" from before the pause.
+        self._readiness.forget(queue)
 
     async def _read_due_times(self, queues: tuple[str, ...]) -> DueTimes:
         query = self._readiness_queries.get(queues)
