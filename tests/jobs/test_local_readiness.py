@@ -12,13 +12,10 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
 
 import pytest
-from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ils.clock import ManualClock, SystemClock
@@ -27,6 +24,7 @@ from ils.db.migrations import upgrade_database
 from ils.jobs.stores.local.readiness import DueTimes, ReadinessBoard
 from ils.jobs.stores.local.store import LocalJobStore
 from tests.faults.wait import eventually
+from tests.support.statements import recorded_statements
 from tests.support.stores import email_catalogue, job
 
 QUEUES = ("email", "pdf", "notification", "ai", "oma", "scheduled")
@@ -125,30 +123,18 @@ async def stores(url: str) -> AsyncIterator[Stores]:
     await other.close()
 
 
-@contextmanager
-def counting_selects(engine: AsyncEngine) -> Iterator[list[str]]:
-    seen: list[str] = []
-    sync_engine = engine.sync_engine
-
-    def after(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if statement.lstrip().lower().startswith("select"):
-            seen.append(statement)
-
-    event.listen(sync_engine, "after_cursor_execute", after)
-    try:
-        yield seen
-    finally:
-        event.remove(sync_engine, "after_cursor_execute", after)
+def selects(statements: list[str]) -> list[str]:
+    return [text for text in statements if text.lstrip().lower().startswith("select")]
 
 
 async def test_idle_waiters_on_six_queues_read_the_store_at_most_twice_a_poll(
     stores: Stores,
 ) -> None:
-    with counting_selects(stores.worker_engine) as selects:
+    with recorded_statements(stores.worker_engine) as statements:
         await asyncio.gather(*(stores.worker.wait_for_work(queue, WAIT_MS) for queue in QUEUES))
     # Each waiter reading its own queue every poll: 6 x 20 polls x 3 statements. Shared:
     # one statement per half interval at most (plus the first).
-    assert 1 <= len(selects) <= 2 * WAIT_MS // POLL_MS + 1
+    assert 1 <= len(selects(statements)) <= 2 * WAIT_MS // POLL_MS + 1
 
 
 async def test_a_job_another_process_adds_ends_the_wait_on_its_queue(

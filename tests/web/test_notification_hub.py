@@ -11,10 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
 import pytest
-from sqlalchemy import event
 
 from ils.domain.companies import CompanyKind, Role
 from ils.domain.content import Notification
@@ -24,6 +22,7 @@ from ils.settings import Settings
 from ils.testing import eventually
 from ils.web.live import Listener
 from ils.web.state import WebState
+from tests.support.statements import recorded_statements
 from tests.web.conftest import Factory
 
 WAIT_S = 10.0
@@ -37,36 +36,30 @@ def app_settings(settings: Settings) -> Settings:
     return settings.model_copy(update={"notifications": notifications})
 
 
-class Statements:
-    """The hub's polls the engine ran (SELECTs on the connected users' notifications),
-    and how many of them read rows rather than count them."""
+class Polls:
+    """The hub's polls among recorded statements (SELECTs on the connected users'
+    notifications), and how many of them read rows rather than count them."""
 
-    def __init__(self) -> None:
-        self.polls = 0
-        self.row_reads = 0
+    def __init__(self, statements: list[str]) -> None:
+        self._statements = statements
 
-    def saw(self, statement: str) -> None:
-        text = " ".join(statement.lower().split())
-        if not text.startswith("select") or "notifications.user_id in" not in text:
-            return
-        self.polls += 1
-        if "count(" not in text:
-            self.row_reads += 1
+    def _polls(self) -> list[str]:
+        texts = (" ".join(statement.lower().split()) for statement in self._statements)
+        return [t for t in texts if t.startswith("select") and "notifications.user_id in" in t]
+
+    @property
+    def polls(self) -> int:
+        return len(self._polls())
+
+    @property
+    def row_reads(self) -> int:
+        return sum("count(" not in text for text in self._polls())
 
 
 @contextmanager
-def watching(state: WebState) -> Iterator[Statements]:
-    statements = Statements()
-    engine = state.system.engine.sync_engine
-
-    def after(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        statements.saw(statement)
-
-    event.listen(engine, "after_cursor_execute", after)
-    try:
-        yield statements
-    finally:
-        event.remove(engine, "after_cursor_execute", after)
+def watching(state: WebState) -> Iterator[Polls]:
+    with recorded_statements(state.system.engine) as statements:
+        yield Polls(statements)
 
 
 def received(listener: Listener, into: list[str]) -> bool:

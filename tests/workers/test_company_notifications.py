@@ -45,6 +45,7 @@ from ils.workers import notification
 from ils.workers.notification import CHANNEL, NotificationWorker
 from ils.workers.notification.content import NotificationTargetError
 from ils.workers.notification.handlers import recipient_key
+from tests.support.statements import recorded_statements
 from tests.workers.support import FakeContext, Network, build_network
 
 #: Active users of the lab besides ``build_network``'s lab admin.
@@ -277,19 +278,10 @@ async def test_the_rows_are_stored_by_one_insert_statement(env: Env) -> None:
     """One multi-row INSERT for the whole company, not one statement per user."""
     await _place_order(env)
     (job,) = await env.ts.enqueued("notification")
-    inserts: list[str] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        if statement.lstrip().upper().startswith("INSERT INTO NOTIFICATIONS"):
-            inserts.append(statement)
-
-    engine = env.system.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", record)
-    try:
+    with recorded_statements(env.system.engine) as statements:
         payload = CompanyOrderNotification.model_validate(job.data)
         result = await env.worker.company_order_notification(payload, FakeContext(job.id))
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
+    inserts = [s for s in statements if s.lstrip().upper().startswith("INSERT INTO NOTIFICATIONS")]
     assert result["created"] == len(env.lab_users) > 1
     assert len(inserts) == 1
 
