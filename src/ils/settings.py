@@ -337,6 +337,8 @@ class Settings(BaseSettings):
     redis_sentinels: str | None = None
     redis_sentinel_service: str = "mymaster"
     redis_sentinel_password: SecretStr | None = Field(default=None, repr=False)
+    # How often the sentinels are asked whether the master moved (then connected anew).
+    redis_sentinel_check_interval_s: float = Field(default=0.2, gt=0, le=60)
     # TLS: on with a rediss:// URL, or with ``redis_tls`` for a host or sentinels (the
     # sentinels are then spoken to over TLS too). Without a CA file the system's trust
     # store checks the server; the client certificate is for ``tls-auth-clients yes``.

@@ -208,6 +208,20 @@ class RedisEventBus:
             with contextlib.suppress(RedisError, OSError):
                 await pubsub.aclose()
 
+    async def follow_master(self) -> None:
+        """The sentinels named a new master (``redis.master_watch``): publish and listen
+        there from now on. The listener starts again at once rather than after its
+        retry pause; a message published in between may be missed (the subscribers'
+        timers find what it announced)."""
+        await self._client.connection_pool.disconnect(inuse_connections=True)
+        listening = self._listener is not None and not self._listener.done()
+        if self._listener is not None:
+            self._listener.cancel()
+            await asyncio.gather(self._listener, return_exceptions=True)
+        await self._listener_client.connection_pool.disconnect(inuse_connections=True)
+        if listening:
+            self._listener = asyncio.create_task(self._listen(), name="ils-events")
+
     async def close(self) -> None:
         if self._listener is not None:
             self._listener.cancel()

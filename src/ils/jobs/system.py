@@ -31,8 +31,11 @@ from ils.jobs.schedules.sync import JobSchedulers
 from ils.jobs.store_set import JobStores
 from ils.jobs.stores.base import JobStore
 from ils.jobs.stores.local.store import LocalJobStore
+from ils.jobs.stores.redis.master_watch import Address, MasterWatch
+from ils.jobs.stores.redis.probe import ThreadProbe
 from ils.jobs.stores.redis.store import RedisJobStore
 from ils.jobs.worker_context import WorkerContext
+from ils.redis_settings import RedisConnection
 from ils.settings import Settings
 
 
@@ -108,8 +111,9 @@ class JobSystem:
                 connect_timeout_ms=settings.redis_connect_timeout_ms,
                 dedup_ttl_ms=settings.redis_dedup_ttl_s * 1000,
             )
+            probe = redis.probe(settings.redis_probe_timeout_ms)
             gate = RedisGate(
-                redis.probe(settings.redis_probe_timeout_ms),
+                probe,
                 clock,
                 settings.redis_probe_interval_s,
                 failures_to_open=settings.redis_down_after_failed_probes,
@@ -140,7 +144,35 @@ class JobSystem:
         )
         system = cls(settings, catalogue, job_types, engine, local, redis, gate, producer, events)
         await system._connect_redis()
+        if connection is not None and connection.sentinels and redis is not None:
+            system._follow_failovers(connection, redis, probe, events)
         return system
+
+    def _follow_failovers(
+        self,
+        connection: RedisConnection,
+        redis: RedisJobStore,
+        probe: ThreadProbe,
+        events: EventBus,
+    ) -> None:
+        """Watch the sentinels, and move every connection of the process (the store's,
+        the gate's probe's, the event bus's) to a new master as soon as they name one
+        (``redis.master_watch``)."""
+
+        async def follow(master: Address) -> None:
+            await redis.follow_master(master)
+            await asyncio.to_thread(probe.reconnect)
+            if isinstance(events, RedisEventBus):
+                await events.follow_master()
+
+        watch = MasterWatch(
+            connection,
+            self.settings.redis_sentinel_check_interval_s,
+            follow,
+            timeout_s=self.settings.redis_connect_timeout_ms / 1000,
+        )
+        watch.start()
+        self.on_close(watch.close)
 
     async def _connect_redis(self) -> None:
         gate = self.gate

@@ -26,6 +26,9 @@ from redis.sentinel import Sentinel as SyncSentinel
 
 from ils.redis_settings import RedisConnection, RedisTls
 
+#: The name every data connection of ILS gives itself (``CLIENT SETNAME``).
+CLIENT_NAME: Final = "ils"
+
 #: The client class of one kind: asyncio or blocking.
 ClientT = TypeVar("ClientT", aioredis.Redis, redis.Redis)
 
@@ -163,6 +166,14 @@ def _client(
     return client
 
 
+def async_sentinel(connection: RedisConnection, timeout_s: float) -> AsyncSentinel:
+    """The sentinels of ``connection`` themselves (to ask them who the master is), with
+    the same credentials and TLS as the clients' own look-ups."""
+    return AsyncSentinel(
+        connection.sentinels, sentinel_kwargs=_sentinel_options(connection, timeout_s)
+    )
+
+
 def _options(
     conn: RedisConnection,
     connect_timeout_s: float,
@@ -172,6 +183,9 @@ def _options(
     """Keyword arguments of the data connections. A URL's own credentials and database
     win over these (``from_url`` lets the URL override keyword arguments)."""
     options: dict[str, Any] = {
+        # Named, so that ``CLIENT LIST`` tells an operator (and the fail-over tests)
+        # which connections are ILS's.
+        "client_name": CLIENT_NAME,
         "socket_connect_timeout": connect_timeout_s,
         "socket_timeout": socket_timeout_s,
         "decode_responses": decode_responses,

@@ -130,6 +130,17 @@ class CommandPipe:
         what waits on it fails as ambiguous, the next send connects afresh."""
         self._break(redis_errors.ConnectionError("connection dropped to be made again"))
 
+    def drop_unless_to(self, address: tuple[str, int]) -> None:
+        """Drop the connection if it reaches any server but ``address`` (the master
+        moved: ``redis.master_watch``); a connection already there is kept, so a claim
+        in flight on the new master keeps its reply."""
+        conn = self._conn
+        if (
+            conn is not None
+            and (getattr(conn, "host", None), getattr(conn, "port", None)) != address
+        ):
+            self._break(redis_errors.ConnectionError("the Redis master moved"))
+
     # -- internals ----------------------------------------------------------------------
 
     async def _connect(self) -> None:

@@ -74,6 +74,12 @@ class ThreadProbe:
         value = reply.get("maxmemory-policy")
         return None if value is None else str(value)
 
+    def reconnect(self) -> None:
+        """Drop the probe's connection (the master moved); the next probe connects to
+        the master the sentinels name then. Waits for a probe that is running."""
+        with self._lock:
+            self._client.connection_pool.disconnect()
+
     def close(self) -> None:
         """Release the probe's connection."""
         with self._lock:

@@ -30,7 +30,7 @@ from ils.jobs.stores.redis.bull import (
 )
 from ils.jobs.stores.redis.bull_piped import piped_scripts
 from ils.jobs.stores.redis.pipe import CommandPipe
-from ils.jobs.stores.redis.wait import BLOCK_GRACE_S, MAX_BLOCK_S
+from ils.jobs.stores.redis.wait import BLOCK_GRACE_S, MAX_BLOCK_S, MarkerWaits
 from ils.redis_settings import RedisConnection
 
 # Connections of the producers' pool (the resolutions of held jobs and the warm-up
@@ -52,6 +52,7 @@ class RedisAdmin(JobStore):
     _blocking: Redis | None
     _producer: Redis | None
     _pipe: CommandPipe | None
+    _waits: MarkerWaits
     _producer_slots: asyncio.Semaphore
     _queues: dict[str, BullQueue]
     _producer_queues: dict[str, BullQueue]
@@ -118,6 +119,18 @@ class RedisAdmin(JobStore):
             connect_timeout_s=self._connect_timeout_ms / 1000,
             on_connect=on_connect,
         )
+
+    async def follow_master(self, master: tuple[str, int]) -> None:
+        """The sentinels named a new master (``redis.master_watch``): drop the pools'
+        connections, in use or not, and the pipes' that reach elsewhere. Commands in
+        flight on them fail as on any dropped connection (a producer's add is
+        resolved by its id); the next command of each connects to ``master``."""
+        for client in (self._client, self._blocking, self._producer):
+            if client is not None:
+                await client.connection_pool.disconnect(inuse_connections=True)
+        if self._pipe is not None:
+            self._pipe.drop_unless_to(master)
+        self._waits.drop_unless_to(master)
 
     @contextlib.asynccontextmanager
     async def _producing(self) -> AsyncIterator[None]:
