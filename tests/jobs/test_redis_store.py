@@ -18,6 +18,7 @@ from typing import Any
 
 import bullmq
 import pytest
+import redis.asyncio as redis_asyncio
 from redis import exceptions as redis_errors
 
 from ils.errors import InvalidPayloadError, LockLostError, StoreUnavailableError
@@ -389,3 +390,23 @@ def test_script_errors_are_not_outages() -> None:
 
 
 # -- Node BullMQ 6.x, both ways -----------------------------------------------------------
+
+
+async def test_a_completion_after_a_script_flush_is_recorded(
+    rstore: RedisJobStore, redis_url: str
+) -> None:
+    """Completions go on the store's pipe by SHA. Scripts flushed under its live
+    connection make Redis refuse the completion (NOSCRIPT: it did not run); it is sent
+    again on a new connection, which loads the scripts, instead of being lost (the job
+    would then have run again once its lock expired)."""
+    job_id = await rstore.add(Q, NewJob("order-confirmation", DATA))
+    fetched = await rstore.fetch(Q, "t1")
+    assert fetched.job is not None and fetched.job.id == job_id
+    raw = redis_asyncio.Redis.from_url(redis_url)
+    try:
+        await raw.script_flush()
+    finally:
+        await raw.aclose()
+    await rstore.complete(Q, fetched.job, {"sent": True})
+    record = await rstore.get_job(Q, job_id)
+    assert record is not None and record.state is JobState.COMPLETED

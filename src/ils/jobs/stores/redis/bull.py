@@ -12,11 +12,9 @@ import contextlib
 import json
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import bullmq
-from bullmq.scripts import raw2NextJobData
 from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
@@ -30,6 +28,7 @@ from ils.jobs.stores.redis.connect import async_client
 from ils.jobs.stores.redis.decode import MAX_TIME_MS
 from ils.jobs.stores.redis.pipe import NotSentError
 from ils.jobs.stores.redis.placeholder import lenient_int
+from ils.jobs.stores.redis.replies import NextJob, finish_outcome
 from ils.jobs.stores.redis.schedulers import use_our_cron
 from ils.redis_settings import RedisConnection
 
@@ -160,31 +159,6 @@ def make_client(
     )
 
 
-@dataclass(frozen=True, slots=True)
-class NextJob:
-    """What moveToActive (or a finish script with fetch-next) handed back."""
-
-    job_id: str | None
-    data: dict[str, str] | None
-    limit_until_ms: int
-    delay_until_ms: int
-
-
-def parse_next(parsed: Sequence[Any]) -> NextJob:
-    """Read ``[jobData, jobId, limitUntil, delayUntil]`` as ``raw2NextJobData`` returns it.
-
-    ``limitUntil`` is the limiter key's PTTL (ms left); ``delayUntil`` is the epoch ms
-    at which the next delayed job is due; both are 0 when they do not apply.
-    """
-    data, job_id, limit_until, delay_until = parsed
-    return NextJob(
-        job_id=str(job_id) if data else None,
-        data={str(k): str(v) for k, v in data.items()} if data else None,
-        limit_until_ms=int(limit_until or 0),
-        delay_until_ms=int(delay_until or 0),
-    )
-
-
 class BullQueue:
     """One queue's BullMQ objects behind typed methods.
 
@@ -259,24 +233,38 @@ class BullQueue:
         fetch_next: bool,
         stacktrace: Sequence[str] = (),
     ) -> int | NextJob:
-        """moveToFinished: a negative status code, or what it fetched next.
+        """moveToFinished (:meth:`finish_args`): a negative status code, or what it
+        fetched next."""
+        keys, args = self.finish_args(
+            job_id, name, opts, attempts_made, token, completed, value, fetch_next, stacktrace
+        )
+        return finish_outcome(await self._run("moveToFinished", keys, args))
 
-        Every finish is kept as the job's options or the queue's retention say
+    def finish_args(
+        self,
+        job_id: str,
+        name: str,
+        opts: Mapping[str, Any],
+        attempts_made: int,
+        token: str,
+        completed: bool,
+        value: Any,
+        fetch_next: bool,
+        stacktrace: Sequence[str],
+    ) -> tuple[list[Any], list[Any]]:
+        """``moveToFinished``'s keys and arguments, as ``bullmq`` builds them. Every
+        finish is kept as the job's options or the queue's retention say
         (``finished_retention``), and every failure for good records ``value`` as its
-        failed reason with ``stacktrace`` (``failure_fields``), so no caller spells
-        either out again.
-        """
+        failed reason with ``stacktrace`` (``failure_fields``): no caller spells either
+        out again."""
         job = self._job(job_id, name, opts, attempts_made)
         keep = finished_retention(opts, self.config, completed=completed)
         if completed:
-            keys, args = self.scripts.moveToCompletedArgs(job, value, keep, token, fetch_next)
+            built = self.scripts.moveToCompletedArgs(job, value, keep, token, fetch_next)
         else:
             fields = failure_fields(value, list(stacktrace))
-            keys, args = self.scripts.moveToFailedArgs(job, value, keep, token, fetch_next, fields)
-        raw = await self._run("moveToFinished", keys, args)
-        if isinstance(raw, int) and raw < 0:
-            return raw
-        return parse_next(raw2NextJobData(raw))
+            built = self.scripts.moveToFailedArgs(job, value, keep, token, fetch_next, fields)
+        return list(built[0]), list(built[1])
 
     async def move_to_delayed(
         self, job_id: str, token: str, delay_ms: int, fields: Mapping[str, str], timestamp: int

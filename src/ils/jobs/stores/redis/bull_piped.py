@@ -21,16 +21,22 @@ from typing import Any
 
 import msgpack
 from bullmq.backoffs import Backoffs
-from bullmq.scripts import raw2NextJobData
 from redis.exceptions import NoScriptError
 
 from ils.errors import InvalidPayloadError, StoreUnavailableError
-from ils.jobs.stores.redis.bull import BullQueue, NextJob, parse_next, unavailable_guard
+from ils.jobs.model import ClaimedJob
+from ils.jobs.stores.redis.bull import BullQueue, unavailable_guard
 from ils.jobs.stores.redis.pipe import CommandPipe
 
 #: The scripts sent by SHA on the pipe: those ``addJob`` chooses from (by delay and
-#: priority), and the fetch's.
-PIPED_SCRIPTS = ("addStandardJob", "addDelayedJob", "addPrioritizedJob", "moveToActive")
+#: priority), the fetch's and the completion's.
+PIPED_SCRIPTS = (
+    "addStandardJob",
+    "addDelayedJob",
+    "addPrioritizedJob",
+    "moveToActive",
+    "moveToFinished",
+)
 #: Each add script's keys, in the order of ``Scripts.addStandardJob`` and the others.
 ADD_KEYS = {
     "addStandardJob": (
@@ -145,9 +151,22 @@ def move_to_active_command(bull: BullQueue, token: str, *, sha: str = "") -> tup
     return ("EVALSHA", sha, len(keys), *keys, scripts.keys[""], round(time.time() * 1000), packed)
 
 
-def next_job(reply: Any) -> NextJob:
-    """The job (or the wait) a ``moveToActive`` reply hands over."""
-    return parse_next(raw2NextJobData(reply))
+def complete_command(
+    bull: BullQueue,
+    job: ClaimedJob,
+    opts: Mapping[str, Any],
+    value: Any,
+    *,
+    fetch_next: bool,
+) -> tuple[Any, ...]:
+    """``BullQueue.finish`` of a completed ``job`` as a command for the pipe (by SHA:
+    the pipe loads the script on connect); its reply is read by ``finish_outcome``."""
+    record = job.record
+    keys, args = bull.finish_args(
+        job.id, record.name, opts, record.attempts_made, job.token, True, value, fetch_next, ()
+    )
+    sha = bull.scripts.commands["moveToFinished"].sha
+    return ("EVALSHA", sha, len(keys), *keys, *args)
 
 
 def piped_scripts(bull: BullQueue) -> list[tuple[str, str, str]]:
@@ -167,10 +186,27 @@ def checked_replies(pipe: CommandPipe, outcome: list[Any] | BaseException) -> li
                 # Scripts flushed under a live connection: a new one loads them. The
                 # command did not run; an add is resolved by id like any uncertain one.
                 pipe.reconnect()
-                raise StoreUnavailableError("redis unavailable: its scripts were flushed")
+                raise ScriptsFlushedError("redis unavailable: its scripts were flushed")
             if isinstance(reply, BaseException):
                 raise reply
         return outcome
+
+
+class ScriptsFlushedError(StoreUnavailableError):
+    """A script sent by SHA was refused (NOSCRIPT), and the pipe's next connection loads
+    the scripts again. That command did not run; others of the same transaction may
+    have, so it is not ``unsent``."""
+
+
+async def send_script(pipe: CommandPipe, command: tuple[Any, ...]) -> Any:
+    """One script command by SHA on ``pipe``, its checked reply. Refused because the
+    scripts were flushed, it is sent once more on the new connection (that loads them):
+    it did not run, so sending it again cannot run it twice. For commands that must
+    not fail for that (a completion would otherwise be lost, and the job run again)."""
+    try:
+        return (await send_checked(pipe, [command]))[0]
+    except ScriptsFlushedError:
+        return (await send_checked(pipe, [command]))[0]
 
 
 def send_checked(pipe: CommandPipe, commands: list[Any]) -> asyncio.Future[list[Any]]:

@@ -16,9 +16,10 @@ import uuid
 
 from ils.errors import StoreUnavailableError
 from ils.jobs.model import JobState
-from ils.jobs.stores.redis.bull import UNAVAILABLE_ERRORS, BullQueue, NextJob
+from ils.jobs.stores.redis.bull import UNAVAILABLE_ERRORS, BullQueue
 from ils.jobs.stores.redis.decode import MAX_COUNT, UndecodableJobError, decode_job
 from ils.jobs.stores.redis.placeholder import NAME_CHARS, lenient_int, printable
+from ils.jobs.stores.redis.replies import NextJob
 
 #: Errors that mean Redis itself is out, not one job: never swallowed per job.
 OUTAGES: tuple[type[BaseException], ...] = (*UNAVAILABLE_ERRORS, StoreUnavailableError)

@@ -32,10 +32,11 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
 
-from ils.jobs.stores.redis.bull import BullQueue, NextJob, unavailable_guard
-from ils.jobs.stores.redis.bull_piped import move_to_active_command, next_job
+from ils.jobs.stores.redis.bull import BullQueue, unavailable_guard
+from ils.jobs.stores.redis.bull_piped import move_to_active_command
 from ils.jobs.stores.redis.codec import now_ms
 from ils.jobs.stores.redis.pipe import CommandPipe
+from ils.jobs.stores.redis.replies import NextJob, next_job
 
 #: Extra time granted to a BZPOPMIN round trip beyond its own server-side timeout.
 BLOCK_GRACE_S = 1.0
