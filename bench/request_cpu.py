@@ -17,7 +17,7 @@ floor, and each figure is also printed as a multiple of it. ``--profile`` prints
 cProfile functions with the most time of their own over one more round of every path.
 
     .venv/bin/python bench/request_cpu.py [--requests 300] [--profile]
-        [--path /api/orders --path /api/notifications ...]
+        [--path /api/orders --path /api/notifications ...] [--more-orders 20000]
 """
 
 from __future__ import annotations
@@ -31,14 +31,17 @@ import pstats
 import sys
 import tempfile
 import time
-from datetime import date
+import uuid
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Final
 
 import httpx
+import sqlalchemy
 from rich.console import Console
 
 from ils.demo.setup import CREDENTIALS_FILE, prepare_demo
+from ils.domain.orders import Order
 from ils.settings import Settings
 from ils.web.app import create_app
 
@@ -55,10 +58,39 @@ def parse_args() -> argparse.Namespace:
         "--path", action="append", default=[], help="a GET path (repeatable; default: hot reads)"
     )
     parser.add_argument("--profile", action="store_true", help="print a cProfile summary")
+    parser.add_argument(
+        "--more-orders",
+        type=int,
+        default=0,
+        help="copies of the demo's orders to add first, older than them (a lab's history)",
+    )
     args = parser.parse_args()
     if args.requests < 1:
         parser.error("--requests must be at least 1")
+    if args.more_orders < 0:
+        parser.error("--more-orders must not be negative")
     return args
+
+
+def add_history(database_url: str, count: int) -> None:
+    """``count`` more orders, copies of the demo's with new ids and numbers, each a
+    minute older than the last: a list then has a long history behind its first page."""
+    orders = Order.__table__
+    engine = sqlalchemy.create_engine(database_url)
+    try:
+        with engine.begin() as db:
+            demo = [dict(row._mapping) for row in db.execute(sqlalchemy.select(orders))]
+            oldest = min(row["created_at"] for row in demo)
+            rows = []
+            for n in range(count):
+                at = oldest - timedelta(minutes=n + 1)
+                row = dict(demo[n % len(demo)])
+                row.update(id=uuid.uuid4().hex, number=f"ORD-H-{n:08d}", created_at=at)
+                row.update(updated_at=at)
+                rows.append(row)
+            db.execute(sqlalchemy.insert(orders), rows)
+    finally:
+        engine.dispose()
 
 
 async def cpu_ms_per_request(client: httpx.AsyncClient, path: str, requests: int) -> float:
@@ -84,6 +116,8 @@ async def main() -> None:
         data_dir = Path(tmp)
         settings = Settings(data_dir=data_dir)
         await prepare_demo(settings, Console(quiet=True), today=date.today())
+        if args.more_orders:
+            add_history(settings.effective_database_url, args.more_orders)
         credentials = json.loads((data_dir / CREDENTIALS_FILE).read_text())
         account = next(a for a in credentials["accounts"] if a["role"] == "admin")
         app = create_app(settings, start_workers=False)
@@ -99,7 +133,10 @@ async def main() -> None:
             if signed_in.status_code != 200:
                 raise SystemExit(f"sign-in answered {signed_in.status_code}")
             floor = await cpu_ms_per_request(client, FLOOR, args.requests)
-            print(f"CPU per request, {args.requests} each, as {account['email']} (SQLite):")
+            history = f", {args.more_orders:,} more orders" if args.more_orders else ""
+            print(
+                f"CPU per request, {args.requests} each, as {account['email']} (SQLite{history}):"
+            )
             print(f"  GET {FLOOR:<40} {floor:6.2f} ms  (the floor: client and framework)")
             for path in paths:
                 cost = await cpu_ms_per_request(client, path, args.requests)

@@ -170,8 +170,12 @@ class Order(IdMixin, TimestampMixin, Base):
 
     __tablename__ = "orders"
     __table_args__ = (
-        Index("ix_orders_company_status", "company_id", "status"),
-        Index("ix_orders_lab_status", "lab_id", "status"),
+        # Each side's orders newest first, of any status or of one (``GET /api/orders``
+        # reads a page in order and stops).
+        Index("ix_orders_company_created", "company_id", "created_at"),
+        Index("ix_orders_company_status_created", "company_id", "status", "created_at"),
+        Index("ix_orders_lab_created", "lab_id", "created_at"),
+        Index("ix_orders_lab_status_created", "lab_id", "status", "created_at"),
         Index("ix_orders_created_at", "created_at"),
         CheckConstraint("lab_id <> company_id", name="lab_is_not_practice"),
         CheckConstraint("price_cents >= 0", name="price_non_negative"),
