@@ -380,7 +380,7 @@ async def test_pages_are_newest_first_across_a_long_history(world: World, state:
 
 
 @pytest.mark.parametrize("settings", ["sqlite"], indirect=True)
-async def test_a_page_costs_the_same_however_long_the_history(
+async def test_a_long_history_adds_only_its_count_to_a_page(
     world: World, state: WebState
 ) -> None:
     """A list reads a page's worth of the company's newest orders, not its whole
