@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from redis import exceptions as redis_errors
 
 from ils.jobs.stores.redis.master_watch import Address, MasterWatch
@@ -88,5 +89,29 @@ async def test_a_move_is_called_once_and_not_for_the_first_answer() -> None:
         sentinel.master = None  # no answer: nothing moves
         await watch.check()
         assert moves == [("10.0.0.2", 6379)]
+    finally:
+        await watch.close()
+
+
+async def test_a_move_that_failed_is_tried_again_at_the_next_check() -> None:
+    tries: list[Address] = []
+
+    async def on_switch(master: Address) -> None:
+        tries.append(master)
+        if len(tries) == 1:
+            raise ConnectionError("dropping a connection failed")
+
+    sentinel = StandIn(1, ("10.0.0.1", 6379))
+    watch = MasterWatch(CONNECTION, 60, on_switch, timeout_s=0.5)
+    watch._sentinel.sentinels = [sentinel]  # type: ignore[assignment]
+    try:
+        await watch.check()
+        sentinel.epoch, sentinel.master = 2, ("10.0.0.2", 6379)
+        with pytest.raises(ConnectionError):
+            await watch.check()
+        await watch.check()
+        await watch.check()
+        assert tries == [("10.0.0.2", 6379), ("10.0.0.2", 6379)]
+        assert watch.master == ("10.0.0.2", 6379)
     finally:
         await watch.close()

@@ -72,17 +72,19 @@ class MasterWatch:
         await self._sentinel.aclose()
 
     async def check(self) -> None:
-        """Ask once; on a new master, ``on_switch`` runs before this returns."""
+        """Ask once; on a new master, ``on_switch`` runs before this returns. The new
+        master is taken as followed only once ``on_switch`` succeeded, so a failed one
+        is tried again at the next check."""
         master = await self.current_master()
         if master is None or master == self.master:
             return
-        previous, self.master = self.master, master
-        if previous is not None:
+        if self.master is not None:
             self._log.warning(
                 "Redis master moved (Sentinel fail-over): connections to the old one "
                 "are dropped and made again to the new one"
             )
             await self._on_switch(master)
+        self.master = master
 
     async def current_master(self) -> Address | None:
         """The master named by the sentinel with the newest configuration that sees it
