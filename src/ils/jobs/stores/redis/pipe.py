@@ -1,4 +1,5 @@
-"""One Redis connection that every add and fetch of a process is written to at once.
+"""One Redis connection that every add, fetch and completion of a process is written to
+at once.
 
 Why: an add through redis-py's client takes a pooled connection, writes under a
 ``wait_for`` (a task of its own on Python 3.11) and waits for its reply before the
