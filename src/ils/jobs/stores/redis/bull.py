@@ -236,7 +236,15 @@ class BullQueue:
         """moveToFinished (:meth:`finish_args`): a negative status code, or what it
         fetched next."""
         keys, args = self.finish_args(
-            job_id, name, opts, attempts_made, token, completed, value, fetch_next, stacktrace
+            job_id,
+            name,
+            opts,
+            attempts_made,
+            token,
+            completed=completed,
+            value=value,
+            fetch_next=fetch_next,
+            stacktrace=stacktrace,
         )
         return finish_outcome(await self._run("moveToFinished", keys, args))
 
@@ -247,10 +255,11 @@ class BullQueue:
         opts: Mapping[str, Any],
         attempts_made: int,
         token: str,
+        *,
         completed: bool,
         value: Any,
         fetch_next: bool,
-        stacktrace: Sequence[str],
+        stacktrace: Sequence[str] = (),
     ) -> tuple[list[Any], list[Any]]:
         """``moveToFinished``'s keys and arguments, as ``bullmq`` builds them. Every
         finish is kept as the job's options or the queue's retention say

@@ -163,7 +163,14 @@ def complete_command(
     the pipe loads the script on connect); its reply is read by ``finish_outcome``."""
     record = job.record
     keys, args = bull.finish_args(
-        job.id, record.name, opts, record.attempts_made, job.token, True, value, fetch_next, ()
+        job.id,
+        record.name,
+        opts,
+        record.attempts_made,
+        job.token,
+        completed=True,
+        value=value,
+        fetch_next=fetch_next,
     )
     sha = bull.scripts.commands["moveToFinished"].sha
     return ("EVALSHA", sha, len(keys), *keys, *args)
