@@ -380,9 +380,7 @@ async def test_pages_are_newest_first_across_a_long_history(world: World, state:
 
 
 @pytest.mark.parametrize("settings", ["sqlite"], indirect=True)
-async def test_a_long_history_adds_only_its_count_to_a_page(
-    world: World, state: WebState
-) -> None:
+async def test_a_long_history_adds_only_its_count_to_a_page(world: World, state: WebState) -> None:
     """A list reads a page's worth of the company's newest orders, not its whole
     history; only the total still counts every order, in the index. Measured in SQLite's virtual
     machine steps: 2,000 older orders add about 5 steps each to the first page (the
