@@ -37,7 +37,7 @@ from sqlalchemy import insert
 
 from ils.db.engine import create_engine, session_factory
 from ils.domain.companies import Company, CompanyKind, Role, User
-from ils.heap import freeze_start_up_heap
+from ils.heap import tune_garbage_collector
 from ils.jobs.stores.local.schema import JobRow
 from ils.jobs.system import JobSystem
 from ils.settings import Settings
@@ -252,7 +252,7 @@ async def main() -> None:
         else:
             await fill_local(settings, companies, args.jobs)
         print(f"{args.jobs:,} finished pdf jobs stored in {time.perf_counter() - started:.1f} s")
-        freeze_start_up_heap()
+        tune_garbage_collector()
         log = Path(tmp) / "server.log"
         results: list[tuple[str, str, list[float], int]] = []
         try:

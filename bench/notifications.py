@@ -59,7 +59,7 @@ from ils.db.engine import create_engine, session_factory
 from ils.demo.setup import CREDENTIALS_FILE, prepare_demo
 from ils.domain.companies import Company, Role, User
 from ils.domain.content import Notification
-from ils.heap import freeze_start_up_heap
+from ils.heap import tune_garbage_collector
 from ils.jobs.catalogue import build_catalogue
 from ils.jobs.system import JobSystem
 from ils.settings import Settings
@@ -353,7 +353,7 @@ async def run(args: argparse.Namespace, tmp: str) -> Results:
     password = json.loads((data_dir / CREDENTIALS_FILE).read_text())["password"]
     emails = await add_users(settings, args.clients, password)
     # The demo build leaves a large heap; its full collections would stall the clients.
-    freeze_start_up_heap()
+    tune_garbage_collector()
 
     results = Results(expected=args.notifications)
     server_log, worker_log = data_dir / "server.log", data_dir / "worker.log"

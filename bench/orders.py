@@ -46,7 +46,7 @@ from ils.db.engine import create_engine, session_factory
 from ils.demo.setup import CREDENTIALS_FILE, prepare_demo
 from ils.domain.clinical import Patient
 from ils.domain.companies import Company, CompanyKind
-from ils.heap import freeze_start_up_heap
+from ils.heap import tune_garbage_collector
 from ils.jobs.catalogue import RateLimit, build_catalogue
 from ils.jobs.model import PENDING_STATES, JobState
 from ils.jobs.stores.local.schema import JobRow
@@ -232,7 +232,7 @@ async def main() -> None:
         lab, patients = await ids(settings)
         # The client's own full collections (the demo network built above is a large
         # heap) would stall every request in flight and be counted as server latency.
-        freeze_start_up_heap()
+        tune_garbage_collector()
         env = {**os.environ, "ILS_DATA_DIR": tmp, "ILS_LOG_LEVEL": "WARNING", **env_db}
         # Required with PostgreSQL (ils.secret_key); any strong key serves one run.
         env.setdefault("ILS_SECRET_KEY", secrets.token_urlsafe(48))

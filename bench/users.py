@@ -96,7 +96,7 @@ from ils.db.migrations import upgrade_database
 from ils.demo.setup import CREDENTIALS_FILE, prepare_demo
 from ils.domain.clinical import Patient
 from ils.domain.companies import Company, CompanyKind, Role, User
-from ils.heap import freeze_start_up_heap
+from ils.heap import tune_garbage_collector
 from ils.jobs.outbox import OutboxRow
 from ils.settings import Settings
 from serving import ROOT, ils_serve, log_tail, pct, process, server
@@ -868,7 +868,7 @@ async def run(args: argparse.Namespace, tmp: str, deployment: Deployment) -> dic
         f"{len(population.practices)} practices ({len(population.new_practices)} new)"
     )
     # The build leaves a large heap: keep the collector's full passes out of the run.
-    freeze_start_up_heap()
+    tune_garbage_collector()
     env = server_env(args, tmp, deployment)
     log = data_dir / "server.log"
     processes = args.client_processes or (1 if args.users <= 300 else 2)

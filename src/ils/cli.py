@@ -122,7 +122,7 @@ def worker(
         # Concurrent with short timeouts: a healthy start pays the slowest check, a
         # database round trip.
         from ils.checks import start_up_checks
-        from ils.heap import freeze_start_up_heap
+        from ils.heap import tune_garbage_collector
         from ils.jobs.system import JobSystem
         from ils.jobs.worker_process import (
             build_registry,
@@ -140,7 +140,7 @@ def worker(
 
             registrars = [register_all, *(load_registrar(spec) for spec in handlers or [])]
             registry = build_registry(system, registrars)
-            freeze_start_up_heap()
+            tune_garbage_collector()
             stop = asyncio.Event()
             install_signal_handlers(stop)
             await run_workers(system, _split(queues), registry, stop=stop)
@@ -186,13 +186,13 @@ def _serve(settings: Settings, host: str | None, port: int | None, *, start_work
     import uvicorn
 
     from ils.checks import start_up_checks
-    from ils.heap import freeze_start_up_heap
+    from ils.heap import tune_garbage_collector
     from ils.web.app import create_app
 
     _refuse_or_warn(asyncio.run(start_up_checks(settings, "serve")))
     logging.getLogger("uvicorn.access").addFilter(_drop_query_string)
     config = uvicorn.Config(
-        create_app(settings, start_workers=start_workers, on_started=freeze_start_up_heap),
+        create_app(settings, start_workers=start_workers, on_started=tune_garbage_collector),
         host=host or settings.host,
         port=port or settings.port,
         lifespan="on",
