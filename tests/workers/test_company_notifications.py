@@ -318,7 +318,8 @@ async def test_an_order_reaches_every_recipients_stream_with_one_read(
     cannot hear the worker (another process in local mode) and its poll finds them."""
     db = Transactions(env.system.engine, env.system.write_turn)
     settings = NotificationSettings(stream_poll_s=60 if heard else 0.05)
-    hub = NotificationHub(env.system.events if heard else LocalEventBus(), db, settings)
+    bus = env.system.events if heard else LocalEventBus()
+    hub = NotificationHub(bus, db, settings, env.clock)
     watchers = [*env.lab_users, env.stranger]
     streams = [
         NotificationStream(
@@ -346,6 +347,8 @@ async def test_an_order_reaches_every_recipients_stream_with_one_read(
         event.listen(engine, "before_cursor_execute", record)
         await _place_order(env)
         await env.ts.run_until_idle()
+        # The poll leaves rows younger than its interval to their signals.
+        env.clock.advance(100)
         received = await asyncio.wait_for(
             asyncio.gather(*(_next_event(events) for events in streams[:-1])), timeout=10
         )

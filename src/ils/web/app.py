@@ -87,7 +87,7 @@ def create_app(
         system = await JobSystem.open(settings, clock=the_clock)
         numbering = create_numbering_engine(system.engine)
         transactions = Transactions(system.engine, system.write_turn)
-        hub = NotificationHub(system.events, transactions, settings.notifications)
+        hub = NotificationHub(system.events, transactions, settings.notifications, the_clock)
         stop = asyncio.Event()
         worker_task: asyncio.Task[None] | None = None
         try:
