@@ -221,3 +221,42 @@ def test_serve_imports_nothing_on_a_second_thread_while_it_starts(tmp_path: Path
     )
     assert "ILS_SECRET_KEY" in done.stderr + done.stdout, done.stderr[-2000:]
     assert "imported-off-main: []" in done.stdout, done.stdout[-2000:]
+
+
+def test_serve_keeps_an_idle_connection_as_long_as_the_setting_says(tmp_path: Path) -> None:
+    """``ILS_LIMITS__KEEP_ALIVE_S`` reaches uvicorn: with 2 s the server closes an
+    idle kept-alive connection after about 2 s, where uvicorn's own default is 5 s
+    (which made most requests of a user reading between clicks reconnect)."""
+    port = free_port()
+    env = {**_env(tmp_path), "ILS_LIMITS__KEEP_ALIVE_S": "2", "ILS_START_WORKERS": "false"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ils", "serve", "--port", str(port)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                sock = socket.create_connection(("127.0.0.1", port), timeout=1)
+                break
+            except OSError:
+                assert proc.poll() is None, "ils serve exited"
+                assert time.monotonic() < deadline, "ils serve did not listen"
+                time.sleep(0.2)
+        with sock:
+            sock.settimeout(30)
+            sock.sendall(b"GET /healthz/live HTTP/1.1\r\nHost: ils\r\n\r\n")
+            answer = sock.recv(65536)
+            assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
+            answered = time.monotonic()
+            # The server's close is the wait's end: recv returns b"" then.
+            while sock.recv(65536):
+                pass
+            idle = time.monotonic() - answered
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    assert 1.5 <= idle < 4.5

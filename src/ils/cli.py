@@ -200,6 +200,7 @@ def _serve(settings: Settings, host: str | None, port: int | None, *, start_work
         log_config=None,
         log_level=settings.log_level.lower(),
         server_header=False,
+        timeout_keep_alive=settings.limits.keep_alive_s,
         # X-Forwarded-For is believed from the configured proxies only: uvicorn's own
         # default trusts it from 127.0.0.1, so any local client could name its address.
         proxy_headers=bool(settings.trusted_proxies),

@@ -47,7 +47,12 @@ class LimitSettings(BaseModel):
     A new notification stream over ``streams_per_session`` (or ``streams_per_user``
     across the user's sessions) closes the oldest one; more than
     ``expensive_per_session`` long polls of one session at once answer 429 with
-    ``Retry-After: retry_after_s``.
+    ``Retry-After: retry_after_s``. An idle HTTP connection stays open ``keep_alive_s``
+    for its client's next request: uvicorn's own 5 s made most requests of a person
+    who reads for 5-15 s between clicks open a new connection (about 2 % of the
+    server's event loop with 1,000 users, bench/users.py), and is shorter than the idle
+    timeout of common load balancers (60 s), which then reuse a connection the server
+    is closing and answer 502. nginx's default is 75 s.
     """
 
     model_config = {"extra": "forbid"}
@@ -56,3 +61,4 @@ class LimitSettings(BaseModel):
     streams_per_user: int = Field(default=10, ge=1, le=10_000)
     expensive_per_session: int = Field(default=2, ge=1, le=1000)
     retry_after_s: int = Field(default=5, ge=1, le=3600)
+    keep_alive_s: int = Field(default=75, ge=1, le=3600)
