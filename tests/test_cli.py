@@ -48,6 +48,21 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def wait_until_listening(
+    proc: subprocess.Popen[str] | subprocess.Popen[bytes], port: int
+) -> socket.socket:
+    """A connection to ``proc``'s port once it listens (uvicorn listens only after the
+    app's start-up); fails if the process exits or does not listen within 120 s."""
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            return socket.create_connection(("127.0.0.1", port), timeout=1)
+        except OSError:
+            assert proc.poll() is None, "the server exited"
+            assert time.monotonic() < deadline, "the server did not listen"
+            time.sleep(0.2)
+
+
 def test_demo_builds_the_network_serves_it_and_a_practice_can_order(tmp_path: Path) -> None:
     port = free_port()
     proc = subprocess.Popen(
@@ -60,14 +75,7 @@ def test_demo_builds_the_network_serves_it_and_a_practice_can_order(tmp_path: Pa
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                httpx.get(f"{base}/api/auth/me", timeout=1)
-                break
-            except httpx.TransportError:
-                assert proc.poll() is None, "ils demo exited"
-                time.sleep(0.2)
+        wait_until_listening(proc, port).close()
         password = json.loads((tmp_path / "var" / "demo-credentials.json").read_text())["password"]
         with httpx.Client(base_url=base, timeout=10) as client:
             signed = client.post(
@@ -237,16 +245,7 @@ def test_serve_keeps_an_idle_connection_as_long_as_the_setting_says(tmp_path: Pa
         stderr=subprocess.STDOUT,
     )
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                sock = socket.create_connection(("127.0.0.1", port), timeout=1)
-                break
-            except OSError:
-                assert proc.poll() is None, "ils serve exited"
-                assert time.monotonic() < deadline, "ils serve did not listen"
-                time.sleep(0.2)
-        with sock:
+        with wait_until_listening(proc, port) as sock:
             sock.settimeout(30)
             sock.sendall(b"GET /healthz/live HTTP/1.1\r\nHost: ils\r\n\r\n")
             answer = sock.recv(65536)
