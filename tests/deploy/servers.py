@@ -241,6 +241,7 @@ class SentinelGroup:
                 20,
                 f"sentinel {port} sees the replica and {peers} peers",
             )
+        self.wait_promotable()
 
     def stop(self) -> None:
         """Stop every process (those already killed are only reaped)."""
@@ -267,6 +268,20 @@ class SentinelGroup:
         address = ask(sentinel_port, lambda c: c.sentinel_get_master_addr_by_name(SERVICE))
         return int(address[1]) if address else None
 
+    def wait_promotable(self, timeout: float = 20.0) -> None:
+        """Until every sentinel has the replica's own report, linked to the master: a
+        ``SENTINEL FAILOVER`` sooner answers NOGOODSLAVE."""
+
+        def ready(port: int) -> bool:
+            replicas: list[dict[str, Any]] | None = ask(port, lambda c: c.sentinel_slaves(SERVICE))
+            return any(
+                r.get("flags") == "slave" and r.get("master-link-status") == "ok"
+                for r in replicas or []
+            )
+
+        for port in self.sentinel_ports:
+            wait_for(partial(ready, port), timeout, f"sentinel {port} can promote the replica")
+
     def role(self, port: int) -> str | None:
         """``master`` or ``slave`` as the server on ``port`` says; ``None`` if down."""
         info: dict[str, Any] | None = ask(port, lambda c: c.info("replication"))
@@ -281,3 +296,16 @@ class SentinelGroup:
             return self.role(self.replica_port) == "master"
 
         wait_for(promoted, timeout, "fail-over to the replica", interval=0.05)
+
+    def wait_switched(self, timeout: float = 30.0) -> None:
+        """Until every sentinel's own state (``SENTINEL MASTER``, which clients and the
+        master watch read) names the replica. It follows ``wait_failed_over``: the
+        sentinels answer ``get-master-addr-by-name`` with the promoted replica while
+        the fail-over is still under way, and switch their state only at its end."""
+
+        def switched(port: int) -> bool:
+            state: dict[str, Any] | None = ask(port, lambda c: c.sentinel_master(SERVICE))
+            return state is not None and int(state["port"]) == self.replica_port
+
+        for port in self.sentinel_ports:
+            wait_for(partial(switched, port), timeout, f"sentinel {port} switched", interval=0.05)
