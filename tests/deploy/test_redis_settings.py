@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from redis.asyncio.connection import SSLConnection as AsyncSSLConnection
 from redis.connection import SSLConnection
 
 from ils.errors import ConfigurationError
-from ils.jobs.stores.redis.connect import sync_client
+from ils.jobs.stores.redis.connect import async_client, sync_client
 from ils.redis_settings import RedisConnection, RedisTls, parse_sentinels
 from ils.settings import Settings
 
@@ -137,3 +138,18 @@ def test_sentinel_clients_speak_tls_to_master_and_sentinels(tmp_path: Path) -> N
         assert sentinel_pool.connection_kwargs["password"] is None  # its own, unset here
     finally:
         client.close()
+
+
+async def test_async_sentinel_clients_speak_tls_to_the_master(tmp_path: Path) -> None:
+    """The asyncio master's pool is ILS's own (it follows a fail-over at once); its
+    connections must still be TLS ones."""
+    ca = tmp_path / "ca.crt"
+    ca.write_text("not read until a connection is made")
+    connection = RedisConnection(sentinels=(("s1", 26379),), tls=RedisTls(ca_file=ca))
+    client = async_client(connection, connect_timeout_s=1, socket_timeout_s=1)
+    try:
+        pool = client.connection_pool
+        assert issubclass(pool.connection_class, AsyncSSLConnection)
+        assert pool.connection_kwargs["ssl_ca_certs"] == str(ca)
+    finally:
+        await client.aclose()

@@ -23,7 +23,7 @@ from typing import Protocol
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from ils.jobs.stores.redis.connect import async_client
+from ils.jobs.stores.redis.connect import async_client, move_to_master
 from ils.redis_settings import RedisConnection
 
 #: Signals waiting for a slow subscriber before the oldest are dropped (the
@@ -208,17 +208,17 @@ class RedisEventBus:
             with contextlib.suppress(RedisError, OSError):
                 await pubsub.aclose()
 
-    async def follow_master(self) -> None:
+    async def follow_master(self, master: tuple[str, int]) -> None:
         """The sentinels named a new master (``redis.master_watch``): publish and listen
         there from now on. The listener starts again at once rather than after its
         retry pause; a message published in between may be missed (the subscribers'
         timers find what it announced)."""
-        await self._client.connection_pool.disconnect(inuse_connections=True)
+        await move_to_master(self._client, master)
         listening = self._listener is not None and not self._listener.done()
         if self._listener is not None:
             self._listener.cancel()
             await asyncio.gather(self._listener, return_exceptions=True)
-        await self._listener_client.connection_pool.disconnect(inuse_connections=True)
+        await move_to_master(self._listener_client, master)
         if listening:
             self._listener = asyncio.create_task(self._listen(), name="ils-events")
 

@@ -163,7 +163,7 @@ class JobSystem:
             await redis.follow_master(master)
             await asyncio.to_thread(probe.reconnect)
             if isinstance(events, RedisEventBus):
-                await events.follow_master()
+                await events.follow_master(master)
 
         watch = MasterWatch(
             connection,

@@ -7,12 +7,14 @@ differ on purpose (see ``redis.bull.make_client``).
 
 With Sentinel the client's pool asks the sentinels for the master each time it opens
 a connection, and drops a connection that finds the old master demoted, so a
-fail-over is followed without a restart. The sentinel connections belong to the
-client: closing the client closes them too.
+fail-over is followed without a restart. The master watch moves the asyncio clients
+sooner, as soon as the sentinels name a new master (:func:`move_to_master`). The
+sentinel connections belong to the client: closing the client closes them too.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final, Generic, TypeVar
@@ -21,6 +23,11 @@ import redis
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry as AsyncRetry
 from redis.asyncio.sentinel import Sentinel as AsyncSentinel
+from redis.asyncio.sentinel import (
+    SentinelConnectionPool,
+    SentinelManagedConnection,
+    SentinelManagedSSLConnection,
+)
 from redis.retry import Retry as SyncRetry
 from redis.sentinel import Sentinel as SyncSentinel
 
@@ -80,6 +87,78 @@ class _ClientKind(Generic[ClientT]):
     sentinel: Callable[..., Any]
     #: The master's client class, which closes the sentinel connections it owns.
     master: type[ClientT]
+
+
+class _FollowingConnection(SentinelManagedConnection):
+    """A connection to the master the sentinels name, made again when the master was
+    followed elsewhere (:func:`move_to_master`) while it was being made.
+
+    Why: it asks the sentinels first and opens the socket after. A connect that heard
+    the old master's name before a fail-over and got its socket after the connections
+    to the old master were dropped would serve the old master until the sentinels
+    demote it, and what it wrote there is thrown away on the resync (jobs added there
+    would run and then be gone: ``tests/deploy/test_sentinel_connect_race.py``).
+    """
+
+    connection_pool: _FollowingPool
+
+    async def _connect_retry(self) -> None:
+        pool = self.connection_pool
+        for _ in range(3):  # one more move while connecting again is already unlikely
+            moves = pool.moves
+            await super()._connect_retry()  # type: ignore[no-untyped-call]
+            if pool.moves == moves or _address(self) == pool.followed:
+                return
+            await self.disconnect()
+        raise redis.ConnectionError("the Redis master kept moving while connecting")
+
+
+class _FollowingSSLConnection(_FollowingConnection, SentinelManagedSSLConnection):
+    """:class:`_FollowingConnection` over TLS."""
+
+
+class _FollowingPool(SentinelConnectionPool):
+    """The master's pool, which :func:`move_to_master` can move to a new master at once."""
+
+    def __init__(self, service_name: str, sentinel_manager: AsyncSentinel, **kwargs: Any) -> None:
+        tls = kwargs.get("ssl", False)
+        kwargs.setdefault(
+            "connection_class", _FollowingSSLConnection if tls else _FollowingConnection
+        )
+        super().__init__(service_name, sentinel_manager, **kwargs)  # type: ignore[no-untyped-call]
+        #: How often the master was followed; a connect that sees it change re-checks.
+        self.moves = 0
+        #: The master last followed.
+        self.followed: tuple[str, int] | None = None
+
+    async def follow(self, master: tuple[str, int]) -> None:
+        """Drop every connection, in use or not, that reaches a server but ``master``;
+        connects under way check again once they are made."""
+        self.moves += 1
+        self.followed = master
+        connections = [*self._available_connections, *self._in_use_connections]
+        # ``nowait``: a pipe's connection (``redis.pipe``) has its own protocol, and
+        # waiting for the stream to hear of the close would last the whole timeout.
+        await asyncio.gather(
+            *(conn.disconnect(nowait=True) for conn in connections if _address(conn) != master),
+            return_exceptions=True,
+        )
+
+
+def _address(conn: Any) -> tuple[str, int] | None:
+    """The server a connection of a master's pool was made to (``None`` before)."""
+    host, port = getattr(conn, "host", None), getattr(conn, "port", None)
+    return None if host is None or port is None else (str(host), int(port))
+
+
+async def move_to_master(client: aioredis.Redis, master: tuple[str, int]) -> None:
+    """The sentinels named ``master`` (``redis.master_watch``): move ``client``'s
+    connections there. Commands in flight on a dropped connection fail as on any
+    dropped connection; connections already on ``master`` are kept. A client of a URL
+    has no master to follow: nothing happens."""
+    pool = client.connection_pool
+    if isinstance(pool, _FollowingPool):
+        await pool.follow(master)
 
 
 _ASYNC: Final = _ClientKind(aioredis.Redis, AsyncSentinel, _AsyncSentinelClient)
@@ -160,6 +239,8 @@ def _client(
     sentinel = kind.sentinel(
         conn.sentinels, sentinel_kwargs=_sentinel_options(conn, connect_timeout_s)
     )
+    if kind is _ASYNC:
+        options["connection_pool_class"] = _FollowingPool
     client = sentinel.master_for(conn.service, redis_class=kind.master, **options)
     client.owned_sentinel = sentinel
     assert isinstance(client, kind.master)

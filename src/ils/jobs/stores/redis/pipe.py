@@ -46,6 +46,8 @@ from redis._parsers.base import BaseParser
 from redis.asyncio import Redis
 from redis.asyncio.connection import AbstractConnection
 
+from ils.jobs.stores.redis.connect import move_to_master
+
 #: Turns a send's replies (error replies included, as exception objects) or the
 #: connection's failure into the send's result; what it raises fails the future.
 Finish = Callable[[list[Any] | BaseException], Any]
@@ -131,16 +133,18 @@ class CommandPipe:
         what waits on it fails as ambiguous, the next send connects afresh."""
         self._break(redis_errors.ConnectionError("connection dropped to be made again"))
 
-    def drop_unless_to(self, address: tuple[str, int]) -> None:
+    async def drop_unless_to(self, address: tuple[str, int]) -> None:
         """Drop the connection if it reaches any server but ``address`` (the master
         moved: ``redis.master_watch``); a connection already there is kept, so a claim
-        in flight on the new master keeps its reply."""
+        in flight on the new master keeps its reply. A connection being made meanwhile
+        lands on ``address`` too (``connect.move_to_master``)."""
         conn = self._conn
         if (
             conn is not None
             and (getattr(conn, "host", None), getattr(conn, "port", None)) != address
         ):
             self._break(redis_errors.ConnectionError("the Redis master moved"))
+        await move_to_master(self._client, address)
 
     # -- internals ----------------------------------------------------------------------
 

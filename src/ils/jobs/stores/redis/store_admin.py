@@ -29,6 +29,7 @@ from ils.jobs.stores.redis.bull import (
     unavailable_guard,
 )
 from ils.jobs.stores.redis.bull_piped import piped_scripts
+from ils.jobs.stores.redis.connect import move_to_master
 from ils.jobs.stores.redis.pipe import CommandPipe
 from ils.jobs.stores.redis.wait import BLOCK_GRACE_S, MAX_BLOCK_S, MarkerWaits
 from ils.redis_settings import RedisConnection
@@ -121,16 +122,17 @@ class RedisAdmin(JobStore):
         )
 
     async def follow_master(self, master: tuple[str, int]) -> None:
-        """The sentinels named a new master (``redis.master_watch``): drop the pools'
-        connections, in use or not, and the pipes' that reach elsewhere. Commands in
-        flight on them fail as on any dropped connection (a producer's add is
-        resolved by its id); the next command of each connects to ``master``."""
+        """The sentinels named a new master (``redis.master_watch``): drop every
+        connection, in use or not, that reaches elsewhere, the pipes' included, and
+        make those being made meanwhile land on ``master`` (``connect.move_to_master``).
+        Commands in flight on them fail as on any dropped connection (a producer's add
+        is resolved by its id); the next command of each connects to ``master``."""
         for client in (self._client, self._blocking, self._producer):
             if client is not None:
-                await client.connection_pool.disconnect(inuse_connections=True)
+                await move_to_master(client, master)
         if self._pipe is not None:
-            self._pipe.drop_unless_to(master)
-        self._waits.drop_unless_to(master)
+            await self._pipe.drop_unless_to(master)
+        await self._waits.drop_unless_to(master)
 
     @contextlib.asynccontextmanager
     async def _producing(self) -> AsyncIterator[None]:

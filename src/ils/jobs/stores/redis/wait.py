@@ -197,10 +197,10 @@ class MarkerWaits:
                 pipeline.pexpire(key, WAKE_TTL_MS)
                 await pipeline.execute()
 
-    def drop_unless_to(self, address: tuple[str, int]) -> None:
+    async def drop_unless_to(self, address: tuple[str, int]) -> None:
         """Drop the waits' connections that reach any server but ``address``."""
-        for pipe in self._pipes.values():
-            pipe.drop_unless_to(address)
+        for pipe in list(self._pipes.values()):
+            await pipe.drop_unless_to(address)
 
     async def close(self) -> None:
         pipes, self._pipes = self._pipes, {}
