@@ -34,6 +34,7 @@ from ils.jobs.attempt import (
     job_fields,
     to_json,
 )
+from ils.jobs.cancelling import cancel_until_done
 from ils.jobs.catalogue import QueueConfig
 from ils.jobs.gate import RedisGate
 from ils.jobs.model import ClaimedJob, Fetch, JobState
@@ -146,9 +147,12 @@ class QueueConsumer:
                 abandoned,
                 grace_s,
             )
-        for task in self._tasks[1:]:
-            task.cancel()
-        await self._end_by(deadline, self._tasks[1:])
+        if stuck := await cancel_until_done(self._tasks[1:], deadline):
+            self.logger.warning(
+                "queue %s: %d task(s) ignored cancellation until the grace ended; left behind",
+                self.queue,
+                stuck,
+            )
 
     async def _end_by(self, deadline: float, tasks: Sequence[asyncio.Task[None]]) -> int:
         """Let ``tasks`` run until ``deadline``, cancel those still running, and give
