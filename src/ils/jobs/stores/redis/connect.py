@@ -107,7 +107,7 @@ class _FollowingConnection(SentinelManagedConnection):
         for _ in range(3):  # one more move while connecting again is already unlikely
             moves = pool.moves
             await super()._connect_retry()  # type: ignore[no-untyped-call]
-            if pool.moves == moves or _address(self) == pool.followed:
+            if pool.moves == moves or connection_address(self) == pool.followed:
                 return
             await self.disconnect()
         raise redis.ConnectionError("the Redis master kept moving while connecting")
@@ -140,13 +140,18 @@ class _FollowingPool(SentinelConnectionPool):
         # ``nowait``: a pipe's connection (``redis.pipe``) has its own protocol, and
         # waiting for the stream to hear of the close would last the whole timeout.
         await asyncio.gather(
-            *(conn.disconnect(nowait=True) for conn in connections if _address(conn) != master),
+            *(
+                conn.disconnect(nowait=True)
+                for conn in connections
+                if connection_address(conn) != master
+            ),
             return_exceptions=True,
         )
 
 
-def _address(conn: Any) -> tuple[str, int] | None:
-    """The server a connection of a master's pool was made to (``None`` before)."""
+def connection_address(conn: Any) -> tuple[str, int] | None:
+    """The server a connection was made to, as the sentinels name it (``None``
+    before it was made)."""
     host, port = getattr(conn, "host", None), getattr(conn, "port", None)
     return None if host is None or port is None else (str(host), int(port))
 

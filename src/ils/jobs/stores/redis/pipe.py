@@ -46,7 +46,7 @@ from redis._parsers.base import BaseParser
 from redis.asyncio import Redis
 from redis.asyncio.connection import AbstractConnection
 
-from ils.jobs.stores.redis.connect import move_to_master
+from ils.jobs.stores.redis.connect import connection_address, move_to_master
 
 #: Turns a send's replies (error replies included, as exception objects) or the
 #: connection's failure into the send's result; what it raises fails the future.
@@ -139,10 +139,7 @@ class CommandPipe:
         in flight on the new master keeps its reply. A connection being made meanwhile
         lands on ``address`` too (``connect.move_to_master``)."""
         conn = self._conn
-        if (
-            conn is not None
-            and (getattr(conn, "host", None), getattr(conn, "port", None)) != address
-        ):
+        if conn is not None and connection_address(conn) != address:
             self._break(redis_errors.ConnectionError("the Redis master moved"))
         await move_to_master(self._client, address)
 
