@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+import pytest
 
 from ils.jobs.model import JobOptions
 from ils.jobs.system import JobSystem
@@ -259,3 +260,50 @@ def test_serve_keeps_an_idle_connection_as_long_as_the_setting_says(tmp_path: Pa
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
     assert 1.5 <= idle < 4.5
+
+
+@pytest.mark.parametrize(("setting", "loop"), [(None, "asyncio"), ("uvloop", "uvloop")])
+def test_serve_runs_on_the_event_loop_the_setting_names(
+    tmp_path: Path, setting: str | None, loop: str
+) -> None:
+    """``ils serve`` runs on the standard library's loop unless ``ILS_LIMITS__EVENT_LOOP``
+    says uvloop, which uvicorn would otherwise pick by itself: with 1,000 users uvloop
+    starved the in-process workers (bench/users.py). The banner names the loop the
+    process really runs on."""
+    port = free_port()
+    env = {**_env(tmp_path), "ILS_START_WORKERS": "false"}
+    if setting is not None:
+        env["ILS_LIMITS__EVENT_LOOP"] = setting
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "ils", "serve", "--port", str(port)],
+            cwd=tmp_path,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            wait_until_listening(proc, port).close()
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=60)
+    text = log.read_text()
+    assert re.search(rf"^\s*event loop: {loop}\s*$", text, re.MULTILINE), text[-2000:]
+
+
+def test_an_unknown_event_loop_is_refused_by_name(tmp_path: Path) -> None:
+    """A loop ILS does not offer stops ``ils serve`` with the setting's name, not a
+    traceback."""
+    env = {**_env(tmp_path), "ILS_LIMITS__EVENT_LOOP": "trio"}
+    done = subprocess.run(
+        [sys.executable, "-m", "ils", "serve", "--port", str(free_port())],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode != 0
+    assert "ILS_LIMITS__EVENT_LOOP" in done.stdout + done.stderr
+    assert "Traceback" not in done.stdout + done.stderr

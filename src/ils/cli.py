@@ -201,6 +201,8 @@ def _serve(settings: Settings, host: str | None, port: int | None, *, start_work
         log_level=settings.log_level.lower(),
         server_header=False,
         timeout_keep_alive=settings.limits.keep_alive_s,
+        # Not uvicorn's "auto" (uvloop when installed): see LimitSettings.event_loop.
+        loop=settings.limits.event_loop,
         # X-Forwarded-For is believed from the configured proxies only: uvicorn's own
         # default trusts it from 127.0.0.1, so any local client could name its address.
         proxy_headers=bool(settings.trusted_proxies),

@@ -9,6 +9,8 @@ explains the numbers.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, Field, model_validator
 
 
@@ -42,7 +44,8 @@ class SignInSettings(BaseModel):
 
 
 class LimitSettings(BaseModel):
-    """Caps on what one session or user holds open in one web process.
+    """Caps on what one session or user holds open in one web process, and how the
+    process serves its connections.
 
     A new notification stream over ``streams_per_session`` (or ``streams_per_user``
     across the user's sessions) closes the oldest one; more than
@@ -53,6 +56,15 @@ class LimitSettings(BaseModel):
     server's event loop with 1,000 users, bench/users.py), and is shorter than the idle
     timeout of common load balancers (60 s), which then reuse a connection the server
     is closing and answer 502. nginx's default is 75 s.
+
+    ``event_loop`` is the loop ``ils serve`` runs on: the standard library's by
+    default. With 1,000 users on two cores (bench/users.py, the embedded default) it
+    answered p99 128-149 ms with notifications p50 2-17 s late, where uvloop, which
+    uvicorn picks by itself when installed, answered 209-357 ms and left 12-54 % of
+    the notifications undelivered within the run (p50 25-49 s late): the jobs running
+    in the server got less of the loop. ``uvloop`` remains a choice for a process that
+    runs no workers, where it served more orders back to back (bench/orders.py); the
+    figures are in docs/performance.md and docs/benchmarks.md.
     """
 
     model_config = {"extra": "forbid"}
@@ -62,3 +74,4 @@ class LimitSettings(BaseModel):
     expensive_per_session: int = Field(default=2, ge=1, le=1000)
     retry_after_s: int = Field(default=5, ge=1, le=3600)
     keep_alive_s: int = Field(default=75, ge=1, le=3600)
+    event_loop: Literal["asyncio", "uvloop"] = "asyncio"

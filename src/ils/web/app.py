@@ -124,6 +124,7 @@ def create_app(
                     "workers: "
                     + ("run in this process" if workers else "not started here (run `ils worker`)"),
                     f"files: {storage.where}",
+                    f"event loop: {type(asyncio.get_running_loop()).__module__.split('.')[0]}",
                     f"links in e-mails: {settings.public_url}",
                 ],
             )
