@@ -62,8 +62,11 @@ class Subscription:
 
     async def get(self, timeout_s: float | None = None) -> str | None:
         """The next message, or ``None`` after ``timeout_s`` without one."""
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancel that
+        # arrives as the message does, and the reader's loop went on (test_lost_cancel).
         try:
-            return await asyncio.wait_for(self._messages.get(), timeout_s)
+            async with asyncio.timeout(timeout_s):
+                return await self._messages.get()
         except TimeoutError:
             return None
 

@@ -270,7 +270,9 @@ class CpuPool:
         loop = asyncio.get_running_loop()
         try:
             future = loop.run_in_executor(executor, functools.partial(func, *args, **kwargs))
-            return await asyncio.wait_for(future, self.timeout_s)
+            # Not wait_for, which on Python 3.11 loses a cancel that comes with the result.
+            async with asyncio.timeout(self.timeout_s):
+                return await future
         except BrokenProcessPool as exc:
             self._discard(executor)
             message = f"a process died during {self.what}; the pool was restarted"

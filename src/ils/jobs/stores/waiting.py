@@ -32,8 +32,11 @@ async def wait_until_ready(
         if ready_in == 0 or remaining <= 0:
             return
         nap = min(poll_s, remaining, remaining if ready_in is None else ready_in)
+        # asyncio.timeout, not wait_for, which on Python 3.11 loses a cancel that comes
+        # with the wake-up (tests/jobs/test_lost_cancel.py).
         try:
-            await asyncio.wait_for(event.wait(), nap)
+            async with asyncio.timeout(nap):
+                await event.wait()
             return
         except TimeoutError:
             continue

@@ -48,8 +48,10 @@ class ScheduleLoop:
                 await self.round()
             except Exception:
                 self._logger.exception("scheduler round failed")
+            # Not wait_for, which on Python 3.11 loses a cancel that comes with the stop.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self.settings.poll_s)
+                async with asyncio.timeout(self.settings.poll_s):
+                    await stop.wait()
 
     async def round(self) -> int:
         """One pass: sync when due, then claim (local mode). How many ticks were added."""
