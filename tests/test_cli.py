@@ -4,6 +4,7 @@ and the CLI's errors."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -12,8 +13,10 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import IO
 
 import httpx
 import pytest
@@ -31,11 +34,15 @@ def _env(tmp_path: Path) -> dict[str, str]:
     return env
 
 
-def ils(tmp_path: Path, *args: str, columns: int = 80) -> subprocess.CompletedProcess[str]:
+def ils(
+    tmp_path: Path, *args: str, columns: int = 80, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``python -m ils *args`` in ``tmp_path``'s data directory, ``env`` added to its
+    environment."""
     return subprocess.run(
         [sys.executable, "-m", "ils", *args],
         cwd=tmp_path,
-        env={**_env(tmp_path), "COLUMNS": str(columns)},
+        env={**_env(tmp_path), "COLUMNS": str(columns), **(env or {})},
         capture_output=True,
         text=True,
         timeout=300,
@@ -62,6 +69,29 @@ def wait_until_listening(
             assert proc.poll() is None, "the server exited"
             assert time.monotonic() < deadline, "the server did not listen"
             time.sleep(0.2)
+
+
+@contextlib.contextmanager
+def serving(
+    tmp_path: Path, env: dict[str, str], stdout: int | IO[bytes]
+) -> Iterator[socket.socket]:
+    """``ils serve`` without workers on a free port, ``env`` added to its environment and
+    its output to ``stdout``: a connection to it once it listens, then SIGTERM and its
+    exit."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ils", "serve", "--port", str(port)],
+        cwd=tmp_path,
+        env={**_env(tmp_path), "ILS_START_WORKERS": "false", **env},
+        stdout=stdout,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        with wait_until_listening(proc, port) as sock:
+            yield sock
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
 
 
 def test_demo_builds_the_network_serves_it_and_a_practice_can_order(tmp_path: Path) -> None:
@@ -236,29 +266,16 @@ def test_serve_keeps_an_idle_connection_as_long_as_the_setting_says(tmp_path: Pa
     """``ILS_LIMITS__KEEP_ALIVE_S`` reaches uvicorn: with 2 s the server closes an
     idle kept-alive connection after about 2 s, where uvicorn's own default is 5 s
     (which made most requests of a user reading between clicks reconnect)."""
-    port = free_port()
-    env = {**_env(tmp_path), "ILS_LIMITS__KEEP_ALIVE_S": "2", "ILS_START_WORKERS": "false"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ils", "serve", "--port", str(port)],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        with wait_until_listening(proc, port) as sock:
-            sock.settimeout(30)
-            sock.sendall(b"GET /healthz/live HTTP/1.1\r\nHost: ils\r\n\r\n")
-            answer = sock.recv(65536)
-            assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
-            answered = time.monotonic()
-            # The server's close is the wait's end: recv returns b"" then.
-            while sock.recv(65536):
-                pass
-            idle = time.monotonic() - answered
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=60)
+    with serving(tmp_path, {"ILS_LIMITS__KEEP_ALIVE_S": "2"}, subprocess.DEVNULL) as sock:
+        sock.settimeout(30)
+        sock.sendall(b"GET /healthz/live HTTP/1.1\r\nHost: ils\r\n\r\n")
+        answer = sock.recv(65536)
+        assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
+        answered = time.monotonic()
+        # The server's close is the wait's end: recv returns b"" then.
+        while sock.recv(65536):
+            pass
+        idle = time.monotonic() - answered
     assert 1.5 <= idle < 4.5
 
 
@@ -270,24 +287,10 @@ def test_serve_runs_on_the_event_loop_the_setting_names(
     says uvloop, which uvicorn would otherwise pick by itself: with 1,000 users uvloop
     starved the in-process workers (bench/users.py). The banner names the loop the
     process really runs on."""
-    port = free_port()
-    env = {**_env(tmp_path), "ILS_START_WORKERS": "false"}
-    if setting is not None:
-        env["ILS_LIMITS__EVENT_LOOP"] = setting
+    env = {} if setting is None else {"ILS_LIMITS__EVENT_LOOP": setting}
     log = tmp_path / "serve.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "ils", "serve", "--port", str(port)],
-            cwd=tmp_path,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            wait_until_listening(proc, port).close()
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout=60)
+    with log.open("wb") as out, serving(tmp_path, env, out):
+        pass
     text = log.read_text()
     assert re.search(rf"^\s*event loop: {loop}\s*$", text, re.MULTILINE), text[-2000:]
 
@@ -295,14 +298,8 @@ def test_serve_runs_on_the_event_loop_the_setting_names(
 def test_an_unknown_event_loop_is_refused_by_name(tmp_path: Path) -> None:
     """A loop ILS does not offer stops ``ils serve`` with the setting's name, not a
     traceback."""
-    env = {**_env(tmp_path), "ILS_LIMITS__EVENT_LOOP": "trio"}
-    done = subprocess.run(
-        [sys.executable, "-m", "ils", "serve", "--port", str(free_port())],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
+    done = ils(
+        tmp_path, "serve", "--port", str(free_port()), env={"ILS_LIMITS__EVENT_LOOP": "trio"}
     )
     assert done.returncode != 0
     assert "ILS_LIMITS__EVENT_LOOP" in done.stdout + done.stderr
