@@ -66,16 +66,46 @@ class GatedServer(MailServer):
         return await super().handle_RCPT(server, session, envelope, address, options)
 
 
-@pytest.fixture
-def gated_server() -> Iterator[RunningServer]:
-    """A :class:`GatedServer` on 127.0.0.1 and a free port."""
-    handler = GatedServer()
+@dataclass
+class SecondHeldServer(MailServer):
+    """Holds the second envelope's RCPT until the test lets it go, so the first copy
+    can finish (its outcome recorded) while the second has opened the row and waits."""
+
+    arrived: int = 0
+    held: int = 0
+    go_on: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
+    ) -> str:
+        self.arrived += 1
+        if self.arrived > 1:
+            self.held += 1
+            with contextlib.suppress(TimeoutError):  # the test's assertions tell what failed
+                await asyncio.wait_for(self.go_on.wait(), GATE_TIMEOUT_S)
+        return await super().handle_RCPT(server, session, envelope, address, options)
+
+
+def running(handler: MailServer) -> Iterator[RunningServer]:
+    """``handler`` served on 127.0.0.1 and a free port while the test runs."""
     controller = Controller(handler, hostname="127.0.0.1", port=free_port())
     controller.start()
     try:
         yield RunningServer(handler, controller, controller.port)
     finally:
         controller.stop()
+
+
+@pytest.fixture
+def second_held_server() -> Iterator[RunningServer]:
+    """A :class:`SecondHeldServer` on 127.0.0.1 and a free port."""
+    yield from running(SecondHeldServer())
+
+
+@pytest.fixture
+def gated_server() -> Iterator[RunningServer]:
+    """A :class:`GatedServer` on 127.0.0.1 and a free port."""
+    yield from running(GatedServer())
 
 
 def confirmation(env: MailEnv) -> OrderConfirmationEmail:
@@ -143,6 +173,37 @@ async def test_a_copy_that_waited_on_a_refused_holder_fails_without_sending(
     )
     assert all(isinstance(outcome, MailRefusedError) for outcome in outcomes), outcomes
     assert gated_server.handler.data_commands == 1
+    (row,) = await env.messages()
+    assert (row.state, row.attempts) == (MailState.FAILED, 1)
+
+
+async def test_a_copy_that_opened_the_row_before_the_holder_was_refused_does_not_send(
+    make_env: EnvFactory, database: str, second_held_server: RunningServer
+) -> None:
+    """The second copy opened the row, then the first claimed it, was refused for good
+    (550 to DATA) and recorded so, all before the second reached its claim. The row is
+    no longer what the second copy saw: its claim must fail, not take the refused row
+    and hand the server the same message again (CI saw two DATA commands here)."""
+    env = await make_env(database=database, smtp=smtp_to(second_held_server))
+    handler = second_held_server.handler
+    assert isinstance(handler, SecondHeldServer)
+    handler.data_replies.append("550 5.7.1 Message rejected")
+    copies = [
+        asyncio.create_task(env.worker.order_confirmation(confirmation(env), FakeContext("job-8")))
+        for _ in range(2)
+    ]
+
+    async def first_refused_second_held() -> bool:
+        rows = await env.messages()
+        return handler.held == 1 and [row.state for row in rows] == [MailState.FAILED]
+
+    try:
+        await eventually(first_refused_second_held)
+    finally:
+        second_held_server.controller.loop.call_soon_threadsafe(handler.go_on.set)
+    outcomes = await asyncio.wait_for(asyncio.gather(*copies, return_exceptions=True), 60)
+    assert all(isinstance(outcome, MailRefusedError) for outcome in outcomes), outcomes
+    assert handler.data_commands == 1
     (row,) = await env.messages()
     assert (row.state, row.attempts) == (MailState.FAILED, 1)
 
@@ -237,27 +298,28 @@ async def test_only_the_holder_ends_its_lease(make_env: EnvFactory, database: st
         (found,) = await env.messages()
         return found.state, found.attempts, found.error
 
-    assert await log.claim(message_id) == 1
-    assert await log.claim(message_id) is None  # live lease
+    assert await log.claim(message_id, seen=0) == 1
+    assert await log.claim(message_id, seen=1) is None  # live lease
     looked = await log.look(message_id)
     assert looked is not None and looked.leased
     # Another copy refused before its claim (550 to RCPT, 421 on connect).
     await log.mark_failed(message_id, "550 no such user", claim=None)
     await log.mark_deferred(message_id, "421 busy", state=None, claim=None)
     assert await row() == (MailState.SENDING, 1, None)
-    assert await log.claim(message_id) is None
+    assert await log.claim(message_id, seen=1) is None
 
     clock.advance(91_000)  # the holder died: its lease runs out
-    assert await log.claim(message_id) == 2
+    assert await log.claim(message_id, seen=0) is None  # what it saw is out of date
+    assert await log.claim(message_id, seen=1) == 2
     # The first holder was only slow: its late outcome leaves the new holder's lease.
     await log.mark_deferred(message_id, "451 try later", state=MailState.PENDING, claim=1)
     assert await row() == (MailState.SENDING, 2, None)
-    assert await log.claim(message_id) is None
+    assert await log.claim(message_id, seen=2) is None
 
     # The new holder's reply is lost: unknown outcome, lease over, a retry sends at once.
     await log.mark_deferred(message_id, "timeout", state=MailState.SENDING, claim=2)
     assert await row() == (MailState.SENDING, 2, "timeout")
-    assert await log.claim(message_id) == 3
+    assert await log.claim(message_id, seen=2) == 3
     await log.mark_sent(message_id, "250 ok")
-    assert await log.claim(message_id) is None
+    assert await log.claim(message_id, seen=3) is None
     assert await row() == (MailState.SENT, 3, None)

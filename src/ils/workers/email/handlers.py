@@ -262,7 +262,7 @@ class EmailWorker:
 
         async def before_data() -> None:
             nonlocal claim
-            claim = await self.log.claim(message_id)
+            claim = await self.log.claim(message_id, seen=logged.attempts)
             if claim is None:
                 raise MessageBusyError(f"{message_id} was claimed by another attempt")
 

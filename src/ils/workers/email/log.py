@@ -189,16 +189,26 @@ class MessageLog:
             return self._free()
         return (MailMessage.state == MailState.SENDING) & (MailMessage.attempts == claim)
 
-    async def claim(self, message_id: str) -> int | None:
+    async def claim(self, message_id: str, *, seen: int) -> int | None:
         """Take the send lease: the content is about to go, and from now on a crash
         leaves the outcome unknown. Compare-and-set: of attempts claiming at once,
         exactly one gets the row; the others get ``None`` and must not send (the row
         is sent, or another attempt holds it). The claim is the row's new ``attempts``,
-        which the outcome of this attempt is recorded under."""
+        which the outcome of this attempt is recorded under.
+
+        ``seen``: the row's ``attempts`` when this attempt opened (or last looked at)
+        it. Another attempt that claimed it since, and already recorded its outcome
+        (refused for good, say), leaves a row that looks free; deciding on that
+        outcome is the caller's, so the claim fails (``tests/workers/test_mail_claim.py``).
+        """
         async with self.db.write() as session:
             claimed: int | None = await session.scalar(
                 update(MailMessage)
-                .where(MailMessage.message_id == message_id, self._free())
+                .where(
+                    MailMessage.message_id == message_id,
+                    MailMessage.attempts == seen,
+                    self._free(),
+                )
                 .values(
                     state=MailState.SENDING,
                     attempts=MailMessage.attempts + 1,
