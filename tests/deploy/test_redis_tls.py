@@ -26,6 +26,7 @@ from tests.deploy.checks import signal_round_trip
 from tests.deploy.conftest import TlsRedis
 from tests.deploy.servers import make_certificates
 from tests.faults.wait import eventually
+from tests.support.busy_loop import hold_the_loop_soon
 
 pytestmark = [pytest.mark.redis]
 
@@ -116,5 +117,16 @@ async def test_client_refuses_a_server_of_another_ca(tmp_path: Path, tls_redis: 
     try:
         with pytest.raises(redis.ConnectionError, match="certificate verify failed"):
             await client.ping()
+    finally:
+        await client.aclose()
+
+
+async def test_a_tls_connect_the_loop_held_up_still_gets_through(tls_redis: TlsRedis) -> None:
+    """The TLS handshake runs under the connect timeout too; a loop held past it must not
+    fail the connect (``tests/jobs/test_redis_connect.py``)."""
+    client = async_client(tls_redis.connection(), connect_timeout_s=0.2, socket_timeout_s=5)
+    try:
+        hold_the_loop_soon(0.4)
+        assert await client.ping()
     finally:
         await client.aclose()

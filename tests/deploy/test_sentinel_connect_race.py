@@ -9,6 +9,9 @@ there is thrown away on the resync (jobs added there would run, then be gone).
 The test holds a connect between the sentinels' answer and the socket, fails over,
 follows the new master as the watch does, then lets the connect go on: the command
 must land on the new master.
+
+A connect through the sentinels that a busy event loop held up past the timeout is tried
+again rather than failed, as a direct one is (``tests/jobs/test_redis_connect.py``).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from ils.jobs.stores.redis.connect import async_client, move_to_master
 from ils.redis_settings import RedisConnection
 from tests.deploy.conftest import SentinelFactory
 from tests.deploy.servers import SERVICE, SentinelGroup, ask, plain_client
+from tests.support.busy_loop import hold_the_loop_soon
 
 pytestmark = [pytest.mark.redis]
 
@@ -76,5 +80,17 @@ async def test_a_connect_under_way_when_the_master_moves_lands_on_the_new_master
         assert group.role(old) == "master", "the old master still takes writes"
         assert ask(new, lambda c: c.get("ilstest:written")) == "1"
         assert ask(old, lambda c: c.get("ilstest:written")) is None
+    finally:
+        await client.aclose()
+
+
+async def test_a_connect_through_the_sentinels_the_loop_held_up_still_gets_through(
+    make_sentinels: SentinelFactory,
+) -> None:
+    group = make_sentinels(sentinels=1, quorum=1)
+    client = async_client(_connection(group), connect_timeout_s=0.2, socket_timeout_s=5)
+    try:
+        hold_the_loop_soon(0.4)
+        assert await client.ping()
     finally:
         await client.aclose()

@@ -21,6 +21,7 @@ from typing import Any, Final, Generic, TypeVar
 
 import redis
 import redis.asyncio as aioredis
+from redis.asyncio.connection import parse_url
 from redis.asyncio.retry import Retry as AsyncRetry
 from redis.asyncio.sentinel import Sentinel as AsyncSentinel
 from redis.asyncio.sentinel import (
@@ -28,6 +29,7 @@ from redis.asyncio.sentinel import (
     SentinelManagedConnection,
     SentinelManagedSSLConnection,
 )
+from redis.backoff import NoBackoff
 from redis.retry import Retry as SyncRetry
 from redis.sentinel import Sentinel as SyncSentinel
 
@@ -87,9 +89,54 @@ class _ClientKind(Generic[ClientT]):
     sentinel: Callable[..., Any]
     #: The master's client class, which closes the sentinel connections it owns.
     master: type[ClientT]
+    #: The kind's ``Retry`` class (the sentinels' retry policy is made from it).
+    retry: Callable[..., Any]
 
 
-class _FollowingConnection(SentinelManagedConnection):
+class _PatientConnect:
+    """A connect that timed out is tried once more before it fails.
+
+    Why: the connect timeout runs on the event loop's clock. A task that holds the loop
+    for longer than the timeout (a busy machine, a long callback) lets the timer fire
+    before the loop reads the finished handshake, so a Redis that is up looks
+    unreachable (``tests/jobs/test_redis_connect.py``). Nothing was sent yet, so trying
+    again is safe; a Redis that really does not answer fails after twice the timeout.
+    Only the connect is retried: a command that timed out may have run.
+    """
+
+    async def connect(self) -> None:
+        try:
+            await super().connect()  # type: ignore[misc]
+        except redis.TimeoutError:
+            await super().connect()  # type: ignore[misc]
+
+
+class _PatientTcpConnection(_PatientConnect, aioredis.Connection):
+    """A ``redis://`` connection (:class:`_PatientConnect`)."""
+
+
+class _PatientSSLConnection(_PatientConnect, aioredis.SSLConnection):
+    """A ``rediss://`` connection (:class:`_PatientConnect`)."""
+
+
+class _PatientUnixConnection(_PatientConnect, aioredis.UnixDomainSocketConnection):
+    """A ``unix://`` connection (:class:`_PatientConnect`)."""
+
+
+_PATIENT_CLASSES: Final[dict[type[Any], type[Any]]] = {
+    aioredis.Connection: _PatientTcpConnection,
+    aioredis.SSLConnection: _PatientSSLConnection,
+    aioredis.UnixDomainSocketConnection: _PatientUnixConnection,
+}
+
+
+def _patient_class(url: str) -> type[Any]:
+    """The patient counterpart of the class redis-py picks for ``url``'s scheme."""
+    chosen = parse_url(url).get("connection_class", aioredis.Connection)
+    return _PATIENT_CLASSES[chosen]
+
+
+class _FollowingConnection(_PatientConnect, SentinelManagedConnection):
     """A connection to the master the sentinels name, made again when the master was
     followed elsewhere (:func:`move_to_master`) while it was being made.
 
@@ -166,8 +213,8 @@ async def move_to_master(client: aioredis.Redis, master: tuple[str, int]) -> Non
         await pool.follow(master)
 
 
-_ASYNC: Final = _ClientKind(aioredis.Redis, AsyncSentinel, _AsyncSentinelClient)
-_SYNC: Final = _ClientKind(redis.Redis, SyncSentinel, _SyncSentinelClient)
+_ASYNC: Final = _ClientKind(aioredis.Redis, AsyncSentinel, _AsyncSentinelClient, AsyncRetry)
+_SYNC: Final = _ClientKind(redis.Redis, SyncSentinel, _SyncSentinelClient, SyncRetry)
 
 
 def async_client(
@@ -240,9 +287,11 @@ def _client(
     if retry is not None:
         options["retry"] = retry
     if conn.url is not None:
+        if kind is _ASYNC:
+            options["connection_class"] = _patient_class(conn.url)
         return kind.direct.from_url(conn.url, **options)
     sentinel = kind.sentinel(
-        conn.sentinels, sentinel_kwargs=_sentinel_options(conn, connect_timeout_s)
+        conn.sentinels, sentinel_kwargs=_sentinel_options(conn, connect_timeout_s, kind)
     )
     if kind is _ASYNC:
         options["connection_pool_class"] = _FollowingPool
@@ -256,7 +305,7 @@ def async_sentinel(connection: RedisConnection, timeout_s: float) -> AsyncSentin
     """The sentinels of ``connection`` themselves (to ask them who the master is), with
     the same credentials and TLS as the clients' own look-ups."""
     return AsyncSentinel(
-        connection.sentinels, sentinel_kwargs=_sentinel_options(connection, timeout_s)
+        connection.sentinels, sentinel_kwargs=_sentinel_options(connection, timeout_s, _ASYNC)
     )
 
 
@@ -289,10 +338,23 @@ def _options(
     return options
 
 
-def _sentinel_options(conn: RedisConnection, timeout_s: float) -> dict[str, Any]:
+def _sentinel_options(
+    conn: RedisConnection, timeout_s: float, kind: _ClientKind[Any]
+) -> dict[str, Any]:
     """The sentinels' connections: always a timeout (a blocking data client has none,
-    but asking for the master must not hang), their own password, the same TLS."""
-    options: dict[str, Any] = {"socket_timeout": timeout_s, "socket_connect_timeout": timeout_s}
+    but asking for the master must not hang), their own password, the same TLS.
+
+    A question to a sentinel that failed or timed out is asked once more (redis-py asks
+    only once): the questions only read, and one timeout may be a busy event loop
+    rather than a sentinel that is down (:class:`_PatientConnect`).
+    """
+    options: dict[str, Any] = {
+        "socket_timeout": timeout_s,
+        "socket_connect_timeout": timeout_s,
+        "retry": kind.retry(
+            NoBackoff(), 1, supported_errors=(redis.ConnectionError, redis.TimeoutError)
+        ),
+    }
     if conn.sentinel_password is not None:
         options["password"] = conn.sentinel_password.get_secret_value()
     if conn.tls is not None:
