@@ -4,22 +4,27 @@ The connect timeout runs on the event loop's clock. When another task holds the 
 for longer than the timeout, the timer and the finished handshake are seen in the same
 turn of the loop and the timer wins: the connect fails although Redis answered at once
 (CI saw ``Timeout connecting to server`` against the local Redis on a loaded machine).
-A connect that timed out is tried once more; a server that never answers still fails.
+Opening the socket is tried once more when it timed out; a server that never answers
+still fails, and one that accepts the connection but says nothing is not asked twice.
 """
 
 from __future__ import annotations
 
 import socket
+import threading
 import time
 from collections.abc import Iterator
 
 import pytest
 import redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 from ils.errors import StoreUnavailableError
 from ils.jobs.catalogue import Catalogue
 from ils.jobs.stores.redis.connect import async_client
 from ils.jobs.stores.redis.store import RedisJobStore
+from ils.testing import eventually
 from tests.conftest import delete_prefix
 from tests.support.busy_loop import hold_the_loop_soon
 from tests.support.stores import Q, job, unlimited_catalogue
@@ -29,6 +34,29 @@ pytestmark = [pytest.mark.redis]
 #: The connect timeout of these tests, and how long the loop is held: longer.
 TIMEOUT_MS = 200
 HOLD_S = 0.4
+
+
+@pytest.fixture
+def mute_server() -> Iterator[list[socket.socket]]:
+    """A server that accepts connections and never says a word; the list holds the
+    connections it accepted (its port is the first one's local port)."""
+    server = socket.create_server(("127.0.0.1", 0))
+    accepted: list[socket.socket] = [server]
+
+    def accept() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            accepted.append(conn)
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        yield accepted
+    finally:
+        for sock in accepted:
+            sock.close()
 
 
 @pytest.fixture
@@ -94,6 +122,27 @@ async def test_a_server_that_never_answers_still_fails_after_two_timeouts(
     finally:
         await client.aclose()
     assert time.monotonic() - started >= 2 * TIMEOUT_MS / 1000
+
+
+async def test_a_server_that_accepts_and_says_nothing_is_not_asked_twice(
+    mute_server: list[socket.socket],
+) -> None:
+    """Only opening the socket is retried: the first command of the connection timed
+    out on a server that took it, and asking again would only double the wait."""
+    port = mute_server[0].getsockname()[1]
+    client = async_client(
+        f"redis://127.0.0.1:{port}/0",
+        connect_timeout_s=TIMEOUT_MS / 1000,
+        socket_timeout_s=TIMEOUT_MS / 1000,
+        retry=Retry(NoBackoff(), 0),
+    )
+    try:
+        with pytest.raises(redis.TimeoutError):
+            await client.ping()
+    finally:
+        await client.aclose()
+    await eventually(lambda: len(mute_server) > 1, 10)  # its thread may lag behind
+    assert len(mute_server) - 1 == 1  # the connections it accepted
 
 
 async def test_a_store_whose_redis_never_answers_reports_it_unavailable(

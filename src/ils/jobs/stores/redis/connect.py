@@ -29,7 +29,6 @@ from redis.asyncio.sentinel import (
     SentinelManagedConnection,
     SentinelManagedSSLConnection,
 )
-from redis.backoff import NoBackoff
 from redis.retry import Retry as SyncRetry
 from redis.sentinel import Sentinel as SyncSentinel
 
@@ -89,26 +88,26 @@ class _ClientKind(Generic[ClientT]):
     sentinel: Callable[..., Any]
     #: The master's client class, which closes the sentinel connections it owns.
     master: type[ClientT]
-    #: The kind's ``Retry`` class (the sentinels' retry policy is made from it).
-    retry: Callable[..., Any]
 
 
 class _PatientConnect:
-    """A connect that timed out is tried once more before it fails.
+    """Opening the socket (and TLS) is tried once more when it timed out.
 
     Why: the connect timeout runs on the event loop's clock. A task that holds the loop
     for longer than the timeout (a busy machine, a long callback) lets the timer fire
     before the loop reads the finished handshake, so a Redis that is up looks
     unreachable (``tests/jobs/test_redis_connect.py``). Nothing was sent yet, so trying
     again is safe; a Redis that really does not answer fails after twice the timeout.
-    Only the connect is retried: a command that timed out may have run.
+    Only opening the socket is retried: a server that accepted the connection and
+    then does not answer the first command (``CLIENT SETNAME``) fails at once, as does
+    a command that timed out (it may have run).
     """
 
-    async def connect(self) -> None:
+    async def _connect(self) -> None:
         try:
-            await super().connect()  # type: ignore[misc]
-        except redis.TimeoutError:
-            await super().connect()  # type: ignore[misc]
+            await super()._connect()  # type: ignore[misc]
+        except TimeoutError:  # asyncio's and the socket's timeouts are this one
+            await super()._connect()  # type: ignore[misc]
 
 
 class _PatientTcpConnection(_PatientConnect, aioredis.Connection):
@@ -213,8 +212,8 @@ async def move_to_master(client: aioredis.Redis, master: tuple[str, int]) -> Non
         await pool.follow(master)
 
 
-_ASYNC: Final = _ClientKind(aioredis.Redis, AsyncSentinel, _AsyncSentinelClient, AsyncRetry)
-_SYNC: Final = _ClientKind(redis.Redis, SyncSentinel, _SyncSentinelClient, SyncRetry)
+_ASYNC: Final = _ClientKind(aioredis.Redis, AsyncSentinel, _AsyncSentinelClient)
+_SYNC: Final = _ClientKind(redis.Redis, SyncSentinel, _SyncSentinelClient)
 
 
 def async_client(
@@ -291,9 +290,10 @@ def _client(
             options["connection_class"] = _patient_class(conn.url)
         return kind.direct.from_url(conn.url, **options)
     sentinel = kind.sentinel(
-        conn.sentinels, sentinel_kwargs=_sentinel_options(conn, connect_timeout_s, kind)
+        conn.sentinels, sentinel_kwargs=_sentinel_options(conn, connect_timeout_s)
     )
     if kind is _ASYNC:
+        _patient_sentinels(sentinel)
         options["connection_pool_class"] = _FollowingPool
     client = sentinel.master_for(conn.service, redis_class=kind.master, **options)
     client.owned_sentinel = sentinel
@@ -304,9 +304,21 @@ def _client(
 def async_sentinel(connection: RedisConnection, timeout_s: float) -> AsyncSentinel:
     """The sentinels of ``connection`` themselves (to ask them who the master is), with
     the same credentials and TLS as the clients' own look-ups."""
-    return AsyncSentinel(
-        connection.sentinels, sentinel_kwargs=_sentinel_options(connection, timeout_s, _ASYNC)
+    sentinel = AsyncSentinel(
+        connection.sentinels, sentinel_kwargs=_sentinel_options(connection, timeout_s)
     )
+    _patient_sentinels(sentinel)
+    return sentinel
+
+
+def _patient_sentinels(sentinel: AsyncSentinel) -> None:
+    """Make the connections to the sentinels themselves :class:`_PatientConnect` too:
+    redis-py builds their clients with no way to name the connection class, and a
+    master look-up that a busy loop timed out fails the data connect with it. Set
+    before any connection is made, so every one of them is patient."""
+    for client in sentinel.sentinels:
+        pool = client.connection_pool
+        pool.connection_class = _PATIENT_CLASSES[pool.connection_class]
 
 
 def _options(
@@ -338,23 +350,10 @@ def _options(
     return options
 
 
-def _sentinel_options(
-    conn: RedisConnection, timeout_s: float, kind: _ClientKind[Any]
-) -> dict[str, Any]:
+def _sentinel_options(conn: RedisConnection, timeout_s: float) -> dict[str, Any]:
     """The sentinels' connections: always a timeout (a blocking data client has none,
-    but asking for the master must not hang), their own password, the same TLS.
-
-    A question to a sentinel that failed or timed out is asked once more (redis-py asks
-    only once): the questions only read, and one timeout may be a busy event loop
-    rather than a sentinel that is down (:class:`_PatientConnect`).
-    """
-    options: dict[str, Any] = {
-        "socket_timeout": timeout_s,
-        "socket_connect_timeout": timeout_s,
-        "retry": kind.retry(
-            NoBackoff(), 1, supported_errors=(redis.ConnectionError, redis.TimeoutError)
-        ),
-    }
+    but asking for the master must not hang), their own password, the same TLS."""
+    options: dict[str, Any] = {"socket_timeout": timeout_s, "socket_connect_timeout": timeout_s}
     if conn.sentinel_password is not None:
         options["password"] = conn.sentinel_password.get_secret_value()
     if conn.tls is not None:
