@@ -52,7 +52,7 @@ backlog at the end, then the verdict against the targets.
         [--deployment embedded|full] [--postgres URL] [--redis URL]
         [--practices 20] [--lab-share 0.1] [--think 5 15] [--order-every 60]
         [--warmup 30] [--grace 15] [--client-processes N] [--sign-in-concurrency 4]
-        [--server-env KEY=VALUE ...] [--keep-logs DIR] [--json]
+        [--server-env KEY=VALUE ...] [--keep-logs DIR] [--time-server PREFIX] [--json]
 
 An order notifies every active user of the lab and a lab's move every user of the
 practice, with one ``company-order-notification`` job per event (not per recipient);
@@ -104,6 +104,7 @@ from serving import ROOT, ils_serve, log_tail, pct, process, server
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from users_support.client import order_body
 from users_support.procstat import TreeReading, read_tree
+from users_support.timing import TIMING_PATH, report_lines, window_timings
 
 CLIENT: Final = Path(__file__).resolve().parent / "users_support" / "client.py"
 LAB_ADMIN: Final = "admin@clearview-lab.example"
@@ -819,6 +820,10 @@ def print_report(summary: dict[str, Any]) -> None:
         print(f"  the server logged {summary['server_log_errors']} errors; the first:")
         for line in summary["server_log_first_errors"]:
             print(f"    {line}")
+    if summary.get("server_timing"):
+        print("  server timing in the window (bench/server_timing, --time-server):")
+        for line in summary["server_timing"]:
+            print(line)
     for line, met in summary["verdict"]:
         print(f"  target: {line}: {'met' if met else 'NOT met'}")
 
@@ -843,6 +848,11 @@ def server_env(args: argparse.Namespace, tmp: str, deployment: Deployment) -> di
     env.setdefault("ILS_SECRET_KEY", secrets.token_urlsafe(48))
     extra = [*os.environ.get("BENCH_SERVER_ENV", "").split(), *args.server_env]
     env.update(dict(kv.split("=", 1) for kv in extra if "=" in kv))
+    if args.time_server:
+        # bench/server_timing/sitecustomize.py times SQLite and the collector in the
+        # server's (and workers') processes only.
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(TIMING_PATH), env.get("PYTHONPATH")]))
+        env["BENCH_SERVER_TIMING"] = args.time_server
     return env
 
 
@@ -996,6 +1006,9 @@ async def run(args: argparse.Namespace, tmp: str, deployment: Deployment) -> dic
         "drained_s": drained_s,
         "server_env": [*os.environ.get("BENCH_SERVER_ENV", "").split(), *args.server_env],
     }
+    if args.time_server:
+        timings = window_timings(args.time_server, window_start, window_end)
+        summary["server_timing"] = report_lines(timings, args.duration)
     summary["verdict"] = verdict(summary)
     return summary
 
@@ -1050,10 +1063,19 @@ def parse_args() -> argparse.Namespace:
         help="extra environment of ils serve (also BENCH_SERVER_ENV, space-separated)",
     )
     parser.add_argument("--keep-logs", metavar="DIR", help="copy the server's log here")
+    parser.add_argument(
+        "--time-server",
+        metavar="PREFIX",
+        help="time SQLite statements, commits and garbage collection in the server "
+        "(bench/server_timing): each process writes PREFIX.<pid>.json, and the report "
+        "adds the window's share",
+    )
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     args = parser.parse_args()
     if args.users < 2 or args.duration <= 0 or args.think[0] > args.think[1]:
         parser.error("--users must be at least 2, --duration positive, --think MIN <= MAX")
+    if args.time_server:
+        args.time_server = str(Path(args.time_server).resolve())
     return args
 
 

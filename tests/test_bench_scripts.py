@@ -9,6 +9,8 @@ server benchmark and run that app's lifespan, so such a change breaks a test ins
 from __future__ import annotations
 
 import importlib
+import os
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,7 +37,8 @@ def bench_on_path() -> Iterator[None]:
         yield
     finally:
         sys.path.remove(str(BENCH))
-        for name in [*SCRIPTS, "users_support", "users_support.client", "users_support.procstat"]:
+        support = ["users_support", "users_support.client", "users_support.procstat"]
+        for name in [*SCRIPTS, *support, "users_support.timing"]:
             sys.modules.pop(name, None)
 
 
@@ -55,3 +58,68 @@ async def test_the_inline_order_app_starts(
         assert any(
             getattr(route, "path", None) == "/api/bench/orders-inline" for route in app.routes
         )
+
+
+#: What a timed process runs: statements on ILS's SQLite engine, a commit, a full
+#: collection, then it waits for the timing file to show them.
+TIMED_PROCESS = """
+import asyncio, gc, os, pathlib, sys, time
+from sqlalchemy import text
+from ils.db.engine import create_engine
+from ils.db.sqlite_inline import InlineCursor
+
+async def main():
+    engine = create_engine("sqlite:///" + sys.argv[1])
+    async with engine.begin() as conn:
+        for _ in range(3):
+            await conn.execute(text("SELECT 1"))
+    await engine.dispose()
+
+asyncio.run(main())
+gc.collect()
+print(InlineCursor.execute.__qualname__)
+prefix = os.environ.get("BENCH_SERVER_TIMING")
+path = pathlib.Path(f"{prefix}.{os.getpid()}.json")
+deadline = time.monotonic() + 30
+while prefix and time.monotonic() < deadline:
+    if path.exists() and "GC generation 2" in path.read_text():
+        break
+    time.sleep(0.01)
+"""
+
+
+def _timed_run(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    environment = {
+        **os.environ,
+        "PYTHONPATH": str(BENCH / "server_timing"),
+        "BENCH_SERVER_TIMING_EVERY_S": "0.05",
+        **env,
+    }
+    return subprocess.run(
+        [sys.executable, "-c", TIMED_PROCESS, str(tmp_path / "app.db")],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+
+
+def test_server_timing_counts_statements_commits_and_collections(
+    tmp_path: Path, bench_on_path: None
+) -> None:
+    prefix = str(tmp_path / "timing")
+    _timed_run(tmp_path, BENCH_SERVER_TIMING=prefix)
+    timing = importlib.import_module("users_support.timing")
+    (process,) = timing.window_timings(prefix, 0.0, float("inf"))
+    assert process.counts["execute SELECT 1"] == 3
+    assert process.counts["COMMIT"] >= 1
+    assert process.counts["GC generation 2"] >= 1
+    lines = timing.report_lines([process], duration_s=1.0)
+    assert any("execute SELECT 1" in line for line in lines)
+
+
+def test_server_timing_is_inert_unless_asked(tmp_path: Path) -> None:
+    run = _timed_run(tmp_path)
+    assert run.stdout.strip() == "InlineCursor.execute"  # not wrapped
+    assert [path.name for path in tmp_path.iterdir() if "json" in path.name] == []

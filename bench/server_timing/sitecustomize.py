@@ -1,0 +1,119 @@
+"""Where a benchmarked server's time goes: SQLite statements, commits, garbage collection.
+
+Loaded by Python at start-up from ``PYTHONPATH`` (``bench/users.py --time-server``
+puts this folder there for the server and worker processes only). Inert unless
+``BENCH_SERVER_TIMING`` names an output path; then the process writes
+``<path>.<pid>.json`` every ``BENCH_SERVER_TIMING_EVERY_S`` seconds (2 by default; a
+benchmark ends its server with a signal, so there is no clean exit to wait for):
+
+- ``snapshots``: cumulative seconds and counts per statement (its first 80 characters),
+  per commit, and per garbage collection generation, stamped on ``CLOCK_MONOTONIC``
+  (the benchmark's clock) so a window's share is the difference of two snapshots;
+- ``slow``: each call over ``BENCH_SERVER_TIMING_SLOW_MS`` (20) with its time: one of
+  those on the event loop is a stall every request in flight waits for.
+
+Why a ``sitecustomize`` and not an option of ILS: it wraps the SQLite driver and the
+collector from outside, costs a few microseconds a statement, and must never ship in
+the product. It found, for one, that the 1,000-user run's bursts of slow requests are
+neither SQLite (one statement over 20 ms in a run) nor the collector.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import sqlite3
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+
+class Timings:
+    """Cumulative time and count per kind of call, and the slow calls."""
+
+    def __init__(self, path: str, slow_s: float) -> None:
+        self.path = path
+        self.slow_s = slow_s
+        self.seconds: Counter[str] = Counter()
+        self.counts: Counter[str] = Counter()
+        self.slow: list[tuple[float, float, str]] = []
+        self.snapshots: list[dict[str, Any]] = []
+        self.lock = threading.Lock()
+
+    def add(self, key: str, started: float, ended: float) -> None:
+        with self.lock:
+            self.seconds[key] += ended - started
+            self.counts[key] += 1
+            if ended - started > self.slow_s:
+                self.slow.append((started, ended - started, key))
+
+    def write(self) -> None:
+        with self.lock:
+            self.snapshots.append(
+                {
+                    "at": time.monotonic(),
+                    "seconds": dict(self.seconds),
+                    "counts": dict(self.counts),
+                }
+            )
+            document = {"pid": os.getpid(), "snapshots": self.snapshots, "slow": self.slow}
+        temporary = f"{self.path}.tmp"
+        with open(temporary, "w") as out:
+            json.dump(document, out)
+        os.replace(temporary, self.path)
+
+
+def _timed(timings: Timings, kind: str, call: Callable[..., Any]) -> Callable[..., Any]:
+    def wrapper(self: Any, sql: str, *args: Any) -> Any:
+        started = time.monotonic()
+        try:
+            return call(self, sql, *args)
+        finally:
+            timings.add(f"{kind} {' '.join(sql.split())[:80]}", started, time.monotonic())
+
+    return wrapper
+
+
+def _install(path: str) -> None:
+    timings = Timings(path, float(os.environ.get("BENCH_SERVER_TIMING_SLOW_MS", "20")) / 1000)
+    # Imported here: the product's module is only patched in a process that asked.
+    from ils.db import sqlite_inline
+
+    cursor = sqlite_inline.InlineCursor
+    cursor.execute = _timed(timings, "execute", cursor.execute)  # type: ignore[method-assign]
+    cursor.executemany = _timed(timings, "executemany", cursor.executemany)  # type: ignore[method-assign]
+    commit = sqlite3.Connection.commit
+
+    def timed_commit(self: sqlite3.Connection) -> None:
+        started = time.monotonic()
+        try:
+            commit(self)
+        finally:
+            timings.add("COMMIT", started, time.monotonic())
+
+    sqlite_inline.InlineConnection.commit = timed_commit  # type: ignore[method-assign]
+    collecting: dict[str, float] = {}
+
+    def on_gc(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            collecting["at"] = time.monotonic()
+        elif "at" in collecting:
+            key = f"GC generation {info['generation']}"
+            timings.add(key, collecting.pop("at"), time.monotonic())
+
+    gc.callbacks.append(on_gc)
+    every_s = float(os.environ.get("BENCH_SERVER_TIMING_EVERY_S", "2"))
+
+    def keep_writing() -> None:
+        while True:
+            time.sleep(every_s)
+            timings.write()
+
+    threading.Thread(target=keep_writing, name="bench-server-timing", daemon=True).start()
+
+
+if os.environ.get("BENCH_SERVER_TIMING"):
+    _install(f"{os.environ['BENCH_SERVER_TIMING']}.{os.getpid()}.json")
