@@ -38,14 +38,18 @@ class Timings:
         self.path = path
         self.slow_s = slow_s
         self.seconds: Counter[str] = Counter()
+        self.cpu_seconds: Counter[str] = Counter()
         self.counts: Counter[str] = Counter()
         self.slow: list[tuple[float, float, str]] = []
         self.snapshots: list[dict[str, Any]] = []
         self.lock = threading.Lock()
 
-    def add(self, key: str, started: float, ended: float) -> None:
+    def add(self, key: str, started: float, ended: float, cpu_s: float = 0.0) -> None:
+        """One call from ``started`` to ``ended``, of which ``cpu_s`` on this thread's
+        CPU (the rest waited: for the disk, or for the GIL another thread held)."""
         with self.lock:
             self.seconds[key] += ended - started
+            self.cpu_seconds[key] += cpu_s
             self.counts[key] += 1
             if ended - started > self.slow_s:
                 self.slow.append((started, ended - started, key))
@@ -56,6 +60,7 @@ class Timings:
                 {
                     "at": time.monotonic(),
                     "seconds": dict(self.seconds),
+                    "cpu_seconds": dict(self.cpu_seconds),
                     "counts": dict(self.counts),
                 }
             )
@@ -68,11 +73,12 @@ class Timings:
 
 def _timed(timings: Timings, kind: str, call: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(self: Any, sql: str, *args: Any) -> Any:
-        started = time.monotonic()
+        started, cpu = time.monotonic(), time.thread_time()
         try:
             return call(self, sql, *args)
         finally:
-            timings.add(f"{kind} {' '.join(sql.split())[:80]}", started, time.monotonic())
+            key = f"{kind} {' '.join(sql.split())[:80]}"
+            timings.add(key, started, time.monotonic(), time.thread_time() - cpu)
 
     return wrapper
 
@@ -86,13 +92,20 @@ def _install(path: str) -> None:
     cursor.execute = _timed(timings, "execute", cursor.execute)  # type: ignore[method-assign]
     cursor.executemany = _timed(timings, "executemany", cursor.executemany)  # type: ignore[method-assign]
     commit = sqlite3.Connection.commit
+    changes_at_commit: dict[int, int] = {}
 
     def timed_commit(self: sqlite3.Connection) -> None:
-        started = time.monotonic()
+        # A read-only transaction's commit costs next to nothing: count those apart, or
+        # they hide what a write costs. ``total_changes`` counts rows written so far.
+        changes = self.total_changes
+        wrote = changes != changes_at_commit.get(id(self), 0)
+        changes_at_commit[id(self)] = changes
+        started, cpu = time.monotonic(), time.thread_time()
         try:
             commit(self)
         finally:
-            timings.add("COMMIT", started, time.monotonic())
+            key = "COMMIT after writes" if wrote else "COMMIT"
+            timings.add(key, started, time.monotonic(), time.thread_time() - cpu)
 
     sqlite_inline.InlineConnection.commit = timed_commit  # type: ignore[method-assign]
     collecting: dict[str, float] = {}

@@ -19,6 +19,8 @@ class WindowTiming:
 
     pid: int
     seconds: dict[str, float]
+    #: Of ``seconds``, the time the calling thread ran (the rest it waited).
+    cpu_seconds: dict[str, float]
     counts: dict[str, int]
     slow: list[tuple[float, float, str]]
 
@@ -44,8 +46,10 @@ def window_timings(prefix: str, start: float, end: float) -> list[WindowTiming]:
             key: value - first["seconds"].get(key, 0.0) for key, value in last["seconds"].items()
         }
         counts = {key: value - first["counts"].get(key, 0) for key, value in last["counts"].items()}
+        cpu_before, cpu_after = first.get("cpu_seconds", {}), last.get("cpu_seconds", {})
+        cpu = {key: value - cpu_before.get(key, 0.0) for key, value in cpu_after.items()}
         slow = [tuple(call) for call in document["slow"] if start <= call[0] < end]
-        timings.append(WindowTiming(document["pid"], seconds, counts, slow))  # type: ignore[arg-type]
+        timings.append(WindowTiming(document["pid"], seconds, cpu, counts, slow))  # type: ignore[arg-type]
     return timings
 
 
@@ -66,11 +70,12 @@ def report_lines(timings: list[WindowTiming], duration_s: float, top: int = 8) -
         costly = sorted(
             ((v, k) for k, v in timing.seconds.items() if not k.startswith("GC")), reverse=True
         )
+        lines.append("    wall s   (cpu s)   calls x    ms  call")
         for seconds, key in costly[:top]:
             count = timing.counts.get(key, 0)
-            lines.append(
-                f"    {seconds:6.2f} s {count:7d} x {1000 * seconds / max(count, 1):6.2f} ms  {key}"
-            )
+            cpu = timing.cpu_seconds.get(key, 0.0)
+            each_ms = 1000 * seconds / max(count, 1)
+            lines.append(f"    {seconds:6.2f} ({cpu:6.2f}) {count:7d} x {each_ms:5.2f}  {key}")
         lines.append(f"    {len(timing.slow)} calls over the slow threshold in the window")
         for _, took, key in timing.slow[:top]:
             lines.append(f"      {took * 1000:6.1f} ms  {key}")
