@@ -14,7 +14,6 @@ import socket
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -41,6 +40,7 @@ from ils.settings import Settings
 from tests.conftest import _psql, free_port
 from tests.faults.smtp import SmtpRecorder
 from tests.s3 import S3Server
+from tests.support.silent_server import SilentServer
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET_KEY = "a-test-secret-key-that-is-long-enough-0123456789"
@@ -347,31 +347,6 @@ def test_storage_under_a_regular_file_is_not_writable(tmp_path: Path) -> None:
     database = line_of(result.stdout, "database")
     assert f"cannot be created: {data_dir} is not a directory" in database
     assert data_dir.read_text() == "a file\n"
-
-
-class SilentServer:
-    """Accepts TCP connections and never says a word: a black-holed server as far as
-    any client's protocol is concerned."""
-
-    def __init__(self) -> None:
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = int(self.sock.getsockname()[1])
-        self.conns: list[socket.socket] = []
-        self._thread = threading.Thread(target=self._accept, daemon=True)
-        self._thread.start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.conns.append(conn)
-
-    def close(self) -> None:
-        self.sock.close()
-        for conn in self.conns:
-            conn.close()
 
 
 def test_silent_servers_cost_the_timeout_not_a_hang(tmp_path: Path) -> None:

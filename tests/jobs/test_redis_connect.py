@@ -11,7 +11,6 @@ still fails, and one that accepts the connection but says nothing is not asked t
 from __future__ import annotations
 
 import socket
-import threading
 import time
 from collections.abc import Iterator
 
@@ -27,6 +26,7 @@ from ils.jobs.stores.redis.store import RedisJobStore
 from ils.testing import eventually
 from tests.conftest import delete_prefix
 from tests.support.busy_loop import hold_the_loop_soon
+from tests.support.silent_server import SilentServer
 from tests.support.stores import Q, job, unlimited_catalogue
 
 pytestmark = [pytest.mark.redis]
@@ -37,26 +37,13 @@ HOLD_S = 0.4
 
 
 @pytest.fixture
-def mute_server() -> Iterator[list[socket.socket]]:
-    """A server that accepts connections and never says a word; the list holds the
-    connections it accepted (its port is the first one's local port)."""
-    server = socket.create_server(("127.0.0.1", 0))
-    accepted: list[socket.socket] = [server]
-
-    def accept() -> None:
-        while True:
-            try:
-                conn, _ = server.accept()
-            except OSError:
-                return
-            accepted.append(conn)
-
-    threading.Thread(target=accept, daemon=True).start()
+def mute_server() -> Iterator[SilentServer]:
+    """A server that accepts connections and never says a word."""
+    server = SilentServer()
     try:
-        yield accepted
+        yield server
     finally:
-        for sock in accepted:
-            sock.close()
+        server.close()
 
 
 @pytest.fixture
@@ -125,13 +112,12 @@ async def test_a_server_that_never_answers_still_fails_after_two_timeouts(
 
 
 async def test_a_server_that_accepts_and_says_nothing_is_not_asked_twice(
-    mute_server: list[socket.socket],
+    mute_server: SilentServer,
 ) -> None:
     """Only opening the socket is retried: the first command of the connection timed
     out on a server that took it, and asking again would only double the wait."""
-    port = mute_server[0].getsockname()[1]
     client = async_client(
-        f"redis://127.0.0.1:{port}/0",
+        f"redis://127.0.0.1:{mute_server.port}/0",
         connect_timeout_s=TIMEOUT_MS / 1000,
         socket_timeout_s=TIMEOUT_MS / 1000,
         retry=Retry(NoBackoff(), 0),
@@ -141,8 +127,8 @@ async def test_a_server_that_accepts_and_says_nothing_is_not_asked_twice(
             await client.ping()
     finally:
         await client.aclose()
-    await eventually(lambda: len(mute_server) > 1, 10)  # its thread may lag behind
-    assert len(mute_server) - 1 == 1  # the connections it accepted
+    await eventually(lambda: len(mute_server.conns) > 0, 10)  # its thread may lag behind
+    assert len(mute_server.conns) == 1
 
 
 async def test_a_store_whose_redis_never_answers_reports_it_unavailable(
