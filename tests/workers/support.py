@@ -145,9 +145,10 @@ class RunningServer:
     port: int
 
 
-def start_mail_server(**smtp_kwargs: Any) -> RunningServer:
-    """A real SMTP server on 127.0.0.1 and a free port (stop its ``controller``)."""
-    handler = MailServer()
+def start_mail_server(handler: MailServer | None = None, **smtp_kwargs: Any) -> RunningServer:
+    """A real SMTP server (``handler``, a plain :class:`MailServer` by default) on
+    127.0.0.1 and a free port (stop its ``controller``)."""
+    handler = handler or MailServer()
     port = free_port()
     controller = Controller(handler, hostname="127.0.0.1", port=port, **smtp_kwargs)
     controller.start()

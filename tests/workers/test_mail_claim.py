@@ -19,7 +19,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 from sqlalchemy import update
 
 from ils.clock import ManualClock, SystemClock
@@ -32,9 +31,14 @@ from ils.workers.email import EmailWorker
 from ils.workers.email.compose import message_key
 from ils.workers.email.log import MessageLog, NewMessage
 from ils.workers.email.transport import make_transport
-from tests.conftest import free_port
 from tests.workers.conftest import EnvFactory, MailEnv, smtp_to
-from tests.workers.support import FakeContext, MailServer, RunningServer, eventually
+from tests.workers.support import (
+    FakeContext,
+    MailServer,
+    RunningServer,
+    eventually,
+    start_mail_server,
+)
 
 pytestmark = pytest.mark.parametrize("database", ["sqlite", "postgres"])
 
@@ -43,16 +47,27 @@ GATE_TIMEOUT_S = 10.0
 
 
 @dataclass
-class GatedServer(MailServer):
+class HoldingServer(MailServer):
+    """Counts the envelopes that reach RCPT and can hold one there until an event is
+    set (or :data:`GATE_TIMEOUT_S` passes). The wait runs on aiosmtpd's own event
+    loop, so the other connections are served meanwhile."""
+
+    arrived: int = 0
+
+    async def hold_until(self, event: asyncio.Event) -> None:
+        with contextlib.suppress(TimeoutError):  # the test's assertions tell what failed
+            await asyncio.wait_for(event.wait(), GATE_TIMEOUT_S)
+
+
+@dataclass
+class GatedServer(HoldingServer):
     """Answers RCPT only once ``expected`` envelopes have reached it.
 
     So both copies of the job are past opening the row and past the envelope before
-    either hands over any content: without a claim both would then send. The wait
-    runs on aiosmtpd's own event loop, so the connections are served meanwhile.
+    either hands over any content: without a claim both would then send.
     """
 
     expected: int = 2
-    arrived: int = 0
     everyone_in: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def handle_RCPT(
@@ -61,17 +76,15 @@ class GatedServer(MailServer):
         self.arrived += 1
         if self.arrived >= self.expected:
             self.everyone_in.set()
-        with contextlib.suppress(TimeoutError):  # the test's assertions tell what failed
-            await asyncio.wait_for(self.everyone_in.wait(), GATE_TIMEOUT_S)
+        await self.hold_until(self.everyone_in)
         return await super().handle_RCPT(server, session, envelope, address, options)
 
 
 @dataclass
-class SecondHeldServer(MailServer):
+class SecondHeldServer(HoldingServer):
     """Holds the second envelope's RCPT until the test lets it go, so the first copy
     can finish (its outcome recorded) while the second has opened the row and waits."""
 
-    arrived: int = 0
     held: int = 0
     go_on: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -81,19 +94,17 @@ class SecondHeldServer(MailServer):
         self.arrived += 1
         if self.arrived > 1:
             self.held += 1
-            with contextlib.suppress(TimeoutError):  # the test's assertions tell what failed
-                await asyncio.wait_for(self.go_on.wait(), GATE_TIMEOUT_S)
+            await self.hold_until(self.go_on)
         return await super().handle_RCPT(server, session, envelope, address, options)
 
 
 def running(handler: MailServer) -> Iterator[RunningServer]:
     """``handler`` served on 127.0.0.1 and a free port while the test runs."""
-    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
-    controller.start()
+    started = start_mail_server(handler)
     try:
-        yield RunningServer(handler, controller, controller.port)
+        yield started
     finally:
-        controller.stop()
+        started.controller.stop()
 
 
 @pytest.fixture
