@@ -84,7 +84,7 @@ async def list_orders(
     """Orders your practice placed or your lab makes, newest first."""
     filters = service.OrderFilters(status, patient_id, created_from, created_to)
     rows, total = await service.list_orders(session, company, filters, paging.limit, paging.offset)
-    return paging.page(rows, total, OrderSummary.model_validate)
+    return paging.page(rows, total, OrderSummary.read_from)
 
 
 @router.get("/{order_id}", summary="One order", responses=error_responses(401, 403, 404))
