@@ -26,7 +26,7 @@ from sqlalchemy import Connection, func, inspect, select, text
 from sqlalchemy.engine import make_url
 
 from ils.clock import Clock, ManualClock, SystemClock
-from ils.db.engine import Base, create_engine
+from ils.db.engine import READ_ONLY_OPTION, Base, create_engine, session_factory
 from ils.db.migrations import alembic_config, upgrade_database
 from ils.errors import (
     InvalidPayloadError,
@@ -86,10 +86,14 @@ async def make(url: str) -> AsyncIterator[MakeStore]:
         await store.close()
 
 
-async def sql(url: str, query: Any) -> Any:
+async def sql(url: str, query: Any, *, read_only: bool = False) -> Any:
+    """One value read on a connection of its own (``read_only``: a SQLite read that
+    does not wait for the write lock, as while another transaction holds it)."""
     engine = create_engine(url)
     try:
         async with engine.connect() as conn:
+            if read_only:
+                await conn.execution_options(**{READ_ONLY_OPTION: True})
             return (await conn.execute(query)).scalar()
     finally:
         await engine.dispose()
@@ -392,6 +396,44 @@ async def test_logs_go_with_their_job(url: str, make: MakeStore) -> None:
     await store.complete(Q, claimed, None)  # keeps no completed job
     assert await store.get_job(Q, job_id) is None
     assert await sql(url, select(func.count()).select_from(LOGS)) == 0
+
+
+async def test_a_log_line_in_a_session_commits_and_rolls_back_with_it(
+    url: str, make: MakeStore
+) -> None:
+    """A handler's line written in its own transaction (``ctx.log(..., session=)``)
+    costs no transaction of its own: it exists exactly when that transaction commits."""
+    store = make(catalogue())
+    await store.add(Q, job(1))
+    claimed = (await store.fetch(Q, "a")).job
+    assert claimed is not None
+    sessions = session_factory(store._engine)
+    async with sessions() as session, session.begin():
+        await store.add_log_in(session, Q, claimed, "stored 3 rows")
+        # Not visible to anyone else before the commit.
+        assert await sql(url, select(func.count()).select_from(LOGS), read_only=True) == 0
+    assert await sql(url, select(LOGS.c.line)) == "stored 3 rows"
+
+    async with sessions() as session, session.begin():
+        await store.add_log_in(session, Q, claimed, "never stored")
+        await session.rollback()  # the handler failed
+    assert await sql(url, select(func.count()).select_from(LOGS)) == 1
+
+
+async def test_a_log_line_in_another_databases_session_is_written_at_once(
+    url: str, make: MakeStore, tmp_path: Path
+) -> None:
+    store = make(catalogue())
+    await store.add(Q, job(1))
+    claimed = (await store.fetch(Q, "a")).job
+    assert claimed is not None
+    other = create_engine(f"sqlite:///{tmp_path / 'other.db'}")
+    try:
+        async with session_factory(other)() as session, session.begin():
+            await store.add_log_in(session, Q, claimed, "written at once")
+            assert await sql(url, select(LOGS.c.line)) == "written at once"
+    finally:
+        await other.dispose()
 
 
 def test_retention_schedule_spreads_the_deletes() -> None:

@@ -310,5 +310,5 @@ class FakeContext:
     async def progress(self, value: Any) -> None:
         self.progressed.append(value)
 
-    async def log(self, line: str) -> None:
+    async def log(self, line: str, *, session: Any = None) -> None:
         self.lines.append(line)

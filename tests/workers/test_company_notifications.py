@@ -45,7 +45,7 @@ from ils.workers import notification
 from ils.workers.notification import CHANNEL, NotificationWorker
 from ils.workers.notification.content import NotificationTargetError
 from ils.workers.notification.handlers import recipient_key
-from tests.support.statements import recorded_statements
+from tests.support.statements import recorded_statements, recorded_transactions
 from tests.workers.support import FakeContext, Network, build_network
 
 #: Active users of the lab besides ``build_network``'s lab admin.
@@ -284,6 +284,28 @@ async def test_the_rows_are_stored_by_one_insert_statement(env: Env) -> None:
     inserts = [s for s in statements if s.lstrip().upper().startswith("INSERT INTO NOTIFICATIONS")]
     assert result["created"] == len(env.lab_users) > 1
     assert len(inserts) == 1
+
+
+async def test_the_jobs_log_line_commits_with_its_rows(env: Env) -> None:
+    """In local mode the job's log line is one more statement of the transaction that
+    stores the rows, not a write transaction of its own (a third of the job's commits
+    on SQLite's one write lock, under bench/users.py)."""
+    await _place_order(env)
+    (job,) = await env.ts.enqueued("notification")
+    with recorded_transactions(env.system.engine) as transactions:
+        await env.ts.run_until_idle()
+
+    def writes(statements: list[str], table: str) -> bool:
+        return any(s.lstrip().upper().startswith(f"INSERT INTO {table}") for s in statements)
+
+    (stored,) = [t for t in transactions if writes(t, "NOTIFICATIONS")]
+    assert writes(stored, "ILS_JOB_LOGS")
+    assert [t for t in transactions if writes(t, "ILS_JOB_LOGS")] == [stored]
+    done = await env.ts.job("notification", job.id)
+    assert [line.split("] ", 1)[1] for line in done.logs] == [
+        f"stored {len(env.lab_users)} order notifications for company {env.network.lab.id} "
+        "(0 already stored)"
+    ]
 
 
 async def test_two_copies_of_one_job_at_once_store_each_row_once(env: Env) -> None:

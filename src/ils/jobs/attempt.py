@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from ils.errors import ILSError
 from ils.jobs.model import ClaimedJob, JobState
@@ -72,10 +73,14 @@ class HandlerContext:
     async def progress(self, value: int | float | dict[str, Any]) -> None:
         await self.store_ref.update_progress(self.queue, self.claimed, value)
 
-    async def log(self, line: str) -> None:
+    async def log(self, line: str, *, session: AsyncSession | None = None) -> None:
         # The stores keep a job's log as plain lines (BullMQ's list): the attempt that
         # wrote a line is its prefix, so the job page can label every line by attempt.
-        await self.store_ref.add_log(self.queue, self.claimed, f"[attempt {self.attempt}] {line}")
+        labelled = f"[attempt {self.attempt}] {line}"
+        if session is None:
+            await self.store_ref.add_log(self.queue, self.claimed, labelled)
+        else:
+            await self.store_ref.add_log_in(session, self.queue, self.claimed, labelled)
 
 
 def failure_reason(exc: BaseException) -> str:

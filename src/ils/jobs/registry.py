@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
 from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from ils.errors import ConfigurationError
 from ils.jobs.job_types import JobType, JobTypes, validate_payload
@@ -51,8 +52,13 @@ class JobContext(Protocol):
         """Report progress (0-100, or a small JSON object)."""
         ...
 
-    async def log(self, line: str) -> None:
-        """Append a log line to the job (no patient data)."""
+    async def log(self, line: str, *, session: AsyncSession | None = None) -> None:
+        """Append a log line to the job (no patient data).
+
+        With ``session`` (the handler's open write transaction) the line is stored in
+        that transaction when the job's store is in the same database (local mode):
+        no transaction of its own, and it exists exactly when the handler's work
+        commits. Otherwise it is written at once."""
         ...
 
 

@@ -21,7 +21,7 @@ import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ils.clock import Clock, SystemClock
 from ils.jobs.catalogue import Catalogue, QueueConfig
@@ -35,6 +35,9 @@ from ils.jobs.model import (
     StoreHealth,
 )
 from ils.jobs.stores.waiting import Wakeups, wait_until_ready
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
 
 #: Jobs read per round of a scan (``JobStore._filtered``).
 SCAN_PAGE = 500
@@ -361,6 +364,15 @@ class JobStore(abc.ABC):
     @abc.abstractmethod
     async def add_log(self, queue: str, job: ClaimedJob, line: str) -> None:
         """Append a log line to a running job."""
+
+    async def add_log_in(
+        self, session: AsyncSession, queue: str, job: ClaimedJob, line: str
+    ) -> None:
+        """Append a log line in the handler's open transaction ``session`` where this
+        store can: the line then costs no transaction of its own and exists exactly
+        when the handler's work commits. A store whose jobs are not in the session's
+        database writes the line at once, as :meth:`add_log` does."""
+        await self.add_log(queue, job, line)
 
     @abc.abstractmethod
     async def wait_for_work(self, queue: str, timeout_ms: int) -> None:

@@ -313,14 +313,20 @@ class LocalJobStore(LocalAdmin):
 
     async def add_log(self, queue: str, job: ClaimedJob, line: str) -> None:
         self._config(queue)
+        await self._run(lambda conn: _insert_log(conn, queue, job.id, line))
 
-        def body(conn: Connection) -> None:
-            seq = conn.scalar(select(JOBS.c.seq).where(JOBS.c.queue == queue, JOBS.c.id == job.id))
-            if seq is None:
-                raise JobNotFoundError(queue, job.id)
-            conn.execute(insert(LOGS).values(job_seq=seq, line=str(line)))
-
-        await self._run(body)
+    async def add_log_in(
+        self, session: AsyncSession, queue: str, job: ClaimedJob, line: str
+    ) -> None:
+        """The line as one more statement of the handler's transaction when that is in
+        this store's database: a notification job wrote its line in a SQLite write
+        transaction of its own, a third of the job's commits (bench/users.py)."""
+        if session.sync_session.get_bind() is not self._engine.sync_engine:
+            await self.add_log(queue, job, line)
+            return
+        self._config(queue)
+        connection = await session.connection()
+        await connection.run_sync(lambda conn: _insert_log(conn, queue, job.id, line))
 
     async def _ready_in_s(self, queue: str) -> float | None:
         # One ``now`` for both: "due in 0 s" must be an answer the board used up, or
@@ -349,6 +355,14 @@ class LocalJobStore(LocalAdmin):
         """Wake every waiter and release the store's connections."""
         await super().close()
         await self._engine.dispose()
+
+
+def _insert_log(conn: Connection, queue: str, job_id: str, line: str) -> None:
+    """Append ``line`` to the job's log (``JobNotFoundError`` when the job is gone)."""
+    seq = conn.scalar(select(JOBS.c.seq).where(JOBS.c.queue == queue, JOBS.c.id == job_id))
+    if seq is None:
+        raise JobNotFoundError(queue, job_id)
+    conn.execute(insert(LOGS).values(job_seq=seq, line=str(line)))
 
 
 def _record_failure(
