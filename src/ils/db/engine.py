@@ -13,6 +13,7 @@ from sqlalchemy.orm import DeclarativeBase
 
 from ils.db.sqlite_inline import DRIVER as INLINE_DRIVER
 from ils.db.sqlite_inline import INLINE_BUSY_TIMEOUT_MS, begin_immediate
+from ils.db.writer_gate import WriterGate
 from ils.files import create_private
 
 NAMING_CONVENTION = {
@@ -27,6 +28,9 @@ NAMING_CONVENTION = {
 # Execution option (or connection ``info`` key) marking a read-only transaction:
 # SQLite then begins deferred.
 READ_ONLY_OPTION = "ils_read_only"
+# Execution option marking a web request's write transaction: on SQLite it goes before
+# other processes' background writers (``ils.db.writer_gate``).
+URGENT_OPTION = "ils_urgent"
 # Seconds a SQLite writer waits for another process's write lock.
 SQLITE_BUSY_TIMEOUT_S = 30
 
@@ -42,7 +46,7 @@ def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
-def configure_sqlite(engine: Engine) -> None:
+def configure_sqlite(engine: Engine, gate: WriterGate | None = None) -> None:
     """Settings every SQLite connection of ILS gets (the inline driver's engine).
 
     WAL (readers never block the writer), foreign keys, and ``BEGIN IMMEDIATE``
@@ -52,7 +56,9 @@ def configure_sqlite(engine: Engine) -> None:
     write lock instead, with a short retry, for up to ``SQLITE_BUSY_TIMEOUT_S``. A
     transaction marked read-only (``READ_ONLY_OPTION`` as an execution option or in the
     connection's ``info``) begins deferred instead: under WAL it neither waits for nor
-    holds up a writer, so a poll never delays an enqueue.
+    holds up a writer, so a poll never delays an enqueue. With a ``gate`` (a database
+    file), a transaction marked ``URGENT_OPTION`` (a web request) goes before the
+    background writers of every process (:mod:`ils.db.writer_gate`).
     """
 
     @event.listens_for(engine, "connect")
@@ -74,7 +80,9 @@ def configure_sqlite(engine: Engine) -> None:
         if read_only:
             conn.exec_driver_sql("BEGIN")
         else:
-            begin_immediate(conn.connection.dbapi_connection, SQLITE_BUSY_TIMEOUT_S)  # type: ignore[arg-type]
+            urgent = bool(conn.get_execution_options().get(URGENT_OPTION))
+            dbapi_connection = conn.connection.dbapi_connection
+            begin_immediate(dbapi_connection, SQLITE_BUSY_TIMEOUT_S, gate, urgent=urgent)  # type: ignore[arg-type]
 
 
 def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
@@ -91,8 +99,11 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
         # SQLite would create the file 0644 under a 022 umask, and gives its -wal, -shm
         # and -journal files the database file's mode: made here first, all are 0600.
         create_private(Path(database))
+        gate = WriterGate(Path(database))
+    else:
+        gate = None  # memory (no other process opens it), or a URI the caller manages
     engine = create_async_engine(sqlite_url, echo=echo)
-    configure_sqlite(engine.sync_engine)
+    configure_sqlite(engine.sync_engine, gate)
     return engine
 
 

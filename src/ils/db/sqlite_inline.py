@@ -27,12 +27,17 @@ from sqlalchemy.engine import URL
 from sqlalchemy.pool import AsyncAdaptedQueuePool, Pool, StaticPool
 from sqlalchemy.util.concurrency import await_only, in_greenlet
 
+from ils.db.writer_gate import WriterGate
+
 #: Driver name in URLs (``sqlite+ilsinline:///path``); registered as an entry point.
 DRIVER = "ilsinline"
 #: SQLite's own wait for a lock on these connections: it blocks the event loop.
 INLINE_BUSY_TIMEOUT_MS = 1
 #: Pause (on the loop, not blocking it) between tries for the write lock.
 LOCK_RETRY_S = 0.0005
+#: How long a request holding the writers' gate waits for the lock without yielding
+#: the loop (see :func:`begin_immediate`).
+URGENT_BLOCKING_S = 0.01
 
 
 class InlineCursor(sqlite3.Cursor):
@@ -95,20 +100,52 @@ class InlineSQLiteDialect(SQLiteDialect_pysqlite):
         return args, kwargs
 
 
-def begin_immediate(dbapi_connection: sqlite3.Connection, deadline_s: float) -> None:
+def begin_immediate(
+    dbapi_connection: sqlite3.Connection,
+    deadline_s: float,
+    gate: WriterGate | None = None,
+    *,
+    urgent: bool = False,
+) -> None:
     """``BEGIN IMMEDIATE``, waiting for another process's write lock without blocking
     the event loop (must run inside SQLAlchemy's greenlet, as engine events do).
+
+    With a ``gate`` (a database file other processes may write too), an ``urgent``
+    writer (a web request) that finds the lock taken holds the gate until it has the
+    lock, and any other writer first waits, up to the gate's ``yield_s``, while a
+    request of any process holds it (:mod:`ils.db.writer_gate`).
 
     Raises:
         sqlite3.OperationalError: the lock stayed taken for ``deadline_s`` seconds,
             or any other error of the statement.
     """
-    give_up = time.monotonic() + deadline_s
-    while True:
-        try:
-            dbapi_connection.execute("BEGIN IMMEDIATE")
-            return
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() > give_up:
-                raise
-        await_only(asyncio.sleep(LOCK_RETRY_S))
+    now = time.monotonic()
+    give_up = now + deadline_s
+    if gate is not None and not urgent:
+        stop_yielding = now + gate.yield_s
+        while gate.requests_waiting() and time.monotonic() < stop_yielding:
+            await_only(asyncio.sleep(LOCK_RETRY_S))
+    holding = False
+    blocking_until = 0.0
+    try:
+        while True:
+            try:
+                dbapi_connection.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > give_up:
+                    raise
+            if urgent and gate is not None and not holding:
+                holding = gate.hold_for_request()
+                blocking_until = time.monotonic() + URGENT_BLOCKING_S
+            if holding and time.monotonic() < blocking_until:
+                # No other process starts a write now, so the lock comes free when the
+                # transaction in progress ends, within milliseconds; a turn of a busy
+                # loop takes tens, and this request holds the process's write turn
+                # meanwhile, so every write request queued behind it waits too.
+                time.sleep(LOCK_RETRY_S)
+            else:
+                await_only(asyncio.sleep(LOCK_RETRY_S))
+    finally:
+        if holding:
+            gate.release_request()  # type: ignore[union-attr]

@@ -29,7 +29,7 @@ from typing import Any, Protocol, TypeVar
 from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from ils.db.engine import READ_ONLY_OPTION, session_factory
+from ils.db.engine import READ_ONLY_OPTION, URGENT_OPTION, session_factory
 
 T = TypeVar("T")
 
@@ -164,13 +164,16 @@ class Transactions:
         write turn, so reads never queue behind writers or the workers' claims; such
         requests must not write. Anything else queues for the write turn (shared with
         the local job store) instead of racing for the file lock in SQLite's busy
-        handler, ahead of waiting background writers. On other databases both are the
-        same plain transaction.
+        handler, ahead of waiting background writers, and ahead of other processes'
+        background writers too (``ils.db.writer_gate``). On other databases both are
+        the same plain transaction.
         """
         turn = contextlib.nullcontext() if reading else self._turn(urgent=True)
         async with turn, self.sessions() as session:
-            if reading and self.sqlite:
-                await session.connection(execution_options={READ_ONLY_OPTION: True})
+            if self.sqlite:
+                # Reads begin deferred; writes go before other processes' jobs.
+                option = READ_ONLY_OPTION if reading else URGENT_OPTION
+                await session.connection(execution_options={option: True})
             try:
                 yield session
             except BaseException:
