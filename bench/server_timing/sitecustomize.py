@@ -9,6 +9,8 @@ benchmark ends its server with a signal, so there is no clean exit to wait for):
 - ``snapshots``: cumulative seconds and counts per statement (its first 80 characters),
   per commit, and per garbage collection generation, stamped on ``CLOCK_MONOTONIC``
   (the benchmark's clock) so a window's share is the difference of two snapshots;
+- connections opened and closed, keyed by the calls that led there (which of the
+  pool's paths: overflow returned, invalidated, ...);
 - ``slow``: each call over ``BENCH_SERVER_TIMING_SLOW_MS`` (20) with its time: one of
   those on the event loop is a stall every request in flight waits for.
 
@@ -24,6 +26,7 @@ import gc
 import json
 import os
 import sqlite3
+import sys
 import threading
 import time
 from collections import Counter
@@ -83,6 +86,43 @@ def _timed(timings: Timings, kind: str, call: Callable[..., Any]) -> Callable[..
     return wrapper
 
 
+def _callers(depth: int = 5) -> str:
+    """The functions that led here (innermost first), past this module and sqlite3:
+    enough to tell the pool's paths apart (overflow returned, invalidated, ...)."""
+    frame = sys._getframe(2)
+    names: list[str] = []
+    while frame is not None and len(names) < depth:
+        module = frame.f_code.co_filename.rsplit("/", 2)
+        names.append(f"{module[-2]}/{module[-1]}:{frame.f_code.co_name}")
+        frame = frame.f_back  # type: ignore[assignment]
+    return " < ".join(names)
+
+
+def _count_connections(timings: Timings, connection: type[sqlite3.Connection]) -> None:
+    """Time each SQLite connection opened and closed, keyed by who asked."""
+    opening = connection.__init__
+    closing = connection.close
+
+    def opened(self: sqlite3.Connection, *args: Any, **kwargs: Any) -> None:
+        started, cpu = time.monotonic(), time.thread_time()
+        try:
+            opening(self, *args, **kwargs)
+        finally:
+            key = f"connect from {_callers()}"
+            timings.add(key, started, time.monotonic(), time.thread_time() - cpu)
+
+    def closed(self: sqlite3.Connection) -> None:
+        started, cpu = time.monotonic(), time.thread_time()
+        try:
+            closing(self)
+        finally:
+            key = f"close from {_callers()}"
+            timings.add(key, started, time.monotonic(), time.thread_time() - cpu)
+
+    connection.__init__ = opened  # type: ignore[method-assign]
+    connection.close = closed  # type: ignore[method-assign]
+
+
 def _install(path: str) -> None:
     timings = Timings(path, float(os.environ.get("BENCH_SERVER_TIMING_SLOW_MS", "20")) / 1000)
     # Imported here: the product's module is only patched in a process that asked.
@@ -108,6 +148,7 @@ def _install(path: str) -> None:
             timings.add(key, started, time.monotonic(), time.thread_time() - cpu)
 
     sqlite_inline.InlineConnection.commit = timed_commit  # type: ignore[method-assign]
+    _count_connections(timings, sqlite_inline.InlineConnection)
     collecting: dict[str, float] = {}
 
     def on_gc(phase: str, info: dict[str, int]) -> None:
