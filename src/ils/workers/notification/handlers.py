@@ -113,10 +113,16 @@ class NotificationWorker:
     ) -> dict[str, Any]:
         """Handler of ``company-order-notification``: a row for each active user of
         the company, stored in one transaction, then each recipient's streams are
-        signalled (again on a retry: the first attempt may have died before)."""
-        async with self.db.write() as session:
+        signalled (again on a retry: the first attempt may have died before). Who is
+        told is read first, outside the write: a user who joins or leaves in between
+        is decided by that read, as by any read a moment earlier."""
+        # Drafted in a read of its own: the write transaction, which holds SQLite's one
+        # write lock (and the process's write turn that requests queue for), only
+        # stores the rows.
+        async with self.db.read() as session:
             drafts = await company_order_drafts(session, payload)
-            keyed = {recipient_key(ctx.job_id, draft.user_id): draft for draft in drafts}
+        keyed = {recipient_key(ctx.job_id, draft.user_id): draft for draft in drafts}
+        async with self.db.write() as session:
             try:
                 async with session.begin_nested():
                     created, announced = await self._insert_missing(session, keyed)
