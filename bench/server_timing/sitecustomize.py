@@ -67,7 +67,10 @@ class Timings:
                     "counts": dict(self.counts),
                 }
             )
-            document = {"pid": os.getpid(), "snapshots": self.snapshots, "slow": self.slow}
+            # A copy of the slow calls taken with the counts: the live list, dumped after
+            # the lock is released, could show a call the snapshot does not count yet.
+            slow = list(self.slow)
+            document = {"pid": os.getpid(), "snapshots": self.snapshots, "slow": slow}
         temporary = f"{self.path}.tmp"
         with open(temporary, "w") as out:
             json.dump(document, out)
