@@ -77,14 +77,22 @@ class Timings:
         os.replace(temporary, self.path)
 
 
+def _timed_call(
+    timings: Timings, key: str, call: Callable[..., Any], *args: Any, **kwargs: Any
+) -> Any:
+    """``call(*args, **kwargs)``, its wall and thread CPU time added to ``timings``
+    under ``key`` (raised or not): the one measurement every wrapper here makes."""
+    started, cpu = time.monotonic(), time.thread_time()
+    try:
+        return call(*args, **kwargs)
+    finally:
+        timings.add(key, started, time.monotonic(), time.thread_time() - cpu)
+
+
 def _timed(timings: Timings, kind: str, call: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(self: Any, sql: str, *args: Any) -> Any:
-        started, cpu = time.monotonic(), time.thread_time()
-        try:
-            return call(self, sql, *args)
-        finally:
-            key = f"{kind} {' '.join(sql.split())[:80]}"
-            timings.add(key, started, time.monotonic(), time.thread_time() - cpu)
+        key = f"{kind} {' '.join(sql.split())[:80]}"
+        return _timed_call(timings, key, call, self, sql, *args)
 
     return wrapper
 
@@ -107,20 +115,10 @@ def _count_connections(timings: Timings, connection: type[sqlite3.Connection]) -
     closing = connection.close
 
     def opened(self: sqlite3.Connection, *args: Any, **kwargs: Any) -> None:
-        started, cpu = time.monotonic(), time.thread_time()
-        try:
-            opening(self, *args, **kwargs)
-        finally:
-            key = f"connect from {_callers()}"
-            timings.add(key, started, time.monotonic(), time.thread_time() - cpu)
+        _timed_call(timings, f"connect from {_callers()}", opening, self, *args, **kwargs)
 
     def closed(self: sqlite3.Connection) -> None:
-        started, cpu = time.monotonic(), time.thread_time()
-        try:
-            closing(self)
-        finally:
-            key = f"close from {_callers()}"
-            timings.add(key, started, time.monotonic(), time.thread_time() - cpu)
+        _timed_call(timings, f"close from {_callers()}", closing, self)
 
     connection.__init__ = opened  # type: ignore[method-assign]
     connection.close = closed  # type: ignore[method-assign]
@@ -143,12 +141,7 @@ def _install(path: str) -> None:
         changes = self.total_changes
         wrote = changes != changes_at_commit.get(id(self), 0)
         changes_at_commit[id(self)] = changes
-        started, cpu = time.monotonic(), time.thread_time()
-        try:
-            commit(self)
-        finally:
-            key = "COMMIT after writes" if wrote else "COMMIT"
-            timings.add(key, started, time.monotonic(), time.thread_time() - cpu)
+        _timed_call(timings, "COMMIT after writes" if wrote else "COMMIT", commit, self)
 
     sqlite_inline.InlineConnection.commit = timed_commit  # type: ignore[method-assign]
     _count_connections(timings, sqlite_inline.InlineConnection)
