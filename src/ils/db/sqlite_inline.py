@@ -147,5 +147,5 @@ def begin_immediate(
             else:
                 await_only(asyncio.sleep(LOCK_RETRY_S))
     finally:
-        if holding:
-            gate.release_request()  # type: ignore[union-attr]
+        if holding and gate is not None:
+            gate.release_request()
