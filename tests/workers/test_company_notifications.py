@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -284,6 +285,25 @@ async def test_the_rows_are_stored_by_one_insert_statement(env: Env) -> None:
     inserts = [s for s in statements if s.lstrip().upper().startswith("INSERT INTO NOTIFICATIONS")]
     assert result["created"] == len(env.lab_users) > 1
     assert len(inserts) == 1
+
+
+async def test_a_later_jobs_rows_sort_after_an_earlier_jobs_rows(env: Env) -> None:
+    """The rows' ids are time-ordered (``ils.ids``), so each company notification adds
+    to the end of the id index instead of one random page per recipient (bench/ids.py).
+    With uuid4 ids the two jobs' rows interleave."""
+    order_id = await _place_order(env)
+    (job,) = await env.ts.enqueued("notification")
+    payload = CompanyOrderNotification.model_validate(job.data)
+    await env.worker.company_order_notification(payload, FakeContext("job-first"))
+    first = {row.id for row in await env.rows()}
+    start = time.time_ns() // 1_000_000
+    while time.time_ns() // 1_000_000 == start:  # the next millisecond, without a sleep
+        pass
+    await env.worker.company_order_notification(payload, FakeContext("job-second"))
+    second = {row.id for row in await env.rows()} - first
+    assert len(first) == len(second) == len(env.lab_users) > 1
+    assert max(first) < min(second)
+    assert all(row.link == f"/orders/{order_id}" for row in await env.rows())
 
 
 async def test_the_jobs_log_line_commits_with_its_rows(env: Env) -> None:

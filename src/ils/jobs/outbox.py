@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, fields
 from typing import Any, cast
@@ -46,6 +45,7 @@ from ils.clock import Clock
 from ils.db.engine import Base
 from ils.db.transactions import TxRunner
 from ils.errors import ILSError, JobSystemError
+from ils.ids import ordered_id
 from ils.jobs.model import JobOptions, JobRef, NewJob
 from ils.jobs.stores.local.sql import insert_ignoring_conflicts
 
@@ -152,7 +152,7 @@ class Outbox:
 
     def record(self, session: AsyncSession, queue: str, job: NewJob) -> JobRef:
         """Add the job to ``session``'s transaction; relay it once that commits."""
-        row_id = f"{OUTBOX_ID_PREFIX}{uuid.uuid4().hex}"
+        row_id = f"{OUTBOX_ID_PREFIX}{ordered_id()}"
         session.add(OutboxRow(**_row(row_id, queue, job, self._clock.now_ms(), held=None)))
         self._relay_after_commit(session)
         session.sync_session.info.setdefault(_RECORDED_KEY, []).append(row_id)

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
 from collections.abc import Sequence
 from dataclasses import KW_ONLY, InitVar, dataclass, replace
 from typing import Any
@@ -33,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ils.clock import Clock
 from ils.errors import InvalidPayloadError, PayloadTooLargeError, StoreUnavailableError
 from ils.fairness_settings import FairnessSettings
+from ils.ids import ordered_id
 from ils.jobs.fairness import Demand, FairShare
 from ils.jobs.fairness_load import StoreLoadCounter
 from ils.jobs.gate import RedisGate
@@ -44,9 +44,10 @@ from ils.jobs.stores.redis.store import RedisJobStore
 
 
 def new_job_id() -> str:
-    """A fresh job id; never all digits (BullMQ refuses integer-like custom ids)."""
+    """A fresh job id, time-ordered (:mod:`ils.ids`: the local store's key index); never
+    all digits (BullMQ refuses integer-like custom ids)."""
     while True:
-        job_id = uuid.uuid4().hex
+        job_id = ordered_id()
         if not job_id.isdigit():
             return job_id
 

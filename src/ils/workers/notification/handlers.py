@@ -35,7 +35,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ils.clock import utc_now
 from ils.domain.content import Notification, NotificationPriority
-from ils.domain.types import JOB_ID_LENGTH, new_id
+from ils.domain.types import JOB_ID_LENGTH
+from ils.ids import ordered_id
 from ils.jobs import channels
 from ils.jobs.model import JobOptions
 from ils.jobs.payloads.notification import CompanyOrderNotification, UrgentNotificationEmail
@@ -283,9 +284,10 @@ class NotificationWorker:
 def _row(key: str, draft: Draft, now: datetime) -> dict[str, Any]:
     """The column values of one notification row, stored under ``key`` (its ``job_id``):
     a notification job's single row and each row of a company notification's multi-row
-    INSERT are built here, so both kinds of job store the same columns."""
+    INSERT are built here, so both kinds of job store the same columns. The row's id is
+    time-ordered (:mod:`ils.ids`): a company's rows go on the id index's last pages."""
     return {
-        "id": new_id(),
+        "id": ordered_id(),
         "company_id": draft.company_id,
         "user_id": draft.user_id,
         "kind": draft.kind,

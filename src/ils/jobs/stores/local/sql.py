@@ -7,7 +7,6 @@ and so these pure helpers can be tested without a database.
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +16,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.dml import Insert
 
 from ils.errors import InvalidPayloadError
+from ils.ids import ordered_id
 from ils.jobs.catalogue import QueueConfig
 from ils.jobs.model import JobRecord, JobState, NewJob
 from ils.jobs.stores.local.schema import (
@@ -111,7 +111,7 @@ def new_job_values(config: QueueConfig, job: NewJob, now: int) -> dict[str, Any]
     """The column values of a job being added, with the queue's defaults filled in."""
     opts = job.options
     return {
-        "id": opts.job_id or uuid.uuid4().hex,
+        "id": opts.job_id or ordered_id(),
         "queue": config.key,
         "name": job.name,
         "data": job.data,
