@@ -10,12 +10,15 @@ JSON body and content type alike.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Callable
 
 import httpx
 import pytest
+import sqlalchemy
 from fastapi import FastAPI, HTTPException
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy.pool import QueuePool
 
 from ils.domain.orders import InvalidTransitionError, OrderStatus, Side
 from ils.errors import (
@@ -27,7 +30,7 @@ from ils.errors import (
     RateLimitedError,
 )
 from ils.web.deps import NOT_ALLOWED, not_found
-from ils.web.errors import install_error_handlers, status_for
+from ils.web.errors import SERVER_BUSY, install_error_handlers, status_for
 from ils.web.services.common import field_error, query_error
 
 BASE_URL = "http://test"
@@ -157,3 +160,42 @@ def test_not_found_never_names_the_record() -> None:
     error = NotFoundError("Patient")
     assert str(error) == "not found"
     assert error.what == "Patient"
+
+
+async def test_a_request_that_finds_every_database_connection_busy_gets_503_and_retry_after(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A real pool of one connection, held, with a short timeout: the route's checkout
+    raises the pool's own ``TimeoutError``. Before, that answered 500 "internal error"
+    and logged a stack trace per request (bench/users.py --deployment full, saturated)."""
+    engine = sqlalchemy.create_engine(
+        "sqlite://", poolclass=QueuePool, pool_size=1, max_overflow=0, pool_timeout=0.05
+    )
+    app = FastAPI()
+    install_error_handlers(app)
+
+    @app.get("/orders")
+    async def orders() -> None:
+        with engine.connect():
+            pass
+
+    transport = httpx.ASGITransport(app=app)
+    held = engine.connect()
+    try:
+        caplog.set_level(logging.WARNING)
+        async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as http:
+            busy = await http.get("/orders")
+        held.close()
+        async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as http:
+            free = await http.get("/orders")
+    finally:
+        held.close()
+        engine.dispose()
+    assert busy.status_code == 503
+    assert busy.json() == {"detail": SERVER_BUSY}
+    assert busy.headers["retry-after"] == "1"
+    assert free.status_code == 200
+    (record,) = [r for r in caplog.records if r.name == "ils.web.errors"]
+    assert record.levelno == logging.WARNING
+    assert record.exc_info is None
+    assert "GET /orders answered 503" in record.getMessage()

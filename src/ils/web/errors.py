@@ -3,9 +3,10 @@
 Request bodies carry prescriptions and patient details, and error bodies end up in
 browser consoles, proxies and logs. So validation errors name the field and the rule
 but drop FastAPI's ``input`` echo, our :class:`~ils.errors.ILSError` subclasses map to
-fitting status codes with their (value-free) messages, and anything unexpected answers
-500 ``{"detail": "internal error"}`` while the traceback goes to the log with the
-method and route only, never the query string, headers or body.
+fitting status codes with their (value-free) messages, a request that found every
+database connection busy answers 503 with ``Retry-After``, and anything unexpected
+answers 500 ``{"detail": "internal error"}`` while the traceback goes to the log with
+the method and route only, never the query string, headers or body.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from fastapi.exceptions import RequestValidationError, ValidationException
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ils.domain.orders import InvalidTransitionError
@@ -44,6 +46,10 @@ from ils.web.schemas.common import ErrorOut, ValidationErrorOut
 _SOURCES = frozenset({"body", "query", "path", "header", "cookie"})
 _VALUE_ERROR_PREFIXES = ("Value error, ", "Assertion failed, ")
 INTERNAL_ERROR = "internal error"
+#: The 503 of a request that found every database connection busy for the pool's timeout.
+SERVER_BUSY = "the server is busy; try again shortly"
+#: Seconds such a client is told to wait before asking again (Retry-After).
+BUSY_RETRY_AFTER_S = 1
 # What FastAPI answers (400) when a JSON body cannot even be read: bytes that are not
 # UTF-8, nesting deeper than the parser's recursion limit.
 UNREADABLE_BODY = "There was an error parsing the body"
@@ -142,6 +148,25 @@ async def _ils_error(request: Request, exc: Exception) -> JSONResponse:
         headers = {"Retry-After": str(max(retry_after, 1))}
         return JSONResponse({"detail": str(exc)}, status_code=status, headers=headers)
     return JSONResponse({"detail": str(exc)}, status_code=status)
+
+
+async def _pool_exhausted(request: Request, exc: Exception) -> JSONResponse:
+    """Every database connection stayed busy for the pool's whole timeout: the server is
+    overloaded, not broken, so 503 with ``Retry-After`` (what clients and load
+    balancers back off on) instead of a 500, and one warning line instead of a stack
+    trace per request (1,000 users on a saturated web process logged dozens of them,
+    bench/users.py --deployment full)."""
+    logging.getLogger(__name__).warning(
+        "%s %s answered 503: every database connection was busy (%s)",
+        request.method,
+        _route_of(request.scope),
+        type(exc).__name__,
+    )
+    return JSONResponse(
+        {"detail": SERVER_BUSY},
+        status_code=503,
+        headers={"Retry-After": str(BUSY_RETRY_AFTER_S)},
+    )
 
 
 def value_free_summary(exc: BaseException) -> str | None:
@@ -253,6 +278,7 @@ def install_error_handlers(app: FastAPI) -> None:
     OpenAPI document describe the bodies they answer (:func:`document_errors`)."""
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(ILSError, _ils_error)
+    app.add_exception_handler(PoolTimeoutError, _pool_exhausted)
     app.add_middleware(InternalErrorMiddleware)
     generate = app.openapi
 
