@@ -17,6 +17,7 @@ from ils.jobs.model import NewJob
 from ils.jobs.producer import new_job_id
 from ils.jobs.stores.local.sql import new_job_values
 from ils.settings import Settings
+from tests.support.clock_edge import next_millisecond
 
 
 def _local_job_id() -> str:
@@ -33,14 +34,6 @@ MAKERS: dict[str, Callable[[], str]] = {
     "producer job": new_job_id,
     "local store job": _local_job_id,
 }
-
-
-def _next_millisecond() -> int:
-    """Wait (on the clock, not a sleep) until the millisecond changes; return it."""
-    start = time.time_ns() // 1_000_000
-    while (now := time.time_ns() // 1_000_000) == start:
-        pass
-    return now
 
 
 def test_an_id_is_a_version_7_uuid_in_32_lower_case_hex_digits() -> None:
@@ -65,7 +58,7 @@ def test_ids_made_in_later_milliseconds_sort_after_earlier_ones(maker: Callable[
     """uuid4 keys fail this: they land anywhere in an index."""
     made = []
     for _ in range(50):
-        _next_millisecond()
+        next_millisecond()
         made.append(maker())
     assert made == sorted(made)
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -46,6 +45,7 @@ from ils.workers import notification
 from ils.workers.notification import CHANNEL, NotificationWorker
 from ils.workers.notification.content import NotificationTargetError
 from ils.workers.notification.handlers import recipient_key
+from tests.support.clock_edge import next_millisecond
 from tests.support.statements import recorded_statements, recorded_transactions
 from tests.workers.support import FakeContext, Network, build_network
 
@@ -296,9 +296,7 @@ async def test_a_later_jobs_rows_sort_after_an_earlier_jobs_rows(env: Env) -> No
     payload = CompanyOrderNotification.model_validate(job.data)
     await env.worker.company_order_notification(payload, FakeContext("job-first"))
     first = {row.id for row in await env.rows()}
-    start = time.time_ns() // 1_000_000
-    while time.time_ns() // 1_000_000 == start:  # the next millisecond, without a sleep
-        pass
+    next_millisecond()
     await env.worker.company_order_notification(payload, FakeContext("job-second"))
     second = {row.id for row in await env.rows()} - first
     assert len(first) == len(second) == len(env.lab_users) > 1
