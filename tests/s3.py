@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 import pytest
 
-from ils.settings import StorageSettings
+from ils.storage_settings import StorageSettings
 from tests.conftest import free_port
 
 BUCKET = "ils-test"

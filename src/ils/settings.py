@@ -7,17 +7,17 @@ Environment variables use the ``ILS_`` prefix; nested values use ``__``, for exa
 from __future__ import annotations
 
 import ipaddress
-import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ils.fairness_settings import FairnessSettings
 from ils.limit_settings import LimitSettings, SignInSettings
 from ils.redis_settings import RedisConnection, redis_connection_of
 from ils.secret_key import resolve_secret_keys
+from ils.storage_settings import StorageSettings
 
 
 class QueueOverride(BaseModel):
@@ -223,78 +223,6 @@ class ScheduleSettings(BaseModel):
     notification_days: int = Field(default=90, ge=1, le=3650)
 
 
-#: Where documents and uploaded files live: directories under ``data_dir`` (one
-#: machine) or an S3-compatible bucket (every machine of a fleet reads the same files).
-StorageBackend = Literal["local", "s3"]
-
-#: One part of ``key_prefix``: the same safe names as the storage keys themselves.
-_PREFIX_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-
-
-class StorageSettings(BaseModel):
-    """File storage (``ILS_STORAGE__BACKEND``, ``ILS_STORAGE__BUCKET``, ...).
-
-    ``local`` keeps today's embedded default: files under ``documents_dir`` and
-    ``uploads_dir`` of the process that wrote them. ``s3`` stores them in one bucket,
-    so a PDF rendered by a worker on one machine is served by any web server
-    (docs/storage.md). Unset credentials fall back to the standard AWS sources
-    (``AWS_*`` variables, an instance or container role).
-    """
-
-    model_config = {"extra": "forbid"}
-
-    backend: StorageBackend = "local"
-    bucket: str | None = None
-    # ``https://s3.eu-west-1.amazonaws.com``, ``http://127.0.0.1:9000``; AWS's endpoint
-    # of ``region`` when unset.
-    endpoint_url: str | None = None
-    region: str = "us-east-1"
-    access_key_id: str | None = None
-    secret_access_key: SecretStr | None = Field(default=None, repr=False)
-    # Put before every object key (``ils/prod`` -> ``ils/prod/documents/<company>/...``),
-    # so one bucket can hold several installations.
-    key_prefix: str = ""
-    # ``endpoint/bucket/key`` rather than ``bucket.endpoint/key``: what MinIO, Ceph and
-    # most self-hosted servers expect.
-    path_style: bool = False
-    # Seconds one request may take, retries included: past it the download answers 503
-    # and the job is retried, rather than holding either for minutes.
-    timeout_s: float = Field(default=30.0, gt=0, le=600)
-
-    @field_validator("bucket", "endpoint_url", "access_key_id")
-    @classmethod
-    def _blank_is_unset(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        return value.strip() or None
-
-    @field_validator("endpoint_url")
-    @classmethod
-    def _http_endpoint(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        value = value.rstrip("/")
-        if not value.startswith(("http://", "https://")) or any(c.isspace() for c in value):
-            raise ValueError("must be an http:// or https:// URL without spaces")
-        return value
-
-    @field_validator("key_prefix")
-    @classmethod
-    def _safe_prefix(cls, value: str) -> str:
-        value = value.strip().strip("/")
-        if value and not all(_PREFIX_PART.match(part) for part in value.split("/")):
-            raise ValueError("must be slash-separated names of letters, digits, '.', '_', '-'")
-        return value
-
-    @model_validator(mode="after")
-    def _complete(self) -> StorageSettings:
-        if self.backend == "s3" and self.bucket is None:
-            raise ValueError("the s3 backend needs a bucket (ILS_STORAGE__BUCKET)")
-        if (self.access_key_id is None) != (self.secret_access_key is None):
-            raise ValueError("set both access_key_id and secret_access_key, or neither")
-        return self
-
-
 def default_database_url(data_dir: Path) -> str:
     """The embedded default: a SQLite file under the data directory."""
     return f"sqlite:///{data_dir / 'ils.db'}"
@@ -315,6 +243,12 @@ class Settings(BaseSettings):
 
     data_dir: Path = Path("var")
     database_url: str = ""
+    # Connections each process keeps open to the database, and how many more it opens
+    # at a busy moment (each closed again when returned). Unset: 20 and 20 on SQLite,
+    # where a connection is a file handle and its page cache, and SQLAlchemy's 5 and 10
+    # on PostgreSQL, where each is a server process counted against max_connections.
+    database_pool_size: int | None = Field(default=None, ge=1, le=200)
+    database_max_overflow: int | None = Field(default=None, ge=0, le=1000)
     # Redis, in one of three shapes (see ils.redis_settings): a URL; a host and port
     # (the seed's unprefixed REDIS_HOST / REDIS_PORT / REDIS_PASSWORD are read too, and
     # ILS_REDIS_URL wins over them); or Sentinel. Unset: local mode.

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from ils.settings import Settings, StorageSettings
+from ils.settings import Settings
 from ils.storage.backends import Storages, open_storages
+from ils.storage_settings import StorageSettings
 from tests.s3 import S3Server
 
 

@@ -16,9 +16,10 @@ import pytest
 from obstore.store import S3Store
 
 from ils.errors import StorageChecksumError, StorageError
-from ils.settings import Settings, StorageSettings
+from ils.settings import Settings
 from ils.storage.backends import open_storages
 from ils.storage.s3 import SHA256_ATTRIBUTE, S3FileStorage, open_bucket
+from ils.storage_settings import StorageSettings
 from tests.conftest import free_port
 from tests.s3 import S3Server
 from tests.storage.test_contract import CONTENT, DOCUMENT_KEY, UPLOAD_KEY

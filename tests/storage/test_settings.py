@@ -10,10 +10,11 @@ import pytest
 from pydantic import ValidationError
 
 from ils.errors import ConfigurationError
-from ils.settings import Settings, StorageSettings
+from ils.settings import Settings
 from ils.storage import LocalFileStorage
 from ils.storage.backends import open_storages
 from ils.storage.s3 import S3FileStorage, bucket_endpoint, open_bucket
+from ils.storage_settings import StorageSettings
 
 
 def test_the_default_is_the_local_directories_as_before(tmp_path: Path) -> None:

@@ -14,9 +14,10 @@ from sqlalchemy import func, select
 
 from ils.domain.companies import Role
 from ils.domain.content import UploadedFile
-from ils.settings import Settings, StorageSettings
+from ils.settings import Settings
 from ils.storage import LocalFileStorage
 from ils.storage.s3 import SHA256_ATTRIBUTE, open_bucket
+from ils.storage_settings import StorageSettings
 from ils.web.app import create_app
 from ils.web.state import WebState
 from ils.workers.pdf.generate import DocumentGenerator, generate_invoice

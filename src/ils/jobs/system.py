@@ -92,7 +92,11 @@ class JobSystem:
         job_types = default_job_types()
         url = settings.effective_database_url
         await ensure_schema(settings)
-        engine = create_engine(url)
+        engine = create_engine(
+            url,
+            pool_size=settings.database_pool_size,
+            max_overflow=settings.database_max_overflow,
+        )
         local = LocalJobStore(
             engine,
             catalogue,

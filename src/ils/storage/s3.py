@@ -34,8 +34,8 @@ from obstore.exceptions import BaseError
 from obstore.store import S3Store
 
 from ils.errors import ConfigurationError, StorageChecksumError, StorageError
-from ils.settings import StorageSettings
 from ils.storage import StoredObject, check_key, verify_checksum
+from ils.storage_settings import StorageSettings
 
 if TYPE_CHECKING:
     from obstore.store import ClientConfig, RetryConfig, S3Config
