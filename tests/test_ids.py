@@ -13,8 +13,7 @@ import pytest
 from ils.domain.types import ID_LENGTH
 from ils.ids import ordered_id
 from ils.jobs.catalogue import build_catalogue
-from ils.jobs.model import NewJob
-from ils.jobs.producer import new_job_id
+from ils.jobs.model import NewJob, new_job_id
 from ils.jobs.stores.local.sql import new_job_values
 from ils.settings import Settings
 from tests.support.clock_edge import next_millisecond

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from ils.ids import ordered_id
+
 
 class JobState(StrEnum):
     """Where a job is in its life. ``paused`` means waiting in a paused queue."""
@@ -94,6 +96,14 @@ class JobOptions:
         ):
             problems.append("company_id: must be a non-empty string")
         return problems
+
+
+def new_job_id() -> str:
+    """The id of a job added without one, whichever store takes it: time-ordered
+    (:mod:`ils.ids`), so the local store's key index grows at its end. Never an id Node
+    BullMQ refuses: 32 hex digits, all of them digits now and then, are beyond a
+    double's precision (:func:`is_node_integer`)."""
+    return ordered_id()
 
 
 def is_node_integer(job_id: str) -> bool:

@@ -32,25 +32,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ils.clock import Clock
 from ils.errors import InvalidPayloadError, PayloadTooLargeError, StoreUnavailableError
 from ils.fairness_settings import FairnessSettings
-from ils.ids import ordered_id
 from ils.jobs.fairness import Demand, FairShare
 from ils.jobs.fairness_load import StoreLoadCounter
 from ils.jobs.gate import RedisGate
 from ils.jobs.job_types import JobTypes
-from ils.jobs.model import JobOptions, JobRef, NewJob
+from ils.jobs.model import JobOptions, JobRef, NewJob, new_job_id
 from ils.jobs.outbox import HELD, Outbox
 from ils.jobs.stores.local.store import LocalJobStore
 from ils.jobs.stores.redis.store import RedisJobStore
-
-
-def new_job_id() -> str:
-    """A fresh job id, time-ordered (:mod:`ils.ids`: the local store's key index); never
-    all digits (BullMQ refuses integer-like custom ids)."""
-    while True:
-        job_id = ordered_id()
-        if not job_id.isdigit():
-            return job_id
-
 
 #: ``session.info`` key of the company a request acts for: jobs enqueued in that
 #: session without an explicit ``company_id`` are stamped with it.

@@ -16,9 +16,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.dml import Insert
 
 from ils.errors import InvalidPayloadError
-from ils.ids import ordered_id
 from ils.jobs.catalogue import QueueConfig
-from ils.jobs.model import JobRecord, JobState, NewJob
+from ils.jobs.model import JobRecord, JobState, NewJob, new_job_id
 from ils.jobs.stores.local.schema import (
     COMPANY_ID_LENGTH,
     JOB_ID_LENGTH,
@@ -111,7 +110,7 @@ def new_job_values(config: QueueConfig, job: NewJob, now: int) -> dict[str, Any]
     """The column values of a job being added, with the queue's defaults filled in."""
     opts = job.options
     return {
-        "id": opts.job_id or ordered_id(),
+        "id": opts.job_id or new_job_id(),
         "queue": config.key,
         "name": job.name,
         "data": job.data,
