@@ -27,6 +27,7 @@ What router tests use:
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
@@ -35,6 +36,7 @@ from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 from argon2 import PasswordHasher
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -49,6 +51,7 @@ from ils.testing import eventually
 from ils.web.app import create_app
 from ils.web.security import CSRF_HEADER
 from ils.web.state import WebState
+from tests.conftest import free_port
 from tests.web.browser import site  # noqa: F401  (the browser tests' server, one per module)
 
 DB_KINDS = ("sqlite", "postgres")
@@ -57,6 +60,8 @@ PASSWORD = "correct horse battery staple"
 SECRET_KEY = "test-secret-key-not-for-production"
 #: How long :func:`run_pdf_until_failed` waits for its jobs to fail.
 FAIL_TIMEOUT_S = 10.0
+#: How long the ``base`` fixture's server may take to start and to stop.
+SERVE_WAIT_S = 10.0
 
 
 def cheap_hasher() -> PasswordHasher:
@@ -272,3 +277,39 @@ async def run_pdf_until_failed(
         )
     finally:
         await runner.stop(5)
+
+
+@pytest.fixture
+async def base(app: FastAPI) -> AsyncIterator[str]:
+    """The app served over real HTTP (its lifespan already runs): live streams need
+    it (``tests.web.streams``)."""
+    port = free_port()
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, lifespan="off", log_level="warning",
+        timeout_graceful_shutdown=2,
+    )  # fmt: skip
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    await eventually(lambda: server.started or task.done(), SERVE_WAIT_S)
+    assert server.started
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    await asyncio.wait_for(task, SERVE_WAIT_S)
+
+
+@pytest.fixture
+async def browsers(base: str) -> AsyncIterator[Any]:
+    """``await browsers(user)``: a new signed-in session of ``user``
+    (:class:`tests.web.streams.Browser`)."""
+    from tests.web.streams import Browser  # it signs in with this module's sign_in
+
+    made: list[Browser] = []
+
+    async def make(user: User) -> Browser:
+        browser = Browser(base, user)
+        made.append(browser)
+        return await browser.sign_in()
+
+    yield make
+    for browser in made:
+        await browser.close()

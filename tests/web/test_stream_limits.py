@@ -1,9 +1,7 @@
 """Caps per session and per user (issue 23): notification streams (the oldest closes
 when a new one goes over a cap) and concurrent long polls (429 past the cap).
 
-Streams need a real HTTP server (httpx's ASGI transport buffers whole responses):
-the test's app is served by uvicorn inside the test's event loop, so the hub the
-server uses is the one the test looks at.
+Streams are opened over real HTTP (``tests.web.streams``).
 """
 
 from __future__ import annotations
@@ -11,14 +9,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
-from fastapi import FastAPI
 
 from ils.domain.companies import Company, CompanyKind, Role, User
 from ils.limit_settings import LimitSettings
@@ -27,104 +21,16 @@ from ils.testing import eventually, still
 from ils.web.limits import TOO_BUSY
 from ils.web.security import CSRF_HEADER, SESSION_COOKIE, session_id_of
 from ils.web.state import WebState
-from tests.conftest import free_port
 from tests.web.conftest import PASSWORD, ClientMaker, Factory, sign_in
+from tests.web.streams import WAIT_S
 
 CAPS = LimitSettings(streams_per_session=2, streams_per_user=3, expensive_per_session=2)
-WAIT_S = 10.0
 
 
 @pytest.fixture
 def app_settings(settings: Settings) -> Settings:
     """The conftest's app gets :data:`CAPS`."""
     return settings.model_copy(update={"limits": CAPS})
-
-
-@pytest.fixture
-async def base(app: FastAPI) -> AsyncIterator[str]:
-    """The app served over real HTTP (its lifespan already runs)."""
-    port = free_port()
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, lifespan="off", log_level="warning",
-        timeout_graceful_shutdown=2,
-    )  # fmt: skip
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    await eventually(lambda: server.started or task.done(), WAIT_S)
-    assert server.started
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    await asyncio.wait_for(task, WAIT_S)
-
-
-@dataclass
-class Stream:
-    """One open stream: the events it received, and whether the server ended it."""
-
-    task: asyncio.Task[None] | None = None
-    events: list[str] = field(default_factory=list)
-    connected: asyncio.Event = field(default_factory=asyncio.Event)
-
-    @property
-    def ended(self) -> bool:
-        return self.task is not None and self.task.done()
-
-
-class Browser:
-    """One signed-in session over real HTTP, opening streams."""
-
-    def __init__(self, base: str, user: User) -> None:
-        self.user = user
-        self.http = httpx.AsyncClient(base_url=base, timeout=httpx.Timeout(5, read=None))
-        self.streams: list[Stream] = []
-
-    async def sign_in(self) -> Browser:
-        await sign_in(self.http, self.user.email)
-        return self
-
-    @property
-    def session_key(self) -> str:
-        token = self.http.cookies[SESSION_COOKIE].rpartition(".")[0]
-        return session_id_of(token)
-
-    async def open(self) -> Stream:
-        stream = Stream()
-
-        async def read() -> None:
-            async with self.http.stream("GET", "/api/notifications/stream") as response:
-                assert response.status_code == 200
-                async for line in response.aiter_lines():
-                    if line.startswith(": connected"):
-                        stream.connected.set()
-                    elif line.startswith("event:"):
-                        stream.events.append(line.partition(":")[2].strip())
-
-        stream.task = asyncio.create_task(read())
-        await asyncio.wait_for(stream.connected.wait(), WAIT_S)
-        self.streams.append(stream)
-        return stream
-
-    async def close(self) -> None:
-        for stream in self.streams:
-            assert stream.task is not None
-            stream.task.cancel()
-            await asyncio.gather(stream.task, return_exceptions=True)
-        await self.http.aclose()
-
-
-@pytest.fixture
-async def browsers(base: str) -> AsyncIterator[Any]:
-    """``await browsers(user)``: a new signed-in session of ``user``."""
-    made: list[Browser] = []
-
-    async def make(user: User) -> Browser:
-        browser = Browser(base, user)
-        made.append(browser)
-        return await browser.sign_in()
-
-    yield make
-    for browser in made:
-        await browser.close()
 
 
 async def two_users(factory: Factory) -> tuple[Company, User, User]:

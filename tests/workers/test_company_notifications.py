@@ -38,7 +38,8 @@ from ils.jobs.system import JobSystem
 from ils.limit_settings import LimitSettings
 from ils.settings import NotificationSettings, Settings
 from ils.testing import TestSystem, still
-from ils.web.live import NotificationHub, NotificationStream
+from ils.web.live import NotificationHub
+from ils.web.live_stream import NotificationStream
 from ils.web.schemas.orders import OrderCreate
 from ils.web.services.orders import change_status, create_order
 from ils.workers import notification

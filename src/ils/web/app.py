@@ -87,7 +87,10 @@ def create_app(
         system = await JobSystem.open(settings, clock=the_clock)
         numbering = create_numbering_engine(system.engine)
         transactions = Transactions(system.engine, system.write_turn)
-        hub = NotificationHub(system.events, transactions, settings.notifications, the_clock)
+        auth = SessionManager(signer, timedelta(hours=settings.session_ttl_hours), the_clock)
+        hub = NotificationHub(
+            system.events, transactions, settings.notifications, the_clock, sessions=auth
+        )
         stop = asyncio.Event()
         worker_task: asyncio.Task[None] | None = None
         try:
@@ -98,7 +101,7 @@ def create_app(
                 system=system,
                 transactions=transactions,
                 passwords=passwords,
-                auth=SessionManager(signer, timedelta(hours=settings.session_ttl_hours), the_clock),
+                auth=auth,
                 clock=the_clock,
                 workers=workers,
                 notifications=hub,

@@ -14,7 +14,7 @@ How a notification reaches a browser:
    mode, or signalled while Redis was down) and hands those the same way. A row
    younger than one poll interval is left to its signal, which is on its way, so an
    unannounced row reaches its streams within two intervals (a second by default).
-3. Each :class:`NotificationStream` sends its rows as events whose id is the
+3. Each :class:`~ils.web.live_stream.NotificationStream` sends its rows as events whose id is the
    notification's id. A reconnecting browser sends the last one as
    ``Last-Event-ID`` and gets what came after it.
 
@@ -33,18 +33,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from collections.abc import AsyncIterator
-from dataclasses import KW_ONLY, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from sqlalchemy import ColumnElement, Row, and_, func, or_, select
+from sqlalchemy import Row, func, select
 
 from ils.clock import Clock, utc_now
-from ils.db.engine import AsyncSession
 from ils.db.transactions import Transactions
 from ils.domain.content import Notification
 from ils.jobs.channels import NOTIFICATIONS as CHANNEL
@@ -53,6 +50,8 @@ from ils.jobs.events import EventBus, Subscription
 from ils.limit_settings import LimitSettings
 from ils.settings import NotificationSettings
 from ils.web.schemas.notifications import NotificationOut
+from ils.web.security import SessionManager
+from ils.web.seen_rows import SeenRows
 from ils.web.slots import OpenStreams
 
 #: How far behind the newest row a late commit may still land.
@@ -61,6 +60,9 @@ LATE_COMMIT_S: Final = 5.0
 BATCH: Final = 200
 #: What the hub tells a stream pushed out by a newer one of its session or user.
 CLOSE: Final = "close"
+#: What the hub tells a stream whose session has ended (signed out, expired, user or
+#: company deactivated): the stream ends.
+SIGNED_OUT: Final = "signed-out"
 #: What the hub tells a stream to read for itself (a signal named no rows, the hub's
 #: read failed, or the stream had too many rows waiting).
 READ: Final = "read"
@@ -139,19 +141,25 @@ class NotificationHub:
     """Wakes this process's streams when their users have something new."""
 
     def __init__(
-        self, bus: EventBus, db: Transactions, settings: NotificationSettings, clock: Clock
+        self,
+        bus: EventBus,
+        db: Transactions,
+        settings: NotificationSettings,
+        clock: Clock,
+        sessions: SessionManager | None = None,
     ) -> None:
         self._bus = bus
         self.db = db
+        #: Checks the streams' sessions every heartbeat interval (``None``: never).
+        self._sessions = sessions
         self._settings = settings
         self._clock = clock
         self._streams: dict[str, set[Listener]] = {}
         self._open: OpenStreams[Listener] = OpenStreams()
         self._task: asyncio.Task[None] | None = None
-        #: Newest ``created_at`` the poll has seen, and the rows seen near it (id →
-        #: its ``created_at`` and user).
+        #: Newest ``created_at`` the poll has seen, and the rows handed near it.
         self._watermark: datetime | None = None
-        self._seen: dict[str, tuple[datetime, str]] = {}
+        self._seen = SeenRows()
         self._logger = logging.getLogger(__name__)
 
     @property
@@ -253,16 +261,8 @@ class NotificationHub:
         return rows
 
     def _note_seen(self, row_id: str, created_at: datetime, user_id: str) -> None:
-        self._seen[row_id] = (created_at, user_id)
+        self._seen.add(row_id, created_at, user_id)
         self._advance_watermark(created_at)
-
-    def _seen_between(self, since: datetime, until: datetime) -> int:
-        """How many rows of connected users made from ``since`` until before ``until``
-        the hub has handed."""
-        streams = self._streams
-        return sum(
-            1 for at, user_id in self._seen.values() if since <= at < until and user_id in streams
-        )
 
     def _advance_watermark(self, created_at: datetime) -> None:
         """Move the newest ``created_at`` the hub has met (the poll's window) forward."""
@@ -273,6 +273,7 @@ class NotificationHub:
         poll_s = self._settings.stream_poll_s
         async with self._bus.subscribe(CHANNEL) as signals:
             next_poll = time.monotonic()
+            next_check = next_poll + self._settings.stream_heartbeat_s
             while True:
                 message = await signals.get(max(0.0, next_poll - time.monotonic()))
                 if message is not None:
@@ -293,6 +294,33 @@ class NotificationHub:
                             # The database is down or busy: streams wait for the next
                             # signal or poll; the hub itself must not die.
                             self._logger.exception("notification poll failed")
+                if time.monotonic() >= next_check:
+                    next_check = time.monotonic() + self._settings.stream_heartbeat_s
+                    await self._end_signed_out()
+
+    async def _end_signed_out(self) -> None:
+        """End the streams whose session has ended, all of them checked in one read.
+
+        Every heartbeat interval, busy streams too: a stream that checked its own
+        session when it sent a keep-alive never did while notifications kept coming
+        (a lab user's, all day), and 1,000 idle streams made 30 such reads a second.
+        When the read fails the streams stay open until the next check: a database
+        hiccup must not close every browser's stream at once.
+        """
+        keys = self._open.session_keys()
+        if self._sessions is None or not keys:
+            return
+        try:
+            async with self.db.read() as session:
+                alive = await self._sessions.alive(session, keys)
+        except Exception:
+            self._logger.exception("checking the live streams' sessions failed")
+            return
+        for key in keys - alive:
+            for listener in self._open.of_session(key):
+                self._open.discard(listener)
+                self._forget(listener)
+                listener.wake.deliver(SIGNED_OUT)
 
     async def _poll(self) -> dict[str, str]:
         """Rows of connected users the hub has not had (notification id → user id):
@@ -323,14 +351,14 @@ class NotificationHub:
             since = min(watermark, until) - timedelta(seconds=LATE_COMMIT_S)
             # Rows seen before the window are never read again.
             horizon = since - timedelta(seconds=LATE_COMMIT_S)
-            self._seen = {key: seen for key, seen in self._seen.items() if seen[0] >= horizon}
+            self._seen.forget_before(horizon)
             mine = (
                 Notification.user_id.in_(users),
                 Notification.created_at >= since,
                 Notification.created_at < until,
             )
             stored = await session.scalar(select(func.count()).where(*mine))
-            if stored == self._seen_between(since, until):
+            if stored == self._seen.count(since, until, self._streams):
                 return {}
             query = select(Notification.id, Notification.user_id, Notification.created_at)
             rows = (await session.execute(query.where(*mine))).all()
@@ -347,133 +375,3 @@ class NotificationHub:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
-
-
-@dataclass(eq=False)
-class NotificationStream:
-    """The events of one connected browser: replay, then live notifications."""
-
-    hub: NotificationHub
-    db: Transactions
-    settings: NotificationSettings
-    user_id: str
-    company_id: str
-    _: KW_ONLY
-    session_key: str
-    caps: LimitSettings
-    #: The ``created_at`` of the newest row sent, and ids sent within the window.
-    _cursor: datetime | None = field(default=None, init=False)
-    _sent: dict[str, datetime] = field(default_factory=dict, init=False)
-
-    def _mine(self) -> tuple[ColumnElement[bool], ...]:
-        return (
-            Notification.user_id == self.user_id,
-            Notification.company_id == self.company_id,
-        )
-
-    async def start_at(self, session: AsyncSession, last_event_id: str | None) -> None:
-        """Place the cursor: after ``last_event_id`` if it is one of the user's
-        notifications, else after the newest one (only new ones are sent).
-
-        Reads in the request's own session: a second connection taken while the
-        request holds one could exhaust the pool when many browsers reconnect at
-        once (each holding one, all waiting for another; bench/notifications.py
-        found it with 100 streams opened together).
-        """
-        last = None
-        if last_event_id:
-            last = await session.scalar(
-                select(Notification).where(Notification.id == last_event_id, *self._mine())
-            )
-        if last is not None:
-            self._cursor = last.created_at
-            # Rows of the window at or before the last one seen, in (created_at, id)
-            # order: the browser had them; only what came after is replayed.
-            rows = await session.execute(
-                select(Notification.id, Notification.created_at).where(
-                    *self._mine(),
-                    Notification.created_at >= last.created_at - timedelta(seconds=LATE_COMMIT_S),
-                    or_(
-                        Notification.created_at < last.created_at,
-                        and_(
-                            Notification.created_at == last.created_at,
-                            Notification.id <= last.id,
-                        ),
-                    ),
-                )
-            )
-            self._sent = dict(rows.tuples().all())
-            return
-        newest = await session.scalar(
-            select(func.max(Notification.created_at)).where(*self._mine())
-        )
-        self._cursor = newest
-        if newest is not None:
-            since = newest - timedelta(seconds=LATE_COMMIT_S)
-            rows = await session.execute(
-                select(Notification.id, Notification.created_at).where(
-                    *self._mine(), Notification.created_at >= since
-                )
-            )
-            self._sent = dict(rows.tuples().all())
-
-    async def _unsent(self) -> list[StreamedRow]:
-        """Read the user's rows after the cursor (and the late-commit window)."""
-        async with self.db.read() as session:
-            query = select(*STREAMED_COLUMNS).where(*self._mine())
-            if self._cursor is not None:
-                since = self._cursor - timedelta(seconds=LATE_COMMIT_S)
-                query = query.where(Notification.created_at >= since)
-            rows = await session.execute(
-                query.order_by(Notification.created_at, Notification.id).limit(
-                    BATCH + len(self._sent)
-                )
-            )
-            return self._accept(list(rows))
-
-    def _accept(self, rows: list[StreamedRow]) -> list[StreamedRow]:
-        """Of ``rows`` (oldest first), those to send: the stream's own, in the window
-        its read would cover, not sent yet; the cursor moves past them."""
-        since = None if self._cursor is None else self._cursor - timedelta(seconds=LATE_COMMIT_S)
-        fresh = [
-            row
-            for row in rows
-            if row.id not in self._sent
-            and row.company_id == self.company_id
-            and (since is None or row.created_at >= since)
-        ]
-        for row in fresh:
-            self._sent[row.id] = row.created_at
-            if self._cursor is None or row.created_at > self._cursor:
-                self._cursor = row.created_at
-        if self._cursor is not None and len(self._sent) > BATCH:
-            # Now and then, not per row: a busy lab user's stream gets rows every
-            # few milliseconds. Ids older than the window are never read again.
-            horizon = self._cursor - timedelta(seconds=2 * LATE_COMMIT_S)
-            self._sent = {key: at for key, at in self._sent.items() if at >= horizon}
-        return fresh
-
-    async def events(self) -> AsyncIterator[str]:
-        """The text/event-stream body: what was missed, then each new notification,
-        with a comment line when idle so proxies keep the connection. Ends with
-        :data:`CLOSED_EVENT` when a newer stream pushes it over a cap."""
-        attached = self.hub.attach(self.user_id, self.session_key, self.caps)
-        async with attached as listener:
-            # Counted, and what was missed read, before the client hears it is connected.
-            missed = await self._unsent()
-            yield f"retry: 2000\n: connected {json.dumps(self.user_id)}\n\n"
-            if missed:
-                yield sse_events(missed)
-            while True:
-                signal = await listener.wake.get(self.settings.stream_heartbeat_s)
-                if signal is None:
-                    yield ": keep-alive\n\n"
-                    continue
-                signals = {signal, *listener.wake.drain()}
-                if CLOSE in signals:
-                    yield CLOSED_EVENT
-                    return
-                handed = listener.take()
-                rows = await self._unsent() if READ in signals else self._accept(handed)
-                if rows:
-                    yield sse_events(rows)

@@ -56,6 +56,14 @@ class OpenStreams(Generic[K]):
             if not streams:
                 del index[key]
 
+    def session_keys(self) -> set[str]:
+        """The sessions holding at least one stream."""
+        return set(self._by_session)
+
+    def of_session(self, session_key: str) -> list[K]:
+        """The streams of ``session_key``, oldest first."""
+        return list(self._by_session.get(session_key, ()))
+
     def count(self, *, session_key: str | None = None, user_id: str | None = None) -> int:
         """Open streams of a session, of a user, or (neither given) of the process."""
         if session_key is not None:

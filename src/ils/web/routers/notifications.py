@@ -8,19 +8,18 @@ notifications (see :mod:`ils.web.live`); it ends when the session does.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Annotated, Final
 
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import StreamingResponse
 
 from ils.domain import notification_queries as queries
 from ils.domain.content import NotificationPriority
 from ils.web.deps import CurrentAuth, CurrentUser, PagingDep, SessionDep, StateDep
-from ils.web.live import NotificationStream, notification_out
+from ils.web.live import notification_out
+from ils.web.live_stream import NotificationStream
 from ils.web.schemas.common import Page, RecordId, error_responses
 from ils.web.schemas.notifications import MarkedOut, NotificationOut, UnreadCountOut
-from ils.web.security import SESSION_COOKIE
 from ils.web.services import notifications as service
 from ils.web.services.common import now_utc
 
@@ -66,7 +65,6 @@ async def unread_count(user: CurrentUser, session: SessionDep) -> UnreadCountOut
     },
 )
 async def stream(
-    request: Request,
     auth: CurrentAuth,
     session: SessionDep,
     state: StateDep,
@@ -75,7 +73,8 @@ async def stream(
     """Each event is ``event: notification``, ``id:`` the notification's id, ``data:``
     the notification as JSON. Reconnecting with ``Last-Event-ID`` replays what came
     after that event. A comment line every ``ILS_NOTIFICATIONS__STREAM_HEARTBEAT_S``
-    keeps idle connections open; the stream ends when the session does. A session
+    keeps idle connections open; the stream ends when the session does (checked every
+    heartbeat interval, for every stream of the process in one read). A session
     holds at most ``ILS_LIMITS__STREAMS_PER_SESSION`` streams, a user
     ``ILS_LIMITS__STREAMS_PER_USER`` (per web process): a new one closes the oldest,
     whose last event is ``event: closed``."""
@@ -92,20 +91,9 @@ async def stream(
         caps=state.settings.limits,
     )
     await live.start_at(session, last_event_id)
-    cookie = request.cookies.get(SESSION_COOKIE)
-
-    async def signed_in() -> bool:
-        async with db.read() as session:
-            return await state.auth.find(session, cookie) is not None
-
-    async def body() -> AsyncIterator[str]:
-        async for chunk in live.events():
-            # Heartbeats are when the session is checked again (signed out, expired).
-            if chunk.startswith(": keep-alive") and not await signed_in():
-                return
-            yield chunk
-
-    return StreamingResponse(body(), media_type="text/event-stream", headers=STREAM_HEADERS)
+    # The hub checks every stream's session each heartbeat interval and ends this one
+    # when its session has ended (signed out, expired, user or company deactivated).
+    return StreamingResponse(live.events(), media_type="text/event-stream", headers=STREAM_HEADERS)
 
 
 @router.post(
