@@ -36,15 +36,6 @@ SQLITE_BUSY_TIMEOUT_S = 30
 # Connections kept open and opened beyond them at busy moments, per process, by default.
 SQLITE_POOL = (20, 20)
 POSTGRES_POOL = (5, 10)
-# WAL pages after which a commit copies the WAL back into the database (SQLite's
-# default is 1,000). That checkpoint runs in the committing connection, on the event
-# loop, and syncs the files: with the workers in the server at 1,000 users it came
-# about once a second. Ten times fewer, each copying only the latest version of pages
-# written many times over (the job table's, the indexes' last pages): commits took
-# 3.2-3.3 s of the loop a minute against 4.3-5.0 s, and notifications were delivered
-# sooner, beside runs of the default (docs/performance.md, 2026-12-07 afternoon). The
-# WAL file grows to about 40 MB between checkpoints.
-SQLITE_WAL_AUTOCHECKPOINT_PAGES = 10_000
 
 
 class Base(DeclarativeBase):
@@ -82,7 +73,6 @@ def configure_sqlite(engine: Engine, gate: WriterGate | None = None) -> None:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute(f"PRAGMA busy_timeout={INLINE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute(f"PRAGMA wal_autocheckpoint={SQLITE_WAL_AUTOCHECKPOINT_PAGES}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
