@@ -180,9 +180,7 @@ class NotificationHub:
         listener = Listener(user_id)
         self._streams.setdefault(user_id, set()).add(listener)
         for evicted in self._open.add(listener, session_key, user_id, caps):
-            # No wake-up after this one: a full backlog could drop it.
-            self._forget(evicted)
-            evicted.wake.deliver(CLOSE)
+            self._end(evicted, CLOSE)
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._run(), name="ils-notification-hub")
         try:
@@ -190,6 +188,13 @@ class NotificationHub:
         finally:
             self._open.discard(listener)
             self._forget(listener)
+
+    def _end(self, listener: Listener, signal: str) -> None:
+        """Tell ``listener``'s stream to end (``signal`` says why) and stop counting and
+        waking it: no wake-up after this one, which a full backlog could drop."""
+        self._open.discard(listener)
+        self._forget(listener)
+        listener.wake.deliver(signal)
 
     def _forget(self, listener: Listener) -> None:
         """Stop waking ``listener``."""
@@ -318,9 +323,7 @@ class NotificationHub:
             return
         for key in keys - alive:
             for listener in self._open.of_session(key):
-                self._open.discard(listener)
-                self._forget(listener)
-                listener.wake.deliver(SIGNED_OUT)
+                self._end(listener, SIGNED_OUT)
 
     async def _poll(self) -> dict[str, str]:
         """Rows of connected users the hub has not had (notification id → user id):

@@ -107,12 +107,25 @@ def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
-#: Every authenticated request runs this; built once, not per request.
-SESSION_WITH_USER = (
+#: A session's rows with its user and company, where the session is valid at
+#: ``now`` (bound per call): unexpired, of an active user of an active company. The
+#: one statement of that rule, shared by :meth:`SessionManager.find` and
+#: :meth:`SessionManager.alive`.
+VALID_SESSIONS = (
     select(UserSession, User, Company)
     .join(User, User.id == UserSession.user_id)
     .join(Company, Company.id == User.company_id)
-    .where(UserSession.id == bindparam("session_id"))
+    .where(
+        UserSession.expires_at > bindparam("now"),
+        User.is_active.is_(True),
+        Company.is_active.is_(True),
+    )
+)
+#: Every authenticated request runs this; built once, not per request.
+SESSION_WITH_USER = VALID_SESSIONS.where(UserSession.id == bindparam("session_id"))
+#: The ids among ``session_ids`` of sessions still valid.
+LIVE_SESSION_IDS = VALID_SESSIONS.with_only_columns(UserSession.id).where(
+    UserSession.id.in_(bindparam("session_ids", expanding=True))
 )
 
 
@@ -227,14 +240,13 @@ class SessionManager:
         if token is None:
             return None
         found = (
-            await db.execute(SESSION_WITH_USER, {"session_id": session_id_of(token)})
+            await db.execute(
+                SESSION_WITH_USER, {"session_id": session_id_of(token), "now": self.now()}
+            )
         ).one_or_none()
         if found is None:
             return None
-        session, user, company = found._tuple()
-        if session.expires_at <= self.now() or not user.is_active or not company.is_active:
-            return None
-        return SessionAuth(session, user, company)
+        return SessionAuth(*found._tuple())
 
     async def alive(self, db: AsyncSession, session_ids: Collection[str]) -> set[str]:
         """Of ``session_ids`` (``user_sessions`` keys), those :meth:`find` would still
@@ -244,19 +256,8 @@ class SessionManager:
         ids = list(session_ids)
         alive: set[str] = set()
         for start in range(0, len(ids), SESSIONS_PER_READ):
-            alive.update(
-                await db.scalars(
-                    select(UserSession.id)
-                    .join(User, User.id == UserSession.user_id)
-                    .join(Company, Company.id == User.company_id)
-                    .where(
-                        UserSession.id.in_(ids[start : start + SESSIONS_PER_READ]),
-                        UserSession.expires_at > now,
-                        User.is_active.is_(True),
-                        Company.is_active.is_(True),
-                    )
-                )
-            )
+            chunk = ids[start : start + SESSIONS_PER_READ]
+            alive.update(await db.scalars(LIVE_SESSION_IDS, {"session_ids": chunk, "now": now}))
         return alive
 
     async def end(self, db: AsyncSession, session: UserSession) -> None:
