@@ -11,6 +11,10 @@ benchmark ends its server with a signal, so there is no clean exit to wait for):
   (the benchmark's clock) so a window's share is the difference of two snapshots;
 - connections opened and closed, keyed by the calls that led there (which of the
   pool's paths: overflow returned, invalidated, ...);
+- the process's SQLite write turn (``ils.db.transactions.WriteTurn``): how long
+  requests (``urgent``) and background writers waited for it and held it, the
+  background holders keyed by the function that asked;
+  with ``BENCH_SERVER_YIELDS`` set, where a holder gives the loop up (a diagnostic);
 - ``slow``: each call over ``BENCH_SERVER_TIMING_SLOW_MS`` (20) with its time: one of
   those on the event loop is a stall every request in flight waits for.
 
@@ -124,6 +128,92 @@ def _count_connections(timings: Timings, connection: type[sqlite3.Connection]) -
     connection.close = closed  # type: ignore[method-assign]
 
 
+def _holder() -> str:
+    """The first function outside the transaction plumbing that asked for the turn."""
+    frame = sys._getframe(2)
+    while frame is not None:
+        name = frame.f_code.co_filename
+        if not name.endswith(("contextlib.py", "transactions.py", "sitecustomize.py")):
+            return f"{name.rsplit('/', 1)[-1]}:{frame.f_code.co_name}"
+        frame = frame.f_back  # type: ignore[assignment]
+    return "?"
+
+
+def _time_write_turn(timings: Timings) -> None:
+    """Time each wait for and hold of the SQLite write turn, by who held it: the wait
+    a request spends behind the workers' transactions is what its p99 is made of."""
+    import asyncio
+
+    from ils.db.transactions import WriteTurn
+
+    acquire, release = WriteTurn._acquire, WriteTurn._release
+    holding: dict[int, tuple[float, str]] = {}
+
+    async def timed_acquire(self: WriteTurn, urgent: bool) -> None:
+        kind = "urgent" if urgent else f"background {_holder()}"
+        started = time.monotonic()
+        await acquire(self, urgent)
+        acquired = time.monotonic()
+        timings.add(f"write turn wait {kind}", started, acquired)
+        holding[id(asyncio.current_task())] = (acquired, kind)
+
+    def timed_release(self: WriteTurn) -> None:
+        held = holding.pop(id(asyncio.current_task()), None)
+        if held is not None:
+            timings.add(f"write turn held {held[1]}", held[0], time.monotonic())
+        release(self)
+
+    WriteTurn._acquire = timed_acquire  # type: ignore[method-assign]
+    WriteTurn._release = timed_release  # type: ignore[method-assign]
+    if os.environ.get("BENCH_SERVER_YIELDS"):
+        _count_yields_holding(timings, holding)
+
+
+def _suspended_at(coro: Any, depth: int = 6) -> str:
+    """Where a suspended coroutine waits: the innermost ``depth`` frames of its chain."""
+    frames = []
+    while coro is not None:
+        frame = next(
+            (f for a in ("cr_frame", "gi_frame", "ag_frame") if (f := getattr(coro, a, None))),
+            None,
+        )
+        if frame is None:
+            break
+        frames.append(
+            f"{frame.f_code.co_filename.rsplit('/', 1)[-1]}:{frame.f_code.co_name}:{frame.f_lineno}"
+        )
+        inner = next(
+            (i for a in ("cr_await", "gi_yieldfrom", "ag_await") if (i := getattr(coro, a, None))),
+            None,
+        )
+        if inner is not None and not hasattr(inner, "cr_frame") and "self" in frame.f_locals:
+            # An async context manager's exit awaits its generator's asend(), which
+            # hides the generator: follow ``self.gen`` instead.
+            inner = getattr(frame.f_locals["self"], "gen", inner)
+        coro = inner
+    return " > ".join(frames[-depth:])
+
+
+def _count_yields_holding(timings: Timings, holding: dict[int, tuple[float, str]]) -> None:
+    """Count where a task holding the write turn gives the loop up (a diagnostic:
+    it swaps asyncio's C tasks for the Python ones, which are slower). The holder's
+    other writers wait a turn of the loop for each."""
+    import asyncio.tasks
+
+    task_class = asyncio.tasks._PyTask  # type: ignore[attr-defined]
+    step = task_class._Task__step
+
+    def counted_step(self: Any, *args: Any) -> None:
+        step(self, *args)
+        if not self.done() and id(self) in holding:
+            now = time.monotonic()
+            timings.add(f"write turn yield {_suspended_at(self._coro)}", now, now)
+
+    task_class._Task__step = counted_step
+    asyncio.tasks.Task = task_class  # type: ignore[misc]
+    asyncio.Task = task_class  # type: ignore[misc]
+
+
 def _install(path: str) -> None:
     timings = Timings(path, float(os.environ.get("BENCH_SERVER_TIMING_SLOW_MS", "20")) / 1000)
     # Imported here: the product's module is only patched in a process that asked.
@@ -155,6 +245,7 @@ def _install(path: str) -> None:
             timings.add(key, collecting.pop("at"), time.monotonic())
 
     gc.callbacks.append(on_gc)
+    _time_write_turn(timings)
     every_s = float(os.environ.get("BENCH_SERVER_TIMING_EVERY_S", "2"))
 
     def keep_writing() -> None:

@@ -53,11 +53,15 @@ def window_timings(prefix: str, start: float, end: float) -> list[WindowTiming]:
     return timings
 
 
+#: Keys of the timings that are not SQLite calls: the collector and the write turn.
+NOT_SQLITE = ("GC", "write turn")
+
+
 def report_lines(timings: list[WindowTiming], duration_s: float, top: int = 8) -> list[str]:
     """A few lines per process: the costliest kinds of call and the slow ones."""
     lines = []
     for timing in timings:
-        sql = sum(v for k, v in timing.seconds.items() if not k.startswith("GC"))
+        sql = sum(v for k, v in timing.seconds.items() if not k.startswith(NOT_SQLITE))
         collector = {k: v for k, v in timing.seconds.items() if k.startswith("GC")}
         lines.append(
             f"  process {timing.pid}: SQLite {sql:.2f} s ({100 * sql / duration_s:.1f} % of the "
@@ -68,7 +72,8 @@ def report_lines(timings: list[WindowTiming], duration_s: float, top: int = 8) -
             )
         )
         costly = sorted(
-            ((v, k) for k, v in timing.seconds.items() if not k.startswith("GC")), reverse=True
+            ((v, k) for k, v in timing.seconds.items() if not k.startswith(NOT_SQLITE)),
+            reverse=True,
         )
         lines.append("    wall s   (cpu s)   calls x    ms  call")
         for seconds, key in costly[:top]:
@@ -76,6 +81,16 @@ def report_lines(timings: list[WindowTiming], duration_s: float, top: int = 8) -
             cpu = timing.cpu_seconds.get(key, 0.0)
             each_ms = 1000 * seconds / max(count, 1)
             lines.append(f"    {seconds:6.2f} ({cpu:6.2f}) {count:7d} x {each_ms:5.2f}  {key}")
+        turn = sorted(
+            ((v, k) for k, v in timing.seconds.items() if k.startswith("write turn")), reverse=True
+        )
+        if turn:
+            lines.append("    the write turn: wall s   calls x    ms")
+        for seconds, key in turn[:top]:
+            count = timing.counts.get(key, 0)
+            lines.append(
+                f"    {seconds:6.2f} {count:7d} x {1000 * seconds / max(count, 1):5.2f}  {key}"
+            )
         lines.append(f"    {len(timing.slow)} calls over the slow threshold in the window")
         for _, took, key in timing.slow[:top]:
             lines.append(f"      {took * 1000:6.1f} ms  {key}")
