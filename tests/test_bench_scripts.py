@@ -61,13 +61,14 @@ async def test_the_inline_order_app_starts(
 
 
 #: What a timed process runs: statements on ILS's SQLite engine, a transaction that
-#: only reads and one that writes, a full collection, then it waits for the timing
-#: file to show them.
+#: only reads and one that writes, one through the write turn, a full collection,
+#: then it waits for the timing file to show them.
 TIMED_PROCESS = """
 import asyncio, gc, os, pathlib, sys, time
 from sqlalchemy import text
 from ils.db.engine import create_engine
 from ils.db.sqlite_inline import InlineCursor
+from ils.db.transactions import Transactions, WriteTurn
 
 async def main():
     engine = create_engine("sqlite:///" + sys.argv[1])
@@ -77,6 +78,9 @@ async def main():
     async with engine.begin() as conn:
         await conn.execute(text("CREATE TABLE t (x INTEGER)"))
         await conn.execute(text("INSERT INTO t VALUES (1)"))
+    await Transactions(engine, WriteTurn()).run(
+        lambda conn: conn.exec_driver_sql("INSERT INTO t VALUES (2)")
+    )
     await engine.dispose()
 
 asyncio.run(main())
@@ -118,8 +122,11 @@ def test_server_timing_counts_statements_commits_and_collections(
     (process,) = timing.window_timings(prefix, 0.0, float("inf"))
     assert process.counts["execute SELECT 1"] == 3
     assert process.counts["COMMIT"] == 1  # the reads'
-    assert process.counts["COMMIT after writes"] == 1
+    assert process.counts["COMMIT after writes"] == 2  # and the write turn's
     assert process.counts["GC generation 2"] >= 1
+    # The write turn, keyed by the function that asked for it.
+    assert process.counts["write turn wait background <string>:main"] == 1
+    assert process.counts["write turn held background <string>:main"] == 1
     lines = timing.report_lines([process], duration_s=1.0)
     assert any("execute SELECT 1" in line for line in lines)
 

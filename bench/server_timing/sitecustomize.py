@@ -249,9 +249,9 @@ def _install(path: str) -> None:
     every_s = float(os.environ.get("BENCH_SERVER_TIMING_EVERY_S", "2"))
 
     def keep_writing() -> None:
-        while True:
-            time.sleep(every_s)
+        while True:  # the first snapshot at once: a window from start-up subtracts zeros
             timings.write()
+            time.sleep(every_s)
 
     threading.Thread(target=keep_writing, name="bench-server-timing", daemon=True).start()
 
