@@ -12,7 +12,14 @@ Why it works this way:
   checked, so it costs the server nothing and teaches the client nothing.
 * The account's row is read ``FOR UPDATE`` (PostgreSQL; SQLite's write transaction
   already serialises), so parallel guesses at one account are counted one after the
-  other and cannot all pass the check together. The address row is only incremented
+  other and cannot all pass the check together.
+* The password is checked outside that transaction: a sign-in first reads whether the
+  attempt would be refused (:func:`peek`) and whose hash to check, checks it, and only
+  then writes, where :func:`check` decides. On SQLite a write transaction holds the
+  database's only write lock, and argon2 takes tens of milliseconds: held through it,
+  every sign-in stopped every other write of the platform. An attempt that
+  :func:`check` refuses is refused whatever its password was, so guesses made in
+  parallel still cannot all be answered. The address row is only incremented
   atomically: locking it would queue every sign-in of an office behind one NAT.
 * Counts live in the request's own transaction: the sign-in commits the failure
   it answers with, and a lapsed lock is cleared with its audit entry.
@@ -173,6 +180,41 @@ def _audit(
     )
 
 
+def _row_refusal(row: SignInThrottle, now_ms: int) -> Refusal | None:
+    """What ``row`` refuses at ``now_ms`` (a lapsed lock refuses nothing)."""
+    if row.locked_until_ms is not None and row.locked_until_ms > now_ms:
+        return Refusal(row.locked_until_ms - now_ms, locked=True)
+    delay_until = row.next_attempt_at_ms
+    if row.locked_until_ms is None and delay_until is not None and delay_until > now_ms:
+        return Refusal(delay_until - now_ms, locked=False)
+    return None
+
+
+def _combined(refusals: list[Refusal]) -> Refusal | None:
+    if not refusals:
+        return None
+    locked = any(refusal.locked for refusal in refusals)
+    return Refusal(max(refusal.retry_after_ms for refusal in refusals), locked=locked)
+
+
+def _row_query(scope: ThrottleScope, subject: str) -> Any:
+    return select(SignInThrottle).where(
+        SignInThrottle.scope == scope.value, SignInThrottle.subject == subject
+    )
+
+
+async def peek(session: AsyncSession, attempt: Attempt) -> Refusal | None:
+    """What :func:`check` would answer now, read without writing or locking: lets a
+    sign-in refuse an early attempt, or check the password, before its write
+    transaction (module docstring). Only :func:`check` decides."""
+    refusals = []
+    for scope, subject in attempt.throttled():
+        row = (await session.scalars(_row_query(scope, subject))).first()
+        if row is not None and (refusal := _row_refusal(row, attempt.now_ms)) is not None:
+            refusals.append(refusal)
+    return _combined(refusals)
+
+
 async def check(session: AsyncSession, attempt: Attempt) -> Refusal | None:
     """Whether ``attempt`` may be verified now; ``None`` when it may.
 
@@ -191,9 +233,7 @@ async def check(session: AsyncSession, attempt: Attempt) -> Refusal | None:
     )
     refusals = []
     for scope, subject in attempt.throttled():
-        query = select(SignInThrottle).where(
-            SignInThrottle.scope == scope.value, SignInThrottle.subject == subject
-        )
+        query = _row_query(scope, subject)
         if scope is ThrottleScope.ACCOUNT:
             query = query.with_for_update()
         row = (await session.scalars(query.execution_options(populate_existing=True))).first()
@@ -205,14 +245,9 @@ async def check(session: AsyncSession, attempt: Attempt) -> Refusal | None:
             row.next_attempt_at_ms = None
             row.failures = 0
             _audit(session, UNLOCK_ACTION, now, scope, subject, by="expiry")
-        elif row.locked_until_ms is not None:
-            refusals.append(Refusal(row.locked_until_ms - now, locked=True))
-        elif row.next_attempt_at_ms is not None and row.next_attempt_at_ms > now:
-            refusals.append(Refusal(row.next_attempt_at_ms - now, locked=False))
-    if not refusals:
-        return None
-    locked = any(refusal.locked for refusal in refusals)
-    return Refusal(max(refusal.retry_after_ms for refusal in refusals), locked=locked)
+        elif (refusal := _row_refusal(row, now)) is not None:
+            refusals.append(refusal)
+    return _combined(refusals)
 
 
 async def record_failure(

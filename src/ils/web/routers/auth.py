@@ -13,6 +13,7 @@ ones. Admins lift a lock with ``POST /api/auth/sign-in-locks/unlock``.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from fastapi import APIRouter, HTTPException, Request, Response
@@ -176,11 +177,7 @@ def _refused(refusal: throttle.Refusal) -> JSONResponse:
     },
 )
 async def sign_in(
-    body: SignInRequest,
-    request: Request,
-    response: Response,
-    state: StateDep,
-    session: SessionDep,
+    body: SignInRequest, request: Request, response: Response, state: StateDep
 ) -> SessionOut | Response:
     """Check e-mail and password, start a session and set its cookies.
 
@@ -188,38 +185,67 @@ async def sign_in(
     same 401, so neither timing nor message tells which e-mails have accounts. The
     throttle is checked before the e-mail is even looked up; a failure is counted in
     the request's transaction, which is why the 401 is returned rather than raised.
+    The password is checked after a read and before that transaction, never inside it
+    (:mod:`ils.domain.sign_in_throttle` says why).
     """
     attempt = throttle.Attempt(
         throttle.normalise_email(body.email), _client_address(request), state.clock.now_ms()
     )
-    refusal = await throttle.check(session, attempt)
-    if refusal is not None:
-        return _refused(refusal)
-    user = await user_by_email(session, body.email)
+    checked = None
+    async with state.transactions.read() as session:
+        early = await throttle.peek(session, attempt)
+        known = None if early else await user_by_email(session, body.email)
+    if early is None:
+        checked = await _check_password(state, known, body.password)
+    async with state.transactions.request(reading=False) as session:
+        refusal = await throttle.check(session, attempt)
+        if refusal is not None:
+            return _refused(refusal)
+        user = await user_by_email(session, body.email)
+        if checked is None or checked.password_hash != (user.password_hash if user else None):
+            # Not checked against the hash there is now (the read found the attempt
+            # early, or the password changed meanwhile): rare enough to do it here.
+            checked = await _check_password(state, user, body.password)
+        if user is None or not checked.matches:
+            return await _failed(session, state, attempt, user.company_id if user else "")
+        company = await company_of(session, user)
+        if not user.is_active or company is None or not company.is_active:
+            return await _failed(session, state, attempt, user.company_id)
+        await throttle.record_success(session, attempt.email)
+        if checked.rehashed is not None:
+            user.password_hash = checked.rehashed
+        # A session the browser still carries is ended: a sign-in always starts afresh
+        # (no session fixation).
+        previous = await state.auth.find(session, request.cookies.get(SESSION_COOKIE))
+        if previous is not None:
+            await state.auth.end(session, previous.session)
+        issued = await state.auth.start(session, user, ip=_client_address(request))
+        user.last_sign_in_at = issued.row.created_at
+        _set_cookies(response, state.settings, issued, issued.row.created_at)
+        return _session_out(user, company, issued.csrf_token, issued.expires_at)
+
+
+@dataclass(frozen=True, slots=True)
+class _CheckedPassword:
+    """A password checked against one hash (``None``: no such user)."""
+
+    password_hash: str | None
+    matches: bool
+    #: The password hashed again with the current parameters, when it matched a hash
+    #: made with older ones: the upgrade is done while we know the password.
+    rehashed: str | None = None
+
+
+async def _check_password(state: StateDep, user: User | None, password: str) -> _CheckedPassword:
     if user is None:
-        await state.passwords.verify_nobody(body.password)
-        return await _failed(session, state, attempt, "")
-    if not await state.passwords.verify(user.password_hash, body.password):
-        return await _failed(session, state, attempt, user.company_id)
-    company = await company_of(session, user)
-    if not user.is_active or company is None or not company.is_active:
-        return await _failed(session, state, attempt, user.company_id)
-    await throttle.record_success(session, attempt.email)
+        await state.passwords.verify_nobody(password)
+        return _CheckedPassword(None, matches=False)
+    if not await state.passwords.verify(user.password_hash, password):
+        return _CheckedPassword(user.password_hash, matches=False)
+    rehashed = None
     if state.passwords.needs_rehash(user.password_hash):
-        # Parameters were raised since this hash was made: upgrade it while we know
-        # the password.
-        user.password_hash = await state.passwords.hash(body.password)
-    # A session the browser still carries is ended: a sign-in always starts afresh
-    # (no session fixation).
-    previous = await state.auth.find(session, request.cookies.get(SESSION_COOKIE))
-    if previous is not None:
-        await state.auth.end(session, previous.session)
-    issued = await state.auth.start(
-        session, user, ip=request.client.host if request.client else None
-    )
-    user.last_sign_in_at = issued.row.created_at
-    _set_cookies(response, state.settings, issued, issued.row.created_at)
-    return _session_out(user, company, issued.csrf_token, issued.expires_at)
+        rehashed = await state.passwords.hash(password)
+    return _CheckedPassword(user.password_hash, matches=True, rehashed=rehashed)
 
 
 async def _failed(
