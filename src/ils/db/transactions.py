@@ -13,11 +13,8 @@ and the one wait, for another process's write lock, is awaited with a short retr
 (``begin_immediate``), the single retry policy of the app. A read begins deferred: in
 WAL mode it neither takes nor waits for the write lock, so an idle worker's poll never
 delays an enqueue. Every write of the process first takes its :class:`WriteTurn`, so
-writers queue in order instead of racing in SQLite's busy handler, and hold it from
-``BEGIN`` to ``COMMIT`` only: SQLAlchemy's async session and connection close in a task
-of their own when their ``async with`` ends (two passes of the loop, tens of
-milliseconds on a loaded server), so they are opened outside the turn and closed after
-it. On PostgreSQL both are plain transactions.
+writers queue in order instead of racing in SQLite's busy handler. On PostgreSQL
+both are plain transactions.
 """
 
 from __future__ import annotations
@@ -65,11 +62,6 @@ class WriteTurn:
         self._held: contextvars.ContextVar[bool] = contextvars.ContextVar(
             f"ils_write_turn_{id(self)}", default=False
         )
-
-    @property
-    def held(self) -> bool:
-        """Whether a writer has the turn (or is being handed it)."""
-        return self._busy
 
     @contextlib.asynccontextmanager
     async def __call__(self, *, urgent: bool = False) -> AsyncIterator[None]:
@@ -160,9 +152,7 @@ class Transactions:
     @contextlib.asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncSession]:
         """A session in a transaction committed on exit (rolled back on error)."""
-        # The turn inside the session: closing it takes passes of the loop (the module
-        # docstring), which nobody need wait for.
-        async with self.sessions() as session, self._turn(), session.begin():
+        async with self._turn(), self.sessions() as session, session.begin():
             yield session
 
     @contextlib.asynccontextmanager
@@ -179,7 +169,7 @@ class Transactions:
         the same plain transaction.
         """
         turn = contextlib.nullcontext() if reading else self._turn(urgent=True)
-        async with self.sessions() as session, turn:
+        async with turn, self.sessions() as session:
             if self.sqlite:
                 # Reads begin deferred; writes go before other processes' jobs.
                 option = READ_ONLY_OPTION if reading else URGENT_OPTION
@@ -199,5 +189,5 @@ class Transactions:
                 conn = await conn.execution_options(**{READ_ONLY_OPTION: True})
                 async with conn.begin():
                     return await conn.run_sync(body)
-        async with self.engine.connect() as conn, self._turn(), conn.begin():
+        async with self._turn(), self.engine.begin() as conn:
             return await conn.run_sync(body)
