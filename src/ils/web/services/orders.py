@@ -189,7 +189,6 @@ async def create_order(
     )
     session.add(submitted)
     await session.flush()
-    helpers = helpers
     await helpers.queue_order_confirmation_email(order.id, user.id, session=session)
     await helpers.queue_order_sheet_pdf(order.id, session=session)
     await helpers.queue_lab_work_ticket_pdf(order.id, session=session)
