@@ -12,15 +12,15 @@ Why it works this way:
   checked, so it costs the server nothing and teaches the client nothing.
 * The account's row is read ``FOR UPDATE`` (PostgreSQL; SQLite's write transaction
   already serialises), so parallel guesses at one account are counted one after the
-  other and cannot all pass the check together.
+  other and cannot all pass the check together. The address row is only incremented
+  atomically: locking it would queue every sign-in of an office behind one NAT.
 * The password is checked outside that transaction: a sign-in first reads whether the
   attempt would be refused (:func:`peek`) and whose hash to check, checks it, and only
   then writes, where :func:`check` decides. On SQLite a write transaction holds the
   database's only write lock, and argon2 takes tens of milliseconds: held through it,
   every sign-in stopped every other write of the platform. An attempt that
   :func:`check` refuses is refused whatever its password was, so guesses made in
-  parallel still cannot all be answered. The address row is only incremented
-  atomically: locking it would queue every sign-in of an office behind one NAT.
+  parallel still cannot all be answered.
 * Counts live in the request's own transaction: the sign-in commits the failure
   it answers with, and a lapsed lock is cleared with its audit entry.
 * A lock and its end (lapsed, or lifted by an admin) are written to the audit log.

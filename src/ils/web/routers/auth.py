@@ -191,12 +191,10 @@ async def sign_in(
     attempt = throttle.Attempt(
         throttle.normalise_email(body.email), _client_address(request), state.clock.now_ms()
     )
-    checked = None
     async with state.transactions.read() as session:
         early = await throttle.peek(session, attempt)
         known = None if early else await user_by_email(session, body.email)
-    if early is None:
-        checked = await _check_password(state, known, body.password)
+    checked = None if early else await _check_password(state, known, body.password)
     async with state.transactions.request(reading=False) as session:
         refusal = await throttle.check(session, attempt)
         if refusal is not None:
