@@ -16,8 +16,9 @@ reach the handlers rather than the 404. Every phase runs (the schema's examples,
 coverage phase's boundary and invalid values, random fuzzing) except the stateful one.
 It runs in CI, so it is bounded: a fixed seed (a failure in CI is a failure on every
 machine) and ``MAX_EXAMPLES`` random cases per operation; each role takes about 25 s
-on two cores. To search harder locally, raise ``MAX_EXAMPLES`` or change ``SEED``. A sign-in throttle or an AI quota answering 429 during the run is expected
-and documented; only undocumented answers fail.
+on two cores. To search harder locally, raise ``MAX_EXAMPLES`` or change ``SEED``. A
+sign-in throttle or an AI quota answering 429 during the run is expected and
+documented; only undocumented answers fail.
 
 Left out: ``GET /api/notifications/stream``, the one streaming (server-sent events)
 endpoint. Its answer never ends while the session lives, so a check of "the body"
