@@ -331,10 +331,6 @@ class Settings(BaseSettings):
     trusted_proxies: str = ""
     # Run the workers inside the web process; off when they run as ``ils worker``.
     start_workers: bool = True
-    # With the workers in the web process: how long a job waits for a moment with no
-    # request in flight before its handler starts anyway (ils.jobs.foreground); 0 lets
-    # jobs start at once.
-    requests_first_wait_ms: int = Field(default=50, ge=0, le=10_000)
     # Where people reach the platform: the base of every link in e-mails.
     public_url: str = "http://127.0.0.1:8000"
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)

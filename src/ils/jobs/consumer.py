@@ -36,7 +36,6 @@ from ils.jobs.attempt import (
 )
 from ils.jobs.cancelling import cancel_until_done
 from ils.jobs.catalogue import QueueConfig
-from ils.jobs.foreground import Foreground
 from ils.jobs.gate import RedisGate
 from ils.jobs.model import ClaimedJob, Fetch, JobState
 from ils.jobs.registry import HandlerRegistry
@@ -78,9 +77,6 @@ class QueueConsumer:
     rate_tokens: RateTokens | None = None
     # Whether ``slots`` is shared with another store's consumer (Redis mode).
     shares_slots: bool = False
-    # The web requests of this process, when it serves them: handlers start in their
-    # gaps (ils.jobs.foreground).
-    foreground: Foreground | None = None
     _running: dict[str, tuple[ClaimedJob, asyncio.Task[None]]] = field(default_factory=dict)
     _slots: asyncio.Semaphore = field(init=False)
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
@@ -345,8 +341,6 @@ class QueueConsumer:
                     f"no handler for job {record.name!r} on queue {self.queue!r} in this worker"
                 )
             payload = registration.parse(record.data)
-            if self.foreground is not None:
-                await self.foreground.gap()
             result = await registration.handler(
                 payload, HandlerContext(self.store, claimed, self.queue)
             )

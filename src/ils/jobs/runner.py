@@ -16,7 +16,6 @@ from typing import Protocol, runtime_checkable
 from ils.jobs.attempt import JobListener, RunningJob
 from ils.jobs.catalogue import QueueConfig
 from ils.jobs.consumer import QueueConsumer, RateTokens
-from ils.jobs.foreground import Foreground
 from ils.jobs.gate import RedisGate
 from ils.jobs.registry import HandlerRegistry
 from ils.jobs.stores.base import JobStore
@@ -40,7 +39,6 @@ class Runner:
         *,
         listeners: Sequence[JobListener] = (),
         gates: Mapping[str, RedisGate | None] | None = None,
-        foreground: Foreground | None = None,
     ) -> None:
         self.worker_id = uuid.uuid4().hex[:12]
         gates = gates or {}
@@ -62,7 +60,6 @@ class Runner:
                 rate_tokens=(
                     shared_window if store is not local and config.rate_limit is not None else None
                 ),
-                foreground=foreground,
             )
             for store in stores
             for config in queues

@@ -17,7 +17,6 @@ from ils.errors import ConfigurationError, ILSError
 from ils.jobs.attempt import JobListener, JobOutcome
 from ils.jobs.banner import start_up_banner
 from ils.jobs.catalogue import QueueConfig
-from ils.jobs.foreground import Foreground
 from ils.jobs.model import JobState
 from ils.jobs.registry import HandlerRegistry
 from ils.jobs.runner import Runner
@@ -86,13 +85,8 @@ async def run_workers(
     *,
     stop: asyncio.Event,
     listeners: Sequence[JobListener] = (),
-    foreground: Foreground | None = None,
 ) -> None:
-    """Run consumers for ``queue_keys`` until ``stop`` is set, then shut down gracefully.
-
-    ``foreground``: the web requests of this process, when it serves them; its jobs
-    then start in the gaps between them (:mod:`ils.jobs.foreground`).
-    """
+    """Run consumers for ``queue_keys`` until ``stop`` is set, then shut down gracefully."""
     logger = logging.getLogger(__name__)
     configs = system.catalogue.select(list(queue_keys))
     # A queue this process has no handler for is left to workers that have one (another
@@ -108,7 +102,6 @@ async def run_workers(
         registry,
         listeners=[system.metrics.observe, tally, *listeners],
         gates=system.gates(),
-        foreground=foreground,
     )
     system.start_background()
     runner.start()

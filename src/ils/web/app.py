@@ -23,14 +23,12 @@ from ils.clock import Clock, SystemClock
 from ils.db.engine import create_numbering_engine
 from ils.db.transactions import Transactions
 from ils.jobs.banner import start_up_banner
-from ils.jobs.foreground import Foreground
 from ils.jobs.system import JobSystem
 from ils.jobs.worker_process import Registrar, build_registry, run_workers
 from ils.secret_key import resolve_secret_keys
 from ils.settings import Settings
 from ils.storage.backends import open_storages
 from ils.web.errors import install_error_handlers
-from ils.web.foreground import ForegroundMiddleware
 from ils.web.live import NotificationHub
 from ils.web.routers import OPENAPI_TAGS, include_routers
 from ils.web.security import CookieSigner, Passwords, SessionManager
@@ -79,12 +77,6 @@ def create_app(
     """
     workers = settings.start_workers if start_workers is None else start_workers
     keys = resolve_secret_keys(settings)
-    # Jobs in this process start in the gaps between its requests.
-    foreground = (
-        Foreground(settings.requests_first_wait_ms / 1000)
-        if workers and settings.requests_first_wait_ms > 0
-        else None
-    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -120,8 +112,7 @@ def create_app(
             if workers:
                 registry = build_registry(system, [register_all, *registrars])
                 worker_task = asyncio.create_task(
-                    run_workers(system, [], registry, stop=stop, foreground=foreground),
-                    name="ils-workers",
+                    run_workers(system, [], registry, stop=stop), name="ils-workers"
                 )
                 # run_workers starts everything before its first await: one turn of the
                 # loop tells whether it started or failed.
@@ -162,7 +153,5 @@ def create_app(
         openapi_tags=list(OPENAPI_TAGS),
     )
     install_error_handlers(app)
-    if foreground is not None:
-        app.add_middleware(ForegroundMiddleware, foreground=foreground)
     include_routers(app)
     return app
