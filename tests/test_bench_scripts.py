@@ -131,6 +131,60 @@ def test_server_timing_counts_statements_commits_and_collections(
     assert any("execute SELECT 1" in line for line in lines)
 
 
+STALLING_PROCESS = """
+import asyncio, os, pathlib, time
+
+def hog():
+    end = time.monotonic() + 0.08
+    while time.monotonic() < end:
+        pass
+
+async def main():
+    await asyncio.sleep(0)
+    hog()
+    await asyncio.sleep(0)
+
+asyncio.run(main())
+path = pathlib.Path(f"{os.environ['BENCH_SERVER_TIMING']}.{os.getpid()}.json")
+deadline = time.monotonic() + 30
+while time.monotonic() < deadline:
+    if path.exists() and "loop stall" in path.read_text():
+        break
+    time.sleep(0.01)
+"""
+
+
+def test_server_timing_names_a_long_callback_of_the_event_loop(
+    tmp_path: Path, bench_on_path: None
+) -> None:
+    """With ``BENCH_SERVER_STALLS``, a task step that holds the loop 80 ms is counted
+    under its task and the function its stack was sampled in."""
+    prefix = str(tmp_path / "timing")
+    environment = {
+        **os.environ,
+        "PYTHONPATH": str(BENCH / "server_timing"),
+        "BENCH_SERVER_TIMING": prefix,
+        "BENCH_SERVER_TIMING_EVERY_S": "0.05",
+        "BENCH_SERVER_STALLS": "1",
+    }
+    subprocess.run(
+        [sys.executable, "-c", STALLING_PROCESS],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    timing = importlib.import_module("users_support.timing")
+    (process,) = timing.window_timings(prefix, 0.0, float("inf"))
+    stalls = {key: n for key, n in process.counts.items() if key.startswith("loop stall")}
+    assert stalls == {"loop stall main at <string>:hog": 1}  # the task, the place
+    (slow,) = process.slow
+    assert slow[1] >= 0.08
+    lines = timing.report_lines([process], duration_s=1.0)
+    assert "    the event loop's long callbacks: wall s   calls x    ms" in lines
+
+
 def test_server_timing_is_inert_unless_asked(tmp_path: Path) -> None:
     run = _timed_run(tmp_path)
     assert run.stdout.strip() == "InlineCursor.execute"  # not wrapped

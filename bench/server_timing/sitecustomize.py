@@ -15,6 +15,9 @@ benchmark ends its server with a signal, so there is no clean exit to wait for):
   requests (``urgent``) and background writers waited for it and held it, the
   background holders keyed by the function that asked;
   with ``BENCH_SERVER_YIELDS`` set, where a holder gives the loop up (a diagnostic);
+- with ``BENCH_SERVER_STALLS`` set, each callback of the event loop that ran longer
+  than the slow threshold, named by its task and the place its stack was sampled
+  most often (``loop stall``);
 - ``slow``: each call over ``BENCH_SERVER_TIMING_SLOW_MS`` (20) with its time: one of
   those on the event loop is a stall every request in flight waits for.
 
@@ -214,6 +217,100 @@ def _count_yields_holding(timings: Timings, holding: dict[int, tuple[float, str]
     asyncio.Task = task_class  # type: ignore[misc]
 
 
+def _frame_name(frame: Any) -> str:
+    return f"{frame.f_code.co_filename.rsplit('/', 1)[-1]}:{frame.f_code.co_name}"
+
+
+def _stack_at(frame: Any, loop_code: Any, task: Any) -> tuple[str, str]:
+    """What a stack runs: the task (its coroutine's name; else the outermost frame
+    above the loop's ``loop_code``, a plain callback), and where it is: its innermost
+    frame of ILS and its innermost frame. Code run through SQLAlchemy's greenlets
+    shows no ILS frame (the greenlet's stack starts in SQLAlchemy): the task says
+    whose it is."""
+    inner = _frame_name(frame) if frame is not None else "?"
+    ils = root = ""
+    while frame is not None and frame.f_code is not loop_code:
+        if not ils and f"{os.sep}ils{os.sep}" in frame.f_code.co_filename:
+            ils = _frame_name(frame)
+        root = _frame_name(frame)
+        frame = frame.f_back
+    if task is not None:
+        coro = task.get_coro()
+        root = getattr(coro, "__qualname__", root)
+    where = inner if ils in ("", inner) else f"{ils} .. {inner}"
+    return root or "?", where
+
+
+def _sample_stalls(timings: Timings, threshold_s: float, every_s: float = 0.002) -> None:
+    """Name what runs in each callback of the main thread's event loop that runs
+    longer than ``threshold_s``: every request in flight waits for it.
+
+    Wraps ``asyncio.events.Handle._run``, the standard loop's one way to run a
+    callback or a task's step (uvloop's are not seen), to know when the current one
+    began; a thread samples the main thread's stack every ``every_s`` while it runs
+    past the threshold. A long callback is counted as ``loop stall <task> at
+    <where>``: the task's outermost frame, the place sampled most often, and the
+    collector's share when it ran in it. A diagnostic: the wrapper costs about a
+    microsecond a callback.
+    """
+    import asyncio.events
+    import asyncio.tasks
+
+    main = threading.main_thread().ident
+    run = asyncio.events.Handle._run
+    running_tasks = asyncio.tasks._current_tasks  # type: ignore[attr-defined]
+    lock = threading.Lock()
+    current = {"started": 0.0, "gc_started": 0.0, "gc_s": 0.0}
+    loops: list[Any] = [None]  # the loop of the callback running now
+    places: Counter[tuple[str, str]] = Counter()
+
+    def timed_run(self: Any) -> None:
+        if threading.get_ident() != main:
+            run(self)
+            return
+        loops[0] = self._loop
+        started = time.monotonic()
+        current["started"], current["gc_s"] = started, 0.0
+        try:
+            run(self)
+        finally:
+            ended = time.monotonic()
+            with lock:
+                current["started"] = 0.0
+                seen = places.most_common(1)
+                places.clear()
+            if ended - started > threshold_s:
+                root, where = seen[0][0] if seen else ("?", "not sampled")
+                collector = current["gc_s"] / (ended - started)
+                note = f" (collector {collector:.0%})" if collector >= 0.1 else ""
+                timings.add(f"loop stall {root} at {where}{note}", started, ended)
+
+    def on_gc(phase: str, info: dict[str, int]) -> None:
+        if not current["started"] or threading.get_ident() != main:
+            return
+        if phase == "start":
+            current["gc_started"] = time.monotonic()
+        elif current["gc_started"]:
+            current["gc_s"] += time.monotonic() - current["gc_started"]
+            current["gc_started"] = 0.0
+
+    def sample() -> None:
+        while True:
+            time.sleep(every_s)
+            started = current["started"]
+            if not started or time.monotonic() - started < threshold_s:
+                continue
+            task = running_tasks.get(loops[0])
+            place = _stack_at(sys._current_frames().get(main), run.__code__, task)  # type: ignore[arg-type]
+            with lock:
+                if current["started"] == started:  # still the same callback
+                    places[place] += 1
+
+    asyncio.events.Handle._run = timed_run  # type: ignore[method-assign]
+    gc.callbacks.append(on_gc)
+    threading.Thread(target=sample, name="bench-server-stalls", daemon=True).start()
+
+
 def _install(path: str) -> None:
     timings = Timings(path, float(os.environ.get("BENCH_SERVER_TIMING_SLOW_MS", "20")) / 1000)
     # Imported here: the product's module is only patched in a process that asked.
@@ -246,6 +343,8 @@ def _install(path: str) -> None:
 
     gc.callbacks.append(on_gc)
     _time_write_turn(timings)
+    if os.environ.get("BENCH_SERVER_STALLS"):
+        _sample_stalls(timings, timings.slow_s)
     every_s = float(os.environ.get("BENCH_SERVER_TIMING_EVERY_S", "2"))
 
     def keep_writing() -> None:

@@ -53,8 +53,10 @@ def window_timings(prefix: str, start: float, end: float) -> list[WindowTiming]:
     return timings
 
 
-#: Keys of the timings that are not SQLite calls: the collector and the write turn.
-NOT_SQLITE = ("GC", "write turn")
+#: Keys of the timings that are not SQLite calls: the collector, the write turn, and
+#: the event loop's long callbacks; the last two are listed apart, under these titles.
+APART = {"write turn": "the write turn", "loop stall": "the event loop's long callbacks"}
+NOT_SQLITE = ("GC", *APART)
 
 
 def report_lines(timings: list[WindowTiming], duration_s: float, top: int = 8) -> list[str]:
@@ -81,16 +83,17 @@ def report_lines(timings: list[WindowTiming], duration_s: float, top: int = 8) -
             cpu = timing.cpu_seconds.get(key, 0.0)
             each_ms = 1000 * seconds / max(count, 1)
             lines.append(f"    {seconds:6.2f} ({cpu:6.2f}) {count:7d} x {each_ms:5.2f}  {key}")
-        turn = sorted(
-            ((v, k) for k, v in timing.seconds.items() if k.startswith("write turn")), reverse=True
-        )
-        if turn:
-            lines.append("    the write turn: wall s   calls x    ms")
-        for seconds, key in turn[:top]:
-            count = timing.counts.get(key, 0)
-            lines.append(
-                f"    {seconds:6.2f} {count:7d} x {1000 * seconds / max(count, 1):5.2f}  {key}"
+        for prefix, title in APART.items():
+            apart = sorted(
+                ((v, k) for k, v in timing.seconds.items() if k.startswith(prefix)), reverse=True
             )
+            if apart:
+                lines.append(f"    {title}: wall s   calls x    ms")
+            for seconds, key in apart[:top]:
+                count = timing.counts.get(key, 0)
+                lines.append(
+                    f"    {seconds:6.2f} {count:7d} x {1000 * seconds / max(count, 1):5.2f}  {key}"
+                )
         lines.append(f"    {len(timing.slow)} calls over the slow threshold in the window")
         for _, took, key in timing.slow[:top]:
             lines.append(f"      {took * 1000:6.1f} ms  {key}")
