@@ -249,10 +249,6 @@ class Settings(BaseSettings):
     # on PostgreSQL, where each is a server process counted against max_connections.
     database_pool_size: int | None = Field(default=None, ge=1, le=200)
     database_max_overflow: int | None = Field(default=None, ge=0, le=1000)
-    # SQLite: how often each process copies the WAL back into the database from a
-    # thread (ils.db.checkpoints), instead of a commit doing it on the event loop; 0
-    # leaves it to SQLite's automatic checkpoint alone.
-    database_checkpoint_interval_s: float = Field(default=0.5, ge=0, le=60)
     # Redis, in one of three shapes (see ils.redis_settings): a URL; a host and port
     # (the seed's unprefixed REDIS_HOST / REDIS_PORT / REDIS_PASSWORD are read too, and
     # ILS_REDIS_URL wins over them); or Sentinel. Unset: local mode.

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, MetaData, event
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.ext.asyncio import AsyncSession as AsyncSession
 from sqlalchemy.orm import DeclarativeBase
@@ -47,18 +47,6 @@ class Base(DeclarativeBase):
 def is_sqlite(url: str) -> bool:
     """Whether ``url`` points at SQLite."""
     return make_url(url).get_backend_name() == "sqlite"
-
-
-def sqlite_file(url: str | URL) -> Path | None:
-    """The database file of a SQLite ``url``; ``None`` for another database, memory,
-    or a URI the caller manages (SQLite's ``uri=true``)."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite":
-        return None
-    database = parsed.database
-    if not database or database == ":memory:" or "uri" in parsed.query:
-        return None
-    return Path(database)
 
 
 def configure_sqlite(engine: Engine, gate: WriterGate | None = None) -> None:
@@ -121,12 +109,12 @@ def create_engine(
             url, echo=echo, **_pool_arguments(POSTGRES_POOL, pool_size, max_overflow)
         )
     sqlite_url = make_url(url).set(drivername=f"sqlite+{INLINE_DRIVER}")
-    database = sqlite_file(sqlite_url)
-    if database is not None:
+    database = sqlite_url.database
+    if database and database != ":memory:" and "uri" not in sqlite_url.query:
         # SQLite would create the file 0644 under a 022 umask, and gives its -wal, -shm
         # and -journal files the database file's mode: made here first, all are 0600.
-        create_private(database)
-        gate = WriterGate(database)
+        create_private(Path(database))
+        gate = WriterGate(Path(database))
         pool = _pool_arguments(SQLITE_POOL, pool_size, max_overflow)
     else:
         # Memory (no other process opens it), or a URI the caller manages: SQLAlchemy

@@ -14,8 +14,7 @@ from dataclasses import dataclass, field
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ils.clock import Clock, SystemClock
-from ils.db.checkpoints import WalCheckpointer
-from ils.db.engine import create_engine, sqlite_file
+from ils.db.engine import create_engine
 from ils.db.migrations import current_revision, head_revision, upgrade_database
 from ils.db.transactions import Transactions, WriteTurn
 from ils.errors import ConfigurationError
@@ -268,21 +267,14 @@ class JobSystem:
     # -- lifecycle -------------------------------------------------------------------
 
     def start_background(self) -> None:
-        """Start the outbox sweep (relays what a crash or an outage left behind) and, on
-        a SQLite file, the WAL checkpoints (:mod:`ils.db.checkpoints`)."""
-        if self._background:
-            return
-        self._background.append(
-            asyncio.create_task(
-                self.producer.outbox.sweep_forever(self.settings.outbox_sweep_interval_s),
-                name="outbox-sweep",
+        """Start the outbox sweep (relays what a crash or an outage left behind)."""
+        if not self._background:
+            self._background.append(
+                asyncio.create_task(
+                    self.producer.outbox.sweep_forever(self.settings.outbox_sweep_interval_s),
+                    name="outbox-sweep",
+                )
             )
-        )
-        database = sqlite_file(self.engine.url)
-        interval_s = self.settings.database_checkpoint_interval_s
-        if database is not None and interval_s > 0:
-            checkpointer = WalCheckpointer(database, self.write_turn, interval_s)
-            self._background.append(asyncio.create_task(checkpointer.run(), name="wal-checkpoints"))
 
     @property
     def clock(self) -> Clock:
