@@ -87,7 +87,7 @@ asyncio.run(main())
 gc.collect()
 print(InlineCursor.execute.__qualname__)
 prefix = os.environ.get("BENCH_SERVER_TIMING")
-path = pathlib.Path(f"{prefix}.{os.getpid()}.json")
+path = pathlib.Path(f"{prefix}.{os.getpid()}.jsonl")
 deadline = time.monotonic() + 30
 while prefix and time.monotonic() < deadline:
     if path.exists() and "GC generation 2" in path.read_text():
@@ -145,7 +145,7 @@ async def main():
     await asyncio.sleep(0)
 
 asyncio.run(main())
-path = pathlib.Path(f"{os.environ['BENCH_SERVER_TIMING']}.{os.getpid()}.json")
+path = pathlib.Path(f"{os.environ['BENCH_SERVER_TIMING']}.{os.getpid()}.jsonl")
 deadline = time.monotonic() + 30
 while time.monotonic() < deadline:
     if path.exists() and "loop stall" in path.read_text():

@@ -2,8 +2,8 @@
 
 Loaded by Python at start-up from ``PYTHONPATH`` (``bench/users.py --time-server``
 puts this folder there for the server and worker processes only). Inert unless
-``BENCH_SERVER_TIMING`` names an output path; then the process writes
-``<path>.<pid>.json`` every ``BENCH_SERVER_TIMING_EVERY_S`` seconds (2 by default; a
+``BENCH_SERVER_TIMING`` names an output path; then the process appends a line to
+``<path>.<pid>.jsonl`` every ``BENCH_SERVER_TIMING_EVERY_S`` seconds (2 by default; a
 benchmark ends its server with a signal, so there is no clean exit to wait for):
 
 - ``snapshots``: cumulative seconds and counts per statement (its first 80 characters),
@@ -51,7 +51,6 @@ class Timings:
         self.cpu_seconds: Counter[str] = Counter()
         self.counts: Counter[str] = Counter()
         self.slow: list[tuple[float, float, str]] = []
-        self.snapshots: list[dict[str, Any]] = []
         self.lock = threading.Lock()
 
     def add(self, key: str, started: float, ended: float, cpu_s: float = 0.0) -> None:
@@ -65,23 +64,22 @@ class Timings:
                 self.slow.append((started, ended - started, key))
 
     def write(self) -> None:
+        """Append a snapshot of the totals, and the slow calls since the last one, as
+        one line: a rewrite of the whole history every few seconds grew to megabytes
+        of JSON, a thread holding the GIL for tens of milliseconds that the event loop
+        waited for after every SQLite call (the tool made the stalls it was measuring)."""
         with self.lock:
-            self.snapshots.append(
-                {
-                    "at": time.monotonic(),
-                    "seconds": dict(self.seconds),
-                    "cpu_seconds": dict(self.cpu_seconds),
-                    "counts": dict(self.counts),
-                }
-            )
-            # A copy of the slow calls taken with the counts: the live list, dumped after
-            # the lock is released, could show a call the snapshot does not count yet.
-            slow = list(self.slow)
-            document = {"pid": os.getpid(), "snapshots": self.snapshots, "slow": slow}
-        temporary = f"{self.path}.tmp"
-        with open(temporary, "w") as out:
-            json.dump(document, out)
-        os.replace(temporary, self.path)
+            snapshot = {
+                "at": time.monotonic(),
+                "seconds": dict(self.seconds),
+                "cpu_seconds": dict(self.cpu_seconds),
+                "counts": dict(self.counts),
+                # Taken with the counts: a call listed here is counted in them.
+                "slow": self.slow,
+            }
+            self.slow = []
+        with open(self.path, "a") as out:
+            out.write(json.dumps(snapshot) + "\n")
 
 
 def _timed_call(
@@ -221,12 +219,12 @@ def _frame_name(frame: Any) -> str:
     return f"{frame.f_code.co_filename.rsplit('/', 1)[-1]}:{frame.f_code.co_name}"
 
 
-def _stack_at(frame: Any, loop_code: Any, task: Any) -> tuple[str, str]:
+def _stack_at(frame: Any, loop_code: Any, task: Any, spawned_from: Any) -> tuple[str, str]:
     """What a stack runs: the task (its coroutine's name; else the outermost frame
     above the loop's ``loop_code``, a plain callback), and where it is: its innermost
     frame of ILS and its innermost frame. Code run through SQLAlchemy's greenlets
-    shows no ILS frame (the greenlet's stack starts in SQLAlchemy): the task says
-    whose it is."""
+    starts in SQLAlchemy: ``spawned_from``, the frame that handed the call to the
+    greenlet, is searched for the ILS frame then."""
     inner = _frame_name(frame) if frame is not None else "?"
     ils = root = ""
     while frame is not None and frame.f_code is not loop_code:
@@ -234,6 +232,10 @@ def _stack_at(frame: Any, loop_code: Any, task: Any) -> tuple[str, str]:
             ils = _frame_name(frame)
         root = _frame_name(frame)
         frame = frame.f_back
+    while not ils and spawned_from is not None:
+        if f"{os.sep}ils{os.sep}" in spawned_from.f_code.co_filename:
+            ils = _frame_name(spawned_from)
+        spawned_from = spawned_from.f_back
     if task is not None:
         coro = task.get_coro()
         root = getattr(coro, "__qualname__", root)
@@ -262,13 +264,42 @@ def _sample_stalls(timings: Timings, threshold_s: float, every_s: float = 0.002)
     lock = threading.Lock()
     current = {"started": 0.0, "gc_started": 0.0, "gc_s": 0.0}
     loops: list[Any] = [None]  # the loop of the callback running now
+    spawned: dict[Any, Any] = {}  # task -> the frame that called greenlet_spawn
+
+    def track_spawns() -> None:
+        """Wrap SQLAlchemy's ``greenlet_spawn`` where its modules call it (each holds
+        it by name), to know which frame of a task a greenlet's code runs for."""
+        defining = sys.modules.get("sqlalchemy.util._concurrency_py3k")
+        if defining is None:
+            return
+        original = defining.greenlet_spawn  # never replaced there: the real one
+
+        async def spawn(fn: Any, *args: Any, **kwargs: Any) -> Any:
+            task = asyncio.tasks.current_task()
+            previous = spawned.get(task)
+            spawned[task] = sys._getframe(1)
+            try:
+                return await original(fn, *args, **kwargs)
+            finally:
+                if previous is None:
+                    spawned.pop(task, None)
+                else:
+                    spawned[task] = previous
+
+        for name, module in list(sys.modules.items()):
+            calls = getattr(module, "greenlet_spawn", None)
+            if name.startswith("sqlalchemy") and module is not defining and calls is original:
+                module.greenlet_spawn = spawn  # type: ignore[attr-defined]
+
     places: Counter[tuple[str, str]] = Counter()
 
     def timed_run(self: Any) -> None:
         if threading.get_ident() != main:
             run(self)
             return
-        loops[0] = self._loop
+        if self._loop is not loops[0]:
+            track_spawns()  # a new loop (the server's is the last): the app is imported
+            loops[0] = self._loop
         started = time.monotonic()
         current["started"], current["gc_s"] = started, 0.0
         try:
@@ -301,7 +332,8 @@ def _sample_stalls(timings: Timings, threshold_s: float, every_s: float = 0.002)
             if not started or time.monotonic() - started < threshold_s:
                 continue
             task = running_tasks.get(loops[0])
-            place = _stack_at(sys._current_frames().get(main), run.__code__, task)  # type: ignore[arg-type]
+            frame = sys._current_frames().get(main)  # type: ignore[arg-type]
+            place = _stack_at(frame, run.__code__, task, spawned.get(task))
             with lock:
                 if current["started"] == started:  # still the same callback
                     places[place] += 1
@@ -356,4 +388,4 @@ def _install(path: str) -> None:
 
 
 if os.environ.get("BENCH_SERVER_TIMING"):
-    _install(f"{os.environ['BENCH_SERVER_TIMING']}.{os.getpid()}.json")
+    _install(f"{os.environ['BENCH_SERVER_TIMING']}.{os.getpid()}.jsonl")

@@ -36,9 +36,14 @@ def _nearest(snapshots: list[dict[str, Any]], moment: float) -> dict[str, Any] |
 def window_timings(prefix: str, start: float, end: float) -> list[WindowTiming]:
     """Each timed process's share of ``[start, end]`` (``CLOCK_MONOTONIC`` seconds)."""
     timings = []
-    for path in sorted(Path(prefix).parent.glob(f"{Path(prefix).name}.*.json")):
-        document = json.loads(path.read_text())
-        snapshots = document["snapshots"]
+    for path in sorted(Path(prefix).parent.glob(f"{Path(prefix).name}.*.jsonl")):
+        # The last line may be cut short: the process was killed while writing it.
+        snapshots = []
+        for line in path.read_text().splitlines():
+            try:
+                snapshots.append(json.loads(line))
+            except json.JSONDecodeError:
+                break
         first, last = _nearest(snapshots, start), _nearest(snapshots, end)
         if first is None or last is None:
             continue
@@ -48,8 +53,9 @@ def window_timings(prefix: str, start: float, end: float) -> list[WindowTiming]:
         counts = {key: value - first["counts"].get(key, 0) for key, value in last["counts"].items()}
         cpu_before, cpu_after = first.get("cpu_seconds", {}), last.get("cpu_seconds", {})
         cpu = {key: value - cpu_before.get(key, 0.0) for key, value in cpu_after.items()}
-        slow = [tuple(call) for call in document["slow"] if start <= call[0] < end]
-        timings.append(WindowTiming(document["pid"], seconds, cpu, counts, slow))  # type: ignore[arg-type]
+        slow = [tuple(c) for s in snapshots for c in s["slow"] if start <= c[0] < end]
+        pid = int(path.name.removesuffix(".jsonl").rsplit(".", 1)[-1])
+        timings.append(WindowTiming(pid, seconds, cpu, counts, slow))  # type: ignore[arg-type]
     return timings
 
 
