@@ -23,8 +23,9 @@ benchmark ends its server with a signal, so there is no clean exit to wait for):
 
 Why a ``sitecustomize`` and not an option of ILS: it wraps the SQLite driver and the
 collector from outside, costs a few microseconds a statement, and must never ship in
-the product. It found, for one, that the 1,000-user run's bursts of slow requests are
-neither SQLite (one statement over 20 ms in a run) nor the collector.
+the product. Its own cost must stay off the event loop: until 2026-12-07 it rewrote
+its whole history every 2 s from a thread, and the loop's waits for the GIL that
+thread held were most of the stalls it then reported (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -251,9 +252,9 @@ def _sample_stalls(timings: Timings, threshold_s: float, every_s: float = 0.002)
     callback or a task's step (uvloop's are not seen), to know when the current one
     began; a thread samples the main thread's stack every ``every_s`` while it runs
     past the threshold. A long callback is counted as ``loop stall <task> at
-    <where>``: the task's outermost frame, the place sampled most often, and the
-    collector's share when it ran in it. A diagnostic: the wrapper costs about a
-    microsecond a callback.
+    <where>``: the task's coroutine, the place sampled most often (see
+    :func:`_stack_at`), and the collector's share when it ran in it. A diagnostic:
+    the wrapper costs about a microsecond a callback.
     """
     import asyncio.events
     import asyncio.tasks
