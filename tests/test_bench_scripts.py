@@ -96,7 +96,9 @@ while prefix and time.monotonic() < deadline:
 """
 
 
-def _timed_run(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+def _timed_run(
+    tmp_path: Path, script: str = TIMED_PROCESS, **env: str
+) -> subprocess.CompletedProcess[str]:
     environment = {
         **os.environ,
         "PYTHONPATH": str(BENCH / "server_timing"),
@@ -104,7 +106,7 @@ def _timed_run(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
         **env,
     }
     return subprocess.run(
-        [sys.executable, "-c", TIMED_PROCESS, str(tmp_path / "app.db")],
+        [sys.executable, "-c", script, str(tmp_path / "app.db")],
         env=environment,
         capture_output=True,
         text=True,
@@ -160,21 +162,7 @@ def test_server_timing_names_a_long_callback_of_the_event_loop(
     """With ``BENCH_SERVER_STALLS``, a task step that holds the loop 80 ms is counted
     under its task and the function its stack was sampled in."""
     prefix = str(tmp_path / "timing")
-    environment = {
-        **os.environ,
-        "PYTHONPATH": str(BENCH / "server_timing"),
-        "BENCH_SERVER_TIMING": prefix,
-        "BENCH_SERVER_TIMING_EVERY_S": "0.05",
-        "BENCH_SERVER_STALLS": "1",
-    }
-    subprocess.run(
-        [sys.executable, "-c", STALLING_PROCESS],
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
+    _timed_run(tmp_path, STALLING_PROCESS, BENCH_SERVER_TIMING=prefix, BENCH_SERVER_STALLS="1")
     timing = importlib.import_module("users_support.timing")
     (process,) = timing.window_timings(prefix, 0.0, float("inf"))
     stalls = {key: n for key, n in process.counts.items() if key.startswith("loop stall")}

@@ -130,13 +130,18 @@ def _count_connections(timings: Timings, connection: type[sqlite3.Connection]) -
     connection.close = closed  # type: ignore[method-assign]
 
 
+def _frame_name(frame: Any) -> str:
+    """``file.py:function`` of a frame."""
+    return f"{frame.f_code.co_filename.rsplit('/', 1)[-1]}:{frame.f_code.co_name}"
+
+
 def _holder() -> str:
     """The first function outside the transaction plumbing that asked for the turn."""
     frame = sys._getframe(2)
     while frame is not None:
         name = frame.f_code.co_filename
         if not name.endswith(("contextlib.py", "transactions.py", "sitecustomize.py")):
-            return f"{name.rsplit('/', 1)[-1]}:{frame.f_code.co_name}"
+            return _frame_name(frame)
         frame = frame.f_back  # type: ignore[assignment]
     return "?"
 
@@ -181,9 +186,7 @@ def _suspended_at(coro: Any, depth: int = 6) -> str:
         )
         if frame is None:
             break
-        frames.append(
-            f"{frame.f_code.co_filename.rsplit('/', 1)[-1]}:{frame.f_code.co_name}:{frame.f_lineno}"
-        )
+        frames.append(f"{_frame_name(frame)}:{frame.f_lineno}")
         inner = next(
             (i for a in ("cr_await", "gi_yieldfrom", "ag_await") if (i := getattr(coro, a, None))),
             None,
@@ -216,8 +219,13 @@ def _count_yields_holding(timings: Timings, holding: dict[int, tuple[float, str]
     asyncio.Task = task_class  # type: ignore[misc]
 
 
-def _frame_name(frame: Any) -> str:
-    return f"{frame.f_code.co_filename.rsplit('/', 1)[-1]}:{frame.f_code.co_name}"
+def _outward(frame: Any, stop: Any = None) -> list[Any]:
+    """``frame`` and its callers, innermost first, up to the frame running ``stop``."""
+    frames = []
+    while frame is not None and frame.f_code is not stop:
+        frames.append(frame)
+        frame = frame.f_back
+    return frames
 
 
 def _stack_at(frame: Any, loop_code: Any, task: Any, spawned_from: Any) -> tuple[str, str]:
@@ -226,22 +234,21 @@ def _stack_at(frame: Any, loop_code: Any, task: Any, spawned_from: Any) -> tuple
     frame of ILS and its innermost frame. Code run through SQLAlchemy's greenlets
     starts in SQLAlchemy: ``spawned_from``, the frame that handed the call to the
     greenlet, is searched for the ILS frame then."""
-    inner = _frame_name(frame) if frame is not None else "?"
-    ils = root = ""
-    while frame is not None and frame.f_code is not loop_code:
-        if not ils and f"{os.sep}ils{os.sep}" in frame.f_code.co_filename:
-            ils = _frame_name(frame)
-        root = _frame_name(frame)
-        frame = frame.f_back
-    while not ils and spawned_from is not None:
-        if f"{os.sep}ils{os.sep}" in spawned_from.f_code.co_filename:
-            ils = _frame_name(spawned_from)
-        spawned_from = spawned_from.f_back
+    stack = _outward(frame, loop_code)
+    ils = next(
+        (
+            _frame_name(f)
+            for f in [*stack, *_outward(spawned_from)]
+            if f"{os.sep}ils{os.sep}" in f.f_code.co_filename
+        ),
+        "",
+    )
+    inner = _frame_name(stack[0]) if stack else "?"
+    root = _frame_name(stack[-1]) if stack else "?"
     if task is not None:
-        coro = task.get_coro()
-        root = getattr(coro, "__qualname__", root)
+        root = getattr(task.get_coro(), "__qualname__", root)
     where = inner if ils in ("", inner) else f"{ils} .. {inner}"
-    return root or "?", where
+    return root, where
 
 
 def _sample_stalls(timings: Timings, threshold_s: float, every_s: float = 0.002) -> None:
@@ -307,10 +314,11 @@ def _sample_stalls(timings: Timings, threshold_s: float, every_s: float = 0.002)
             run(self)
         finally:
             ended = time.monotonic()
-            with lock:
+            with lock:  # samples are taken only past the threshold: mostly none
                 current["started"] = 0.0
-                seen = places.most_common(1)
-                places.clear()
+                seen = places.most_common(1) if places else []
+                if seen:
+                    places.clear()
             if ended - started > threshold_s:
                 root, where = seen[0][0] if seen else ("?", "not sampled")
                 collector = current["gc_s"] / (ended - started)
