@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -130,6 +131,37 @@ def test_compose_builds_a_seven_bit_multipart_message_with_the_stable_id() -> No
     assert (out.sender, out.recipient) == ("noreply@ils.example", "ann@example.com")
     assert message_id_domain(config) == "ils.example"
     assert message_id_domain(SmtpSettings(message_id_domain="mid.example")) == "mid.example"
+
+
+def test_composing_leaves_no_classes_for_the_collector() -> None:
+    """The standard library's header registry makes a new class for every header it
+    builds: nine a message, each garbage in a cycle that only the collector frees,
+    the largest share of what the server's young collections found (docs/performance.md)."""
+    config = SmtpSettings(from_address="noreply@ils.example", from_name="ILS")
+
+    def one(n: int) -> None:
+        compose(
+            draft(f"ann{n}@example.com"),
+            Body(text="t\n", html="<p>h</p>"),
+            config=config,
+            message_id=f"<{n}@ils.example>",
+            date=datetime(2026, 11, 28, tzinfo=UTC),
+            file_stem="f",
+            job_ref="email/x/1",
+        )
+
+    one(0)  # whatever is made once, on first use, is not what this counts
+    gc.collect()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        for n in range(1, 11):
+            one(n)
+        gc.collect()
+        classes = [o for o in gc.garbage if isinstance(o, type)]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+    assert classes == []
 
 
 def test_an_unusable_address_is_missing_data() -> None:
