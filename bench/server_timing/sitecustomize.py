@@ -64,6 +64,11 @@ class Timings:
             if ended - started > self.slow_s:
                 self.slow.append((started, ended - started, key))
 
+    def count(self, key: str, number: int) -> None:
+        """Add ``number`` to a count that has no time of its own (objects collected)."""
+        with self.lock:
+            self.counts[key] += number
+
     def write(self) -> None:
         """Append a snapshot of the totals, and the slow calls since the last one, as
         one line: a rewrite of the whole history every few seconds grew to megabytes
@@ -381,6 +386,9 @@ def _install(path: str) -> None:
         elif "at" in collecting:
             key = f"GC generation {info['generation']}"
             timings.add(key, collecting.pop("at"), time.monotonic())
+            # Unreachable objects freed: what cycles cost. The rest of the pass's
+            # objects were alive and moved to an older generation.
+            timings.count(f"{key} collected", info["collected"])
 
     gc.callbacks.append(on_gc)
     _time_write_turn(timings)

@@ -76,6 +76,7 @@ def report_lines(timings: list[WindowTiming], duration_s: float, top: int = 8) -
             "window), collector "
             + ", ".join(
                 f"{k.removeprefix('GC generation ')}: {v * 1000:.0f} ms in {timing.counts[k]}"
+                f" ({timing.counts.get(f'{k} collected', 0):,} objects freed)"
                 for k, v in sorted(collector.items())
             )
         )
