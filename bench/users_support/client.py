@@ -39,9 +39,13 @@ from typing import Any, Final
 import httpx
 
 STREAM_PATH: Final = "/api/notifications/stream"
-#: Below uvicorn's 5 s keep-alive: an idle connection is dropped by the client before
-#: the server closes it under a request in flight (a browser retries that case silently).
-KEEPALIVE_EXPIRY_S: Final = 4.0
+#: How long a user's idle connection is kept for the next click: below ``ils serve``'s
+#: 75 s keep-alive (``ILS_LIMITS__KEEP_ALIVE_S``), so the client drops it before the
+#: server could close it under a request in flight (a browser retries that case
+#: silently; browsers keep idle connections for minutes). Until 2026-12-07 this was
+#: 4 s, under uvicorn's old 5 s default: with 5-15 s between clicks every request
+#: opened a connection, which a browser would not (docs/performance.md).
+KEEPALIVE_EXPIRY_S: Final = 60.0
 #: How long a browser waits before reconnecting a dropped stream (the server's ``retry``).
 RECONNECT_S: Final = 2.0
 #: Recent order ids kept per company for "open an order".
